@@ -1,0 +1,55 @@
+/**
+ * Flag parsing for every subcommand (node:util parseArgs). Each flag also reads an environment
+ * variable SITEDNS_<FLAG> (e.g. --redis -> SITEDNS_REDIS, also SITEDNS_REDIS_URL), so containers
+ * can be configured without a command line.
+ */
+import { parseArgs } from 'node:util';
+
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  default?: string | boolean | string[];
+  help: string;
+  /** Extra environment variable names, besides SITEDNS_<FLAG>. */
+  env?: string[];
+}
+
+export type Flags = Record<string, FlagSpec>;
+
+export function envName(flag: string): string {
+  return `SITEDNS_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+export function parseFlags(argv: string[], flags: Flags): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const [name, spec] of Object.entries(flags)) {
+    options[name] = { type: spec.type };
+    if (spec.multiple) options[name].multiple = true;
+    if (spec.short) options[name].short = spec.short;
+  }
+  const parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const values = { ...parsed.values } as Record<string, string | boolean | string[] | undefined>;
+  for (const [name, spec] of Object.entries(flags)) {
+    if (values[name] !== undefined) continue;
+    for (const variable of [envName(name), ...(spec.env ?? [])]) {
+      const raw = process.env[variable];
+      if (raw === undefined || raw === '') continue;
+      values[name] = spec.type === 'boolean' ? /^(1|true|yes|on)$/i.test(raw) : spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : raw;
+      break;
+    }
+    if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+export function flagHelp(flags: Flags): string {
+  const lines: string[] = [];
+  for (const [name, spec] of Object.entries(flags)) {
+    const arg = spec.type === 'string' ? ` <${name === 'listen' || name === 'http' ? 'host:port' : 'value'}>` : '';
+    const def = spec.default !== undefined && spec.default !== false ? ` (default: ${Array.isArray(spec.default) ? spec.default.join(' ') : spec.default})` : '';
+    const rep = spec.multiple ? ' (repeatable)' : '';
+    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}  [env ${[envName(name), ...(spec.env ?? [])].join(', ')}]`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,71 @@
+/** `sitedns serve`: answer the zones on UDP and TCP. */
+import { parseDuration } from '../config/schema.js';
+import { startNameserver } from '../server/nameserver.js';
+import { createLogger } from '../util/logger.js';
+import { flagHelp, parseFlags, type Flags } from './args.js';
+
+export const serveFlags: Flags = {
+  zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
+  listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)' },
+  'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
+  'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
+  'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
+  'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]...
+
+Serves the zones authoritatively on UDP and TCP. Pool, Group and Site Names are answered from
+memory with the best site right now, at the zone's dynamic_ttl (default 0).
+SIGHUP reloads the zones (a broken file keeps its last good zone); SIGTERM/SIGINT stop gracefully.
+
+${flagHelp(serveFlags)}`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, serveFlags);
+  if (values.help) {
+    console.log(serveHelp);
+    return 0;
+  }
+  const logger = createLogger(values['log-level'] as string);
+  let ns;
+  try {
+    const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
+    ns = await startNameserver({
+      zonesPath: values.zones as string,
+      listen: values.listen as string[],
+      logger,
+      tcp: {
+        idleTimeoutMs: idle,
+        firstQueryTimeoutMs: Math.min(idle, 5000),
+        maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
+        maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+      },
+    });
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    return 1;
+  }
+  process.on('SIGHUP', () => ns.reload());
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      ns.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+export function durationFlag(text: string, flag: string): number {
+  const ms = /^\d+$/.test(text) ? Number(text) : parseDuration(text);
+  if (ms === undefined) throw new Error(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s)`);
+  return ms;
+}
+
+export function intFlag(text: string, flag: string): number {
+  if (!/^\d+$/.test(text)) throw new Error(`--${flag}: "${text}" is not a whole number`);
+  return Number(text);
+}

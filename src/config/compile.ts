@@ -1,0 +1,541 @@
+/**
+ * Validated zone files -> frozen ZoneModels. Everything a query needs is decided here, once:
+ * absolute lower-case names, encoded RDATA, Pool/Group/Site candidate lists in order, topology
+ * rules sorted longest-prefix first, and the lookup results of every name's common query types.
+ */
+import ipaddr from 'ipaddr.js';
+import { isIP } from 'node:net';
+import { QTYPE } from '../dns/constants.js';
+import {
+  caaRdata,
+  ipv4Rdata,
+  ipv6Rdata,
+  mxRdata,
+  nameRdata,
+  soaRdata,
+  srvRdata,
+  txtRdata,
+  type Rdata,
+  type WireRecord,
+} from '../dns/wire.js';
+import type {
+  DynamicName,
+  GroupModel,
+  LookupResult,
+  NameNode,
+  PoolModel,
+  RRset,
+  SiteModel,
+  TopologyRule,
+  ZoneModel,
+  ZoneSet,
+} from '../model/zone-model.js';
+import { resolveNode } from '../model/resolve.js';
+import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.js';
+import type { LoadedZoneFile } from './load.js';
+import type { AllDown, PoolConfig, RecordType, ZoneFile } from './schema.js';
+
+/** Limits that keep a generated zone from exhausting memory (#7). */
+export const MAX_NAMES_PER_ZONE = 1_000_000;
+export const MAX_RECORDS_PER_RRSET = 1000;
+
+class ProblemSink {
+  readonly problems: ConfigProblem[] = [];
+  constructor(private readonly loaded: LoadedZoneFile) {}
+  add(path: (string | number)[], message: string, code: ConfigErrorCode = 'EZONE_REF'): void {
+    this.problems.push({ file: this.loaded.file, line: this.loaded.lineOf(path), path: formatPath(path), message, code });
+  }
+}
+
+export interface CompileOutcome {
+  readonly zones: ZoneModel[];
+  readonly problems: ConfigProblem[];
+  readonly failedFiles: string[];
+}
+
+export function compileZoneFiles(files: readonly LoadedZoneFile[]): CompileOutcome {
+  const zones: ZoneModel[] = [];
+  const problems: ConfigProblem[] = [];
+  const failedFiles: string[] = [];
+  const seen = new Map<string, string>();
+  for (const loaded of files) {
+    const result = compileZone(loaded);
+    if ('problems' in result) {
+      problems.push(...result.problems);
+      failedFiles.push(loaded.file);
+      continue;
+    }
+    const other = seen.get(result.origin);
+    if (other !== undefined) {
+      problems.push({ file: loaded.file, line: loaded.lineOf(['zone']), path: 'zone', message: `zone ${result.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' });
+      failedFiles.push(loaded.file);
+      continue;
+    }
+    seen.set(result.origin, loaded.file);
+    zones.push(result);
+  }
+  return { zones, problems, failedFiles };
+}
+
+let generationCounter = 0;
+export function makeZoneSet(zones: Iterable<ZoneModel>): ZoneSet {
+  const map = new Map<string, ZoneModel>();
+  for (const z of zones) map.set(z.origin, z);
+  return Object.freeze({ zones: map, generation: ++generationCounter, loadedAt: Date.now() });
+}
+
+function lower(name: string): string {
+  return name.toLowerCase();
+}
+
+export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: ConfigProblem[] } {
+  const cfg: ZoneFile = loaded.config;
+  const sink = new ProblemSink(loaded);
+  const origin = lower(cfg.zone.replace(/\.$/, ''));
+
+  /** Owner/target name -> absolute lower-case name without the trailing dot. */
+  const absolute = (name: string): string => {
+    if (name === '@') return origin;
+    if (name.endsWith('.')) return lower(name.slice(0, -1));
+    return origin === '' ? lower(name) : `${lower(name)}.${origin}`;
+  };
+  const inZone = (name: string) => origin === '' || name === origin || name.endsWith(`.${origin}`);
+
+  // ---- static data -------------------------------------------------------------------------
+  const staticSets = new Map<string, Map<number, { ttl: number; rdata: Rdata[] }>>();
+  const addStatic = (owner: string, type: number, ttl: number, rdata: Rdata, path: (string | number)[]) => {
+    let node = staticSets.get(owner);
+    if (!node) staticSets.set(owner, (node = new Map()));
+    let set = node.get(type);
+    if (!set) node.set(type, (set = { ttl, rdata: [] }));
+    if (set.rdata.length >= MAX_RECORDS_PER_RRSET) sink.add(path, `more than ${MAX_RECORDS_PER_RRSET} records`, 'EZONE_LIMIT');
+    set.rdata.push(rdata);
+  };
+
+  const serial = cfg.soa.serial ?? Math.floor(Date.now() / 1000);
+  // SOA and nameserver names are always fully qualified (the trailing dot is optional there).
+  const fqdn = (name: string) => lower(name.replace(/\.$/, ''));
+  const soa = soaRdata(fqdn(cfg.soa.mname), fqdn(cfg.soa.rname), serial, cfg.soa.refresh, cfg.soa.retry, cfg.soa.expire, cfg.soa.minimum);
+  addStatic(origin, QTYPE.SOA, cfg.ttl, soa, ['soa']);
+  const negativeTtl = Math.min(cfg.ttl, cfg.soa.minimum);
+
+  for (const [nsName, addresses] of Object.entries(cfg.nameservers)) {
+    const target = fqdn(nsName);
+    addStatic(origin, QTYPE.NS, cfg.ttl, nameRdata(target), ['nameservers', nsName]);
+    if (inZone(target)) {
+      if (addresses.length === 0) sink.add(['nameservers', nsName], 'an in-zone nameserver needs its addresses (glue)');
+      for (const [i, address] of addresses.entries()) {
+        const v4 = isIP(address) === 4;
+        addStatic(target, v4 ? QTYPE.A : QTYPE.AAAA, cfg.ttl, v4 ? ipv4Rdata(address) : ipv6Rdata(address), ['nameservers', nsName, i]);
+      }
+    }
+  }
+
+  const cnames = new Map<string, string>();
+  for (const [ownerText, set] of Object.entries(cfg.records)) {
+    const owner = absolute(ownerText);
+    const base: (string | number)[] = ['records', ownerText];
+    if (!inZone(owner)) {
+      sink.add(base, `${owner} is not in zone ${origin}`, 'EZONE_CONFLICT');
+      continue;
+    }
+    const ttl = set.ttl ?? cfg.ttl;
+    for (const type of ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'] as RecordType[]) {
+      const value = set[type];
+      if (value === undefined) continue;
+      const values = Array.isArray(value) ? value : [value];
+      if (type === 'TXT' && !Array.isArray(value)) {
+        addStatic(owner, QTYPE.TXT, ttl, txtRdata([String(value)]), [...base, type]);
+        continue;
+      }
+      for (const [i, v] of values.entries()) {
+        const path = Array.isArray(value) ? [...base, type, i] : [...base, type];
+        const rdata = parseRdata(type, String(v), absolute, (m) => sink.add(path, m, 'EZONE_SCHEMA'));
+        if (rdata === undefined) continue;
+        if (type === 'CNAME') {
+          if (values.length > 1 || cnames.has(owner)) sink.add(path, 'a name has at most one CNAME', 'EZONE_CONFLICT');
+          cnames.set(owner, (rdata[0] as { name: string }).name);
+        }
+        if (type === 'NS' && owner === origin) {
+          sink.add(path, 'apex NS records come from `nameservers`', 'EZONE_CONFLICT');
+          continue;
+        }
+        addStatic(owner, QTYPE[type], ttl, rdata, path);
+      }
+    }
+    const types = staticSets.get(owner);
+    if (cnames.has(owner) && types && types.size > 1) sink.add(base, 'CNAME cannot stand beside other data (RFC 1034 §3.6.2)', 'EZONE_CONFLICT');
+  }
+
+  // Delegations: NS below the apex. Below a cut only glue addresses may exist (RFC 1034 §4.2.1).
+  const cutNames = [...staticSets.entries()].filter(([name, t]) => name !== origin && t.has(QTYPE.NS)).map(([n]) => n);
+  const isBelowCut = (name: string) => cutNames.some((cut) => name !== cut && name.endsWith(`.${cut}`));
+  for (const [name, types] of staticSets) {
+    if (!isBelowCut(name)) continue;
+    for (const t of types.keys()) {
+      if (t !== QTYPE.A && t !== QTYPE.AAAA) sink.add(['records', relativeKey(name, origin)], `${name} is below the delegation and may only hold glue (A/AAAA)`, 'EZONE_CONFLICT');
+    }
+  }
+  for (const cut of cutNames) {
+    const types = staticSets.get(cut)!;
+    for (const t of types.keys()) {
+      if (t !== QTYPE.NS) sink.add(['records', relativeKey(cut, origin)], `a delegation point holds only NS (and glue below it)`, 'EZONE_CONFLICT');
+    }
+  }
+
+  // ---- sites, groups, pools ---------------------------------------------------------------
+  const dynamicTtl = cfg.dynamic_ttl;
+  const sites: SiteModel[] = [];
+  const siteById = new Map<string, SiteModel>();
+  for (const [id, s] of Object.entries(cfg.sites)) {
+    const name = s.name ? absolute(s.name) : absolute(id);
+    const v4 = s.addresses.filter((a) => isIP(a) === 4);
+    const v6 = s.addresses.filter((a) => isIP(a) === 6).map((a) => ipaddr.IPv6.parse(a).toString());
+    const site: SiteModel = Object.freeze({
+      zone: origin,
+      id,
+      key: `${origin}/${id}`,
+      name,
+      v4: Object.freeze(v4),
+      v6: Object.freeze(v6),
+      capacity: s.capacity,
+      threshold: s.threshold ?? 0.8,
+      cost: s.cost ?? 0,
+      probe: s.probe,
+      rdata4: Object.freeze(v4.map(ipv4Rdata)),
+      rdata6: Object.freeze(v6.map(ipv6Rdata)),
+    });
+    if (!inZone(name)) sink.add(['sites', id, 'name'], `${name} is not in zone ${origin}`, 'EZONE_CONFLICT');
+    sites.push(site);
+    siteById.set(id, site);
+  }
+  const siteRef = (id: string, path: (string | number)[]): SiteModel | undefined => {
+    const site = siteById.get(id);
+    if (!site) sink.add(path, `unknown site "${id}"`);
+    return site;
+  };
+
+  const groups: GroupModel[] = [];
+  const groupById = new Map<string, GroupModel>();
+  for (const [id, g] of Object.entries(cfg.groups)) {
+    const list = Array.isArray(g) ? g : g.sites;
+    const listPath: (string | number)[] = Array.isArray(g) ? ['groups', id] : ['groups', id, 'sites'];
+    const members = list.map((sid, i) => siteRef(sid, [...listPath, i])).filter((s): s is SiteModel => s !== undefined);
+    if (new Set(list).size !== list.length) sink.add(listPath, 'a site appears twice in the group', 'EZONE_CONFLICT');
+    const group: GroupModel = Object.freeze({
+      id,
+      name: !Array.isArray(g) && g.name ? absolute(g.name) : absolute(id),
+      sites: Object.freeze(members),
+      allDown: (!Array.isArray(g) && g.all_down) || 'all',
+    });
+    groups.push(group);
+    groupById.set(id, group);
+  }
+
+  const poolConfigs: { cfg: PoolConfig; path: (string | number)[] }[] = [];
+  if (cfg.pool) poolConfigs.push({ cfg: cfg.pool, path: ['pool'] });
+  for (const [i, p] of (cfg.pools ?? []).entries()) poolConfigs.push({ cfg: p, path: ['pools', i] });
+  const pools: PoolModel[] = poolConfigs.map(({ cfg: p, path }) => compilePool(p, path, sites, groups, groupById, siteRef, absolute, sink));
+
+  // ---- dynamic names ----------------------------------------------------------------------
+  const dynamicNames: DynamicName[] = [];
+  const dynamicByName = new Map<string, { d: DynamicName; path: (string | number)[] }>();
+  const addDynamic = (d: DynamicName, path: (string | number)[]) => {
+    const existing = dynamicByName.get(d.name);
+    if (existing) {
+      sink.add(path, `${d.name} is already the ${existing.d.kind} name at ${formatPath(existing.path)}`, 'EZONE_CONFLICT');
+      return;
+    }
+    const statics = staticSets.get(d.name);
+    if (statics && (statics.has(QTYPE.A) || statics.has(QTYPE.AAAA) || cnames.has(d.name))) {
+      sink.add(path, `${d.name} is a ${d.kind} name and cannot also hold static A/AAAA/CNAME records`, 'EZONE_CONFLICT');
+      return;
+    }
+    if (isBelowCut(d.name) || cutNames.includes(d.name)) {
+      sink.add(path, `${d.name} is at or below a delegation`, 'EZONE_CONFLICT');
+      return;
+    }
+    dynamicByName.set(d.name, { d, path });
+    dynamicNames.push(d);
+  };
+  for (const [i, pool] of pools.entries()) {
+    const path = [...poolConfigs[i].path, 'name'];
+    if (!inZone(pool.name)) sink.add(path, `${pool.name} is not in zone ${origin}`, 'EZONE_CONFLICT');
+    addDynamic(Object.freeze({ kind: 'pool', name: pool.name, zone: origin, pool, sites: pool.sites, group: undefined, site: undefined, allDown: pool.allDown, ttl: dynamicTtl }), path);
+  }
+  const poolOfGroup = (g: GroupModel) => pools.find((p) => p.groups.includes(g));
+  for (const g of groups) {
+    addDynamic(Object.freeze({ kind: 'group', name: g.name, zone: origin, pool: poolOfGroup(g), sites: g.sites, group: g, site: undefined, allDown: g.allDown, ttl: dynamicTtl }), ['groups', g.id]);
+  }
+  for (const site of sites) {
+    const sCfg = cfg.sites[site.id];
+    const order = failoverOrder(site, sCfg.failover, groups, pools, siteRef);
+    addDynamic(
+      Object.freeze({
+        kind: 'site',
+        name: site.name,
+        zone: origin,
+        pool: pools.find((p) => p.sites.includes(site)),
+        sites: Object.freeze(order),
+        group: groups.find((g) => g.sites.includes(site)),
+        site,
+        allDown: sCfg.all_down ?? 'first',
+        ttl: dynamicTtl,
+      }),
+      ['sites', site.id],
+    );
+  }
+
+  if (sink.problems.length > 0) return { problems: sink.problems };
+
+  // ---- nodes ------------------------------------------------------------------------------
+  const allNames = new Set<string>([...staticSets.keys(), ...dynamicByName.keys()]);
+  if (allNames.size > MAX_NAMES_PER_ZONE) {
+    sink.add(['records'], `${allNames.size} names; the limit is ${MAX_NAMES_PER_ZONE}`, 'EZONE_LIMIT');
+    return { problems: sink.problems };
+  }
+  const emptyNonTerminals = new Set<string>();
+  for (const name of allNames) {
+    let parent = name;
+    while (parent !== origin) {
+      const dot = parent.indexOf('.');
+      if (dot < 0) break;
+      parent = parent.slice(dot + 1);
+      if (parent === origin || allNames.has(parent) || emptyNonTerminals.has(parent)) break;
+      emptyNonTerminals.add(parent);
+    }
+  }
+
+  const rrsetsOf = (name: string): Map<number, RRset> => {
+    const result = new Map<number, RRset>();
+    for (const [type, set] of staticSets.get(name) ?? []) {
+      const records: WireRecord[] = set.rdata.map((rdata) => Object.freeze({ owner: name, type, ttl: set.ttl, rdata }));
+      result.set(type, Object.freeze({ owner: name, type, ttl: set.ttl, records: Object.freeze(records) }));
+    }
+    return result;
+  };
+
+  const nodes = new Map<string, NameNode>();
+  const mutableResults = new Map<string, Map<number, LookupResult>>();
+  for (const name of allNames) {
+    if (isBelowCut(name) || cutNames.includes(name)) continue; // answered by referral
+    const rrsets = rrsetsOf(name);
+    const cname = rrsets.get(QTYPE.CNAME);
+    if (cname) rrsets.delete(QTYPE.CNAME);
+    const results = new Map<number, LookupResult>();
+    mutableResults.set(name, results);
+    nodes.set(name, Object.freeze({ name, rrsets, cname, dynamic: dynamicByName.get(name)?.d, results }));
+  }
+
+  const soaSet = rrsetsOf(origin).get(QTYPE.SOA)!;
+  const negativeSoa: RRset = Object.freeze({
+    owner: origin,
+    type: QTYPE.SOA,
+    ttl: negativeTtl,
+    records: Object.freeze([Object.freeze({ ...soaSet.records[0], ttl: negativeTtl })]),
+  });
+  const glueFor = (nsSet: RRset | undefined): RRset[] => {
+    const glue: RRset[] = [];
+    for (const rec of nsSet?.records ?? []) {
+      const target = (rec.rdata[0] as { name: string }).name;
+      const sets = rrsetsOf(target);
+      for (const t of [QTYPE.A, QTYPE.AAAA]) {
+        const s = sets.get(t);
+        if (s) glue.push(s);
+      }
+    }
+    return glue;
+  };
+  const apexGlue = Object.freeze(glueFor(rrsetsOf(origin).get(QTYPE.NS)));
+
+  // A zone object with results filled afterwards: resolveNode reads nodes, nodata and apexGlue.
+  const zone = {
+    origin,
+    file: loaded.file,
+    soa: soaSet,
+    negativeTtl,
+    negativeSoa,
+    nodes,
+    emptyNonTerminals,
+    cuts: new Map<string, LookupResult>(),
+    apexGlue,
+    sites: Object.freeze(sites),
+    pools: Object.freeze(pools),
+    groups: Object.freeze(groups),
+    dynamicNames: Object.freeze(dynamicNames),
+    nodata: undefined as unknown as LookupResult,
+    nxdomain: undefined as unknown as LookupResult,
+  } satisfies Record<keyof ZoneModel, unknown>;
+  zone.nodata = Object.freeze({ kind: 'nodata', zone, answer: Object.freeze([]) });
+  zone.nxdomain = Object.freeze({ kind: 'nxdomain', zone, answer: Object.freeze([]) });
+  for (const cut of cutNames) {
+    const ns = rrsetsOf(cut).get(QTYPE.NS)!;
+    zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, ns, glue: Object.freeze(glueFor(ns)) }));
+  }
+  for (const [name, node] of nodes) {
+    const results = mutableResults.get(name)!;
+    const types = new Set<number>([QTYPE.A, QTYPE.AAAA, QTYPE.ANY, ...node.rrsets.keys()]);
+    if (node.cname) types.add(QTYPE.CNAME);
+    for (const t of types) results.set(t, resolveNode(zone, node, t));
+  }
+  return Object.freeze(zone);
+}
+
+function relativeKey(name: string, origin: string): string {
+  if (name === origin) return '@';
+  return name.endsWith(`.${origin}`) ? name.slice(0, -origin.length - 1) : `${name}.`;
+}
+
+/**
+ * A Site Name's candidates (seed 004, "Site Name"): the site, then the next sites of its group
+ * in order, wrapping. Its group is the first group listing it; a site in no group fails over
+ * within its pool ("if all client bases are handled by all Sites, the Group is the Pool").
+ */
+function failoverOrder(
+  site: SiteModel,
+  explicit: string[] | undefined,
+  groups: readonly GroupModel[],
+  pools: readonly PoolModel[],
+  siteRef: (id: string, path: (string | number)[]) => SiteModel | undefined,
+): SiteModel[] {
+  if (explicit) {
+    const rest = explicit.map((id, i) => siteRef(id, ['sites', site.id, 'failover', i])).filter((s): s is SiteModel => !!s && s !== site);
+    return [site, ...rest];
+  }
+  const ring = groups.find((g) => g.sites.includes(site))?.sites ?? pools.find((p) => p.sites.includes(site))?.sites ?? [site];
+  const at = ring.indexOf(site);
+  return [...ring.slice(at), ...ring.slice(0, at)];
+}
+
+function compilePool(
+  p: PoolConfig,
+  path: (string | number)[],
+  allSites: readonly SiteModel[],
+  allGroups: readonly GroupModel[],
+  groupById: Map<string, GroupModel>,
+  siteRef: (id: string, path: (string | number)[]) => SiteModel | undefined,
+  absolute: (name: string) => string,
+  sink: ProblemSink,
+): PoolModel {
+  const sites = p.sites
+    ? p.sites.map((id, i) => siteRef(id, [...path, 'sites', i])).filter((s): s is SiteModel => s !== undefined)
+    : [...allSites];
+  if (sites.length === 0) sink.add(path, 'a pool needs at least one site');
+  const groups = allGroups.filter((g) => g.sites.every((s) => sites.includes(s)));
+
+  const topology: TopologyRule[] = [];
+  let defaultGroup: GroupModel | undefined;
+  for (const [groupId, nets] of Object.entries(p.topology ?? {})) {
+    if (groupId === 'default') {
+      if (typeof nets !== 'string') {
+        sink.add([...path, 'topology', 'default'], 'default names one group', 'EZONE_SCHEMA');
+        continue;
+      }
+      defaultGroup = groupById.get(nets);
+      if (!defaultGroup) sink.add([...path, 'topology', 'default'], `unknown group "${nets}"`);
+      continue;
+    }
+    const group = groupById.get(groupId);
+    if (!group) {
+      sink.add([...path, 'topology', groupId], `unknown group "${groupId}"`);
+      continue;
+    }
+    if (!groups.includes(group)) sink.add([...path, 'topology', groupId], `group "${groupId}" has sites outside this pool`);
+    for (const [i, net] of (Array.isArray(nets) ? nets : [nets]).entries()) {
+      try {
+        const [addr, prefix] = ipaddr.parseCIDR(net);
+        // Zero the host bits so a rule compares whole bytes of the network.
+        const bytes = Uint8Array.from(addr.toByteArray());
+        for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+        topology.push(Object.freeze({ family: addr.kind() === 'ipv4' ? 4 : 6, bytes, prefix, group }));
+      } catch {
+        sink.add([...path, 'topology', groupId, i], `"${net}" is not a network (use e.g. 198.51.100.0/24)`, 'EZONE_SCHEMA');
+      }
+    }
+  }
+  topology.sort((a, b) => b.prefix - a.prefix);
+
+  const thresholds = {
+    offload: p.thresholds?.offload ?? 0.7,
+    throttle: p.thresholds?.throttle ?? 0.9,
+    drop: p.thresholds?.drop ?? 0.97,
+  };
+  if (!(thresholds.offload < thresholds.throttle && thresholds.throttle < thresholds.drop)) {
+    sink.add([...path, 'thresholds'], 'thresholds must rise: offload < throttle < drop', 'EZONE_SCHEMA');
+  }
+  const primary = p.primary ? siteRef(p.primary, [...path, 'primary']) : undefined;
+  const offload = (p.offload ?? []).map((id, i) => siteRef(id, [...path, 'offload', i])).filter((s): s is SiteModel => !!s);
+  if (p.policy === 'offload') {
+    if (!primary) sink.add([...path, 'primary'], 'policy offload needs a primary site', 'EZONE_SCHEMA');
+    if (offload.length === 0) sink.add([...path, 'offload'], 'policy offload needs offload sites', 'EZONE_SCHEMA');
+  } else if (p.primary || p.offload || p.thresholds) {
+    sink.add([...path, 'policy'], 'primary, offload and thresholds apply to policy offload only', 'EZONE_SCHEMA');
+  }
+  for (const [i, s] of [primary, ...offload].entries()) {
+    if (s && !sites.includes(s)) sink.add([...path, i === 0 ? 'primary' : 'offload'], `site "${s.id}" is not in this pool`);
+  }
+  const sorry = p.sorry === undefined ? [] : Array.isArray(p.sorry) ? p.sorry : [p.sorry];
+  const allDown: AllDown = p.all_down ?? 'all';
+  if (allDown === 'sorry' && sorry.length === 0) sink.add([...path, 'all_down'], 'all_down: sorry needs a sorry address', 'EZONE_SCHEMA');
+  return Object.freeze({
+    name: absolute(p.name),
+    policy: p.policy,
+    sites: Object.freeze(sites),
+    groups: Object.freeze(groups),
+    topology: Object.freeze(topology),
+    defaultGroup,
+    hysteresis: p.hysteresis ? Object.freeze({ stayBelow: p.hysteresis.stay_below, differential: p.hysteresis.differential }) : undefined,
+    primary,
+    offload: Object.freeze(offload),
+    thresholds: Object.freeze(thresholds),
+    offloadChoice: p.offload_choice ?? 'load',
+    sorry4: Object.freeze(sorry.filter((a) => isIP(a) === 4).map(ipv4Rdata)),
+    sorry6: Object.freeze(sorry.filter((a) => isIP(a) === 6).map(ipv6Rdata)),
+    allDown,
+    answers: p.answers ?? 1,
+  });
+}
+
+/** Parses one static record value of a given type; reports and returns undefined when invalid. */
+function parseRdata(type: RecordType, text: string, absolute: (n: string) => string, fail: (m: string) => void): Rdata | undefined {
+  const target = (t: string) => {
+    if (!/^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$|^@$|^\.$/.test(t)) {
+      fail(`"${t}" is not a domain name`);
+      return undefined;
+    }
+    return t === '.' ? '' : absolute(t);
+  };
+  switch (type) {
+    case 'A':
+      if (isIP(text) !== 4) return fail(`"${text}" is not an IPv4 address`), undefined;
+      return ipv4Rdata(text);
+    case 'AAAA':
+      if (isIP(text) !== 6) return fail(`"${text}" is not an IPv6 address`), undefined;
+      return ipv6Rdata(text);
+    case 'CNAME':
+    case 'NS':
+    case 'PTR': {
+      const t = target(text);
+      return t === undefined ? undefined : nameRdata(t);
+    }
+    case 'MX': {
+      const m = /^(\d{1,5})\s+(\S+)$/.exec(text);
+      if (!m || Number(m[1]) > 65535) return fail(`"${text}" is not "preference exchange"`), undefined;
+      const t = target(m[2]);
+      return t === undefined ? undefined : mxRdata(Number(m[1]), t);
+    }
+    case 'SRV': {
+      const m = /^(\d{1,5})\s+(\d{1,5})\s+(\d{1,5})\s+(\S+)$/.exec(text);
+      if (!m || [m[1], m[2], m[3]].some((n) => Number(n) > 65535)) return fail(`"${text}" is not "priority weight port target"`), undefined;
+      const t = target(m[4]);
+      return t === undefined ? undefined : srvRdata(Number(m[1]), Number(m[2]), Number(m[3]), t);
+    }
+    case 'TXT':
+      return txtRdata([text]);
+    case 'CAA': {
+      const m = /^(\d{1,3})\s+([A-Za-z0-9]+)\s+"?([^"]*)"?$/.exec(text);
+      if (!m || Number(m[1]) > 255) return fail(`"${text}" is not 'flags tag "value"'`), undefined;
+      return caaRdata(Number(m[1]), m[2].toLowerCase(), m[3]);
+    }
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Zone files -> validated ZoneFile objects, or problems with file, line and path.
+ *
+ * YAML is parsed with `yaml`'s document API so that every node keeps its source range; a zod
+ * issue's path is walked down the document to find the line to report.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { z } from 'zod';
+import { zoneFileSchema, type ZoneFile } from './schema.js';
+import { formatPath, type ConfigProblem } from './errors.js';
+
+/** Zone files larger than this are refused (a runaway generator, or the wrong file). */
+export const MAX_ZONE_FILE_BYTES = 64 * 1024 * 1024;
+
+export interface LoadedZoneFile {
+  readonly file: string;
+  readonly config: ZoneFile;
+  /** 1-based line of the node at `path` (or its nearest existing ancestor). */
+  readonly lineOf: (path: readonly (string | number)[]) => number;
+}
+
+export interface LoadOutcome {
+  readonly files: LoadedZoneFile[];
+  readonly problems: ConfigProblem[];
+  /** Files that failed, so a reload can keep their last good zone. */
+  readonly failedFiles: string[];
+}
+
+/** Lists the zone files of a directory (or a single file), sorted for stable output. */
+export function listZoneFiles(path: string): string[] {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return [path];
+  return readdirSync(path)
+    .filter((f) => /\.ya?ml$/i.test(f) && !f.startsWith('.'))
+    .sort()
+    .map((f) => join(path, f));
+}
+
+export function displayName(file: string): string {
+  const rel = relative(process.cwd(), resolve(file));
+  return rel.startsWith('..') ? file : rel;
+}
+
+export function loadZoneDirectory(path: string): LoadOutcome {
+  const files: LoadedZoneFile[] = [];
+  const problems: ConfigProblem[] = [];
+  const failedFiles: string[] = [];
+  let list: string[];
+  try {
+    list = listZoneFiles(path);
+  } catch (error) {
+    problems.push({ file: displayName(path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
+    return { files, problems, failedFiles: [path] };
+  }
+  for (const file of list) {
+    const result = loadZoneFile(file);
+    if ('problems' in result) {
+      problems.push(...result.problems);
+      failedFiles.push(file);
+    } else files.push(result);
+  }
+  return { files, problems, failedFiles };
+}
+
+export function loadZoneFile(file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
+  const shown = displayName(file);
+  let text: string;
+  try {
+    const size = statSync(file).size;
+    if (size > MAX_ZONE_FILE_BYTES) {
+      return { problems: [{ file: shown, line: 0, path: '(root)', message: `file is ${size} bytes; the limit is ${MAX_ZONE_FILE_BYTES}`, code: 'EZONE_SIZE' }] };
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return { problems: [{ file: shown, line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' }] };
+  }
+  return parseZoneText(text, shown);
+}
+
+export function parseZoneText(text: string, file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
+  const lineCounter = new LineCounter();
+  // uniqueKeys: a name defined twice is an error, not a silent override.
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((e) => ({
+        file,
+        line: lineAt(e.pos[0]),
+        path: '(yaml)',
+        message: e.message.split('\n')[0],
+        code: 'EZONE_YAML' as const,
+      })),
+    };
+  }
+  const lineOf = (path: readonly (string | number)[]) => lineOfPath(doc, path, lineAt);
+  const data = doc.toJS({ maxAliasCount: 100 });
+  if (data === null || data === undefined) {
+    return { problems: [{ file, line: 1, path: '(root)', message: 'the file is empty', code: 'EZONE_SCHEMA' }] };
+  }
+  const parsed = zoneFileSchema.safeParse(data);
+  if (!parsed.success) return { problems: issuesToProblems(parsed.error, file, lineOf) };
+  return { file, config: parsed.data, lineOf };
+}
+
+function issuesToProblems(error: z.ZodError, file: string, lineOf: (p: (string | number)[]) => number): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        problems.push({ file, line: lineOf([...path, key]), path: formatPath([...path, key]), message: 'unknown key', code: 'EZONE_SCHEMA' });
+      }
+      continue;
+    }
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = 'required';
+    if (issue.code === 'invalid_union') message = unionMessage(issue) ?? message;
+    problems.push({ file, line: lineOf(path), path: formatPath(path), message, code: 'EZONE_SCHEMA' });
+  }
+  return problems.sort((a, b) => a.line - b.line);
+}
+
+/** zod reports a failed union as one issue; show the most specific branch's first message. */
+function unionMessage(issue: z.core.$ZodIssue): string | undefined {
+  const errors = (issue as { errors?: z.core.$ZodIssue[][] }).errors;
+  if (!errors) return undefined;
+  const deepest = errors.flat().sort((a, b) => b.path.length - a.path.length)[0];
+  if (!deepest) return undefined;
+  const sub = deepest.path.length > 0 ? `${formatPath(deepest.path.map(String))}: ` : '';
+  return `${sub}${deepest.message}`;
+}
+
+function lineOfPath(doc: Document, path: readonly (string | number)[], lineAt: (offset: number) => number): number {
+  let node: Node | null | undefined = doc.contents as Node | null;
+  let line = node?.range ? lineAt(node.range[0]) : 1;
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && (isScalar(p.key) ? p.key.value : p.key) == key);
+      if (!pair) break;
+      const keyNode = pair.key as Node | null;
+      if (keyNode?.range) line = lineAt(keyNode.range[0]);
+      node = pair.value as Node | null;
+      if (node?.range && !isMap(node) && !isSeq(node)) line = lineAt(node.range[0]);
+    } else if (isSeq(node) && typeof key === 'number') {
+      const item = node.items[key] as Node | undefined;
+      if (!item) break;
+      node = item;
+      if (node.range) line = lineAt(node.range[0]);
+    } else break;
+  }
+  return line;
+}

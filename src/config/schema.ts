@@ -1,0 +1,213 @@
+/**
+ * The zone file schema: the only file that knows the YAML shape (docs/zones.md documents every key).
+ *
+ * Every object is `.strict()` so a misspelt key is an error, not a silently ignored setting.
+ * Values are validated here (addresses, names, durations, ranges); cross-references between
+ * parts of a zone (a group naming an unknown site, a pool's primary) are checked in compile.ts,
+ * which reports them with the same file:line: path: message shape.
+ */
+import { z } from 'zod';
+import { isIP } from 'node:net';
+
+/** "500ms", "1s", "2m", "1h" (or a bare number of milliseconds) -> milliseconds. */
+export const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION_RE.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
+}
+
+export const duration = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 1s, 2m, 1h)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an IPv4 address' });
+export const ipv6 = z.string().refine((s) => isIP(s) === 6, { message: 'not an IPv6 address' });
+export const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IPv4 or IPv6 address' });
+
+/** RFC 1035 §2.3.4: labels of 1..63 octets, names up to 255 octets on the wire. */
+const LABEL_RE = /^(?:\*|[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)$/;
+export function nameProblem(name: string): string | undefined {
+  if (name === '@' || name === '.') return undefined;
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (bare.length === 0) return 'empty name';
+  if (bare.length > 253) return 'name longer than 253 characters';
+  for (const label of bare.split('.')) {
+    if (!LABEL_RE.test(label)) return `bad label "${label}" (letters, digits, "-" and "_", 1-63 characters)`;
+  }
+  return undefined;
+}
+export const dnsName = z.string().superRefine((s, ctx) => {
+  const problem = nameProblem(s);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const ttl = z.number().int().min(0).max(2_147_483_647);
+const fraction = z.number().min(0).max(10);
+
+export const soaSchema = z
+  .object({
+    mname: dnsName,
+    rname: dnsName,
+    serial: z.number().int().min(0).max(4_294_967_295).optional(),
+    refresh: ttl.default(3600),
+    retry: ttl.default(600),
+    expire: ttl.default(604800),
+    minimum: ttl.default(60),
+  })
+  .strict();
+
+/** Health probe of a site (#3). The target need not be the site's answered address. */
+export const probeSchema = z
+  .object({
+    http: z.string().url().optional(),
+    https: z.string().url().optional(),
+    tcp: z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}$/, 'use host:port or [v6]:port').optional(),
+    interval: duration.optional(),
+    timeout: duration.optional(),
+    rise: z.number().int().min(1).max(100).optional(),
+    fall: z.number().int().min(1).max(100).optional(),
+    /** JSON field of the response body holding the site's load, e.g. `load` reads {"load": 0.42}. */
+    load: z.string().min(1).optional(),
+    /** Response header holding the site's load. */
+    load_header: z.string().min(1).optional(),
+    /** HTTP status codes that count as healthy (default: any 2xx). */
+    expect_status: z.array(z.number().int().min(100).max(599)).min(1).optional(),
+    /** A substring the HTTP response body must contain. */
+    expect_body: z.string().optional(),
+    /** Host header (and TLS SNI) to send, when the URL holds an address. */
+    host: z.string().optional(),
+    /** Skip TLS certificate verification (self-signed health endpoints). */
+    insecure: z.boolean().optional(),
+    /** Follow redirects to other hosts (default: never; same-host redirects are not followed either). */
+    follow_redirects: z.boolean().optional(),
+    /** Pushed load reports (seed 002): expected interval; a site silent for 3 intervals counts as down. */
+    push_interval: duration.optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const kinds = [p.http, p.https, p.tcp].filter((k) => k !== undefined).length;
+    if (kinds > 1) ctx.addIssue({ code: 'custom', message: 'a probe has one of http, https or tcp' });
+    if (kinds === 0 && p.push_interval === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a probe needs http, https, tcp or push_interval' });
+    }
+  });
+
+export const allDownSchema = z.enum(['all', 'first', 'sorry', 'nodata', 'servfail']);
+
+export const siteSchema = z
+  .object({
+    /** Site Name override; relative to the zone unless it ends with "." (default: <id>.<zone>). */
+    name: dnsName.optional(),
+    addresses: z.array(ipAddress).min(1),
+    /** utilization = load / capacity. */
+    capacity: z.number().positive().default(1),
+    /** Offload threshold of this site when it is an offload target (#4, seeds 000/001). */
+    threshold: fraction.optional(),
+    /** Relative cost of sending traffic here (offload choice by cost, #4). */
+    cost: z.number().min(0).optional(),
+    /** Failover order for this Site Name, overriding the order of its first group. */
+    failover: z.array(z.string()).optional(),
+    all_down: allDownSchema.optional(),
+    probe: probeSchema.optional(),
+  })
+  .strict();
+
+export const groupSchema = z.union([
+  z.array(z.string()).min(1),
+  z
+    .object({
+      sites: z.array(z.string()).min(1),
+      /** Group Name override (default: <id>.<zone>). */
+      name: dnsName.optional(),
+      all_down: allDownSchema.optional(),
+    })
+    .strict(),
+]);
+
+export const policySchema = z.enum(['least-busy', 'round-robin', 'weighted', 'random', 'first', 'offload']);
+
+export const poolSchema = z
+  .object({
+    /** The Pool Name, relative to the zone ("@" is the apex). */
+    name: dnsName,
+    policy: policySchema.default('least-busy'),
+    /** Sites in this pool (default: every site of the zone). */
+    sites: z.array(z.string()).min(1).optional(),
+    /** Client network -> group; longest prefix wins (#4, seeds 003/004). */
+    topology: z.record(z.string(), z.union([z.array(z.string()), z.string()])).optional(),
+    /** Seed 002 hysteresis: stay on the current site below `stay_below`, move only for a `differential` gain. */
+    hysteresis: z
+      .object({ stay_below: fraction.default(0.5), differential: fraction.default(0.2) })
+      .strict()
+      .optional(),
+    /** Offload policy (#4, seeds 000/001). */
+    primary: z.string().optional(),
+    offload: z.array(z.string()).optional(),
+    thresholds: z
+      .object({ offload: fraction.default(0.7), throttle: fraction.default(0.9), drop: fraction.default(0.97) })
+      .strict()
+      .optional(),
+    offload_choice: z.enum(['client', 'cost', 'load']).optional(),
+    sorry: z.array(ipAddress).or(ipAddress).optional(),
+    all_down: allDownSchema.optional(),
+    /** Answers per query: 1 (default) hands out one site; more lists several sites, best first. */
+    answers: z.number().int().min(1).max(16).optional(),
+  })
+  .strict();
+
+/** A static record value: one string/number or a list of them. */
+const recordValue = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()])).min(1)]);
+export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'] as const;
+export const recordSetSchema = z
+  .object({
+    A: recordValue.optional(),
+    AAAA: recordValue.optional(),
+    CNAME: recordValue.optional(),
+    NS: recordValue.optional(),
+    MX: recordValue.optional(),
+    TXT: recordValue.optional(),
+    SRV: recordValue.optional(),
+    PTR: recordValue.optional(),
+    CAA: recordValue.optional(),
+    /** TTL for this name's records (default: the zone's ttl). */
+    ttl: ttl.optional(),
+  })
+  .strict();
+
+export const zoneFileSchema = z
+  .object({
+    zone: dnsName,
+    ttl: ttl.default(300),
+    /** TTL of Pool/Group/Site answers (the seed: zero or near-zero). */
+    dynamic_ttl: ttl.default(0),
+    soa: soaSchema,
+    nameservers: z.record(dnsName, z.array(ipAddress)).refine((ns) => Object.keys(ns).length > 0, {
+      message: 'at least one nameserver',
+    }),
+    sites: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'site ids are lower-case labels'), siteSchema).default({}),
+    groups: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'group ids are lower-case labels'), groupSchema).default({}),
+    pool: poolSchema.optional(),
+    /** More than one application in one zone: each pool lists its sites. */
+    pools: z.array(poolSchema).optional(),
+    records: z.record(dnsName, recordSetSchema).default({}),
+  })
+  .strict();
+
+export type ZoneFile = z.infer<typeof zoneFileSchema>;
+export type SiteConfig = z.infer<typeof siteSchema>;
+export type PoolConfig = z.infer<typeof poolSchema>;
+export type ProbeConfig = z.infer<typeof probeSchema>;
+export type AllDown = z.infer<typeof allDownSchema>;
+export type PolicyName = z.infer<typeof policySchema>;
+export type RecordType = (typeof RECORD_TYPES)[number];

@@ -1,0 +1,195 @@
+/**
+ * The only response builder: a lookup result (and, for Pool/Group/Site Names, the policy's
+ * Selection) -> response bytes. Header flags, EDNS (RFC 6891), negative answers (RFC 2308),
+ * referrals, and truncation to the transport's size all live here.
+ */
+import type { LookupResult, RRset, ZoneModel } from '../model/zone-model.js';
+import type { Selection } from '../policy/types.js';
+import { CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
+import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch, type DecodeFailure, type DecodedQuery, type EdnsInfo, type WireRecord } from './wire.js';
+
+export type Transport = 'udp' | 'tcp';
+
+// Flags (RFC 1035 §4.1.1): QR=1 always; RD and CD are copied from the query; RA stays clear
+// (no recursion here).
+const FLAG_QR = 0x8000;
+const FLAG_AA = 0x0400;
+const FLAG_TC = 0x0200;
+const FLAG_RD = 0x0100;
+const FLAG_CD = 0x0010;
+
+const writer = new MessageWriter(newScratch());
+
+/** Largest response for this query and transport (RFC 6891 §6.2.5, RFC 1035 §4.2.1). */
+export function responseLimit(edns: EdnsInfo | null, transport: Transport): number {
+  if (transport === 'tcp') return MAX_MESSAGE;
+  if (edns === null) return CLASSIC_UDP_LIMIT;
+  return Math.min(edns.udpSize, EDNS_UDP_PAYLOAD);
+}
+
+function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
+  return FLAG_QR | (queryFlags & (FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
+}
+
+/** Appends the OPT (and the ECS option, when the query had one) if the query spoke EDNS. */
+function finishOpt(edns: EdnsInfo | null, rcode: number, arcount: number, scope: number | undefined): number {
+  if (edns === null) return arcount;
+  const ecs = edns.ecs === null ? null : ecsOption(edns.ecs, scope ?? 0);
+  writer.opt(EDNS_UDP_PAYLOAD, rcode, edns.dnssecOk, ecs);
+  return arcount + 1;
+}
+
+function optLength(edns: EdnsInfo | null): number {
+  if (edns === null) return 0;
+  return OPT_RECORD_LEN + (edns.ecs === null ? 0 : 8 + Math.ceil(edns.ecs.sourcePrefix / 8));
+}
+
+/** A reply to a packet we could not take as a query (FORMERR, NOTIMP). */
+export function failureResponse(raw: Buffer, failure: Extract<DecodeFailure, { action: 'reply' }>): Buffer {
+  writer.reset();
+  const hasQuestion = failure.questionEnd > HEADER_LEN;
+  writer.header(failure.id, responseFlags(failure.flags, false, failure.rcode), hasQuestion ? 1 : 0, 0, 0, 0);
+  if (hasQuestion) {
+    raw.copy(writer.buf, HEADER_LEN, HEADER_LEN, failure.questionEnd);
+    writer.length = failure.questionEnd;
+  }
+  // FORMERR for a bad OPT is answered without ECS (we could not read it).
+  const edns = failure.edns === null ? null : { ...failure.edns, ecs: null };
+  writer.setCounts(0, 0, finishOpt(edns, failure.rcode, 0, undefined));
+  return writer.finish();
+}
+
+/** A reply with just a header, the question and an RCODE (REFUSED, SERVFAIL, BADVERS, NOTIMP). */
+export function rcodeResponse(query: DecodedQuery, rcode: number, aa = false): Buffer {
+  writer.reset();
+  writer.header(query.id, responseFlags(query.flags, aa, rcode), 1, 0, 0, 0);
+  writer.question(query.raw, query.questionEnd, query.qname);
+  // BADVERS (RFC 6891 §6.1.3) answers with our version (0) and no options.
+  const edns = rcode === RCODE.BADVERS && query.edns !== null ? { ...query.edns, ecs: null } : query.edns;
+  writer.setCounts(0, 0, finishOpt(edns, rcode, 0, undefined));
+  return writer.finish();
+}
+
+interface Sections {
+  answer: readonly RRset[];
+  dynamic: readonly WireRecord[] | null;
+  authority: readonly RRset[];
+  additional: readonly RRset[];
+  /** Whether additional RRsets are required (referral glue: RFC 9471) or optional. */
+  glueRequired: boolean;
+}
+
+/**
+ * Builds the response to a query from its lookup result. `dynamicRecords` are the A/AAAA records
+ * the policy chose, when the result ends at a Pool/Group/Site Name.
+ */
+export function buildResponse(
+  query: DecodedQuery,
+  result: Exclude<LookupResult, { kind: 'refused' }>,
+  transport: Transport,
+  dynamicRecords: readonly WireRecord[] | null,
+  selection: Selection | null,
+): Buffer {
+  let rcode: number = RCODE.NOERROR;
+  let aa = true;
+  const sections: Sections = { answer: [], dynamic: null, authority: [], additional: [], glueRequired: false };
+  switch (result.kind) {
+    case 'answer':
+      sections.answer = result.answer;
+      sections.additional = result.additional;
+      if (result.dynamic !== undefined && selection !== null) {
+        if (selection.kind === 'servfail') return rcodeResponse(query, RCODE.SERVFAIL, false);
+        if (selection.kind === 'nodata' || dynamicRecords === null || dynamicRecords.length === 0) {
+          if (sections.answer.length === 0) sections.authority = [result.zone.negativeSoa];
+        } else sections.dynamic = dynamicRecords;
+      }
+      break;
+    case 'nodata':
+      sections.answer = result.answer;
+      sections.authority = [result.zone.negativeSoa];
+      break;
+    case 'nxdomain':
+      rcode = RCODE.NXDOMAIN;
+      sections.answer = result.answer;
+      sections.authority = [result.zone.negativeSoa];
+      break;
+    case 'referral':
+      // RFC 1034 §4.3.2 step 3b: a referral is not authoritative.
+      aa = false;
+      sections.authority = [result.ns];
+      sections.additional = result.glue;
+      sections.glueRequired = true;
+      break;
+  }
+  return write(query, transport, rcode, aa, sections, selection?.scope);
+}
+
+function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boolean, s: Sections, scope: number | undefined): Buffer {
+  const limit = responseLimit(query.edns, transport) - optLength(query.edns);
+  writer.reset();
+  writer.header(query.id, responseFlags(query.flags, aa, rcode), 1, 0, 0, 0);
+  writer.question(query.raw, query.questionEnd, query.qname);
+  let truncated = false;
+  let an = 0;
+  let ns = 0;
+  let ar = 0;
+  for (const set of s.answer) {
+    const n = writeSet(set.records, limit);
+    if (n < 0) {
+      truncated = true;
+      break;
+    }
+    an += n;
+  }
+  if (!truncated && s.dynamic !== null) {
+    const n = writeSet(s.dynamic, limit);
+    if (n < 0) truncated = true;
+    else an += n;
+  }
+  if (!truncated) {
+    for (const set of s.authority) {
+      const n = writeSet(set.records, limit);
+      if (n < 0) {
+        truncated = true;
+        break;
+      }
+      ns += n;
+    }
+  }
+  if (!truncated) {
+    for (const set of s.additional) {
+      const n = writeSet(set.records, limit);
+      if (n < 0) {
+        // Optional additional data is left out silently (RFC 2181 §9); missing glue of a
+        // referral makes the referral unusable, so the client must retry over TCP (RFC 9471).
+        if (s.glueRequired) truncated = true;
+        break;
+      }
+      ar += n;
+    }
+  }
+  if (truncated) writer.buf.writeUInt16BE(writer.buf.readUInt16BE(2) | FLAG_TC, 2);
+  ar = finishOpt(query.edns, rcode, ar, scope);
+  writer.setCounts(an, ns, ar);
+  return writer.finish();
+}
+
+/** Writes a whole RRset or nothing; returns the number of records, or -1 when it did not fit. */
+function writeSet(records: readonly WireRecord[], limit: number): number {
+  const start = writer.length;
+  for (const rr of records) {
+    if (!writer.record(rr, limit)) {
+      writer.truncateTo(start);
+      return -1;
+    }
+  }
+  return records.length;
+}
+
+/** Names of RCODEs for logs and metrics. */
+export function rcodeOf(response: Buffer): number {
+  return response.length >= 4 ? response[3] & 0xf : -1;
+}
+
+export { QTYPE };
+export type { ZoneModel };

@@ -1,0 +1,7 @@
+/** Library entry: the pieces other programs (and tests) build on. */
+export { startNameserver, type Nameserver, type NameserverOptions } from './server/nameserver.js';
+export { Handler, Runtime, type RequestContext } from './server/handler.js';
+export { loadZoneDirectory, loadZoneFile, parseZoneText } from './config/load.js';
+export { compileZone, compileZoneFiles, makeZoneSet } from './config/compile.js';
+export { formatProblem, type ConfigProblem } from './config/errors.js';
+export { makeSnapshot, EMPTY_SNAPSHOT, type SiteState, type StateSnapshot } from './state/snapshot.js';

@@ -1,0 +1,143 @@
+/**
+ * The compiled, frozen form of the zone files: what a query reads. Built by config/compile.ts,
+ * read by server/lookup.ts and the policies. Nothing here changes after compilation; a reload
+ * builds a new ZoneSet and swaps it in with one assignment.
+ */
+import type { AllDown, PolicyName, ProbeConfig } from '../config/schema.js';
+import type { Rdata, WireRecord } from '../dns/wire.js';
+
+/** An RRset: records of one owner and type, all with the same TTL (RFC 2181 §5.2). */
+export interface RRset {
+  readonly owner: string;
+  readonly type: number;
+  readonly ttl: number;
+  readonly records: readonly WireRecord[];
+}
+
+export interface SiteModel {
+  readonly zone: string;
+  readonly id: string;
+  /** `zone/id`: the key of this site's state in snapshots, Redis and metrics. */
+  readonly key: string;
+  /** The Site Name (lower-case fqdn without the trailing dot). */
+  readonly name: string;
+  readonly v4: readonly string[];
+  readonly v6: readonly string[];
+  readonly capacity: number;
+  /** Offload threshold when this site is an offload target (seeds 000/001). */
+  readonly threshold: number;
+  readonly cost: number;
+  readonly probe: ProbeConfig | undefined;
+  /** RDATA of this site's addresses, per family, encoded once. */
+  readonly rdata4: readonly Rdata[];
+  readonly rdata6: readonly Rdata[];
+}
+
+export interface GroupModel {
+  readonly id: string;
+  readonly name: string;
+  /** Ordered (the seed's Group is ordered for failover and overflow). */
+  readonly sites: readonly SiteModel[];
+  readonly allDown: AllDown;
+}
+
+export interface TopologyRule {
+  /** Parsed network: address bytes and prefix length. */
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly prefix: number;
+  readonly group: GroupModel;
+}
+
+export interface PoolModel {
+  readonly name: string;
+  readonly policy: PolicyName;
+  readonly sites: readonly SiteModel[];
+  readonly groups: readonly GroupModel[];
+  /** Longest prefix first. */
+  readonly topology: readonly TopologyRule[];
+  readonly defaultGroup: GroupModel | undefined;
+  readonly hysteresis: { readonly stayBelow: number; readonly differential: number } | undefined;
+  readonly primary: SiteModel | undefined;
+  readonly offload: readonly SiteModel[];
+  readonly thresholds: { readonly offload: number; readonly throttle: number; readonly drop: number };
+  readonly offloadChoice: 'client' | 'cost' | 'load';
+  readonly sorry4: readonly Rdata[];
+  readonly sorry6: readonly Rdata[];
+  readonly allDown: AllDown;
+  readonly answers: number;
+}
+
+/** A Pool, Group or Site Name: answered by a policy at query time. */
+export interface DynamicName {
+  readonly kind: 'pool' | 'group' | 'site';
+  readonly name: string;
+  readonly zone: string;
+  /** The pool whose policy settings apply (a Site Name in no pool has none). */
+  readonly pool: PoolModel | undefined;
+  /** Candidate sites in order: the pool's sites, the group's, or the site then its failover order. */
+  readonly sites: readonly SiteModel[];
+  readonly group: GroupModel | undefined;
+  readonly site: SiteModel | undefined;
+  readonly allDown: AllDown;
+  readonly ttl: number;
+}
+
+/** What a lookup finds: a result kind, turned into a message only by dns/response.ts. */
+export type LookupResult =
+  | { readonly kind: 'refused' }
+  | {
+      readonly kind: 'answer';
+      readonly zone: ZoneModel;
+      /** Static RRsets in answer order (CNAMEs first when chased). */
+      readonly answer: readonly RRset[];
+      /** When the chain ends at a Pool/Group/Site Name: its A or AAAA is chosen per query. */
+      readonly dynamic: DynamicName | undefined;
+      readonly family: 4 | 6;
+      readonly additional: readonly RRset[];
+    }
+  | { readonly kind: 'nodata'; readonly zone: ZoneModel; readonly answer: readonly RRset[] }
+  | { readonly kind: 'nxdomain'; readonly zone: ZoneModel; readonly answer: readonly RRset[] }
+  | { readonly kind: 'referral'; readonly zone: ZoneModel; readonly ns: RRset; readonly glue: readonly RRset[] };
+
+export interface NameNode {
+  readonly name: string;
+  readonly rrsets: ReadonlyMap<number, RRset>;
+  readonly cname: RRset | undefined;
+  readonly dynamic: DynamicName | undefined;
+  /**
+   * Results precomputed at compile time for the types this node is likely asked for
+   * (A, AAAA, ANY and every type it holds); other types are resolved per query.
+   */
+  readonly results: ReadonlyMap<number, LookupResult>;
+}
+
+export interface ZoneModel {
+  readonly origin: string;
+  readonly file: string;
+  readonly soa: RRset;
+  /** TTL of negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §5). */
+  readonly negativeTtl: number;
+  /** The SOA as used in the authority section of negative answers. */
+  readonly negativeSoa: RRset;
+  readonly nodes: ReadonlyMap<string, NameNode>;
+  /** Names that exist only because something lies below them (empty non-terminals). */
+  readonly emptyNonTerminals: ReadonlySet<string>;
+  /** Delegation points below the apex -> referral result. */
+  readonly cuts: ReadonlyMap<string, LookupResult>;
+  /** Additional-section glue for the apex NS RRset. */
+  readonly apexGlue: readonly RRset[];
+  readonly sites: readonly SiteModel[];
+  readonly pools: readonly PoolModel[];
+  readonly groups: readonly GroupModel[];
+  readonly dynamicNames: readonly DynamicName[];
+  readonly nodata: LookupResult;
+  readonly nxdomain: LookupResult;
+}
+
+export interface ZoneSet {
+  readonly zones: ReadonlyMap<string, ZoneModel>;
+  /** Increases with every successful (re)load. */
+  readonly generation: number;
+  readonly loadedAt: number;
+}

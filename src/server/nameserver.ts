@@ -1,0 +1,77 @@
+/**
+ * Nameserver lifecycle: load zones, open the listeners (UDP and TCP on every --listen address),
+ * reload, stop. The state snapshot is fed from outside (state store) through `runtime.state`.
+ */
+import { formatProblem } from '../config/errors.js';
+import type { PolicyEnv } from '../policy/types.js';
+import { parseHostPort } from '../util/listen.js';
+import type { Logger } from '../util/logger.js';
+import { Handler, Runtime, type HandlerObserver } from './handler.js';
+import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
+import { listenUdp, type UdpListener } from './udp.js';
+import { ZoneStore, type ReloadReport } from './zone-store.js';
+
+export interface NameserverOptions {
+  zonesPath: string;
+  listen: string[];
+  logger: Logger;
+  tcp?: TcpOptions;
+  env?: PolicyEnv;
+  observer?: HandlerObserver;
+}
+
+export interface Nameserver {
+  readonly runtime: Runtime;
+  readonly handler: Handler;
+  readonly zoneStore: ZoneStore;
+  readonly udp: readonly UdpListener[];
+  readonly tcp: readonly TcpListener[];
+  reload(): ReloadReport;
+  stop(): Promise<void>;
+}
+
+export async function startNameserver(options: NameserverOptions): Promise<Nameserver> {
+  const log = options.logger.child({ component: 'nameserver' });
+  const zoneStore = new ZoneStore(options.zonesPath);
+  const report = zoneStore.load();
+  for (const p of report.problems) log.error({ code: p.code }, formatProblem(p));
+  if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
+  log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
+
+  const runtime = new Runtime(report.zoneSet);
+  const handler = new Handler(runtime, options.env, options.observer);
+  const udp: UdpListener[] = [];
+  const tcp: TcpListener[] = [];
+  try {
+    for (const spec of options.listen) {
+      const { host, port } = parseHostPort(spec);
+      const u = await listenUdp(handler, host, port);
+      // Port 0 asks for a free port: TCP then takes the same number UDP got.
+      const t = await listenTcp(handler, host, u.port, options.tcp);
+      udp.push(u);
+      tcp.push(t);
+      log.info({ address: host, port: u.port }, 'listening on UDP and TCP');
+    }
+  } catch (error) {
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))]);
+    throw error;
+  }
+
+  return {
+    runtime,
+    handler,
+    zoneStore,
+    udp,
+    tcp,
+    reload() {
+      const r = zoneStore.load();
+      for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
+      runtime.zones = r.zoneSet;
+      log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
+      return r;
+    },
+    async stop() {
+      await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close())]);
+    },
+  };
+}

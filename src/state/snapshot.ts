@@ -1,0 +1,48 @@
+/**
+ * Site state as the nameserver sees it: an immutable snapshot, replaced as a whole by one
+ * assignment whenever the state store learns something (habit 3: a query never awaits Redis).
+ * Monitors (probes, pushed reports, drains) and resolvers (policies) meet only here.
+ */
+
+export interface SiteState {
+  /** Whether answers may use this site. */
+  readonly up: boolean;
+  /** Last reported or probed load, in the site's own units (utilization = load / capacity). */
+  readonly load?: number;
+  readonly utilization?: number;
+  /** Probe round-trip time in milliseconds (seed 003: a usable load signal). */
+  readonly rttMs?: number;
+  /** When the state was last confirmed (ms since the epoch). */
+  readonly checkedAt?: number;
+  /** When `load` was measured (ms since the epoch); policies may distrust old loads. */
+  readonly loadAt?: number;
+  /** Why the site is in this state (probe error, drain reason, ...). */
+  readonly reason?: string;
+  /** Set when an operator forced the state (drain): who, why, until when. */
+  readonly forced?: { readonly state: 'down' | 'up'; readonly by: string; readonly reason: string; readonly until: number };
+}
+
+export interface StateSnapshot {
+  /** Site key (`zone/site`) -> state. A site not listed counts as up with unknown load. */
+  readonly sites: ReadonlyMap<string, SiteState>;
+  /** Increases with every new snapshot. */
+  readonly version: number;
+  /** When the snapshot was built (ms since the epoch). */
+  readonly takenAt: number;
+  /** False until a first probe round finished (or the start-up limit passed), and while state is stale. */
+  readonly fresh: boolean;
+}
+
+/** Before any probe has run, or for a site no monitor knows: up, load unknown (#2). */
+export const UNKNOWN_SITE_STATE: SiteState = Object.freeze({ up: true, reason: 'not probed' });
+
+export const EMPTY_SNAPSHOT: StateSnapshot = Object.freeze({ sites: new Map(), version: 0, takenAt: 0, fresh: false });
+
+export function stateOf(snapshot: StateSnapshot, key: string): SiteState {
+  return snapshot.sites.get(key) ?? UNKNOWN_SITE_STATE;
+}
+
+let versionCounter = 0;
+export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boolean, now = Date.now()): StateSnapshot {
+  return Object.freeze({ sites, version: ++versionCounter, takenAt: now, fresh });
+}

@@ -1,0 +1,80 @@
+/** Zone loading and compiling: every error names file, line and path. */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { compileZoneFiles } from '../src/config/compile.js';
+import { formatProblem } from '../src/config/errors.js';
+import { parseZoneText } from '../src/config/load.js';
+import { parseDuration } from '../src/config/schema.js';
+import { tempZonesDir } from './helpers/dns.js';
+
+const BASE = `zone: app.example.com
+soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
+nameservers:
+  ns1.app.example.com: [192.0.2.53]
+`;
+
+function problems(text: string): string[] {
+  const loaded = parseZoneText(text, 'z.yaml');
+  if ('problems' in loaded) return loaded.problems.map(formatProblem);
+  return compileZoneFiles([loaded]).problems.map(formatProblem);
+}
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('500ms'), 500);
+  t.equal(parseDuration('1s'), 1000);
+  t.equal(parseDuration('2m'), 120000);
+  t.equal(parseDuration('1.5s'), 1500);
+  t.equal(parseDuration('soon'), undefined);
+});
+
+t.test('schema problems carry file:line: path: message', async (t) => {
+  const cases: [string, RegExp][] = [
+    [BASE + 'colour: blue\n', /^z\.yaml:5: colour: unknown key$/],
+    [BASE + 'sites:\n  boston:\n    addresses: [203.0.113.999]\n', /^z\.yaml:7: sites\.boston\.addresses\[0\]: not an IPv4 or IPv6 address$/],
+    [BASE + 'sites:\n  boston:\n    addresses: [203.0.113.1]\n    probe: { http: "http://x/", interval: soon }\n', /^z\.yaml:8: sites\.boston\.probe\.interval: "soon" is not a duration/],
+    [BASE + 'sites:\n  boston:\n    addresses: [203.0.113.1]\n    capacty: 3\n', /^z\.yaml:8: sites\.boston\.capacty: unknown key$/],
+    [`zone: app.example.com\nnameservers: { ns1.app.example.com: [192.0.2.1] }\n`, /^z\.yaml:\d+: soa: required$/],
+    [BASE + 'groups:\n  americas: [boston]\n', /^z\.yaml:6: groups\.americas\[0\]: unknown site "boston"$/],
+    [BASE + 'records:\n  www: { CNAME: a.example., A: 192.0.2.1 }\n', /^z\.yaml:6: records\.www: CNAME cannot stand beside other data/],
+    [BASE + 'records:\n  mail: { A: [192.0.2.300] }\n', /^z\.yaml:6: records\.mail\.A\[0\]: "192\.0\.2\.300" is not an IPv4 address$/],
+    [BASE + 'records:\n  x: { MX: "mail" }\n', /^z\.yaml:6: records\.x\.MX: "mail" is not "preference exchange"$/],
+    [BASE + 'sites:\n  boston: { addresses: [203.0.113.1] }\nrecords:\n  boston: { A: 192.0.2.1 }\n', /sites\.boston: boston\.app\.example\.com is a site name and cannot also hold static/],
+    [BASE + 'sites:\n  boston: { addresses: [203.0.113.1] }\npool: { name: "@", policy: offload }\n', /pool\.primary: policy offload needs a primary site/],
+    [BASE + 'sites:\n  boston: { addresses: [203.0.113.1] }\npool: { name: "@", topology: { mars: [10.0.0.0/8] } }\n', /^z\.yaml:7: pool\.topology\.mars: unknown group "mars"$/],
+    [BASE + 'records:\n  a: { A: 192.0.2.1 }\n  a: { A: 192.0.2.2 }\n', /^z\.yaml:7: \(yaml\): Map keys must be unique/],
+    [BASE + 'records: [\n', /^z\.yaml:\d+: \(yaml\): /],
+    ['', /^z\.yaml:1: \(root\): the file is empty$/],
+    [BASE + 'records:\n  legacy: { NS: ns.legacy }\n  x.legacy: { TXT: "no" }\n', /records\["x\.legacy"\]: x\.legacy\.app\.example\.com is below the delegation/],
+  ];
+  for (const [text, expected] of cases) {
+    const found = problems(text);
+    t.ok(found.some((p) => expected.test(p)), `${expected}: got ${JSON.stringify(found)}`);
+  }
+});
+
+t.test('a second pool fits in one zone', async (t) => {
+  const found = problems(BASE + `sites:
+  web-boston: { addresses: [203.0.113.10] }
+  web-geneva: { addresses: [198.51.100.30] }
+  api-boston: { addresses: [203.0.113.11] }
+groups:
+  web-eu: [web-geneva, web-boston]
+pools:
+  - { name: "@", sites: [web-boston, web-geneva] }
+  - { name: api, sites: [api-boston], policy: first }
+`);
+  t.same(found, []);
+});
+
+t.test('sitedns check: exit 1 with one line per problem; exit 0 on the sample', async (t) => {
+  const dir = tempZonesDir({ 'bad.yaml': BASE + 'colour: blue\nsites:\n  x: { addresses: [nope] }\n', 'good.yaml': BASE.replace('app.example.com', 'other.example.com') });
+  const bad = spawnSync(process.execPath, ['dist/cli/index.js', 'check', dir], { encoding: 'utf8' });
+  t.equal(bad.status, 1);
+  const lines = bad.stderr.trim().split('\n');
+  t.equal(lines.length, 2, bad.stderr);
+  t.match(lines[0], /bad\.yaml:5: colour: unknown key/);
+  t.match(lines[1], /bad\.yaml:7: sites\.x\.addresses\[0\]: not an IPv4 or IPv6 address/);
+  const good = spawnSync(process.execPath, ['dist/cli/index.js', 'check', 'zones/'], { encoding: 'utf8' });
+  t.equal(good.status, 0, good.stderr);
+  t.match(good.stdout, /ok: zone app\.example\.com/);
+});
