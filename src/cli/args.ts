@@ -17,6 +17,13 @@ export interface FlagSpec {
 
 export type Flags = Record<string, FlagSpec>;
 
+/** Environment names people expect besides SITEDNS_<FLAG> (12-factor style URLs). */
+const ENV_ALIASES: Record<string, string[]> = { redis: ['SITEDNS_REDIS_URL'] };
+
+export function envNames(flag: string, spec: FlagSpec): string[] {
+  return [...new Set([envName(flag), ...(ENV_ALIASES[flag] ?? []), ...(spec.env ?? [])])];
+}
+
 export function envName(flag: string): string {
   return `SITEDNS_${flag.replace(/-/g, '_').toUpperCase()}`;
 }
@@ -32,7 +39,7 @@ export function parseFlags(argv: string[], flags: Flags): { values: Record<strin
   const values = { ...parsed.values } as Record<string, string | boolean | string[] | undefined>;
   for (const [name, spec] of Object.entries(flags)) {
     if (values[name] !== undefined) continue;
-    for (const variable of [envName(name), ...(spec.env ?? [])]) {
+    for (const variable of envNames(name, spec)) {
       const raw = process.env[variable];
       if (raw === undefined || raw === '') continue;
       values[name] = spec.type === 'boolean' ? /^(1|true|yes|on)$/i.test(raw) : spec.multiple ? raw.split(/[\s,]+/).filter(Boolean) : raw;
@@ -49,7 +56,7 @@ export function flagHelp(flags: Flags): string {
     const arg = spec.type === 'string' ? ` <${name === 'listen' || name === 'http' ? 'host:port' : 'value'}>` : '';
     const def = spec.default !== undefined && spec.default !== false ? ` (default: ${Array.isArray(spec.default) ? spec.default.join(' ') : spec.default})` : '';
     const rep = spec.multiple ? ' (repeatable)' : '';
-    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}  [env ${[envName(name), ...(spec.env ?? [])].join(', ')}]`);
+    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}  [env ${envNames(name, spec).join(', ')}]`);
   }
   return lines.join('\n');
 }

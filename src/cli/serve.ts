@@ -1,4 +1,5 @@
 /** `sitedns serve`: answer the zones on UDP and TCP. */
+import { opsConfigFromFlags, opsFlags, prepareOps } from '../app/ops.js';
 import { parseDuration } from '../config/schema.js';
 import { startNameserver } from '../server/nameserver.js';
 import { createLogger } from '../util/logger.js';
@@ -11,6 +12,7 @@ export const serveFlags: Flags = {
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
+  ...opsFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -18,7 +20,11 @@ export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:p
 
 Serves the zones authoritatively on UDP and TCP. Pool, Group and Site Names are answered from
 memory with the best site right now, at the zone's dynamic_ttl (default 0).
-SIGHUP reloads the zones (a broken file keeps its last good zone); SIGTERM/SIGINT stop gracefully.
+Zone files are reloaded on SIGHUP and when they change (a broken file keeps its last good zone
+and is reported as file:line: path: message). SIGTERM/SIGINT stop gracefully: no new
+connections, queries in flight are answered, exit 0.
+The admin listener (--http) serves /metrics, /healthz, /readyz, /v1/status, /v1/explain and
+POST /v1/reload (docs/metrics.md).
 
 ${flagHelp(serveFlags)}`;
 
@@ -30,7 +36,9 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const logger = createLogger(values['log-level'] as string);
   let ns;
+  let ops;
   try {
+    ops = prepareOps({ ...opsConfigFromFlags(values), logger, forceExit: true });
     const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
     ns = await startNameserver({
       zonesPath: values.zones as string,
@@ -42,16 +50,18 @@ export async function runServe(argv: string[]): Promise<number> {
         maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
         maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
       },
+      observer: ops.observer,
     });
+    await ops.attach(ns);
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
+    await ns?.stop().catch(() => {});
     return 1;
   }
-  process.on('SIGHUP', () => ns.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
-      ns.stop().then(resolve, resolve);
+      ops.stop(() => ns.stop()).then(resolve, resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -31,6 +31,10 @@ export interface QueryEvent {
   name: string;
   dropped: boolean;
   error: Error | null;
+  /** The resolver's address (for sampled query logs). */
+  client: string;
+  /** performance.now() when the handler got the packet; set only when an onQuery observer is attached. */
+  startedAt: number;
 }
 
 export interface HandlerObserver {
@@ -50,17 +54,23 @@ export class Runtime {
 
 export class Handler {
   private readonly recordCache = new WeakMap<DynamicName, Map<string, WireRecord[]>>();
-  private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null };
+  private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null, client: '', startedAt: 0 };
+  /** Timing costs a clock read per query: only when someone listens (admin/query-metrics.ts). */
+  private readonly timed: boolean;
 
   constructor(
     readonly runtime: Runtime,
     private readonly env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
-  ) {}
+  ) {
+    this.timed = observer.onQuery !== undefined;
+  }
 
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
     const ev = this.event;
+    if (this.timed) ev.startedAt = performance.now();
     ev.transport = ctx.transport;
+    ev.client = ctx.clientAddress;
     ev.zone = '';
     ev.qtype = 0;
     ev.site = '';

@@ -28,6 +28,9 @@ export interface TcpListener {
   connections(): number;
 }
 
+/** At stop, how long open connections may still deliver queries before being half-closed. */
+const STOP_LINGER_MS = 100;
+
 const DEFAULTS = {
   idleTimeoutMs: 10_000,
   firstQueryTimeoutMs: 5_000,
@@ -41,6 +44,8 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
   const onEvent = options.onEvent ?? (() => {});
   const perClient = new Map<string, number>();
   const sockets = new Set<net.Socket>();
+  /** Connections holding part of a query: at stop they are answered before being closed. */
+  const midQuery = new Set<net.Socket>();
   let closing = false;
 
   const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
@@ -56,6 +61,7 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
     sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);
+      midQuery.delete(socket);
       const n = (perClient.get(client) ?? 1) - 1;
       if (n <= 0) perClient.delete(client);
       else perClient.set(client, n);
@@ -97,6 +103,8 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
         }
       }
       if (pending.length > 0 && pending.buffer.byteLength > 4 * 65537) pending = Buffer.from(pending);
+      if (pending.length > 0) midQuery.add(socket);
+      else midQuery.delete(socket);
       if (closing && pending.length === 0) socket.end();
     });
   });
@@ -116,9 +124,13 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
           new Promise<void>((done) => {
             closing = true;
             server.close(() => done());
-            // Answer what was in flight (the handler is synchronous, so anything received is
-            // already answered); half-close so clients see an orderly end, then force.
-            for (const s of sockets) s.end();
+            // Answer what is in flight, then half-close so clients see an orderly end. The
+            // handler is synchronous, so a query already read is already answered; a short
+            // linger lets queries still in socket buffers be read, and a connection holding
+            // part of a query is closed by its data handler once that query is answered.
+            setTimeout(() => {
+              for (const s of sockets) if (!midQuery.has(s)) s.end();
+            }, Math.min(STOP_LINGER_MS, graceMs)).unref();
             setTimeout(() => {
               for (const s of sockets) s.destroy();
             }, graceMs).unref();

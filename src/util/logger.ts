@@ -1,8 +1,28 @@
-/** pino, one child logger per component. Level from --log-level or SITEDNS_LOG_LEVEL. */
+/**
+ * pino JSON logs, one child logger per component (`{"component":"reload",...}`). The level comes
+ * from --log-level or SITEDNS_LOG_LEVEL (LOG_LEVEL also works). What is logged, and how often
+ * (transitions, reloads and errors once each; queries only when sampled): docs/metrics.md#logs.
+ */
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level = process.env.SITEDNS_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function createLogger(level = process.env.SITEDNS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info'): Logger {
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new Error(`--log-level: "${level}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return pino({
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // "level":"warn" reads better in `docker logs` and greps than pino's numbers.
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}
+
+/** The logger of one component: every line carries `component`, so one can filter by it. */
+export function componentLogger(parent: Logger, component: string): Logger {
+  return parent.child({ component });
 }

@@ -1,0 +1,207 @@
+/**
+ * `GET /v1/explain?name=&type=&client=&ecs=`: the answer sitedns would give right now, and why.
+ * It runs the same lookup and the same pure policy (`selectAnswer`) the handler runs, on the same
+ * zones and state snapshot, so "why did I get this IP?" has an answer (architecture sketch:
+ * "Results, not packets"). Nothing here is on the query path.
+ */
+import ipaddr from 'ipaddr.js';
+import { QTYPE, typeFromName, typeName } from '../dns/constants.js';
+import type { ClientSubnet, Rdata, WireRecord } from '../dns/wire.js';
+import type { DynamicName, LookupResult, RRset, SiteModel } from '../model/zone-model.js';
+import { selectAnswer } from '../policy/select.js';
+import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
+import type { Runtime } from '../server/handler.js';
+import { lookup } from '../server/lookup.js';
+import { stateOf } from '../state/snapshot.js';
+
+export interface ExplainQuery {
+  name: string;
+  type?: string;
+  /** The resolver's address (default 127.0.0.1). */
+  client?: string;
+  /** EDNS Client Subnet, `address/prefix` (RFC 7871), as a resolver would send it. */
+  ecs?: string;
+}
+
+export interface ExplainedRecord {
+  name: string;
+  type: string;
+  ttl: number;
+  data: string;
+}
+
+export class ExplainInputError extends Error {
+  readonly code = 'EEXPLAIN_INPUT';
+}
+
+export function explain(runtime: Runtime, env: PolicyEnv, q: ExplainQuery): Record<string, unknown> {
+  const qname = q.name.trim().toLowerCase().replace(/\.$/, '');
+  if (qname.length === 0 || qname.length > 253) throw new ExplainInputError('name= is required (a domain name)');
+  const qtype = typeFromName(q.type ?? 'A');
+  if (qtype === undefined) throw new ExplainInputError(`type=${q.type}: not a record type (A, AAAA, TXT, TYPE65, ...)`);
+  const clientAddress = q.client ?? '127.0.0.1';
+  if (!ipaddr.isValid(clientAddress)) throw new ExplainInputError(`client=${clientAddress}: not an IP address`);
+  const ecs = q.ecs ? parseEcs(q.ecs) : null;
+  const client: ClientInfo = { address: clientAddress, ecs };
+
+  // Read both references once, as a query does, so the explanation is of one consistent view.
+  const zones = runtime.zones;
+  const snapshot = runtime.state;
+  const question = { name: qname, type: typeName(qtype), client: clientAddress, ecs: q.ecs ?? null };
+  const stateInfo = { version: snapshot.version, fresh: snapshot.fresh, ageSeconds: snapshot.takenAt > 0 ? (env.now() - snapshot.takenAt) / 1000 : null, zonesGeneration: zones.generation };
+
+  const result = lookup(zones, qname, qtype);
+  if (result.kind === 'refused') {
+    return { question, rcode: 'REFUSED', why: `${qname} is in none of the served zones (${[...zones.zones.keys()].join(', ') || 'none'})`, state: stateInfo };
+  }
+  const base = { question, zone: result.zone.origin, state: stateInfo };
+  switch (result.kind) {
+    case 'nxdomain':
+      return { ...base, rcode: 'NXDOMAIN', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: 'no such name in the zone' };
+    case 'nodata':
+      return { ...base, rcode: 'NOERROR', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: `the name exists but has no ${typeName(qtype)} records (NODATA)` };
+    case 'referral':
+      return { ...base, rcode: 'NOERROR', authoritative: false, authority: records([result.ns]), additional: records(result.glue), why: `delegated below the zone: referral to ${result.ns.owner}` };
+  }
+  const staticAnswer = records(result.answer);
+  if (result.dynamic === undefined) {
+    return { ...base, rcode: 'NOERROR', answer: staticAnswer, why: 'static records from the zone file' };
+  }
+  return { ...base, ...explainDynamic(result, result.dynamic, staticAnswer, snapshot, client, env) };
+}
+
+function explainDynamic(
+  result: Extract<LookupResult, { kind: 'answer' }>,
+  name: DynamicName,
+  staticAnswer: ExplainedRecord[],
+  snapshot: Runtime['state'],
+  client: ClientInfo,
+  env: PolicyEnv,
+): Record<string, unknown> {
+  const family = result.family;
+  // Count the policy's draws so we can say when a tie was broken at random (then another query
+  // may get another of the tied sites: explain and the answer agree on the policy, not the dice).
+  let draws = 0;
+  const countingEnv: PolicyEnv = { now: env.now, random: () => (draws++, env.random()) };
+  const selection = selectAnswer(name, family, snapshot, client, countingEnv);
+  const chosen = new Set(selection.kind === 'sites' ? selection.sites : []);
+  const candidates = name.sites.map((site, order) => candidate(site, order, family, snapshot, chosen));
+  const answer = [...staticAnswer, ...dynamicRecords(name, selection, family)];
+  return {
+    rcode: selection.kind === 'servfail' ? 'SERVFAIL' : selection.kind === 'drop' ? '(no reply)' : 'NOERROR',
+    answer,
+    name: { name: name.name, kind: name.kind, pool: name.pool?.name ?? null, group: name.group?.id ?? null, site: name.site?.id ?? null, ttl: name.ttl, allDown: name.allDown },
+    policy: name.kind === 'site' ? 'failover' : (name.pool?.policy ?? 'least-busy'),
+    family: `IPv${family}`,
+    candidates,
+    selection: selectionView(selection),
+    randomTieBreak: draws > 0,
+    why: describe(name, selection, draws > 0),
+  };
+}
+
+function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runtime['state'], chosen: Set<SiteModel>): Record<string, unknown> {
+  const state = stateOf(snapshot, site.key);
+  return {
+    order,
+    site: site.id,
+    key: site.key,
+    chosen: chosen.has(site),
+    up: state.up,
+    hasFamily: hasFamily(site, family),
+    addresses: family === 4 ? site.v4 : site.v6,
+    capacity: site.capacity,
+    load: state.load ?? null,
+    utilization: state.utilization ?? null,
+    rttMs: state.rttMs ?? null,
+    checkedAt: state.checkedAt !== undefined ? new Date(state.checkedAt).toISOString() : null,
+    reason: state.reason ?? null,
+    forced: state.forced ? { ...state.forced, until: new Date(state.forced.until).toISOString() } : null,
+  };
+}
+
+function selectionView(selection: Selection): Record<string, unknown> {
+  return {
+    kind: selection.kind,
+    sites: selection.kind === 'sites' ? selection.sites.map((s) => s.id) : [],
+    reason: selection.reason,
+    ecsScope: selection.scope ?? null,
+  };
+}
+
+function describe(name: DynamicName, selection: Selection, random: boolean): string {
+  const what = `${name.kind} name ${name.name}`;
+  switch (selection.kind) {
+    case 'sites':
+      return `${what}: ${selection.sites.map((s) => s.id).join(', ')} (${selection.reason})${random ? '; ties broken at random' : ''}`;
+    case 'sorry':
+      return `${what}: the pool's sorry address (${selection.reason})`;
+    case 'nodata':
+      return `${what}: no address (${selection.reason})`;
+    case 'servfail':
+      return `${what}: SERVFAIL (${selection.reason})`;
+    case 'drop':
+      return `${what}: no reply (${selection.reason})`;
+  }
+}
+
+function dynamicRecords(name: DynamicName, selection: Selection, family: 4 | 6): ExplainedRecord[] {
+  const type = family === 4 ? 'A' : 'AAAA';
+  if (selection.kind === 'sites') {
+    return selection.sites.flatMap((s) => (family === 4 ? s.v4 : s.v6).map((data) => ({ name: name.name, type, ttl: name.ttl, data })));
+  }
+  if (selection.kind === 'sorry') {
+    const rdatas = family === 4 ? (name.pool?.sorry4 ?? []) : (name.pool?.sorry6 ?? []);
+    return rdatas.map((rdata) => ({ name: name.name, type, ttl: name.ttl, data: rdataText(family === 4 ? QTYPE.A : QTYPE.AAAA, rdata) }));
+  }
+  return [];
+}
+
+function records(rrsets: readonly RRset[]): ExplainedRecord[] {
+  return rrsets.flatMap((rrset) => rrset.records.map((r: WireRecord) => ({ name: r.owner, type: typeName(r.type), ttl: r.ttl, data: rdataText(r.type, r.rdata) })));
+}
+
+/** Presentation form of the RDATA kinds sitedns writes (RFC 1035 §5.1); others as hex. */
+export function rdataText(type: number, rdata: Rdata): string {
+  const parts = rdata.map((p) => (Buffer.isBuffer(p) ? p : `${p.name}.`));
+  const bytes = Buffer.concat(parts.filter((p): p is Buffer => Buffer.isBuffer(p)));
+  const names = parts.filter((p): p is string => typeof p === 'string');
+  switch (type) {
+    case QTYPE.A:
+    case QTYPE.AAAA:
+      return ipaddr.fromByteArray([...bytes]).toString();
+    case QTYPE.CNAME:
+    case QTYPE.NS:
+    case QTYPE.PTR:
+      return names.join(' ');
+    case QTYPE.MX:
+      return `${bytes.readUInt16BE(0)} ${names[0]}`;
+    case QTYPE.TXT: {
+      const strings: string[] = [];
+      for (let i = 0; i < bytes.length; i += 1 + bytes[i]) strings.push(JSON.stringify(bytes.subarray(i + 1, i + 1 + bytes[i]).toString('latin1')));
+      return strings.join(' ');
+    }
+    case QTYPE.SOA: {
+      const n = (i: number) => bytes.readUInt32BE(i * 4);
+      return `${names.join(' ')} ${n(0)} ${n(1)} ${n(2)} ${n(3)} ${n(4)}`;
+    }
+    default:
+      return parts.map((p) => (typeof p === 'string' ? p : p.toString('hex'))).join(' ');
+  }
+}
+
+function parseEcs(text: string): ClientSubnet {
+  const slash = text.lastIndexOf('/');
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  if (!ipaddr.isValid(addressText)) throw new ExplainInputError(`ecs=${text}: not address/prefix`);
+  const address = ipaddr.parse(addressText);
+  const v4 = address.kind() === 'ipv4';
+  const max = v4 ? 32 : 128;
+  const prefix = slash < 0 ? max : Number(text.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new ExplainInputError(`ecs=${text}: prefix must be 0..${max}`);
+  // RFC 7871 §6: address bits past the source prefix are zero.
+  const bytes = Buffer.from(address.toByteArray());
+  for (let bit = prefix; bit < max; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+  return { family: v4 ? 1 : 2, sourcePrefix: prefix, address: bytes };
+}
+

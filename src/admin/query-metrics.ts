@@ -1,0 +1,128 @@
+/**
+ * The handler's observer for metrics and sampled query logs. Runs once per query, so it only
+ * adds to plain typed arrays (a few ns); `flush()` folds the tallies into the prom-client
+ * metrics right before a scrape (metrics.ts explains why). Measured cost: docs/metrics.md.
+ */
+import { QTYPE } from '../dns/constants.js';
+import { RCODE_NAME, typeName } from '../dns/constants.js';
+import type { DynamicName } from '../model/zone-model.js';
+import type { Selection } from '../policy/types.js';
+import type { HandlerObserver, QueryEvent } from '../server/handler.js';
+import type { Logger } from '../util/logger.js';
+import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnswersTotal, type HistogramTally } from './metrics.js';
+
+/**
+ * Query types with their own label value; any other type counts as "other" so that a client
+ * sending random types cannot grow the label set (cardinality stays zones x 20 x 17 x 2).
+ */
+const LABELLED_TYPES = [...Object.values(QTYPE), 12, 35, 46, 48, 64, 65];
+const TYPE_LABELS: string[] = ['other'];
+const TYPE_INDEX = new Uint8Array(65536);
+for (const t of new Set(LABELLED_TYPES)) {
+  TYPE_INDEX[t] = TYPE_LABELS.length;
+  TYPE_LABELS.push(typeName(t));
+}
+TYPE_LABELS[TYPE_INDEX[35]] = 'NAPTR';
+TYPE_LABELS[TYPE_INDEX[46]] = 'RRSIG';
+TYPE_LABELS[TYPE_INDEX[48]] = 'DNSKEY';
+TYPE_LABELS[TYPE_INDEX[64]] = 'SVCB';
+TYPE_LABELS[TYPE_INDEX[65]] = 'HTTPS';
+
+/** Header RCODEs 0..15, then "dropped" (no reply at all). */
+const RCODE_SLOTS = 17;
+const DROPPED = 16;
+const RCODE_LABELS = Array.from({ length: RCODE_SLOTS }, (_, i) => (i === DROPPED ? 'dropped' : (RCODE_NAME[i] ?? `RCODE${i}`)));
+const TRANSPORTS = ['udp', 'tcp'] as const;
+const CELLS = TYPE_LABELS.length * RCODE_SLOTS * TRANSPORTS.length;
+/** Label value for queries outside every zone (REFUSED) or not parsed far enough (FORMERR). */
+export const NO_ZONE = '(none)';
+
+export interface QueryLogOptions {
+  logger: Logger;
+  /** Fraction of queries logged, 0 (off) to 1. */
+  sample: number;
+  random?: () => number;
+}
+
+export class QueryMetrics implements HandlerObserver {
+  private perZone = new Map<string, Float64Array>();
+  private siteAnswers = new Map<DynamicName, Map<string, number>>();
+  private errors = 0;
+  private readonly latency: Record<string, HistogramTally> = { udp: answerLatency.child('udp'), tcp: answerLatency.child('tcp') };
+  private readonly sample: number;
+  private readonly random: () => number;
+  private readonly queryLog: Logger | undefined;
+  private readonly unregister: () => void;
+
+  constructor(queryLog?: QueryLogOptions) {
+    this.sample = queryLog?.sample ?? 0;
+    this.random = queryLog?.random ?? Math.random;
+    this.queryLog = this.sample > 0 ? queryLog?.logger : undefined;
+    this.unregister = beforeScrape(() => this.flush());
+  }
+
+  onQuery(ev: QueryEvent): void {
+    let cells = this.perZone.get(ev.zone);
+    if (cells === undefined) this.perZone.set(ev.zone, (cells = new Float64Array(CELLS)));
+    const rcode = ev.dropped ? DROPPED : ev.rcode & 0xf;
+    cells[(TYPE_INDEX[ev.qtype] * RCODE_SLOTS + rcode) * 2 + (ev.transport === 'tcp' ? 1 : 0)]++;
+    const seconds = (performance.now() - ev.startedAt) / 1000;
+    (this.latency[ev.transport] ?? this.latency.udp).observe(seconds);
+    if (ev.error !== null) this.errors++;
+    if (this.queryLog !== undefined && this.random() < this.sample) this.logQuery(ev, seconds);
+  }
+
+  onSelection(name: DynamicName, selection: Selection): void {
+    if (selection.kind !== 'sites') return;
+    let perSite = this.siteAnswers.get(name);
+    if (perSite === undefined) this.siteAnswers.set(name, (perSite = new Map()));
+    const sites = selection.sites;
+    for (let i = 0; i < sites.length; i++) perSite.set(sites[i].id, (perSite.get(sites[i].id) ?? 0) + 1);
+  }
+
+  /** Folds the tallies into the prom-client metrics (run before each scrape). */
+  flush(): void {
+    const perZone = this.perZone;
+    this.perZone = new Map();
+    for (const [zone, cells] of perZone) {
+      for (let i = 0; i < CELLS; i++) {
+        const n = cells[i];
+        if (n === 0) continue;
+        const transport = TRANSPORTS[i % 2];
+        const rest = (i - (i % 2)) / 2;
+        queriesTotal.inc({ zone: zone === '' ? NO_ZONE : zone, qtype: TYPE_LABELS[Math.floor(rest / RCODE_SLOTS)], rcode: RCODE_LABELS[rest % RCODE_SLOTS], transport }, n);
+      }
+    }
+    const siteAnswers = this.siteAnswers;
+    this.siteAnswers = new Map();
+    for (const [name, perSite] of siteAnswers) {
+      for (const [site, n] of perSite) siteAnswersTotal.inc({ name: name.name, site }, n);
+    }
+    if (this.errors > 0) {
+      handlerErrorsTotal.inc(this.errors);
+      this.errors = 0;
+    }
+  }
+
+  close(): void {
+    this.flush();
+    this.unregister();
+  }
+
+  private logQuery(ev: QueryEvent, seconds: number): void {
+    this.queryLog!.info(
+      {
+        client: ev.client,
+        transport: ev.transport,
+        name: ev.name,
+        qtype: typeName(ev.qtype),
+        zone: ev.zone || undefined,
+        rcode: ev.dropped ? 'dropped' : RCODE_LABELS[ev.rcode & 0xf],
+        site: ev.site || undefined,
+        us: Math.round(seconds * 1e6),
+        err: ev.error ?? undefined,
+      },
+      'query',
+    );
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The operations routes of the admin listener: /metrics, /healthz, /readyz, /v1/explain,
+ * /v1/status and POST /v1/reload. The state-store routes (drain, load reports) are registered by
+ * their own component on the same router.
+ */
+import type { PolicyEnv } from '../policy/types.js';
+import type { Runtime } from '../server/handler.js';
+import { stateOf } from '../state/snapshot.js';
+import { explain, ExplainInputError } from './explain.js';
+import type { AdminRouter } from './http.js';
+import { registry, renderMetrics } from './metrics.js';
+
+export interface Readiness {
+  ready: boolean;
+  zonesLoaded: boolean;
+  stateKnown: boolean;
+  stopping: boolean;
+}
+
+export interface OpsRouteDeps {
+  runtime: Runtime;
+  env: PolicyEnv;
+  readiness(): Readiness;
+  /** What `sitedns status` prints, as JSON. Default: the nameserver's own state snapshot. */
+  status?: () => unknown | Promise<unknown>;
+  /** POST /v1/reload. */
+  reload?: () => unknown;
+}
+
+export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void {
+  router.add('GET', '/metrics', async () => ({ status: 200, body: await renderMetrics(), contentType: registry.contentType }));
+
+  router.add('GET', '/healthz', () => {
+    // Alive and serving: 503 only once a stop has begun (load balancers stop sending then).
+    const r = deps.readiness();
+    return { status: r.stopping ? 503 : 200, body: { status: r.stopping ? 'stopping' : 'ok' } };
+  });
+
+  router.add('GET', '/readyz', () => {
+    const r = deps.readiness();
+    return { status: r.ready ? 200 : 503, body: { status: r.ready ? 'ready' : 'not ready', ...r } };
+  });
+
+  router.add('GET', '/v1/explain', (req) => {
+    const name = req.query.get('name');
+    if (!name) return { status: 400, body: { error: 'name= is required, e.g. /v1/explain?name=app.example.com&type=A&client=198.51.100.7' } };
+    try {
+      const body = explain(deps.runtime, deps.env, { name, type: req.query.get('type') ?? undefined, client: req.query.get('client') ?? undefined, ecs: req.query.get('ecs') ?? undefined });
+      return { status: 200, body };
+    } catch (error) {
+      if (error instanceof ExplainInputError) return { status: 400, body: { error: error.message } };
+      throw error;
+    }
+  });
+
+  router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env.now())))() }));
+
+  if (deps.reload) {
+    const reload = deps.reload;
+    router.add('POST', '/v1/reload', () => ({ status: 200, body: reload() }), { mutating: true });
+  }
+}
+
+/** The nameserver's view of every site: what it answers from right now. */
+export function snapshotStatus(runtime: Runtime, now: number): Record<string, unknown> {
+  const snapshot = runtime.state;
+  const sites = [];
+  for (const zone of runtime.zones.zones.values()) {
+    for (const site of zone.sites) {
+      const s = stateOf(snapshot, site.key);
+      sites.push({
+        zone: zone.origin,
+        site: site.id,
+        state: s.forced?.state === 'down' ? 'drained' : s.up ? 'up' : 'down',
+        load: s.load ?? null,
+        utilization: s.utilization ?? null,
+        rttMs: s.rttMs ?? null,
+        lastCheck: s.checkedAt !== undefined ? new Date(s.checkedAt).toISOString() : null,
+        why: s.reason ?? null,
+        forced: s.forced ? { ...s.forced, until: new Date(s.forced.until).toISOString() } : null,
+      });
+    }
+  }
+  return {
+    source: 'nameserver',
+    state: { version: snapshot.version, fresh: snapshot.fresh, ageSeconds: snapshot.takenAt > 0 ? (now - snapshot.takenAt) / 1000 : null },
+    zones: { generation: runtime.zones.generation, loadedAt: new Date(runtime.zones.loadedAt).toISOString(), names: [...runtime.zones.zones.keys()] },
+    sites,
+  };
+}

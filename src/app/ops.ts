@@ -1,0 +1,270 @@
+/**
+ * Operations for a running nameserver: the admin HTTP listener (metrics, health, readiness,
+ * explain, status, reload), per-query metrics and sampled query logs, live reload on SIGHUP and
+ * on zone file changes, all-down tracking, and the graceful stop. `serve` calls it in two steps:
+ * `prepareOps()` before the nameserver starts (the handler takes its observer at construction),
+ * `attach(ns)` once it runs; `stop(ns)` on SIGTERM.
+ */
+import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
+import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge, siteUp, siteUtilization, stateAgeSeconds } from '../admin/metrics.js';
+import { QueryMetrics } from '../admin/query-metrics.js';
+import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
+import type { Flags } from '../cli/args.js';
+import { parseDuration } from '../config/schema.js';
+import type { ZoneSet } from '../model/zone-model.js';
+import { systemEnv, type PolicyEnv } from '../policy/types.js';
+import type { Runtime } from '../server/handler.js';
+import { ReloadController, type ReloadListener, type ReloadTrigger } from '../server/reload.js';
+import { watchZones, type ZoneWatcher } from '../server/watch.js';
+import type { ZoneStore } from '../server/zone-store.js';
+import { stateOf, type StateSnapshot } from '../state/snapshot.js';
+import { parseHostPort } from '../util/listen.js';
+import { componentLogger, type Logger } from '../util/logger.js';
+
+/** The serve flags this module reads (spread into serveFlags). */
+export const opsFlags: Flags = {
+  http: { type: 'string', default: '127.0.0.1:8053', help: 'admin HTTP listener: /metrics, /healthz, /readyz, /v1/status, /v1/explain; "off" disables. Off loopback it needs --http-token' },
+  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (and every route off loopback)' },
+  'query-log-sample': { type: 'string', default: '0', help: 'fraction of queries to log (0 = off, 0.01 = 1 in 100, 1 = all)' },
+  'watch-debounce': { type: 'string', default: '250ms', help: 'reload this long after the last zone file change; 0 = do not watch (SIGHUP still reloads)' },
+  'stop-timeout': { type: 'string', default: '5s', help: 'on SIGTERM, exit at the latest this long after the stop began' },
+};
+
+export interface OpsConfig {
+  /** host:port, or null for no admin listener. */
+  http: string | null;
+  httpToken?: string;
+  querySample: number;
+  /** 0: no file watching. */
+  watchDebounceMs: number;
+  stopTimeoutMs: number;
+}
+
+export function opsConfigFromFlags(values: Record<string, unknown>): OpsConfig {
+  const http = String(values.http ?? '127.0.0.1:8053');
+  const sample = Number(values['query-log-sample'] ?? 0);
+  if (!Number.isFinite(sample) || sample < 0 || sample > 1) throw new Error(`--query-log-sample: "${values['query-log-sample']}" is not a fraction from 0 to 1`);
+  return {
+    http: /^(off|none|false|no|)$/i.test(http) ? null : http,
+    httpToken: (values['http-token'] as string | undefined) || undefined,
+    querySample: sample,
+    watchDebounceMs: durationFlag(String(values['watch-debounce'] ?? '250ms'), 'watch-debounce'),
+    stopTimeoutMs: durationFlag(String(values['stop-timeout'] ?? '5s'), 'stop-timeout'),
+  };
+}
+
+function durationFlag(text: string, flag: string): number {
+  const ms = /^\d+$/.test(text) ? Number(text) : parseDuration(text);
+  if (ms === undefined) throw new Error(`--${flag}: "${text}" is not a duration (e.g. 250ms, 5s)`);
+  return ms;
+}
+
+export interface OpsOptions extends OpsConfig {
+  logger: Logger;
+  env?: PolicyEnv;
+  /** The admin router; other components (state store: drain, load reports) add their routes to it. */
+  router?: AdminRouter;
+  /** What `sitedns status` prints; default: this nameserver's snapshot. */
+  status?: () => unknown | Promise<unknown>;
+  /**
+   * True once a first site state is known (the state store's first probe round, or its start-up
+   * limit). Default: a snapshot marked fresh has been seen, or no site has a probe to wait for.
+   */
+  stateKnown?: () => boolean;
+  /** Install SIGHUP (reload). serve: yes; tests running several in one process: no. */
+  signals?: boolean;
+  /** After `stop`, exit the process if it is still alive at stopTimeoutMs (serve only). */
+  forceExit?: boolean;
+}
+
+export interface OpsTarget {
+  readonly runtime: Runtime;
+  readonly zoneStore: ZoneStore;
+}
+
+export interface Ops {
+  /** Pass to startNameserver({ observer }). */
+  readonly observer: QueryMetrics;
+  readonly router: AdminRouter;
+  /** Set once attached. */
+  readonly admin: AdminServer | undefined;
+  readonly reloads: ReloadController | undefined;
+  attach(target: OpsTarget): Promise<void>;
+  reload(trigger?: ReloadTrigger): void;
+  /** The hook probes use to follow the config (#3). Works before attach too. */
+  onReload(listener: ReloadListener): () => void;
+  /** Run at stop after the listeners closed (e.g. close Redis). */
+  onStop(hook: () => unknown): void;
+  readiness(): Readiness;
+  /** Stop: unready, stop watching, run `stopNameserver` (answers what is in flight), stop hooks, admin last. */
+  stop(stopNameserver: () => Promise<void>): Promise<void>;
+}
+
+export function prepareOps(options: OpsOptions): Ops {
+  const log = componentLogger(options.logger, 'ops');
+  const env = options.env ?? systemEnv;
+  const router = options.router ?? new AdminRouter();
+  const observer = new QueryMetrics({ logger: componentLogger(options.logger, 'query'), sample: options.querySample });
+  const pendingListeners = new Set<ReloadListener>();
+  const stopHooks: (() => unknown)[] = [];
+  const cleanups: (() => void)[] = [];
+  let target: OpsTarget | undefined;
+  let reloads: ReloadController | undefined;
+  let admin: AdminServer | undefined;
+  let watcher: ZoneWatcher | undefined;
+  let stopping = false;
+  let stateSeen = false;
+
+  const defaultStateKnown = () => {
+    if (stateSeen) return true;
+    const rt = target?.runtime;
+    if (rt === undefined) return false;
+    if (rt.state.fresh) return (stateSeen = true);
+    // Nothing to learn: every site counts as up without a probe (embedded default, #2).
+    for (const zone of rt.zones.zones.values()) for (const site of zone.sites) if (site.probe !== undefined) return false;
+    return true;
+  };
+  const stateKnown = options.stateKnown ?? defaultStateKnown;
+
+  const readiness = (): Readiness => {
+    const zonesLoaded = target !== undefined && target.runtime.zones.zones.size > 0;
+    const known = zonesLoaded && stateKnown();
+    const r = { ready: zonesLoaded && known && !stopping, zonesLoaded, stateKnown: known, stopping };
+    return r;
+  };
+
+  const reload = (trigger: ReloadTrigger = 'api') => {
+    if (reloads === undefined || stopping) return undefined;
+    return reloads.reload(trigger);
+  };
+
+  const ops: Ops = {
+    observer,
+    router,
+    get admin() {
+      return admin;
+    },
+    get reloads() {
+      return reloads;
+    },
+    readiness,
+    reload,
+    onReload(listener) {
+      if (reloads !== undefined) return reloads.onReload(listener);
+      pendingListeners.add(listener);
+      return () => pendingListeners.delete(listener);
+    },
+    onStop(hook) {
+      stopHooks.push(hook);
+    },
+
+    async attach(t) {
+      target = t;
+      reloads = new ReloadController(t, componentLogger(options.logger, 'reload'));
+      for (const l of pendingListeners) reloads.onReload(l);
+      reloads.start();
+
+      cleanups.push(beforeScrape(() => scrapeGauges(t.runtime, env.now(), readiness().ready)));
+      const allDown = new AllDownTracker(componentLogger(options.logger, 'state'));
+      const tick = setInterval(() => allDown.check(t.runtime.zones, t.runtime.state), 250);
+      tick.unref();
+      allDown.check(t.runtime.zones, t.runtime.state);
+      cleanups.push(() => clearInterval(tick));
+
+      if (options.signals ?? true) {
+        const onHup = () => reload('sighup');
+        process.on('SIGHUP', onHup);
+        cleanups.push(() => process.off('SIGHUP', onHup));
+      }
+      if (options.watchDebounceMs > 0) {
+        watcher = watchZones(t.zoneStore.path, () => reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
+      }
+
+      registerOpsRoutes(router, { runtime: t.runtime, env, readiness, status: options.status, reload: () => reload('api') });
+      if (options.http !== null) {
+        const { host, port } = parseHostPort(options.http);
+        const adminLog = componentLogger(options.logger, 'admin');
+        admin = await startAdminServer(router, { host, port, token: options.httpToken, onError: (error) => adminLog.error({ err: error }, 'admin request failed') });
+        adminLog.info({ address: admin.address, port: admin.port }, 'admin listening');
+      }
+    },
+
+    async stop(stopNameserver) {
+      if (stopping) return;
+      stopping = true;
+      readyGauge.set(0);
+      if (options.forceExit) {
+        setTimeout(() => {
+          log.warn({ stopTimeoutMs: options.stopTimeoutMs }, 'stop took too long; exiting now');
+          process.exit(0);
+        }, options.stopTimeoutMs).unref();
+      }
+      watcher?.close();
+      for (const c of cleanups) c();
+      try {
+        await stopNameserver();
+      } catch (error) {
+        log.error({ err: error }, 'closing the DNS listeners failed');
+      }
+      for (const hook of stopHooks) {
+        try {
+          await hook();
+        } catch (error) {
+          log.error({ err: error }, 'a stop hook failed');
+        }
+      }
+      observer.close();
+      await admin?.close();
+      log.info('stopped');
+    },
+  };
+  return ops;
+}
+
+/** Gauges read from the live runtime at scrape time (cheaper and truer than updating them on every change). */
+function scrapeGauges(runtime: Runtime, now: number, isReady: boolean): void {
+  const snapshot = runtime.state;
+  siteUp.reset();
+  siteUtilization.reset();
+  for (const zone of runtime.zones.zones.values()) {
+    for (const site of zone.sites) {
+      const s = stateOf(snapshot, site.key);
+      siteUp.set({ zone: zone.origin, site: site.id }, s.up ? 1 : 0);
+      if (s.utilization !== undefined) siteUtilization.set({ zone: zone.origin, site: site.id }, s.utilization);
+    }
+  }
+  stateAgeSeconds.set(snapshot.takenAt > 0 ? (now - snapshot.takenAt) / 1000 : Number.NaN);
+  readyGauge.set(isReady ? 1 : 0);
+}
+
+/**
+ * Notices names entering and leaving the all-down state (every candidate site down) whenever the
+ * zones or the state snapshot change; counts and logs each transition once.
+ */
+export class AllDownTracker {
+  private down = new Set<string>();
+  private lastZones: ZoneSet | undefined;
+  private lastState: StateSnapshot | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  check(zones: ZoneSet, state: StateSnapshot): void {
+    if (zones === this.lastZones && state === this.lastState) return;
+    this.lastZones = zones;
+    this.lastState = state;
+    const now = new Set<string>();
+    for (const zone of zones.zones.values()) {
+      for (const name of zone.dynamicNames) {
+        if (name.sites.length > 0 && name.sites.every((s) => !stateOf(state, s.key).up)) now.add(name.name);
+      }
+    }
+    for (const name of now) {
+      if (this.down.has(name)) continue;
+      allDownEventsTotal.inc({ name });
+      this.log.warn({ name }, 'every site of this name is down; answering per its all_down setting');
+    }
+    for (const name of this.down) if (!now.has(name)) this.log.info({ name }, 'a site of this name is up again');
+    this.down = now;
+    allDownNames.set(now.size);
+  }
+}
