@@ -1,0 +1,112 @@
+/** explain runs the same lookup and policy as the handler: its answer is the handler's answer. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { explain } from '../../src/admin/explain.js';
+import { Handler, Runtime } from '../../src/server/handler.js';
+import { makeSnapshot, type SiteState } from '../../src/state/snapshot.js';
+import { compileText, decode, ecsOption, fixedEnv, query } from '../helpers/dns.js';
+
+const SAMPLE = readFileSync(new URL('../fixtures/app.example.com.yaml', import.meta.url), 'utf8');
+
+function wireAnswer(handler: Handler, name: string, type: string, client: string): { rcode: number; data: string[] } | null {
+  const out = handler.handle(query(name, type, { edns: {} }), { transport: 'udp', clientAddress: client });
+  if (out === null) return null;
+  const d = decode(out);
+  return { rcode: d.rcode, data: d.answers.map((r: any) => String(r.address ?? r.domain ?? r.exchange ?? (Array.isArray(r.data) ? r.data.join('') : r.data))) };
+}
+
+function explainedData(e: any): string[] {
+  return (e.answer ?? []).map((r: any) => (r.type === 'CNAME' ? r.data.replace(/\.$/, '') : r.type === 'TXT' ? JSON.parse(r.data) : r.type === 'MX' ? r.data.split(' ')[1].replace(/\.$/, '') : r.data));
+}
+
+const RCODES: Record<string, number> = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 };
+
+const states: Record<string, Record<string, SiteState>> = {
+  'all up, loads differ': {
+    'app.example.com/boston': { up: true, load: 80, utilization: 0.8 },
+    'app.example.com/chicago': { up: true, load: 30, utilization: 0.3 },
+    'app.example.com/geneva': { up: true, load: 25, utilization: 0.5 },
+  },
+  'boston down': {
+    'app.example.com/boston': { up: false, reason: 'connection refused' },
+    'app.example.com/chicago': { up: true, utilization: 0.9 },
+    'app.example.com/geneva': { up: true, utilization: 0.1 },
+  },
+  'all down': {
+    'app.example.com/boston': { up: false },
+    'app.example.com/chicago': { up: false },
+    'app.example.com/geneva': { up: false },
+  },
+};
+
+const questions: [string, string][] = [
+  ['app.example.com', 'A'],
+  ['app.example.com', 'AAAA'],
+  ['www.app.example.com', 'A'],
+  ['americas.app.example.com', 'A'],
+  ['europe.app.example.com', 'A'],
+  ['boston.app.example.com', 'A'],
+  ['boston.app.example.com', 'AAAA'],
+  ['chicago.app.example.com', 'A'],
+  ['geneva.app.example.com', 'A'],
+  ['mail.app.example.com', 'A'],
+  ['nope.app.example.com', 'A'],
+  ['app.example.com', 'TXT'],
+  ['example.org', 'A'],
+];
+
+for (const [label, sites] of Object.entries(states)) {
+  t.test(`explain agrees with the handler: ${label}`, async (t) => {
+    const env = fixedEnv();
+    const runtime = new Runtime(compileText(SAMPLE), makeSnapshot(new Map(Object.entries(sites)), true, env.now()));
+    const handler = new Handler(runtime, env);
+    for (const [name, type] of questions) {
+      for (const client of ['198.51.100.7', '203.0.113.9']) {
+        const actual = wireAnswer(handler, name, type, client)!;
+        const e: any = explain(runtime, env, { name, type, client });
+        t.equal(RCODES[e.rcode], actual.rcode, `${name} ${type} from ${client}: rcode ${e.rcode}`);
+        t.same(explainedData(e).sort(), actual.data.sort(), `${name} ${type} from ${client}: ${actual.data.join(' ')}`);
+        if (e.candidates) t.ok(typeof e.why === 'string' && e.selection.reason, 'says why');
+      }
+    }
+  });
+}
+
+t.test('explain shows candidates, their state and load, and the policy reasoning', async (t) => {
+  const env = fixedEnv();
+  const runtime = new Runtime(compileText(SAMPLE), makeSnapshot(new Map(Object.entries(states['boston down'])), true, env.now() - 2000));
+  const e: any = explain(runtime, env, { name: 'Boston.App.Example.Com.', type: 'a' });
+  t.equal(e.policy, 'failover');
+  t.equal(e.name.kind, 'site');
+  t.same(e.candidates.map((c: any) => [c.site, c.up, c.chosen]), [['boston', false, false], ['chicago', true, true]]);
+  t.equal(e.candidates[0].reason, 'connection refused');
+  t.equal(e.selection.reason, 'failover: boston down');
+  t.equal(e.state.ageSeconds, 2);
+  t.match(e.why, /site name boston\.app\.example\.com: chicago/);
+
+  const pool: any = explain(runtime, env, { name: 'app.example.com' });
+  t.equal(pool.policy, 'least-busy');
+  t.same(pool.selection.sites, ['geneva']);
+  t.same(pool.candidates.map((c: any) => c.utilization), [null, 0.9, 0.1]);
+});
+
+t.test('random tie-breaks are reported; the answer is one of the tied sites', async (t) => {
+  const env = fixedEnv();
+  const runtime = new Runtime(compileText(SAMPLE)); // every site up, load unknown: all tied
+  const e: any = explain(runtime, env, { name: 'app.example.com' });
+  t.equal(e.randomTieBreak, true);
+  t.match(e.why, /ties broken at random/);
+  t.ok(['boston', 'chicago', 'geneva'].includes(e.selection.sites[0]));
+});
+
+t.test('ECS and bad input', async (t) => {
+  const env = fixedEnv();
+  const runtime = new Runtime(compileText(SAMPLE));
+  const e: any = explain(runtime, env, { name: 'boston.app.example.com', ecs: '198.51.100.77/24' });
+  t.equal(e.question.ecs, '198.51.100.77/24');
+  t.throws(() => explain(runtime, env, { name: '' }), { code: 'EEXPLAIN_INPUT' });
+  t.throws(() => explain(runtime, env, { name: 'a.b', type: 'BOGUS' }), { code: 'EEXPLAIN_INPUT' });
+  t.throws(() => explain(runtime, env, { name: 'a.b', client: 'x' }), { code: 'EEXPLAIN_INPUT' });
+  t.throws(() => explain(runtime, env, { name: 'a.b', ecs: '1.2.3.4/40' }), { code: 'EEXPLAIN_INPUT' });
+  void ecsOption;
+});

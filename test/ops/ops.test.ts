@@ -1,0 +1,82 @@
+/** prepareOps in-process: readiness, all-down transitions, the admin routes over real HTTP. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { AllDownTracker, prepareOps } from '../../src/app/ops.js';
+import { renderMetrics } from '../../src/admin/metrics.js';
+import { Runtime } from '../../src/server/handler.js';
+import { ZoneStore } from '../../src/server/zone-store.js';
+import { makeSnapshot } from '../../src/state/snapshot.js';
+import { compileText, tempZonesDir } from '../helpers/dns.js';
+import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
+
+const SAMPLE = readFileSync(new URL('../fixtures/app.example.com.yaml', import.meta.url), 'utf8');
+
+t.test('all-down transitions are counted and logged once', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const tracker = new AllDownTracker(logger);
+  const zones = compileText(SAMPLE);
+  const before = metric(parseMetrics(await renderMetrics()), 'sitedns_all_down_events_total', { name: 'boston.app.example.com' });
+  const down = makeSnapshot(new Map([['app.example.com/boston', { up: false }], ['app.example.com/chicago', { up: false }]]), true);
+  tracker.check(zones, down);
+  tracker.check(zones, makeSnapshot(down.sites, true));
+  const m = parseMetrics(await renderMetrics());
+  t.equal(metric(m, 'sitedns_all_down_events_total', { name: 'boston.app.example.com' }) - before, 1);
+  t.equal(metric(m, 'sitedns_all_down_names'), 3, 'boston, chicago (each failing over to the other) and americas');
+  t.equal(lines.filter((l) => l.msg.startsWith('every site')).length, 3);
+  tracker.check(zones, makeSnapshot(new Map(), true));
+  t.equal(lines.filter((l) => l.msg.startsWith('a site of this name is up')).length, 3);
+});
+
+t.test('readiness: zones loaded and a first state known; health and routes over HTTP', async (t) => {
+  const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
+  const zoneStore = new ZoneStore(dir);
+  const runtime = new Runtime(zoneStore.load().zoneSet);
+  const { logger } = memoryLogger('warn');
+  const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false });
+  await ops.attach({ runtime, zoneStore });
+  const base = `http://127.0.0.1:${ops.admin!.port}`;
+  const get = async (path: string) => {
+    const res = await fetch(base + path);
+    return { status: res.status, body: res.headers.get('content-type')!.includes('json') ? await res.json() : await res.text() };
+  };
+  t.equal((await get('/healthz')).status, 200);
+  const notReady = await get('/readyz');
+  t.equal(notReady.status, 503, 'sites have probes and no state is known yet');
+  t.match(notReady.body, { zonesLoaded: true, stateKnown: false });
+  runtime.state = makeSnapshot(new Map([['app.example.com/boston', { up: false, reason: 'timeout' }]]), true);
+  t.equal((await get('/readyz')).status, 200, 'ready once a fresh state arrived');
+  runtime.state = makeSnapshot(runtime.state.sites, false);
+  t.equal((await get('/readyz')).status, 200, 'stays ready when the state goes stale (fail static)');
+
+  const status = await get('/v1/status');
+  t.match(status.body.sites.find((s: any) => s.site === 'boston'), { zone: 'app.example.com', state: 'down', why: 'timeout' });
+  t.equal((await get('/v1/explain')).status, 400);
+  t.equal((await get('/v1/explain?name=boston.app.example.com')).body.answer[0].data, '203.0.113.20');
+  t.equal((await get('/nope')).status, 404);
+  const reload = await fetch(base + '/v1/reload', { method: 'POST' });
+  t.equal(reload.status, 200);
+  t.match(await reload.json(), { trigger: 'api', zones: ['app.example.com'] });
+  const metrics = await get('/metrics');
+  t.match(metrics.body, /sitedns_site_up\{zone="app.example.com",site="boston"\} 0/);
+  t.match(metrics.body, /sitedns_ready 1/);
+
+  let stopped = false;
+  await ops.stop(async () => {
+    stopped = true;
+  });
+  t.ok(stopped);
+  await t.rejects(fetch(base + '/healthz'), 'admin closed after stop');
+});
+
+t.test('a status provider replaces the default; the token guards reload', async (t) => {
+  const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
+  const zoneStore = new ZoneStore(dir);
+  const runtime = new Runtime(zoneStore.load().zoneSet);
+  const ops = prepareOps({ http: '127.0.0.1:0', httpToken: 's3cret', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger: memoryLogger('warn').logger, signals: false, status: async () => ({ source: 'redis', sites: [] }) });
+  await ops.attach({ runtime, zoneStore });
+  t.teardown(() => ops.stop(async () => {}));
+  const base = `http://127.0.0.1:${ops.admin!.port}`;
+  t.same(await (await fetch(base + '/v1/status')).json(), { source: 'redis', sites: [] });
+  t.equal((await fetch(base + '/v1/reload', { method: 'POST' })).status, 401);
+  t.equal((await fetch(base + '/v1/reload', { method: 'POST', headers: { authorization: 'Bearer s3cret' } })).status, 200);
+});
