@@ -35,7 +35,7 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
   const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false });
   await ops.attach({ runtime, zoneStore });
   const base = `http://127.0.0.1:${ops.admin!.port}`;
-  const get = async (path: string) => {
+  const get = async (path: string): Promise<{ status: number; body: any }> => {
     const res = await fetch(base + path);
     return { status: res.status, body: res.headers.get('content-type')!.includes('json') ? await res.json() : await res.text() };
   };
