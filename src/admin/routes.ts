@@ -53,7 +53,9 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
     }
   });
 
-  router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env.now())))() }));
+  // The state store registers the real status (sites as the probers see them, drains, probers);
+  // this nameserver-only view is for when there is none.
+  if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env.now())))() }));
 
   if (deps.reload) {
     const reload = deps.reload;

@@ -1,12 +1,13 @@
 /**
- * Operations for a running nameserver: the admin HTTP listener (metrics, health, readiness,
- * explain, status, reload), per-query metrics and sampled query logs, live reload on SIGHUP and
- * on zone file changes, all-down tracking, and the graceful stop. `serve` calls it in two steps:
+ * Operations for a running nameserver: admin routes (metrics, health, readiness, explain, status,
+ * reload), per-query metrics and sampled query logs, live reload on SIGHUP and on zone file
+ * changes, all-down tracking, and the graceful stop. `serve` uses it in steps:
  * `prepareOps()` before the nameserver starts (the handler takes its observer at construction),
- * `attach(ns)` once it runs; `stop(ns)` on SIGTERM.
+ * `registerRoutes(router, runtime)` on the admin listener's router (serve-app owns the listener),
+ * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge, siteUp, siteUtilization, stateAgeSeconds } from '../admin/metrics.js';
+import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge } from '../admin/metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { Flags } from '../cli/args.js';
@@ -23,16 +24,14 @@ import { componentLogger, type Logger } from '../util/logger.js';
 
 /** The serve flags this module reads (spread into serveFlags). */
 export const opsFlags: Flags = {
-  http: { type: 'string', default: '127.0.0.1:8053', help: 'admin HTTP listener: /metrics, /healthz, /readyz, /v1/status, /v1/explain; "off" disables. Off loopback it needs --http-token' },
-  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (and every route off loopback)' },
   'query-log-sample': { type: 'string', default: '0', help: 'fraction of queries to log (0 = off, 0.01 = 1 in 100, 1 = all)' },
   'watch-debounce': { type: 'string', default: '250ms', help: 'reload this long after the last zone file change; 0 = do not watch (SIGHUP still reloads)' },
   'stop-timeout': { type: 'string', default: '5s', help: 'on SIGTERM, exit at the latest this long after the stop began' },
 };
 
 export interface OpsConfig {
-  /** host:port, or null for no admin listener. */
-  http: string | null;
+  /** Start an admin listener of its own on host:port (serve: no, serve-app has one). */
+  http?: string | null;
   httpToken?: string;
   querySample: number;
   /** 0: no file watching. */
@@ -41,12 +40,9 @@ export interface OpsConfig {
 }
 
 export function opsConfigFromFlags(values: Record<string, unknown>): OpsConfig {
-  const http = String(values.http ?? '127.0.0.1:8053');
   const sample = Number(values['query-log-sample'] ?? 0);
   if (!Number.isFinite(sample) || sample < 0 || sample > 1) throw new Error(`--query-log-sample: "${values['query-log-sample']}" is not a fraction from 0 to 1`);
   return {
-    http: /^(off|none|false|no|)$/i.test(http) ? null : http,
-    httpToken: (values['http-token'] as string | undefined) || undefined,
     querySample: sample,
     watchDebounceMs: durationFlag(String(values['watch-debounce'] ?? '250ms'), 'watch-debounce'),
     stopTimeoutMs: durationFlag(String(values['stop-timeout'] ?? '5s'), 'stop-timeout'),
@@ -86,9 +82,13 @@ export interface Ops {
   /** Pass to startNameserver({ observer }). */
   readonly observer: QueryMetrics;
   readonly router: AdminRouter;
-  /** Set once attached. */
+  /** Its own admin listener, when `http` was given. */
   readonly admin: AdminServer | undefined;
+  /** Set once attached. */
   readonly reloads: ReloadController | undefined;
+  /** Adds the ops routes to an admin router (GET /v1/status only if no one registered it). */
+  registerRoutes(router: AdminRouter, runtime: Runtime): void;
+  /** DNS is being served: start reloads, watching, SIGHUP; /readyz may say ready from now on. */
   attach(target: OpsTarget): Promise<void>;
   reload(trigger?: ReloadTrigger): void;
   /** The hook probes use to follow the config (#3). Works before attach too. */
@@ -126,11 +126,16 @@ export function prepareOps(options: OpsOptions): Ops {
   };
   const stateKnown = options.stateKnown ?? defaultStateKnown;
 
+  let routeRuntime: Runtime | undefined;
   const readiness = (): Readiness => {
-    const zonesLoaded = target !== undefined && target.runtime.zones.zones.size > 0;
-    const known = zonesLoaded && stateKnown();
-    const r = { ready: zonesLoaded && known && !stopping, zonesLoaded, stateKnown: known, stopping };
-    return r;
+    const runtime = target?.runtime ?? routeRuntime;
+    const zonesLoaded = runtime !== undefined && runtime.zones.zones.size > 0;
+    const known = zonesLoaded && target !== undefined && stateKnown();
+    return { ready: zonesLoaded && known && !stopping, zonesLoaded, stateKnown: known, stopping };
+  };
+  const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
+    routeRuntime = runtime;
+    registerOpsRoutes(r, { runtime, env, readiness, status: options.status, reload: () => reload('api') });
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {
@@ -149,6 +154,7 @@ export function prepareOps(options: OpsOptions): Ops {
     },
     readiness,
     reload,
+    registerRoutes,
     onReload(listener) {
       if (reloads !== undefined) return reloads.onReload(listener);
       pendingListeners.add(listener);
@@ -164,7 +170,7 @@ export function prepareOps(options: OpsOptions): Ops {
       for (const l of pendingListeners) reloads.onReload(l);
       reloads.start();
 
-      cleanups.push(beforeScrape(() => scrapeGauges(t.runtime, env.now(), readiness().ready)));
+      cleanups.push(beforeScrape(() => readyGauge.set(readiness().ready ? 1 : 0)));
       const allDown = new AllDownTracker(componentLogger(options.logger, 'state'));
       const tick = setInterval(() => allDown.check(t.runtime.zones, t.runtime.state), 250);
       tick.unref();
@@ -180,8 +186,8 @@ export function prepareOps(options: OpsOptions): Ops {
         watcher = watchZones(t.zoneStore.path, () => reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
       }
 
-      registerOpsRoutes(router, { runtime: t.runtime, env, readiness, status: options.status, reload: () => reload('api') });
-      if (options.http !== null) {
+      if (options.http) {
+        registerRoutes(router, t.runtime);
         const { host, port } = parseHostPort(options.http);
         const adminLog = componentLogger(options.logger, 'admin');
         admin = await startAdminServer(router, { host, port, token: options.httpToken, onError: (error) => adminLog.error({ err: error }, 'admin request failed') });
@@ -219,22 +225,6 @@ export function prepareOps(options: OpsOptions): Ops {
     },
   };
   return ops;
-}
-
-/** Gauges read from the live runtime at scrape time (cheaper and truer than updating them on every change). */
-function scrapeGauges(runtime: Runtime, now: number, isReady: boolean): void {
-  const snapshot = runtime.state;
-  siteUp.reset();
-  siteUtilization.reset();
-  for (const zone of runtime.zones.zones.values()) {
-    for (const site of zone.sites) {
-      const s = stateOf(snapshot, site.key);
-      siteUp.set({ zone: zone.origin, site: site.id }, s.up ? 1 : 0);
-      if (s.utilization !== undefined) siteUtilization.set({ zone: zone.origin, site: site.id }, s.utilization);
-    }
-  }
-  stateAgeSeconds.set(snapshot.takenAt > 0 ? (now - snapshot.takenAt) / 1000 : Number.NaN);
-  readyGauge.set(isReady ? 1 : 0);
 }
 
 /**
