@@ -1,0 +1,22 @@
+# sitedns: one image for `serve`, `probe`, the admin commands, and the example site (examples/site).
+#   docker build -t sitedns .
+#   docker run --rm -p 5353:53/udp -p 5353:53/tcp sitedns serve --zones zones --listen 0.0.0.0:53
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` builds, and the sources are not copied yet.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund && rm -rf src test bench
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app /app
+# Unprivileged: bind 53 with `sysctls: net.ipv4.ip_unprivileged_port_start: 0` (docker-compose.yml)
+# or publish a high port. The last-known-state file goes to /tmp (SITEDNS_STATE_FILE).
+USER node
+ENV SITEDNS_STATE_FILE=/tmp/sitedns/last-state.json
+EXPOSE 53/udp 53/tcp 8053/tcp
+ENTRYPOINT ["node", "dist/cli/index.js"]
+CMD ["serve", "--zones", "zones", "--listen", "0.0.0.0:53", "--http", "127.0.0.1:8053"]
