@@ -106,7 +106,7 @@ export const queriesTotal = new Counter({
 
 export const answerLatency = new TallyHistogram(
   'sitedns_answer_seconds',
-  'Time from a query reaching the handler to its response being built',
+  'Time from a query reaching the handler to its response being built (measured on 1 query in 16: a clock read costs more than the rest of the metrics)',
   'transport',
   [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01],
   [registry],

@@ -44,7 +44,11 @@ export interface QueryLogOptions {
   random?: () => number;
 }
 
+/** Answer latency is measured on 1 query in this many (see HandlerObserver.timeEvery). */
+export const DEFAULT_TIME_EVERY = 16;
+
 export class QueryMetrics implements HandlerObserver {
+  readonly timeEvery: number;
   private perZone = new Map<string, Float64Array>();
   private siteAnswers = new Map<DynamicName, Map<string, number>>();
   private errors = 0;
@@ -54,7 +58,8 @@ export class QueryMetrics implements HandlerObserver {
   private readonly queryLog: Logger | undefined;
   private readonly unregister: () => void;
 
-  constructor(queryLog?: QueryLogOptions) {
+  constructor(queryLog?: QueryLogOptions, timeEvery = DEFAULT_TIME_EVERY) {
+    this.timeEvery = timeEvery;
     this.sample = queryLog?.sample ?? 0;
     this.random = queryLog?.random ?? Math.random;
     this.queryLog = this.sample > 0 ? queryLog?.logger : undefined;
@@ -66,8 +71,11 @@ export class QueryMetrics implements HandlerObserver {
     if (cells === undefined) this.perZone.set(ev.zone, (cells = new Float64Array(CELLS)));
     const rcode = ev.dropped ? DROPPED : ev.rcode & 0xf;
     cells[(TYPE_INDEX[ev.qtype] * RCODE_SLOTS + rcode) * 2 + (ev.transport === 'tcp' ? 1 : 0)]++;
-    const seconds = (performance.now() - ev.startedAt) / 1000;
-    (this.latency[ev.transport] ?? this.latency.udp).observe(seconds);
+    let seconds = -1;
+    if (ev.startedAt !== 0) {
+      seconds = (performance.now() - ev.startedAt) / 1000;
+      (this.latency[ev.transport] ?? this.latency.udp).observe(seconds);
+    }
     if (ev.error !== null) this.errors++;
     if (this.queryLog !== undefined && this.random() < this.sample) this.logQuery(ev, seconds);
   }
@@ -119,7 +127,7 @@ export class QueryMetrics implements HandlerObserver {
         zone: ev.zone || undefined,
         rcode: ev.dropped ? 'dropped' : RCODE_LABELS[ev.rcode & 0xf],
         site: ev.site || undefined,
-        us: Math.round(seconds * 1e6),
+        us: seconds >= 0 ? Math.round(seconds * 1e6) : undefined,
         err: ev.error ?? undefined,
       },
       'query',

@@ -33,11 +33,16 @@ export interface QueryEvent {
   error: Error | null;
   /** The resolver's address (for sampled query logs). */
   client: string;
-  /** performance.now() when the handler got the packet; set only when an onQuery observer is attached. */
+  /** performance.now() when the handler got the packet, on 1 query in observer.timeEvery; else 0. */
   startedAt: number;
 }
 
 export interface HandlerObserver {
+  /**
+   * Read the clock for 1 query in this many (a power of two; unset: never). A clock read costs
+   * more than all the counting (bench/observer.mjs), so latency is measured on a sample.
+   */
+  readonly timeEvery?: number;
   onQuery?(event: QueryEvent): void;
   onSelection?(name: DynamicName, selection: Selection): void;
 }
@@ -55,20 +60,22 @@ export class Runtime {
 export class Handler {
   private readonly recordCache = new WeakMap<DynamicName, Map<string, WireRecord[]>>();
   private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null, client: '', startedAt: 0 };
-  /** Timing costs a clock read per query: only when someone listens (admin/query-metrics.ts). */
-  private readonly timed: boolean;
+  /** Clock reads only for a sample of queries, when someone listens (admin/query-metrics.ts); -1: never. */
+  private readonly timeMask: number;
+  private queryCount = 0;
 
   constructor(
     readonly runtime: Runtime,
     private readonly env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
   ) {
-    this.timed = observer.onQuery !== undefined;
+    const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
+    this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
   }
 
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
     const ev = this.event;
-    if (this.timed) ev.startedAt = performance.now();
+    if (this.timeMask >= 0) ev.startedAt = (++this.queryCount & this.timeMask) === 0 ? performance.now() : 0;
     ev.transport = ctx.transport;
     ev.client = ctx.clientAddress;
     ev.zone = '';

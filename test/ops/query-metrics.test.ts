@@ -11,7 +11,7 @@ const SAMPLE = readFileSync(new URL('../fixtures/app.example.com.yaml', import.m
 
 t.test('queries are counted with their labels, flushed at scrape', async (t) => {
   const { logger, lines } = memoryLogger();
-  const observer = new QueryMetrics({ logger, sample: 1 });
+  const observer = new QueryMetrics({ logger, sample: 1 }, 1);
   t.teardown(() => observer.close());
   const handler = new Handler(new Runtime(compileText(SAMPLE)), fixedEnv(), observer);
   const before = parseMetrics(await renderMetrics());
@@ -44,6 +44,17 @@ t.test('queries are counted with their labels, flushed at scrape', async (t) => 
   const logged = lines.filter((l) => l.msg === 'query');
   t.equal(logged.length, 9, 'sample 1 logs every query');
   t.match(logged[0], { client: '192.0.2.7', transport: 'udp', name: 'boston.app.example.com', qtype: 'A', rcode: 'NOERROR', site: 'boston' });
+});
+
+t.test('latency is measured on 1 query in timeEvery', async (t) => {
+  const observer = new QueryMetrics(undefined, 4);
+  t.teardown(() => observer.close());
+  const handler = new Handler(new Runtime(compileText(SAMPLE)), fixedEnv(), observer);
+  const before = parseMetrics(await renderMetrics());
+  for (let i = 0; i < 40; i++) handler.handle(query('boston.app.example.com'), { transport: 'tcp', clientAddress: '192.0.2.1' });
+  const after = parseMetrics(await renderMetrics());
+  t.equal(metric(after, 'sitedns_answer_seconds_count', { transport: 'tcp' }) - metric(before, 'sitedns_answer_seconds_count', { transport: 'tcp' }), 10);
+  t.equal(metric(after, 'sitedns_queries_total', { transport: 'tcp' }) - metric(before, 'sitedns_queries_total', { transport: 'tcp' }), 40, 'every query is counted');
 });
 
 t.test('query logging is sampled, and off at 0', async (t) => {
