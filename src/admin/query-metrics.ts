@@ -44,6 +44,9 @@ export interface QueryLogOptions {
   random?: () => number;
 }
 
+/** Distinct handler error messages logged (each once); more are only counted. */
+const MAX_LOGGED_ERRORS = 100;
+
 /** Answer latency is measured on 1 query in this many (see HandlerObserver.timeEvery). */
 export const DEFAULT_TIME_EVERY = 16;
 
@@ -57,8 +60,10 @@ export class QueryMetrics implements HandlerObserver {
   private readonly random: () => number;
   private readonly queryLog: Logger | undefined;
   private readonly unregister: () => void;
+  private readonly loggedErrors = new Set<string>();
 
-  constructor(queryLog?: QueryLogOptions, timeEvery = DEFAULT_TIME_EVERY) {
+  /** `errorLog`: where unexpected handler errors are logged, each distinct message once. */
+  constructor(queryLog?: QueryLogOptions, timeEvery = DEFAULT_TIME_EVERY, private readonly errorLog?: Logger) {
     this.timeEvery = timeEvery;
     this.sample = queryLog?.sample ?? 0;
     this.random = queryLog?.random ?? Math.random;
@@ -76,7 +81,7 @@ export class QueryMetrics implements HandlerObserver {
       seconds = (performance.now() - ev.startedAt) / 1000;
       (this.latency[ev.transport] ?? this.latency.udp).observe(seconds);
     }
-    if (ev.error !== null) this.errors++;
+    if (ev.error !== null) this.handlerError(ev);
     if (this.queryLog !== undefined && this.random() < this.sample) this.logQuery(ev, seconds);
   }
 
@@ -115,6 +120,14 @@ export class QueryMetrics implements HandlerObserver {
   close(): void {
     this.flush();
     this.unregister();
+  }
+
+  private handlerError(ev: QueryEvent): void {
+    this.errors++;
+    const key = ev.error!.message;
+    if (this.errorLog === undefined || this.loggedErrors.has(key) || this.loggedErrors.size >= MAX_LOGGED_ERRORS) return;
+    this.loggedErrors.add(key);
+    this.errorLog.error({ err: ev.error, name: ev.name, qtype: typeName(ev.qtype), transport: ev.transport }, 'error while answering (answered SERVFAIL; logged once per message, counted in sitedns_handler_errors_total)');
   }
 
   private logQuery(ev: QueryEvent, seconds: number): void {

@@ -104,7 +104,7 @@ export function prepareOps(options: OpsOptions): Ops {
   const log = componentLogger(options.logger, 'ops');
   const env = options.env ?? systemEnv;
   const router = options.router ?? new AdminRouter();
-  const observer = new QueryMetrics({ logger: componentLogger(options.logger, 'query'), sample: options.querySample });
+  const observer = new QueryMetrics({ logger: componentLogger(options.logger, 'query'), sample: options.querySample }, undefined, componentLogger(options.logger, 'handler'));
   const pendingListeners = new Set<ReloadListener>();
   const stopHooks: (() => unknown)[] = [];
   const cleanups: (() => void)[] = [];

@@ -68,3 +68,17 @@ t.test('query logging is sampled, and off at 0', async (t) => {
   for (let i = 0; i < 100; i++) handler.handle(query('boston.app.example.com'), { transport: 'udp', clientAddress: '192.0.2.1' });
   t.equal(lines.length, 10, '1 in 10');
 });
+
+t.test('handler errors are counted, and logged once per message', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const observer = new QueryMetrics(undefined, 16, logger);
+  t.teardown(() => observer.close());
+  const runtime = new Runtime(compileText(SAMPLE));
+  const handler = new Handler(runtime, fixedEnv(), observer);
+  // A broken state snapshot makes the policy throw: the handler answers SERVFAIL.
+  runtime.state = { sites: null as any, version: 1, takenAt: 0, fresh: true };
+  const before = metric(parseMetrics(await renderMetrics()), 'sitedns_handler_errors_total');
+  for (let i = 0; i < 3; i++) handler.handle(query('boston.app.example.com'), { transport: 'udp', clientAddress: '192.0.2.1' });
+  t.equal(metric(parseMetrics(await renderMetrics()), 'sitedns_handler_errors_total') - before, 3);
+  t.equal(lines.filter((l) => l.level === 50).length, 1);
+});
