@@ -123,8 +123,9 @@ function hostHeaderOf(req: IncomingMessage): string | undefined {
   return firstHeader(req.headers.host) ?? firstHeader(req.headers[':authority'] as string | string[] | undefined);
 }
 
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
 }
 
 export function siteAffinity(options: SiteAffinityOptions): SiteAffinity {
