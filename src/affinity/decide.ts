@@ -8,7 +8,7 @@
  * active session state are handled immediately ... bypassing operation 500 completely").
  */
 import type { GroupModel, SiteModel } from '../model/zone-model.js';
-import { checkMarker, checkMarkers, type MarkerFields, type MarkerKeys, type MarkerTiming } from './marker.js';
+import { checkMarker, checkMarkers, MAX_MARKERS_CHECKED, type MarkerFields, type MarkerKeys, type MarkerTiming } from './marker.js';
 import type { AffinityZone } from './zone.js';
 
 export interface RequestFacts {
@@ -83,7 +83,7 @@ export function decide(ctx: DecideContext, facts: RequestFacts, hooks: DecisionH
     const hostSite = ctx.zone.siteByName.get(facts.host);
     let carried: MarkerFields | undefined;
     if (hostSite) {
-      for (const raw of facts.markers.slice(0, 4)) {
+      for (const raw of facts.markers.slice(0, MAX_MARKERS_CHECKED)) {
         const check = checkMarker(ctx.keys, ctx.timing, raw, hostSite.id, facts.nowMs);
         if (check.ok && check.marker.initial !== undefined) {
           carried = check.marker;
