@@ -10,7 +10,6 @@ import http from 'node:http';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { LookupFunction } from 'node:net';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
@@ -206,7 +205,7 @@ async function startAll(t: { teardown(fn: () => unknown): void }) {
       throw error;
     }
     t.teardown(() => Promise.all(Object.values(sites).map((s) => s!.stop())));
-    const dns = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0']);
+    const dns = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0', '--http', 'off']);
     t.teardown(() => dns.stop());
     return { port, dir, zoneFile, sites: sites as Record<SiteId, RunningSite>, dns };
   }
@@ -287,15 +286,9 @@ t.test('affinity end to end: pool name -> site name, session kept, bookmarks red
   for (const id of SITE_IDS) await setBusy(sites[id], port, false);
 });
 
-/**
- * DNS failover of the Site Name needs the prober (#3: `serve` probes the sites in-process). Until
- * it is built into dist/, this part is skipped with the reason.
- */
-const PROBER_BUILT = existsSync(fileURLToPath(new URL('../../dist/probe/prober.js', import.meta.url)));
-
+/** DNS failover of the Site Name: `serve` probes the sites' /health in-process (#3, embedded mode). */
 t.test(
   'affinity end to end: the client moves to the next site of its group when its site dies',
-  { skip: PROBER_BUILT ? false : 'needs the prober (#3, embedded probing in `sitedns serve`), which is not built into dist/ yet' },
   async (t) => {
     const { port, sites, dns } = await startAll(t);
     const browser = new Browser(dns.port);
