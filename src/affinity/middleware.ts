@@ -17,7 +17,7 @@ import { decide, type Decision, type DecideContext } from './decide.js';
 import { AffinityError } from './errors.js';
 import { signMarker } from './marker.js';
 import { groupByTopology } from './topology.js';
-import { buildLocation, parseHost, parseTarget } from './url.js';
+import { buildLocation, parseHost, parseTarget, type RequestTarget } from './url.js';
 import { affinityZone, compileZoneFile, type AffinityZone } from './zone.js';
 
 export type Duration = number | string;
@@ -179,7 +179,8 @@ export function siteAffinity(options: SiteAffinityOptions): SiteAffinity {
     return group;
   };
 
-  type Prepared = { decision: Decision | { readonly kind: 'session' }; target: ReturnType<typeof parseTarget>; fullTarget: ReturnType<typeof parseTarget> };
+  /** The decision, with the request target as the application sees it and as the client sent it. */
+  type Prepared = { decision: Decision | { readonly kind: 'session' }; target: RequestTarget; fullTarget: RequestTarget };
 
   const prepare = (req: IncomingMessage): Prepared | undefined => {
     // Express mounts rewrite req.url; the whole path is in originalUrl.
@@ -198,9 +199,9 @@ export function siteAffinity(options: SiteAffinityOptions): SiteAffinity {
 
   /** Removes markers from what the application sees (a session's URL may still carry one). */
   const cleanRequest = (req: IncomingMessage, p: Prepared) => {
-    if (p.target!.markers.length > 0) req.url = p.target!.clean;
+    if (p.target.markers.length > 0) req.url = p.target.clean;
     const r = req as { originalUrl?: string; query?: unknown };
-    if (typeof r.originalUrl === 'string' && p.fullTarget!.markers.length > 0) r.originalUrl = p.fullTarget!.clean;
+    if (typeof r.originalUrl === 'string' && p.fullTarget.markers.length > 0) r.originalUrl = p.fullTarget.clean;
     // Express 4 parses req.query before any middleware runs.
     if (r.query && typeof r.query === 'object' && Object.prototype.hasOwnProperty.call(r.query, param)) delete (r.query as Record<string, unknown>)[param];
   };
@@ -222,7 +223,7 @@ export function siteAffinity(options: SiteAffinityOptions): SiteAffinity {
     if (decision.kind !== 'redirect') return;
     const host = parseHost(hostHeaderOf(req));
     const marker = decision.marker ? { param, value: signMarker(ctx.keys, decision.marker) } : undefined;
-    const location = buildLocation(schemeOf(req), decision.host, host?.port, p.fullTarget!.path, p.fullTarget!.query, marker);
+    const location = buildLocation(schemeOf(req), decision.host, host?.port, p.fullTarget.path, p.fullTarget.query, marker);
     const body = Buffer.from(`<!doctype html>\n<title>Moved</title>\n<p>Continue at <a href="${escapeHtml(location)}">${escapeHtml(location)}</a>.</p>\n`, 'utf8');
     // Stages 540/545/595 redirect with "HTTP/1.0 3xx and the Location header". 302 as Appendix B
     // for GET and HEAD; 307 for other methods keeps the method and body (RFC 9110 §15.4.8).
