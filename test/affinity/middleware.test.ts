@@ -1,6 +1,8 @@
 /** The middleware on a real node:http server on loopback: responses, URL hygiene, hooks, both styles. */
 import t from 'tap';
 import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -239,4 +241,27 @@ t.test('configuration errors are coded and say what to fix', async (t) => {
   t.match(code(() => siteAffinity({ ...base, param: 'a b' })), ['EAFFINITY_OPTION', /param/]);
   t.match(code(() => siteAffinity({ ...base, zone: 'test/fixtures/missing.yaml' })), ['EAFFINITY_ZONE', /missing\.yaml/]);
   t.match(code(() => siteAffinity({ ...base, zone: 'package.json' })), ['EAFFINITY_ZONE', /package\.json:\d+: /]);
+});
+
+t.test('scheme: https on a TLS socket, port kept unless it is the default', async (t) => {
+  const fixtures = new URL('./fixtures/', import.meta.url);
+  const affinity = siteAffinity({ zone: ZONE, site: 'boston', secret: SECRET, now: () => NOW, hasSession: () => false });
+  const server = https.createServer(
+    { key: readFileSync(new URL('test-key.pem', fixtures)), cert: readFileSync(new URL('test-cert.pem', fixtures)) },
+    affinity.wrap((_req, res) => res.end('ok')),
+  );
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as AddressInfo).port;
+  const get = async (host: string) => {
+    // A self-signed test certificate: verification is beside the point here.
+    const req = https.get({ host: '127.0.0.1', port, path: '/secure?a=1', headers: { Host: host }, rejectUnauthorized: false });
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    res.resume();
+    return res.headers.location;
+  };
+  t.equal(await get('app.example.com'), `https://boston.app.example.com/secure?a=1&_affinity=${fresh('boston')}`);
+  t.equal(await get('app.example.com:443'), `https://boston.app.example.com/secure?a=1&_affinity=${fresh('boston')}`, 'default port dropped');
+  t.equal(await get('app.example.com:8443'), `https://boston.app.example.com:8443/secure?a=1&_affinity=${fresh('boston')}`);
 });
