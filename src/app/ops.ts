@@ -7,7 +7,7 @@
  * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge } from '../admin/metrics.js';
+import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics } from '../admin/metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { Flags } from '../cli/args.js';
@@ -257,4 +257,21 @@ export class AllDownTracker {
     this.down = now;
     allDownNames.set(now.size);
   }
+}
+
+/**
+ * A metrics-and-health listener for processes that serve no DNS (`sitedns probe`): GET /metrics
+ * (probe latency and failures live there), /healthz and /readyz (`ready()`, default true).
+ */
+export async function startMetricsListener(o: { http: string; token?: string; logger: Logger; ready?: () => boolean }): Promise<AdminServer> {
+  const router = new AdminRouter();
+  const ready = o.ready ?? (() => true);
+  router.add('GET', '/metrics', async () => ({ status: 200, body: await renderMetrics(), contentType: registry.contentType }));
+  router.add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
+  router.add('GET', '/readyz', () => (ready() ? { status: 200, body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } }));
+  const { host, port } = parseHostPort(o.http);
+  const log = componentLogger(o.logger, 'admin');
+  const server = await startAdminServer(router, { host, port, token: o.token, onError: (error) => log.error({ err: error }, 'admin request failed') });
+  log.info({ address: server.address, port: server.port }, 'metrics listening');
+  return server;
 }

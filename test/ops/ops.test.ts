@@ -79,3 +79,13 @@ t.test('a status provider replaces the default; the token guards reload', async 
   t.equal((await fetch(base + '/v1/reload', { method: 'POST' })).status, 401);
   t.equal((await fetch(base + '/v1/reload', { method: 'POST', headers: { authorization: 'Bearer s3cret' } })).status, 200);
 });
+
+t.test('startMetricsListener serves /metrics and health for processes without DNS', async (t) => {
+  const { startMetricsListener } = await import('../../src/app/ops.js');
+  const server = await startMetricsListener({ http: '127.0.0.1:0', logger: memoryLogger('warn').logger });
+  t.teardown(() => server.close());
+  const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+  t.equal(res.status, 200);
+  t.match(await res.text(), /# TYPE sitedns_probe_seconds histogram/);
+  t.equal((await fetch(`http://127.0.0.1:${server.port}/readyz`)).status, 200);
+});
