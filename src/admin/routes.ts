@@ -59,7 +59,10 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
 
   if (deps.reload) {
     const reload = deps.reload;
-    router.add('POST', '/v1/reload', () => ({ status: 200, body: reload() }), { mutating: true });
+    router.add('POST', '/v1/reload', () => {
+      const outcome = reload();
+      return outcome === undefined ? { status: 503, body: { error: 'not serving yet, or stopping' } } : { status: 200, body: outcome };
+    }, { mutating: true });
   }
 }
 

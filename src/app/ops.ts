@@ -143,6 +143,16 @@ export function prepareOps(options: OpsOptions): Ops {
     return reloads.reload(trigger);
   };
 
+  if (options.signals ?? true) {
+    // Installed now, not at attach: during start-up (the first probe round) SIGHUP's default
+    // action would kill the process; until attached a reload is simply not possible yet.
+    const onHup = () => {
+      if (reload('sighup') === undefined) log.warn('SIGHUP before the zones are served: ignored');
+    };
+    process.on('SIGHUP', onHup);
+    cleanups.push(() => process.off('SIGHUP', onHup));
+  }
+
   const ops: Ops = {
     observer,
     router,
@@ -177,11 +187,6 @@ export function prepareOps(options: OpsOptions): Ops {
       allDown.check(t.runtime.zones, t.runtime.state);
       cleanups.push(() => clearInterval(tick));
 
-      if (options.signals ?? true) {
-        const onHup = () => reload('sighup');
-        process.on('SIGHUP', onHup);
-        cleanups.push(() => process.off('SIGHUP', onHup));
-      }
       if (options.watchDebounceMs > 0) {
         watcher = watchZones(t.zoneStore.path, () => reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
       }
