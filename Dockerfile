@@ -1,6 +1,8 @@
 # sitedns: one image for `serve`, `probe`, the admin commands, and the example site (examples/site).
 #   docker build -t sitedns .
-#   docker run --rm -p 5353:53/udp -p 5353:53/tcp sitedns serve --zones zones --listen 0.0.0.0:53
+#   docker run --rm -p 127.0.0.1:5353:5353/udp -p 127.0.0.1:5353:5353/tcp sitedns
+#     (the sample zones with their demo health endpoints, like `npm start`; docker-compose.yml
+#     runs the real layout: Redis, a prober, two nameservers, three example sites)
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -17,6 +19,6 @@ COPY --from=build /app /app
 # or publish a high port. The last-known-state file goes to /tmp (SITEDNS_STATE_FILE).
 USER node
 ENV SITEDNS_STATE_FILE=/tmp/sitedns/last-state.json
-EXPOSE 53/udp 53/tcp 8053/tcp
+EXPOSE 53/udp 53/tcp 5353/udp 5353/tcp 8053/tcp
 ENTRYPOINT ["node", "dist/cli/index.js"]
-CMD ["serve", "--zones", "zones", "--listen", "0.0.0.0:53", "--http", "127.0.0.1:8053"]
+CMD ["serve", "--zones", "zones", "--listen", "0.0.0.0:5353", "--http", "127.0.0.1:8053", "--demo-backends"]
