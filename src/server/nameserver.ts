@@ -10,6 +10,7 @@ import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { listenUdp, type UdpListener } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
+import type { ZoneSet } from '../model/zone-model.js';
 
 export interface NameserverOptions {
   zonesPath: string;
@@ -18,6 +19,14 @@ export interface NameserverOptions {
   tcp?: TcpOptions;
   env?: PolicyEnv;
   observer?: HandlerObserver;
+  /**
+   * Runs after the zones are loaded and before any listener opens: the state store and prober
+   * start here, so answering begins only once a first probe round finished (or its start-up limit
+   * passed) and never says "all down" for lack of data (#3).
+   */
+  beforeListen?: (runtime: Runtime, zoneSet: ZoneSet) => Promise<void>;
+  /** Called after every reload (SIGHUP or admin), e.g. so the prober follows the new zones. */
+  onReload?: (report: ReloadReport) => void;
 }
 
 export interface Nameserver {
@@ -39,6 +48,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
   const runtime = new Runtime(report.zoneSet);
+  await options.beforeListen?.(runtime, report.zoneSet);
   const handler = new Handler(runtime, options.env, {
     // Logged once per transition (policy/all-down-watch.ts), never per query.
     onAllDown: (name, allDown, selection) =>
@@ -73,6 +83,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
+      options.onReload?.(r);
       return r;
     },
     async stop() {
