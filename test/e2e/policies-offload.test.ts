@@ -43,19 +43,19 @@ t.test('offload, throttle and drop follow the primary\'s reported load', async (
   const timer = setInterval(() => void push().catch(() => undefined), 100);
   t.teardown(() => clearInterval(timer));
 
-  /** Answers to `n` queries, by site name ('drop' when no reply came). */
-  const sample = async (n: number) => {
+  /** Answers to `n` queries, by site name ('drop' when no reply came within `waitMs`). */
+  const sample = async (n: number, waitMs = 2000) => {
     const out: string[] = [];
     for (let i = 0; i < n; i++) {
-      const raw = await udpQuery(server.port, query('app.example.com', 'A', { id: i }), '127.0.0.1', 300);
+      const raw = await udpQuery(server.port, query('app.example.com', 'A', { id: i }), '127.0.0.1', waitMs);
       out.push(raw === null ? 'drop' : NAMES[decode(raw).answers[0]?.address] ?? 'other');
     }
     return out;
   };
   /** Polls until the state reached the server (no timing assertion: bounded retries). */
-  const until = async (what: string, predicate: (answers: string[]) => boolean, n = 40) => {
+  const until = async (what: string, predicate: (answers: string[]) => boolean, n = 40, waitMs = 2000) => {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const answers = await sample(n);
+      const answers = await sample(n, waitMs);
       if (predicate(answers)) return answers;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -75,7 +75,7 @@ t.test('offload, throttle and drop follow the primary\'s reported load', async (
   t.ok(high.every((x) => x === 'sorry' || x === 'geneva'), `T2 < u < T3: sorry address and offload (${count(high)})`);
 
   load = 98; // u 0.98 >= T3: dropped
-  const dropped = await until('drops', (a) => a.every((x) => x === 'drop'), 5);
+  const dropped = await until('drops', (a) => a.every((x) => x === 'drop'), 5, 500);
   t.same(dropped, ['drop', 'drop', 'drop', 'drop', 'drop'], 'u > T3: no response at all');
 
   load = 40;
