@@ -39,8 +39,17 @@ export function clientNetwork(client: ClientInfo): ClientNetwork | undefined {
   return bytes === undefined ? undefined : { family: bytes.length === 4 ? 4 : 6, bytes, fromEcs: false };
 }
 
+const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
 /** Address text -> bytes; IPv4-mapped IPv6 (a dual-stack socket's view of IPv4) -> IPv4. */
 export function addressBytes(address: string): Uint8Array | undefined {
+  // The common case, a dotted quad from the transport, without a parser.
+  const quad = DOTTED_QUAD.exec(address);
+  if (quad !== null) {
+    const bytes = Uint8Array.of(+quad[1], +quad[2], +quad[3], +quad[4]);
+    if (bytes[0] === +quad[1] && bytes[1] === +quad[2] && bytes[2] === +quad[3] && bytes[3] === +quad[4]) return bytes;
+    return undefined;
+  }
   if (!ipaddr.isValid(address)) return undefined;
   let parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();

@@ -84,3 +84,13 @@ pool: { name: "@", policy: first, topology: { gb: [198.51.100.0/24] } }
   t.equal(answerOf(selectAnswer(p, 4, snap({}), client('198.51.100.9'), env())), 'b');
   t.equal(answerOf(selectAnswer(p, 4, snap({}), client('203.0.113.9'), env())), 'a');
 });
+
+t.test('address parsing', async (t) => {
+  t.same([...addressBytes('198.51.100.7')!], [198, 51, 100, 7]);
+  t.equal(addressBytes('198.51.100.256'), undefined, 'an octet over 255 is not an address');
+  t.same([...addressBytes('::ffff:10.1.2.3')!], [10, 1, 2, 3], 'IPv4-mapped');
+  t.equal(addressBytes('2001:db8::1')!.length, 16);
+  t.equal(addressBytes('not an address'), undefined);
+  // A resolver address that does not parse: the default group.
+  t.equal(matchTopology(pool.pool!, { address: 'bogus', ecs: null }).group?.id, 'americas');
+});
