@@ -19,22 +19,39 @@ import type { DynamicName, SiteModel } from '../model/zone-model.js';
 
 /** Width of one answer-count bucket. A quarter of the usual report interval, so little is over-counted. */
 export const ANSWER_BUCKET_MS = 250;
-/** Buckets kept per site: 128 x 250 ms = 32 s, longer than a load report is trusted. */
+/** Buckets kept per site (a power of two): 128 x 250 ms = 32 s, longer than a load report is trusted. */
 const BUCKETS = 128;
 
-/** Answers handed out for one site, in a ring of time buckets. */
+/**
+ * Answers handed out for one site: a running total, and for each recent time bucket the total
+ * when that bucket began, so "answers since t" is one subtraction in the busy case.
+ *
+ * Buckets are numbered from the log's creation so they stay small integers: a remainder of an
+ * epoch-sized bucket number is a slow floating-point operation on the query path.
+ */
 export class AnswerLog {
-  private readonly counts = new Float64Array(BUCKETS);
-  private readonly stamps = new Float64Array(BUCKETS).fill(-1);
+  private total = 0;
+  private readonly origin: number;
+  private readonly startTotals = new Float64Array(BUCKETS);
+  private readonly stamps = new Int32Array(BUCKETS).fill(-1);
+
+  constructor(now: number) {
+    this.origin = Math.floor(now / ANSWER_BUCKET_MS);
+  }
+
+  private bucketOf(time: number): number {
+    const bucket = Math.floor(time / ANSWER_BUCKET_MS) - this.origin;
+    return bucket < 0 ? 0 : bucket;
+  }
 
   record(now: number, weight = 1): void {
-    const bucket = Math.floor(now / ANSWER_BUCKET_MS);
-    const slot = bucket % BUCKETS;
+    const bucket = this.bucketOf(now);
+    const slot = bucket & (BUCKETS - 1);
     if (this.stamps[slot] !== bucket) {
       this.stamps[slot] = bucket;
-      this.counts[slot] = 0;
+      this.startTotals[slot] = this.total;
     }
-    this.counts[slot] += weight;
+    this.total += weight;
   }
 
   /**
@@ -42,14 +59,13 @@ export class AnswerLog {
    * counted whole: a slight over-count, which errs towards spreading rather than herding.
    */
   since(since: number, now: number): number {
-    const last = Math.floor(now / ANSWER_BUCKET_MS);
-    const first = Math.max(Math.floor(since / ANSWER_BUCKET_MS), last - BUCKETS + 1);
-    let total = 0;
-    for (let bucket = first; bucket <= last; bucket++) {
-      const slot = bucket % BUCKETS;
-      if (this.stamps[slot] === bucket) total += this.counts[slot];
+    const last = this.bucketOf(now);
+    // The first bucket at or after `since` that saw an answer began at the total we subtract.
+    for (let bucket = Math.max(this.bucketOf(since), last - BUCKETS + 1); bucket <= last; bucket++) {
+      const slot = bucket & (BUCKETS - 1);
+      if (this.stamps[slot] === bucket) return this.total - this.startTotals[slot];
     }
-    return total;
+    return 0;
   }
 }
 
@@ -82,7 +98,7 @@ export class PolicyMemory {
   /** Counts one answer handing out `site` at `now`. */
   recordAnswer(site: SiteModel, now: number): void {
     let log = this.answers.get(site.key);
-    if (log === undefined) this.answers.set(site.key, (log = new AnswerLog()));
+    if (log === undefined) this.answers.set(site.key, (log = new AnswerLog(now)));
     log.record(now);
   }
 

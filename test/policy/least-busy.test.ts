@@ -114,3 +114,16 @@ pool: { name: "@", policy: least-busy, answers: 2 }
   t.equal(answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([0.99]))!), 'c,b');
   t.equal(answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([0]))!), 'b,c');
 });
+
+t.test('AnswerLog counts answers since a time, by 250 ms buckets', async (t) => {
+  const { AnswerLog } = await import('../../src/policy/memory.js');
+  const log = new AnswerLog(NOW);
+  for (const at of [0, 100, 300, 1000, 1100, 1200, 5000]) log.record(NOW + at);
+  t.equal(log.since(NOW, NOW + 5000), 7);
+  t.equal(log.since(NOW + 260, NOW + 5000), 5, 'from the bucket holding +260 (250..499)');
+  t.equal(log.since(NOW + 600, NOW + 5000), 4, 'an empty bucket: from the next one that saw answers');
+  t.equal(log.since(NOW + 4000, NOW + 5000), 1);
+  t.equal(log.since(NOW + 5100, NOW + 5100), 1, 'the current bucket counts whole');
+  t.equal(log.since(NOW + 6000, NOW + 7000), 0, 'nothing since');
+  t.equal(log.since(NOW - 60_000, NOW + 40_000), 0, 'older than the ring (32 s): forgotten');
+});
