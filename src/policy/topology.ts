@@ -39,17 +39,33 @@ export function clientNetwork(client: ClientInfo): ClientNetwork | undefined {
   return bytes === undefined ? undefined : { family: bytes.length === 4 ? 4 : 6, bytes, fromEcs: false };
 }
 
-const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/** "a.b.c.d" with each part 0-255 -> 4 bytes; anything else -> undefined (then ipaddr.js decides). */
+function dottedQuad(text: string): Uint8Array | undefined {
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return undefined;
+    } else if (c === 46 && digits > 0 && part < 3) {
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else return undefined;
+  }
+  if (part !== 3 || digits === 0) return undefined;
+  bytes[3] = value;
+  return bytes;
+}
 
 /** Address text -> bytes; IPv4-mapped IPv6 (a dual-stack socket's view of IPv4) -> IPv4. */
 export function addressBytes(address: string): Uint8Array | undefined {
-  // The common case, a dotted quad from the transport, without a parser.
-  const quad = DOTTED_QUAD.exec(address);
-  if (quad !== null) {
-    const bytes = Uint8Array.of(+quad[1], +quad[2], +quad[3], +quad[4]);
-    if (bytes[0] === +quad[1] && bytes[1] === +quad[2] && bytes[2] === +quad[3] && bytes[3] === +quad[4]) return bytes;
-    return undefined;
-  }
+  // The common case, a dotted quad from the transport, read by hand (this runs per query).
+  const quad = dottedQuad(address);
+  if (quad !== undefined) return quad;
   if (!ipaddr.isValid(address)) return undefined;
   let parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();

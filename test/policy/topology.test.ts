@@ -94,3 +94,12 @@ t.test('address parsing', async (t) => {
   // A resolver address that does not parse: the default group.
   t.equal(matchTopology(pool.pool!, { address: 'bogus', ecs: null }).group?.id, 'americas');
 });
+
+t.test('dotted quads read by hand agree with ipaddr.js', async (t) => {
+  for (const text of ['0.0.0.0', '255.255.255.255', '10.1.2.3', '1.2.3.4.5', '1..2.3', '256.1.1.1', '1.2.3.4 ', '1.2.3.1000', '.1.2.3', '1.2.3.']) {
+    const ours = addressBytes(text);
+    const ipaddr = (await import('ipaddr.js')).default;
+    const theirs = ipaddr.IPv4.isValidFourPartDecimal(text) ? [...ipaddr.IPv4.parse(text).toByteArray()] : undefined;
+    t.same(ours === undefined ? undefined : [...ours], theirs, JSON.stringify(text));
+  }
+});
