@@ -75,3 +75,17 @@ t.test('offload choice by load: least-busy among the eligible', async (t) => {
   // mean over chicago (cap 1) and geneva (cap 1) = 0.3; ceiling 0.4: chicago 0.3, geneva 0.
   t.same([0, 0.5, 0.9].map((r) => answerOf(selectAnswer(pool, 4, s, RESOLVER, env([r])))), ['chicago', 'chicago', 'chicago']);
 });
+
+t.test('Group Names of an offload pool: least-busy within the group, no thresholds', async (t) => {
+  const z = zoneOf(`sites:
+  boston: { addresses: [203.0.113.10] }
+  chicago: { addresses: [203.0.113.20] }
+groups:
+  us: [boston, chicago]
+pool: { name: "@", policy: offload, primary: boston, offload: [chicago], sorry: 192.0.2.250 }
+`);
+  const group = nameOf(z, 'us');
+  const s = snap({ boston: { u: 0.99 }, chicago: { u: 0.5 } });
+  t.same([0, 0.99].map((r) => answerOf(selectAnswer(group, 4, s, RESOLVER, env([r])))), ['chicago', 'chicago'], 'boston far above the mean gets nothing');
+  t.equal(answerOf(selectAnswer(nameOf(z, '@'), 4, s, RESOLVER, env([0]))), 'drop', 'while the Pool Name drops above T3');
+});
