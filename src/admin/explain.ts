@@ -8,7 +8,9 @@ import ipaddr from 'ipaddr.js';
 import { QTYPE, typeFromName, typeName } from '../dns/constants.js';
 import type { ClientSubnet, Rdata, WireRecord } from '../dns/wire.js';
 import type { DynamicName, LookupResult, RRset, SiteModel } from '../model/zone-model.js';
+import { PolicyMemory, type NameMemory } from '../policy/memory.js';
 import { selectAnswer } from '../policy/select.js';
+import { matchTopology } from '../policy/topology.js';
 import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
 import type { Runtime } from '../server/handler.js';
 import { lookup } from '../server/lookup.js';
@@ -81,8 +83,10 @@ function explainDynamic(
   const family = result.family;
   // Count the policy's draws so we can say when a tie was broken at random (then another query
   // may get another of the tied sites: explain and the answer agree on the policy, not the dice).
+  // The policies' memory (round-robin position, hysteresis site, recent answers) is read from the
+  // handler's but written to a copy: explaining must not move the next real answer.
   let draws = 0;
-  const countingEnv: PolicyEnv = { now: env.now, random: () => (draws++, env.random()) };
+  const countingEnv: PolicyEnv = { now: env.now, random: () => (draws++, env.random()), memory: env.memory ? new MemoryView(env.memory) : undefined };
   const selection = selectAnswer(name, family, snapshot, client, countingEnv);
   const chosen = new Set(selection.kind === 'sites' ? selection.sites : []);
   const candidates = name.sites.map((site, order) => candidate(site, order, family, snapshot, chosen));
@@ -92,10 +96,12 @@ function explainDynamic(
     answer,
     name: { name: name.name, kind: name.kind, pool: name.pool?.name ?? null, group: name.group?.id ?? null, site: name.site?.id ?? null, ttl: name.ttl, allDown: name.allDown },
     policy: name.kind === 'site' ? 'failover' : (name.pool?.policy ?? 'least-busy'),
+    topology: topologyView(name, client),
     family: `IPv${family}`,
     candidates,
     selection: selectionView(selection),
-    randomTieBreak: draws > 0,
+    allDown: selection.allDown === true,
+    usedRandom: draws > 0,
     why: describe(name, selection, draws > 0),
   };
 }
@@ -120,6 +126,14 @@ function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runt
   };
 }
 
+/** The client's topology group, the same match select.ts makes for a Pool Name (null when none applies). */
+function topologyView(name: DynamicName, client: ClientInfo): Record<string, unknown> | null {
+  const pool = name.pool;
+  if (name.kind !== 'pool' || pool === undefined || pool.policy === 'offload' || (pool.topology.length === 0 && pool.defaultGroup === undefined)) return null;
+  const { group, scope } = matchTopology(pool, client);
+  return { group: group?.id ?? null, sites: group?.sites.map((s) => s.id) ?? [], ecsScope: scope ?? null, note: 'candidates are narrowed to this group first; the whole pool serves when it has no usable site' };
+}
+
 function selectionView(selection: Selection): Record<string, unknown> {
   return {
     kind: selection.kind,
@@ -133,7 +147,7 @@ function describe(name: DynamicName, selection: Selection, random: boolean): str
   const what = `${name.kind} name ${name.name}`;
   switch (selection.kind) {
     case 'sites':
-      return `${what}: ${selection.sites.map((s) => s.id).join(', ')} (${selection.reason})${random ? '; ties broken at random' : ''}`;
+      return `${what}: ${selection.sites.map((s) => s.id).join(', ')} (${selection.reason})${random ? '; chosen partly at random (ties, weights): another query may get another site' : ''}`;
     case 'sorry':
       return `${what}: the pool's sorry address (${selection.reason})`;
     case 'nodata':
@@ -205,3 +219,24 @@ function parseEcs(text: string): ClientSubnet {
   return { family: v4 ? 1 : 2, sourcePrefix: prefix, address: bytes };
 }
 
+
+/** Reads a PolicyMemory, keeps the writes to itself (explain's dry run of the policy). */
+class MemoryView extends PolicyMemory {
+  private readonly copies = new Map<DynamicName, NameMemory>();
+  constructor(private readonly source: PolicyMemory) {
+    super();
+  }
+  override of(name: DynamicName): NameMemory {
+    let copy = this.copies.get(name);
+    if (copy === undefined) {
+      const real = this.source.of(name);
+      copy = { next: real.next, current: new Map(real.current), allDown: real.allDown };
+      this.copies.set(name, copy);
+    }
+    return copy;
+  }
+  override recordAnswer(): void {}
+  override answersSince(site: SiteModel, since: number, now: number): number {
+    return this.source.answersSince(site, since, now);
+  }
+}

@@ -71,7 +71,9 @@ export class QueryMetrics implements HandlerObserver {
     this.unregister = beforeScrape(() => this.flush());
   }
 
-  onQuery(ev: QueryEvent): void {
+  // Own properties, not prototype methods: the nameserver composes observers with object spread
+  // ({ onAllDown, ...observer }), which copies own properties only.
+  readonly onQuery = (ev: QueryEvent): void => {
     let cells = this.perZone.get(ev.zone);
     if (cells === undefined) this.perZone.set(ev.zone, (cells = new Float64Array(CELLS)));
     const rcode = ev.dropped ? DROPPED : ev.rcode & 0xf;
@@ -83,15 +85,15 @@ export class QueryMetrics implements HandlerObserver {
     }
     if (ev.error !== null) this.handlerError(ev);
     if (this.queryLog !== undefined && this.random() < this.sample) this.logQuery(ev, seconds);
-  }
+  };
 
-  onSelection(name: DynamicName, selection: Selection): void {
+  readonly onSelection = (name: DynamicName, selection: Selection): void => {
     if (selection.kind !== 'sites') return;
     let perSite = this.siteAnswers.get(name);
     if (perSite === undefined) this.siteAnswers.set(name, (perSite = new Map()));
     const sites = selection.sites;
     for (let i = 0; i < sites.length; i++) perSite.set(sites[i].id, (perSite.get(sites[i].id) ?? 0) + 1);
-  }
+  };
 
   /** Folds the tallies into the prom-client metrics (run before each scrape). */
   flush(): void {

@@ -19,7 +19,8 @@ export interface Readiness {
 
 export interface OpsRouteDeps {
   runtime: Runtime;
-  env: PolicyEnv;
+  /** The handler's env (its clock, random source and policy memory), read per request. */
+  env: () => PolicyEnv;
   readiness(): Readiness;
   /** What `sitedns status` prints, as JSON. Default: the nameserver's own state snapshot. */
   status?: () => unknown | Promise<unknown>;
@@ -45,7 +46,7 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
     const name = req.query.get('name');
     if (!name) return { status: 400, body: { error: 'name= is required, e.g. /v1/explain?name=app.example.com&type=A&client=198.51.100.7' } };
     try {
-      const body = explain(deps.runtime, deps.env, { name, type: req.query.get('type') ?? undefined, client: req.query.get('client') ?? undefined, ecs: req.query.get('ecs') ?? undefined });
+      const body = explain(deps.runtime, deps.env(), { name, type: req.query.get('type') ?? undefined, client: req.query.get('client') ?? undefined, ecs: req.query.get('ecs') ?? undefined });
       return { status: 200, body };
     } catch (error) {
       if (error instanceof ExplainInputError) return { status: 400, body: { error: error.message } };
@@ -55,7 +56,7 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
 
   // The state store registers the real status (sites as the probers see them, drains, probers);
   // this nameserver-only view is for when there is none.
-  if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env.now())))() }));
+  if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env().now())))() }));
 
   if (deps.reload) {
     const reload = deps.reload;

@@ -7,7 +7,7 @@
  * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownEventsTotal, allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics } from '../admin/metrics.js';
+import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics } from '../admin/metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { Flags } from '../cli/args.js';
@@ -76,6 +76,8 @@ export interface OpsOptions extends OpsConfig {
 export interface OpsTarget {
   readonly runtime: Runtime;
   readonly zoneStore: ZoneStore;
+  /** The handler: explain uses its env (clock, random source, the policies' memory). */
+  readonly handler?: { readonly env: PolicyEnv };
 }
 
 export interface Ops {
@@ -135,7 +137,7 @@ export function prepareOps(options: OpsOptions): Ops {
   };
   const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
     routeRuntime = runtime;
-    registerOpsRoutes(r, { runtime, env, readiness, status: options.status, reload: () => reload('api') });
+    registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api') });
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {
@@ -180,12 +182,12 @@ export function prepareOps(options: OpsOptions): Ops {
       for (const l of pendingListeners) reloads.onReload(l);
       reloads.start();
 
-      cleanups.push(beforeScrape(() => readyGauge.set(readiness().ready ? 1 : 0)));
-      const allDown = new AllDownTracker(componentLogger(options.logger, 'state'));
-      const tick = setInterval(() => allDown.check(t.runtime.zones, t.runtime.state), 250);
-      tick.unref();
-      allDown.check(t.runtime.zones, t.runtime.state);
-      cleanups.push(() => clearInterval(tick));
+      cleanups.push(
+        beforeScrape(() => {
+          readyGauge.set(readiness().ready ? 1 : 0);
+          allDownNames.set(countAllDownNames(t.runtime.zones, t.runtime.state));
+        }),
+      );
 
       if (options.watchDebounceMs > 0) {
         watcher = watchZones(t.zoneStore.path, () => reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
@@ -233,35 +235,18 @@ export function prepareOps(options: OpsOptions): Ops {
 }
 
 /**
- * Notices names entering and leaving the all-down state (every candidate site down) whenever the
- * zones or the state snapshot change; counts and logs each transition once.
+ * Names whose every candidate site is down right now (sitedns_all_down_names), read at scrape
+ * time. The transitions themselves are counted and logged by the handler's all-down watch
+ * (policy/all-down-watch.ts), once each.
  */
-export class AllDownTracker {
-  private down = new Set<string>();
-  private lastZones: ZoneSet | undefined;
-  private lastState: StateSnapshot | undefined;
-
-  constructor(private readonly log: Logger) {}
-
-  check(zones: ZoneSet, state: StateSnapshot): void {
-    if (zones === this.lastZones && state === this.lastState) return;
-    this.lastZones = zones;
-    this.lastState = state;
-    const now = new Set<string>();
-    for (const zone of zones.zones.values()) {
-      for (const name of zone.dynamicNames) {
-        if (name.sites.length > 0 && name.sites.every((s) => !stateOf(state, s.key).up)) now.add(name.name);
-      }
+export function countAllDownNames(zones: ZoneSet, state: StateSnapshot): number {
+  let n = 0;
+  for (const zone of zones.zones.values()) {
+    for (const name of zone.dynamicNames) {
+      if (name.sites.length > 0 && name.sites.every((s) => !stateOf(state, s.key).up)) n++;
     }
-    for (const name of now) {
-      if (this.down.has(name)) continue;
-      allDownEventsTotal.inc({ name });
-      this.log.warn({ name }, 'every site of this name is down; answering per its all_down setting');
-    }
-    for (const name of this.down) if (!now.has(name)) this.log.info({ name }, 'a site of this name is up again');
-    this.down = now;
-    allDownNames.set(now.size);
   }
+  return n;
 }
 
 /**

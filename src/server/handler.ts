@@ -9,8 +9,9 @@ import { CLASS_ANY, CLASS_IN, QTYPE, RCODE } from '../dns/constants.js';
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
+import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
+import { systemEnv, withMemory, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
 import { lookup } from './lookup.js';
 
@@ -45,6 +46,8 @@ export interface HandlerObserver {
   readonly timeEvery?: number;
   onQuery?(event: QueryEvent): void;
   onSelection?(name: DynamicName, selection: Selection): void;
+  /** A name entered (true) or left (false) the all-down state; called once per transition. */
+  onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
 }
 
 /** The mutable holder the server swaps zones and state into, each by one assignment. */
@@ -63,14 +66,19 @@ export class Handler {
   /** Clock reads only for a sample of queries, when someone listens (admin/query-metrics.ts); -1: never. */
   private readonly timeMask: number;
   private queryCount = 0;
+  /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
+  readonly env: PolicyEnv;
+  private readonly allDown: AllDownWatch;
 
   constructor(
     readonly runtime: Runtime,
-    private readonly env: PolicyEnv = systemEnv,
+    env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
   ) {
     const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
     this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
+    this.env = withMemory(env);
+    this.allDown = new AllDownWatch(this.env.memory!, observer.onAllDown?.bind(observer));
   }
 
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
@@ -120,6 +128,7 @@ export class Handler {
     }
     const dynamic = result.dynamic;
     const selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
+    this.allDown.observe(dynamic, selection);
     this.observer.onSelection?.(dynamic, selection);
     if (selection.kind === 'drop') return null;
     const records = this.recordsFor(dynamic, selection, result.family);

@@ -1,7 +1,7 @@
 /** prepareOps in-process: readiness, all-down transitions, the admin routes over real HTTP. */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { AllDownTracker, prepareOps } from '../../src/app/ops.js';
+import { countAllDownNames, prepareOps } from '../../src/app/ops.js';
 import { renderMetrics } from '../../src/admin/metrics.js';
 import { Runtime } from '../../src/server/handler.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
@@ -11,20 +11,11 @@ import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 
 const SAMPLE = readFileSync(new URL('../fixtures/app.example.com.yaml', import.meta.url), 'utf8');
 
-t.test('all-down transitions are counted and logged once', async (t) => {
-  const { logger, lines } = memoryLogger();
-  const tracker = new AllDownTracker(logger);
+t.test('names whose every site is down are counted at scrape', async (t) => {
   const zones = compileText(SAMPLE);
-  const before = metric(parseMetrics(await renderMetrics()), 'sitedns_all_down_events_total', { name: 'boston.app.example.com' });
   const down = makeSnapshot(new Map([['app.example.com/boston', { up: false }], ['app.example.com/chicago', { up: false }]]), true);
-  tracker.check(zones, down);
-  tracker.check(zones, makeSnapshot(down.sites, true));
-  const m = parseMetrics(await renderMetrics());
-  t.equal(metric(m, 'sitedns_all_down_events_total', { name: 'boston.app.example.com' }) - before, 1);
-  t.equal(metric(m, 'sitedns_all_down_names'), 3, 'boston, chicago (each failing over to the other) and americas');
-  t.equal(lines.filter((l) => l.msg.startsWith('every site')).length, 3);
-  tracker.check(zones, makeSnapshot(new Map(), true));
-  t.equal(lines.filter((l) => l.msg.startsWith('a site of this name is up')).length, 3);
+  t.equal(countAllDownNames(zones, down), 3, 'boston, chicago (each failing over to the other) and americas');
+  t.equal(countAllDownNames(zones, makeSnapshot(new Map(), true)), 0);
 });
 
 t.test('readiness: zones loaded and a first state known; health and routes over HTTP', async (t) => {
