@@ -21,6 +21,8 @@ export type Flags = Record<string, FlagSpec>;
 const ENV_ALIASES: Record<string, string[]> = { redis: ['SITEDNS_REDIS_URL'] };
 
 export function envNames(flag: string, spec: FlagSpec): string[] {
+  // --help is for people at a terminal; SITEDNS_HELP=1 in a container would only stop it serving.
+  if (flag === 'help') return [];
   return [...new Set([envName(flag), ...(ENV_ALIASES[flag] ?? []), ...(spec.env ?? [])])];
 }
 
@@ -56,7 +58,8 @@ export function flagHelp(flags: Flags): string {
     const arg = spec.type === 'string' ? ` <${name === 'listen' || name === 'http' ? 'host:port' : 'value'}>` : '';
     const def = spec.default !== undefined && spec.default !== false ? ` (default: ${Array.isArray(spec.default) ? spec.default.join(' ') : spec.default})` : '';
     const rep = spec.multiple ? ' (repeatable)' : '';
-    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}  [env ${envNames(name, spec).join(', ')}]`);
+    const env = envNames(name, spec);
+    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}${env.length > 0 ? `  [env ${env.join(', ')}]` : ''}`);
   }
   return lines.join('\n');
 }
