@@ -1,6 +1,7 @@
 /** `sitedns serve`: answer the zones on UDP and TCP. */
 import { parseDuration } from '../config/schema.js';
 import { startNameserver } from '../server/nameserver.js';
+import type { UdpPathChoice } from '../server/udp.js';
 import { createLogger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 
@@ -10,6 +11,7 @@ export const serveFlags: Flags = {
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
+  'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
@@ -36,6 +38,7 @@ export async function runServe(argv: string[]): Promise<number> {
       zonesPath: values.zones as string,
       listen: values.listen as string[],
       logger,
+      udpPath: udpPathFlag(values['udp-path'] as string),
       tcp: {
         idleTimeoutMs: idle,
         firstQueryTimeoutMs: Math.min(idle, 5000),
@@ -57,6 +60,11 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+export function udpPathFlag(text: string): UdpPathChoice {
+  if (text === 'auto' || text === 'dgram' || text === 'batched') return text;
+  throw new Error(`--udp-path: "${text}" is not auto, dgram or batched`);
 }
 
 export function durationFlag(text: string, flag: string): number {

@@ -1,11 +1,47 @@
 /**
  * The socket-free request handler: bytes in, bytes (or nothing) out. Transports (udp.ts,
- * tcp.ts) are thin adapters around it, so most tests call it directly.
+ * tcp.ts, and the batched UDP addon of #9) are thin adapters around it, so most tests call it
+ * directly.
  *
- * Contract: `handle()` never throws and never awaits. Any unexpected error while answering
- * becomes SERVFAIL and a counted event (#7); packets that must not be answered return null.
+ * CONTRACT (#8, shared with the batched UDP path of #9; keep it stable):
+ *
+ *   handler.handleInto(query, ctx, out, queryLength = query.length): number
+ *
+ *   - The single core. Reads the query from `query[0 .. queryLength)`, writes the response into
+ *     `out[0 .. n)` and returns n, or -1 when nothing must be sent (QR=1, under 12 bytes, a policy
+ *     drop). `queryLength` lets a transport pass a fixed-size slot view of a shared buffer
+ *     without creating a subarray per datagram.
+ *   - `out` must hold at least UDP_RESPONSE_MAX (1232) bytes for UDP and TCP_RESPONSE_MAX
+ *     (65535) for TCP; UDP replies never exceed min(client's EDNS size, 1232) or 512 (RFC 6891
+ *     §6.2.5, RFC 1035 §4.2.1). `query` and `out` must not overlap.
+ *   - Synchronous, never throws, never awaits; it keeps no reference to `query`, `out` or `ctx`
+ *     after returning, so transports may reuse all three for the next datagram.
+ *   - `handle(query, ctx)` is a thin allocating wrapper (handleInto into a scratch buffer, then
+ *     a copy of the n bytes, or null): same behaviour, for tests and the TCP framing.
+ *
+ *   RequestContext: `transport` and the client's address. `clientAddress` is the text form
+ *   (as node:dgram reports it); it may be a lazy getter. A transport that has raw sockaddr bytes
+ *   (the addon) reuses one `PeerContext` and calls `setBytes(family, bytes, offset, port)` per
+ *   datagram: the text is then computed only if something reads `clientAddress` (topology
+ *   without ECS, RRL keys), and `clientFamily` + `clientBytes` (first 4 or 16 bytes, network
+ *   order) let consumers match prefixes without parsing text. Consumers must not keep
+ *   `clientBytes` past the call (it is overwritten by the next datagram); copy what they keep.
+ *
+ *   The UDP path is chosen in one place, `listenUdpPath()` in udp.ts (flag `--udp-path`, env
+ *   SITEDNS_UDP_PATH: auto | dgram | batched); the addon registers its listener there with the
+ *   same signature as `listenUdp()`. bench/qps reads SITEDNS_UDP_PATH the same way.
+ *
+ * Fast path (#8): names whose answers are compiled to wire bytes (src/dns/prebuilt.ts) cost a
+ * header check, a hash lookup on the question's bytes, a policy choice and a copy with ID,
+ * RD/CD and the question's letter case patched. Everything else (ECS, truncation, odd types,
+ * malformed packets) takes the general path through dns/response.ts, which the prebuilt bytes
+ * match byte for byte (test/perf/prebuilt-diff.test.ts).
+ *
+ * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
+ * and a counted event (#7); packets that must not be answered give null / -1.
  */
-import { CLASS_ANY, CLASS_IN, QTYPE, RCODE } from '../dns/constants.js';
+import ipaddr from 'ipaddr.js';
+import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
@@ -14,10 +50,59 @@ import { systemEnv, type Family, type PolicyEnv, type Selection } from '../polic
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
 import { lookup } from './lookup.js';
 
+/** Out buffer sizes a transport must provide to handleInto (see CONTRACT above). */
+export const UDP_RESPONSE_MAX = EDNS_UDP_PAYLOAD;
+export const TCP_RESPONSE_MAX = MAX_MESSAGE;
+
 export interface RequestContext {
   readonly transport: Transport;
-  /** The resolver's address (for topology without ECS, and rate limiting). */
+  /** The resolver's address as text (for topology without ECS, and rate limiting); may be lazy. */
   readonly clientAddress: string;
+  /** When the transport has the raw address: 4 or 6, with the bytes in `clientBytes`. */
+  readonly clientFamily?: 4 | 6;
+  /** The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order. Valid during the call only. */
+  readonly clientBytes?: Uint8Array;
+  /** The client's source port, when known (0 otherwise). */
+  readonly clientPort?: number;
+}
+
+/**
+ * A reusable RequestContext for transports that hold raw socket addresses: one per socket,
+ * refilled per datagram without allocating; the text form is built only when read.
+ */
+export class PeerContext implements RequestContext {
+  transport: Transport;
+  clientFamily: 4 | 6 = 4;
+  clientPort = 0;
+  readonly clientBytes = new Uint8Array(16);
+  private text: string | null = '';
+
+  constructor(transport: Transport = 'udp') {
+    this.transport = transport;
+  }
+
+  /** Copies the 4 (family 4) or 16 (family 6) address bytes at `offset` of `source`. */
+  setBytes(family: 4 | 6, source: Uint8Array, offset: number, port = 0): void {
+    const n = family === 4 ? 4 : 16;
+    for (let i = 0; i < n; i++) this.clientBytes[i] = source[offset + i];
+    this.clientFamily = family;
+    this.clientPort = port;
+    this.text = null;
+  }
+
+  /** For transports that only have text (node:dgram, node:net): bytes are then not provided. */
+  setText(address: string, port = 0): void {
+    this.text = address;
+    this.clientPort = port;
+  }
+
+  get clientAddress(): string {
+    if (this.text === null) {
+      const b = this.clientBytes;
+      this.text = this.clientFamily === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipaddr.fromByteArray(Array.from(b)).toString();
+    }
+    return this.text;
+  }
 }
 
 /** What a handled query turned into, for metrics and logs (reused object: copy what you keep). */
@@ -50,6 +135,8 @@ export class Runtime {
 
 export class Handler {
   private readonly recordCache = new WeakMap<DynamicName, Map<string, WireRecord[]>>();
+  /** Scratch for handle(): the largest message (TCP). */
+  private readonly scratch = Buffer.allocUnsafe(TCP_RESPONSE_MAX);
   private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null };
 
   constructor(
@@ -58,7 +145,18 @@ export class Handler {
     private readonly observer: HandlerObserver = {},
   ) {}
 
+  /** Allocating wrapper around handleInto (see CONTRACT): the response bytes, or null. */
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
+    const n = this.handleInto(raw, ctx, this.scratch);
+    if (n < 0) return null;
+    const out = Buffer.allocUnsafe(n);
+    this.scratch.copy(out, 0, 0, n);
+    return out;
+  }
+
+  /** The core (see CONTRACT): writes the response into `out`, returns its length or -1. */
+  handleInto(query: Buffer, ctx: RequestContext, out: Buffer, queryLength = query.length): number {
+    const raw = queryLength === query.length ? query : query.subarray(0, queryLength);
     const ev = this.event;
     ev.transport = ctx.transport;
     ev.zone = '';
@@ -67,17 +165,22 @@ export class Handler {
     ev.name = '';
     ev.dropped = false;
     ev.error = null;
-    let out: Buffer | null;
+    let response: Buffer | null;
     try {
-      out = this.answer(raw, ctx, ev);
+      response = this.answer(raw, ctx, ev);
     } catch (error) {
       ev.error = error as Error;
-      out = this.servfail(raw);
+      response = this.servfail(raw);
     }
-    ev.dropped = out === null;
-    ev.rcode = out !== null && out.length >= 4 ? out[3] & 0xf : -1;
+    let n = -1;
+    if (response !== null && response.length <= out.length) {
+      response.copy(out, 0);
+      n = response.length;
+    }
+    ev.dropped = n < 0;
+    ev.rcode = n >= 4 ? out[3] & 0xf : -1;
     this.observer.onQuery?.(ev);
-    return out;
+    return n;
   }
 
   private answer(raw: Buffer, ctx: RequestContext, ev: QueryEvent): Buffer | null {

@@ -8,7 +8,7 @@ import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
-import { listenUdp, type UdpListener } from './udp.js';
+import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
 export interface NameserverOptions {
@@ -18,6 +18,8 @@ export interface NameserverOptions {
   tcp?: TcpOptions;
   env?: PolicyEnv;
   observer?: HandlerObserver;
+  /** UDP implementation (#9): auto (batched when built, else dgram), dgram, batched. */
+  udpPath?: UdpPathChoice;
 }
 
 export interface Nameserver {
@@ -45,12 +47,13 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   try {
     for (const spec of options.listen) {
       const { host, port } = parseHostPort(spec);
-      const u = await listenUdp(handler, host, port);
+      const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port);
+      if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
       // Port 0 asks for a free port: TCP then takes the same number UDP got.
       const t = await listenTcp(handler, host, u.port, options.tcp);
       udp.push(u);
       tcp.push(t);
-      log.info({ address: host, port: u.port }, 'listening on UDP and TCP');
+      log.info({ address: host, port: u.port, udpPath: u.path }, 'listening on UDP and TCP');
     }
   } catch (error) {
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))]);
