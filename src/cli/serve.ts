@@ -1,32 +1,64 @@
-/** `sitedns serve`: answer the zones on UDP and TCP. */
+/** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts). */
+import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
 import { parseDuration } from '../config/schema.js';
+import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
+import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
-import { startNameserver } from '../server/nameserver.js';
-import { defaultWorkers, resolveListenPorts, serveAsWorker, startPrimary } from '../server/workers.js';
-import { parseHostPort } from '../util/listen.js';
+import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import type { UdpPathChoice } from '../server/udp.js';
-import { createLogger } from '../util/logger.js';
+import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
+import { parseHostPort } from '../util/listen.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 
 export const serveFlags: Flags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
   listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)' },
+  http: { type: 'string', help: `admin listener host:port (status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})` },
+  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)' },
+  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'] },
+  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)' },
+  probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)' },
+  'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)' },
+  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with --redis: last-known-state file, answered from when Redis is down at start ("off" disables)' },
+  'stale-after': { type: 'string', default: `${DEFAULT_STALE_AFTER_MS}ms`, help: 'a prober silent this long no longer votes' },
+  'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first' },
+  'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)' },
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
-  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster); auto = every core, 1 = no cluster' },
+  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]...
+export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url>]
 
 Serves the zones authoritatively on UDP and TCP. Pool, Group and Site Names are answered from
 memory with the best site right now, at the zone's dynamic_ttl (default 0).
+Without --redis the sites are probed in this process (the embedded default); with --redis the
+state written by \`sitedns probe\` is followed. The admin listener (--http) serves status, drains
+and pushed load reports (docs/state.md).
 SIGHUP reloads the zones (a broken file keeps its last good zone); SIGTERM/SIGINT stop gracefully.
 
 ${flagHelp(serveFlags)}`;
+
+function off(value: string | undefined): boolean {
+  return value !== undefined && /^(|off|none|false|0)$/i.test(value);
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function tcpOptions(values: Values) {
+  const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
+  return {
+    idleTimeoutMs: idle,
+    firstQueryTimeoutMs: Math.min(idle, 5000),
+    maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
+    maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+  };
+}
 
 export async function runServe(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, serveFlags);
@@ -39,39 +71,50 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     workers = values.workers === 'auto' ? await defaultWorkers() : intFlag(values.workers as string, 'workers');
     if (workers < 1) throw new Error('--workers: at least 1');
+    udpPathFlag(values['udp-path'] as string);
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
-  if (workers > 1 && cluster.isPrimary) return runPrimary(values, workers, logger);
-  let ns;
+  // `serve --workers N` (#8, src/server/workers.ts): the primary keeps the state side (store,
+  // prober, admin) and feeds N workers that answer DNS; a worker runs the nameserver only.
+  if (cluster.isWorker) return runWorker(values, logger);
+  const primaryMode = workers > 1;
+  let listen = values.listen as string[];
+  let app: ServeApp;
   try {
-    const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
-    ns = await startNameserver({
+    if (primaryMode) listen = await resolveListenPorts(listen);
+    const http = values.http as string | undefined;
+    const stateFile = values['state-file'] as string;
+    app = await startServeApp({
       zonesPath: values.zones as string,
-      listen: (cluster.isWorker && process.env.SITEDNS_RESOLVED_LISTEN ? process.env.SITEDNS_RESOLVED_LISTEN.split(',') : values.listen) as string[],
+      // The cluster primary opens no DNS listener: its workers do.
+      listen: primaryMode ? [] : listen,
       logger,
+      tcp: tcpOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
-      tcp: {
-        idleTimeoutMs: idle,
-        firstQueryTimeoutMs: Math.min(idle, 5000),
-        maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
-        maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
-      },
+      http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
+      httpExplicit: http !== undefined,
+      httpToken: (values['http-token'] as string | undefined) || undefined,
+      redis: (values.redis as string | undefined) || undefined,
+      redisPrefix: values['redis-prefix'] as string,
+      probe: values.probe === true,
+      proberId: values['prober-id'] as string | undefined,
+      stateFile: off(stateFile) ? null : stateFile,
+      staleAfterMs: durationFlag(values['stale-after'] as string, 'stale-after'),
+      startupLimitMs: durationFlag(values['startup-limit'] as string, 'startup-limit'),
+      demoBackends: values['demo-backends'] === true,
     });
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
-  if (cluster.isWorker) {
-    await serveAsWorker(ns, logger);
-    return 0;
-  }
-  process.on('SIGHUP', () => ns.reload());
+  if (primaryMode) return runPrimary(app, workers, listen, logger);
+  process.on('SIGHUP', () => app.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
-      ns.stop().then(resolve, resolve);
+      app.stop().then(resolve, resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
@@ -79,19 +122,27 @@ export async function runServe(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The cluster primary: forks the workers, forwards signals, answers no queries itself. */
-async function runPrimary(values: Record<string, unknown>, workers: number, logger: ReturnType<typeof createLogger>): Promise<number> {
-  let listen: string[];
-  try {
-    listen = await resolveListenPorts(values.listen as string[]);
-  } catch (error) {
-    logger.fatal({ err: error }, (error as Error).message);
-    return 1;
-  }
-  const primary = startPrimary({
+/** The cluster primary: forks the workers, relays every state snapshot and reload to them. */
+async function runPrimary(app: ServeApp, workers: number, listen: string[], logger: Logger): Promise<number> {
+  const runtime = app.ns.runtime;
+  let primary: Primary | undefined;
+  let current = runtime.state;
+  // The follower swaps `runtime.state` by one assignment; here that assignment also goes to
+  // every worker (IPC 'state' message).
+  Object.defineProperty(runtime, 'state', {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (snapshot) => {
+      current = snapshot;
+      primary?.publishState(snapshot);
+    },
+  });
+  primary = startPrimary({
     workers,
     logger,
     env: { SITEDNS_RESOLVED_LISTEN: listen.join(',') },
+    currentState: () => current,
     onReady: () => {
       for (const spec of listen) {
         const { host, port } = parseHostPort(spec);
@@ -99,16 +150,50 @@ async function runPrimary(values: Record<string, unknown>, workers: number, logg
       }
     },
   });
-  process.on('SIGHUP', () => void primary.reload());
+  const p = primary;
+  // SIGHUP (and the admin reload route, through onReload) reload the primary's zones for the
+  // prober, then every worker in turn.
+  app.onReloaded(() => void p.reload());
+  process.on('SIGHUP', () => app.reload());
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
-      primary.stop().then(() => resolve(0), () => resolve(0));
+      p.stop()
+        .then(() => app.stop())
+        .then(() => resolve(0), () => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  return Promise.race([stopped, primary.failed]);
+  const code = await Promise.race([stopped, p.failed]);
+  if (code !== 0) await app.stop().catch(() => undefined);
+  return code;
+}
+
+/** A cluster worker: the nameserver only, its state and reloads from the primary. */
+async function runWorker(values: Values, logger: Logger): Promise<number> {
+  const link = new WorkerLink(logger);
+  let ns: Nameserver;
+  try {
+    const initial = await link.firstState();
+    ns = await startNameserver({
+      zonesPath: values.zones as string,
+      listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
+      logger,
+      tcp: tcpOptions(values),
+      udpPath: udpPathFlag(values['udp-path'] as string),
+      beforeListen: async (runtime) => {
+        runtime.state = initial;
+      },
+    });
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    return 1;
+  }
+  await link.serve(ns);
+  // Close the IPC channel so the process can exit.
+  if (process.connected) process.disconnect();
+  return 0;
 }
 
 export function udpPathFlag(text: string): UdpPathChoice {

@@ -12,6 +12,7 @@ import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
+import type { ZoneSet } from '../model/zone-model.js';
 
 export interface NameserverOptions {
   zonesPath: string;
@@ -22,6 +23,14 @@ export interface NameserverOptions {
   observer?: HandlerObserver;
   /** UDP implementation (#9): auto (batched when built, else dgram), dgram, batched. */
   udpPath?: UdpPathChoice;
+  /**
+   * Runs after the zones are loaded and before any listener opens: the state store and prober
+   * start here, so answering begins only once a first probe round finished (or its start-up limit
+   * passed) and never says "all down" for lack of data (#3).
+   */
+  beforeListen?: (runtime: Runtime, zoneSet: ZoneSet) => Promise<void>;
+  /** Called after every reload (SIGHUP or admin), e.g. so the prober follows the new zones. */
+  onReload?: (report: ReloadReport) => void;
 }
 
 export interface Nameserver {
@@ -42,9 +51,11 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
-  // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s).
-  prebuiltTable(report.zoneSet);
+  // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s); a
+  // process without listeners (the cluster primary) answers nothing and needs none.
+  if (options.listen.length > 0) prebuiltTable(report.zoneSet);
   const runtime = new Runtime(report.zoneSet);
+  await options.beforeListen?.(runtime, report.zoneSet);
   const handler = new Handler(runtime, options.env, options.observer);
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
@@ -74,9 +85,10 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     reload() {
       const r = zoneStore.load();
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
-      prebuiltTable(r.zoneSet);
+      if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
+      options.onReload?.(r);
       return r;
     },
     async stop() {

@@ -14,13 +14,15 @@
  * shared socket are read by the others: only the queries inside the dead worker are lost.
  *
  * IPC (JSON over the cluster channel):
+ *   worker -> primary  { type: 'hello' }             first thing a worker says; the primary answers
+ *                                                     with the current 'state' before it listens
  *   primary -> worker  { type: 'state', version, takenAt, fresh, sites: [[key, SiteState], ...] }
  *                      { type: 'reload', id }       reload the zones from disk, reply 'reloaded'
  *                      { type: 'stop' }             close the listeners gracefully, exit 0
  *   worker -> primary  { type: 'ready', listening: [{ address, port, udpPath }], generation }
  *                      { type: 'reloaded', id, generation, problems, ok }
- * The latest 'state' is replayed to every worker that (re)starts, so a restarted worker answers
- * from current state at once. Reloads roll one worker at a time: compiling a large zone set
+ * A worker opens its listeners only after the first 'state', so a (re)started worker never
+ * answers from an empty snapshot. Reloads roll one worker at a time: compiling a large zone set
  * blocks that worker's event loop for the compile time, and the others keep answering.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -40,6 +42,7 @@ export interface StateMessage {
 }
 export type PrimaryMessage = StateMessage | { type: 'reload'; id: number } | { type: 'stop' };
 export type WorkerMessage =
+  | { type: 'hello' }
   | { type: 'ready'; listening: { address: string; port: number; udpPath: string }[]; generation: number }
   | { type: 'reloaded'; id: number; generation: number; problems: number; ok: boolean };
 
@@ -100,6 +103,8 @@ export interface PrimaryOptions {
   logger: Logger;
   /** Environment for the workers (e.g. the resolved --listen ports). */
   env: NodeJS.ProcessEnv;
+  /** The state new workers start from (the primary's runtime.state). */
+  currentState: () => StateSnapshot;
   /** Called when every worker is listening for the first time. */
   onReady?: (listening: { address: string; port: number; udpPath: string }[]) => void;
 }
@@ -122,7 +127,6 @@ export function startPrimary(options: PrimaryOptions): Primary {
   // Workers accept TCP connections themselves (see the module comment).
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ silent: false });
-  let lastState: StateMessage | null = null;
   let stopping = false;
   let everReady = false;
   let readyCount = 0;
@@ -141,11 +145,11 @@ export function startPrimary(options: PrimaryOptions): Primary {
     workers.add(worker);
     let ready = false;
     worker.on('message', (message: WorkerMessage) => {
+      if (message?.type === 'hello') return send(worker, stateMessage(options.currentState()));
       if (message?.type !== 'ready') return;
       ready = true;
       // A worker that was still starting when stop() ran missed its 'stop' message.
       if (stopping) return send(worker, { type: 'stop' });
-      if (lastState !== null) send(worker, lastState);
       log.info({ worker: worker.process.pid, generation: message.generation }, 'worker listening');
       if (!everReady && ++readyCount === options.workers) {
         everReady = true;
@@ -184,8 +188,8 @@ export function startPrimary(options: PrimaryOptions): Primary {
   return {
     failed,
     publishState(snapshot) {
-      lastState = stateMessage(snapshot);
-      for (const w of workers) send(w, lastState);
+      const message = stateMessage(snapshot);
+      for (const w of workers) send(w, message);
     },
     async reload() {
       let ok = true;
@@ -234,47 +238,91 @@ export function startPrimary(options: PrimaryOptions): Primary {
 }
 
 /**
- * Runs in a worker after its nameserver is listening: applies the primary's messages. Resolves
- * when the primary asks it to stop (or goes away).
+ * The worker's end of the IPC channel: asks for the state first, then applies the primary's
+ * messages to its nameserver.
  */
-export function serveAsWorker(ns: Nameserver, log: Logger): Promise<void> {
-  const send = (message: WorkerMessage) => process.send?.(message, undefined, undefined, () => {});
-  send({
-    type: 'ready',
-    listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
-    generation: ns.runtime.zones.generation,
-  });
-  return new Promise<void>((resolve) => {
-    let stopped = false;
-    const stop = () => {
-      if (stopped) return;
-      stopped = true;
-      ns.stop().then(resolve, resolve);
-    };
-    process.on('message', (message: PrimaryMessage) => {
-      switch (message?.type) {
-        case 'state':
-          ns.runtime.state = snapshotFromMessage(message);
-          break;
-        case 'reload': {
-          const report = ns.reload();
-          send({ type: 'reloaded', id: message.id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
-          break;
-        }
-        case 'stop':
-          stop();
-          break;
-      }
-    });
+export class WorkerLink {
+  private ns: Nameserver | null = null;
+  private latest: StateSnapshot | null = null;
+  private waiting: ((snapshot: StateSnapshot) => void) | null = null;
+  private stopRequested = false;
+  private onStop: (() => void) | null = null;
+
+  constructor(private readonly log: Logger) {
+    process.on('message', (message: PrimaryMessage) => this.receive(message));
     // The primary went away: nobody restarts or feeds us any more.
     process.on('disconnect', () => {
-      log.warn('primary process gone; stopping');
-      stop();
+      this.log.warn('primary process gone; stopping');
+      this.stop();
     });
     // SIGHUP to the whole process group reaches the workers too: the primary coordinates reloads.
     process.on('SIGHUP', () => {});
     // A worker told to stop stops (the primary restarts it unless the primary is stopping too).
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+    process.once('SIGINT', () => this.stop());
+    process.once('SIGTERM', () => this.stop());
+    this.send({ type: 'hello' });
+  }
+
+  private send(message: WorkerMessage): void {
+    if (process.connected) process.send?.(message, undefined, undefined, () => {});
+  }
+
+  /** The primary's current state (it answers 'hello' at once). */
+  firstState(timeoutMs = 10_000): Promise<StateSnapshot> {
+    if (this.latest !== null) return Promise.resolve(this.latest);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no state from the cluster primary')), timeoutMs);
+      this.waiting = (snapshot) => {
+        clearTimeout(timer);
+        resolve(snapshot);
+      };
+    });
+  }
+
+  private receive(message: PrimaryMessage): void {
+    switch (message?.type) {
+      case 'state': {
+        const snapshot = snapshotFromMessage(message);
+        this.latest = snapshot;
+        if (this.ns !== null) this.ns.runtime.state = snapshot;
+        this.waiting?.(snapshot);
+        this.waiting = null;
+        break;
+      }
+      case 'reload': {
+        if (this.ns === null) break;
+        const report = this.ns.reload();
+        this.send({ type: 'reloaded', id: message.id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
+        break;
+      }
+      case 'stop':
+        this.stop();
+        break;
+    }
+  }
+
+  private stop(): void {
+    this.stopRequested = true;
+    this.onStop?.();
+  }
+
+  /** Reports 'ready' and serves until the primary (or a signal) says stop. */
+  serve(ns: Nameserver): Promise<void> {
+    this.ns = ns;
+    if (this.latest !== null) ns.runtime.state = this.latest;
+    this.send({
+      type: 'ready',
+      listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
+      generation: ns.runtime.zones.generation,
+    });
+    return new Promise<void>((resolve) => {
+      let stopped = false;
+      this.onStop = () => {
+        if (stopped) return;
+        stopped = true;
+        ns.stop().then(resolve, resolve);
+      };
+      if (this.stopRequested) this.onStop();
+    });
+  }
 }
