@@ -260,14 +260,14 @@ export class Handler {
     }
     const table = this.table!;
     const limit = prebuiltLimit(scan, ctx.transport === 'tcp');
-    const entry = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
-    if (entry === undefined) return this.fastMiss(q, table, limit, out, ev);
-    if (entry.marker) return GENERAL;
-    const answer = table.answer(entry, scan.qtype);
+    const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
+    if (i < 0) return this.fastMiss(q, table, limit, out, ev);
+    if (table.isMarker(i)) return GENERAL;
+    const answer = table.answer(i, scan.qtype);
     if (answer === null) return GENERAL;
-    ev.zone = entry.zone!.origin;
+    ev.zone = table.zoneOf(i)!.origin;
     ev.qtype = scan.qtype;
-    ev.name = entry.name;
+    ev.name = table.nameOf(i);
     if (answer instanceof PrebuiltAnswer) {
       const n = writePrebuilt(q, scan, answer, 0, limit, out);
       return n < 0 ? GENERAL : n;
@@ -294,13 +294,14 @@ export class Handler {
     let start = HEADER_LEN;
     while (q[start] !== 0) {
       start += 1 + q[start];
-      const entry = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
-      if (entry === undefined) continue;
-      if (entry.delegated || entry.soaSuffix) return GENERAL;
-      if (!entry.apex) continue;
-      const template = table.nxdomainTemplate(entry.zone!);
+      const i = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
+      if (i < 0) continue;
+      if (table.stopsWalk(i)) return GENERAL;
+      if (!table.isApex(i)) continue;
+      const zone = table.zoneOf(i)!;
+      const template = table.nxdomainTemplate(zone);
       if (template === null) return GENERAL;
-      ev.zone = entry.zone!.origin;
+      ev.zone = zone.origin;
       ev.qtype = scan.qtype;
       ev.nameFrom(q, nameEnd);
       // The template was built for the apex; this name is `start - 12` bytes longer.
