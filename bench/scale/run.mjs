@@ -70,7 +70,7 @@ function rssOf(pid) {
 
 async function serveAndReload(n) {
   const t0 = performance.now();
-  const server = await startSitedns({ zonesDir: dir, workers: n, udpPath: process.env.SITEDNS_BENCH_UDP_PATH ?? 'dgram', extraArgs: ['--http', 'off'] });
+  const server = await startSitedns({ zonesDir: dir, workers: n, udpPath: process.env.SITEDNS_BENCH_UDP_PATH ?? 'dgram'});
   const startMs = Math.round(performance.now() - t0);
   const pids = () => {
     const seen = new Map();
