@@ -62,7 +62,10 @@ export interface RequestContext {
   readonly clientAddress: string;
   /** When the transport has the raw address: 4 or 6, with the bytes in `clientBytes`. */
   readonly clientFamily?: 4 | 6;
-  /** The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order. Valid during the call only. */
+  /**
+   * The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order; meaningful only when
+   * `clientFamily` is set. Valid during the call only.
+   */
   readonly clientBytes?: Uint8Array;
   /** The client's source port, when known (0 otherwise). */
   readonly clientPort?: number;
@@ -74,7 +77,8 @@ export interface RequestContext {
  */
 export class PeerContext implements RequestContext {
   transport: Transport;
-  clientFamily: 4 | 6 = 4;
+  /** 4 or 6 after setBytes(); undefined after setText() (then `clientBytes` means nothing). */
+  clientFamily: 4 | 6 | undefined = undefined;
   clientPort = 0;
   readonly clientBytes = new Uint8Array(16);
   private text: string | null = '';
@@ -95,6 +99,7 @@ export class PeerContext implements RequestContext {
   /** For transports that only have text (node:dgram, node:net): bytes are then not provided. */
   setText(address: string, port = 0): void {
     this.text = address;
+    this.clientFamily = undefined;
     this.clientPort = port;
   }
 
