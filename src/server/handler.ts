@@ -46,8 +46,9 @@ import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameTex
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
+import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
+import { systemEnv, withMemory, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
 import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
@@ -160,6 +161,8 @@ class ReusedQueryEvent implements QueryEvent {
 export interface HandlerObserver {
   onQuery?(event: QueryEvent): void;
   onSelection?(name: DynamicName, selection: Selection): void;
+  /** A name entered (true) or left (false) the all-down state; called once per transition. */
+  onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
 }
 
 /** The mutable holder the server swaps zones and state into, each by one assignment. */
@@ -206,14 +209,19 @@ export class Handler {
   private readonly prebuilt: boolean;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
+  /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
+  readonly env: PolicyEnv;
+  private readonly allDown: AllDownWatch;
 
   constructor(
     readonly runtime: Runtime,
-    private readonly env: PolicyEnv = systemEnv,
+    env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
     options: HandlerOptions = {},
   ) {
     this.prebuilt = options.prebuilt ?? process.env.SITEDNS_PREBUILT !== '0';
+    this.env = withMemory(env);
+    this.allDown = new AllDownWatch(this.env.memory!, observer.onAllDown?.bind(observer));
   }
 
   /** Allocating wrapper around handleInto (see CONTRACT): the response bytes, or null. */
@@ -280,6 +288,7 @@ export class Handler {
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
     this.client.ctx = ctx;
     const selection = selectAnswer(answer.dynamic, answer.family, this.runtime.state, this.client, this.env);
+    this.allDown.observe(answer.dynamic, selection);
     this.observer.onSelection?.(answer.dynamic, selection);
     if (selection.kind === 'drop') return NO_RESPONSE;
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
@@ -352,6 +361,7 @@ export class Handler {
     let selection = chosen;
     if (selection === null) {
       selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
+      this.allDown.observe(dynamic, selection);
       this.observer.onSelection?.(dynamic, selection);
     }
     if (selection.kind === 'drop') return null;
