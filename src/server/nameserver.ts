@@ -70,8 +70,10 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port);
       if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
       // Port 0 asks for a free port: TCP then takes the same number UDP got.
-      const t = await listenTcp(handler, host, u.port, options.tcp);
+      // Pushed before TCP listens, so the catch below closes it too when TCP fails (an open UDP
+      // socket would keep a failed start from exiting).
       udp.push(u);
+      const t = await listenTcp(handler, host, u.port, options.tcp);
       tcp.push(t);
       // In a cluster the primary announces the listener once all workers are up.
       log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
