@@ -20,9 +20,13 @@ export function beforeScrape(hook: () => void): () => void {
   return () => scrapeHooks.delete(hook);
 }
 
+export function runScrapeHooks(): void {
+  for (const hook of scrapeHooks) hook();
+}
+
 /** The Prometheus text exposition, after running the scrape hooks. */
 export async function renderMetrics(): Promise<string> {
-  for (const hook of scrapeHooks) hook();
+  runScrapeHooks();
   return registry.metrics();
 }
 
@@ -102,6 +106,9 @@ export const queriesTotal = new Counter({
   help: 'DNS queries answered (or dropped), by zone, query type, response code and transport',
   labelNames: ['zone', 'qtype', 'rcode', 'transport'] as const,
   registers: [registry],
+  // Reads that bypass renderMetrics (a cluster worker's registry sent to the primary) flush the
+  // per-query tallies too: this metric is registered first, so its collect runs first.
+  collect: runScrapeHooks,
 });
 
 export const answerLatency = new TallyHistogram(

@@ -26,10 +26,13 @@ export interface OpsRouteDeps {
   status?: () => unknown | Promise<unknown>;
   /** POST /v1/reload. */
   reload?: () => unknown;
+  /** /metrics text; default: this process's registry. */
+  metrics?: () => Promise<string>;
 }
 
 export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void {
-  router.add('GET', '/metrics', async () => ({ status: 200, body: await renderMetrics(), contentType: registry.contentType }));
+  const metrics = deps.metrics ?? renderMetrics;
+  router.add('GET', '/metrics', async () => ({ status: 200, body: await metrics(), contentType: registry.contentType }));
 
   router.add('GET', '/healthz', () => {
     // Alive and serving: 503 only once a stop has begun (load balancers stop sending then).

@@ -1,5 +1,5 @@
 /** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts, operations in src/app/ops.ts). */
-import { opsConfigFromFlags, opsFlags, prepareOps, type Ops } from '../app/ops.js';
+import { opsConfigFromFlags, opsFlags, prepareOps, workerObserver, type Ops } from '../app/ops.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
 import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
@@ -91,7 +91,7 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     // Serving starts only after the first probe round (or the start-up limit), so once attached
     // the first state is known and /readyz may say ready.
-    ops = prepareOps({ ...opsConfigFromFlags(values), logger, forceExit: true, stateKnown: () => true });
+    ops = prepareOps({ ...opsConfigFromFlags(values), logger, forceExit: true, stateKnown: () => true, clusterPrimary: primaryMode });
     if (primaryMode) listen = await resolveListenPorts(listen);
     const http = values.http as string | undefined;
     const stateFile = values['state-file'] as string;
@@ -198,6 +198,7 @@ async function runWorker(values: Values, logger: Logger): Promise<number> {
       logger,
       tcp: tcpOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
+      observer: workerObserver(values, logger),
       beforeListen: async (runtime) => {
         runtime.state = initial;
       },
