@@ -60,7 +60,7 @@ function main() {
     timeout: 300_000,
   });
   if (result.status === 0) return say('batched UDP addon built (native/udp-batch/build/Release/udp_batch.node)');
-  const tail = (result.stderr ?? '').split('\n').filter((l) => /error|not found|ERR!/i.test(l)).slice(-8).join('\n');
+  const tail = (result.stderr ?? '').split('\n').filter((l) => /\berror:|ERR! (stack|find)|not found/i.test(l)).slice(0, 8).join('\n');
   say(`batched UDP addon did not build (${result.error?.message ?? `node-gyp exit ${result.status}`}); UDP uses node:dgram.\n${tail}`);
 }
 
