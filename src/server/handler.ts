@@ -41,13 +41,15 @@
  * and a counted event (#7); packets that must not be answered give null / -1.
  */
 import ipaddr from 'ipaddr.js';
-import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
+import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
+import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameText, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
+import { systemEnv, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
+import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 
 /** Out buffer sizes a transport must provide to handleInto (see CONTRACT above). */
@@ -113,9 +115,41 @@ export interface QueryEvent {
   rcode: number;
   /** Site ids answered for a dynamic name, or '' */
   site: string;
+  /** The question name, lower case (computed on first read when the fast path did not need it). */
   name: string;
   dropped: boolean;
   error: Error | null;
+}
+
+/** The one QueryEvent a handler reuses; `name` is decoded from the query only if read. */
+class ReusedQueryEvent implements QueryEvent {
+  transport: Transport = 'udp';
+  zone = '';
+  qtype = 0;
+  rcode = 0;
+  site = '';
+  dropped = false;
+  error: Error | null = null;
+  private nameText = '';
+  private nameQuery: Buffer | null = null;
+  private nameEnd = 0;
+
+  get name(): string {
+    if (this.nameQuery !== null) {
+      this.nameText = questionNameText(this.nameQuery, this.nameEnd);
+      this.nameQuery = null;
+    }
+    return this.nameText;
+  }
+  set name(text: string) {
+    this.nameText = text;
+    this.nameQuery = null;
+  }
+  /** Valid during onQuery only (the query bytes are the transport's). */
+  nameFrom(query: Buffer, nameEnd: number): void {
+    this.nameQuery = query;
+    this.nameEnd = nameEnd;
+  }
 }
 
 export interface HandlerObserver {
@@ -133,17 +167,49 @@ export class Runtime {
   }
 }
 
+/** The ClientInfo policies see on the fast path: reused, the address text read only on demand. */
+class ClientView implements ClientInfo {
+  ctx: RequestContext | null = null;
+  readonly ecs = null;
+  get address(): string {
+    return this.ctx === null ? '' : this.ctx.clientAddress;
+  }
+}
+
+export interface HandlerOptions {
+  /**
+   * Answer from prebuilt bytes where possible (default true; env SITEDNS_PREBUILT=0 turns it off
+   * to compare, as the differential test and bench/qps do). Output is the same either way.
+   */
+  prebuilt?: boolean;
+}
+
+/** handleInto's internal verdicts besides a length. */
+const NO_RESPONSE = -1;
+const GENERAL = -2;
+
 export class Handler {
   private readonly recordCache = new WeakMap<DynamicName, Map<string, WireRecord[]>>();
   /** Scratch for handle(): the largest message (TCP). */
   private readonly scratch = Buffer.allocUnsafe(TCP_RESPONSE_MAX);
-  private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null };
+  private readonly event = new ReusedQueryEvent();
+  private readonly scan = new QueryScan();
+  private readonly client = new ClientView();
+  private tableZones: ZoneSet | null = null;
+  private table: PrebuiltTable | null = null;
+
+  private readonly prebuilt: boolean;
+  /** How many responses came from prebuilt bytes and how many from the general encoder. */
+  readonly answeredBy = { prebuilt: 0, general: 0 };
 
   constructor(
     readonly runtime: Runtime,
     private readonly env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
-  ) {}
+    options: HandlerOptions = {},
+  ) {
+    this.prebuilt = options.prebuilt ?? process.env.SITEDNS_PREBUILT !== '0';
+  }
 
   /** Allocating wrapper around handleInto (see CONTRACT): the response bytes, or null. */
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
@@ -156,7 +222,6 @@ export class Handler {
 
   /** The core (see CONTRACT): writes the response into `out`, returns its length or -1. */
   handleInto(query: Buffer, ctx: RequestContext, out: Buffer, queryLength = query.length): number {
-    const raw = queryLength === query.length ? query : query.subarray(0, queryLength);
     const ev = this.event;
     ev.transport = ctx.transport;
     ev.zone = '';
@@ -165,25 +230,98 @@ export class Handler {
     ev.name = '';
     ev.dropped = false;
     ev.error = null;
-    let response: Buffer | null;
+    let n: number;
     try {
-      response = this.answer(raw, ctx, ev);
+      n = this.prebuilt ? this.fastPath(query, queryLength, ctx, out, ev) : GENERAL;
+      if (n !== GENERAL) this.answeredBy.prebuilt++;
+      else this.answeredBy.general++;
+      if (n === GENERAL) n = this.generalPath(queryLength === query.length ? query : query.subarray(0, queryLength), ctx, out, ev, null);
     } catch (error) {
       ev.error = error as Error;
-      response = this.servfail(raw);
+      n = this.servfail(queryLength === query.length ? query : query.subarray(0, queryLength), out);
     }
-    let n = -1;
-    if (response !== null && response.length <= out.length) {
-      response.copy(out, 0);
-      n = response.length;
-    }
+    this.client.ctx = null;
     ev.dropped = n < 0;
     ev.rcode = n >= 4 ? out[3] & 0xf : -1;
     this.observer.onQuery?.(ev);
-    return n;
+    return n < 0 ? NO_RESPONSE : n;
   }
 
-  private answer(raw: Buffer, ctx: RequestContext, ev: QueryEvent): Buffer | null {
+  /** Prebuilt answers (see the module comment); GENERAL when this query needs the general path. */
+  private fastPath(q: Buffer, length: number, ctx: RequestContext, out: Buffer, ev: ReusedQueryEvent): number {
+    const scan = this.scan;
+    scanQuery(q, length, scan);
+    // Meta types keep their special answers on the general path: OPT FORMERR, AXFR/IXFR REFUSED.
+    if (!scan.ok || scan.qtype === QTYPE.OPT || scan.qtype === QTYPE.AXFR || scan.qtype === QTYPE.IXFR) return GENERAL;
+    const zones = this.runtime.zones;
+    if (this.tableZones !== zones) {
+      this.table = prebuiltTable(zones);
+      this.tableZones = zones;
+    }
+    const table = this.table!;
+    const limit = prebuiltLimit(scan, ctx.transport === 'tcp');
+    const entry = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
+    if (entry === undefined) return this.fastMiss(q, table, limit, out, ev);
+    if (entry.marker) return GENERAL;
+    const answer = table.answer(entry, scan.qtype);
+    if (answer === null) return GENERAL;
+    ev.zone = entry.zone!.origin;
+    ev.qtype = scan.qtype;
+    ev.name = entry.name;
+    if (answer instanceof PrebuiltAnswer) {
+      const n = writePrebuilt(q, scan, answer, 0, limit, out);
+      return n < 0 ? GENERAL : n;
+    }
+    // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
+    this.client.ctx = ctx;
+    const selection = selectAnswer(answer.dynamic, answer.family, this.runtime.state, this.client, this.env);
+    this.observer.onSelection?.(answer.dynamic, selection);
+    if (selection.kind === 'drop') return NO_RESPONSE;
+    if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
+    const prebuilt = answer.answerFor(selection);
+    if (prebuilt !== null) {
+      const n = writePrebuilt(q, scan, prebuilt, 0, limit, out);
+      if (n >= 0) return n;
+    }
+    // Several sites, or too large for this client: the general encoder, with the same choice.
+    return this.generalPath(length === q.length ? q : q.subarray(0, length), ctx, out, ev, selection);
+  }
+
+  /** A name not in the table: NXDOMAIN from its zone's template, or REFUSED (lookup.ts's walk). */
+  private fastMiss(q: Buffer, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent): number {
+    const scan = this.scan;
+    const nameEnd = scan.nameEnd;
+    let start = HEADER_LEN;
+    while (q[start] !== 0) {
+      start += 1 + q[start];
+      const entry = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
+      if (entry === undefined) continue;
+      if (entry.delegated || entry.soaSuffix) return GENERAL;
+      if (!entry.apex) continue;
+      const template = table.nxdomainTemplate(entry.zone!);
+      if (template === null) return GENERAL;
+      ev.zone = entry.zone!.origin;
+      ev.qtype = scan.qtype;
+      ev.nameFrom(q, nameEnd);
+      // The template was built for the apex; this name is `start - 12` bytes longer.
+      const n = writePrebuilt(q, scan, template, start - HEADER_LEN, limit, out);
+      return n < 0 ? GENERAL : n;
+    }
+    ev.qtype = scan.qtype;
+    ev.nameFrom(q, nameEnd);
+    const n = writePrebuilt(q, scan, table.refused, 0, limit, out);
+    return n < 0 ? GENERAL : n;
+  }
+
+  /** The general path: decode, look up, build with response.ts, copy into `out`. */
+  private generalPath(raw: Buffer, ctx: RequestContext, out: Buffer, ev: QueryEvent, chosen: Selection | null): number {
+    const response = this.answer(raw, ctx, ev, chosen);
+    if (response === null || response.length > out.length) return NO_RESPONSE;
+    response.copy(out, 0);
+    return response.length;
+  }
+
+  private answer(raw: Buffer, ctx: RequestContext, ev: QueryEvent, chosen: Selection | null): Buffer | null {
     const decoded = decodeQuery(raw);
     if (!decoded.ok) {
       if (decoded.action === 'drop') return null;
@@ -205,8 +343,11 @@ export class Handler {
       return buildResponse(query, result, ctx.transport, null, null);
     }
     const dynamic = result.dynamic;
-    const selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
-    this.observer.onSelection?.(dynamic, selection);
+    let selection = chosen;
+    if (selection === null) {
+      selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
+      this.observer.onSelection?.(dynamic, selection);
+    }
     if (selection.kind === 'drop') return null;
     const records = this.recordsFor(dynamic, selection, result.family);
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
@@ -232,12 +373,16 @@ export class Handler {
     return records;
   }
 
-  private servfail(raw: Buffer): Buffer | null {
+  private servfail(raw: Buffer, out: Buffer): number {
     try {
       const decoded = decodeQuery(raw);
-      return decoded.ok ? rcodeResponse(decoded.query, RCODE.SERVFAIL) : null;
+      if (!decoded.ok) return NO_RESPONSE;
+      const response = rcodeResponse(decoded.query, RCODE.SERVFAIL);
+      if (response.length > out.length) return NO_RESPONSE;
+      response.copy(out, 0);
+      return response.length;
     } catch {
-      return null;
+      return NO_RESPONSE;
     }
   }
 }
