@@ -6,14 +6,19 @@
  * three alike; the ratio column is batched/gdnsd.
  *
  *   node bench/qps/batched.mjs [--seconds 6] [--clients 4] [--kinds pool,site,static,nxdomain]
- *                              [--workers N] [--rounds 1] [--json out.json]
+ *                              [--workers N] [--rounds 1] [--cpu-rate 10000] [--json out.json]
+ *
+ * --cpu-rate R adds a second, machine-load-robust figure: each server answers dnsperf at a
+ * fixed R queries/s and we read its CPU time (utime+stime of /proc/<pid>/stat, all threads)
+ * before and after: CPU microseconds per answered query. On a shared, busy machine QPS swings
+ * with the neighbours; CPU per query mostly does not.
  *
  * Needs dnsperf; gdnsd is measured when installed (apt-get install -y gdnsd dnsperf). Run
  * `npm run build` first (it serves dist/). --workers is passed to `sitedns serve` when that
  * flag exists (#8); one process otherwise. Loopback only, random ports.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
@@ -30,6 +35,7 @@ const { values: opts } = parseArgs({
     workers: { type: 'string' },
     rounds: { type: 'string', default: '1' },
     json: { type: 'string' },
+    'cpu-rate': { type: 'string' },
   },
 });
 
@@ -120,13 +126,23 @@ async function stop(server) {
   await Promise.race([new Promise((r) => server.proc.once('exit', r)), sleep(3000).then(() => server.proc.kill('SIGKILL'))]);
 }
 
-function dnsperf(port, kind, dir) {
+/** CPU seconds (user + system, all threads) the process used so far. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+  const ticks = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100';
+  return (Number(fields[11]) + Number(fields[12])) / Number(ticks); // utime #14, stime #15
+}
+
+function dnsperf(port, kind, dir, rate) {
   const file = path.join(dir, `${kind}.txt`);
   writeFileSync(file, `${KINDS[kind].name} ${KINDS[kind].type}\n`);
-  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', file, '-c', opts.clients, '-l', opts.seconds, '-q', '500'], { encoding: 'utf8' });
+  const rateArgs = rate ? ['-Q', String(rate)] : [];
+  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', file, '-c', opts.clients, '-l', opts.seconds, '-q', '500', ...rateArgs], { encoding: 'utf8' });
   const num = (re) => Number(re.exec(r.stdout)?.[1] ?? NaN);
   return {
     qps: num(/Queries per second:\s+([\d.]+)/),
+    completed: num(/Queries completed:\s+(\d+)/),
     lostPct: num(/Queries lost:\s+\d+ \(([\d.]+)%\)/),
     avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
   };
@@ -174,8 +190,14 @@ async function main() {
         const server = await s.start(port);
         try {
           const r = dnsperf(port, kind, dir);
+          if (opts['cpu-rate']) {
+            const before = cpuSeconds(server.proc.pid);
+            const fixed = dnsperf(port, kind, dir, Number(opts['cpu-rate']));
+            r.cpuUsPerQuery = ((cpuSeconds(server.proc.pid) - before) * 1e6) / fixed.completed;
+          }
           ((results[kind] ??= {})[s.label] ??= []).push(r);
-          console.error(`round ${round + 1} ${kind.padEnd(8)} ${s.label.padEnd(16)} ${r.qps.toFixed(0).padStart(7)} QPS  lost ${r.lostPct}%  avg ${r.avgMs.toFixed(3)} ms`);
+          const cpu = r.cpuUsPerQuery === undefined ? '' : `  ${r.cpuUsPerQuery.toFixed(1)} CPU us/query at ${opts['cpu-rate']}/s`;
+          console.error(`round ${round + 1} ${kind.padEnd(8)} ${s.label.padEnd(16)} ${r.qps.toFixed(0).padStart(7)} QPS  lost ${r.lostPct}%  avg ${r.avgMs.toFixed(3)} ms${cpu}`);
         } finally {
           await stop(server);
         }
@@ -198,6 +220,20 @@ async function main() {
     const b = best(r['sitedns batched']);
     const g = best(r.gdnsd);
     console.log(`| ${kind} | ${fmt(d)} | ${fmt(b)} | ${fmt(g)} | ${ratio(b, d)} | ${ratio(b, g)} |`);
+  }
+  if (opts['cpu-rate']) {
+    const cpu = (rs) => (rs ? Math.min(...rs.map((r) => r.cpuUsPerQuery)) : NaN);
+    const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+    console.log(`\nCPU microseconds per answered query at a fixed ${opts['cpu-rate']} queries/s (best of ${opts.rounds}; lower is better)`);
+    console.log('| kind | sitedns dgram | sitedns batched | gdnsd | gdnsd/batched (CPU-efficiency ratio) |');
+    console.log('|---|---|---|---|---|');
+    for (const kind of kinds) {
+      const r = results[kind];
+      const d = cpu(r['sitedns dgram']);
+      const b = cpu(r['sitedns batched']);
+      const g = cpu(r.gdnsd);
+      console.log(`| ${kind} | ${f1(d)} | ${f1(b)} | ${f1(g)} | ${ratio(g, b)} |`);
+    }
   }
   if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, loadBefore, loadAfter, results }, null, 2));
 }
