@@ -239,8 +239,10 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
   const ar = answer.ar + (scan.edns ? 1 : 0);
   out[10] = ar >> 8;
   out[11] = ar & 0xff;
-  q.copy(out, HEADER_LEN, HEADER_LEN, questionEnd);
-  body.copy(out, questionEnd);
+  // Byte loop and TypedArray set, not Buffer#copy: a partial copy makes Buffer#copy allocate a
+  // Uint8Array view per call (Node 20), the only garbage this path would otherwise produce.
+  for (let i = HEADER_LEN; i < questionEnd; i++) out[i] = q[i];
+  out.set(body, questionEnd);
   if (delta !== 0) {
     const pointers = answer.pointers!;
     for (let i = 0; i < pointers.length; i++) {

@@ -2,10 +2,12 @@
  * Nameserver lifecycle: load zones, open the listeners (UDP and TCP on every --listen address),
  * reload, stop. The state snapshot is fed from outside (state store) through `runtime.state`.
  */
+import cluster from 'node:cluster';
 import { formatProblem } from '../config/errors.js';
 import type { PolicyEnv } from '../policy/types.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
+import { prebuiltTable } from './fast-path.js';
 import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
@@ -49,6 +51,9 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
+  // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s); a
+  // process without listeners (the cluster primary) answers nothing and needs none.
+  if (options.listen.length > 0) prebuiltTable(report.zoneSet);
   const runtime = new Runtime(report.zoneSet);
   await options.beforeListen?.(runtime, report.zoneSet);
   const handler = new Handler(runtime, options.env, options.observer);
@@ -63,7 +68,8 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       const t = await listenTcp(handler, host, u.port, options.tcp);
       udp.push(u);
       tcp.push(t);
-      log.info({ address: host, port: u.port, udpPath: u.path }, 'listening on UDP and TCP');
+      // In a cluster the primary announces the listener once all workers are up.
+      log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
     }
   } catch (error) {
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))]);
@@ -79,6 +85,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     reload() {
       const r = zoneStore.load();
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
+      if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
       options.onReload?.(r);
