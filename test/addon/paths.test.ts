@@ -9,7 +9,8 @@ import { registry } from '../../src/admin/metrics.js';
 import { listenUdp } from '../../src/server/udp.js';
 import { batchedUnavailable, listenBatchedUdp } from '../../src/server/udp-batched.js';
 import { compileText, decode, makeHandler, query } from '../helpers/dns.js';
-import { startSitedns, udpQuery } from '../helpers/net.js';
+import { CLI, startSitedns, udpQuery } from '../helpers/net.js';
+import { spawn } from 'node:child_process';
 
 const ZONE = `zone: b.test
 soa: { mname: ns1.b.test, rname: h.b.test }
@@ -113,4 +114,35 @@ function run(): void {
       t.equal(decode((await udpQuery(server.port, query('app.example.com')))!).rcode, 0);
     });
   }
+
+  t.test('serve --workers 2 --udp-path batched: each worker binds its own SO_REUSEPORT socket', async (t) => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = dgram.createSocket('udp4');
+      probe.bind(0, '127.0.0.1', () => {
+        const p = probe.address().port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', '--listen', `127.0.0.1:${port}`, '--workers', '2', '--udp-path', 'batched', '--http', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => {
+      proc.kill('SIGTERM');
+    });
+    let text = '';
+    const workers = await new Promise<any[]>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        text += d.toString();
+        const lines = text.split('\n').filter((l) => l.includes('worker listening on UDP and TCP')).map((l) => JSON.parse(l));
+        if (lines.length >= 2) resolve(lines);
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.once('exit', (code) => reject(new Error(`exited ${code}: ${text}`)));
+    });
+    t.same(workers.map((w) => w.udpPath), ['batched', 'batched']);
+    t.not(workers[0].pid, workers[1].pid, 'two worker processes');
+    for (let i = 0; i < 10; i++) {
+      const reply = await udpQuery(port, query('boston.app.example.com', 'A', { id: i }), '127.0.0.1', 3000);
+      t.ok(reply !== null && decode(reply).rcode === 0, `query ${i} answered`);
+    }
+  });
 }
