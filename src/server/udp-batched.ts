@@ -59,6 +59,7 @@ export interface AddonOpenOptions {
   slot?: number;
   reusePort?: number;
   sendTimeoutMs?: number;
+  sendRetries?: number;
   maxRounds?: number;
   faultSendEagain?: number;
 }
@@ -101,7 +102,7 @@ export function loadAddon(): UdpBatchAddon | string {
     if (DEFAULT_SLOT < c.MIN_SLOT || DEFAULT_SLOT > c.MAX_SLOT || DEFAULT_BATCH > c.MAX_BATCH) return (loaded = 'batched UDP addon limits do not fit the defaults');
     return (loaded = addon);
   } catch (error) {
-    return (loaded = `batched UDP addon not built (${(error as Error).message.split('\n')[0]})`);
+    return (loaded = `batched UDP addon not built (npm run build:addon builds it): ${(error as Error).message.split('\n')[0]}`);
   }
 }
 
@@ -133,8 +134,10 @@ setUdpBatchTotalsReader(udpBatchTotals);
 export interface BatchedUdpOptions extends UdpOptions {
   batch?: number;
   slot?: number;
-  /** How long a full send queue may persist before its replies are dropped (default 50 ms). */
+  /** A full send queue is dropped after this long (default 200 ms; a last attempt first)... */
   sendTimeoutMs?: number;
+  /** ...or after this many writable wake-ups in a row that sent nothing (default 8). */
+  sendRetries?: number;
   /** Tests only: pretend the next N sendmmsg calls hit EAGAIN. */
   faultSendEagain?: number;
 }
@@ -193,7 +196,8 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
       batch,
       slot,
       reusePort: 1,
-      sendTimeoutMs: options.sendTimeoutMs ?? 50,
+      sendTimeoutMs: options.sendTimeoutMs ?? 200,
+      sendRetries: options.sendRetries ?? 8,
       faultSendEagain: options.faultSendEagain ?? 0,
     },
     buffer,

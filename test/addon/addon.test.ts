@@ -32,7 +32,7 @@ interface Echo {
  * Opens an addon socket whose callback echoes each datagram with its first byte incremented
  * (so a reply is distinguishable from the query), or runs `custom` instead.
  */
-function openEcho(addon: UdpBatchAddon, opts: { host?: string; port?: number; batch?: number; slot?: number; sendTimeoutMs?: number; faultSendEagain?: number; reusePort?: number } = {}, custom?: (n: number, meta: Int32Array, u8: Uint8Array) => void): Echo & { buffer: ArrayBuffer } {
+function openEcho(addon: UdpBatchAddon, opts: { host?: string; port?: number; batch?: number; slot?: number; sendTimeoutMs?: number; sendRetries?: number; faultSendEagain?: number; reusePort?: number } = {}, custom?: (n: number, meta: Int32Array, u8: Uint8Array) => void): Echo & { buffer: ArrayBuffer } {
   const batch = opts.batch ?? 8;
   const slot = opts.slot ?? 2048;
   const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
@@ -57,7 +57,7 @@ function openEcho(addon: UdpBatchAddon, opts: { host?: string; port?: number; ba
       meta[m + M_OUT_LEN] = len;
     }
   };
-  const { handle, port } = addon.open({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, batch, slot, sendTimeoutMs: opts.sendTimeoutMs, faultSendEagain: opts.faultSendEagain, reusePort: opts.reusePort }, buffer, onBatch);
+  const { handle, port } = addon.open({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, batch, slot, sendTimeoutMs: opts.sendTimeoutMs, sendRetries: opts.sendRetries, faultSendEagain: opts.faultSendEagain, reusePort: opts.reusePort }, buffer, onBatch);
   return { port, handle, calls, seen, buffer, close: () => addon.close(handle) };
 }
 
@@ -184,7 +184,8 @@ function run(addon: UdpBatchAddon): void {
   });
 
   t.test('full send queue: EAGAIN is retried on writable', async (t) => {
-    const echo = openEcho(addon, { faultSendEagain: 3 });
+    // A long timeout: only the writable retries are exercised, however loaded the machine is.
+    const echo = openEcho(addon, { faultSendEagain: 3, sendTimeoutMs: 60_000 });
     t.teardown(echo.close);
     const c = await client();
     t.teardown(c.close);
@@ -196,21 +197,26 @@ function run(addon: UdpBatchAddon): void {
     t.equal(st.dropSendQueue, 0);
   });
 
-  t.test('full send queue that persists: dropped and counted, then reading resumes', async (t) => {
-    const echo = openEcho(addon, { faultSendEagain: 1e9, sendTimeoutMs: 20 });
-    t.teardown(echo.close);
-    const c = await client();
-    t.teardown(c.close);
-    await c.send(Buffer.from('a'), echo.port);
-    const start = Date.now();
-    while (addon.stats(echo.handle).dropSendQueue < 1 && Date.now() - start < 3000) await sleep(5);
-    t.equal(addon.stats(echo.handle).dropSendQueue, 1, 'the queued reply was dropped');
-    await c.send(Buffer.from('b'), echo.port);
-    const start2 = Date.now();
-    while (addon.stats(echo.handle).received < 2 && Date.now() - start2 < 3000) await sleep(5);
-    t.equal(addon.stats(echo.handle).received, 2, 'reading resumed after the drop');
-    t.equal(c.replies.length, 0);
-  });
+  for (const [how, opts] of [
+    ['writable retries without progress', { sendTimeoutMs: 60_000, sendRetries: 8 }],
+    ['the timeout (after one last attempt)', { sendTimeoutMs: 20, sendRetries: 1e9 }],
+  ] as const) {
+    t.test(`full send queue that persists, by ${how}: dropped and counted, then reading resumes`, async (t) => {
+      const echo = openEcho(addon, { faultSendEagain: 2e9, ...opts });
+      t.teardown(echo.close);
+      const c = await client();
+      t.teardown(c.close);
+      await c.send(Buffer.from('a'), echo.port);
+      const start = Date.now();
+      while (addon.stats(echo.handle).dropSendQueue < 1 && Date.now() - start < 5000) await sleep(5);
+      t.equal(addon.stats(echo.handle).dropSendQueue, 1, 'the queued reply was dropped');
+      await c.send(Buffer.from('b'), echo.port);
+      const start2 = Date.now();
+      while (addon.stats(echo.handle).received < 2 && Date.now() - start2 < 5000) await sleep(5);
+      t.equal(addon.stats(echo.handle).received, 2, 'reading resumed after the drop');
+      t.equal(c.replies.length, 0);
+    });
+  }
 
   t.test('a throwing callback is counted; the socket keeps serving', async (t) => {
     let throwNext = true;

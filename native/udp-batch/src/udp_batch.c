@@ -33,8 +33,11 @@
  *
  * Send backpressure: when sendmmsg returns EAGAIN the unsent replies stay queued (their memory
  * is not reused, because reading stops until they are gone), the fd is polled for WRITABLE and
- * the rest is retried. If the queue has not drained after `send_timeout_ms`, it is dropped and
- * counted (C_DROP_SEND_QUEUE). Reading resumes once the queue is empty.
+ * the rest is retried. The queue is dropped and counted (C_DROP_SEND_QUEUE) when it persists:
+ * after `send_retries` writable wake-ups in a row that sent nothing, or when `send_timeout_ms`
+ * passed and one last attempt still sends nothing (the timer is a safety net for a socket that
+ * never turns writable; it tries before dropping because on a loaded machine the timer can be
+ * run before the writable event of the same loop turn). Reading resumes once the queue is empty.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +97,8 @@ typedef struct sock {
   uint32_t slot;              /* bytes per slot (in and out alike) */
   uint32_t max_rounds;        /* recvmmsg rounds per readiness event (fairness with TCP etc.) */
   uint32_t send_timeout_ms;   /* how long a full send queue may persist before it is dropped */
+  uint32_t send_retries;      /* writable wake-ups without progress before the queue is dropped */
+  uint32_t stalled;           /* consecutive EAGAINs without progress while waiting */
   uint32_t fault_send_eagain; /* tests only: pretend the next N sendmmsg calls hit EAGAIN */
   /* Shared memory, re-derived from the ArrayBuffer by refresh_buffer(). */
   int32_t *meta;
@@ -253,17 +258,31 @@ static void poll_cb(uv_poll_t *h, int status, int events);
 static void leave_wait(sock_t *s) {
   if (!s->waiting_writable) return;
   s->waiting_writable = 0;
+  s->stalled = 0;
   uv_timer_stop(&s->timer);
   uv_poll_start(&s->poll, UV_READABLE, poll_cb);
 }
 
-static void send_timeout_cb(uv_timer_t *t) {
-  sock_t *s = (sock_t *)t->data;
-  if (s->closing) return;
-  /* The queue did not drain in time: drop it so that reading (and answering) resumes. */
+static void drop_pending(sock_t *s) {
   s->counters[C_DROP_SEND_QUEUE] += s->pend_count;
   s->pend_count = 0;
   leave_wait(s);
+}
+
+static int flush_pending(sock_t *s);
+static int refresh_buffer(sock_t *s);
+
+static void send_timeout_cb(uv_timer_t *t) {
+  sock_t *s = (sock_t *)t->data;
+  if (s->closing || s->pend_count == 0) return;
+  /* Time is up: one last attempt (the socket may be writable and its event merely not yet
+   * dispatched), then drop what is left so that reading (and answering) resumes. */
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(s->env, &scope) == napi_ok) {
+    if (refresh_buffer(s) == 0) flush_pending(s);
+    napi_close_handle_scope(s->env, scope);
+  }
+  if (s->pend_count > 0) drop_pending(s);
 }
 
 static void enter_wait(sock_t *s) {
@@ -274,8 +293,14 @@ static void enter_wait(sock_t *s) {
   uv_timer_start(&s->timer, send_timeout_cb, s->send_timeout_ms, 0);
 }
 
-/* Sends smsg[pend_start .. pend_start+pend_count). Leaves the rest queued on EAGAIN. */
-static void flush_pending(sock_t *s) {
+/*
+ * Sends smsg[pend_start .. pend_start+pend_count). Leaves the rest queued on EAGAIN.
+ * Returns FLUSH_DONE (queue empty), FLUSH_STALLED (EAGAIN before sending anything) or
+ * FLUSH_PARTIAL (EAGAIN after some progress).
+ */
+enum { FLUSH_DONE, FLUSH_STALLED, FLUSH_PARTIAL };
+static int flush_pending(sock_t *s) {
+  int progress = 0;
   while (s->pend_count > 0 && !s->closing) {
     int r;
     if (s->fault_send_eagain > 0) {
@@ -287,6 +312,7 @@ static void flush_pending(sock_t *s) {
     }
     if (r > 0) {
       uint32_t done = (uint32_t)r > s->pend_count ? s->pend_count : (uint32_t)r;
+      progress = 1;
       s->counters[C_SENT] += done;
       s->pend_start += done;
       s->pend_count -= done;
@@ -296,7 +322,7 @@ static void flush_pending(sock_t *s) {
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       s->counters[C_SEND_EAGAIN]++;
       enter_wait(s);
-      return;
+      return progress ? FLUSH_PARTIAL : FLUSH_STALLED;
     }
     /* Any other error concerns the first queued message (sendmmsg reports an error only when
      * nothing was sent): count it, drop that one reply, and go on with the rest. r == 0 is
@@ -305,8 +331,10 @@ static void flush_pending(sock_t *s) {
     s->last_errno = r < 0 ? errno : EIO;
     s->pend_start++;
     s->pend_count--;
+    progress = 1;
   }
   if (s->pend_count == 0) leave_wait(s);
+  return FLUSH_DONE;
 }
 
 /* Queues the replies JavaScript wrote for slots [0, n) and sends them. */
@@ -466,8 +494,11 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   sock_t *s = (sock_t *)h->data;
   if (s->closing) return;
   if (status < 0) {
+    /* epoll failed on this fd (e.g. EBADF): permanent, and level-triggered reporting would
+     * spin the loop, so stop watching; the socket answers nothing more (counted, visible). */
     s->counters[C_POLL_ERRORS]++;
     s->last_errno = -status;
+    uv_poll_stop(&s->poll);
     return;
   }
   if (s->pend_count > 0) {
@@ -481,7 +512,10 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
         s->pend_count = 0;
         leave_wait(s);
       } else {
-        flush_pending(s);
+        int rc = flush_pending(s);
+        if (rc == FLUSH_PARTIAL) s->stalled = 0;
+        /* Writable yet nothing went out, send_retries times in a row: the queue persists. */
+        else if (rc == FLUSH_STALLED && ++s->stalled >= s->send_retries) drop_pending(s);
       }
       napi_close_handle_scope(s->env, scope);
     }
@@ -502,8 +536,8 @@ static sock_t *get_sock(napi_env env, napi_value v) {
 
 /*
  * open(options, buffer, onBatch) -> { handle, port }
- *   options: { host: numeric IPv4/IPv6 string, port, batch, slot, reusePort (bool),
- *              sendTimeoutMs, maxRounds, faultSendEagain }
+ *   options: { host: numeric IPv4/IPv6 string, port, batch, slot, reusePort (0/1),
+ *              sendTimeoutMs, sendRetries, maxRounds, faultSendEagain }
  *   buffer: ArrayBuffer of at least batch*(32 + 2*slot) bytes
  *   onBatch(count): called with the number of slots filled (some may be empty: M_IN_LEN 0)
  */
@@ -532,17 +566,18 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "options.host must be a numeric IPv4 or IPv6 address");
     return NULL;
   }
-  uint32_t port, batch, slot, reuse, send_timeout, max_rounds, fault;
+  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault;
   if (get_u32_prop(env, argv[0], "port", 0, &port) || port > 65535 ||
       get_u32_prop(env, argv[0], "batch", 64, &batch) || batch == 0 || batch > MAX_BATCH ||
       get_u32_prop(env, argv[0], "slot", 2048, &slot) || slot < MIN_SLOT || slot > MAX_SLOT ||
       get_u32_prop(env, argv[0], "reusePort", 1, &reuse) ||
-      get_u32_prop(env, argv[0], "sendTimeoutMs", 50, &send_timeout) ||
+      get_u32_prop(env, argv[0], "sendTimeoutMs", 200, &send_timeout) ||
+      get_u32_prop(env, argv[0], "sendRetries", 8, &send_retries) || send_retries == 0 ||
       get_u32_prop(env, argv[0], "maxRounds", 8, &max_rounds) || max_rounds == 0 ||
       get_u32_prop(env, argv[0], "faultSendEagain", 0, &fault)) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs, maxRounds or faultSendEagain");
+    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs, sendRetries, maxRounds or faultSendEagain");
     return NULL;
   }
 
@@ -575,6 +610,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->slot = slot;
   s->max_rounds = max_rounds;
   s->send_timeout_ms = send_timeout;
+  s->send_retries = send_retries;
   s->fault_send_eagain = fault;
   s->rmsg = calloc(batch, sizeof *s->rmsg);
   s->riov = calloc(batch, sizeof *s->riov);
