@@ -125,7 +125,7 @@ export function startProcess(command, args, { env = {}, ready, timeoutMs = 60_00
 
 /** sitedns serving `zonesDir` with N workers on the given UDP path; resolves with its port. */
 export async function startSitedns({ zonesDir, workers, udpPath = 'dgram', extraArgs = [], env = {} }) {
-  const started = await startProcess(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--workers', String(workers), '--udp-path', udpPath, '--log-level', 'info', ...extraArgs], {
+  const started = await startProcess(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--workers', String(workers), '--udp-path', udpPath, '--log-level', 'info', '--http', 'off', ...extraArgs], {
     env: { SITEDNS_WORKERS: String(workers), ...env },
     label: `sitedns (${workers} workers, ${udpPath})`,
     ready: (line) => line.includes('"msg":"listening on UDP and TCP"'),

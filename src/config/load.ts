@@ -74,18 +74,23 @@ export function loadZoneDirectory(path: string): LoadOutcome {
 }
 
 export function loadZoneFile(file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
+  const text = readZoneText(file);
+  if (typeof text !== 'string') return text;
+  return parseZoneText(text, displayName(file));
+}
+
+/** A zone file's text, or the problem reading it (missing, unreadable, over the size limit). */
+export function readZoneText(file: string): string | { problems: ConfigProblem[] } {
   const shown = displayName(file);
-  let text: string;
   try {
     const size = statSync(file).size;
     if (size > MAX_ZONE_FILE_BYTES) {
       return { problems: [{ file: shown, line: 0, path: '(root)', message: `file is ${size} bytes; the limit is ${MAX_ZONE_FILE_BYTES}`, code: 'EZONE_SIZE' }] };
     }
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     return { problems: [{ file: shown, line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' }] };
   }
-  return parseZoneText(text, shown);
 }
 
 export function parseZoneText(text: string, file: string): LoadedZoneFile | { problems: ConfigProblem[] } {

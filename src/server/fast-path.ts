@@ -15,7 +15,7 @@
 import { QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
-import { encodeName, type WireRecord } from '../dns/wire.js';
+import type { WireRecord } from '../dns/wire.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
 import type { Family, Selection } from '../policy/types.js';
 import { lookup } from './lookup.js';
@@ -85,103 +85,135 @@ export function sorryRecords(name: DynamicName, family: Family): WireRecord[] {
 /** What a memoized type resolves to. */
 export type TypeAnswer = PrebuiltAnswer | DynamicAnswers | null;
 
+/** A name's memoized answers, created the first time the name is asked for. */
 export class NameEntry {
   /** Memoized answers by type; null = "general path" for that type. */
   readonly types: number[] = [];
   readonly answers: TypeAnswer[] = [];
-  /** The zone lookup.ts would pick for this exact name (undefined for marker entries). */
-  zone: ZoneModel | undefined;
-  /** Whether this name is a zone apex (of `zone`): names below it are NXDOMAIN there. */
-  apex = false;
-  /** A delegation point, or a name below one: lookups at or below refer (general path in walks). */
-  delegated = false;
-  /** Whether only the suffix walk may use this entry (an SOA-name suffix, not a node). */
-  marker = false;
-  /** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
-  soaSuffix = false;
-  constructor(
-    readonly name: string,
-    readonly wire: Buffer,
-    readonly hash: number,
-  ) {}
+  constructor(readonly name: string) {}
 }
+
+// Facts about a name in the table (bit flags).
+/** A zone apex (of zoneOf(i)): names below it are NXDOMAIN there. */
+const APEX = 1;
+/** A delegation point, or a name below one: lookups at or below refer (general path in walks). */
+const DELEGATED = 2;
+/** Only the suffix walk may use it (an SOA-name suffix that is not a node). */
+const MARKER = 4;
+/** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
+const SOA_SUFFIX = 8;
 
 export class PrebuiltTable {
   private readonly slots: Int32Array;
   private readonly mask: number;
-  readonly entries: NameEntry[] = [];
+  /** Per name index: text, zone, flags, hash and wire bytes (in one slab: no object per name). */
+  private readonly names: string[] = [];
+  private readonly zones: (ZoneModel | undefined)[] = [];
+  private readonly flags: Uint8Array;
+  private readonly hashes: Int32Array;
+  private readonly wireStart: Int32Array;
+  private readonly wire: Uint8Array;
+  /** Memoized answers, per name index, created on first query. */
+  private readonly entries: (NameEntry | undefined)[] = [];
   /** Per zone: its NXDOMAIN template (negative answer built for the apex), or null. */
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
   readonly refused: PrebuiltAnswer;
 
-  constructor(readonly zones: ZoneSet) {
-    const names = collectNames(zones);
+  constructor(readonly zoneSet: ZoneSet) {
+    const collected = collectNames(zoneSet);
+    const count = collected.names.length;
     let size = 16;
-    while (size < names.size * 2) size *= 2;
+    while (size < count * 2) size *= 2;
     this.slots = new Int32Array(size).fill(-1);
     this.mask = size - 1;
-    for (const [name, info] of names) {
-      const wire = encodeName(name);
-      const entry = new NameEntry(name, wire, hashWireName(wire, 0, wire.length));
-      entry.zone = info.zone;
-      entry.apex = info.apex;
-      entry.delegated = info.delegated;
-      entry.marker = info.marker;
-      entry.soaSuffix = info.soaSuffix;
-      this.insert(entry);
+    this.names = collected.names;
+    this.zones = collected.zones;
+    this.flags = collected.flags;
+    this.hashes = new Int32Array(count);
+    this.wireStart = new Int32Array(count + 1);
+    let bytes = 0;
+    for (const name of this.names) bytes += name.length + 2;
+    this.wire = new Uint8Array(bytes);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      this.wireStart[i] = at;
+      at = writeWireName(this.names[i], this.wire, at);
+      const h = hashWireName(this.wire, this.wireStart[i], at);
+      this.hashes[i] = h;
+      let slot = h & this.mask;
+      while (this.slots[slot] !== -1) slot = (slot + 1) & this.mask;
+      this.slots[slot] = i;
     }
+    this.wireStart[count] = at;
     const refusedQuery = syntheticQuery('', QTYPE.A);
     this.refused = PrebuiltAnswer.fromResponse(rcodeResponse(refusedQuery, RCODE.REFUSED), refusedQuery.questionEnd);
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.names.length;
   }
 
-  private insert(entry: NameEntry): void {
-    let i = entry.hash & this.mask;
-    while (this.slots[i] !== -1) i = (i + 1) & this.mask;
-    this.slots[i] = this.entries.length;
-    this.entries.push(entry);
-  }
-
-  /** The entry whose wire name equals (ASCII case-insensitively) `q[start .. end)`, if any. */
-  find(q: Uint8Array, start: number, end: number, hash: number): NameEntry | undefined {
+  /** The index of the name whose wire form equals (ASCII case-insensitively) `q[start .. end)`, or -1. */
+  find(q: Uint8Array, start: number, end: number, hash: number): number {
     const length = end - start;
-    for (let i = hash & this.mask; ; i = (i + 1) & this.mask) {
-      const slot = this.slots[i];
-      if (slot === -1) return undefined;
-      const entry = this.entries[slot];
-      if (entry.hash !== hash || entry.wire.length !== length) continue;
-      const wire = entry.wire;
+    const wire = this.wire;
+    for (let slot = hash & this.mask; ; slot = (slot + 1) & this.mask) {
+      const i = this.slots[slot];
+      if (i === -1) return -1;
+      if (this.hashes[i] !== hash) continue;
+      const from = this.wireStart[i];
+      if (this.wireStart[i + 1] - from !== length) continue;
       let j = 0;
       for (; j < length; j++) {
         let c = q[start + j];
         if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-        if (c !== wire[j]) break;
+        if (c !== wire[from + j]) break;
       }
-      if (j === length) return entry;
+      if (j === length) return i;
     }
   }
 
-  /** The memoized answer of `entry` for `qtype`: built on first use; null = general path. */
-  answer(entry: NameEntry, qtype: number): TypeAnswer {
+  nameOf(i: number): string {
+    return this.names[i];
+  }
+  /** The zone lookup.ts would pick for this name (undefined for markers outside every zone). */
+  zoneOf(i: number): ZoneModel | undefined {
+    return this.zones[i];
+  }
+  isMarker(i: number): boolean {
+    return (this.flags[i] & MARKER) !== 0;
+  }
+  isApex(i: number): boolean {
+    return (this.flags[i] & APEX) !== 0;
+  }
+  /** Walking up from a name not in the table, this ancestor means "general path". */
+  stopsWalk(i: number): boolean {
+    return (this.flags[i] & (DELEGATED | SOA_SUFFIX)) !== 0;
+  }
+  wireLength(i: number): number {
+    return this.wireStart[i + 1] - this.wireStart[i];
+  }
+
+  /** The memoized answer of name `i` for `qtype`: built on first use; null = general path. */
+  answer(i: number, qtype: number): TypeAnswer {
+    let entry = this.entries[i];
+    if (entry === undefined) this.entries[i] = entry = new NameEntry(this.names[i]);
     const types = entry.types;
-    for (let i = 0; i < types.length; i++) if (types[i] === qtype) return entry.answers[i];
+    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return entry.answers[k];
     if (types.length >= MAX_TYPES_PER_NAME) return null;
-    const built = this.build(entry, qtype);
+    const built = this.build(i, entry, qtype);
     types.push(qtype);
     entry.answers.push(built);
     return built;
   }
 
-  private build(entry: NameEntry, qtype: number): TypeAnswer {
+  private build(i: number, entry: NameEntry, qtype: number): TypeAnswer {
     // Meta types keep their special answers (handler.ts): AXFR/IXFR REFUSED, OPT FORMERR.
-    if (entry.marker || qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
-    const result = lookup(this.zones, entry.name, qtype);
+    if (this.isMarker(i) || qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
+    const result = lookup(this.zoneSet, entry.name, qtype);
     if (result.kind === 'refused') return null;
-    const query = syntheticQuery(entry.name, qtype);
     if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family);
+    const query = syntheticQuery(entry.name, qtype);
     return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd);
   }
 
@@ -198,25 +230,43 @@ export class PrebuiltTable {
   }
 }
 
-interface NameInfo {
-  zone: ZoneModel | undefined;
-  apex: boolean;
-  delegated: boolean;
-  marker: boolean;
-  soaSuffix: boolean;
+/** Writes `name` (lower-case text, validated at compile time) as an uncompressed wire name. */
+function writeWireName(name: string, out: Uint8Array, at: number): number {
+  let pos = at;
+  let labelStart = pos++;
+  for (let k = 0; k < name.length; k++) {
+    const c = name.charCodeAt(k);
+    if (c === 0x2e) {
+      out[labelStart] = pos - labelStart - 1;
+      labelStart = pos++;
+    } else out[pos++] = c;
+  }
+  if (name.length > 0) {
+    out[labelStart] = pos - labelStart - 1;
+    out[pos++] = 0;
+  } else out[labelStart] = 0;
+  return pos;
 }
 
 /** Every name the table must know, with the facts the fast path needs about it. */
-function collectNames(zones: ZoneSet): Map<string, NameInfo> {
-  const names = new Map<string, NameInfo>();
-  const get = (name: string): NameInfo => {
-    let info = names.get(name);
-    if (info === undefined) names.set(name, (info = { zone: undefined, apex: false, delegated: false, marker: true, soaSuffix: false }));
-    return info;
-  };
+function collectNames(zoneSet: ZoneSet): { names: string[]; zones: (ZoneModel | undefined)[]; flags: Uint8Array } {
+  const index = new Map<string, number>();
+  const names: string[] = [];
+  const zones: (ZoneModel | undefined)[] = [];
+  const flagList: number[] = [];
+  const origins = zoneSet.zones;
+  // Zones inside other served zones (rare): then a name's zone is found by walking up.
+  let nested = false;
+  for (const origin of origins.keys()) {
+    for (let n = origin; n.length > 0 && !nested; ) {
+      const dot = n.indexOf('.');
+      n = dot < 0 ? '' : n.slice(dot + 1);
+      if (origins.has(n)) nested = true;
+    }
+  }
   const zoneOf = (name: string): ZoneModel | undefined => {
     for (let n = name; ; ) {
-      const z = zones.zones.get(n);
+      const z = origins.get(n);
       if (z !== undefined) return z;
       if (n.length === 0) return undefined;
       const dot = n.indexOf('.');
@@ -224,6 +274,7 @@ function collectNames(zones: ZoneSet): Map<string, NameInfo> {
     }
   };
   const isDelegated = (zone: ZoneModel, name: string): boolean => {
+    if (zone.cuts.size === 0) return false;
     for (let n = name; n.length > zone.origin.length; ) {
       if (zone.cuts.has(n)) return true;
       const dot = n.indexOf('.');
@@ -232,18 +283,30 @@ function collectNames(zones: ZoneSet): Map<string, NameInfo> {
     }
     return false;
   };
-  const add = (name: string) => {
-    const info = get(name);
-    info.marker = false;
-    info.zone = zoneOf(name);
-    info.delegated = info.zone !== undefined && isDelegated(info.zone, name);
+  const slot = (name: string): number => {
+    let i = index.get(name);
+    if (i === undefined) {
+      i = names.length;
+      index.set(name, i);
+      names.push(name);
+      zones.push(undefined);
+      flagList.push(MARKER);
+    }
+    return i;
   };
-  for (const zone of zones.zones.values()) {
+  for (const zone of origins.values()) {
+    const add = (name: string) => {
+      const i = slot(name);
+      const z = nested ? zoneOf(name) : zone;
+      zones[i] = z;
+      flagList[i] = (flagList[i] & ~MARKER & ~DELEGATED) | (z !== undefined && isDelegated(z, name) ? DELEGATED : 0);
+    };
     for (const name of zone.nodes.keys()) add(name);
     for (const name of zone.emptyNonTerminals) add(name);
     for (const name of zone.cuts.keys()) add(name);
     add(zone.origin);
-    get(zone.origin).apex = zoneOf(zone.origin) === zone;
+    const apex = slot(zone.origin);
+    if (zones[apex] === zone) flagList[apex] |= APEX;
     // RFC 1035 §4.1.4: in an NXDOMAIN for a name below the apex, the SOA's MNAME and RNAME
     // compress against the question. If the question shares a suffix with them that is longer
     // than the apex, the general encoder points there and the template would differ.
@@ -251,12 +314,12 @@ function collectNames(zones: ZoneSet): Map<string, NameInfo> {
       for (const part of record.rdata) {
         if (Buffer.isBuffer(part)) continue;
         for (let n = part.name; n.length > zone.origin.length && n.endsWith(`.${zone.origin}`); n = n.slice(n.indexOf('.') + 1)) {
-          get(n).soaSuffix = true;
+          flagList[slot(n)] |= SOA_SUFFIX;
         }
       }
     }
   }
-  return names;
+  return { names, zones, flags: Uint8Array.from(flagList) };
 }
 
 /** One table per ZoneSet; built on first use by any handler. */

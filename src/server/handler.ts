@@ -46,8 +46,9 @@ import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameTex
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
+import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
+import { systemEnv, withMemory, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
 import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
@@ -62,7 +63,10 @@ export interface RequestContext {
   readonly clientAddress: string;
   /** When the transport has the raw address: 4 or 6, with the bytes in `clientBytes`. */
   readonly clientFamily?: 4 | 6;
-  /** The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order. Valid during the call only. */
+  /**
+   * The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order; meaningful only when
+   * `clientFamily` is set. Valid during the call only.
+   */
   readonly clientBytes?: Uint8Array;
   /** The client's source port, when known (0 otherwise). */
   readonly clientPort?: number;
@@ -74,7 +78,8 @@ export interface RequestContext {
  */
 export class PeerContext implements RequestContext {
   transport: Transport;
-  clientFamily: 4 | 6 = 4;
+  /** 4 or 6 after setBytes(); undefined after setText() (then `clientBytes` means nothing). */
+  clientFamily: 4 | 6 | undefined = undefined;
   clientPort = 0;
   readonly clientBytes = new Uint8Array(16);
   private text: string | null = '';
@@ -95,6 +100,7 @@ export class PeerContext implements RequestContext {
   /** For transports that only have text (node:dgram, node:net): bytes are then not provided. */
   setText(address: string, port = 0): void {
     this.text = address;
+    this.clientFamily = undefined;
     this.clientPort = port;
   }
 
@@ -155,6 +161,8 @@ class ReusedQueryEvent implements QueryEvent {
 export interface HandlerObserver {
   onQuery?(event: QueryEvent): void;
   onSelection?(name: DynamicName, selection: Selection): void;
+  /** A name entered (true) or left (false) the all-down state; called once per transition. */
+  onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
 }
 
 /** The mutable holder the server swaps zones and state into, each by one assignment. */
@@ -201,14 +209,19 @@ export class Handler {
   private readonly prebuilt: boolean;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
+  /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
+  readonly env: PolicyEnv;
+  private readonly allDown: AllDownWatch;
 
   constructor(
     readonly runtime: Runtime,
-    private readonly env: PolicyEnv = systemEnv,
+    env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
     options: HandlerOptions = {},
   ) {
     this.prebuilt = options.prebuilt ?? process.env.SITEDNS_PREBUILT !== '0';
+    this.env = withMemory(env);
+    this.allDown = new AllDownWatch(this.env.memory!, observer.onAllDown?.bind(observer));
   }
 
   /** Allocating wrapper around handleInto (see CONTRACT): the response bytes, or null. */
@@ -260,14 +273,14 @@ export class Handler {
     }
     const table = this.table!;
     const limit = prebuiltLimit(scan, ctx.transport === 'tcp');
-    const entry = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
-    if (entry === undefined) return this.fastMiss(q, table, limit, out, ev);
-    if (entry.marker) return GENERAL;
-    const answer = table.answer(entry, scan.qtype);
+    const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
+    if (i < 0) return this.fastMiss(q, table, limit, out, ev);
+    if (table.isMarker(i)) return GENERAL;
+    const answer = table.answer(i, scan.qtype);
     if (answer === null) return GENERAL;
-    ev.zone = entry.zone!.origin;
+    ev.zone = table.zoneOf(i)!.origin;
     ev.qtype = scan.qtype;
-    ev.name = entry.name;
+    ev.name = table.nameOf(i);
     if (answer instanceof PrebuiltAnswer) {
       const n = writePrebuilt(q, scan, answer, 0, limit, out);
       return n < 0 ? GENERAL : n;
@@ -275,6 +288,7 @@ export class Handler {
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
     this.client.ctx = ctx;
     const selection = selectAnswer(answer.dynamic, answer.family, this.runtime.state, this.client, this.env);
+    this.allDown.observe(answer.dynamic, selection);
     this.observer.onSelection?.(answer.dynamic, selection);
     if (selection.kind === 'drop') return NO_RESPONSE;
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
@@ -294,13 +308,14 @@ export class Handler {
     let start = HEADER_LEN;
     while (q[start] !== 0) {
       start += 1 + q[start];
-      const entry = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
-      if (entry === undefined) continue;
-      if (entry.delegated || entry.soaSuffix) return GENERAL;
-      if (!entry.apex) continue;
-      const template = table.nxdomainTemplate(entry.zone!);
+      const i = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
+      if (i < 0) continue;
+      if (table.stopsWalk(i)) return GENERAL;
+      if (!table.isApex(i)) continue;
+      const zone = table.zoneOf(i)!;
+      const template = table.nxdomainTemplate(zone);
       if (template === null) return GENERAL;
-      ev.zone = entry.zone!.origin;
+      ev.zone = zone.origin;
       ev.qtype = scan.qtype;
       ev.nameFrom(q, nameEnd);
       // The template was built for the apex; this name is `start - 12` bytes longer.
@@ -346,6 +361,7 @@ export class Handler {
     let selection = chosen;
     if (selection === null) {
       selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
+      this.allDown.observe(dynamic, selection);
       this.observer.onSelection?.(dynamic, selection);
     }
     if (selection.kind === 'drop') return null;
