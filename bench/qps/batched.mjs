@@ -14,11 +14,11 @@
  * with the neighbours; CPU per query mostly does not.
  *
  * Needs dnsperf; gdnsd is measured when installed (apt-get install -y gdnsd dnsperf). Run
- * `npm run build` first (it serves dist/). --workers is passed to `sitedns serve` when that
- * flag exists (#8); one process otherwise. Loopback only, random ports.
+ * `npm run build` first (it serves dist/). sitedns runs `--workers 1` (one process) unless
+ * --workers N is given; gdnsd then gets N UDP threads. Loopback only, random ports.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
@@ -126,12 +126,31 @@ async function stop(server) {
   await Promise.race([new Promise((r) => server.proc.once('exit', r)), sleep(3000).then(() => server.proc.kill('SIGKILL'))]);
 }
 
-/** CPU seconds (user + system, all threads) the process used so far. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
+
+/** /proc/<pid>/stat fields from #3 (state) on, or null when the process is gone. */
+function statFields(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds (user + system, all threads) used so far by the process and its live children
+ * (cluster workers). */
 function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
-  const ticks = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100';
-  return (Number(fields[11]) + Number(fields[12])) / Number(ticks); // utime #14, stime #15
+  const pids = [pid];
+  for (const entry of readdirSync('/proc')) {
+    if (/^\d+$/.test(entry) && Number(entry) !== pid && Number(statFields(entry)?.[1]) === pid) pids.push(Number(entry));
+  }
+  let ticks = 0;
+  for (const p of pids) {
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]); // utime #14, stime #15
+  }
+  return ticks / CLK_TCK;
 }
 
 function dnsperf(port, kind, dir, rate) {
@@ -154,7 +173,8 @@ async function main() {
   mkdirSync(path.join(dir, 'zones'));
   writeFileSync(path.join(dir, 'zones', `${ZONE}.yaml`), sitednsZone);
   const serveHelp = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8' }).stdout;
-  const workerArgs = opts.workers && serveHelp.includes('--workers') ? ['--workers', opts.workers] : [];
+  // One process unless --workers says otherwise (`serve` itself defaults to every core).
+  const workerArgs = serveHelp.includes('--workers') ? ['--workers', opts.workers ?? '1', '--http', 'off'] : [];
 
   const servers = [
     { label: 'sitedns dgram', start: (port) => startServer('sitedns dgram', process.execPath, [CLI, 'serve', '--zones', path.join(dir, 'zones'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...workerArgs], { SITEDNS_UDP_PATH: 'dgram' }, port) },
@@ -210,7 +230,7 @@ async function main() {
   const best = (rs) => (rs ? Math.max(...rs.map((r) => r.qps)) : NaN);
   const fmt = (n) => (Number.isFinite(n) ? n.toFixed(0) : '-');
   const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '-');
-  console.log(`\nUDP QPS (best of ${opts.rounds} round(s)), dnsperf -c ${opts.clients} -l ${opts.seconds}, sitedns ${workerArgs.length ? `--workers ${opts.workers}` : '1 process'}, ${cpus().length} CPUs`);
+  console.log(`\nUDP QPS (best of ${opts.rounds} round(s)), dnsperf -c ${opts.clients} -l ${opts.seconds}, sitedns --workers ${opts.workers ?? 1}, gdnsd ${opts.workers ?? 1} UDP thread(s), ${cpus().length} CPUs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}${version ? `; ${version}` : ''}`);
   console.log('| kind | sitedns dgram | sitedns batched | gdnsd | batched/dgram | batched/gdnsd |');
   console.log('|---|---|---|---|---|---|');
