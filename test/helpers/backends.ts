@@ -6,6 +6,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { decode, query } from './dns.js';
+import { udpQuery } from './net.js';
 
 export interface Backend {
   readonly host: string;
@@ -67,3 +69,21 @@ export async function startTcpBackend(host = '127.0.0.1'): Promise<{ port: numbe
   await once(server, 'listening');
   return { port: (server.address() as net.AddressInfo).port, stop: () => new Promise((r) => server.close(() => r())) };
 }
+
+/** The A answer of `name` as a comma-joined address list ('timeout' when no reply). */
+export async function answer(port: number, name: string): Promise<string> {
+  const raw = await udpQuery(port, query(name, 'A'), '127.0.0.1', 2000);
+  if (!raw) return 'timeout';
+  const d = decode(raw);
+  return d.answers.map((a: any) => a.address).join(',') || `rcode ${d.rcode}`;
+}
+
+/** Polls until `predicate` holds (no timed assertion: the limit only keeps a broken run finite). */
+export async function eventually(what: string, predicate: () => Promise<boolean> | boolean, limitMs = 15_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!(await predicate())) {
+    if (Date.now() > until) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
