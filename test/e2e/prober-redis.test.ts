@@ -99,7 +99,7 @@ t.test('Redis mode', async (t) => {
     t.match(stdout, /r\.test\/a: drained until/);
     await eventually('both nameservers drop a', async () => (await answer(ns1.port, 'a.r.test')) === '192.0.2.20' && (await answer(ns2.port, 'a.r.test')) === '192.0.2.20');
     const { stdout: table } = await run(process.execPath, [CLI, 'status', '--redis', redis.url]);
-    t.match(table, /r\.test\/a\s+drained\s.*maintenance \(by tester/);
+    t.match(table, /r\.test\/a\s+drained\s.*drained by tester: maintenance/);
     await run(process.execPath, [CLI, 'undrain', 'a', '--redis', redis.url]);
     await eventually('a is back', async () => (await answer(ns1.port, 'a.r.test')) === '192.0.2.10' && (await answer(ns2.port, 'a.r.test')) === '192.0.2.10');
   });

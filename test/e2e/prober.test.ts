@@ -85,7 +85,7 @@ t.test('embedded: failover, recovery, least-busy, drains, status', async (t) => 
     t.equal(await answer(ns.port, 'a.e2e.test'), '192.0.2.20', 'drained: fails over at once');
     const { stdout: table } = await run(process.execPath, [CLI, 'status', '--http', http]);
     t.match(table, /SITE\s+STATE\s+LOAD\s+UTIL\s+LAST CHECK\s+WHY/);
-    t.match(table, /e2e\.test\/a\s+drained\s.*kernel upgrade \(by tester, 60m left\)/, table);
+    t.match(table, /e2e\.test\/a\s+drained\s.*drained by tester: kernel upgrade \(60m left\)/, table);
     const { stdout: un } = await run(process.execPath, [CLI, 'undrain', 'a.e2e.test', '--http', http]);
     t.match(un, /e2e\.test\/a: undrained/);
     t.equal(await answer(ns.port, 'a.e2e.test'), '192.0.2.10', 'undrained at once');
