@@ -1,5 +1,6 @@
 /** The probe kinds against real HTTP and TCP backends on 127.0.0.x. */
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
 import { compileCheck, loadFromJson } from '../../src/probe/checks.js';
@@ -78,3 +79,36 @@ t.test('load paths', async (t) => {
   t.equal(loadFromJson('not json', 'load'), undefined);
   t.equal(loadFromJson('{"load": null}', 'load'), undefined);
 });
+
+t.test('HTTPS: certificate checked unless insecure; Host and SNI from `host`', { skip: !hasOpenssl() && 'openssl not installed' }, async (t) => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const https = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'sitedns-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=health.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  let sni: string | undefined;
+  const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+    sni = (req.socket as any).servername;
+    res.end('{"load": 3}');
+  });
+  server.listen(0, '127.0.0.9');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const url = `https://127.0.0.9:${(server.address() as net.AddressInfo).port}/health`;
+  const strict = await compileCheck({ https: url, timeout: 2000 })!.run();
+  t.same([strict.ok, strict.decisive], [false, true], 'self-signed: refused, decisively');
+  const loose = await compileCheck({ https: url, timeout: 2000, insecure: true, host: 'health.test', load: 'load' })!.run();
+  t.equal(loose.ok, true, loose.reason);
+  t.equal(loose.load, 3);
+  t.equal(sni, 'health.test', 'SNI from host');
+});
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
