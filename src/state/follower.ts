@@ -7,7 +7,7 @@
  * state keeps being answered; each condition is logged once when it starts and once when it
  * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
  */
-import { siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
+import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
 import type { Runtime } from '../server/handler.js';
 import type { Logger } from '../util/logger.js';
 import { combine, DEFAULT_STALE_AFTER_MS } from './combine.js';
@@ -60,9 +60,16 @@ export class StateFollower {
     return this.storeUp;
   }
 
-  /** Age of the state answered from: time since the store last told us anything. */
+  /**
+   * Age of the state answered from: time since the newest prober heartbeat seen (so it grows
+   * when the probers die as well as when the store is unreachable), or since the store last
+   * answered when no prober is known.
+   */
   ageMs(now = Date.now()): number {
-    return this.lastHeardAt === 0 ? Infinity : now - this.lastHeardAt;
+    if (this.lastHeardAt === 0) return Infinity;
+    let newest = 0;
+    for (const p of this.contents.probers.values()) newest = Math.max(newest, p.heartbeatAt);
+    return now - (newest > 0 ? Math.min(newest, this.lastHeardAt) : this.lastHeardAt);
   }
 
   onSnapshot(listener: (s: StateSnapshot) => void): () => void {
@@ -159,7 +166,7 @@ export class StateFollower {
   }
 
   private tick(): void {
-    stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : 0);
+    stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : -1); // -1: never heard from the store
     this.recompute();
   }
 
@@ -167,6 +174,7 @@ export class StateFollower {
   recompute(now = Date.now()): void {
     if (!this.everRead) return;
     const combined = combine(this.contents, now, { staleAfterMs: this.staleAfterMs, livenessAt: this.storeUp ? now : this.lastHeardAt });
+    probersLive.set(combined.liveProbers.length);
     if (combined.stale !== this.probersStale) {
       this.probersStale = combined.stale;
       if (combined.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
