@@ -299,7 +299,7 @@ export class Prober {
   private writeFailed(error: unknown): void {
     if (this.writeFailing) return;
     this.writeFailing = true;
-    this.log.error({ err: error }, 'cannot write to the state store; probing on and retrying (logged once)');
+    this.log.error({ err: (error as Error).message }, 'cannot write to the state store; probing on and retrying (logged once)');
   }
 
   /** Resolves true once every probed site has a first verdict, or false when `limitMs` passed first. */

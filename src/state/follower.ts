@@ -40,6 +40,7 @@ export class StateFollower {
   private storeUp = false;
   private everRead = false;
   private outageLogged = false;
+  private failedReads = 0;
   private probersStale = false;
   private signature = '';
   private timers: NodeJS.Timeout[] = [];
@@ -150,11 +151,14 @@ export class StateFollower {
       const contents = await this.store.readAll();
       this.contents = contents;
       this.everRead = true;
+      this.failedReads = 0;
       this.markUp();
       this.recompute();
       return true;
     } catch {
-      this.markDown();
+      // One slow read on a busy machine is not an outage; three in a row (socket still open but
+      // Redis not answering, e.g. stopped) are.
+      if (++this.failedReads >= 3) this.markDown();
       return false;
     }
   }
