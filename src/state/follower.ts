@@ -10,7 +10,7 @@
 import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
 import type { Runtime } from '../server/handler.js';
 import type { Logger } from '../util/logger.js';
-import { combine, DEFAULT_STALE_AFTER_MS } from './combine.js';
+import { combine, liveProbers, DEFAULT_STALE_AFTER_MS } from './combine.js';
 import { makeSnapshot, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
@@ -23,6 +23,17 @@ export interface FollowerOptions {
   resyncMs?: number;
   tickMs?: number;
   stateFile?: StateFileWriter;
+}
+
+/** How long after a reconnect views not yet rewritten are carried over from before the outage. */
+export const CARRY_OVER_MS = 10_000;
+
+function carryOver(current: StoreContents, before: Pick<StoreContents, 'probers' | 'views'>): StoreContents {
+  const probers = new Map(before.probers);
+  for (const [id, info] of current.probers) probers.set(id, info);
+  const views = new Map(before.views);
+  for (const [id, mine] of current.views) views.set(id, new Map([...(before.views.get(id) ?? []), ...mine]));
+  return { ...current, probers, views };
 }
 
 export type StartSource = 'store' | 'state-file' | 'assumed-up';
@@ -41,6 +52,9 @@ export class StateFollower {
   private everRead = false;
   private outageLogged = false;
   private failedReads = 0;
+  /** Probers and views when the store last went away (with a live prober). */
+  private remembered: Pick<StoreContents, 'probers' | 'views'> | undefined;
+  private carryUntil = 0;
   private probersStale = false;
   private signature = '';
   private timers: NodeJS.Timeout[] = [];
@@ -129,6 +143,7 @@ export class StateFollower {
     this.storeUp = true;
     stateStoreConnected.set(1);
     if (this.outageLogged) this.log.info('state store reachable again: following it');
+    if (this.everRead) this.carryUntil = Date.now() + CARRY_OVER_MS;
     this.outageLogged = false;
   }
 
@@ -137,6 +152,11 @@ export class StateFollower {
     this.storeUp = false;
     stateStoreConnected.set(0);
     this.outageLogged = true;
+    // Remember what the probers said when the store went away (notices mutate `contents` in
+    // place after a reconnect, so copy).
+    if (liveProbers(this.contents, this.lastHeardAt, this.staleAfterMs).length > 0) {
+      this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
+    }
     this.log.warn({ lastHeardAt: new Date(this.lastHeardAt).toISOString() }, 'state store unreachable: answering from the last known state (logged once)');
     this.recompute();
   }
@@ -177,7 +197,15 @@ export class StateFollower {
   /** Recomputes the site states; swaps the snapshot only when something changed. */
   recompute(now = Date.now()): void {
     if (!this.everRead) return;
-    const combined = combine(this.contents, now, { staleAfterMs: this.staleAfterMs, livenessAt: this.storeUp ? now : this.lastHeardAt });
+    const livenessAt = this.storeUp ? now : this.lastHeardAt;
+    let input = this.contents;
+    if (now < this.carryUntil && this.remembered) {
+      // Just reconnected: a restarted Redis may have come back empty (no persistence) and the
+      // probers are still rewriting their views. Views not rewritten yet are carried over from
+      // before the outage, so no site flips for lack of data (fail static).
+      input = carryOver(input, this.remembered);
+    }
+    const combined = combine(input, now, { staleAfterMs: this.staleAfterMs, livenessAt });
     probersLive.set(combined.liveProbers.length);
     if (combined.stale !== this.probersStale) {
       this.probersStale = combined.stale;
