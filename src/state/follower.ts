@@ -25,6 +25,9 @@ export interface FollowerOptions {
   stateFile?: StateFileWriter;
 }
 
+/** Load-only changes are applied at most this late (up/down changes at once). */
+export const LOAD_BATCH_MS = 50;
+
 /** How long after a reconnect views not yet rewritten are carried over from before the outage. */
 export const CARRY_OVER_MS = 10_000;
 
@@ -55,6 +58,7 @@ export class StateFollower {
   /** Probers and views when the store last went away (with a live prober). */
   private remembered: Pick<StoreContents, 'probers' | 'views'> | undefined;
   private carryUntil = 0;
+  private batchTimer: NodeJS.Timeout | undefined;
   private probersStale = false;
   private signature = '';
   private timers: NodeJS.Timeout[] = [];
@@ -184,9 +188,25 @@ export class StateFollower {
   }
 
   private apply(notice: Notice): void {
+    // Up/down changes, drains and probers coming or going apply at once (the failover path);
+    // load-only changes, which arrive with nearly every probe, are batched for up to
+    // LOAD_BATCH_MS so a nameserver does not rebuild its snapshot for each one.
+    let urgent = notice.t !== 'view' && notice.t !== 'report';
+    if (notice.t === 'view') {
+      const before = this.contents.views.get(notice.prober)?.get(notice.key);
+      urgent = !before || !notice.view || before.up !== notice.view.up;
+    }
     applyNotice(this.contents, notice);
     this.markUp();
-    this.recompute();
+    if (notice.t === 'report') return; // reports reach answers through the probers' views
+    if (urgent) this.recompute();
+    else if (!this.batchTimer) {
+      this.batchTimer = setTimeout(() => {
+        this.batchTimer = undefined;
+        this.recompute();
+      }, LOAD_BATCH_MS);
+      this.batchTimer.unref?.();
+    }
   }
 
   private tick(): void {
@@ -237,6 +257,7 @@ export class StateFollower {
   }
 
   async stop(): Promise<void> {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.unsubscribe?.();
