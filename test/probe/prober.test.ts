@@ -66,3 +66,14 @@ t.test('pushed reports: freshest load wins, excuse timeouts, and silence is down
   await eventually('p down after 3 silent intervals', async () => (await viewOf('p.test/p'))?.up === false);
   t.match((await viewOf('p.test/p'))!.reason, /pushed reports stopped/);
 });
+
+t.test('a site without a probe takes its load from pushed reports', async (t) => {
+  const store = new MemoryStateStore();
+  const prober = new Prober({ store, logger, id: 't' });
+  t.teardown(() => prober.stop());
+  await prober.start();
+  prober.setZones(zone(`  n: { addresses: [192.0.2.40], capacity: 10 }\n`));
+  await store.report('p.test/n', { load: 4, at: Date.now() });
+  const v = (await store.readAll()).views.get('t')!.get('p.test/n')!;
+  t.same([v.up, v.load, v.utilization], [true, 4, 0.4]);
+});
