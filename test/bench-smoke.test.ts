@@ -9,6 +9,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// Three benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
+t.setTimeout(400_000);
+
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
 const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
@@ -23,7 +26,7 @@ t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (
 
 t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'qps.json');
-  const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool,nxdomain', '--workers', '2', '--no-install', '--json', json];
+  const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];
   if (!have('gdnsd')) args.push('--no-gdnsd');
   const r = run(args);
   t.equal(r.status, 0, r.stderr);

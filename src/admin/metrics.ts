@@ -153,3 +153,9 @@ export const udpBatchDroppedTotal = new Counter({
     copyTotals(this, 'reason', UDP_BATCH_DROP_REASONS);
   },
 });
+
+export const probersLive = new Gauge({
+  name: 'sitedns_probers_live',
+  help: 'Probers whose heartbeat is fresh (they vote on site state); 0 while answering from the last known state',
+  registers: [registry],
+});
