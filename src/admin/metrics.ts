@@ -243,3 +243,50 @@ export const rateLimitedTotal = new Counter({
   labelNames: ['action'] as const,
   registers: [registry],
 });
+
+/**
+ * The batched UDP path (#9) counts in C, per socket; src/server/udp-batched.ts registers a reader
+ * of the totals (open sockets plus closed ones) and the two counters below copy them at scrape
+ * time. Without the addon both stay empty.
+ */
+type UdpBatchTotals = Readonly<Record<string, number>>;
+let readUdpBatchTotals: () => UdpBatchTotals = () => ({});
+export function setUdpBatchTotalsReader(reader: () => UdpBatchTotals): void {
+  readUdpBatchTotals = reader;
+}
+
+/** Native counter name -> `kind` label. */
+const UDP_BATCH_ERROR_KINDS = { recvErrors: 'recv', sendErrors: 'send', pollErrors: 'poll', callbackErrors: 'callback', bufferErrors: 'buffer', sendEagain: 'send_eagain' } as const;
+const UDP_BATCH_DROP_REASONS = { dropPort0: 'port0', dropOversize: 'oversize', dropEmpty: 'empty', dropBadAddress: 'bad_address', dropBadReply: 'bad_reply', dropSendQueue: 'send_queue' } as const;
+
+function copyTotals(counter: Counter<string>, label: string, names: Readonly<Record<string, string>>): void {
+  const totals = readUdpBatchTotals();
+  counter.reset();
+  for (const [key, value] of Object.entries(names)) counter.inc({ [label]: value }, totals[key] ?? 0);
+}
+
+export const udpBatchErrorsTotal = new Counter({
+  name: 'sitedns_udp_batch_errors_total',
+  help: 'Batched UDP path: recvmmsg/sendmmsg/poll errors, JS callback exceptions, buffer faults, and send EAGAINs (retried), by kind',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+  collect() {
+    copyTotals(this, 'kind', UDP_BATCH_ERROR_KINDS);
+  },
+});
+
+export const udpBatchDroppedTotal = new Counter({
+  name: 'sitedns_udp_batch_dropped_total',
+  help: 'Batched UDP path: datagrams dropped in C (source port 0, oversize, empty, bad address) and replies dropped (bad length, send queue full too long), by reason',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+  collect() {
+    copyTotals(this, 'reason', UDP_BATCH_DROP_REASONS);
+  },
+});
+
+export const probersLive = new Gauge({
+  name: 'sitedns_probers_live',
+  help: 'Probers whose heartbeat is fresh (they vote on site state); 0 while answering from the last known state',
+  registers: [registry],
+});

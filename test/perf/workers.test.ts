@@ -58,6 +58,10 @@ records:
 
   const [victim] = workerPids;
   process.kill(victim, 'SIGKILL');
+  // On the batched UDP path (#9) each worker owns an SO_REUSEPORT socket: until the kernel has
+  // torn the killed process down, its socket still takes its share of datagrams (and loses
+  // them). Once the primary has seen the exit, the socket is gone and the survivor gets all.
+  await server.waitForLog((l) => l.msg === 'worker died; restarting it' && l.worker === victim, 30_000);
   let answered = 0;
   for (let i = 0; i < 10; i++) {
     const reply = await udpQuery(server.port, query('geneva.app.example.com', 'A', { id: i }), '127.0.0.1', 3000);

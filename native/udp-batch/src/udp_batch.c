@@ -1,0 +1,754 @@
+/*
+ * udp_batch: the batched UDP fast path of sitedns (issue #9). Linux only.
+ *
+ * Why: with node:dgram every datagram costs one recvmsg, one sendmsg and one JavaScript callback
+ * with a fresh Buffer and rinfo object; that caps one Node.js process well below gdnsd. Here one
+ * readiness event drains up to `batch` datagrams with one recvmmsg(2), JavaScript is called ONCE
+ * with the count, and the replies JavaScript wrote are sent with one sendmmsg(2).
+ *
+ * What lives here is only socket plumbing. All DNS logic stays in JavaScript (src/server/
+ * udp-batched.ts feeding the socket-free handler).
+ *
+ * Shared memory: one ArrayBuffer allocated by JavaScript, laid out as
+ *
+ *   [ meta: batch x META_WORDS int32 ][ in: batch x slot bytes ][ out: batch x slot bytes ]
+ *
+ *   meta[i * META_WORDS + M_IN_LEN]   datagram length in slot i (0 = no datagram in this slot)
+ *   meta[i * META_WORDS + M_OUT_LEN]  reply length JavaScript wrote in out slot i (0 = no reply)
+ *   meta[i * META_WORDS + M_PORT]     source port (host order)
+ *   meta[i * META_WORDS + M_FAMILY]   4 or 6
+ *   meta[i * META_WORDS + M_ADDR..]   source address bytes, network order (4 or 16 bytes)
+ *
+ * Queries and replies have separate areas so that a reply can be built while its query is still
+ * being read (the prebuilt-answer copy overwrites the question it must patch the case from).
+ * The source address used for the reply never leaves C (msg_name of the received datagram is
+ * reused for the send), so JavaScript cannot redirect a reply; it only sees a copy.
+ *
+ * Memory safety rules, each applied where noted "BOUND":
+ *   - recvmmsg writes at most `slot` bytes per slot (iov_len = slot); a longer datagram is
+ *     reported with MSG_TRUNC and dropped, never handed to JavaScript.
+ *   - an address is copied into meta only after checking msg_namelen covers the sockaddr type.
+ *   - a reply length written by JavaScript is validated (1..slot) before it becomes an iov_len.
+ *   - the ArrayBuffer is re-validated (not detached, still large enough) before every use.
+ *
+ * Send backpressure: when sendmmsg returns EAGAIN the unsent replies stay queued (their memory
+ * is not reused, because reading stops until they are gone), the fd is polled for WRITABLE and
+ * the rest is retried. The queue is dropped and counted (C_DROP_SEND_QUEUE) when it persists:
+ * after `send_retries` writable wake-ups in a row that sent nothing, or when `send_timeout_ms`
+ * passed and one last attempt still sends nothing (the timer is a safety net for a socket that
+ * never turns writable; it tries before dropping because on a loaded machine the timer can be
+ * run before the writable event of the same loop turn). Reading resumes once the queue is empty.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+/* Layout constants; src/server/udp-batched.ts mirrors these (checked by constants()). */
+enum { META_WORDS = 8, M_IN_LEN = 0, M_OUT_LEN = 1, M_PORT = 2, M_FAMILY = 3, M_ADDR = 4 };
+enum { MAX_BATCH = 1024, MIN_SLOT = 512, MAX_SLOT = 65536 };
+
+/* Counters exposed to JavaScript (stats()) and from there to metrics. Order = COUNTER_NAMES. */
+enum counter {
+  C_RECEIVED,          /* datagrams received (before filtering) */
+  C_SENT,              /* replies sent */
+  C_BATCHES,           /* JavaScript calls */
+  C_DROP_PORT0,        /* datagrams from source port 0: cannot be answered, reflection probe */
+  C_DROP_OVERSIZE,     /* datagrams longer than a slot (MSG_TRUNC) */
+  C_DROP_EMPTY,        /* zero-length datagrams */
+  C_DROP_BAD_ADDR,     /* unexpected address family or length (should never happen) */
+  C_DROP_BAD_REPLY,    /* reply length from JavaScript out of range (a bug; never sent) */
+  C_DROP_SEND_QUEUE,   /* replies dropped because the send queue stayed full */
+  C_SEND_EAGAIN,       /* sendmmsg hit a full socket buffer (retried on writable) */
+  C_RECV_ERRORS,       /* recvmmsg failures other than EAGAIN/EINTR */
+  C_SEND_ERRORS,       /* sendmmsg failures other than EAGAIN/EINTR (that reply is dropped) */
+  C_POLL_ERRORS,       /* uv_poll reported an error status */
+  C_CALLBACK_ERRORS,   /* the JavaScript batch callback threw (its replies are dropped) */
+  C_BUFFER_ERRORS,     /* the shared buffer was detached or shrunk (socket stops reading) */
+  C_COUNT
+};
+static const char *const COUNTER_NAMES[C_COUNT] = {
+  "received", "sent", "batches", "dropPort0", "dropOversize", "dropEmpty", "dropBadAddress",
+  "dropBadReply", "dropSendQueue", "sendEagain", "recvErrors", "sendErrors", "pollErrors",
+  "callbackErrors", "bufferErrors",
+};
+
+typedef struct sock {
+  napi_env env;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int fd;
+  int family;                 /* AF_INET or AF_INET6 */
+  int closing;                /* close() was called: no more syscalls or JavaScript calls */
+  int env_gone;               /* the N-API environment is being torn down */
+  int open_handles;           /* uv handles still to be closed before freeing */
+  int js_finalized;           /* no JS handle refers to this struct (any more) */
+  int waiting_writable;       /* the send queue is non-empty; polling for WRITABLE only */
+  uint32_t batch;             /* slots */
+  uint32_t slot;              /* bytes per slot (in and out alike) */
+  uint32_t max_rounds;        /* recvmmsg rounds per readiness event (fairness with TCP etc.) */
+  uint32_t send_timeout_ms;   /* how long a full send queue may persist before it is dropped */
+  uint32_t send_retries;      /* writable wake-ups without progress before the queue is dropped */
+  uint32_t stalled;           /* consecutive EAGAINs without progress while waiting */
+  uint32_t fault_send_eagain; /* tests only: pretend the next N sendmmsg calls hit EAGAIN */
+  /* Shared memory, re-derived from the ArrayBuffer by refresh_buffer(). */
+  int32_t *meta;
+  uint8_t *in;
+  uint8_t *out;
+  napi_ref buffer_ref;
+  napi_ref callback_ref;
+  napi_ref self_ref;          /* keeps the JS handle (and thus this struct) alive while open */
+  napi_async_context async_ctx;
+  /* Syscall vectors, allocated once. */
+  struct mmsghdr *rmsg;
+  struct iovec *riov;
+  struct mmsghdr *smsg;
+  struct iovec *siov;
+  struct sockaddr_storage *addr;
+  uint32_t pend_start;        /* first unsent entry of smsg */
+  uint32_t pend_count;        /* unsent entries of smsg */
+  int last_errno;             /* last syscall errno counted as an error (for logs) */
+  uint64_t counters[C_COUNT];
+} sock_t;
+
+/* ---------- small helpers ---------- */
+
+#define NAPI_OK(call)                                   \
+  do {                                                  \
+    if ((call) != napi_ok) return throw_last(env);      \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    napi_get_last_error_info(env, &info);
+    napi_throw_error(env, "EUDPBATCH", info && info->error_message ? info->error_message : "N-API call failed");
+  }
+  return NULL;
+}
+
+/* Throws an Error whose code is the libuv name of errno (EADDRINUSE, ...), like node:dgram. */
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  int uverr = uv_translate_sys_error(err);
+  char message[160];
+  snprintf(message, sizeof message, "%s: %s", what, uv_strerror(uverr));
+  napi_throw_error(env, uv_err_name(uverr), message);
+  return NULL;
+}
+
+static int get_u32_prop(napi_env env, napi_value obj, const char *name, uint32_t dflt, uint32_t *out) {
+  bool has = false;
+  napi_value v;
+  napi_valuetype t;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok) return -1;
+  if (!has) { *out = dflt; return 0; }
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return -1;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined) { *out = dflt; return 0; }
+  if (t != napi_number) return -1;
+  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static size_t buffer_bytes_needed(const sock_t *s) {
+  return (size_t)s->batch * META_WORDS * sizeof(int32_t) + 2 * (size_t)s->batch * s->slot;
+}
+
+/*
+ * Re-derives meta/in/out from the shared ArrayBuffer. BOUND: fails unless the buffer is still
+ * attached and at least as large as the layout needs; callers then stop touching it.
+ * Needs an open handle scope. Returns 0 when the pointers are valid.
+ */
+static int refresh_buffer(sock_t *s) {
+  napi_env env = s->env;
+  napi_value ab;
+  void *data = NULL;
+  size_t len = 0;
+  bool detached = true;
+  if (napi_get_reference_value(env, s->buffer_ref, &ab) != napi_ok || ab == NULL) return -1;
+  if (napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached) return -1;
+  if (napi_get_arraybuffer_info(env, ab, &data, &len) != napi_ok || data == NULL) return -1;
+  if (len < buffer_bytes_needed(s)) return -1;
+  s->meta = (int32_t *)data;
+  s->in = (uint8_t *)data + (size_t)s->batch * META_WORDS * sizeof(int32_t);
+  s->out = s->in + (size_t)s->batch * s->slot;
+  return 0;
+}
+
+/* ---------- closing ---------- */
+
+static void free_sock(sock_t *s) {
+  free(s->rmsg);
+  free(s->riov);
+  free(s->smsg);
+  free(s->siov);
+  free(s->addr);
+  free(s);
+}
+
+/* The struct is freed when BOTH the uv handles are closed and the JS handle is gone. */
+static void maybe_free(sock_t *s) {
+  if (s->open_handles == 0 && s->js_finalized) free_sock(s);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  sock_t *s = (sock_t *)h->data;
+  if (--s->open_handles > 0) return;
+  /* Both uv handles are closed: no libuv callback can reach s any more. */
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  if (!s->env_gone && s->self_ref != NULL) {
+    /* Drop our references; the JS handle's finalizer (finalize_handle) then allows the free. */
+    if (s->buffer_ref != NULL) napi_delete_reference(s->env, s->buffer_ref);
+    if (s->callback_ref != NULL) napi_delete_reference(s->env, s->callback_ref);
+    if (s->async_ctx != NULL) napi_async_destroy(s->env, s->async_ctx);
+    napi_ref self = s->self_ref;
+    s->self_ref = NULL;
+    napi_delete_reference(s->env, self);
+  }
+  /* With env_gone the environment is being torn down: N-API may no longer be called, and the
+   * few hundred bytes are left to process/thread exit unless the finalizer still runs. */
+  maybe_free(s);
+}
+
+static void env_cleanup(void *arg);
+
+static void begin_close(sock_t *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  s->pend_count = 0;
+  if (!s->env_gone) napi_remove_env_cleanup_hook(s->env, env_cleanup, s);
+  uv_poll_stop(&s->poll);
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+/* The environment is going away (process exit, worker thread end): close without JavaScript. */
+static void env_cleanup(void *arg) {
+  sock_t *s = (sock_t *)arg;
+  s->env_gone = 1;
+  begin_close(s);
+}
+
+/* The JS handle was garbage-collected; only possible after close completed (self_ref gone),
+ * or at environment teardown. */
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sock_t *s = (sock_t *)data;
+  s->js_finalized = 1;
+  maybe_free(s);
+}
+
+/* ---------- sending ---------- */
+
+static void poll_cb(uv_poll_t *h, int status, int events);
+
+static void leave_wait(sock_t *s) {
+  if (!s->waiting_writable) return;
+  s->waiting_writable = 0;
+  s->stalled = 0;
+  uv_timer_stop(&s->timer);
+  uv_poll_start(&s->poll, UV_READABLE, poll_cb);
+}
+
+static void drop_pending(sock_t *s) {
+  s->counters[C_DROP_SEND_QUEUE] += s->pend_count;
+  s->pend_count = 0;
+  leave_wait(s);
+}
+
+static int flush_pending(sock_t *s);
+static int refresh_buffer(sock_t *s);
+
+static void send_timeout_cb(uv_timer_t *t) {
+  sock_t *s = (sock_t *)t->data;
+  if (s->closing || s->pend_count == 0) return;
+  /* Time is up: one last attempt (the socket may be writable and its event merely not yet
+   * dispatched), then drop what is left so that reading (and answering) resumes. */
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(s->env, &scope) == napi_ok) {
+    if (refresh_buffer(s) == 0) flush_pending(s);
+    napi_close_handle_scope(s->env, scope);
+  }
+  if (s->pend_count > 0) drop_pending(s);
+}
+
+static void enter_wait(sock_t *s) {
+  if (s->waiting_writable) return;
+  s->waiting_writable = 1;
+  /* Stop reading: the in/out areas and addresses of the queued replies must not be reused. */
+  uv_poll_start(&s->poll, UV_WRITABLE, poll_cb);
+  uv_timer_start(&s->timer, send_timeout_cb, s->send_timeout_ms, 0);
+}
+
+/*
+ * Sends smsg[pend_start .. pend_start+pend_count). Leaves the rest queued on EAGAIN.
+ * Returns FLUSH_DONE (queue empty), FLUSH_STALLED (EAGAIN before sending anything) or
+ * FLUSH_PARTIAL (EAGAIN after some progress).
+ */
+enum { FLUSH_DONE, FLUSH_STALLED, FLUSH_PARTIAL };
+static int flush_pending(sock_t *s) {
+  int progress = 0;
+  while (s->pend_count > 0 && !s->closing) {
+    int r;
+    if (s->fault_send_eagain > 0) {
+      s->fault_send_eagain--;
+      r = -1;
+      errno = EAGAIN;
+    } else {
+      r = sendmmsg(s->fd, s->smsg + s->pend_start, s->pend_count, MSG_DONTWAIT);
+    }
+    if (r > 0) {
+      uint32_t done = (uint32_t)r > s->pend_count ? s->pend_count : (uint32_t)r;
+      progress = 1;
+      s->counters[C_SENT] += done;
+      s->pend_start += done;
+      s->pend_count -= done;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      s->counters[C_SEND_EAGAIN]++;
+      enter_wait(s);
+      return progress ? FLUSH_PARTIAL : FLUSH_STALLED;
+    }
+    /* Any other error concerns the first queued message (sendmmsg reports an error only when
+     * nothing was sent): count it, drop that one reply, and go on with the rest. r == 0 is
+     * treated the same way so the loop always makes progress. */
+    s->counters[C_SEND_ERRORS]++;
+    s->last_errno = r < 0 ? errno : EIO;
+    s->pend_start++;
+    s->pend_count--;
+    progress = 1;
+  }
+  if (s->pend_count == 0) leave_wait(s);
+  return FLUSH_DONE;
+}
+
+/* Queues the replies JavaScript wrote for slots [0, n) and sends them. */
+static void send_replies(sock_t *s, uint32_t n) {
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int32_t *meta = s->meta + (size_t)i * META_WORDS;
+    int32_t len = meta[M_OUT_LEN];
+    if (len == 0 || meta[M_IN_LEN] == 0) continue; /* no reply, or no datagram to reply to */
+    if (len < 0 || (uint32_t)len > s->slot) { /* BOUND: never trust a length from JavaScript */
+      s->counters[C_DROP_BAD_REPLY]++;
+      continue;
+    }
+    s->siov[m].iov_base = s->out + (size_t)i * s->slot;
+    s->siov[m].iov_len = (size_t)len;
+    memset(&s->smsg[m], 0, sizeof s->smsg[m]);
+    s->smsg[m].msg_hdr.msg_name = &s->addr[i];
+    s->smsg[m].msg_hdr.msg_namelen = s->rmsg[i].msg_hdr.msg_namelen;
+    s->smsg[m].msg_hdr.msg_iov = &s->siov[m];
+    s->smsg[m].msg_hdr.msg_iovlen = 1;
+    m++;
+  }
+  s->pend_start = 0;
+  s->pend_count = m;
+  flush_pending(s);
+}
+
+/* ---------- receiving ---------- */
+
+/*
+ * Validates datagram i of a recvmmsg result and fills its meta words. Returns 1 when it may go to
+ * JavaScript; otherwise counts the reason and marks the slot empty (M_IN_LEN = 0).
+ */
+static int accept_datagram(sock_t *s, uint32_t i) {
+  int32_t *meta = s->meta + (size_t)i * META_WORDS;
+  const struct msghdr *h = &s->rmsg[i].msg_hdr;
+  unsigned int len = s->rmsg[i].msg_len;
+  meta[M_IN_LEN] = 0;
+  meta[M_OUT_LEN] = 0;
+  if (h->msg_flags & MSG_TRUNC) { /* BOUND: longer than a slot; only `slot` bytes were written */
+    s->counters[C_DROP_OVERSIZE]++;
+    return 0;
+  }
+  if (len == 0) {
+    s->counters[C_DROP_EMPTY]++;
+    return 0;
+  }
+  if (len > s->slot) { /* cannot happen without MSG_TRUNC; checked anyway */
+    s->counters[C_DROP_OVERSIZE]++;
+    return 0;
+  }
+  const struct sockaddr_storage *sa = &s->addr[i];
+  uint16_t port;
+  if (sa->ss_family == AF_INET && s->family == AF_INET && h->msg_namelen >= sizeof(struct sockaddr_in)) {
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+    port = ntohs(a4->sin_port);
+    meta[M_FAMILY] = 4;
+    memcpy(&meta[M_ADDR], &a4->sin_addr, 4); /* BOUND: 4 bytes into 16 */
+  } else if (sa->ss_family == AF_INET6 && s->family == AF_INET6 && h->msg_namelen >= sizeof(struct sockaddr_in6)) {
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+    port = ntohs(a6->sin6_port);
+    meta[M_FAMILY] = 6;
+    memcpy(&meta[M_ADDR], &a6->sin6_addr, 16); /* BOUND: 16 bytes into 16 */
+  } else {
+    s->counters[C_DROP_BAD_ADDR]++;
+    return 0;
+  }
+  if (port == 0) { /* cannot be replied to (and is a classic reflection probe) */
+    s->counters[C_DROP_PORT0]++;
+    return 0;
+  }
+  meta[M_PORT] = port;
+  meta[M_IN_LEN] = (int32_t)len;
+  return 1;
+}
+
+/* Calls the JavaScript batch callback with the slot count. Returns 0 if it returned normally. */
+static int call_js(sock_t *s, uint32_t n) {
+  napi_env env = s->env;
+  napi_value cb, recv, argv[1], result;
+  if (napi_get_reference_value(env, s->callback_ref, &cb) != napi_ok || cb == NULL) return -1;
+  /* napi_make_callback wants an object receiver (undefined is rejected): use the global. */
+  if (napi_get_global(env, &recv) != napi_ok) return -1;
+  if (napi_create_uint32(env, n, &argv[0]) != napi_ok) return -1;
+  /* napi_make_callback (not napi_call_function): this is an async entry into JavaScript from
+   * the event loop, so process.nextTick and promise jobs run afterwards, as for dgram. */
+  napi_status st = napi_make_callback(env, s->async_ctx, recv, cb, 1, argv, &result);
+  if (st != napi_ok) {
+    bool pending = false;
+    napi_value exc;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &exc);
+    return -1;
+  }
+  return 0;
+}
+
+/* Drains the socket: up to max_rounds x (recvmmsg, one JS call, sendmmsg). */
+static void drain(sock_t *s) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  for (uint32_t round = 0; round < s->max_rounds && !s->closing && s->pend_count == 0; round++) {
+    if (refresh_buffer(s) != 0) {
+      /* The buffer is unusable: stop reading rather than write to freed memory. */
+      s->counters[C_BUFFER_ERRORS]++;
+      uv_poll_stop(&s->poll);
+      break;
+    }
+    for (uint32_t i = 0; i < s->batch; i++) {
+      s->riov[i].iov_base = s->in + (size_t)i * s->slot;
+      s->riov[i].iov_len = s->slot; /* BOUND: the kernel writes at most one slot */
+      s->rmsg[i].msg_hdr.msg_name = &s->addr[i];
+      s->rmsg[i].msg_hdr.msg_namelen = sizeof s->addr[i];
+      s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
+      s->rmsg[i].msg_hdr.msg_iovlen = 1;
+      s->rmsg[i].msg_hdr.msg_control = NULL;
+      s->rmsg[i].msg_hdr.msg_controllen = 0;
+      s->rmsg[i].msg_hdr.msg_flags = 0;
+      s->rmsg[i].msg_len = 0;
+    }
+    int n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->counters[C_RECV_ERRORS]++;
+        s->last_errno = errno;
+      }
+      break;
+    }
+    if (n == 0) break;
+    uint32_t count = (uint32_t)n > s->batch ? s->batch : (uint32_t)n;
+    s->counters[C_RECEIVED] += count;
+    uint32_t valid = 0;
+    for (uint32_t i = 0; i < count; i++) valid += (uint32_t)accept_datagram(s, i);
+    if (valid > 0) {
+      s->counters[C_BATCHES]++;
+      if (call_js(s, count) != 0) {
+        s->counters[C_CALLBACK_ERRORS]++;
+        if (s->closing) break;
+      } else {
+        if (s->closing) break; /* JavaScript closed the socket from the callback */
+        /* The callback may have run arbitrary JavaScript: re-validate before reading lengths. */
+        if (refresh_buffer(s) != 0) {
+          s->counters[C_BUFFER_ERRORS]++;
+          uv_poll_stop(&s->poll);
+          break;
+        }
+        send_replies(s, count);
+      }
+    }
+    if ((uint32_t)n < s->batch) break; /* the queue is (nearly) empty: let epoll tell us */
+  }
+  napi_close_handle_scope(s->env, scope);
+}
+
+static void poll_cb(uv_poll_t *h, int status, int events) {
+  sock_t *s = (sock_t *)h->data;
+  if (s->closing) return;
+  if (status < 0) {
+    /* epoll failed on this fd (e.g. EBADF): permanent, and level-triggered reporting would
+     * spin the loop, so stop watching; the socket answers nothing more (counted, visible). */
+    s->counters[C_POLL_ERRORS]++;
+    s->last_errno = -status;
+    uv_poll_stop(&s->poll);
+    return;
+  }
+  if (s->pend_count > 0) {
+    if (events & UV_WRITABLE) {
+      napi_handle_scope scope;
+      if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+      /* The out area must still be valid memory before the kernel reads from it. */
+      if (refresh_buffer(s) != 0) {
+        s->counters[C_BUFFER_ERRORS]++;
+        s->counters[C_DROP_SEND_QUEUE] += s->pend_count;
+        s->pend_count = 0;
+        leave_wait(s);
+      } else {
+        int rc = flush_pending(s);
+        if (rc == FLUSH_PARTIAL) s->stalled = 0;
+        /* Writable yet nothing went out, send_retries times in a row: the queue persists. */
+        else if (rc == FLUSH_STALLED && ++s->stalled >= s->send_retries) drop_pending(s);
+      }
+      napi_close_handle_scope(s->env, scope);
+    }
+    return;
+  }
+  if (events & UV_READABLE) drain(s);
+}
+
+/* ---------- JavaScript API ---------- */
+
+static sock_t *get_sock(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) return NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  return (sock_t *)data;
+}
+
+/*
+ * open(options, buffer, onBatch) -> { handle, port }
+ *   options: { host: numeric IPv4/IPv6 string, port, batch, slot, reusePort (0/1),
+ *              sendTimeoutMs, sendRetries, maxRounds, faultSendEagain }
+ *   buffer: ArrayBuffer of at least batch*(32 + 2*slot) bytes
+ *   onBatch(count): called with the number of slots filled (some may be empty: M_IN_LEN 0)
+ */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, "EINVAL", "open(options, buffer, onBatch)");
+    return NULL;
+  }
+  napi_valuetype t;
+  bool is_ab = false;
+  NAPI_OK(napi_typeof(env, argv[0], &t));
+  if (t != napi_object) { napi_throw_type_error(env, "EINVAL", "options must be an object"); return NULL; }
+  NAPI_OK(napi_is_arraybuffer(env, argv[1], &is_ab));
+  if (!is_ab) { napi_throw_type_error(env, "EINVAL", "buffer must be an ArrayBuffer"); return NULL; }
+  NAPI_OK(napi_typeof(env, argv[2], &t));
+  if (t != napi_function) { napi_throw_type_error(env, "EINVAL", "onBatch must be a function"); return NULL; }
+
+  char host[INET6_ADDRSTRLEN + 1];
+  size_t host_len = 0;
+  napi_value v;
+  NAPI_OK(napi_get_named_property(env, argv[0], "host", &v));
+  if (napi_get_value_string_utf8(env, v, host, sizeof host, &host_len) != napi_ok || host_len == 0 || host_len >= sizeof host - 1) {
+    napi_throw_type_error(env, "EINVAL", "options.host must be a numeric IPv4 or IPv6 address");
+    return NULL;
+  }
+  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault;
+  if (get_u32_prop(env, argv[0], "port", 0, &port) || port > 65535 ||
+      get_u32_prop(env, argv[0], "batch", 64, &batch) || batch == 0 || batch > MAX_BATCH ||
+      get_u32_prop(env, argv[0], "slot", 2048, &slot) || slot < MIN_SLOT || slot > MAX_SLOT ||
+      get_u32_prop(env, argv[0], "reusePort", 1, &reuse) ||
+      get_u32_prop(env, argv[0], "sendTimeoutMs", 200, &send_timeout) ||
+      get_u32_prop(env, argv[0], "sendRetries", 8, &send_retries) || send_retries == 0 ||
+      get_u32_prop(env, argv[0], "maxRounds", 8, &max_rounds) || max_rounds == 0 ||
+      get_u32_prop(env, argv[0], "faultSendEagain", 0, &fault)) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs, sendRetries, maxRounds or faultSendEagain");
+    return NULL;
+  }
+
+  struct sockaddr_storage bind_addr;
+  socklen_t bind_len;
+  memset(&bind_addr, 0, sizeof bind_addr);
+  int family;
+  if (strchr(host, ':') != NULL) {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&bind_addr;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) { napi_throw_type_error(env, "EINVAL", "options.host is not a numeric IPv6 address"); return NULL; }
+    bind_len = sizeof *a6;
+    family = AF_INET6;
+  } else {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&bind_addr;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) { napi_throw_type_error(env, "EINVAL", "options.host is not a numeric IPv4 address"); return NULL; }
+    bind_len = sizeof *a4;
+    family = AF_INET;
+  }
+
+  sock_t *s = calloc(1, sizeof *s);
+  if (s == NULL) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  s->env = env;
+  s->fd = -1;
+  s->family = family;
+  s->batch = batch;
+  s->slot = slot;
+  s->max_rounds = max_rounds;
+  s->send_timeout_ms = send_timeout;
+  s->send_retries = send_retries;
+  s->fault_send_eagain = fault;
+  s->rmsg = calloc(batch, sizeof *s->rmsg);
+  s->riov = calloc(batch, sizeof *s->riov);
+  s->smsg = calloc(batch, sizeof *s->smsg);
+  s->siov = calloc(batch, sizeof *s->siov);
+  s->addr = calloc(batch, sizeof *s->addr);
+  if (!s->rmsg || !s->riov || !s->smsg || !s->siov || !s->addr) {
+    free_sock(s);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  {
+    void *data = NULL;
+    size_t len = 0;
+    if (napi_get_arraybuffer_info(env, argv[1], &data, &len) != napi_ok || data == NULL || len < buffer_bytes_needed(s)) {
+      free_sock(s);
+      napi_throw_range_error(env, "ERANGE", "buffer is smaller than batch * (32 + 2 * slot) bytes");
+      return NULL;
+    }
+  }
+
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { int e = errno; free_sock(s); return throw_errno(env, "socket", e); }
+  int one = 1;
+  /* SO_REUSEPORT: every cluster worker binds its own socket on the same port and the kernel
+   * spreads datagrams over them by flow hash (no handle passing through the primary). */
+  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno; close(fd); free_sock(s); return throw_errno(env, "setsockopt SO_REUSEPORT", e);
+  }
+  /* Like node:dgram's ipv6Only: an IPv6 listener never also receives IPv4 (mapped) traffic. */
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    int e = errno; close(fd); free_sock(s); return throw_errno(env, "setsockopt IPV6_V6ONLY", e);
+  }
+  if (bind(fd, (struct sockaddr *)&bind_addr, bind_len) != 0) {
+    int e = errno; close(fd); free_sock(s); return throw_errno(env, "bind", e);
+  }
+  struct sockaddr_storage bound;
+  socklen_t bound_len = sizeof bound;
+  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+    int e = errno; close(fd); free_sock(s); return throw_errno(env, "getsockname", e);
+  }
+  uint16_t bound_port = family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
+                                          : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+  s->fd = fd;
+
+  uv_loop_t *loop = NULL;
+  napi_value handle, resource, resource_name, result, port_value;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL || uv_poll_init(loop, &s->poll, fd) != 0) {
+    close(fd);
+    free_sock(s);
+    napi_throw_error(env, "EUDPBATCH", "cannot register the socket with the event loop");
+    return NULL;
+  }
+  uv_timer_init(loop, &s->timer); /* cannot fail */
+  s->open_handles = 2;
+  s->js_finalized = 1; /* until the JS handle exists */
+  s->poll.data = s;
+  s->timer.data = s;
+  /* From here on, failures go through begin_close (which frees via the handle close callbacks). */
+  if (napi_create_external(env, s, finalize_handle, NULL, &handle) != napi_ok ||
+      (s->js_finalized = 0, 0) ||
+      napi_create_reference(env, handle, 1, &s->self_ref) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &s->buffer_ref) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &s->callback_ref) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "sitedns:udp-batch", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, resource, resource_name, &s->async_ctx) != napi_ok ||
+      napi_add_env_cleanup_hook(env, env_cleanup, s) != napi_ok) {
+    begin_close(s);
+    return throw_last(env);
+  }
+  uv_poll_start(&s->poll, UV_READABLE, poll_cb);
+
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_uint32(env, bound_port, &port_value));
+  NAPI_OK(napi_set_named_property(env, result, "handle", handle));
+  NAPI_OK(napi_set_named_property(env, result, "port", port_value));
+  return result;
+}
+
+/* close(handle): stops reading, drops queued replies, closes the fd once libuv lets go. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 1 ? get_sock(env, argv[0]) : NULL;
+  if (s == NULL) { napi_throw_type_error(env, "EINVAL", "close(handle)"); return NULL; }
+  begin_close(s);
+  return NULL;
+}
+
+/* stats(handle) -> { received, sent, ..., lastErrno } (numbers; exact up to 2^53). */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result, v;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 1 ? get_sock(env, argv[0]) : NULL;
+  if (s == NULL) { napi_throw_type_error(env, "EINVAL", "stats(handle)"); return NULL; }
+  NAPI_OK(napi_create_object(env, &result));
+  for (int i = 0; i < C_COUNT; i++) {
+    NAPI_OK(napi_create_double(env, (double)s->counters[i], &v));
+    NAPI_OK(napi_set_named_property(env, result, COUNTER_NAMES[i], v));
+  }
+  NAPI_OK(napi_create_int32(env, s->last_errno, &v));
+  NAPI_OK(napi_set_named_property(env, result, "lastErrno", v));
+  return result;
+}
+
+/* constants() -> the layout numbers, so JavaScript can assert it mirrors them. */
+static napi_value js_constants(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result, v;
+  NAPI_OK(napi_create_object(env, &result));
+#define SET(name, value)                                        \
+  NAPI_OK(napi_create_uint32(env, (uint32_t)(value), &v));      \
+  NAPI_OK(napi_set_named_property(env, result, name, v));
+  SET("META_WORDS", META_WORDS);
+  SET("M_IN_LEN", M_IN_LEN);
+  SET("M_OUT_LEN", M_OUT_LEN);
+  SET("M_PORT", M_PORT);
+  SET("M_FAMILY", M_FAMILY);
+  SET("M_ADDR", M_ADDR);
+  SET("MAX_BATCH", MAX_BATCH);
+  SET("MIN_SLOT", MIN_SLOT);
+  SET("MAX_SLOT", MAX_SLOT);
+#undef SET
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "constants", NULL, js_constants, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,225 @@
+/**
+ * Batched UDP transport (#9): a thin adapter from the native addon in native/udp-batch to the
+ * handler. The addon owns the socket (SO_REUSEPORT, so every cluster worker binds its own),
+ * drains it with recvmmsg into ONE ArrayBuffer shared with this module, calls `onBatch(count)`
+ * once per batch, and sends what we wrote back with one sendmmsg. All DNS logic stays in the
+ * handler, called through the allocation-free core `handleInto()` (see CONTRACT in handler.ts).
+ *
+ * Shared buffer layout (mirrors native/udp-batch/src/udp_batch.c, checked at load):
+ *   [ meta: batch x 8 int32 ][ in: batch x slot bytes ][ out: batch x slot bytes ]
+ *   meta per slot: inLen, outLen, port, family (4|6), address bytes (16, network order).
+ * Datagrams from port 0, empty or longer than a slot never reach this module (dropped and
+ * counted in C); JavaScript writes only outLen and out bytes, which C re-validates.
+ *
+ * Chosen through listenUdpPath() in udp.ts (--udp-path / SITEDNS_UDP_PATH); Linux only.
+ */
+import { createRequire } from 'node:module';
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import { setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { PeerContext, UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import type { UdpListener, UdpOptions } from './udp.js';
+
+/** Counters the addon keeps per socket (names as in COUNTER_NAMES of udp_batch.c). */
+export interface UdpBatchStats {
+  received: number;
+  sent: number;
+  batches: number;
+  dropPort0: number;
+  dropOversize: number;
+  dropEmpty: number;
+  dropBadAddress: number;
+  dropBadReply: number;
+  dropSendQueue: number;
+  sendEagain: number;
+  recvErrors: number;
+  sendErrors: number;
+  pollErrors: number;
+  callbackErrors: number;
+  bufferErrors: number;
+  lastErrno: number;
+}
+
+interface AddonConstants {
+  META_WORDS: number;
+  M_IN_LEN: number;
+  M_OUT_LEN: number;
+  M_PORT: number;
+  M_FAMILY: number;
+  M_ADDR: number;
+  MAX_BATCH: number;
+  MIN_SLOT: number;
+  MAX_SLOT: number;
+}
+
+export interface AddonOpenOptions {
+  host: string;
+  port: number;
+  batch?: number;
+  slot?: number;
+  reusePort?: number;
+  sendTimeoutMs?: number;
+  sendRetries?: number;
+  maxRounds?: number;
+  faultSendEagain?: number;
+}
+
+/** The addon's JavaScript surface (exported for test/addon, which drives it directly). */
+export interface UdpBatchAddon {
+  open(options: AddonOpenOptions, buffer: ArrayBuffer, onBatch: (count: number) => void): { handle: object; port: number };
+  close(handle: object): void;
+  stats(handle: object): UdpBatchStats;
+  constants(): AddonConstants;
+}
+
+/** The layout this module was written against; a different build is refused. */
+export const LAYOUT = Object.freeze({ META_WORDS: 8, M_IN_LEN: 0, M_OUT_LEN: 1, M_PORT: 2, M_FAMILY: 3, M_ADDR: 4 });
+const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
+
+/** Datagrams per recvmmsg/sendmmsg (the #9 prototype measured 64 as the knee). */
+export const DEFAULT_BATCH = 64;
+/**
+ * Bytes per slot, for the query and for the reply alike. Replies are at most UDP_RESPONSE_MAX
+ * (1232); queries longer than a slot are dropped in C (a real query is a few hundred bytes
+ * at most: question + OPT with ECS and a cookie).
+ */
+export const DEFAULT_SLOT = 2048;
+
+const ADDON_PATH = '../../native/udp-batch/build/Release/udp_batch.node';
+
+let loaded: UdpBatchAddon | string | undefined;
+
+/** The addon, or why it cannot be used here (loaded once). */
+export function loadAddon(): UdpBatchAddon | string {
+  if (loaded !== undefined) return loaded;
+  if (process.platform !== 'linux') return (loaded = `batched UDP path is Linux-only (this is ${process.platform})`);
+  try {
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as UdpBatchAddon;
+    const c = addon.constants();
+    for (const [key, value] of Object.entries(LAYOUT)) {
+      if (c[key as keyof AddonConstants] !== value) return (loaded = `batched UDP addon layout mismatch (${key}); rebuild it with npm rebuild or npm ci`);
+    }
+    if (DEFAULT_SLOT < c.MIN_SLOT || DEFAULT_SLOT > c.MAX_SLOT || DEFAULT_BATCH > c.MAX_BATCH) return (loaded = 'batched UDP addon limits do not fit the defaults');
+    return (loaded = addon);
+  } catch (error) {
+    return (loaded = `batched UDP addon not built (npm run build:addon builds it): ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** null when the batched path can be used; else the reason (listenUdpPath logs it on fallback). */
+export function batchedUnavailable(): string | null {
+  const addon = loadAddon();
+  return typeof addon === 'string' ? addon : null;
+}
+
+// ---- metrics: native counters summed over open sockets, plus those of closed ones ----
+
+const openSockets = new Set<{ handle: object; addon: UdpBatchAddon }>();
+const retired: Record<string, number> = {};
+
+function addInto(into: Record<string, number>, stats: UdpBatchStats): void {
+  for (const [key, value] of Object.entries(stats)) {
+    if (key !== 'lastErrno') into[key] = (into[key] ?? 0) + value;
+  }
+}
+
+/** Totals over every batched socket this process opened (read at scrape time). */
+export function udpBatchTotals(): Record<string, number> {
+  const totals: Record<string, number> = { ...retired };
+  for (const s of openSockets) addInto(totals, s.addon.stats(s.handle));
+  return totals;
+}
+setUdpBatchTotalsReader(udpBatchTotals);
+
+export interface BatchedUdpOptions extends UdpOptions {
+  batch?: number;
+  slot?: number;
+  /** A full send queue is dropped after this long (default 200 ms; a last attempt first)... */
+  sendTimeoutMs?: number;
+  /** ...or after this many writable wake-ups in a row that sent nothing (default 8). */
+  sendRetries?: number;
+  /** Tests only: pretend the next N sendmmsg calls hit EAGAIN. */
+  faultSendEagain?: number;
+}
+
+export interface BatchedUdpListener extends UdpListener {
+  stats(): UdpBatchStats;
+}
+
+/**
+ * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
+ * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
+ */
+export async function listenBatchedUdp(handler: Handler, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
+  const addon = loadAddon();
+  if (typeof addon === 'string') throw new Error(addon);
+  // The addon binds numeric addresses only; resolve a name the way dgram.bind() would.
+  const address = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
+  const batch = options.batch ?? DEFAULT_BATCH;
+  const slot = options.slot ?? DEFAULT_SLOT;
+  if (slot < UDP_RESPONSE_MAX) throw new Error(`slot ${slot} is smaller than the largest UDP reply (${UDP_RESPONSE_MAX})`);
+
+  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
+  const meta = new Int32Array(buffer, 0, batch * META_WORDS);
+  const metaBytes = new Uint8Array(buffer, 0, batch * META_WORDS * 4);
+  const inBase = batch * META_WORDS * 4;
+  const outBase = inBase + batch * slot;
+  // One Buffer view per slot, made once: handleInto reads in[i][0 .. inLen) and writes out[i].
+  const inViews: Buffer[] = [];
+  const outViews: Buffer[] = [];
+  for (let i = 0; i < batch; i++) {
+    inViews.push(Buffer.from(buffer, inBase + i * slot, slot));
+    outViews.push(Buffer.from(buffer, outBase + i * slot, slot));
+  }
+  const ctx = new PeerContext('udp');
+
+  const onBatch = (count: number): void => {
+    for (let i = 0; i < count; i++) {
+      const m = i * META_WORDS;
+      const inLen = meta[m + M_IN_LEN];
+      if (inLen <= 0) continue; // a slot C emptied (port 0, oversize, ...): outLen is already 0
+      ctx.setBytes(meta[m + M_FAMILY] === 6 ? 6 : 4, metaBytes, (m + M_ADDR) * 4, meta[m + M_PORT]);
+      let n: number;
+      try {
+        n = handler.handleInto(inViews[i], ctx, outViews[i], inLen);
+      } catch {
+        n = -1; // handleInto never throws (CONTRACT); if it ever did, this datagram goes unanswered
+      }
+      meta[m + M_OUT_LEN] = n > 0 ? n : 0;
+    }
+  };
+
+  const opened = addon.open(
+    {
+      host: address,
+      port,
+      batch,
+      slot,
+      reusePort: 1,
+      sendTimeoutMs: options.sendTimeoutMs ?? 200,
+      sendRetries: options.sendRetries ?? 8,
+      faultSendEagain: options.faultSendEagain ?? 0,
+    },
+    buffer,
+    onBatch,
+  );
+  const entry = { handle: opened.handle, addon };
+  openSockets.add(entry);
+  let closed: Promise<void> | null = null;
+  return {
+    address,
+    port: opened.port,
+    path: 'batched',
+    stats: () => addon.stats(opened.handle),
+    close() {
+      if (closed === null) {
+        addInto(retired, addon.stats(opened.handle));
+        openSockets.delete(entry);
+        addon.close(opened.handle);
+        // libuv closes the fd in its close phase, within this loop turn.
+        closed = new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The batched UDP path (#9) in-process and end to end: same answers as node:dgram byte for byte,
+ * the chosen path in the log, and the native counters in the metrics.
+ */
+import t from 'tap';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { registry } from '../../src/admin/metrics.js';
+import { listenUdp } from '../../src/server/udp.js';
+import { batchedUnavailable, listenBatchedUdp } from '../../src/server/udp-batched.js';
+import { compileText, decode, makeHandler, query } from '../helpers/dns.js';
+import { CLI, startSitedns, udpQuery } from '../helpers/net.js';
+import { spawn } from 'node:child_process';
+
+const ZONE = `zone: b.test
+soa: { mname: ns1.b.test, rname: h.b.test }
+nameservers: { ns1.b.test: [192.0.2.1] }
+sites:
+  one: { addresses: [203.0.113.1, "2001:db8::1"] }
+  two: { addresses: [203.0.113.2] }
+pool: { name: "@", policy: first }
+records:
+  www: { CNAME: b.test. }
+  txt: { TXT: ["hello"] }
+`;
+
+const why = batchedUnavailable();
+if (why !== null) {
+  if (process.env.SITEDNS_REQUIRE_ADDON === '1') t.fail(`SITEDNS_REQUIRE_ADDON=1 but ${why}`);
+  else t.skip(why);
+} else {
+  run();
+}
+
+
+/** Sends all queries from one socket at once and collects replies by ID. */
+async function burst(port: number, queries: Buffer[], host = '127.0.0.1'): Promise<Map<number, Buffer>> {
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const replies = new Map<number, Buffer>();
+  socket.on('message', (m) => replies.set(m.readUInt16BE(0), m));
+  socket.bind(0, host);
+  await once(socket, 'listening');
+  for (const q of queries) socket.send(q, port, host);
+  const start = Date.now();
+  while (replies.size < queries.length && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 5));
+  socket.close();
+  return replies;
+}
+
+function run(): void {
+  t.test('batched and dgram answer byte for byte alike, in bursts larger than a batch', async (t) => {
+    const { handler } = makeHandler(compileText(ZONE));
+    const batched = await listenBatchedUdp(handler, '127.0.0.1', 0, { batch: 8 });
+    t.teardown(() => batched.close());
+    const plain = await listenUdp(handler, '127.0.0.1', 0);
+    t.teardown(() => plain.close());
+    t.equal(batched.path, 'batched');
+    const names: [string, string, object?][] = [
+      ['b.test', 'A'], ['B.TeSt', 'AAAA'], ['one.b.test', 'A', { edns: {} }], ['www.b.test', 'A'],
+      ['txt.b.test', 'TXT', { edns: { udpSize: 4096, do: true } }], ['nope.b.test', 'A'], ['example.org', 'A'],
+      ['b.test', 'SOA'], ['b.test', 'NS', { edns: { version: 1 } }], ['b.test', 'A', { opcode: 2 }],
+    ];
+    const queries: Buffer[] = [];
+    for (let i = 0; i < 60; i++) {
+      const [n, ty, o] = names[i % names.length];
+      queries.push(query(n, ty, { ...(o ?? {}), id: 1000 + i }));
+    }
+    const a = await burst(batched.port, queries);
+    const b = await burst(plain.port, queries);
+    t.equal(a.size, queries.length, 'every query answered on the batched path');
+    for (const [id, reply] of b) t.same(a.get(id), reply, `id ${id} identical`);
+    t.equal(decode(a.get(1001)!).answers[0].name, 'B.TeSt', 'question case kept');
+    const st = batched.stats();
+    t.equal(st.received, 60);
+    t.equal(st.sent, 60);
+    t.ok(st.batches < 60, `batched (${st.batches} JS calls for 60 datagrams)`);
+  });
+
+  t.test('no reply for QR=1 and short packets; oversize counted in the metrics', async (t) => {
+    const { handler } = makeHandler(compileText(ZONE));
+    const batched = await listenBatchedUdp(handler, '127.0.0.1', 0, { slot: 1232 });
+    t.teardown(() => batched.close());
+    const response = query('b.test');
+    response.writeUInt16BE(0x8000, 2);
+    t.equal(await udpQuery(batched.port, response, '127.0.0.1', 200), null, 'QR=1: no reply');
+    t.equal(await udpQuery(batched.port, Buffer.from([1, 2, 3]), '127.0.0.1', 200), null, 'short: no reply');
+    t.equal(await udpQuery(batched.port, Buffer.alloc(1300, 0), '127.0.0.1', 200), null, 'oversize: no reply');
+    const ok = decode((await udpQuery(batched.port, query('b.test')))!);
+    t.equal(ok.rcode, 0);
+    const text = await registry.metrics();
+    t.match(text, /sitedns_udp_batch_dropped_total\{reason="oversize"\} [1-9]/);
+    t.match(text, /sitedns_udp_batch_errors_total\{kind="send"\} 0/);
+  });
+
+  t.test('IPv6 listener on the batched path', async (t) => {
+    const { handler } = makeHandler(compileText(ZONE));
+    let listener;
+    try {
+      listener = await listenBatchedUdp(handler, '::1', 0);
+    } catch (error) {
+      return t.skip(`no IPv6 loopback: ${(error as Error).message}`);
+    }
+    t.teardown(() => listener.close());
+    const reply = decode((await udpQuery(listener.port, query('b.test', 'AAAA', { edns: {} }), '::1'))!);
+    t.equal(reply.answers[0].address, '2001:db8::1');
+  });
+
+  for (const path of ['batched', 'dgram']) {
+    t.test(`sitedns serve --udp-path ${path} logs the path it uses`, async (t) => {
+      const server = await startSitedns(['serve', '--zones', 'zones/', '--listen', '127.0.0.1:0'], { SITEDNS_UDP_PATH: path });
+      t.teardown(() => server.stop());
+      const line = await server.waitForLog((l) => l.msg === 'listening on UDP and TCP');
+      t.equal(line.udpPath, path);
+      t.equal(decode((await udpQuery(server.port, query('app.example.com')))!).rcode, 0);
+    });
+  }
+
+  t.test('serve --workers 2 --udp-path batched: each worker binds its own SO_REUSEPORT socket', async (t) => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = dgram.createSocket('udp4');
+      probe.bind(0, '127.0.0.1', () => {
+        const p = probe.address().port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', '--listen', `127.0.0.1:${port}`, '--workers', '2', '--udp-path', 'batched', '--http', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => {
+      proc.kill('SIGTERM');
+    });
+    let text = '';
+    const workers = await new Promise<any[]>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        text += d.toString();
+        const lines = text.split('\n').filter((l) => l.includes('worker listening on UDP and TCP')).map((l) => JSON.parse(l));
+        if (lines.length >= 2) resolve(lines);
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.once('exit', (code) => reject(new Error(`exited ${code}: ${text}`)));
+    });
+    t.same(workers.map((w) => w.udpPath), ['batched', 'batched']);
+    t.not(workers[0].pid, workers[1].pid, 'two worker processes');
+    for (let i = 0; i < 10; i++) {
+      const reply = await udpQuery(port, query('boston.app.example.com', 'A', { id: i }), '127.0.0.1', 3000);
+      t.ok(reply !== null && decode(reply).rcode === 0, `query ${i} answered`);
+    }
+  });
+}
