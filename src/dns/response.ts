@@ -27,8 +27,12 @@ export function responseLimit(edns: EdnsInfo | null, transport: Transport): numb
   return Math.min(edns.udpSize, EDNS_UDP_PAYLOAD);
 }
 
+// RFC 1035 §4.1.1: the OPCODE "is set by the originator of a query and copied into the
+// response" (it matters for NOTIMP replies to other opcodes; found by the fuzzer, #7).
+const OPCODE_MASK = 0x7800;
+
 function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
-  return FLAG_QR | (queryFlags & (FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
+  return FLAG_QR | (queryFlags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
 }
 
 /** Appends the OPT (and the ECS option, when the query had one) if the query spoke EDNS. */

@@ -404,7 +404,10 @@ export class MessageWriter {
   question(raw: Buffer, questionEnd: number, qname: string): void {
     raw.copy(this.buf, HEADER_LEN, HEADER_LEN, questionEnd);
     this.length = questionEnd;
-    this.registerName(qname, HEADER_LEN);
+    // A label holding "." or "\\" is escaped in `qname` (readQuestionName), so the text no
+    // longer maps onto wire offsets and a pointer computed from it would land inside a label
+    // (found by the fuzzer, #7). Such a name matches no zone name: just do not compress against it.
+    if (qname.indexOf('\\') < 0) this.registerName(qname, HEADER_LEN);
   }
 
   private registerName(name: string, offset: number): void {
