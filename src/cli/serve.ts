@@ -10,6 +10,12 @@ export const serveFlags: Flags = {
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
+  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network; 0 = off' },
+  'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again' },
+  'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all' },
+  'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting' },
+  'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting' },
+  'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
@@ -41,6 +47,14 @@ export async function runServe(argv: string[]): Promise<number> {
         firstQueryTimeoutMs: Math.min(idle, 5000),
         maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
         maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+      },
+      rrl: {
+        ratePerSecond: intFlag(values['rrl-rate'] as string, 'rrl-rate'),
+        windowSeconds: intFlag(values['rrl-window'] as string, 'rrl-window'),
+        slip: intFlag(values['rrl-slip'] as string, 'rrl-slip'),
+        ipv4PrefixLength: intFlag(values['rrl-ipv4-prefix'] as string, 'rrl-ipv4-prefix'),
+        ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
+        exempt: values['rrl-exempt'] as string[],
       },
     });
   } catch (error) {

@@ -8,6 +8,7 @@ import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
+import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdp, type UdpListener } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
@@ -16,6 +17,8 @@ export interface NameserverOptions {
   listen: string[];
   logger: Logger;
   tcp?: TcpOptions;
+  /** UDP response rate limiting (#7); defaults in rrl.ts (on, loopback exempt). */
+  rrl?: Partial<RrlOptions>;
   env?: PolicyEnv;
   observer?: HandlerObserver;
 }
@@ -40,12 +43,13 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
 
   const runtime = new Runtime(report.zoneSet);
   const handler = new Handler(runtime, options.env, options.observer);
+  const rrl = new ResponseRateLimiter(options.rrl);
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
   try {
     for (const spec of options.listen) {
       const { host, port } = parseHostPort(spec);
-      const u = await listenUdp(handler, host, port);
+      const u = await listenUdp(handler, host, port, { rrl });
       // Port 0 asks for a free port: TCP then takes the same number UDP got.
       const t = await listenTcp(handler, host, u.port, options.tcp);
       udp.push(u);

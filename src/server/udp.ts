@@ -4,7 +4,10 @@
  * promise is unhandled). Here a send error is counted and forgotten, never thrown.
  */
 import dgram from 'node:dgram';
+import { rateLimitedTotal } from '../admin/metrics.js';
+import { slipResponse } from '../dns/response.js';
 import type { Handler } from './handler.js';
+import type { ResponseRateLimiter } from './rrl.js';
 
 export interface UdpListener {
   readonly address: string;
@@ -17,7 +20,12 @@ export interface UdpOptions {
   onSendError?: (error: Error) => void;
   /** SO_REUSEPORT-like sharing across cluster workers is done by node:cluster itself. */
   exclusive?: boolean;
+  /** Response rate limiting (#7); null or disabled: every response is sent. */
+  rrl?: ResponseRateLimiter | null;
 }
+
+const rateLimitedDrop = rateLimitedTotal.labels('drop');
+const rateLimitedSlip = rateLimitedTotal.labels('slip');
 
 export function listenUdp(handler: Handler, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
@@ -26,11 +34,23 @@ export function listenUdp(handler: Handler, host: string, port: number, options:
   const sendDone = (error: Error | null) => {
     if (error) onSendError(error);
   };
+  const rrl = options.rrl?.enabled ? options.rrl : null;
   socket.on('message', (msg, rinfo) => {
     // Port 0 cannot be replied to (and is a classic reflection probe): drop silently.
     if (rinfo.port === 0) return;
-    const out = handler.handle(msg, { transport: 'udp', clientAddress: rinfo.address });
+    let out = handler.handle(msg, { transport: 'udp', clientAddress: rinfo.address });
     if (out === null) return;
+    if (rrl !== null) {
+      const verdict = rrl.check(rinfo.address, out);
+      if (verdict === 'drop') {
+        rateLimitedDrop.inc();
+        return;
+      }
+      if (verdict === 'slip') {
+        rateLimitedSlip.inc();
+        out = slipResponse(out);
+      }
+    }
     try {
       socket.send(out, rinfo.port, rinfo.address, sendDone);
     } catch (error) {
