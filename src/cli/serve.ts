@@ -8,6 +8,8 @@ export const serveFlags: Flags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
   listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)' },
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
+  'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)' },
+  'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
   'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network; 0 = off' },
@@ -44,7 +46,8 @@ export async function runServe(argv: string[]): Promise<number> {
       logger,
       tcp: {
         idleTimeoutMs: idle,
-        firstQueryTimeoutMs: Math.min(idle, 5000),
+        firstQueryTimeoutMs: durationFlag(values['tcp-query-timeout'] as string, 'tcp-query-timeout'),
+        maxQueriesInFlight: intFlag(values['tcp-max-in-flight'] as string, 'tcp-max-in-flight'),
         maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
         maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
       },
