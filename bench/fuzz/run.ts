@@ -45,17 +45,25 @@ if (udpCount + tcpCount > 0) {
   for (const f of FUZZ_ZONE_FILES) copyFileSync(f, join(dir, basename(f)));
   const server = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0']);
   const stats = newStats();
+  let exited = '';
+  server.proc.on('exit', (code, signal) => {
+    exited = `server exited: code ${code}, signal ${signal}`;
+    log(exited);
+    log(server.logs.slice(-10).map((l) => JSON.stringify(l)).join('\n'));
+  });
+  const abort = () => exited !== '';
   try {
     const t0 = Date.now();
-    if (udpCount > 0) await fuzzUdp({ port: server.port, seed: seed + 1, packets: udpCount, onProgress: (n) => log(`udp ${n}`) }, stats);
+    if (udpCount > 0) await fuzzUdp({ port: server.port, seed: seed + 1, packets: udpCount, abort, onProgress: (n) => log(`udp ${n}`) }, stats);
     const t1 = Date.now();
-    if (tcpCount > 0) await fuzzTcp({ port: server.port, seed: seed + 2, frames: tcpCount, onProgress: (n) => log(`tcp ${n}`) }, stats);
+    if (tcpCount > 0) await fuzzTcp({ port: server.port, seed: seed + 2, frames: tcpCount, abort, onProgress: (n) => log(`tcp ${n}`) }, stats);
     const t2 = Date.now();
     summary.sockets = {
       ...stats,
       udpSeconds: (t1 - t0) / 1000,
       tcpSeconds: (t2 - t1) / 1000,
       serverAlive: server.proc.exitCode === null,
+      serverExit: exited,
       serverErrorLogs: server.logs.filter((l) => l.level >= 50).length,
     };
     if (stats.failureCount > 0 || server.proc.exitCode !== null) failed = true;

@@ -77,6 +77,8 @@ export interface UdpFuzzOptions {
   /** How long a valid probe query may wait for its answer. */
   probeTimeoutMs?: number;
   onProgress?: (done: number) => void;
+  /** Checked between packets: stop early (e.g. the server process exited). */
+  abort?: () => boolean;
 }
 
 export async function fuzzUdp(opts: UdpFuzzOptions, stats = newStats()): Promise<SocketFuzzStats> {
@@ -116,6 +118,10 @@ export async function fuzzUdp(opts: UdpFuzzOptions, stats = newStats()): Promise
   try {
     for (let i = 0; i < opts.packets; i++) {
       if (opts.onProgress && i % 50_000 === 0) opts.onProgress(i);
+      if (opts.abort?.()) {
+        fail(stats, `aborted after ${i} packets`);
+        break;
+      }
       if (i % 8 === 7) {
         // A valid query between the broken ones: it must be answered.
         const id = i & 0xffff;
@@ -190,6 +196,7 @@ export interface TcpFuzzOptions {
   parallel?: number;
   timeoutMs?: number;
   onProgress?: (done: number) => void;
+  abort?: () => boolean;
 }
 
 export async function fuzzTcp(opts: TcpFuzzOptions, stats = newStats()): Promise<SocketFuzzStats> {
@@ -287,6 +294,10 @@ export async function fuzzTcp(opts: TcpFuzzOptions, stats = newStats()): Promise
   const parallel = opts.parallel ?? 8;
   let produced = 0;
   while (produced < opts.frames || batches.length > 0) {
+    if (opts.abort?.()) {
+      fail(stats, `aborted after ${produced} frames`);
+      break;
+    }
     while (batches.length < parallel && produced < opts.frames) {
       const b = makeBatch();
       produced += Math.max(b.frames.length, 1);
