@@ -1,11 +1,22 @@
 #!/usr/bin/env node
 /** sitedns command line: dispatches to one module per command. */
 import { checkHelp, runCheck } from './check.js';
+import { demoHelp, runDemo } from './demo.js';
+import { drainHelp, runDrain, runUndrain, undrainHelp } from './drain.js';
+import { probeHelp, runProbe } from './probe.js';
+import { reportHelp, runReport } from './report.js';
 import { runServe, serveHelp } from './serve.js';
+import { runStatus, statusHelp } from './status.js';
 
 const COMMANDS: Record<string, { summary: string; help: string; run: (argv: string[]) => number | Promise<number> }> = {
   serve: { summary: 'serve the zones on UDP and TCP', help: serveHelp, run: runServe },
   check: { summary: 'validate zone files (file:line: path: message)', help: checkHelp, run: runCheck },
+  probe: { summary: 'probe the sites and write their state to Redis', help: probeHelp, run: runProbe },
+  status: { summary: 'site table: state, load, utilization, last check, why', help: statusHelp, run: runStatus },
+  drain: { summary: 'take a site out of the answers for a while (who/why/until)', help: drainHelp, run: runDrain },
+  undrain: { summary: 'end a drain now', help: undrainHelp, run: runUndrain },
+  report: { summary: 'push a load report for a site (seed 002)', help: reportHelp, run: runReport },
+  demo: { summary: 'stop/start/load the demo backends of npm start', help: demoHelp, run: runDemo },
 };
 
 export const mainHelp = `Usage: sitedns <command> [flags]

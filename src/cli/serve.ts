@@ -1,12 +1,24 @@
-/** `sitedns serve`: answer the zones on UDP and TCP. */
+/** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts). */
+import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
 import { parseDuration } from '../config/schema.js';
-import { startNameserver } from '../server/nameserver.js';
+import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
+import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import { createLogger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 
 export const serveFlags: Flags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
   listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)' },
+  http: { type: 'string', help: `admin listener host:port (status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})` },
+  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)' },
+  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'] },
+  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)' },
+  probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)' },
+  'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)' },
+  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with --redis: last-known-state file, answered from when Redis is down at start ("off" disables)' },
+  'stale-after': { type: 'string', default: `${DEFAULT_STALE_AFTER_MS}ms`, help: 'a prober silent this long no longer votes' },
+  'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first' },
+  'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)' },
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
   'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)' },
   'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses' },
@@ -22,13 +34,20 @@ export const serveFlags: Flags = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]...
+export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url>]
 
 Serves the zones authoritatively on UDP and TCP. Pool, Group and Site Names are answered from
 memory with the best site right now, at the zone's dynamic_ttl (default 0).
+Without --redis the sites are probed in this process (the embedded default); with --redis the
+state written by \`sitedns probe\` is followed. The admin listener (--http) serves status, drains
+and pushed load reports (docs/state.md).
 SIGHUP reloads the zones (a broken file keeps its last good zone); SIGTERM/SIGINT stop gracefully.
 
 ${flagHelp(serveFlags)}`;
+
+function off(value: string | undefined): boolean {
+  return value !== undefined && /^(|off|none|false|0)$/i.test(value);
+}
 
 export async function runServe(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, serveFlags);
@@ -37,10 +56,12 @@ export async function runServe(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger(values['log-level'] as string);
-  let ns;
+  let app: ServeApp;
   try {
     const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
-    ns = await startNameserver({
+    const http = values.http as string | undefined;
+    const stateFile = values['state-file'] as string;
+    app = await startServeApp({
       zonesPath: values.zones as string,
       listen: values.listen as string[],
       logger,
@@ -59,16 +80,27 @@ export async function runServe(argv: string[]): Promise<number> {
         ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
         exempt: values['rrl-exempt'] as string[],
       },
+      http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
+      httpExplicit: http !== undefined,
+      httpToken: (values['http-token'] as string | undefined) || undefined,
+      redis: (values.redis as string | undefined) || undefined,
+      redisPrefix: values['redis-prefix'] as string,
+      probe: values.probe === true,
+      proberId: values['prober-id'] as string | undefined,
+      stateFile: off(stateFile) ? null : stateFile,
+      staleAfterMs: durationFlag(values['stale-after'] as string, 'stale-after'),
+      startupLimitMs: durationFlag(values['startup-limit'] as string, 'startup-limit'),
+      demoBackends: values['demo-backends'] === true,
     });
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
-  process.on('SIGHUP', () => ns.reload());
+  process.on('SIGHUP', () => app.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
-      ns.stop().then(resolve, resolve);
+      app.stop().then(resolve, resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -11,6 +11,7 @@ import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdp, type UdpListener } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
+import type { ZoneSet } from '../model/zone-model.js';
 
 export interface NameserverOptions {
   zonesPath: string;
@@ -21,6 +22,14 @@ export interface NameserverOptions {
   rrl?: Partial<RrlOptions>;
   env?: PolicyEnv;
   observer?: HandlerObserver;
+  /**
+   * Runs after the zones are loaded and before any listener opens: the state store and prober
+   * start here, so answering begins only once a first probe round finished (or its start-up limit
+   * passed) and never says "all down" for lack of data (#3).
+   */
+  beforeListen?: (runtime: Runtime, zoneSet: ZoneSet) => Promise<void>;
+  /** Called after every reload (SIGHUP or admin), e.g. so the prober follows the new zones. */
+  onReload?: (report: ReloadReport) => void;
 }
 
 export interface Nameserver {
@@ -42,6 +51,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
   const runtime = new Runtime(report.zoneSet);
+  await options.beforeListen?.(runtime, report.zoneSet);
   const handler = new Handler(runtime, options.env, options.observer);
   const rrl = new ResponseRateLimiter(options.rrl);
   const udp: UdpListener[] = [];
@@ -72,6 +82,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
+      options.onReload?.(r);
       return r;
     },
     async stop() {

@@ -1,0 +1,159 @@
+/**
+ * The composition behind `sitedns serve`: nameserver + state store + follower + (embedded)
+ * prober + admin listener (+ demo backends). serve.ts parses flags and calls this.
+ *
+ * Two modes, one code path (issue #3):
+ * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
+ * - --redis: a RedisStateStore written by `sitedns probe` processes; this process only follows it
+ *   (and keeps a last-known-state file for starts while Redis is down, #7).
+ * Either way the follower swaps `runtime.state` by one assignment, and answering starts only once
+ * the first probe round / first store read is done, or `startupLimitMs` passed.
+ */
+import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
+import { DemoBackends } from '../demo/backends.js';
+import { Prober } from '../probe/prober.js';
+import { startNameserver, type Nameserver, type NameserverOptions } from '../server/nameserver.js';
+import type { Runtime } from '../server/handler.js';
+import { registerStateRoutes } from '../state/admin-routes.js';
+import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
+import { StateFollower } from '../state/follower.js';
+import { MemoryStateStore } from '../state/memory-store.js';
+import { RedisStateStore } from '../state/redis-store.js';
+import { StateFileWriter } from '../state/state-file.js';
+import type { StateStore } from '../state/types.js';
+import { parseHostPort } from '../util/listen.js';
+import type { Logger } from '../util/logger.js';
+
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8053';
+export const DEFAULT_STARTUP_LIMIT_MS = 3000;
+
+export interface ServeAppOptions {
+  zonesPath: string;
+  listen: string[];
+  logger: Logger;
+  tcp?: NameserverOptions['tcp'];
+  /** UDP response rate limiting (#7). */
+  rrl?: NameserverOptions['rrl'];
+  /** Admin listener host:port; null = none. */
+  http: string | null;
+  /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
+  httpExplicit: boolean;
+  httpToken?: string;
+  redis?: string;
+  redisPrefix?: string;
+  /** Also probe in this process when following Redis. */
+  probe?: boolean;
+  proberId?: string;
+  staleAfterMs?: number;
+  startupLimitMs?: number;
+  /** Last-known-state file (Redis mode); null disables it. */
+  stateFile?: string | null;
+  demoBackends?: boolean;
+  /** Extra routes on the admin listener (metrics, explain, ...: #6). */
+  registerRoutes?: (router: AdminRouter, app: { runtime: Runtime; reload: () => void }) => void;
+}
+
+export interface ServeApp {
+  readonly ns: Nameserver;
+  readonly store: StateStore;
+  readonly follower: StateFollower;
+  readonly prober: Prober | undefined;
+  readonly admin: AdminServer | undefined;
+  readonly router: AdminRouter;
+  readonly demo: DemoBackends | undefined;
+  reload(): void;
+  stop(): Promise<void>;
+}
+
+export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
+  const log = o.logger.child({ component: 'app' });
+  const staleAfterMs = o.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const startupLimitMs = o.startupLimitMs ?? DEFAULT_STARTUP_LIMIT_MS;
+  const store: StateStore = o.redis ? new RedisStateStore({ url: o.redis, prefix: o.redisPrefix, logger: o.logger }) : new MemoryStateStore();
+  const router = new AdminRouter();
+  let follower: StateFollower | undefined;
+  let prober: Prober | undefined;
+  let admin: AdminServer | undefined;
+  let demo: DemoBackends | undefined;
+
+  const cleanup = async () => {
+    await prober?.stop().catch(() => undefined);
+    await follower?.stop().catch(() => undefined);
+    await admin?.close().catch(() => undefined);
+    await demo?.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+  };
+
+  let ns: Nameserver;
+  try {
+    ns = await startNameserver({
+      zonesPath: o.zonesPath,
+      listen: o.listen,
+      logger: o.logger,
+      tcp: o.tcp,
+      rrl: o.rrl,
+      onReload: (r) => prober?.setZones(r.zoneSet),
+      beforeListen: async (runtime, zoneSet) => {
+        if (o.demoBackends) demo = await DemoBackends.start(zoneSet, o.logger);
+        let stateFile: StateFileWriter | undefined;
+        if (o.redis && o.stateFile) {
+          stateFile = new StateFileWriter(o.stateFile, o.logger);
+          if (!stateFile.usable()) stateFile = undefined;
+        }
+        follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile });
+        registerStateRoutes(router, { store, follower, runtime, staleAfterMs });
+        demo?.registerRoutes(router);
+        o.registerRoutes?.(router, { runtime, reload: () => appReload() });
+        if (o.http) admin = await startAdmin(o, router, log);
+
+        const started = Date.now();
+        const source = await follower.start(startupLimitMs);
+        if (!o.redis || o.probe) {
+          prober = new Prober({ store, logger: o.logger, id: o.proberId ?? (o.redis ? undefined : 'embedded') });
+          await prober.start();
+          prober.setZones(zoneSet);
+          const complete = await prober.firstRound(Math.max(0, startupLimitMs - (Date.now() - started)));
+          await follower.resync();
+          log.info({ complete, ms: Date.now() - started }, complete ? 'first probe round done' : 'start-up limit reached before every site was probed; unprobed sites count as up');
+        }
+        log.info({ store: store.kind, source, fresh: runtime.state.fresh }, o.redis ? 'following the Redis state store' : 'embedded state store: probing in this process');
+      },
+    });
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+
+  const appReload = () => {
+    ns.reload(); // onReload hands the new zones to the prober
+  };
+
+  return {
+    ns,
+    store,
+    follower: follower!,
+    prober,
+    admin,
+    router,
+    demo,
+    reload: appReload,
+    async stop() {
+      await ns.stop();
+      await cleanup();
+    },
+  };
+}
+
+async function startAdmin(o: ServeAppOptions, router: AdminRouter, log: Logger): Promise<AdminServer | undefined> {
+  const { host, port } = parseHostPort(o.http!);
+  try {
+    const admin = await startAdminServer(router, { host, port, token: o.httpToken, onError: (error) => log.error({ err: error }, 'admin route failed') });
+    log.info({ address: admin.address, port: admin.port }, 'admin listening');
+    return admin;
+  } catch (error) {
+    if (o.httpExplicit) throw new Error(`admin listener ${o.http}: ${(error as Error).message}`);
+    // The default address is busy (another sitedns on this machine): serve DNS anyway.
+    log.warn({ address: o.http, err: (error as Error).message }, 'admin listener not started (default address in use); status/drain need --http');
+    return undefined;
+  }
+}

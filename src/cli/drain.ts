@@ -1,0 +1,92 @@
+/** `sitedns drain <site>` / `sitedns undrain <site>`: operator-forced states with who/why/until. */
+import os from 'node:os';
+import { splitSiteKey } from '../state/keys.js';
+import { drain, drainDurationMs, undrain } from '../state/service.js';
+import { resolveSiteRef } from '../state/site-ref.js';
+import type { ForcedState } from '../state/types.js';
+import { flagHelp, parseFlags, type Flags } from './args.js';
+import { fetchStatus } from './status.js';
+import { admin, openRedis, targetFlags, type Values } from './state-target.js';
+
+export const drainFlags: Flags = {
+  ...targetFlags,
+  for: { type: 'string', default: '1h', help: 'how long (the drain expires by itself)' },
+  reason: { type: 'string', default: 'drained by an operator', help: 'why (shown in status)' },
+  by: { type: 'string', help: 'who (default: user@host)' },
+  up: { type: 'boolean', help: 'force the site UP instead (e.g. a probe that is wrong)' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+export const drainHelp = `Usage: sitedns drain <site> [--for 30m] [--reason "..."] [--redis <url> | --http <host:port>]
+
+Takes a site out of every answer until --for has passed (or \`sitedns undrain <site>\`). <site> is
+a site id (boston), its Site Name (boston.app.example.com) or zone/site (app.example.com/boston).
+
+${flagHelp(drainFlags)}`;
+
+export const undrainHelp = `Usage: sitedns undrain <site> [--redis <url> | --http <host:port>]
+
+Ends a drain (or forced state) now; the probes decide again.
+
+${flagHelp(targetFlags)}`;
+
+async function resolveKey(values: Values, ref: string | undefined): Promise<string> {
+  if (!ref) throw new Error('name the site (e.g. boston)');
+  const status = await fetchStatus(values);
+  const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
+  if ('error' in found) throw new Error(found.error);
+  return found.key;
+}
+
+function describe(key: string, forced: ForcedState): string {
+  return `${key}: ${forced.state === 'down' ? 'drained' : 'forced up'} until ${new Date(forced.until).toISOString()} by ${forced.by}: ${forced.reason}`;
+}
+
+export async function runDrain(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, drainFlags);
+  if (values.help) {
+    console.log(drainHelp);
+    return 0;
+  }
+  const ms = drainDurationMs(values.for as string);
+  if (typeof ms !== 'number') throw new Error(`--for: ${ms.error}`);
+  const key = await resolveKey(values, positionals[0]);
+  const request = { for: ms, reason: values.reason as string, by: (values.by as string | undefined) ?? `${os.userInfo().username}@${os.hostname()}`, state: values.up ? ('up' as const) : ('down' as const) };
+  if (values.redis) {
+    const store = await openRedis(values);
+    try {
+      const forced = await drain(store, key, request);
+      if ('error' in forced) throw new Error(forced.error);
+      console.log(describe(key, forced));
+    } finally {
+      await store.close();
+    }
+  } else {
+    const { zone, site } = splitSiteKey(key);
+    const body = await admin(values, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`, request);
+    console.log(describe(key, body.forced));
+  }
+  return 0;
+}
+
+export async function runUndrain(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { ...targetFlags, help: drainFlags.help });
+  if (values.help) {
+    console.log(undrainHelp);
+    return 0;
+  }
+  const key = await resolveKey(values, positionals[0]);
+  if (values.redis) {
+    const store = await openRedis(values);
+    try {
+      await undrain(store, key);
+    } finally {
+      await store.close();
+    }
+  } else {
+    const { zone, site } = splitSiteKey(key);
+    await admin(values, 'DELETE', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`);
+  }
+  console.log(`${key}: undrained; the probes decide again`);
+  return 0;
+}

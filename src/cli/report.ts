@@ -1,0 +1,49 @@
+/** `sitedns report <site> <load>`: push a load report (seed 002) the way a site would. */
+import os from 'node:os';
+import { splitSiteKey } from '../state/keys.js';
+import { parseLoad, reportLoad } from '../state/service.js';
+import { resolveSiteRef } from '../state/site-ref.js';
+import { flagHelp, parseFlags, type Flags } from './args.js';
+import { fetchStatus } from './status.js';
+import { admin, openRedis, targetFlags } from './state-target.js';
+
+export const reportFlags: Flags = {
+  ...targetFlags,
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+export const reportHelp = `Usage: sitedns report <site> <load> [--redis <url> | --http <host:port>]
+
+Pushes one load report for a site, as the site itself would with
+POST /v1/sites/<zone>/<site>/load {"load": 0.42}. Reports count as liveness too: a site whose
+probe sets push_interval and whose reports stop for 3 intervals counts as down.
+
+${flagHelp(reportFlags)}`;
+
+export async function runReport(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, reportFlags);
+  if (values.help) {
+    console.log(reportHelp);
+    return 0;
+  }
+  const [ref, loadText] = positionals;
+  if (!ref || loadText === undefined) throw new Error('usage: sitedns report <site> <load>');
+  const load = parseLoad({ load: loadText });
+  if (typeof load !== 'number') throw new Error(`"${loadText}" is not a load (a number >= 0)`);
+  const status = await fetchStatus(values);
+  const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
+  if ('error' in found) throw new Error(found.error);
+  if (values.redis) {
+    const store = await openRedis(values);
+    try {
+      await reportLoad(store, found.key, load, `${os.hostname()}`);
+    } finally {
+      await store.close();
+    }
+  } else {
+    const { zone, site } = splitSiteKey(found.key);
+    await admin(values, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/load`, { load });
+  }
+  console.log(`${found.key}: load ${load} reported`);
+  return 0;
+}

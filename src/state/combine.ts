@@ -1,0 +1,108 @@
+/**
+ * Store contents -> the SiteStates a snapshot holds. Pure (contents, now, options): the same
+ * function runs in every nameserver, in `status`, and in tests.
+ *
+ * How several probers' views combine (docs/state.md):
+ * - A prober is live while its heartbeat is younger than `staleAfterMs`. Only live probers vote,
+ *   so a dead prober neither freezes nor flips the answers.
+ * - A site is down when a strict majority of the live probers that have a view of it say down
+ *   (a tie keeps it up: one prober's bad network path must not take a site out).
+ * - Load and utilization are the median of the voters' values; RTT the lowest.
+ * - When no prober is live at all, the last views of the probers that were live last (heartbeats
+ *   within `staleAfterMs` of the newest one) are used as they are (fail static: keep the last
+ *   known state) and `stale` says so.
+ * - An operator's forced state (drain) overrides the vote until it expires.
+ */
+import type { SiteState } from './snapshot.js';
+import type { ProbeView, StoreContents } from './types.js';
+
+export interface CombineOptions {
+  /** A prober whose heartbeat is older than this no longer votes. */
+  readonly staleAfterMs: number;
+  /**
+   * The moment prober liveness is judged at (default: now). A nameserver cut off from the store
+   * passes the last moment it heard from it, so the voters stay as they were (fail static).
+   */
+  readonly livenessAt?: number;
+}
+
+export interface Combined {
+  readonly sites: Map<string, SiteState>;
+  readonly liveProbers: readonly string[];
+  /** Probers are known but none is live: the views are the last known ones. */
+  readonly stale: boolean;
+}
+
+export const DEFAULT_STALE_AFTER_MS = 5000;
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function liveProbers(contents: StoreContents, now: number, staleAfterMs: number): string[] {
+  const live: string[] = [];
+  for (const [id, info] of contents.probers) if (now - info.heartbeatAt <= staleAfterMs) live.push(id);
+  return live.sort();
+}
+
+/** The probers that were live together most recently (for the fail-static fallback). */
+function lastLiveProbers(contents: StoreContents, staleAfterMs: number): string[] {
+  if (contents.probers.size === 0) return [...contents.views.keys()].sort();
+  const newest = Math.max(...[...contents.probers.values()].map((p) => p.heartbeatAt));
+  return liveProbers(contents, newest, staleAfterMs);
+}
+
+export function combine(contents: StoreContents, now: number, options: CombineOptions): Combined {
+  const live = liveProbers(contents, options.livenessAt ?? now, options.staleAfterMs);
+  const stale = live.length === 0 && contents.views.size > 0;
+  const voters = stale ? lastLiveProbers(contents, options.staleAfterMs) : live;
+
+  const perSite = new Map<string, ProbeView[]>();
+  for (const prober of voters) {
+    const views = contents.views.get(prober);
+    if (!views) continue;
+    for (const [key, view] of views) {
+      let list = perSite.get(key);
+      if (!list) perSite.set(key, (list = []));
+      list.push(view);
+    }
+  }
+
+  const sites = new Map<string, SiteState>();
+  for (const [key, views] of perSite) sites.set(key, vote(views, voters.length > 1));
+  for (const [key, forced] of contents.forced) {
+    if (forced.until <= now) continue;
+    const base = sites.get(key);
+    sites.set(key, {
+      ...(base ?? {}),
+      up: forced.state === 'up',
+      reason: `${forced.state === 'down' ? 'drained' : 'forced up'} by ${forced.by}: ${forced.reason}`,
+      forced: { state: forced.state, by: forced.by, reason: forced.reason, until: forced.until },
+    });
+  }
+  return { sites, liveProbers: live, stale };
+}
+
+function vote(views: ProbeView[], several: boolean): SiteState {
+  const downs = views.filter((v) => !v.up);
+  const up = !(downs.length * 2 > views.length);
+  const loads = views.flatMap((v) => (v.load === undefined ? [] : [v.load]));
+  const utils = views.flatMap((v) => (v.utilization === undefined ? [] : [v.utilization]));
+  const rtts = views.flatMap((v) => (v.rttMs === undefined ? [] : [v.rttMs]));
+  const loadAts = views.flatMap((v) => (v.loadAt === undefined ? [] : [v.loadAt]));
+  let reason: string;
+  if (!several) reason = views[0].reason;
+  else if (up) reason = downs.length === 0 ? views[0].reason : `up: ${views.length - downs.length}/${views.length} probers (others: ${downs[0].reason})`;
+  else reason = `${downs.length}/${views.length} probers: ${downs[0].reason}`;
+  const state: { -readonly [K in keyof SiteState]: SiteState[K] } = { up, reason, checkedAt: Math.max(...views.map((v) => v.checkedAt)) };
+  const load = median(loads);
+  if (load !== undefined) state.load = load;
+  const utilization = median(utils);
+  if (utilization !== undefined) state.utilization = utilization;
+  if (rtts.length > 0) state.rttMs = Math.min(...rtts);
+  if (loadAts.length > 0) state.loadAt = Math.max(...loadAts);
+  return state;
+}

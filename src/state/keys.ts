@@ -1,0 +1,104 @@
+/**
+ * Every Redis key name and value format sitedns uses, in one place (docs/state.md documents them
+ * so another tool can read or write them). All values are JSON objects; times are milliseconds
+ * since the epoch. Values read back are validated (zod): a malformed value is skipped and
+ * reported, never trusted.
+ *
+ *   <prefix>probers          HASH  prober id -> ProberInfo        (heartbeats)
+ *   <prefix>views:<prober>   HASH  site key  -> ProbeView         (one hash per prober)
+ *   <prefix>forced           HASH  site key  -> ForcedState       (drains, force-up)
+ *   <prefix>reports          HASH  site key  -> LoadReport        (pushed load reports)
+ *   <prefix>notices          pub/sub channel: Notice             (every change, with its new value)
+ *
+ * A site key is `<zone>/<site id>`, e.g. `app.example.com/boston`.
+ */
+import { z } from 'zod';
+import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
+
+export const DEFAULT_PREFIX = 'sitedns:';
+
+export interface KeyNames {
+  readonly probers: string;
+  readonly forced: string;
+  readonly reports: string;
+  readonly notices: string;
+  views(prober: string): string;
+  /** Pattern matching every prober's views hash (for tools; sitedns itself lists `probers`). */
+  readonly viewsPattern: string;
+}
+
+export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
+  return {
+    probers: `${prefix}probers`,
+    forced: `${prefix}forced`,
+    reports: `${prefix}reports`,
+    notices: `${prefix}notices`,
+    views: (prober) => `${prefix}views:${prober}`,
+    viewsPattern: `${prefix}views:*`,
+  };
+}
+
+const finite = z.number().finite();
+const time = z.number().finite().nonnegative();
+
+export const probeViewSchema = z.object({
+  up: z.boolean(),
+  load: finite.optional(),
+  utilization: finite.optional(),
+  rttMs: finite.nonnegative().optional(),
+  checkedAt: time,
+  loadAt: time.optional(),
+  since: time,
+  reason: z.string(),
+});
+
+export const forcedSchema = z.object({
+  state: z.enum(['down', 'up']),
+  by: z.string(),
+  reason: z.string(),
+  until: time,
+  at: time,
+});
+
+export const reportSchema = z.object({ load: finite, at: time, by: z.string().optional() });
+
+export const proberInfoSchema = z.object({
+  id: z.string().min(1),
+  heartbeatAt: time,
+  startedAt: time,
+  host: z.string().optional(),
+  pid: z.number().int().optional(),
+  intervalMs: z.number().int().positive().optional(),
+});
+
+export const noticeSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('view'), prober: z.string(), key: z.string(), view: probeViewSchema.nullable() }),
+  z.object({ t: z.literal('forced'), key: z.string(), forced: forcedSchema.nullable() }),
+  z.object({ t: z.literal('report'), key: z.string(), report: reportSchema }),
+  z.object({ t: z.literal('prober'), prober: z.string(), info: proberInfoSchema.nullable() }),
+]);
+
+export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | Notice): string {
+  return JSON.stringify(value);
+}
+
+/** Parses and validates one stored value; undefined when it is not what the key promises. */
+export function decode<T>(schema: z.ZodType<T>, text: string | null | undefined): T | undefined {
+  if (text === null || text === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `zone/site` keys: zones are lower-case names without the trailing dot, site ids lower-case labels. */
+export function siteKey(zone: string, site: string): string {
+  return `${zone.toLowerCase().replace(/\.$/, '')}/${site.toLowerCase()}`;
+}
+
+export function splitSiteKey(key: string): { zone: string; site: string } {
+  const slash = key.lastIndexOf('/');
+  return { zone: key.slice(0, slash), site: key.slice(slash + 1) };
+}

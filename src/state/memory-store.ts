@@ -1,0 +1,66 @@
+/**
+ * The embedded default: the state store in this process's memory. `serve` without --redis runs
+ * the prober in-process against it; the admin listener reaches it for status/drain/report.
+ * Notices are delivered synchronously, after the change is stored.
+ */
+import { applyNotice, emptyContents, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
+
+export class MemoryStateStore implements StateStore {
+  readonly kind = 'memory' as const;
+  private readonly contents = emptyContents();
+  private readonly listeners = new Set<(notice: Notice) => void>();
+
+  async ready(): Promise<void> {}
+
+  async readAll(): Promise<StoreContents> {
+    const c = this.contents;
+    return {
+      probers: new Map(c.probers),
+      views: new Map([...c.views].map(([id, v]) => [id, new Map(v)])),
+      forced: new Map(c.forced),
+      reports: new Map(c.reports),
+    };
+  }
+
+  private emit(notice: Notice): void {
+    applyNotice(this.contents, notice);
+    for (const listener of this.listeners) listener(notice);
+  }
+
+  async writeView(prober: string, key: string, view: ProbeView | null): Promise<void> {
+    this.emit({ t: 'view', prober, key, view });
+  }
+
+  async heartbeat(info: ProberInfo, announce = false): Promise<void> {
+    // Heartbeats other than the first are not announced (readers see them on their periodic
+    // re-read), as in Redis.
+    if (announce) this.emit({ t: 'prober', prober: info.id, info });
+    else this.contents.probers.set(info.id, info);
+  }
+
+  async removeProber(id: string): Promise<void> {
+    this.emit({ t: 'prober', prober: id, info: null });
+  }
+
+  async setForced(key: string, forced: ForcedState | null): Promise<void> {
+    this.emit({ t: 'forced', key, forced });
+  }
+
+  async report(key: string, report: LoadReport): Promise<void> {
+    this.emit({ t: 'report', key, report });
+  }
+
+  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void {
+    this.listeners.add(onNotice);
+    onConnection?.(true);
+    return () => this.listeners.delete(onNotice);
+  }
+
+  connected(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

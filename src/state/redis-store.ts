@@ -1,0 +1,205 @@
+/**
+ * The state store in Redis (ioredis), shared by probers and any number of nameservers. Key names
+ * and formats are in keys.ts (docs/state.md). Every write goes with a PUBLISH of a notice that
+ * carries the new value, in one MULTI, so followers apply it without a re-read.
+ *
+ * Fail fast, never queue: commands are not queued while disconnected (enableOfflineQueue: false),
+ * so a prober's write fails at once and is redone after the reconnect (its resync rewrites every
+ * view), and a nameserver's re-read fails at once and it keeps the last known state. Reconnects
+ * are retried every 100 ms .. 1 s.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../util/logger.js';
+import { decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
+import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
+
+export interface RedisStoreOptions {
+  url: string;
+  prefix?: string;
+  logger: Logger;
+}
+
+export class RedisStateStore implements StateStore {
+  readonly kind = 'redis' as const;
+  readonly keys: KeyNames;
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  private readonly log: Logger;
+  private readonly noticeListeners = new Set<(n: Notice) => void>();
+  private readonly connectionListeners = new Set<(c: boolean) => void>();
+  private subscribed = false;
+  private closed = false;
+  private badValues = 0;
+
+  constructor(options: RedisStoreOptions) {
+    this.keys = keyNames(options.prefix ?? DEFAULT_PREFIX);
+    this.log = options.logger.child({ component: 'redis' });
+    const common: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 1000,
+      commandTimeout: 1000,
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+    };
+    this.cmd = new Redis(options.url, { ...common, connectionName: 'sitedns' });
+    this.sub = new Redis(options.url, { ...common, connectionName: 'sitedns-sub', commandTimeout: undefined });
+    for (const client of [this.cmd, this.sub]) {
+      // ioredis reports every failed (re)connect as an 'error' event; the state follower logs the
+      // outage once, so these stay at debug level.
+      client.on('error', (error) => this.log.debug({ err: error.message }, 'redis error'));
+    }
+    this.cmd.on('ready', () => this.maybeConnected());
+    this.sub.on('ready', () => {
+      this.sub
+        .subscribe(this.keys.notices)
+        .then(() => {
+          this.subscribed = true;
+          this.maybeConnected();
+        })
+        .catch((error) => this.log.debug({ err: (error as Error).message }, 'subscribe failed'));
+    });
+    this.sub.on('message', (channel: string, text: string) => {
+      if (channel !== this.keys.notices) return;
+      const notice = decode(noticeSchema, text) as Notice | undefined;
+      if (!notice) return this.bad('notice', text);
+      for (const l of this.noticeListeners) l(notice);
+    });
+    for (const client of [this.cmd, this.sub]) {
+      client.on('close', () => {
+        if (client === this.sub) this.subscribed = false;
+        if (!this.closed) for (const l of this.connectionListeners) l(false);
+      });
+    }
+  }
+
+  private maybeConnected(): void {
+    if (!this.connected()) return;
+    for (const l of this.connectionListeners) l(true);
+  }
+
+  private bad(what: string, text: string): void {
+    // Logged for the first few only: a foreign writer must not flood the log.
+    if (this.badValues++ < 5) this.log.warn({ what, value: text.slice(0, 200) }, 'ignoring a malformed value in Redis');
+  }
+
+  connected(): boolean {
+    return this.cmd.status === 'ready' && this.sub.status === 'ready' && this.subscribed;
+  }
+
+  ready(timeoutMs: number): Promise<void> {
+    if (this.connected()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.connectionListeners.delete(listener);
+        reject(new Error(`Redis not reachable within ${timeoutMs}ms`));
+      }, timeoutMs);
+      const listener = (connected: boolean) => {
+        if (!connected) return;
+        clearTimeout(timer);
+        this.connectionListeners.delete(listener);
+        resolve();
+      };
+      this.connectionListeners.add(listener);
+    });
+  }
+
+  async readAll(): Promise<StoreContents> {
+    const k = this.keys;
+    const [probersRaw, forcedRaw, reportsRaw] = (await this.cmd.multi().hgetall(k.probers).hgetall(k.forced).hgetall(k.reports).exec())!.map(([error, value]) => {
+      if (error) throw error;
+      return value as Record<string, string>;
+    });
+    const contents: StoreContents = { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map() };
+    for (const [id, text] of Object.entries(probersRaw)) {
+      const info = decode(proberInfoSchema, text);
+      if (info) contents.probers.set(id, info);
+      else this.bad(`${k.probers} ${id}`, text);
+    }
+    for (const [key, text] of Object.entries(forcedRaw)) {
+      const forced = decode(forcedSchema, text);
+      if (forced) contents.forced.set(key, forced);
+      else this.bad(`${k.forced} ${key}`, text);
+    }
+    for (const [key, text] of Object.entries(reportsRaw)) {
+      const report = decode(reportSchema, text);
+      if (report) contents.reports.set(key, report);
+      else this.bad(`${k.reports} ${key}`, text);
+    }
+    const ids = [...contents.probers.keys()];
+    if (ids.length > 0) {
+      const pipeline = this.cmd.pipeline();
+      for (const id of ids) pipeline.hgetall(k.views(id));
+      const results = (await pipeline.exec())!;
+      results.forEach(([error, value], i) => {
+        if (error) throw error;
+        const views = new Map<string, ProbeView>();
+        for (const [key, text] of Object.entries(value as Record<string, string>)) {
+          const view = decode(probeViewSchema, text);
+          if (view) views.set(key, view);
+          else this.bad(`${k.views(ids[i])} ${key}`, text);
+        }
+        contents.views.set(ids[i], views);
+      });
+    }
+    return contents;
+  }
+
+  private async publishWith(notice: Notice, write: (m: ReturnType<Redis['multi']>) => void): Promise<void> {
+    const multi = this.cmd.multi();
+    write(multi);
+    multi.publish(this.keys.notices, encode(notice));
+    const results = await multi.exec();
+    for (const [error] of results ?? []) if (error) throw error;
+  }
+
+  writeView(prober: string, key: string, view: ProbeView | null): Promise<void> {
+    const hash = this.keys.views(prober);
+    return this.publishWith({ t: 'view', prober, key, view }, (m) => (view ? m.hset(hash, key, encode(view)) : m.hdel(hash, key)));
+  }
+
+  async heartbeat(info: ProberInfo, announce = false): Promise<void> {
+    if (announce) return this.publishWith({ t: 'prober', prober: info.id, info }, (m) => m.hset(this.keys.probers, info.id, encode(info)));
+    await this.cmd.hset(this.keys.probers, info.id, encode(info));
+  }
+
+  removeProber(id: string): Promise<void> {
+    return this.publishWith({ t: 'prober', prober: id, info: null }, (m) => m.hdel(this.keys.probers, id).del(this.keys.views(id)));
+  }
+
+  /** Forgets probers silent for longer than `olderThanMs` (a crashed prober's leftovers). */
+  async pruneProbers(olderThanMs: number, now = Date.now()): Promise<string[]> {
+    const raw = await this.cmd.hgetall(this.keys.probers);
+    const gone: string[] = [];
+    for (const [id, text] of Object.entries(raw)) {
+      const info = decode(proberInfoSchema, text);
+      if (!info || now - info.heartbeatAt > olderThanMs) gone.push(id);
+    }
+    for (const id of gone) await this.removeProber(id);
+    return gone;
+  }
+
+  setForced(key: string, forced: ForcedState | null): Promise<void> {
+    return this.publishWith({ t: 'forced', key, forced }, (m) => (forced ? m.hset(this.keys.forced, key, encode(forced)) : m.hdel(this.keys.forced, key)));
+  }
+
+  report(key: string, report: LoadReport): Promise<void> {
+    return this.publishWith({ t: 'report', key, report }, (m) => m.hset(this.keys.reports, key, encode(report)));
+  }
+
+  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void {
+    this.noticeListeners.add(onNotice);
+    if (onConnection) this.connectionListeners.add(onConnection);
+    if (onConnection && this.connected()) queueMicrotask(() => onConnection(true));
+    return () => {
+      this.noticeListeners.delete(onNotice);
+      if (onConnection) this.connectionListeners.delete(onConnection);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.noticeListeners.clear();
+    this.connectionListeners.clear();
+    await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.sub.quit().catch(() => this.sub.disconnect())]);
+  }
+}

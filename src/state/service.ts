@@ -1,0 +1,50 @@
+/**
+ * Operator actions on the state store (drain, undrain, load reports, status), shared by the admin
+ * listener's routes (admin-routes.ts) and the CLI when it talks to Redis directly.
+ */
+import { parseDuration } from '../config/schema.js';
+import type { ForcedState, LoadReport, StateStore } from './types.js';
+
+export const DEFAULT_DRAIN_MS = 3_600_000;
+
+export interface DrainRequest {
+  /** Duration: "30m", "2h", or milliseconds. */
+  readonly for?: string | number;
+  readonly reason?: string;
+  readonly by?: string;
+  readonly state?: 'down' | 'up';
+}
+
+export function drainDurationMs(value: string | number | undefined): number | { error: string } {
+  if (value === undefined) return DEFAULT_DRAIN_MS;
+  const ms = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : parseDuration(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return { error: `"${value}" is not a duration (e.g. 30m, 2h)` };
+  return ms;
+}
+
+export async function drain(store: StateStore, key: string, request: DrainRequest, now = Date.now()): Promise<ForcedState | { error: string }> {
+  const ms = drainDurationMs(request.for);
+  if (typeof ms !== 'number') return ms;
+  const state = request.state ?? 'down';
+  if (state !== 'down' && state !== 'up') return { error: 'state is "down" (drain) or "up" (force up)' };
+  const forced: ForcedState = { state, by: String(request.by ?? 'unknown').slice(0, 100), reason: String(request.reason ?? 'no reason given').slice(0, 300), until: now + ms, at: now };
+  await store.setForced(key, forced);
+  return forced;
+}
+
+export async function undrain(store: StateStore, key: string): Promise<void> {
+  await store.setForced(key, null);
+}
+
+export function parseLoad(body: unknown): number | { error: string } {
+  const load = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).load : undefined;
+  const n = typeof load === 'string' && load.trim() !== '' ? Number(load) : load;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return { error: 'body must be {"load": <number >= 0>}' };
+  return n;
+}
+
+export async function reportLoad(store: StateStore, key: string, load: number, by?: string, now = Date.now()): Promise<LoadReport> {
+  const report: LoadReport = by ? { load, at: now, by } : { load, at: now };
+  await store.report(key, report);
+  return report;
+}

@@ -1,0 +1,120 @@
+/**
+ * What the state store holds, independent of where it lives (memory or Redis). Monitors write
+ * these records; `combine.ts` turns them into the SiteStates of a snapshot. The Redis encoding of
+ * each record is defined in `keys.ts` (documented in docs/state.md).
+ */
+
+/** One prober's verdict on one site (written after every anti-flap step that changed something). */
+export interface ProbeView {
+  readonly up: boolean;
+  /** Site load in its own units (from the probe body/header or a pushed report). */
+  readonly load?: number;
+  /** load / capacity. */
+  readonly utilization?: number;
+  readonly rttMs?: number;
+  /** When this prober last checked the site (ms since the epoch). */
+  readonly checkedAt: number;
+  readonly loadAt?: number;
+  /** When `up` last changed. */
+  readonly since: number;
+  readonly reason: string;
+}
+
+/** An operator's drain (`down`) or force-up, expiring by itself at `until`. */
+export interface ForcedState {
+  readonly state: 'down' | 'up';
+  readonly by: string;
+  readonly reason: string;
+  /** Expiry (ms since the epoch). */
+  readonly until: number;
+  /** When it was set. */
+  readonly at: number;
+}
+
+/** A load report pushed by the site itself (seed 002); doubles as a liveness heartbeat. */
+export interface LoadReport {
+  readonly load: number;
+  readonly at: number;
+  readonly by?: string;
+}
+
+/** A prober's presence: it rewrites `heartbeatAt` every heartbeat interval. */
+export interface ProberInfo {
+  readonly id: string;
+  readonly heartbeatAt: number;
+  readonly startedAt: number;
+  readonly host?: string;
+  readonly pid?: number;
+  /** Heartbeat interval the prober promised (ms). */
+  readonly intervalMs?: number;
+}
+
+/** Everything in the store, as read in one go (on connect and on every safety-net re-read). */
+export interface StoreContents {
+  readonly probers: Map<string, ProberInfo>;
+  /** prober id -> site key -> view */
+  readonly views: Map<string, Map<string, ProbeView>>;
+  readonly forced: Map<string, ForcedState>;
+  readonly reports: Map<string, LoadReport>;
+}
+
+export function emptyContents(): StoreContents {
+  return { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map() };
+}
+
+/** A change notice (Redis pub/sub or in-process): carries the new value, so no re-read is needed. */
+export type Notice =
+  | { readonly t: 'view'; readonly prober: string; readonly key: string; readonly view: ProbeView | null }
+  | { readonly t: 'forced'; readonly key: string; readonly forced: ForcedState | null }
+  | { readonly t: 'report'; readonly key: string; readonly report: LoadReport }
+  | { readonly t: 'prober'; readonly prober: string; readonly info: ProberInfo | null };
+
+/** Applies a notice to contents in place (callers own their copy). */
+export function applyNotice(contents: StoreContents, notice: Notice): void {
+  switch (notice.t) {
+    case 'view': {
+      let views = contents.views.get(notice.prober);
+      if (!views) contents.views.set(notice.prober, (views = new Map()));
+      if (notice.view) views.set(notice.key, notice.view);
+      else views.delete(notice.key);
+      return;
+    }
+    case 'forced':
+      if (notice.forced) contents.forced.set(notice.key, notice.forced);
+      else contents.forced.delete(notice.key);
+      return;
+    case 'report':
+      contents.reports.set(notice.key, notice.report);
+      return;
+    case 'prober':
+      if (notice.info) contents.probers.set(notice.prober, notice.info);
+      else {
+        contents.probers.delete(notice.prober);
+        contents.views.delete(notice.prober);
+      }
+      return;
+  }
+}
+
+/**
+ * The one interface both stores implement: the embedded default (memory) and Redis. Writers are
+ * the prober (views, heartbeats), operators (forced states) and sites (load reports); readers are
+ * nameservers (`follower.ts`) and the prober itself (pushed reports).
+ */
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+  /** Resolves once the store is usable, or rejects after `timeoutMs` (Redis down). */
+  ready(timeoutMs: number): Promise<void>;
+  readAll(): Promise<StoreContents>;
+  writeView(prober: string, key: string, view: ProbeView | null): Promise<void>;
+  /** `announce` (a prober's first beat) also publishes a notice, so readers count it at once. */
+  heartbeat(info: ProberInfo, announce?: boolean): Promise<void>;
+  /** A prober leaving cleanly: its heartbeat and views go. */
+  removeProber(id: string): Promise<void>;
+  setForced(key: string, forced: ForcedState | null): Promise<void>;
+  report(key: string, report: LoadReport): Promise<void>;
+  /** Notices as they happen; `onConnection(true)` after every (re)connect (re-read then). */
+  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void;
+  connected(): boolean;
+  close(): Promise<void>;
+}
