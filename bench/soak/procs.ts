@@ -149,3 +149,52 @@ export async function udpLoad(port: number, count: number, names: string[] = ['m
   socket.close();
   return { sent: count, answered, lost, rcodes, seconds };
 }
+
+/** A free TCP port on 127.0.0.1 (for servers that cannot report the port they took, like redis-server). */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export interface RedisProc {
+  proc: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts redis-server on 127.0.0.1 with no persistence; `extra` are more command-line options. */
+export async function startRedis(extra: string[] = [], port?: number): Promise<RedisProc> {
+  const p = port ?? (await freePort());
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(p), '--save', '', '--appendonly', 'no', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout!.on('data', (c) => (output += c));
+  proc.stderr!.on('data', (c) => (output += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10_000);
+    const check = () => {
+      if (/Ready to accept connections/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    proc,
+    port: p,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    },
+  };
+}
