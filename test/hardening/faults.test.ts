@@ -129,7 +129,7 @@ records: { static: { A: [192.0.2.7] } }
     t.equal(load.answered, load.sent, `all ${load.sent} queries answered during a ${Math.round((Date.now() - outageStart) / 1000)} s Redis outage`);
     t.equal(load.nonNoError, 0, 'all NOERROR');
     const seen = await answer(serve.port);
-    t.equal(seen, A, 'answered from the last known state (a up, b down), although a is down by now');
+    t.equal(seen, A, `answered from the last known state (a up, b down), although a is down by now (got ${seen})`);
     if (seen !== A) t.comment(serve.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n'));
     t.ok(serve.lines.some((l) => /state store unreachable: answering from the last known state/.test(l.msg ?? '')), 'the outage is logged');
     redis = await startRedis([], redisPort);
