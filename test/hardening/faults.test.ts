@@ -48,10 +48,10 @@ async function answer(port: number, name = 'www.fault.test'): Promise<string | n
   return d.answers[0]?.address ?? `rcode ${d.rcode}`;
 }
 
-async function waitForAnswer(port: number, expected: string, timeoutMs = 30_000): Promise<boolean> {
+async function waitForAnswer(port: number, expected: string, timeoutMs = 30_000, name = 'www.fault.test'): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await answer(port)) === expected) return true;
+    if ((await answer(port, name)) === expected) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
@@ -85,8 +85,8 @@ t.test('faults', async (t) => {
 soa: { mname: ns1.fault.test, rname: h.fault.test }
 nameservers: { ns1.fault.test: [192.0.2.53] }
 sites:
-  a: { addresses: [${A}], probe: { http: "http://127.0.0.1:${a.port}/health", interval: 200ms, timeout: 150ms, rise: 1, fall: 1, load: load } }
-  b: { addresses: [${B}], probe: { http: "http://127.0.0.1:${b.port}/health", interval: 200ms, timeout: 150ms, rise: 1, fall: 1, load: load } }
+  a: { addresses: [${A}], probe: { http: "http://127.0.0.1:${a.port}/health", interval: 250ms, timeout: 1s, rise: 1, fall: 1, load: load } }
+  b: { addresses: [${B}], probe: { http: "http://127.0.0.1:${b.port}/health", interval: 250ms, timeout: 1s, rise: 1, fall: 1, load: load } }
 groups: { g: [a, b] }
 pool: { name: www, policy: least-busy }
 records: { static: { A: [192.0.2.7] } }
@@ -114,7 +114,8 @@ records: { static: { A: [192.0.2.7] } }
 
   await t.test('Redis stopped under query load', async (t) => {
     await b.down();
-    await new Promise((r) => setTimeout(r, 1000)); // the prober marks b down; a stays the answer
+    // The Site Name b answers a once b is marked down (seed 004: the next site of its group).
+    t.ok(await waitForAnswer(serve.port, A, 30_000, 'b.fault.test'), 'b marked down before the outage');
     t.equal(await answer(serve.port), A);
     await redis.stop();
     const outageStart = Date.now();
@@ -130,6 +131,7 @@ records: { static: { A: [192.0.2.7] } }
     t.equal(load.nonNoError, 0, 'all NOERROR');
     const seen = await answer(serve.port);
     t.equal(seen, A, `answered from the last known state (a up, b down), although a is down by now (got ${seen})`);
+    t.equal(await answer(serve.port, 'b.fault.test'), A, 'the Site Name b still fails over to a, as last known');
     if (seen !== A) t.comment(serve.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n'));
     t.ok(serve.lines.some((l) => /state store unreachable: answering from the last known state/.test(l.msg ?? '')), 'the outage is logged');
     redis = await startRedis([], redisPort);
@@ -151,6 +153,7 @@ records: { static: { A: [192.0.2.7] } }
   await t.test('a nameserver restarted while Redis is down answers from its last-known-state file', async (t) => {
     await a.down();
     t.ok(await waitForAnswer(serve.port, B), 'a down, b answered');
+    t.ok(await waitForAnswer(serve.port, B, 30_000, 'a.fault.test'), 'the Site Name a fails over to b');
     await new Promise((r) => setTimeout(r, 1500)); // the state file is written at most once a second
     t.ok(existsSync(stateFile), 'state file written');
     await serve.stop();
