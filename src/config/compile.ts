@@ -208,6 +208,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
       capacity: s.capacity,
       threshold: s.threshold ?? 0.8,
       cost: s.cost ?? 0,
+      loadStaleMs: Math.max(5000, 3 * (s.probe?.push_interval ?? s.probe?.interval ?? 1000)),
       probe: s.probe,
       rdata4: Object.freeze(v4.map(ipv4Rdata)),
       rdata6: Object.freeze(v6.map(ipv6Rdata)),
@@ -525,6 +526,12 @@ function compilePool(
   for (const [i, s] of [primary, ...offload].entries()) {
     if (s && !sites.includes(s)) sink.add([...path, i === 0 ? 'primary' : 'offload'], `site "${s.id}" is not in this pool`);
   }
+  if (primary && offload.includes(primary)) sink.add([...path, 'offload'], `the primary "${primary.id}" cannot also be an offload site`, 'EZONE_CONFLICT');
+  if (new Set(offload).size !== offload.length) sink.add([...path, 'offload'], 'a site appears twice in offload', 'EZONE_CONFLICT');
+  if (p.offload_choice !== undefined && p.policy !== 'offload') sink.add([...path, 'offload_choice'], 'offload_choice applies to policy offload only', 'EZONE_SCHEMA');
+  if (p.load_per_answer !== undefined && p.policy !== 'least-busy' && p.policy !== 'offload') {
+    sink.add([...path, 'load_per_answer'], 'load_per_answer applies to policies least-busy and offload only', 'EZONE_SCHEMA');
+  }
   const sorry = p.sorry === undefined ? [] : Array.isArray(p.sorry) ? p.sorry : [p.sorry];
   const allDown: AllDown = p.all_down ?? 'all';
   if (allDown === 'sorry' && sorry.length === 0) sink.add([...path, 'all_down'], 'all_down: sorry needs a sorry address', 'EZONE_SCHEMA');
@@ -544,6 +551,7 @@ function compilePool(
     sorry6: Object.freeze(sorry.filter((a) => isIP(a) === 6).map(ipv6Rdata)),
     allDown,
     answers: p.answers ?? 1,
+    loadPerAnswer: p.load_per_answer ?? 0,
   });
 }
 

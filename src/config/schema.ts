@@ -153,7 +153,7 @@ export const poolSchema = z
     topology: z.record(z.string(), z.union([z.array(z.string()), z.string()])).optional(),
     /** Seed 002 hysteresis: stay on the current site below `stay_below`, move only for a `differential` gain. */
     hysteresis: z
-      .object({ stay_below: fraction.default(0.5), differential: fraction.default(0.2) })
+      .object({ stay_below: fraction.default(0.5), differential: z.number().positive().max(10).default(0.2) })
       .strict()
       .optional(),
     /** Offload policy (#4, seeds 000/001). */
@@ -168,6 +168,13 @@ export const poolSchema = z
     all_down: allDownSchema.optional(),
     /** Answers per query: 1 (default) hands out one site; more lists several sites, best first. */
     answers: z.number().int().min(1).max(16).optional(),
+    /**
+     * Least-busy: the load (in the sites' load units) one answer is expected to add, so answers
+     * handed out since a site's load was measured count before the next report shows them
+     * (docs/policies.md). 1 when load counts sessions and each answer starts about one; 0 (the
+     * default) turns the correction off.
+     */
+    load_per_answer: z.number().min(0).optional(),
   })
   .strict();
 

@@ -27,6 +27,11 @@ export interface SiteModel {
   /** Offload threshold when this site is an offload target (seeds 000/001). */
   readonly threshold: number;
   readonly cost: number;
+  /**
+   * A load measured longer ago than this is stale and policies ignore it (policy/load.ts):
+   * 3 report intervals (push_interval, else the probe interval, else 1 s), at least 5 s.
+   */
+  readonly loadStaleMs: number;
   readonly probe: ProbeConfig | undefined;
   /** RDATA of this site's addresses, per family, encoded once. */
   readonly rdata4: readonly Rdata[];
@@ -66,6 +71,8 @@ export interface PoolModel {
   readonly sorry6: readonly Rdata[];
   readonly allDown: AllDown;
   readonly answers: number;
+  /** Least-busy: load one answer adds until the next report shows it (0: not counted). */
+  readonly loadPerAnswer: number;
 }
 
 /** A Pool, Group or Site Name: answered by a policy at query time. */

@@ -8,17 +8,19 @@
  * | down      | some up                        | first up in order, wrapping  |
  * | down      | none up                        | per all_down (default first) |
  *
- * Candidates without an address of the asked family are skipped.
+ * Candidates without an address of the asked family are skipped; when none with one is up, the
+ * all_down rule answers. A Site Name's candidate list is the site followed by its group
+ * wrapped around (compile.ts), so "first up in order" is the wrap.
  */
-import { stateOf } from '../state/snapshot.js';
-import { allDownSelection } from './all-down.js';
-import { hasFamily, type Policy } from './types.js';
+import { nothingChosen } from './all-down.js';
+import { first } from './simple.js';
+import type { Policy } from './types.js';
 
-export const failover: Policy = (name, family, snapshot) => {
-  for (const site of name.sites) {
-    if (hasFamily(site, family) && stateOf(snapshot, site.key).up) {
-      return { kind: 'sites', sites: [site], reason: site === name.sites[0] ? 'first in order, up' : `failover: ${name.sites[0].id} down` };
-    }
+export const failover: Policy = (name, family, snapshot, client, env) => {
+  const chosen = first(name, name.sites, family, snapshot, client, env);
+  if (chosen === undefined) return nothingChosen(name, family, snapshot);
+  if (chosen.kind === 'sites' && chosen.sites[0] !== name.sites[0]) {
+    return { kind: 'sites', sites: [chosen.sites[0]], reason: `failover: ${name.sites[0].id} unusable` };
   }
-  return allDownSelection(name, family);
+  return chosen.kind === 'sites' && chosen.sites.length > 1 ? { ...chosen, sites: [chosen.sites[0]] } : chosen;
 };

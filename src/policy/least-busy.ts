@@ -1,32 +1,82 @@
 /**
- * DNS Load Balance, least-busy (seed 004, Appendix A): one up site with the lowest utilization
- * (load / capacity); a site of unknown load counts as idle. Ties are broken at random so that
- * equal sites share the traffic.
+ * DNS Load Balance, least-busy (seed 004, Appendix A), built not to herd.
+ *
+ * With zero TTL every resolver miss re-decides while load reports are seconds old, so "answer the
+ * minimum" sends everyone to one site until the next report shows it full, then to the next
+ * (bench/balance: 1.41x the ideal peak, oscillating). Instead each answer is drawn at random with
+ * weight proportional to the site's *headroom* below a ceiling just above the mean:
+ *
+ *     u_i      = utilization of site i (load / capacity), plus the answers this server handed it
+ *                since its load was measured x load_per_answer / capacity (when configured)
+ *     mean     = sum(u_i * capacity_i) / sum(capacity_i)          (capacity-weighted)
+ *     weight_i = capacity_i * max(0, mean + margin - u_i)
+ *
+ * At balance every site sits at the mean and gets traffic in proportion to its capacity; a site
+ * above the mean gets less, and one more than `margin` above gets none, until the reports show it
+ * back. It is a proportional controller: the correction is spread over all sites instead of being
+ * dumped on the minimum, so stale reports bend the split a little instead of flipping it.
+ * `margin` sets the gain: 0.1 with reports alone; 0.05 (twice the gain) when `load_per_answer`
+ * is set, because counting our own answers since the measurement removes most of the report's
+ * delay, and a faster controller is then still stable. "Weight by spare capacity" is the same
+ * rule with the ceiling at 100 %; it has a much lower gain and balances worse (docs/balance.md).
+ *
+ * Unknown or stale loads (load.ts) count as the mean of the known ones: such a site gets its
+ * capacity's share, neither flooded (as "unknown = idle" would) nor starved. With no load known at
+ * all the split is by capacity. Ties need no rule: equal sites get equal weights.
  */
 import type { SiteModel } from '../model/zone-model.js';
 import { stateOf } from '../state/snapshot.js';
-import { allDownSelection } from './all-down.js';
-import { hasFamily, type Policy } from './types.js';
+import { answerWith, usable, weightedIndex } from './candidates.js';
+import { measuredAt, utilizationOf } from './load.js';
+import type { SitePolicy } from './types.js';
 
-export const leastBusy: Policy = (name, family, snapshot, _client, env) => {
-  let best: SiteModel | undefined;
-  let bestUtilization = Infinity;
-  let ties = 0;
-  for (const site of name.sites) {
-    if (!hasFamily(site, family)) continue;
-    const state = stateOf(snapshot, site.key);
-    if (!state.up) continue;
-    const utilization = state.utilization ?? 0;
-    if (utilization < bestUtilization) {
-      best = site;
-      bestUtilization = utilization;
-      ties = 1;
-    } else if (utilization === bestUtilization) {
-      // Reservoir sampling: each of the tied sites is kept with equal probability.
-      ties++;
-      if (env.random() * ties < 1) best = site;
+/** Headroom above the mean (utilization) below which a site still gets answers. */
+export const MARGIN_REPORTS_ONLY = 0.1;
+export const MARGIN_WITH_ANSWER_COUNT = 0.05;
+
+export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
+  const sites = usable(candidates, family, snapshot);
+  if (sites.length === 0) return undefined;
+  const now = env.now();
+  const memory = env.memory;
+  const perAnswer = memory !== undefined ? (name.pool?.loadPerAnswer ?? 0) : 0;
+  let chosen: SiteModel;
+  let utilizations: (number | undefined)[] | undefined;
+  if (sites.length === 1) {
+    chosen = sites[0];
+  } else {
+    utilizations = new Array(sites.length);
+    let knownWeighted = 0;
+    let knownCapacity = 0;
+    for (let i = 0; i < sites.length; i++) {
+      const site = sites[i];
+      const state = stateOf(snapshot, site.key);
+      let u = utilizationOf(site, state, now);
+      if (u !== undefined && perAnswer > 0) {
+        const since = measuredAt(state);
+        if (since !== undefined) u += (memory!.answersSince(site, since, now) * perAnswer) / site.capacity;
+      }
+      utilizations[i] = u;
+      if (u !== undefined) {
+        knownWeighted += u * site.capacity;
+        knownCapacity += site.capacity;
+      }
     }
+    const weights = new Array<number>(sites.length);
+    if (knownCapacity === 0) {
+      for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity;
+    } else {
+      // Unknown loads stand at the mean, so the mean over all sites equals the mean of the known.
+      const mean = knownWeighted / knownCapacity;
+      const ceiling = mean + (perAnswer > 0 ? MARGIN_WITH_ANSWER_COUNT : MARGIN_REPORTS_ONLY);
+      for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity * Math.max(0, ceiling - (utilizations[i] ?? mean));
+    }
+    chosen = sites[weightedIndex(weights, env.random())];
   }
-  if (best === undefined) return allDownSelection(name, family);
-  return { kind: 'sites', sites: [best], reason: 'least busy' };
+  if (perAnswer > 0) memory!.recordAnswer(chosen, now);
+  if ((name.pool?.answers ?? 1) <= 1) return { kind: 'sites', sites: [chosen], reason: 'least busy' };
+  // More answers: the rest by utilization, lowest first (unknown last), order kept on ties.
+  const order = sites.map((s, i) => ({ s, u: utilizations?.[i] ?? Infinity, i }));
+  order.sort((a, b) => a.u - b.u || a.i - b.i);
+  return answerWith(name, chosen, order.map((o) => o.s), 'least busy');
 };

@@ -1,10 +1,12 @@
 /**
- * The policy contract: a pure function of (name entry, state snapshot, client, injected clock
- * and random source) -> Selection. No I/O, no awaits; `explain` replays the same call.
+ * The policy contract: a pure function of (name entry, state snapshot, client, injected clock,
+ * random source and memory) -> Selection. No I/O, no awaits; `explain` replays the same call.
+ * The only state carried between queries is the explicit PolicyMemory in the env (memory.ts).
  */
 import type { ClientSubnet } from '../dns/wire.js';
 import type { DynamicName, SiteModel } from '../model/zone-model.js';
 import type { StateSnapshot } from '../state/snapshot.js';
+import { PolicyMemory } from './memory.js';
 
 export interface ClientInfo {
   /** The resolver's address as seen by the transport. */
@@ -18,19 +20,33 @@ export interface PolicyEnv {
   now(): number;
   /** Uniform in [0, 1). */
   random(): number;
+  /**
+   * Per-name and per-site memory (round-robin position, hysteresis site, answers since the last
+   * load report). Absent: policies behave as if every query were the first (round-robin starts
+   * at the first site, hysteresis has no current site, least-busy adds no correction).
+   */
+  readonly memory?: PolicyMemory;
 }
 
 export type Family = 4 | 6;
 
+interface SelectionBase {
+  readonly reason: string;
+  /** ECS scope prefix length for the response (RFC 7871 §7.2.1); 0 or absent: not client-specific. */
+  readonly scope?: number;
+  /** Set when no candidate site was up and the name's all_down rule answered. */
+  readonly allDown?: boolean;
+}
+
 export type Selection =
   /** Answer with these sites' addresses, best first. */
-  | { readonly kind: 'sites'; readonly sites: readonly SiteModel[]; readonly reason: string; readonly scope?: number }
+  | (SelectionBase & { readonly kind: 'sites'; readonly sites: readonly SiteModel[] })
   /** Answer with the pool's sorry address (throttling, or all down). */
-  | { readonly kind: 'sorry'; readonly reason: string; readonly scope?: number }
-  | { readonly kind: 'nodata'; readonly reason: string; readonly scope?: number }
-  | { readonly kind: 'servfail'; readonly reason: string; readonly scope?: number }
-  /** No response at all (seed 000: above T3 the query is dropped). */
-  | { readonly kind: 'drop'; readonly reason: string; readonly scope?: number };
+  | (SelectionBase & { readonly kind: 'sorry' })
+  | (SelectionBase & { readonly kind: 'nodata' })
+  | (SelectionBase & { readonly kind: 'servfail' })
+  /** No response at all (seed 000 claim 9: above T3 the query is dropped). */
+  | (SelectionBase & { readonly kind: 'drop' });
 
 export type Policy = (
   name: DynamicName,
@@ -40,8 +56,27 @@ export type Policy = (
   env: PolicyEnv,
 ) => Selection;
 
+/**
+ * The candidate list a policy chooses from. Usually `name.sites`; topology narrows a Pool Name
+ * to the client's group first (topology.ts), so policies take the list as an argument.
+ */
+export type SitePolicy = (
+  name: DynamicName,
+  candidates: readonly SiteModel[],
+  family: Family,
+  snapshot: StateSnapshot,
+  client: ClientInfo,
+  env: PolicyEnv,
+) => Selection | undefined;
+
 export function hasFamily(site: SiteModel, family: Family): boolean {
   return family === 4 ? site.v4.length > 0 : site.v6.length > 0;
 }
 
+/** The real clock and random source. The Handler adds its own PolicyMemory (withMemory). */
 export const systemEnv: PolicyEnv = { now: Date.now, random: Math.random };
+
+/** `env` itself when it carries a memory, else the same clock and random source with a new one. */
+export function withMemory(env: PolicyEnv): PolicyEnv {
+  return env.memory !== undefined ? env : { now: env.now, random: env.random, memory: new PolicyMemory() };
+}

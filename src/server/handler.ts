@@ -9,8 +9,9 @@ import { CLASS_ANY, CLASS_IN, QTYPE, RCODE } from '../dns/constants.js';
 import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
 import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
+import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
+import { systemEnv, withMemory, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
 import { lookup } from './lookup.js';
 
@@ -36,6 +37,8 @@ export interface QueryEvent {
 export interface HandlerObserver {
   onQuery?(event: QueryEvent): void;
   onSelection?(name: DynamicName, selection: Selection): void;
+  /** A name entered (true) or left (false) the all-down state; called once per transition. */
+  onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
 }
 
 /** The mutable holder the server swaps zones and state into, each by one assignment. */
@@ -51,12 +54,18 @@ export class Runtime {
 export class Handler {
   private readonly recordCache = new WeakMap<DynamicName, Map<string, WireRecord[]>>();
   private readonly event: QueryEvent = { transport: 'udp', zone: '', qtype: 0, rcode: 0, site: '', name: '', dropped: false, error: null };
+  /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
+  readonly env: PolicyEnv;
+  private readonly allDown: AllDownWatch;
 
   constructor(
     readonly runtime: Runtime,
-    private readonly env: PolicyEnv = systemEnv,
+    env: PolicyEnv = systemEnv,
     private readonly observer: HandlerObserver = {},
-  ) {}
+  ) {
+    this.env = withMemory(env);
+    this.allDown = new AllDownWatch(this.env.memory!, observer.onAllDown?.bind(observer));
+  }
 
   handle(raw: Buffer, ctx: RequestContext): Buffer | null {
     const ev = this.event;
@@ -103,6 +112,7 @@ export class Handler {
     }
     const dynamic = result.dynamic;
     const selection = selectAnswer(dynamic, result.family, this.runtime.state, { address: ctx.clientAddress, ecs: query.edns?.ecs ?? null }, this.env);
+    this.allDown.observe(dynamic, selection);
     this.observer.onSelection?.(dynamic, selection);
     if (selection.kind === 'drop') return null;
     const records = this.recordsFor(dynamic, selection, result.family);

@@ -52,7 +52,12 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
 
   const runtime = new Runtime(report.zoneSet);
   await options.beforeListen?.(runtime, report.zoneSet);
-  const handler = new Handler(runtime, options.env, options.observer);
+  const handler = new Handler(runtime, options.env, {
+    // Logged once per transition (policy/all-down-watch.ts), never per query.
+    onAllDown: (name, allDown, selection) =>
+      allDown ? log.warn({ name: name.name, answer: selection.reason }, 'all sites of the name are down') : log.info({ name: name.name }, 'a site of the name is up again'),
+    ...options.observer,
+  });
   const rrl = new ResponseRateLimiter(options.rrl);
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];

@@ -1,0 +1,39 @@
+/** Small helpers shared by the policies: which candidates may be answered, and answer lists. */
+import type { DynamicName, SiteModel } from '../model/zone-model.js';
+import { stateOf, type StateSnapshot } from '../state/snapshot.js';
+import { hasFamily, type Family, type Selection } from './types.js';
+
+/** Candidates that are up and have an address of the asked family, in their configured order. */
+export function usable(candidates: readonly SiteModel[], family: Family, snapshot: StateSnapshot): SiteModel[] {
+  const out: SiteModel[] = [];
+  for (const site of candidates) if (hasFamily(site, family) && stateOf(snapshot, site.key).up) out.push(site);
+  return out;
+}
+
+/**
+ * A `sites` selection: the chosen site first, then (when the pool's `answers` asks for more than
+ * one) the other usable sites in the order given, up to that many.
+ */
+export function answerWith(name: DynamicName, chosen: SiteModel, others: readonly SiteModel[], reason: string): Selection {
+  const count = name.pool?.answers ?? 1;
+  if (count <= 1 || others.length <= 1) return { kind: 'sites', sites: [chosen], reason };
+  const sites = [chosen];
+  for (const site of others) {
+    if (sites.length >= count) break;
+    if (site !== chosen) sites.push(site);
+  }
+  return { kind: 'sites', sites, reason };
+}
+
+/** Picks index i with probability weights[i] / sum(weights); `draw` is uniform in [0, 1). */
+export function weightedIndex(weights: readonly number[], draw: number): number {
+  let total = 0;
+  for (const w of weights) total += w;
+  if (!(total > 0)) return Math.min(weights.length - 1, Math.floor(draw * weights.length));
+  let x = draw * total;
+  for (let i = 0; i < weights.length; i++) {
+    x -= weights[i];
+    if (x < 0) return i;
+  }
+  return weights.length - 1;
+}

@@ -1,0 +1,109 @@
+/**
+ * PolicyMemory: the only state policies keep between queries, passed in explicitly through
+ * `PolicyEnv.memory` (never a module global), so a policy stays a function of its inputs:
+ * (name, family, snapshot, client, env{now, random, memory}) -> Selection, plus the memory update
+ * it documents. Tests hand a fresh memory to each case; the Handler owns one per process.
+ *
+ * Per site (by site key), `answers`: answers handed out in short time buckets, whichever name
+ * handed them out, so least-busy can add "what we sent since the load was measured" to a load
+ * report that is seconds old (docs/policies.md).
+ *
+ * Per Pool/Group/Site Name (keyed by the compiled DynamicName object, so a zone reload starts
+ * afresh and dropped names are collected) it holds:
+ * - `next`: the round-robin position;
+ * - `current`: the site hysteresis is staying on (seed 002 stage S203);
+ * - `allDown`: whether the name was last answered in the all-down state; only the handler's
+ *   all-down watch reads and writes it (transitions are logged and counted, never per query).
+ */
+import type { DynamicName, SiteModel } from '../model/zone-model.js';
+
+/** Width of one answer-count bucket. A quarter of the usual report interval, so little is over-counted. */
+export const ANSWER_BUCKET_MS = 250;
+/** Buckets kept per site (a power of two): 128 x 250 ms = 32 s, longer than a load report is trusted. */
+const BUCKETS = 128;
+
+/**
+ * Answers handed out for one site: a running total, and for each recent time bucket the total
+ * when that bucket began, so "answers since t" is one subtraction in the busy case.
+ *
+ * Buckets are numbered from the log's creation so they stay small integers: a remainder of an
+ * epoch-sized bucket number is a slow floating-point operation on the query path.
+ */
+export class AnswerLog {
+  private total = 0;
+  private readonly origin: number;
+  private readonly startTotals = new Float64Array(BUCKETS);
+  private readonly stamps = new Int32Array(BUCKETS).fill(-1);
+
+  constructor(now: number) {
+    this.origin = Math.floor(now / ANSWER_BUCKET_MS);
+  }
+
+  private bucketOf(time: number): number {
+    const bucket = Math.floor(time / ANSWER_BUCKET_MS) - this.origin;
+    return bucket < 0 ? 0 : bucket;
+  }
+
+  record(now: number, weight = 1): void {
+    const bucket = this.bucketOf(now);
+    const slot = bucket & (BUCKETS - 1);
+    if (this.stamps[slot] !== bucket) {
+      this.stamps[slot] = bucket;
+      this.startTotals[slot] = this.total;
+    }
+    this.total += weight;
+  }
+
+  /**
+   * Answers recorded from the bucket holding `since` up to `now`. The bucket holding `since` is
+   * counted whole: a slight over-count, which errs towards spreading rather than herding.
+   */
+  since(since: number, now: number): number {
+    const last = this.bucketOf(now);
+    // The first bucket at or after `since` that saw an answer began at the total we subtract.
+    for (let bucket = Math.max(this.bucketOf(since), last - BUCKETS + 1); bucket <= last; bucket++) {
+      const slot = bucket & (BUCKETS - 1);
+      if (this.stamps[slot] === bucket) return this.total - this.startTotals[slot];
+    }
+    return 0;
+  }
+}
+
+export interface NameMemory {
+  /** Round-robin position (grows without bound; used modulo the candidate count). */
+  next: number;
+  /**
+   * Hysteresis: the site this name currently sticks to, per candidate list (the whole pool, or
+   * the client's topology group: each keeps its own current site).
+   */
+  readonly current: Map<readonly SiteModel[], SiteModel>;
+  /** Whether the last answer was an all-down answer (the handler's all-down watch only). */
+  allDown: boolean;
+}
+
+export class PolicyMemory {
+  private readonly names = new WeakMap<DynamicName, NameMemory>();
+  /** Site key -> answers handed out (least-busy's since-report correction). */
+  private readonly answers = new Map<string, AnswerLog>();
+
+  of(name: DynamicName): NameMemory {
+    let memory = this.names.get(name);
+    if (memory === undefined) {
+      memory = { next: 0, current: new Map(), allDown: false };
+      this.names.set(name, memory);
+    }
+    return memory;
+  }
+
+  /** Counts one answer handing out `site` at `now`. */
+  recordAnswer(site: SiteModel, now: number): void {
+    let log = this.answers.get(site.key);
+    if (log === undefined) this.answers.set(site.key, (log = new AnswerLog(now)));
+    log.record(now);
+  }
+
+  /** Answers handed out for `site` since `since` (ms since the epoch). */
+  answersSince(site: SiteModel, since: number, now: number): number {
+    return this.answers.get(site.key)?.since(since, now) ?? 0;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Offload and throttling (seeds 000/001: claims 1, 7-10, 32), for `policy: offload` Pool Names.
+ * On the primary's utilization u against the pool's thresholds T1 < T2 < T3:
+ *
+ * | primary                | answer                                                               |
+ * |------------------------|----------------------------------------------------------------------|
+ * | u < T1, or u unknown   | the primary                                                          |
+ * | T1 <= u < T2           | offload share (u - T1)/(T2 - T1) to eligible offload sites, rest primary |
+ * | T2 <= u < T3           | throttle share (u - T2)/(T3 - T2) to the sorry address; the rest offloaded (all of it while an offload site is eligible) |
+ * | u >= T3                | drop the query (no response, claim 9)                                |
+ * | down                   | an eligible offload site (any up one if none is eligible), else all_down |
+ *
+ * An offload site is eligible while it is up, has the asked family, and its utilization is under
+ * its own `threshold` (unknown counts as under). When none is eligible, offloading stops (claim 1)
+ * and the primary keeps those answers until one falls below. Among eligible sites the choice is
+ * `offload_choice`: `client` (rendezvous hash of the client's network, so a client stays put and
+ * losing a site moves only its clients), `cost` (lowest `cost:`, then list order), or `load`
+ * (least-busy's headroom weighting, least-busy.ts). The shares are proportional controllers: more
+ * excess, more offload, which lowers the excess; one uniform draw decides each answer.
+ * Without a sorry address of the asked family the throttled share is answered like the rest.
+ */
+import type { DynamicName, PoolModel, SiteModel } from '../model/zone-model.js';
+import { stateOf, type StateSnapshot } from '../state/snapshot.js';
+import { usable } from './candidates.js';
+import { leastBusy } from './least-busy.js';
+import { utilizationOf } from './load.js';
+import { clientNetwork } from './topology.js';
+import { hasFamily, type ClientInfo, type Family, type PolicyEnv, type Selection } from './types.js';
+
+export function offloadSelect(
+  name: DynamicName,
+  pool: PoolModel,
+  family: Family,
+  snapshot: StateSnapshot,
+  client: ClientInfo,
+  env: PolicyEnv,
+): Selection | undefined {
+  const primary = pool.primary!;
+  const now = env.now();
+  const primaryState = stateOf(snapshot, primary.key);
+  const primaryUsable = primaryState.up && hasFamily(primary, family);
+  const eligible = eligibleOffload(pool, family, snapshot, now);
+  if (!primaryUsable) {
+    const fallback = eligible.length > 0 ? eligible : usable(pool.offload, family, snapshot);
+    if (fallback.length === 0) return undefined;
+    return offloadTo(name, pool, fallback, family, snapshot, client, env, `primary ${primary.id} ${primaryState.up ? 'has no address of this family' : 'down'}`);
+  }
+  const u = utilizationOf(primary, primaryState, now);
+  const { offload: t1, throttle: t2, drop: t3 } = pool.thresholds;
+  if (u === undefined || u < t1) return { kind: 'sites', sites: [primary], reason: u === undefined ? 'primary (load unknown)' : 'primary below the offload threshold' };
+  if (u >= t3) return { kind: 'drop', reason: 'primary above the drop threshold' };
+  const draw = env.random();
+  if (u >= t2) {
+    const throttleShare = (u - t2) / (t3 - t2);
+    const hasSorry = (family === 4 ? pool.sorry4 : pool.sorry6).length > 0;
+    if (hasSorry && draw < throttleShare) return { kind: 'sorry', reason: 'throttled: primary above the throttle threshold' };
+    if (eligible.length > 0) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the throttle threshold');
+    return { kind: 'sites', sites: [primary], reason: 'primary: every offload site over its threshold' };
+  }
+  if (eligible.length === 0) return { kind: 'sites', sites: [primary], reason: 'primary: every offload site over its threshold' };
+  const offloadShare = (u - t1) / (t2 - t1);
+  if (draw < offloadShare) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the offload threshold');
+  return { kind: 'sites', sites: [primary], reason: 'primary keeps its share above the offload threshold' };
+}
+
+/** Offload sites that are up, have the family, and are under their own threshold (claim 1). */
+function eligibleOffload(pool: PoolModel, family: Family, snapshot: StateSnapshot, now: number): SiteModel[] {
+  const out: SiteModel[] = [];
+  for (const site of pool.offload) {
+    const state = stateOf(snapshot, site.key);
+    if (!state.up || !hasFamily(site, family)) continue;
+    const u = utilizationOf(site, state, now);
+    if (u === undefined || u < site.threshold) out.push(site);
+  }
+  return out;
+}
+
+function offloadTo(
+  name: DynamicName,
+  pool: PoolModel,
+  sites: readonly SiteModel[],
+  family: Family,
+  snapshot: StateSnapshot,
+  client: ClientInfo,
+  env: PolicyEnv,
+  why: string,
+): Selection | undefined {
+  let chosen: SiteModel;
+  switch (pool.offloadChoice) {
+    case 'client':
+      chosen = byClientHash(sites, client);
+      break;
+    case 'cost': {
+      chosen = sites[0];
+      for (const site of sites) if (site.cost < chosen.cost) chosen = site;
+      break;
+    }
+    case 'load': {
+      const picked = leastBusy(name, sites, family, snapshot, client, env);
+      if (picked?.kind !== 'sites') return picked;
+      return { ...picked, reason: `${why} (by load)` };
+    }
+  }
+  return { kind: 'sites', sites: [chosen], reason: `${why} (by ${pool.offloadChoice})` };
+}
+
+/**
+ * Rendezvous (highest random weight) hashing of the client's network over the sites: stable for a
+ * client, and removing a site moves only the clients that were on it. The network is the ECS
+ * prefix, or the resolver's /24 (IPv4) or /56 (IPv6), so one resolver's clients stay together.
+ */
+export function byClientHash(sites: readonly SiteModel[], client: ClientInfo): SiteModel {
+  const net = clientNetwork(client);
+  let clientHash = 0x811c9dc5;
+  if (net !== undefined) {
+    const keep = net.fromEcs ? net.bytes.length : net.family === 4 ? 3 : 7;
+    for (let i = 0; i < keep; i++) clientHash = Math.imul(clientHash ^ net.bytes[i], 0x01000193);
+  }
+  let best = sites[0];
+  let bestScore = -1;
+  for (const site of sites) {
+    let h = clientHash;
+    for (let i = 0; i < site.key.length; i++) h = Math.imul(h ^ site.key.charCodeAt(i), 0x01000193);
+    // Final avalanche (murmur3 fmix32) so nearby inputs spread.
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    const score = h >>> 0;
+    if (score > bestScore) {
+      best = site;
+      bestScore = score;
+    }
+  }
+  return best;
+}

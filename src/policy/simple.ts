@@ -1,0 +1,38 @@
+/**
+ * The simple policies (docs/policies.md): `first` (ordered: the first usable site, failover only),
+ * `round-robin` (each usable site in turn, position kept in PolicyMemory), `weighted` (at random,
+ * in proportion to capacity), `random` (uniformly). None reads loads.
+ */
+import { answerWith, usable, weightedIndex } from './candidates.js';
+import type { SitePolicy } from './types.js';
+
+export const first: SitePolicy = (name, candidates, family, snapshot) => {
+  const sites = usable(candidates, family, snapshot);
+  if (sites.length === 0) return undefined;
+  return answerWith(name, sites[0], sites, sites[0] === candidates[0] ? 'first in order, up' : `first up in order (${candidates[0].id} unusable)`);
+};
+
+export const roundRobin: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
+  const sites = usable(candidates, family, snapshot);
+  if (sites.length === 0) return undefined;
+  // Without memory every query is the first: the first usable site.
+  const memory = env.memory?.of(name);
+  const position = memory === undefined ? 0 : memory.next++ % sites.length;
+  if (memory !== undefined && memory.next >= Number.MAX_SAFE_INTEGER) memory.next = 0;
+  const chosen = sites[position];
+  return answerWith(name, chosen, [...sites.slice(position), ...sites.slice(0, position)], 'round robin');
+};
+
+export const weighted: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
+  const sites = usable(candidates, family, snapshot);
+  if (sites.length === 0) return undefined;
+  const chosen = sites.length === 1 ? sites[0] : sites[weightedIndex(sites.map((s) => s.capacity), env.random())];
+  return answerWith(name, chosen, sites, 'weighted by capacity');
+};
+
+export const random: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
+  const sites = usable(candidates, family, snapshot);
+  if (sites.length === 0) return undefined;
+  const chosen = sites[Math.min(sites.length - 1, Math.floor(env.random() * sites.length))];
+  return answerWith(name, chosen, sites, 'random');
+};

@@ -1,0 +1,40 @@
+/** All-down transitions: one metric increment and one callback per transition, never per query. */
+import t from 'tap';
+import { allDownEventsTotal } from '../../src/admin/metrics.js';
+import { Handler, Runtime } from '../../src/server/handler.js';
+import { compileText, query } from '../helpers/dns.js';
+import { snap } from '../helpers/policy.js';
+
+const zones = compileText(`zone: t.test
+soa: { mname: ns1.t.test, rname: h.t.test }
+nameservers: { ns1.t.test: [192.0.2.53] }
+sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+pool: { name: "@", all_down: servfail }
+`);
+
+async function eventsFor(name: string): Promise<number> {
+  const metric = await allDownEventsTotal.get();
+  return metric.values.find((v) => v.labels.name === name)?.value ?? 0;
+}
+
+t.test('the handler reports transitions of a name into and out of all-down', async (t) => {
+  const runtime = new Runtime(zones);
+  const changes: [string, boolean][] = [];
+  const handler = new Handler(runtime, undefined, { onAllDown: (name, down) => changes.push([name.name, down]) });
+  const before = await eventsFor('t.test');
+  const ask = (n: number) => {
+    for (let i = 0; i < n; i++) handler.handle(query('t.test', 'A'), { transport: 'udp', clientAddress: '192.0.2.1' });
+  };
+  ask(3);
+  runtime.state = snap({ a: { up: false }, b: { up: false } });
+  ask(5);
+  t.equal(handler.handle(query('t.test', 'A'), { transport: 'udp', clientAddress: '192.0.2.1' })![3] & 0xf, 2, 'all_down: servfail');
+  runtime.state = snap({ a: { up: false } });
+  ask(2);
+  runtime.state = snap({ a: { up: false }, b: { up: false } });
+  ask(2);
+  t.same(changes, [['t.test', true], ['t.test', false], ['t.test', true]], 'one callback per transition');
+  t.equal((await eventsFor('t.test')) - before, 2, 'two entries into all-down counted');
+});

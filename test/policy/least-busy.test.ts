@@ -1,0 +1,129 @@
+/** least-busy: headroom weighting, unknown and stale loads, ties, the since-report correction. */
+import t from 'tap';
+namespace Tap {
+  export type Test = import('tap').Test;
+}
+import { leastBusy, MARGIN_REPORTS_ONLY } from '../../src/policy/least-busy.js';
+import { selectAnswer } from '../../src/policy/select.js';
+import { PolicyMemory } from '../../src/policy/memory.js';
+import { answerOf, env, lcg, nameOf, NOW, RESOLVER, snap, zoneOf } from '../helpers/policy.js';
+
+const zone = zoneOf(`sites:
+  a: { addresses: [192.0.2.10, "2001:db8::10"], capacity: 1000 }
+  b: { addresses: [192.0.2.20], capacity: 1000 }
+  c: { addresses: [192.0.2.30], capacity: 500 }
+pool: { name: "@", policy: least-busy }
+`);
+const pool = nameOf(zone, '@');
+
+/** Shares of 20 000 answers drawn with a deterministic uniform sequence. */
+function shares(snapshot: ReturnType<typeof snap>, family: 4 | 6 = 4, name = pool) {
+  const rnd = lcg(7);
+  const e = { now: () => NOW, random: rnd };
+  const counts: Record<string, number> = {};
+  const n = 20_000;
+  for (let i = 0; i < n; i++) {
+    const s = leastBusy(name, name.sites, family, snapshot, RESOLVER, e)!;
+    const id = answerOf(s);
+    counts[id] = (counts[id] ?? 0) + 1;
+  }
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / n]));
+}
+
+/** Shares equal within 0.015 (20 000 draws), same sites. */
+function near(t: Tap.Test, actual: Record<string, number>, expected: Record<string, number>, message: string) {
+  const ok = Object.keys(actual).sort().join() === Object.keys(expected).sort().join() && Object.keys(expected).every((k) => Math.abs(actual[k] - expected[k]) < 0.015);
+  t.ok(ok, message, { actual, expected });
+}
+
+t.test('weights: capacity x headroom below mean + margin', async (t) => {
+  // Balanced at 70 %: shares follow capacity (0.4/0.4/0.2), whatever the level.
+  near(t, shares(snap({ a: { u: 0.7 }, b: { u: 0.7 }, c: { u: 0.7 } })), { a: 0.4, b: 0.4, c: 0.2 }, 'balanced: by capacity');
+  // Mean 0.66; ceiling 0.76: a 1000*0.16=160, b 1000*0.06=60, c 500*0.06=30 (of 250).
+  near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0.7 }, c: { u: 0.7 } })), { a: 0.64, b: 0.24, c: 0.12 }, 'the less busy site gets more, not all');
+  // A site more than the margin above the mean gets nothing until reports show it back.
+  const hot = shares(snap({ a: { u: 0.5 }, b: { u: 0.5 }, c: { u: 0.5 + 2 * MARGIN_REPORTS_ONLY + 0.2 } }));
+  t.equal(hot.c, undefined, 'far above the mean: no answers');
+  near(t, hot, { a: 0.5, b: 0.5 }, 'a and b share');
+});
+
+t.test('ties are shared, not herded', async (t) => {
+  const s = snap({ a: { u: 0.3 }, b: { u: 0.3 }, c: { u: 0.3 } });
+  const chosen = [0, 0.39, 0.41, 0.79, 0.81, 0.99].map((r) => answerOf(leastBusy(pool, pool.sites, 4, s, RESOLVER, env([r]))!));
+  t.same(chosen, ['a', 'a', 'b', 'b', 'c', 'c'], 'the draw decides among equal sites, in proportion to capacity');
+});
+
+t.test('unknown and stale loads', async (t) => {
+  near(t, shares(snap({})), { a: 0.4, b: 0.4, c: 0.2 }, 'no load known: by capacity');
+  // c unknown stands at the mean of a and b (0.5), ceiling 0.6: a 1000x0.2, b 0, c 500x0.1.
+  near(t, shares(snap({ a: { u: 0.4 }, b: { u: 0.6 } })), { a: 0.8, c: 0.2 }, 'unknown = mean of the known, not idle');
+  // c reported 0 % but 6 s ago (stale after 5 s): ignored, so c is not flooded either.
+  const stale = snap({ a: { u: 0.4 }, b: { u: 0.6 }, c: { utilization: 0, loadAt: NOW - 6000 } });
+  near(t, shares(stale), { a: 0.8, c: 0.2 }, 'stale = unknown');
+  const fresh = snap({ a: { u: 0.4 }, b: { u: 0.6 }, c: { utilization: 0, loadAt: NOW - 4000 } });
+  t.ok(shares(fresh).c! > 0.5, 'a 4 s old load is still used');
+  // checkedAt stands in for loadAt; load/capacity when no utilization is given.
+  const byLoad = snap({ a: { load: 400, checkedAt: NOW }, b: { load: 600, checkedAt: NOW }, c: { load: 0, checkedAt: NOW - 60_000 } });
+  near(t, shares(byLoad), { a: 0.8, c: 0.2 }, 'load / capacity, checkedAt for staleness');
+});
+
+t.test('down sites and sites without the family are skipped; all down follows all_down', async (t) => {
+  near(t, shares(snap({ a: { up: false, u: 0 }, b: { u: 0.5 }, c: { u: 0.5 } })), { b: 0.67, c: 0.33 }, 'shares');
+  near(t, shares(snap({ a: { u: 0.9 }, b: { u: 0 } }), 6), { a: 1 }, 'AAAA: only the site with an IPv6 address');
+  t.equal(leastBusy(pool, pool.sites, 4, snap({ a: { up: false }, b: { up: false }, c: { up: false } }), RESOLVER, env()), undefined);
+  const all = selectAnswer(pool, 4, snap({ a: { up: false }, b: { up: false }, c: { up: false } }), RESOLVER, env());
+  t.same([all.kind, all.allDown, answerOf(all)], ['sites', true, 'a,b,c'], 'pool default all_down: all');
+  const v6 = selectAnswer(pool, 6, snap({ a: { up: false }, b: { u: 0 } }), RESOLVER, env());
+  t.same([answerOf(v6), v6.allDown], ['a', false], 'the only IPv6 site down, others up: all_down rule, not the all-down state');
+});
+
+t.test('answers handed out since the report count when load_per_answer is set', async (t) => {
+  const z = zoneOf(`sites:
+  a: { addresses: [192.0.2.10], capacity: 100 }
+  b: { addresses: [192.0.2.20], capacity: 100 }
+pool: { name: "@", policy: least-busy, load_per_answer: 1 }
+`);
+  const p = nameOf(z, '@');
+  const memory = new PolicyMemory();
+  const s = snap({ a: { u: 0.5 }, b: { u: 0.5 } });
+  const e = env([0.01], NOW + 2000, memory); // every draw lands on the first weighted site
+  const picks = Array.from({ length: 12 }, () => answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, e)!));
+  // Each answer adds 1 point to a (capacity 100). After 10, a stands at 0.60, the mean at 0.55 and
+  // the ceiling (mean + 0.05) at a: a gets nothing more until b has had one.
+  t.same(picks, ['a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'b', 'a']);
+  t.equal(memory.answersSince(p.sites[0], NOW, NOW + 2000), 11);
+  // A new report (measured after those answers) resets the correction.
+  const later = snap({ a: { utilization: 0.56, loadAt: NOW + 2500 }, b: { utilization: 0.56, loadAt: NOW + 2500 } });
+  e.setNow(NOW + 2600);
+  t.equal(memory.answersSince(p.sites[0], NOW + 2500, NOW + 2600), 0);
+  t.equal(answerOf(leastBusy(p, p.sites, 4, later, RESOLVER, e)!), 'a', 'fresh report, no correction');
+  // Without memory the correction is off (and nothing is recorded).
+  const noMemory = { now: () => NOW, random: () => 0.01 };
+  t.same(Array.from({ length: 3 }, () => answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, noMemory)!)), ['a', 'a', 'a']);
+});
+
+t.test('answers: N lists the chosen site first, then the least utilized', async (t) => {
+  const z = zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+  c: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: least-busy, answers: 2 }
+`);
+  const p = nameOf(z, '@');
+  const s = snap({ a: { u: 0.5 }, b: { u: 0.1 }, c: { u: 0.3 } });
+  t.equal(answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([0.99]))!), 'c,b');
+  t.equal(answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([0]))!), 'b,c');
+});
+
+t.test('AnswerLog counts answers since a time, by 250 ms buckets', async (t) => {
+  const { AnswerLog } = await import('../../src/policy/memory.js');
+  const log = new AnswerLog(NOW);
+  for (const at of [0, 100, 300, 1000, 1100, 1200, 5000]) log.record(NOW + at);
+  t.equal(log.since(NOW, NOW + 5000), 7);
+  t.equal(log.since(NOW + 260, NOW + 5000), 5, 'from the bucket holding +260 (250..499)');
+  t.equal(log.since(NOW + 600, NOW + 5000), 4, 'an empty bucket: from the next one that saw answers');
+  t.equal(log.since(NOW + 4000, NOW + 5000), 1);
+  t.equal(log.since(NOW + 5100, NOW + 5100), 1, 'the current bucket counts whole');
+  t.equal(log.since(NOW + 6000, NOW + 7000), 0, 'nothing since');
+  t.equal(log.since(NOW - 60_000, NOW + 40_000), 0, 'older than the ring (32 s): forgotten');
+});
