@@ -6,7 +6,18 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
+import { transportEventsTotal } from '../admin/metrics.js';
 import type { Handler } from './handler.js';
+
+type TcpEvent = 'accept' | 'reject' | 'timeout' | 'overflow' | 'error';
+/** Every transport event is counted in sitedns_transport_events_total (#7), whoever listens. */
+const tcpEventCounters: Record<TcpEvent, { inc(): void }> = {
+  accept: transportEventsTotal.labels('tcp', 'accept'),
+  reject: transportEventsTotal.labels('tcp', 'reject'),
+  timeout: transportEventsTotal.labels('tcp', 'timeout'),
+  overflow: transportEventsTotal.labels('tcp', 'overflow'),
+  error: transportEventsTotal.labels('tcp', 'error'),
+};
 
 export interface TcpOptions {
   /** Close a connection idle this long between queries (RFC 7766 §6.2.3 suggests seconds, not minutes). */
@@ -48,7 +59,10 @@ const DEFAULTS = {
 
 export function listenTcp(handler: Handler, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
   const opts = { ...DEFAULTS, ...options };
-  const onEvent = options.onEvent ?? (() => {});
+  const onEvent = (event: TcpEvent) => {
+    tcpEventCounters[event].inc();
+    options.onEvent?.(event);
+  };
   const perClient = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   let closing = false;

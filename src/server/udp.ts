@@ -4,7 +4,7 @@
  * promise is unhandled). Here a send error is counted and forgotten, never thrown.
  */
 import dgram from 'node:dgram';
-import { rateLimitedTotal } from '../admin/metrics.js';
+import { rateLimitedTotal, transportEventsTotal } from '../admin/metrics.js';
 import { slipResponse } from '../dns/response.js';
 import type { Handler } from './handler.js';
 import type { ResponseRateLimiter } from './rrl.js';
@@ -24,13 +24,17 @@ export interface UdpOptions {
   rrl?: ResponseRateLimiter | null;
 }
 
+const sendErrors = transportEventsTotal.labels('udp', 'send_error');
 const rateLimitedDrop = rateLimitedTotal.labels('drop');
 const rateLimitedSlip = rateLimitedTotal.labels('slip');
 
 export function listenUdp(handler: Handler, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
-  const onSendError = options.onSendError ?? (() => {});
+  const onSendError = (error: Error) => {
+    sendErrors.inc();
+    options.onSendError?.(error);
+  };
   const sendDone = (error: Error | null) => {
     if (error) onSendError(error);
   };

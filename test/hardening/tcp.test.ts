@@ -11,6 +11,11 @@ import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
 import { Handler, Runtime } from '../../src/server/handler.js';
 import { listenTcp, type TcpOptions } from '../../src/server/tcp.js';
 import { decode, query } from '../helpers/dns.js';
+import { transportEventsTotal } from '../../src/admin/metrics.js';
+
+async function tcpEventCount(event: string): Promise<number> {
+  return (await transportEventsTotal.get()).values.filter((v) => v.labels.transport === 'tcp' && v.labels.event === event).reduce((n, v) => n + v.value, 0);
+}
 
 const handler = new Handler(new Runtime(fuzzZones()));
 
@@ -69,6 +74,7 @@ function replies(s: net.Socket, n: number, ms = 10_000): Promise<Buffer[]> {
 }
 
 t.test('per-client and total connection caps', async (t) => {
+  const rejectsBefore = await tcpEventCount('reject');
   const { l, events } = await listener(t, { maxConnections: 6, maxConnectionsPerClient: 3, idleTimeoutMs: 30_000, firstQueryTimeoutMs: 30_000 });
   const a = await Promise.all([1, 2, 3, 4, 5].map(() => connect(l.port, '127.0.0.1')));
   const closed = await Promise.all(a.map((s) => closedWithin(s, 300)));
@@ -79,6 +85,7 @@ t.test('per-client and total connection caps', async (t) => {
   t.ok(await closedWithin(c, 2000), 'over the total cap of 6: closed');
   t.equal(l.connections(), 6);
   t.ok(events.filter((e) => e === 'reject').length >= 3, 'rejections are reported');
+  t.equal((await tcpEventCount('reject')) - rejectsBefore, events.filter((e) => e === 'reject').length, 'and counted in sitedns_transport_events_total');
   const open = [...a, ...b].filter((s) => !s.destroyed && !s.readableEnded);
   const [r] = await (async () => {
     const s = open[0];
