@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
 import { parseZoneText } from '../../src/config/load.js';
 import { Handler, Runtime, type QueryEvent } from '../../src/server/handler.js';
+import { responseRateClass } from '../../src/dns/wire.js';
+import { slipResponse } from '../../src/dns/response.js';
 import type { ZoneSet } from '../../src/model/zone-model.js';
 import { Rng, fuzzPacket, validQuery, type FuzzPacket } from './packets.js';
 
@@ -74,6 +76,15 @@ export function fuzzHandler(zones: ZoneSet, seed: number, count: number, onProgr
     const problem = checkReply(p.bytes, out, transport);
     if (problem) fail(i, p, `${problem}; reply ${out.toString('hex')}`);
     else if (valid) stats.validAnswered++;
+    // Rate limiting reads every UDP reply back and may cut it down to a TC=1 slip (#7).
+    try {
+      if (responseRateClass(out) === '') fail(i, p, `no rate-limiting class for reply ${out.toString('hex')}`);
+      const slip = slipResponse(out);
+      const slipProblem = walkMessage(slip) || (slip.readUInt16BE(0) === out.readUInt16BE(0) && (slip[2] & 0x02) !== 0 ? '' : 'slip lost the ID or TC');
+      if (slipProblem) fail(i, p, `slip reply: ${slipProblem}; ${slip.toString('hex')}`);
+    } catch (error) {
+      fail(i, p, `rate limiting threw: ${(error as Error).stack}`);
+    }
     const rcode = out[3] & 0xf;
     stats.rcodes[rcode] = (stats.rcodes[rcode] ?? 0) + 1;
   }
