@@ -130,15 +130,16 @@ t.test('a slow-drip client cannot stretch the deadline one byte at a time', asyn
 });
 
 t.test('a steady pipelining client whose writes end mid-frame is not cut off', async (t) => {
-  const { l } = await listener(t, { firstQueryTimeoutMs: 300, idleTimeoutMs: 60_000 });
+  // A 2 s deadline, 30 writes 150 ms apart (4.5 s in all): each write completes a frame and ends
+  // inside the next. (Generous margins: a loaded CI machine may delay a write by a second.)
+  const { l } = await listener(t, { firstQueryTimeoutMs: 2000, idleTimeoutMs: 60_000 });
   const s = await connect(l.port);
   const all = Buffer.concat(Array.from({ length: 40 }, (_, i) => frame(query('mail.app.example.com', 'A', { id: i }))));
-  const got = replies(s, 40);
-  // 40 frames in 30 writes, each ending inside a frame, 50 ms apart: 1.5 s in all, 5x the deadline.
+  const got = replies(s, 40, 60_000);
   const step = Math.ceil(all.length / 30);
   for (let i = 0; i < all.length; i += step) {
     s.write(all.subarray(i, i + step));
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 150));
   }
   const r = await got;
   t.same(r.map((x) => decode(x).id), Array.from({ length: 40 }, (_, i) => i), 'every query answered, in order');
