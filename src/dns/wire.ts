@@ -581,9 +581,11 @@ export function responseRateClass(reply: Buffer): string {
   if (reply.readUInt16BE(4) !== 1) return `E${rcode}`;
   const nameEnd = skipName(reply, HEADER_LEN);
   if (nameEnd < 0 || nameEnd + 4 > reply.length) return '';
-  const qtype = reply.readUInt16BE(nameEnd);
+  // The question's own bytes (name and QTYPE) stand for it, lower-cased (label lengths are
+  // under 0x41, so lower-casing leaves them alone): cheaper than decoding the name.
+  const question = reply.toString('latin1', HEADER_LEN, nameEnd + 2).toLowerCase();
   const ancount = reply.readUInt16BE(6);
-  if (rcode === 0 && ancount > 0) return `A${qtype}/${readNameAt(reply, HEADER_LEN) ?? ''}`;
+  if (rcode === 0 && ancount > 0) return `A${question}`;
   // Skip the answers (a CNAME chain can precede NXDOMAIN) to the first authority record.
   let pos = nameEnd + 4;
   for (let i = 0; i < ancount; i++) {
@@ -591,10 +593,10 @@ export function responseRateClass(reply: Buffer): string {
     if (pos < 0 || pos + 10 > reply.length) return '';
     pos += 10 + reply.readUInt16BE(pos + 8);
   }
-  if (reply.readUInt16BE(8) === 0) return `D${qtype}/${readNameAt(reply, HEADER_LEN) ?? ''}`;
+  if (reply.readUInt16BE(8) === 0) return `D${question}`;
   const ownerEnd = skipName(reply, pos);
   if (ownerEnd < 0 || ownerEnd + 2 > reply.length) return '';
   const owner = readNameAt(reply, pos) ?? '';
   if (rcode === 3) return `N${owner}`;
-  return reply.readUInt16BE(ownerEnd) === QTYPE.NS ? `R${owner}` : `D${qtype}/${readNameAt(reply, HEADER_LEN) ?? ''}`;
+  return reply.readUInt16BE(ownerEnd) === QTYPE.NS ? `R${owner}` : `D${question}`;
 }

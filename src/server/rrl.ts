@@ -121,6 +121,23 @@ export class ResponseRateLimiter {
     if (this.onlyLoopbackExempt) {
       if (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.')) return null;
     }
+    // The common case without parsing: a dotted IPv4 address, its /24 is the text before the last dot.
+    if (this.onlyLoopbackExempt && this.options.ipv4PrefixLength === 24 && address.indexOf(':') < 0) {
+      const dot = address.lastIndexOf('.');
+      if (dot > 0) return `4:${address.slice(0, dot)}/24`;
+    }
+    // Parsing (IPv6 above all) costs microseconds; resolvers come back from the same addresses.
+    const cached = this.networks.get(address);
+    if (cached !== undefined) return cached;
+    const network = this.parseNetwork(address);
+    if (this.networks.size >= 50_000) this.networks.clear();
+    this.networks.set(address, network);
+    return network;
+  }
+
+  private readonly networks = new Map<string, string | null>();
+
+  private parseNetwork(address: string): string | null {
     let parsed: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       parsed = ipaddr.process(address);
