@@ -34,6 +34,8 @@ export interface ServeAppOptions {
   tcp?: NameserverOptions['tcp'];
   /** UDP response rate limiting (#7). */
   rrl?: NameserverOptions['rrl'];
+  /** UDP implementation (#9): auto, dgram, batched. */
+  udpPath?: NameserverOptions['udpPath'];
   /** Admin listener host:port; null = none. */
   http: string | null;
   /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
@@ -62,6 +64,8 @@ export interface ServeApp {
   readonly router: AdminRouter;
   readonly demo: DemoBackends | undefined;
   reload(): void;
+  /** Called after every reload (SIGHUP or the admin route), e.g. to reload cluster workers (#8). */
+  onReloaded(listener: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -75,6 +79,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   let prober: Prober | undefined;
   let admin: AdminServer | undefined;
   let demo: DemoBackends | undefined;
+  const reloadListeners: (() => void)[] = [];
 
   const cleanup = async () => {
     await prober?.stop().catch(() => undefined);
@@ -92,7 +97,11 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       logger: o.logger,
       tcp: o.tcp,
       rrl: o.rrl,
-      onReload: (r) => prober?.setZones(r.zoneSet),
+      udpPath: o.udpPath,
+      onReload: (r) => {
+        prober?.setZones(r.zoneSet);
+        for (const listener of reloadListeners) listener();
+      },
       beforeListen: async (runtime, zoneSet) => {
         if (o.demoBackends) demo = await DemoBackends.start(zoneSet, o.logger);
         let stateFile: StateFileWriter | undefined;
@@ -137,6 +146,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     router,
     demo,
     reload: appReload,
+    onReloaded: (listener) => void reloadListeners.push(listener),
     async stop() {
       await ns.stop();
       await cleanup();

@@ -3,7 +3,12 @@ import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type Ser
 import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
-import { createLogger } from '../util/logger.js';
+import cluster from 'node:cluster';
+import { startNameserver, type Nameserver } from '../server/nameserver.js';
+import type { UdpPathChoice } from '../server/udp.js';
+import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
+import { parseHostPort } from '../util/listen.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 
 export const serveFlags: Flags = {
@@ -24,12 +29,14 @@ export const serveFlags: Flags = {
   'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
-  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network; 0 = off' },
+  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per worker); 0 = off' },
   'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again' },
   'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all' },
   'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting' },
   'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting' },
   'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited' },
+  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
+  'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
@@ -49,6 +56,31 @@ function off(value: string | undefined): boolean {
   return value !== undefined && /^(|off|none|false|0)$/i.test(value);
 }
 
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function tcpOptions(values: Values) {
+  const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
+  return {
+    idleTimeoutMs: idle,
+    firstQueryTimeoutMs: durationFlag(values['tcp-query-timeout'] as string, 'tcp-query-timeout'),
+    maxQueriesInFlight: intFlag(values['tcp-max-in-flight'] as string, 'tcp-max-in-flight'),
+    maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
+    maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+  };
+}
+
+/** UDP response rate limiting (#7, src/server/rrl.ts). */
+function rrlOptions(values: Values) {
+  return {
+    ratePerSecond: intFlag(values['rrl-rate'] as string, 'rrl-rate'),
+    windowSeconds: intFlag(values['rrl-window'] as string, 'rrl-window'),
+    slip: intFlag(values['rrl-slip'] as string, 'rrl-slip'),
+    ipv4PrefixLength: intFlag(values['rrl-ipv4-prefix'] as string, 'rrl-ipv4-prefix'),
+    ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
+    exempt: values['rrl-exempt'] as string[],
+  };
+}
+
 export async function runServe(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, serveFlags);
   if (values.help) {
@@ -56,30 +88,33 @@ export async function runServe(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger(values['log-level'] as string);
+  let workers: number;
+  try {
+    workers = values.workers === 'auto' ? await defaultWorkers() : intFlag(values.workers as string, 'workers');
+    if (workers < 1) throw new Error('--workers: at least 1');
+    udpPathFlag(values['udp-path'] as string);
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    return 1;
+  }
+  // `serve --workers N` (#8, src/server/workers.ts): the primary keeps the state side (store,
+  // prober, admin) and feeds N workers that answer DNS; a worker runs the nameserver only.
+  if (cluster.isWorker) return runWorker(values, logger);
+  const primaryMode = workers > 1;
+  let listen = values.listen as string[];
   let app: ServeApp;
   try {
-    const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
+    if (primaryMode) listen = await resolveListenPorts(listen);
     const http = values.http as string | undefined;
     const stateFile = values['state-file'] as string;
     app = await startServeApp({
       zonesPath: values.zones as string,
-      listen: values.listen as string[],
+      // The cluster primary opens no DNS listener: its workers do.
+      listen: primaryMode ? [] : listen,
       logger,
-      tcp: {
-        idleTimeoutMs: idle,
-        firstQueryTimeoutMs: durationFlag(values['tcp-query-timeout'] as string, 'tcp-query-timeout'),
-        maxQueriesInFlight: intFlag(values['tcp-max-in-flight'] as string, 'tcp-max-in-flight'),
-        maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
-        maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
-      },
-      rrl: {
-        ratePerSecond: intFlag(values['rrl-rate'] as string, 'rrl-rate'),
-        windowSeconds: intFlag(values['rrl-window'] as string, 'rrl-window'),
-        slip: intFlag(values['rrl-slip'] as string, 'rrl-slip'),
-        ipv4PrefixLength: intFlag(values['rrl-ipv4-prefix'] as string, 'rrl-ipv4-prefix'),
-        ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
-        exempt: values['rrl-exempt'] as string[],
-      },
+      tcp: tcpOptions(values),
+      rrl: rrlOptions(values),
+      udpPath: udpPathFlag(values['udp-path'] as string),
       http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
       httpExplicit: http !== undefined,
       httpToken: (values['http-token'] as string | undefined) || undefined,
@@ -96,6 +131,7 @@ export async function runServe(argv: string[]): Promise<number> {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
+  if (primaryMode) return runPrimary(app, workers, listen, logger);
   process.on('SIGHUP', () => app.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -106,6 +142,86 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+/** The cluster primary: forks the workers, relays every state snapshot and reload to them. */
+async function runPrimary(app: ServeApp, workers: number, listen: string[], logger: Logger): Promise<number> {
+  const runtime = app.ns.runtime;
+  let primary: Primary | undefined;
+  let current = runtime.state;
+  // The follower swaps `runtime.state` by one assignment; here that assignment also goes to
+  // every worker (IPC 'state' message).
+  Object.defineProperty(runtime, 'state', {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (snapshot) => {
+      current = snapshot;
+      primary?.publishState(snapshot);
+    },
+  });
+  primary = startPrimary({
+    workers,
+    logger,
+    env: { SITEDNS_RESOLVED_LISTEN: listen.join(',') },
+    currentState: () => current,
+    onReady: () => {
+      for (const spec of listen) {
+        const { host, port } = parseHostPort(spec);
+        logger.info({ address: host, port, workers }, 'listening on UDP and TCP');
+      }
+    },
+  });
+  const p = primary;
+  // SIGHUP (and the admin reload route, through onReload) reload the primary's zones for the
+  // prober, then every worker in turn.
+  app.onReloaded(() => void p.reload());
+  process.on('SIGHUP', () => app.reload());
+  const stopped = new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      p.stop()
+        .then(() => app.stop())
+        .then(() => resolve(0), () => resolve(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  const code = await Promise.race([stopped, p.failed]);
+  if (code !== 0) await app.stop().catch(() => undefined);
+  return code;
+}
+
+/** A cluster worker: the nameserver only, its state and reloads from the primary. */
+async function runWorker(values: Values, logger: Logger): Promise<number> {
+  const link = new WorkerLink(logger);
+  let ns: Nameserver;
+  try {
+    const initial = await link.firstState();
+    ns = await startNameserver({
+      zonesPath: values.zones as string,
+      listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
+      logger,
+      tcp: tcpOptions(values),
+      rrl: rrlOptions(values),
+      udpPath: udpPathFlag(values['udp-path'] as string),
+      beforeListen: async (runtime) => {
+        runtime.state = initial;
+      },
+    });
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    return 1;
+  }
+  await link.serve(ns);
+  // Close the IPC channel so the process can exit.
+  if (process.connected) process.disconnect();
+  return 0;
+}
+
+export function udpPathFlag(text: string): UdpPathChoice {
+  if (text === 'auto' || text === 'dgram' || text === 'batched') return text;
+  throw new Error(`--udp-path: "${text}" is not auto, dgram or batched`);
 }
 
 export function durationFlag(text: string, flag: string): number {

@@ -113,8 +113,8 @@ export interface NameNode {
   readonly cname: RRset | undefined;
   readonly dynamic: DynamicName | undefined;
   /**
-   * Results precomputed at compile time for the types this node is likely asked for
-   * (A, AAAA, ANY and every type it holds); other types are resolved per query.
+   * Lookup results memoized on first use (server/lookup.ts) for the types this node is likely
+   * asked for (A, AAAA, ANY, CNAME and every type it holds); other types are resolved per query.
    */
   readonly results: ReadonlyMap<number, LookupResult>;
 }

@@ -39,7 +39,15 @@ export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResu
   }
   const node = zone.nodes.get(qname);
   if (node === undefined) return zone.emptyNonTerminals.has(qname) ? zone.nodata : zone.nxdomain;
-  return node.results.get(qtype) ?? resolveNode(zone, node, qtype);
+  const known = node.results.get(qtype);
+  if (known !== undefined) return known;
+  const result = resolveNode(zone, node, qtype);
+  // Memoized for the types a node is likely asked for (A, AAAA, ANY, its own types), so the map
+  // stays bounded whatever types clients send. resolveNode reads only the frozen zone.
+  if (qtype === QTYPE.A || qtype === QTYPE.AAAA || qtype === QTYPE.ANY || qtype === QTYPE.CNAME || node.rrsets.has(qtype)) {
+    (node.results as Map<number, LookupResult>).set(qtype, result);
+  }
+  return result;
 }
 
 export { QTYPE };

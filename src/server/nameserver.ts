@@ -2,14 +2,16 @@
  * Nameserver lifecycle: load zones, open the listeners (UDP and TCP on every --listen address),
  * reload, stop. The state snapshot is fed from outside (state store) through `runtime.state`.
  */
+import cluster from 'node:cluster';
 import { formatProblem } from '../config/errors.js';
 import type { PolicyEnv } from '../policy/types.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
+import { prebuiltTable } from './fast-path.js';
 import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
-import { listenUdp, type UdpListener } from './udp.js';
+import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 import type { ZoneSet } from '../model/zone-model.js';
 
@@ -22,6 +24,8 @@ export interface NameserverOptions {
   rrl?: Partial<RrlOptions>;
   env?: PolicyEnv;
   observer?: HandlerObserver;
+  /** UDP implementation (#9): auto (batched when built, else dgram), dgram, batched. */
+  udpPath?: UdpPathChoice;
   /**
    * Runs after the zones are loaded and before any listener opens: the state store and prober
    * start here, so answering begins only once a first probe round finished (or its start-up limit
@@ -50,6 +54,9 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
+  // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s); a
+  // process without listeners (the cluster primary) answers nothing and needs none.
+  if (options.listen.length > 0) prebuiltTable(report.zoneSet);
   const runtime = new Runtime(report.zoneSet);
   await options.beforeListen?.(runtime, report.zoneSet);
   const handler = new Handler(runtime, options.env, {
@@ -64,12 +71,14 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   try {
     for (const spec of options.listen) {
       const { host, port } = parseHostPort(spec);
-      const u = await listenUdp(handler, host, port, { rrl });
+      const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
+      if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
       // Port 0 asks for a free port: TCP then takes the same number UDP got.
       const t = await listenTcp(handler, host, u.port, options.tcp);
       udp.push(u);
       tcp.push(t);
-      log.info({ address: host, port: u.port }, 'listening on UDP and TCP');
+      // In a cluster the primary announces the listener once all workers are up.
+      log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
     }
   } catch (error) {
     await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))]);
@@ -85,6 +94,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     reload() {
       const r = zoneStore.load();
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
+      if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
       options.onReload?.(r);

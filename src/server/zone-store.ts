@@ -2,10 +2,15 @@
  * Keeps the served zones: loads a zones directory, compiles it, and on every reload swaps in a
  * new ZoneSet where each broken, emptied or deleted file keeps its last good zone (nothing is
  * lost to a bad edit). Problems are returned as `file:line: path: message` records.
+ *
+ * A reload recompiles only the files whose text changed since their last good compile; the
+ * others keep their (frozen, immutable) ZoneModel. With 100,000 names in 100 files (bench/scale)
+ * a one-file edit reloads in tens of milliseconds instead of seconds, and the old and new sets
+ * share their unchanged zones instead of doubling the memory during the swap (#8).
  */
-import { compileZoneFiles, makeZoneSet } from '../config/compile.js';
+import { compileZone, makeZoneSet } from '../config/compile.js';
 import type { ConfigProblem } from '../config/errors.js';
-import { displayName, loadZoneDirectory } from '../config/load.js';
+import { displayName, listZoneFiles, parseZoneText, readZoneText } from '../config/load.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 
 export interface ReloadReport {
@@ -14,10 +19,14 @@ export interface ReloadReport {
   /** Files whose last good zone is still served because the new version failed or vanished. */
   readonly keptFiles: readonly string[];
   readonly changed: boolean;
+  /** Files compiled by this load (the others were unchanged and reused). */
+  readonly compiledFiles?: number;
 }
 
 export class ZoneStore {
   private lastGood = new Map<string, ZoneModel>();
+  /** The text each last good zone was compiled from. */
+  private lastText = new Map<string, string>();
   private current: ZoneSet = makeZoneSet([]);
 
   constructor(readonly path: string) {}
@@ -27,25 +36,70 @@ export class ZoneStore {
   }
 
   load(): ReloadReport {
-    const loaded = loadZoneDirectory(this.path);
-    const compiled = compileZoneFiles(loaded.files);
-    const problems = [...loaded.problems, ...compiled.problems];
+    const problems: ConfigProblem[] = [];
+    let list: string[];
+    try {
+      list = listZoneFiles(this.path);
+    } catch (error) {
+      problems.push({ file: displayName(this.path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
+      list = [];
+    }
     const next = new Map<string, ZoneModel>();
-    for (const zone of compiled.zones) next.set(zone.file, zone);
+    const nextText = new Map<string, string>();
+    const presentFiles = new Set<string>();
+    const seen = new Map<string, string>();
+    let compiledFiles = 0;
+    for (const path of list) {
+      const file = displayName(path);
+      presentFiles.add(file);
+      const text = readZoneText(path);
+      if (typeof text !== 'string') {
+        problems.push(...text.problems);
+        continue;
+      }
+      let zone = this.lastText.get(file) === text ? this.lastGood.get(file) : undefined;
+      if (zone === undefined) {
+        compiledFiles++;
+        const loaded = parseZoneText(text, file);
+        if ('problems' in loaded) {
+          problems.push(...loaded.problems);
+          continue;
+        }
+        const compiled = compileZone(loaded);
+        if ('problems' in compiled) {
+          problems.push(...compiled.problems);
+          continue;
+        }
+        const other = seen.get(compiled.origin);
+        if (other !== undefined) {
+          problems.push({ file, line: loaded.lineOf(['zone']), path: 'zone', message: `zone ${compiled.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' });
+          continue;
+        }
+        zone = compiled;
+      } else if (seen.has(zone.origin)) {
+        problems.push({ file, line: 1, path: 'zone', message: `zone ${zone.origin} is also defined in ${seen.get(zone.origin)}`, code: 'EZONE_CONFLICT' });
+        continue;
+      }
+      seen.set(zone.origin, file);
+      next.set(file, zone);
+      nextText.set(file, text);
+    }
     const kept: string[] = [];
-    const presentFiles = new Set([...loaded.files.map((f) => f.file), ...loaded.failedFiles.map(displayName)]);
     for (const [file, zone] of this.lastGood) {
       if (next.has(file)) continue;
       // Broken or deleted: keep serving the last good version, unless another file now serves that zone.
-      if ([...next.values()].some((z) => z.origin === zone.origin)) continue;
+      if (seen.has(zone.origin)) continue;
       next.set(file, zone);
+      nextText.set(file, this.lastText.get(file)!);
+      seen.set(zone.origin, file);
       kept.push(file);
       if (!presentFiles.has(file)) {
         problems.push({ file, line: 0, path: '(root)', message: 'zone file removed; still serving its last good zone until restart', code: 'EZONE_READ' });
       }
     }
     this.lastGood = next;
+    this.lastText = nextText;
     this.current = makeZoneSet(next.values());
-    return { zoneSet: this.current, problems, keptFiles: kept, changed: true };
+    return { zoneSet: this.current, problems, keptFiles: kept, changed: true, compiledFiles };
   }
 }

@@ -18,7 +18,8 @@ export interface Started {
 
 /** Starts `sitedns <args>` and resolves once it reports its DNS port. */
 export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // One process unless a test asks for workers (#8: `serve` defaults to every core).
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: any[] = [];
   const waiters: { predicate: (l: any) => boolean; resolve: (l: any) => void }[] = [];
   let buffered = '';

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+/**
+ * bench/qps (#8): sitedns side by side with gdnsd on the same machine, in one run.
+ *
+ *   npm run build && node bench/qps/run.mjs            # the full bench (~6 min on 2 cores)
+ *   node bench/qps/run.mjs --duration 1 --latency-duration 1 --rounds 1   # quick look
+ *
+ * Serves equivalent zones (bench/qps/zones.mjs: a static A, a Pool of 3 sites, a Site Name,
+ * NXDOMAIN) from gdnsd and from sitedns, and runs dnsperf against them alternately (the order
+ * flips every round, so neither server always runs on a warmer or busier machine). Per name
+ * kind and server it prints:
+ *   - UDP QPS at full speed (dnsperf -c 4, no rate limit) and its average latency,
+ *   - p50/p99 latency at half of that server's full-speed rate (dnsperf -Q, every query's
+ *     latency collected with -v: dnsperf 2.10 has no percentile output),
+ *   - TCP-pipelined QPS (dnsperf -m tcp),
+ *   - the sitedns/gdnsd ratio of each.
+ * Servers: gdnsd with one UDP and one TCP thread per core; sitedns with --workers N (default:
+ * every core) for every UDP path in --udp-paths; sitedns with --workers 1.
+ *
+ * UDP paths: `--udp-paths dgram,batched` (or env SITEDNS_BENCH_UDP_PATHS) adds a sitedns column
+ * per path (`serve --udp-path`), e.g. the batched recvmmsg path of #9. The path each server
+ * really used is printed (a path that fell back says so).
+ *
+ * Installs gdnsd and dnsperf from Debian when missing (as root; --no-install to skip). Without
+ * gdnsd the sitedns figures are still printed, without ratios.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { dnsperf, ensurePackages, have, load, machine, startGdnsd, startSitedns, writeSitednsZones } from './lib.mjs';
+import { KINDS, sitednsZone } from './zones.mjs';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '8' },
+    'latency-duration': { type: 'string', default: '4' },
+    clients: { type: 'string', default: '4' },
+    workers: { type: 'string', default: '' },
+    rounds: { type: 'string', default: '2' },
+    kinds: { type: 'string', default: KINDS.map((k) => k.kind).join(',') },
+    'udp-paths': { type: 'string', default: process.env.SITEDNS_BENCH_UDP_PATHS ?? 'dgram' },
+    gdnsd: { type: 'boolean', default: true },
+    'no-gdnsd': { type: 'boolean', default: false },
+    install: { type: 'boolean', default: true },
+    'no-install': { type: 'boolean', default: false },
+    tcp: { type: 'boolean', default: true },
+    'no-tcp': { type: 'boolean', default: false },
+    single: { type: 'boolean', default: true },
+    'no-single': { type: 'boolean', default: false },
+    general: { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+
+const info = machine();
+const workers = values.workers ? Number(values.workers) : info.nproc;
+const duration = Number(values.duration);
+const latencyDuration = Number(values['latency-duration']);
+const clients = Number(values.clients);
+const rounds = Number(values.rounds);
+const kinds = KINDS.filter((k) => values.kinds.split(',').includes(k.kind));
+const udpPaths = values['udp-paths'].split(',').filter(Boolean);
+const wantGdnsd = values.gdnsd && !values['no-gdnsd'];
+const missing = ensurePackages(wantGdnsd ? ['dnsperf', 'gdnsd'] : ['dnsperf'], values.install && !values['no-install']);
+if (!have('dnsperf')) {
+  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
+  process.exit(2);
+}
+if (missing.includes('gdnsd')) console.error('gdnsd is missing: sitedns figures only, no ratios');
+
+const servers = [];
+const stopAll = () => Promise.all(servers.map((s) => s.stop()));
+process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
+
+const results = { machine: info, startedAt: new Date().toISOString(), loadAtStart: load(), settings: { workers, duration, latencyDuration, clients, rounds, udpPaths }, rows: [] };
+try {
+  const zonesDir = writeSitednsZones(sitednsZone());
+  if (wantGdnsd && have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), label: `gdnsd ${workers}+${workers} threads`, key: 'gdnsd' });
+  for (const path of udpPaths) {
+    const s = await startSitedns({ zonesDir, workers, udpPath: path });
+    servers.push({ ...s, label: `sitedns ${workers}w ${s.udpPathUsed}${s.udpPathUsed !== path ? ` (asked ${path})` : ''}`, key: `sitedns-${path}` });
+  }
+  if (values.single && !values['no-single']) {
+    const s = await startSitedns({ zonesDir, workers: 1, udpPath: udpPaths[0] });
+    servers.push({ ...s, label: `sitedns 1w ${s.udpPathUsed}`, key: 'sitedns-1' });
+  }
+  if (values.general) {
+    const s = await startSitedns({ zonesDir, workers, udpPath: udpPaths[0], env: { SITEDNS_PREBUILT: '0' } });
+    servers.push({ ...s, label: `sitedns ${workers}w general encoder`, key: 'sitedns-general' });
+  }
+
+  console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}, dnsperf ${info.dnsperf}, gdnsd ${info.gdnsd}`);
+  console.log(`load at start: ${results.loadAtStart}; dnsperf -c ${clients}, ${duration}s full speed, ${latencyDuration}s at half rate, ${rounds} round(s)`);
+  for (const kind of kinds) {
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
+      for (const server of order) {
+        const row = { kind: kind.kind, server: server.key, label: server.label, round, load: load() };
+        const full = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients });
+        row.udp = full;
+        const half = await dnsperf({ port: server.port, queries: [kind], seconds: latencyDuration, clients, rate: full.qps / 2, verbose: true });
+        row.half = half;
+        if (values.tcp && !values['no-tcp']) row.tcp = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients, mode: 'tcp' });
+        results.rows.push(row);
+        console.error(`  ${kind.kind} ${server.label}: ${Math.round(full.qps)} qps (load ${row.load})`);
+      }
+    }
+  }
+} finally {
+  await stopAll();
+}
+
+// Summary: mean over rounds, ratio against gdnsd.
+const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+const summary = [];
+for (const kind of kinds) {
+  const byServer = new Map();
+  for (const row of results.rows.filter((r) => r.kind === kind.kind)) {
+    if (!byServer.has(row.server)) byServer.set(row.server, []);
+    byServer.get(row.server).push(row);
+  }
+  const g = byServer.get('gdnsd');
+  const gq = g ? mean(g.map((r) => r.udp.qps)) : NaN;
+  const gt = g && g[0].tcp ? mean(g.map((r) => r.tcp.qps)) : NaN;
+  for (const [server, rows] of byServer) {
+    const qps = mean(rows.map((r) => r.udp.qps));
+    const tcp = rows[0].tcp ? mean(rows.map((r) => r.tcp.qps)) : NaN;
+    summary.push({
+      kind: kind.kind,
+      server: rows[0].label,
+      udpQps: Math.round(qps),
+      avgMs: +mean(rows.map((r) => r.udp.avgMs)).toFixed(3),
+      p99HalfMs: +mean(rows.map((r) => r.half.p99Ms)).toFixed(3),
+      lost: rows.reduce((a, r) => a + r.udp.lost + r.half.lost, 0),
+      ratio: server === 'gdnsd' || !Number.isFinite(gq) ? '' : (qps / gq).toFixed(2),
+      tcpQps: Number.isFinite(tcp) ? Math.round(tcp) : '',
+      tcpRatio: server === 'gdnsd' || !Number.isFinite(gt) || !Number.isFinite(tcp) ? '' : (tcp / gt).toFixed(2),
+      load: rows.map((r) => r.load.split(' ')[0]).join('/'),
+    });
+  }
+}
+results.summary = summary;
+results.loadAtEnd = load();
+
+const cols = ['kind', 'server', 'udpQps', 'avgMs', 'p99HalfMs', 'ratio', 'tcpQps', 'tcpRatio', 'lost', 'load'];
+const head = ['kind', 'server', 'UDP QPS', 'avg ms', 'p99 ms @half', 'x gdnsd', 'TCP QPS', 'TCP x gdnsd', 'lost', 'load 1m'];
+console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
+for (const s of summary) console.log(`| ${cols.map((c) => s[c]).join(' | ')} |`);
+console.log(`\nload at end: ${results.loadAtEnd}`);
+if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));

@@ -1,0 +1,331 @@
+/**
+ * The prebuilt-answer table of one ZoneSet (#8): question name bytes -> what to answer, without
+ * decoding the name to text. Built once per ZoneSet (at load or on the first query after a
+ * swap); each (name, type) answer is compiled on its first use by the general encoder and
+ * replayed afterwards, so compile time stays proportional to the names, not to names x types x
+ * sites, and the memory to what is asked.
+ *
+ * The table holds every node, empty non-terminal, delegation point and zone apex of the set,
+ * keyed by the lower-cased wire name in an open-addressing hash table (FNV-1a, linear probing):
+ * a query costs one hash over its name bytes (computed while scanning it) and a byte compare.
+ * A name that is not in the table is answered NXDOMAIN from its zone's template, or REFUSED,
+ * by walking its suffixes the way lookup.ts does; anything this cannot decide exactly (below a
+ * delegation, a name the SOA's names could compress against) goes the general way.
+ */
+import { QTYPE, RCODE } from '../dns/constants.js';
+import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js';
+import { buildResponse, rcodeResponse } from '../dns/response.js';
+import type { WireRecord } from '../dns/wire.js';
+import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
+import type { Family, Selection } from '../policy/types.js';
+import { lookup } from './lookup.js';
+
+/** Most (name, type) answers memoized per name: a flood of odd types must not grow memory. */
+const MAX_TYPES_PER_NAME = 8;
+
+/** A Pool/Group/Site Name's answers for one type: chosen per query, bytes per choice. */
+export class DynamicAnswers {
+  /** Per chosen site (one-site selections: nearly all of them). */
+  readonly perSite = new Map<SiteModel, PrebuiltAnswer>();
+  sorry: PrebuiltAnswer | null = null;
+  nodata: PrebuiltAnswer | null = null;
+  servfail: PrebuiltAnswer | null = null;
+
+  constructor(
+    readonly entry: NameEntry,
+    readonly qtype: number,
+    readonly result: Extract<LookupResult, { kind: 'answer' }>,
+    readonly dynamic: DynamicName,
+    readonly family: Family,
+  ) {}
+
+  /** The bytes for this selection, or null when it has no prebuilt form (several sites, drop). */
+  answerFor(selection: Selection): PrebuiltAnswer | null {
+    switch (selection.kind) {
+      case 'sites': {
+        if (selection.sites.length !== 1) return null;
+        const site = selection.sites[0];
+        let answer = this.perSite.get(site);
+        if (answer === undefined) {
+          answer = this.build(selection, siteRecords(this.dynamic, site, this.family));
+          this.perSite.set(site, answer);
+        }
+        return answer;
+      }
+      case 'sorry':
+        return (this.sorry ??= this.build(selection, sorryRecords(this.dynamic, this.family)));
+      case 'nodata':
+        return (this.nodata ??= this.build(selection, null));
+      case 'servfail':
+        return (this.servfail ??= this.build(selection, null));
+      case 'drop':
+        return null;
+    }
+  }
+
+  private build(selection: Selection, records: readonly WireRecord[] | null): PrebuiltAnswer {
+    const query = syntheticQuery(this.entry.name, this.qtype);
+    const response = buildResponse(query, this.result, 'tcp', records, selection);
+    return PrebuiltAnswer.fromResponse(response, query.questionEnd);
+  }
+}
+
+/** The A/AAAA records of one chosen site (the same records handler.ts builds on its general path). */
+export function siteRecords(name: DynamicName, site: SiteModel, family: Family): WireRecord[] {
+  const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
+  return (family === 4 ? site.rdata4 : site.rdata6).map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }));
+}
+
+export function sorryRecords(name: DynamicName, family: Family): WireRecord[] {
+  const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
+  const rdatas = family === 4 ? name.pool?.sorry4 ?? [] : name.pool?.sorry6 ?? [];
+  return rdatas.map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }));
+}
+
+/** What a memoized type resolves to. */
+export type TypeAnswer = PrebuiltAnswer | DynamicAnswers | null;
+
+/** A name's memoized answers, created the first time the name is asked for. */
+export class NameEntry {
+  /** Memoized answers by type; null = "general path" for that type. */
+  readonly types: number[] = [];
+  readonly answers: TypeAnswer[] = [];
+  constructor(readonly name: string) {}
+}
+
+// Facts about a name in the table (bit flags).
+/** A zone apex (of zoneOf(i)): names below it are NXDOMAIN there. */
+const APEX = 1;
+/** A delegation point, or a name below one: lookups at or below refer (general path in walks). */
+const DELEGATED = 2;
+/** Only the suffix walk may use it (an SOA-name suffix that is not a node). */
+const MARKER = 4;
+/** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
+const SOA_SUFFIX = 8;
+
+export class PrebuiltTable {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  /** Per name index: text, zone, flags, hash and wire bytes (in one slab: no object per name). */
+  private readonly names: string[] = [];
+  private readonly zones: (ZoneModel | undefined)[] = [];
+  private readonly flags: Uint8Array;
+  private readonly hashes: Int32Array;
+  private readonly wireStart: Int32Array;
+  private readonly wire: Uint8Array;
+  /** Memoized answers, per name index, created on first query. */
+  private readonly entries: (NameEntry | undefined)[] = [];
+  /** Per zone: its NXDOMAIN template (negative answer built for the apex), or null. */
+  private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
+  readonly refused: PrebuiltAnswer;
+
+  constructor(readonly zoneSet: ZoneSet) {
+    const collected = collectNames(zoneSet);
+    const count = collected.names.length;
+    let size = 16;
+    while (size < count * 2) size *= 2;
+    this.slots = new Int32Array(size).fill(-1);
+    this.mask = size - 1;
+    this.names = collected.names;
+    this.zones = collected.zones;
+    this.flags = collected.flags;
+    this.hashes = new Int32Array(count);
+    this.wireStart = new Int32Array(count + 1);
+    let bytes = 0;
+    for (const name of this.names) bytes += name.length + 2;
+    this.wire = new Uint8Array(bytes);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      this.wireStart[i] = at;
+      at = writeWireName(this.names[i], this.wire, at);
+      const h = hashWireName(this.wire, this.wireStart[i], at);
+      this.hashes[i] = h;
+      let slot = h & this.mask;
+      while (this.slots[slot] !== -1) slot = (slot + 1) & this.mask;
+      this.slots[slot] = i;
+    }
+    this.wireStart[count] = at;
+    const refusedQuery = syntheticQuery('', QTYPE.A);
+    this.refused = PrebuiltAnswer.fromResponse(rcodeResponse(refusedQuery, RCODE.REFUSED), refusedQuery.questionEnd);
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  /** The index of the name whose wire form equals (ASCII case-insensitively) `q[start .. end)`, or -1. */
+  find(q: Uint8Array, start: number, end: number, hash: number): number {
+    const length = end - start;
+    const wire = this.wire;
+    for (let slot = hash & this.mask; ; slot = (slot + 1) & this.mask) {
+      const i = this.slots[slot];
+      if (i === -1) return -1;
+      if (this.hashes[i] !== hash) continue;
+      const from = this.wireStart[i];
+      if (this.wireStart[i + 1] - from !== length) continue;
+      let j = 0;
+      for (; j < length; j++) {
+        let c = q[start + j];
+        if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+        if (c !== wire[from + j]) break;
+      }
+      if (j === length) return i;
+    }
+  }
+
+  nameOf(i: number): string {
+    return this.names[i];
+  }
+  /** The zone lookup.ts would pick for this name (undefined for markers outside every zone). */
+  zoneOf(i: number): ZoneModel | undefined {
+    return this.zones[i];
+  }
+  isMarker(i: number): boolean {
+    return (this.flags[i] & MARKER) !== 0;
+  }
+  isApex(i: number): boolean {
+    return (this.flags[i] & APEX) !== 0;
+  }
+  /** Walking up from a name not in the table, this ancestor means "general path". */
+  stopsWalk(i: number): boolean {
+    return (this.flags[i] & (DELEGATED | SOA_SUFFIX)) !== 0;
+  }
+  wireLength(i: number): number {
+    return this.wireStart[i + 1] - this.wireStart[i];
+  }
+
+  /** The memoized answer of name `i` for `qtype`: built on first use; null = general path. */
+  answer(i: number, qtype: number): TypeAnswer {
+    let entry = this.entries[i];
+    if (entry === undefined) this.entries[i] = entry = new NameEntry(this.names[i]);
+    const types = entry.types;
+    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return entry.answers[k];
+    if (types.length >= MAX_TYPES_PER_NAME) return null;
+    const built = this.build(i, entry, qtype);
+    types.push(qtype);
+    entry.answers.push(built);
+    return built;
+  }
+
+  private build(i: number, entry: NameEntry, qtype: number): TypeAnswer {
+    // Meta types keep their special answers (handler.ts): AXFR/IXFR REFUSED, OPT FORMERR.
+    if (this.isMarker(i) || qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
+    const result = lookup(this.zoneSet, entry.name, qtype);
+    if (result.kind === 'refused') return null;
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family);
+    const query = syntheticQuery(entry.name, qtype);
+    return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd);
+  }
+
+  /** NXDOMAIN template of `zone` (built for its apex), or null when the body cannot be moved. */
+  nxdomainTemplate(zone: ZoneModel): PrebuiltAnswer | null {
+    let template = this.nxdomain.get(zone);
+    if (template === undefined) {
+      const query = syntheticQuery(zone.origin, QTYPE.A);
+      const built = PrebuiltAnswer.fromResponse(buildResponse(query, zone.nxdomain as Exclude<LookupResult, { kind: 'refused' }>, 'tcp', null, null), query.questionEnd, true);
+      template = built.pointers === null ? null : built;
+      this.nxdomain.set(zone, template);
+    }
+    return template;
+  }
+}
+
+/** Writes `name` (lower-case text, validated at compile time) as an uncompressed wire name. */
+function writeWireName(name: string, out: Uint8Array, at: number): number {
+  let pos = at;
+  let labelStart = pos++;
+  for (let k = 0; k < name.length; k++) {
+    const c = name.charCodeAt(k);
+    if (c === 0x2e) {
+      out[labelStart] = pos - labelStart - 1;
+      labelStart = pos++;
+    } else out[pos++] = c;
+  }
+  if (name.length > 0) {
+    out[labelStart] = pos - labelStart - 1;
+    out[pos++] = 0;
+  } else out[labelStart] = 0;
+  return pos;
+}
+
+/** Every name the table must know, with the facts the fast path needs about it. */
+function collectNames(zoneSet: ZoneSet): { names: string[]; zones: (ZoneModel | undefined)[]; flags: Uint8Array } {
+  const index = new Map<string, number>();
+  const names: string[] = [];
+  const zones: (ZoneModel | undefined)[] = [];
+  const flagList: number[] = [];
+  const origins = zoneSet.zones;
+  // Zones inside other served zones (rare): then a name's zone is found by walking up.
+  let nested = false;
+  for (const origin of origins.keys()) {
+    for (let n = origin; n.length > 0 && !nested; ) {
+      const dot = n.indexOf('.');
+      n = dot < 0 ? '' : n.slice(dot + 1);
+      if (origins.has(n)) nested = true;
+    }
+  }
+  const zoneOf = (name: string): ZoneModel | undefined => {
+    for (let n = name; ; ) {
+      const z = origins.get(n);
+      if (z !== undefined) return z;
+      if (n.length === 0) return undefined;
+      const dot = n.indexOf('.');
+      n = dot < 0 ? '' : n.slice(dot + 1);
+    }
+  };
+  const isDelegated = (zone: ZoneModel, name: string): boolean => {
+    if (zone.cuts.size === 0) return false;
+    for (let n = name; n.length > zone.origin.length; ) {
+      if (zone.cuts.has(n)) return true;
+      const dot = n.indexOf('.');
+      if (dot < 0) break;
+      n = n.slice(dot + 1);
+    }
+    return false;
+  };
+  const slot = (name: string): number => {
+    let i = index.get(name);
+    if (i === undefined) {
+      i = names.length;
+      index.set(name, i);
+      names.push(name);
+      zones.push(undefined);
+      flagList.push(MARKER);
+    }
+    return i;
+  };
+  for (const zone of origins.values()) {
+    const add = (name: string) => {
+      const i = slot(name);
+      const z = nested ? zoneOf(name) : zone;
+      zones[i] = z;
+      flagList[i] = (flagList[i] & ~MARKER & ~DELEGATED) | (z !== undefined && isDelegated(z, name) ? DELEGATED : 0);
+    };
+    for (const name of zone.nodes.keys()) add(name);
+    for (const name of zone.emptyNonTerminals) add(name);
+    for (const name of zone.cuts.keys()) add(name);
+    add(zone.origin);
+    const apex = slot(zone.origin);
+    if (zones[apex] === zone) flagList[apex] |= APEX;
+    // RFC 1035 §4.1.4: in an NXDOMAIN for a name below the apex, the SOA's MNAME and RNAME
+    // compress against the question. If the question shares a suffix with them that is longer
+    // than the apex, the general encoder points there and the template would differ.
+    for (const record of zone.negativeSoa.records) {
+      for (const part of record.rdata) {
+        if (Buffer.isBuffer(part)) continue;
+        for (let n = part.name; n.length > zone.origin.length && n.endsWith(`.${zone.origin}`); n = n.slice(n.indexOf('.') + 1)) {
+          flagList[slot(n)] |= SOA_SUFFIX;
+        }
+      }
+    }
+  }
+  return { names, zones, flags: Uint8Array.from(flagList) };
+}
+
+/** One table per ZoneSet; built on first use by any handler. */
+const tables = new WeakMap<ZoneSet, PrebuiltTable>();
+export function prebuiltTable(zones: ZoneSet): PrebuiltTable {
+  let table = tables.get(zones);
+  if (table === undefined) tables.set(zones, (table = new PrebuiltTable(zones)));
+  return table;
+}

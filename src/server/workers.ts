@@ -1,0 +1,328 @@
+/**
+ * `serve --workers N` (#8): N node:cluster worker processes answer on the same UDP and TCP
+ * sockets; one process is not enough to keep up with gdnsd (one JavaScript callback per
+ * datagram). Each worker compiles its own zones and holds its own state snapshot; the primary
+ * answers no queries: it forks and restarts workers, forwards SIGHUP as rolling reloads, and
+ * feeds every worker the same state snapshot (the embedded default, where the state store runs
+ * in the primary). With Redis, each worker may instead subscribe itself (#3); the IPC below is
+ * then only used for reloads.
+ *
+ * Sockets: UDP sockets are bound by the primary and shared (cluster's default for dgram:
+ * every worker reads the one socket, the kernel hands each datagram to one reader); TCP uses
+ * SCHED_NONE so each worker accepts on the shared listening socket itself instead of the
+ * primary passing every connection over IPC. When one worker dies, datagrams waiting in the
+ * shared socket are read by the others: only the queries inside the dead worker are lost.
+ *
+ * IPC (JSON over the cluster channel):
+ *   worker -> primary  { type: 'hello' }             first thing a worker says; the primary answers
+ *                                                     with the current 'state' before it listens
+ *   primary -> worker  { type: 'state', version, takenAt, fresh, sites: [[key, SiteState], ...] }
+ *                      { type: 'reload', id }       reload the zones from disk, reply 'reloaded'
+ *                      { type: 'stop' }             close the listeners gracefully, exit 0
+ *   worker -> primary  { type: 'ready', listening: [{ address, port, udpPath }], generation }
+ *                      { type: 'reloaded', id, generation, problems, ok }
+ * A worker opens its listeners only after the first 'state', so a (re)started worker never
+ * answers from an empty snapshot. Reloads roll one worker at a time: compiling a large zone set
+ * blocks that worker's event loop for the compile time, and the others keep answering.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { SiteState, StateSnapshot } from '../state/snapshot.js';
+import { parseHostPort } from '../util/listen.js';
+import type { Logger } from '../util/logger.js';
+import type { Nameserver } from './nameserver.js';
+
+export interface StateMessage {
+  type: 'state';
+  version: number;
+  takenAt: number;
+  fresh: boolean;
+  sites: [string, SiteState][];
+}
+export type PrimaryMessage = StateMessage | { type: 'reload'; id: number } | { type: 'stop' };
+export type WorkerMessage =
+  | { type: 'hello' }
+  | { type: 'ready'; listening: { address: string; port: number; udpPath: string }[]; generation: number }
+  | { type: 'reloaded'; id: number; generation: number; problems: number; ok: boolean };
+
+export function stateMessage(snapshot: StateSnapshot): StateMessage {
+  return { type: 'state', version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites: [...snapshot.sites] };
+}
+
+/** The worker's copy of the primary's snapshot (same version, so logs and metrics agree). */
+export function snapshotFromMessage(message: StateMessage): StateSnapshot {
+  return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh });
+}
+
+/** Default worker count: every core (os.availableParallelism). */
+export async function defaultWorkers(): Promise<number> {
+  const os = await import('node:os');
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/**
+ * `--listen host:0` asks for a free port; cluster workers must all get the same one, so the
+ * primary picks a port free for both UDP and TCP first.
+ */
+export async function resolveListenPorts(listen: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const spec of listen) {
+    const { host, port } = parseHostPort(spec);
+    const wrap = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
+    if (port !== 0) {
+      out.push(wrap(port));
+      continue;
+    }
+    out.push(wrap(await freePort(host)));
+  }
+  return out;
+}
+
+async function freePort(host: string): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const port = await new Promise<number>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address: host, port: 0, exclusive: true }, () => resolve(udp.address().port));
+    });
+    const tcp = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen({ host, port, exclusive: true }, () => resolve(true));
+    });
+    await new Promise<void>((r) => udp.close(() => r()));
+    if (ok) await new Promise<void>((r) => tcp.close(() => r()));
+    if (ok) return port;
+  }
+  throw new Error(`no port free for both UDP and TCP on ${host}`);
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  logger: Logger;
+  /** Environment for the workers (e.g. the resolved --listen ports). */
+  env: NodeJS.ProcessEnv;
+  /** The state new workers start from (the primary's runtime.state). */
+  currentState: () => StateSnapshot;
+  /** Called when every worker is listening for the first time. */
+  onReady?: (listening: { address: string; port: number; udpPath: string }[]) => void;
+}
+
+export interface Primary {
+  /** Sends a state snapshot to every worker (and to later restarted ones). */
+  publishState(snapshot: StateSnapshot): void;
+  /** Rolling reload: one worker at a time; resolves when all have reloaded. */
+  reload(): Promise<{ ok: boolean; generation: number }>;
+  workerPids(): number[];
+  /** Stops every worker gracefully; resolves when all have exited. */
+  stop(): Promise<void>;
+  /** Resolves with an exit code if the workers cannot start at all. */
+  readonly failed: Promise<number>;
+}
+
+/** Runs in the primary process: forks, restarts, broadcasts. */
+export function startPrimary(options: PrimaryOptions): Primary {
+  const log = options.logger.child({ component: 'cluster' });
+  // Workers accept TCP connections themselves (see the module comment).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  cluster.setupPrimary({ silent: false });
+  let stopping = false;
+  let everReady = false;
+  let readyCount = 0;
+  let nextReloadId = 1;
+  const recentCrashes: number[] = [];
+  const workers = new Set<Worker>();
+  let failWith: (code: number) => void = () => {};
+  const failed = new Promise<number>((resolve) => (failWith = resolve));
+
+  const send = (worker: Worker, message: PrimaryMessage) => {
+    if (worker.isConnected()) worker.send(message, undefined, () => {});
+  };
+
+  const fork = () => {
+    const worker = cluster.fork(options.env);
+    workers.add(worker);
+    let ready = false;
+    worker.on('message', (message: WorkerMessage) => {
+      if (message?.type === 'hello') return send(worker, stateMessage(options.currentState()));
+      if (message?.type !== 'ready') return;
+      ready = true;
+      // A worker that was still starting when stop() ran missed its 'stop' message.
+      if (stopping) return send(worker, { type: 'stop' });
+      log.info({ worker: worker.process.pid, generation: message.generation }, 'worker listening');
+      if (!everReady && ++readyCount === options.workers) {
+        everReady = true;
+        options.onReady?.(message.listening);
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      workers.delete(worker);
+      if (stopping) return;
+      if (!ready && !everReady) {
+        // A worker that cannot even start (bad flags, no zones, port taken): give up.
+        log.fatal({ worker: worker.process.pid, code, signal }, 'worker failed to start');
+        stopping = true;
+        for (const w of workers) w.kill();
+        failWith(1);
+        return;
+      }
+      const now = Date.now();
+      recentCrashes.push(now);
+      while (recentCrashes.length > 0 && recentCrashes[0] < now - 10_000) recentCrashes.shift();
+      // Back off when workers keep dying (a crash loop must not eat the machine).
+      const delay = Math.min(100 * 2 ** Math.max(0, recentCrashes.length - 1), 5000);
+      log.error({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; restarting it');
+      setTimeout(() => {
+        if (!stopping) {
+          const next = fork();
+          log.info({ worker: next.process.pid, replaces: worker.process.pid }, 'worker restarted');
+        }
+      }, delay).unref();
+    });
+    return worker;
+  };
+
+  for (let i = 0; i < options.workers; i++) fork();
+
+  return {
+    failed,
+    publishState(snapshot) {
+      const message = stateMessage(snapshot);
+      for (const w of workers) send(w, message);
+    },
+    async reload() {
+      let ok = true;
+      let generation = 0;
+      for (const worker of [...workers]) {
+        if (!worker.isConnected()) continue;
+        const id = nextReloadId++;
+        const reply = await new Promise<WorkerMessage | null>((resolve) => {
+          const onMessage = (m: WorkerMessage) => {
+            if (m?.type === 'reloaded' && m.id === id) done(m);
+          };
+          const onExit = () => done(null);
+          const done = (m: WorkerMessage | null) => {
+            worker.off('message', onMessage);
+            worker.off('exit', onExit);
+            resolve(m);
+          };
+          worker.on('message', onMessage);
+          worker.once('exit', onExit);
+          send(worker, { type: 'reload', id });
+        });
+        if (reply?.type === 'reloaded') {
+          ok &&= reply.ok;
+          generation = Math.max(generation, reply.generation);
+        }
+      }
+      log.info({ workers: workers.size, generation, ok }, 'rolling reload done');
+      return { ok, generation };
+    },
+    workerPids() {
+      return [...workers].map((w) => w.process.pid!).filter((p) => p !== undefined);
+    },
+    async stop() {
+      stopping = true;
+      const exits = [...workers].map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))));
+      for (const w of workers) send(w, { type: 'stop' });
+      // A worker that does not stop in time is killed.
+      const timer = setTimeout(() => {
+        for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+      }, 5000);
+      timer.unref();
+      await Promise.all(exits);
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * The worker's end of the IPC channel: asks for the state first, then applies the primary's
+ * messages to its nameserver.
+ */
+export class WorkerLink {
+  private ns: Nameserver | null = null;
+  private latest: StateSnapshot | null = null;
+  private waiting: ((snapshot: StateSnapshot) => void) | null = null;
+  private stopRequested = false;
+  private onStop: (() => void) | null = null;
+
+  constructor(private readonly log: Logger) {
+    process.on('message', (message: PrimaryMessage) => this.receive(message));
+    // The primary went away: nobody restarts or feeds us any more.
+    process.on('disconnect', () => {
+      this.log.warn('primary process gone; stopping');
+      this.stop();
+    });
+    // SIGHUP to the whole process group reaches the workers too: the primary coordinates reloads.
+    process.on('SIGHUP', () => {});
+    // A worker told to stop stops (the primary restarts it unless the primary is stopping too).
+    process.once('SIGINT', () => this.stop());
+    process.once('SIGTERM', () => this.stop());
+    this.send({ type: 'hello' });
+  }
+
+  private send(message: WorkerMessage): void {
+    if (process.connected) process.send?.(message, undefined, undefined, () => {});
+  }
+
+  /** The primary's current state (it answers 'hello' at once). */
+  firstState(timeoutMs = 10_000): Promise<StateSnapshot> {
+    if (this.latest !== null) return Promise.resolve(this.latest);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no state from the cluster primary')), timeoutMs);
+      this.waiting = (snapshot) => {
+        clearTimeout(timer);
+        resolve(snapshot);
+      };
+    });
+  }
+
+  private receive(message: PrimaryMessage): void {
+    switch (message?.type) {
+      case 'state': {
+        const snapshot = snapshotFromMessage(message);
+        this.latest = snapshot;
+        if (this.ns !== null) this.ns.runtime.state = snapshot;
+        this.waiting?.(snapshot);
+        this.waiting = null;
+        break;
+      }
+      case 'reload': {
+        if (this.ns === null) break;
+        const report = this.ns.reload();
+        this.send({ type: 'reloaded', id: message.id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
+        break;
+      }
+      case 'stop':
+        this.stop();
+        break;
+    }
+  }
+
+  private stop(): void {
+    this.stopRequested = true;
+    this.onStop?.();
+  }
+
+  /** Reports 'ready' and serves until the primary (or a signal) says stop. */
+  serve(ns: Nameserver): Promise<void> {
+    this.ns = ns;
+    if (this.latest !== null) ns.runtime.state = this.latest;
+    this.send({
+      type: 'ready',
+      listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
+      generation: ns.runtime.zones.generation,
+    });
+    return new Promise<void>((resolve) => {
+      let stopped = false;
+      this.onStop = () => {
+        if (stopped) return;
+        stopped = true;
+        ns.stop().then(resolve, resolve);
+      };
+      if (this.stopRequested) this.onStop();
+    });
+  }
+}

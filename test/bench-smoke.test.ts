@@ -1,0 +1,50 @@
+/**
+ * CI runs every bench once at a tiny size so they keep working (#8). Nothing here is timed:
+ * the assertions are about the benches completing and reporting, not about speed.
+ * Skips what needs dnsperf (or gdnsd) when it is not installed.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Three benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
+t.setTimeout(400_000);
+
+const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+
+t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (t) => {
+  const r = run(['--expose-gc', 'bench/qps/handler.mjs', '--n', '2000', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout);
+  t.equal(rows.length, 8, 'four name kinds, prebuilt and general');
+  t.ok(rows.filter((x: any) => x.path === 'prebuilt').every((x: any) => x.prebuiltAnswers > 0), 'the prebuilt rows used prebuilt answers');
+});
+
+t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'qps.json');
+  const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];
+  if (!have('gdnsd')) args.push('--no-gdnsd');
+  const r = run(args);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  const servers = new Set(result.rows.map((row: any) => row.server));
+  t.ok(servers.has('sitedns-dgram') && servers.has('sitedns-1'), 'cluster and single-worker sitedns measured');
+  if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
+  for (const row of result.rows) t.ok(row.udp.completed > 0 && row.tcp.completed > 0, `${row.kind} ${row.label}: answers over UDP and TCP`);
+  t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'summary table printed');
+});
+
+t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'scale.json');
+  const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  t.equal(result.compile.problems, 0, 'the generated zones compile');
+  t.ok(result.compile.names >= 1500);
+  t.equal(result.cluster.rssMB.length, 2, 'RSS of both workers');
+  t.ok(result.cluster.dnsperf.completed > 0, 'queries answered during the reload');
+});
