@@ -112,3 +112,9 @@ export const rateLimitedTotal = new Counter({
   labelNames: ['action'] as const,
   registers: [registry],
 });
+
+export const probersLive = new Gauge({
+  name: 'sitedns_probers_live',
+  help: 'Probers whose heartbeat is fresh (they vote on site state); 0 while answering from the last known state',
+  registers: [registry],
+});

@@ -34,7 +34,8 @@ export async function admin(values: Values, method: string, path: string, body?:
   try {
     res = await adminRequest(values.http as string, method, path, body, (values['http-token'] as string | undefined) || undefined);
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    const c = (error as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+    const cause = c?.code ?? c?.errors?.[0]?.code ?? (c as Error | undefined)?.message ?? (error as Error).message;
     throw new Error(`cannot reach the admin listener at ${values.http} (${cause}): is \`sitedns serve\` running? (use --http host:port, or --redis)`);
   }
   if (res.status >= 400) throw new Error(`${method} ${path}: HTTP ${res.status}: ${typeof res.body === 'object' ? res.body.error : res.body}`);

@@ -58,6 +58,8 @@ export class Prober {
   private readonly refreshMs: number;
   private readonly random: () => number;
   private readonly tasks = new Map<string, SiteTask>();
+  /** Sites without a probe: up by definition; a pushed report still gives them a load. */
+  private unprobed = new Map<string, SiteModel>();
   private readonly reports = new Map<string, LoadReport>();
   private readonly startedAt = Date.now();
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -83,6 +85,7 @@ export class Prober {
         this.reports.set(notice.key, notice.report);
         const task = this.tasks.get(notice.key);
         if (task) this.publish(task, Date.now());
+        else this.publishUnprobed(notice.key);
       },
       (connected) => {
         if (connected) void this.resync();
@@ -127,7 +130,11 @@ export class Prober {
   /** Starts, keeps or stops per-site tasks so they match the zones (called at start and on every reload). */
   setZones(zoneSet: ZoneSet): void {
     const wanted = new Map<string, SiteModel>();
-    for (const zone of zoneSet.zones.values()) for (const site of zone.sites) if (site.probe) wanted.set(site.key, site);
+    const unprobed = new Map<string, SiteModel>();
+    for (const zone of zoneSet.zones.values()) for (const site of zone.sites) (site.probe ? wanted : unprobed).set(site.key, site);
+    for (const key of this.unprobed.keys()) if (!unprobed.has(key) && !wanted.has(key) && this.reports.has(key)) void this.write(key, null);
+    this.unprobed = unprobed;
+    for (const key of unprobed.keys()) if (this.reports.has(key)) this.publishUnprobed(key);
     for (const [key, task] of this.tasks) {
       const site = wanted.get(key);
       if (site && signatureOf(site) === task.signature) continue;
@@ -264,6 +271,14 @@ export class Prober {
     return view;
   }
 
+  /** A site without a probe that pushed a load: up, with that load (no liveness judgement). */
+  private publishUnprobed(key: string): void {
+    const site = this.unprobed.get(key);
+    const report = this.reports.get(key);
+    if (!site || !report) return;
+    void this.write(key, { up: true, load: report.load, utilization: round4(report.load / site.capacity), loadAt: report.at, checkedAt: report.at, since: report.at, reason: 'pushed load (no probe)' });
+  }
+
   private publish(task: SiteTask, now: number): void {
     const view = this.viewOf(task, now);
     const prev = task.written;
@@ -299,7 +314,7 @@ export class Prober {
   private writeFailed(error: unknown): void {
     if (this.writeFailing) return;
     this.writeFailing = true;
-    this.log.error({ err: error }, 'cannot write to the state store; probing on and retrying (logged once)');
+    this.log.error({ err: (error as Error).message }, 'cannot write to the state store; probing on and retrying (logged once)');
   }
 
   /** Resolves true once every probed site has a first verdict, or false when `limitMs` passed first. */

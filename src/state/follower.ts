@@ -7,10 +7,10 @@
  * state keeps being answered; each condition is logged once when it starts and once when it
  * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
  */
-import { siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
+import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
 import type { Runtime } from '../server/handler.js';
 import type { Logger } from '../util/logger.js';
-import { combine, DEFAULT_STALE_AFTER_MS } from './combine.js';
+import { combine, liveProbers, DEFAULT_STALE_AFTER_MS } from './combine.js';
 import { makeSnapshot, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
@@ -23,6 +23,20 @@ export interface FollowerOptions {
   resyncMs?: number;
   tickMs?: number;
   stateFile?: StateFileWriter;
+}
+
+/** Load-only changes are applied at most this late (up/down changes at once). */
+export const LOAD_BATCH_MS = 50;
+
+/** How long after a reconnect views not yet rewritten are carried over from before the outage. */
+export const CARRY_OVER_MS = 10_000;
+
+function carryOver(current: StoreContents, before: Pick<StoreContents, 'probers' | 'views'>): StoreContents {
+  const probers = new Map(before.probers);
+  for (const [id, info] of current.probers) probers.set(id, info);
+  const views = new Map(before.views);
+  for (const [id, mine] of current.views) views.set(id, new Map([...(before.views.get(id) ?? []), ...mine]));
+  return { ...current, probers, views };
 }
 
 export type StartSource = 'store' | 'state-file' | 'assumed-up';
@@ -40,6 +54,11 @@ export class StateFollower {
   private storeUp = false;
   private everRead = false;
   private outageLogged = false;
+  private failedReads = 0;
+  /** Probers and views when the store last went away (with a live prober). */
+  private remembered: Pick<StoreContents, 'probers' | 'views'> | undefined;
+  private carryUntil = 0;
+  private batchTimer: NodeJS.Timeout | undefined;
   private probersStale = false;
   private signature = '';
   private timers: NodeJS.Timeout[] = [];
@@ -60,9 +79,16 @@ export class StateFollower {
     return this.storeUp;
   }
 
-  /** Age of the state answered from: time since the store last told us anything. */
+  /**
+   * Age of the state answered from: time since the newest prober heartbeat seen (so it grows
+   * when the probers die as well as when the store is unreachable), or since the store last
+   * answered when no prober is known.
+   */
   ageMs(now = Date.now()): number {
-    return this.lastHeardAt === 0 ? Infinity : now - this.lastHeardAt;
+    if (this.lastHeardAt === 0) return Infinity;
+    let newest = 0;
+    for (const p of this.contents.probers.values()) newest = Math.max(newest, p.heartbeatAt);
+    return now - (newest > 0 ? Math.min(newest, this.lastHeardAt) : this.lastHeardAt);
   }
 
   onSnapshot(listener: (s: StateSnapshot) => void): () => void {
@@ -121,6 +147,7 @@ export class StateFollower {
     this.storeUp = true;
     stateStoreConnected.set(1);
     if (this.outageLogged) this.log.info('state store reachable again: following it');
+    if (this.everRead) this.carryUntil = Date.now() + CARRY_OVER_MS;
     this.outageLogged = false;
   }
 
@@ -129,6 +156,11 @@ export class StateFollower {
     this.storeUp = false;
     stateStoreConnected.set(0);
     this.outageLogged = true;
+    // Remember what the probers said when the store went away (notices mutate `contents` in
+    // place after a reconnect, so copy).
+    if (liveProbers(this.contents, this.lastHeardAt, this.staleAfterMs).length > 0) {
+      this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
+    }
     this.log.warn({ lastHeardAt: new Date(this.lastHeardAt).toISOString() }, 'state store unreachable: answering from the last known state (logged once)');
     this.recompute();
   }
@@ -143,30 +175,58 @@ export class StateFollower {
       const contents = await this.store.readAll();
       this.contents = contents;
       this.everRead = true;
+      this.failedReads = 0;
       this.markUp();
       this.recompute();
       return true;
     } catch {
-      this.markDown();
+      // One slow read on a busy machine is not an outage; three in a row (socket still open but
+      // Redis not answering, e.g. stopped) are.
+      if (++this.failedReads >= 3) this.markDown();
       return false;
     }
   }
 
   private apply(notice: Notice): void {
+    // Up/down changes, drains and probers coming or going apply at once (the failover path);
+    // load-only changes, which arrive with nearly every probe, are batched for up to
+    // LOAD_BATCH_MS so a nameserver does not rebuild its snapshot for each one.
+    let urgent = notice.t !== 'view' && notice.t !== 'report';
+    if (notice.t === 'view') {
+      const before = this.contents.views.get(notice.prober)?.get(notice.key);
+      urgent = !before || !notice.view || before.up !== notice.view.up;
+    }
     applyNotice(this.contents, notice);
     this.markUp();
-    this.recompute();
+    if (notice.t === 'report') return; // reports reach answers through the probers' views
+    if (urgent) this.recompute();
+    else if (!this.batchTimer) {
+      this.batchTimer = setTimeout(() => {
+        this.batchTimer = undefined;
+        this.recompute();
+      }, LOAD_BATCH_MS);
+      this.batchTimer.unref?.();
+    }
   }
 
   private tick(): void {
-    stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : 0);
+    stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : -1); // -1: never heard from the store
     this.recompute();
   }
 
   /** Recomputes the site states; swaps the snapshot only when something changed. */
   recompute(now = Date.now()): void {
     if (!this.everRead) return;
-    const combined = combine(this.contents, now, { staleAfterMs: this.staleAfterMs, livenessAt: this.storeUp ? now : this.lastHeardAt });
+    const livenessAt = this.storeUp ? now : this.lastHeardAt;
+    let input = this.contents;
+    if (now < this.carryUntil && this.remembered) {
+      // Just reconnected: a restarted Redis may have come back empty (no persistence) and the
+      // probers are still rewriting their views. Views not rewritten yet are carried over from
+      // before the outage, so no site flips for lack of data (fail static).
+      input = carryOver(input, this.remembered);
+    }
+    const combined = combine(input, now, { staleAfterMs: this.staleAfterMs, livenessAt });
+    probersLive.set(combined.liveProbers.length);
     if (combined.stale !== this.probersStale) {
       this.probersStale = combined.stale;
       if (combined.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
@@ -197,6 +257,7 @@ export class StateFollower {
   }
 
   async stop(): Promise<void> {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.unsubscribe?.();

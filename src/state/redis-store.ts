@@ -38,7 +38,7 @@ export class RedisStateStore implements StateStore {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 1000,
-      commandTimeout: 1000,
+      commandTimeout: 2000,
       retryStrategy: (times) => Math.min(100 * times, 1000),
     };
     this.cmd = new Redis(options.url, { ...common, connectionName: 'sitedns' });

@@ -94,7 +94,7 @@ export function formatStatus(report: StatusReport): string {
     r.load === undefined ? '-' : String(Math.round(r.load * 1000) / 1000),
     r.utilization === undefined ? '-' : `${Math.round(r.utilization * 100)}%`,
     r.checkedAt === undefined ? '-' : ago(report.now - r.checkedAt),
-    r.forced ? `${r.reason} (by ${r.forced.by}, ${until(r.forced.until - report.now)} left)` : r.reason,
+    r.forced ? `${r.reason} (${until(r.forced.until - report.now)} left)` : r.reason,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join('  ');

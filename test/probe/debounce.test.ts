@@ -1,0 +1,94 @@
+/** Table tests of the one anti-flap state machine (src/probe/debounce.ts). */
+import t from 'tap';
+import { debounceConfig, initialHealth, step, type HealthStatus, type ProbeResult } from '../../src/probe/debounce.js';
+
+const OK: ProbeResult = { ok: true, decisive: false, reason: 'HTTP 200' };
+const REFUSED: ProbeResult = { ok: false, decisive: true, reason: 'connection refused' };
+const STATUS: ProbeResult = { ok: false, decisive: true, reason: 'HTTP 503' };
+const TIMEOUT: ProbeResult = { ok: false, decisive: false, reason: 'timeout after 500ms' };
+const RESET: ProbeResult = { ok: false, decisive: false, reason: 'connection reset' };
+
+type Row = {
+  name: string;
+  start?: HealthStatus;
+  inputs: (ProbeResult | [ProbeResult, 'push'])[];
+  /** Status after each input. */
+  expect: HealthStatus[];
+  /** Whether each next probe is a rapid re-check. */
+  recheck?: boolean[];
+  cfg?: { rise?: number; fall?: number; softFall?: number };
+};
+
+const rows: Row[] = [
+  { name: 'first success: up at once', inputs: [OK], expect: ['up'], recheck: [false] },
+  { name: 'first failure re-checks rapidly; two refused: down', inputs: [REFUSED, REFUSED], expect: ['unknown', 'down'], recheck: [true, false] },
+  { name: 'up: one refused re-checks, a success clears it', start: 'up', inputs: [REFUSED, OK], expect: ['up', 'up'], recheck: [true, false] },
+  { name: 'up: refused twice (fall 2) goes down', start: 'up', inputs: [REFUSED, REFUSED], expect: ['up', 'down'], recheck: [true, false] },
+  { name: 'up: a bad status is decisive too', start: 'up', inputs: [STATUS, STATUS], expect: ['up', 'down'] },
+  { name: 'up: fall 1 goes down on the first refused', start: 'up', cfg: { fall: 1 }, inputs: [REFUSED], expect: ['down'] },
+  {
+    name: 'up: timeouts are not decisive (soft fall = 3 x fall = 6)',
+    start: 'up',
+    inputs: [TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT],
+    expect: ['up', 'up', 'up', 'up', 'up', 'down'],
+    recheck: [true, true, true, true, true, false],
+  },
+  { name: 'up: a success between timeouts resets the streak', start: 'up', inputs: [TIMEOUT, TIMEOUT, TIMEOUT, OK, TIMEOUT, TIMEOUT, TIMEOUT], expect: ['up', 'up', 'up', 'up', 'up', 'up', 'up'] },
+  { name: 'up: resets count like timeouts', start: 'up', inputs: [RESET, RESET, RESET, RESET, RESET, RESET], expect: ['up', 'up', 'up', 'up', 'up', 'down'] },
+  { name: 'up: soft then decisive failures: down at the fall-th decisive one', start: 'up', inputs: [TIMEOUT, REFUSED, TIMEOUT, REFUSED], expect: ['up', 'up', 'up', 'down'] },
+  {
+    name: 'up: timeouts excused while pushed reports are fresh (seed 002 second signal)',
+    start: 'up',
+    inputs: [[TIMEOUT, 'push'], [TIMEOUT, 'push'], [TIMEOUT, 'push'], [TIMEOUT, 'push'], [TIMEOUT, 'push'], [TIMEOUT, 'push'], [TIMEOUT, 'push']],
+    expect: ['up', 'up', 'up', 'up', 'up', 'up', 'up'],
+    recheck: [false, false, false, false, false, false, false],
+  },
+  { name: 'up: fresh pushed reports do not excuse a refused connection', start: 'up', inputs: [[REFUSED, 'push'], [REFUSED, 'push']], expect: ['up', 'down'] },
+  { name: 'down: rise 2 needs two successes, re-checked rapidly', start: 'down', inputs: [OK, OK], expect: ['down', 'up'], recheck: [true, false] },
+  { name: 'down: a failure while rising starts over', start: 'down', inputs: [OK, REFUSED, OK, OK], expect: ['down', 'down', 'down', 'up'] },
+  { name: 'down: rise 3', start: 'down', cfg: { rise: 3 }, inputs: [OK, OK, OK], expect: ['down', 'down', 'up'] },
+  { name: 'down stays down on failures, at the normal interval', start: 'down', inputs: [REFUSED, TIMEOUT], expect: ['down', 'down'], recheck: [false, false] },
+  { name: 'unknown: six timeouts make it down', inputs: [TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT, TIMEOUT], expect: ['unknown', 'unknown', 'unknown', 'unknown', 'unknown', 'down'] },
+  { name: 'explicit soft fall', start: 'up', cfg: { softFall: 2 }, inputs: [TIMEOUT, TIMEOUT], expect: ['up', 'down'] },
+];
+
+for (const row of rows) {
+  t.test(row.name, async (t) => {
+    const cfg = debounceConfig({ intervalMs: 1000, ...row.cfg });
+    let state = initialHealth(0);
+    if (row.start && row.start !== 'unknown') state = { ...state, status: row.start };
+    const statuses: HealthStatus[] = [];
+    const rechecks: boolean[] = [];
+    let now = 0;
+    for (const input of row.inputs) {
+      const [result, push] = Array.isArray(input) ? [input[0], true] : [input, false];
+      now += 100;
+      const out = step(state, { result, now, pushAlive: push }, cfg);
+      t.equal(out.changed, out.state.status !== state.status, 'changed says whether the status changed');
+      t.equal(out.nextInMs, out.recheck ? cfg.recheckMs : cfg.intervalMs, 'next delay: re-check or interval');
+      state = out.state;
+      statuses.push(state.status);
+      rechecks.push(out.recheck);
+    }
+    t.same(statuses, row.expect, 'statuses');
+    if (row.recheck) t.same(rechecks, row.recheck, 're-checks');
+  });
+}
+
+t.test('defaults: rise 2, fall 2, soft fall 6, re-check 100 ms at a 1 s interval', async (t) => {
+  t.same(debounceConfig({ intervalMs: 1000 }), { rise: 2, fall: 2, softFall: 6, intervalMs: 1000, recheckMs: 100 });
+  t.equal(debounceConfig({ intervalMs: 200 }).recheckMs, 50, 're-check at most a quarter interval');
+  t.equal(debounceConfig({ intervalMs: 1000, fall: 1 }).softFall, 3);
+});
+
+t.test('since moves only when the status changes', async (t) => {
+  const cfg = debounceConfig({ intervalMs: 1000 });
+  let s = step(initialHealth(0), { result: OK, now: 10, pushAlive: false }, cfg).state;
+  t.equal(s.since, 10);
+  s = step(s, { result: REFUSED, now: 20, pushAlive: false }, cfg).state;
+  t.equal(s.since, 10);
+  s = step(s, { result: REFUSED, now: 30, pushAlive: false }, cfg).state;
+  t.equal(s.status, 'down');
+  t.equal(s.since, 30);
+  t.equal(s.reason, 'connection refused');
+});

@@ -1,0 +1,83 @@
+/** How several probers' views, forced states and staleness combine (src/state/combine.ts). */
+import t from 'tap';
+import { combine } from '../../src/state/combine.js';
+import { emptyContents, type ProbeView, type StoreContents } from '../../src/state/types.js';
+
+const NOW = 1_000_000;
+const view = (up: boolean, extra: Partial<ProbeView> = {}): ProbeView => ({ up, checkedAt: NOW - 100, since: NOW - 1000, reason: up ? 'HTTP 200' : 'connection refused', ...extra });
+
+function contents(probers: Record<string, { age: number; views: Record<string, ProbeView> }>): StoreContents {
+  const c = emptyContents();
+  for (const [id, p] of Object.entries(probers)) {
+    c.probers.set(id, { id, heartbeatAt: NOW - p.age, startedAt: 0 });
+    c.views.set(id, new Map(Object.entries(p.views)));
+  }
+  return c;
+}
+
+const K = 'z.test/a';
+const opts = { staleAfterMs: 3000 };
+
+t.test('majority of live probers', async (t) => {
+  const rows: [string, boolean[], boolean][] = [
+    ['one prober up', [true], true],
+    ['one prober down', [false], false],
+    ['two of three down: down', [false, false, true], false],
+    ['one of three down: up', [false, true, true], true],
+    ['a tie keeps the site up', [false, true], true],
+    ['all four down', [false, false, false, false], false],
+  ];
+  for (const [name, votes, up] of rows) {
+    const c = contents(Object.fromEntries(votes.map((v, i) => [`p${i}`, { age: 100, views: { [K]: view(v) } }])));
+    t.equal(combine(c, NOW, opts).sites.get(K)!.up, up, name);
+  }
+});
+
+t.test('a dead prober does not vote (neither freezes nor flips)', async (t) => {
+  const c = contents({ dead: { age: 10_000, views: { [K]: view(false) } }, live: { age: 100, views: { [K]: view(true) } } });
+  const r = combine(c, NOW, opts);
+  t.same(r.liveProbers, ['live']);
+  t.equal(r.sites.get(K)!.up, true);
+  t.equal(r.stale, false);
+});
+
+t.test('no live prober: the last live views are kept (fail static)', async (t) => {
+  const c = contents({ old: { age: 60_000, views: { [K]: view(true) } }, last: { age: 10_000, views: { [K]: view(false) } } });
+  const r = combine(c, NOW, opts);
+  t.equal(r.stale, true);
+  t.equal(r.sites.get(K)!.up, false, 'the most recently live prober\'s view, not the long-dead one\'s');
+});
+
+t.test('livenessAt freezes the voters while the store is unreachable', async (t) => {
+  const c = contents({ a: { age: 4000, views: { [K]: view(false) } }, b: { age: 4000, views: { [K]: view(false) } }, c: { age: 100, views: { [K]: view(true) } } });
+  t.equal(combine(c, NOW, opts).sites.get(K)!.up, true, 'now: only c is live');
+  t.equal(combine(c, NOW, { ...opts, livenessAt: NOW - 2000 }).sites.get(K)!.up, false, 'judged 2 s ago: all three vote');
+});
+
+t.test('load is the median, rtt the lowest, checkedAt the latest', async (t) => {
+  const c = contents({
+    a: { age: 0, views: { [K]: view(true, { load: 10, utilization: 0.1, rttMs: 5, checkedAt: NOW - 50 }) } },
+    b: { age: 0, views: { [K]: view(true, { load: 30, utilization: 0.3, rttMs: 2, checkedAt: NOW - 10 }) } },
+    c: { age: 0, views: { [K]: view(true, { load: 20, utilization: 0.2, rttMs: 9, checkedAt: NOW - 90 }) } },
+  });
+  const s = combine(c, NOW, opts).sites.get(K)!;
+  t.equal(s.load, 20);
+  t.equal(s.utilization, 0.2);
+  t.equal(s.rttMs, 2);
+  t.equal(s.checkedAt, NOW - 10);
+});
+
+t.test('a drain overrides the vote until it expires', async (t) => {
+  const c = contents({ a: { age: 0, views: { [K]: view(true, { load: 5 }) } } });
+  c.forced.set(K, { state: 'down', by: 'ops', reason: 'kernel upgrade', until: NOW + 1000, at: NOW - 10 });
+  let s = combine(c, NOW, opts).sites.get(K)!;
+  t.equal(s.up, false);
+  t.equal(s.load, 5, 'load still shown');
+  t.match(s.reason, /drained by ops: kernel upgrade/);
+  t.same(s.forced, { state: 'down', by: 'ops', reason: 'kernel upgrade', until: NOW + 1000 });
+  s = combine(c, NOW + 1000, opts).sites.get(K)!;
+  t.equal(s.up, true, 'expired: the probes decide again');
+  t.equal(s.forced, undefined);
+  c.forced.set('z.test/unprobed', { state: 'up', by: 'ops', reason: 'probe is wrong', until: NOW + 5, at: NOW });
+  t.equal(combine(c, NOW, opts).sites.get('z.test/unprobed')!.up, true, 'a forced state needs no view');
+});
