@@ -32,6 +32,8 @@ export interface ServeAppOptions {
   listen: string[];
   logger: Logger;
   tcp?: NameserverOptions['tcp'];
+  /** UDP response rate limiting (#7). */
+  rrl?: NameserverOptions['rrl'];
   /** UDP implementation (#9): auto, dgram, batched. */
   udpPath?: NameserverOptions['udpPath'];
   /** Admin listener host:port; null = none. */
@@ -97,6 +99,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       logger: o.logger,
       tcp: o.tcp,
       observer: o.observer,
+      rrl: o.rrl,
       udpPath: o.udpPath,
       onReload: (r) => {
         prober?.setZones(r.zoneSet);

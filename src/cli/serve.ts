@@ -26,8 +26,16 @@ export const serveFlags: Flags = {
   'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first' },
   'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)' },
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
+  'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)' },
+  'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses' },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
+  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per worker); 0 = off' },
+  'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again' },
+  'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all' },
+  'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting' },
+  'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting' },
+  'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited' },
   workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
@@ -59,9 +67,22 @@ function tcpOptions(values: Values) {
   const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
   return {
     idleTimeoutMs: idle,
-    firstQueryTimeoutMs: Math.min(idle, 5000),
+    firstQueryTimeoutMs: durationFlag(values['tcp-query-timeout'] as string, 'tcp-query-timeout'),
+    maxQueriesInFlight: intFlag(values['tcp-max-in-flight'] as string, 'tcp-max-in-flight'),
     maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
     maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+  };
+}
+
+/** UDP response rate limiting (#7, src/server/rrl.ts). */
+function rrlOptions(values: Values) {
+  return {
+    ratePerSecond: intFlag(values['rrl-rate'] as string, 'rrl-rate'),
+    windowSeconds: intFlag(values['rrl-window'] as string, 'rrl-window'),
+    slip: intFlag(values['rrl-slip'] as string, 'rrl-slip'),
+    ipv4PrefixLength: intFlag(values['rrl-ipv4-prefix'] as string, 'rrl-ipv4-prefix'),
+    ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
+    exempt: values['rrl-exempt'] as string[],
   };
 }
 
@@ -101,6 +122,7 @@ export async function runServe(argv: string[]): Promise<number> {
       listen: primaryMode ? [] : listen,
       logger,
       tcp: tcpOptions(values),
+      rrl: rrlOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
@@ -197,6 +219,7 @@ async function runWorker(values: Values, logger: Logger): Promise<number> {
       listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
       logger,
       tcp: tcpOptions(values),
+      rrl: rrlOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
       observer: workerObserver(values, logger),
       beforeListen: async (runtime) => {

@@ -5,7 +5,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
-import { QTYPE } from '../dns/constants.js';
+import { QTYPE, typeName } from '../dns/constants.js';
 import {
   caaRdata,
   ipv4Rdata,
@@ -16,6 +16,7 @@ import {
   srvRdata,
   txtRdata,
   type Rdata,
+  type RdataPart,
   type WireRecord,
 } from '../dns/wire.js';
 import type {
@@ -35,8 +36,12 @@ import type { LoadedZoneFile } from './load.js';
 import type { AllDown, PoolConfig, RecordType, ZoneFile } from './schema.js';
 
 /** Limits that keep a generated zone from exhausting memory (#7). */
-export const MAX_NAMES_PER_ZONE = 1_000_000;
+export const MAX_NAMES_PER_ZONE = 50_000;
 export const MAX_RECORDS_PER_RRSET = 1000;
+/** RFC 1035 §2.3.4: 255 octets on the wire, i.e. 253 characters of text without the final dot. */
+export const MAX_NAME_TEXT = 253;
+/** RFC 1035 §4.2.2: a TCP message holds at most 65535 bytes; an RRset that cannot fit is never servable. */
+export const MAX_RRSET_BYTES = 65535 - 512;
 
 class ProblemSink {
   readonly problems: ConfigProblem[] = [];
@@ -187,6 +192,8 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     }
   }
 
+  checkStaticLimits(staticSets, origin, cfg, sink);
+
   // ---- sites, groups, pools ---------------------------------------------------------------
   const dynamicTtl = cfg.dynamic_ttl;
   const sites: SiteModel[] = [];
@@ -246,6 +253,10 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   const dynamicNames: DynamicName[] = [];
   const dynamicByName = new Map<string, { d: DynamicName; path: (string | number)[] }>();
   const addDynamic = (d: DynamicName, path: (string | number)[]) => {
+    if (d.name.length > MAX_NAME_TEXT) {
+      sink.add(path, `${d.name.slice(0, 40)}... is ${d.name.length} characters with the zone; a DNS name holds at most ${MAX_NAME_TEXT}`, 'EZONE_LIMIT');
+      return;
+    }
     const existing = dynamicByName.get(d.name);
     if (existing) {
       sink.add(path, `${d.name} is already the ${existing.d.kind} name at ${formatPath(existing.path)}`, 'EZONE_CONFLICT');
@@ -379,6 +390,46 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   // name: with prebuilt answers (#8) the hot path no longer reads them, and precomputing them
   // cost a third of the compile time and ~60 MB per 100,000 names (bench/scale).
   return Object.freeze(zone);
+}
+
+/**
+ * Absurd static data (#7): names that only become too long once the zone is appended, and
+ * RDATA or RRsets too big for any DNS message, are errors here rather than broken answers later.
+ */
+function checkStaticLimits(
+  staticSets: Map<string, Map<number, { ttl: number; rdata: Rdata[] }>>,
+  origin: string,
+  cfg: ZoneFile,
+  sink: ProblemSink,
+): void {
+  const pathOf = (owner: string): (string | number)[] => {
+    const key = relativeKey(owner, origin);
+    if (key in cfg.records) return ['records', key];
+    const fq = Object.keys(cfg.records).find((k) => k.toLowerCase().replace(/\.$/, '') === owner || (k === '@' && owner === origin));
+    if (fq !== undefined) return ['records', fq];
+    return owner === origin ? ['soa'] : ['nameservers'];
+  };
+  const nameLength = (part: RdataPart) => (Buffer.isBuffer(part) ? part.length : part.name.length + 2);
+  for (const [owner, types] of staticSets) {
+    if (owner.length > MAX_NAME_TEXT) {
+      sink.add(pathOf(owner), `${owner.slice(0, 40)}... is ${owner.length} characters with the zone; a DNS name holds at most ${MAX_NAME_TEXT}`, 'EZONE_LIMIT');
+      continue;
+    }
+    for (const [type, set] of types) {
+      let total = 0;
+      for (const rdata of set.rdata) {
+        const size = rdata.reduce((n, part) => n + nameLength(part), 0);
+        for (const part of rdata) {
+          if (!Buffer.isBuffer(part) && part.name.length > MAX_NAME_TEXT) {
+            sink.add(pathOf(owner), `target ${part.name.slice(0, 40)}... is ${part.name.length} characters; a DNS name holds at most ${MAX_NAME_TEXT}`, 'EZONE_LIMIT');
+          }
+        }
+        if (size > 65535) sink.add(pathOf(owner), `a ${typeName(type)} record of ${size} bytes; a DNS record holds at most 65535`, 'EZONE_LIMIT');
+        total += owner.length + 2 + 10 + size;
+      }
+      if (total > MAX_RRSET_BYTES) sink.add(pathOf(owner), `the ${typeName(type)} records come to ${total} bytes; no DNS message could carry them (at most ${MAX_RRSET_BYTES})`, 'EZONE_LIMIT');
+    }
+  }
 }
 
 function relativeKey(name: string, origin: string): string {

@@ -20,8 +20,13 @@ import { z } from 'zod';
 import { zoneFileSchema, type ZoneFile } from './schema.js';
 import { formatPath, type ConfigProblem } from './errors.js';
 
-/** Zone files larger than this are refused (a runaway generator, or the wrong file). */
-export const MAX_ZONE_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * Zone files larger than this are refused (a runaway generator, or the wrong file). YAML with
+ * source positions costs ~150x its size in memory and about a second of CPU per 30,000 names
+ * (yaml 2.9 document API), so 1 MiB (~30,000 names) keeps a load or SIGHUP reload, which blocks
+ * answering while it runs, within seconds (#7). sitedns zones hold sites and a few static records.
+ */
+export const MAX_ZONE_FILE_BYTES = 1024 * 1024;
 
 export interface LoadedZoneFile {
   readonly file: string;
@@ -170,7 +175,13 @@ function parseZoneDocument(text: string, file: string): LoadedZoneFile | { probl
     };
   }
   const lineOf = (path: readonly (string | number)[]) => lineOfPath(doc, path, lineAt);
-  const data = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // yaml throws for alias bombs ("Excessive alias count") and similar exhaustion attempts (#7).
+    return { problems: [{ file, line: 1, path: '(yaml)', message: (error as Error).message.split('\n')[0], code: 'EZONE_LIMIT' }] };
+  }
   if (data === null || data === undefined) {
     return { problems: [{ file, line: 1, path: '(root)', message: 'the file is empty', code: 'EZONE_SCHEMA' }] };
   }

@@ -52,7 +52,10 @@ export const dnsName = z.string().superRefine((s, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** RFC 2181 §8: TTLs are 0 .. 2^31 - 1 seconds. */
 const ttl = z.number().int().min(0).max(2_147_483_647);
+export const MAX_ADDRESSES_PER_SITE = 100;
+export const MAX_NAMESERVER_ADDRESSES = 100;
 const fraction = z.number().min(0).max(10);
 
 export const soaSchema = z
@@ -73,8 +76,9 @@ export const probeSchema = z
     http: z.string().url().optional(),
     https: z.string().url().optional(),
     tcp: z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}$/, 'use host:port or [v6]:port').optional(),
-    interval: duration.optional(),
-    timeout: duration.optional(),
+    // Bounded (#7): a 0 ms interval would probe in a busy loop; hours-long timeouts never fail.
+    interval: duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h')).optional(),
+    timeout: duration.pipe(z.number().min(10, 'at least 10ms').max(60_000, 'at most 60s')).optional(),
     rise: z.number().int().min(1).max(100).optional(),
     fall: z.number().int().min(1).max(100).optional(),
     /** JSON field of the response body holding the site's load, e.g. `load` reads {"load": 0.42}. */
@@ -109,7 +113,8 @@ export const siteSchema = z
   .object({
     /** Site Name override; relative to the zone unless it ends with "." (default: <id>.<zone>). */
     name: dnsName.optional(),
-    addresses: z.array(ipAddress).min(1),
+    /** At most 100 (#7): a site is a place with a few service addresses, and answers must fit a message. */
+    addresses: z.array(ipAddress).min(1).max(MAX_ADDRESSES_PER_SITE, `at most ${MAX_ADDRESSES_PER_SITE} addresses per site`),
     /** utilization = load / capacity. */
     capacity: z.number().positive().default(1),
     /** Offload threshold of this site when it is an offload target (#4, seeds 000/001). */
@@ -199,7 +204,7 @@ export const zoneFileSchema = z
     /** TTL of Pool/Group/Site answers (the seed: zero or near-zero). */
     dynamic_ttl: ttl.default(0),
     soa: soaSchema,
-    nameservers: z.record(dnsName, z.array(ipAddress)).refine((ns) => Object.keys(ns).length > 0, {
+    nameservers: z.record(dnsName, z.array(ipAddress).max(MAX_NAMESERVER_ADDRESSES, `at most ${MAX_NAMESERVER_ADDRESSES} addresses per nameserver`)).refine((ns) => Object.keys(ns).length > 0, {
       message: 'at least one nameserver',
     }),
     sites: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'site ids are lower-case labels'), siteSchema).default({}),

@@ -27,8 +27,12 @@ export function responseLimit(edns: EdnsInfo | null, transport: Transport): numb
   return Math.min(edns.udpSize, EDNS_UDP_PAYLOAD);
 }
 
+// RFC 1035 §4.1.1: the OPCODE "is set by the originator of a query and copied into the
+// response" (it matters for NOTIMP replies to other opcodes; found by the fuzzer, #7).
+const OPCODE_MASK = 0x7800;
+
 function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
-  return FLAG_QR | (queryFlags & (FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
+  return FLAG_QR | (queryFlags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
 }
 
 /** Appends the OPT (and the ECS option, when the query had one) if the query spoke EDNS. */
@@ -193,3 +197,35 @@ export function rcodeOf(response: Buffer): number {
 
 export { QTYPE };
 export type { ZoneModel };
+
+/**
+ * Response rate limiting's "slip" (#7): the header and question of a response we built, with
+ * TC=1 and no records but its OPT, so a real client retries over TCP while a spoofed victim
+ * gets no amplification. Our writer puts the OPT last; it is found by its length.
+ */
+export function slipResponse(reply: Buffer): Buffer {
+  let pos = HEADER_LEN;
+  if (reply.readUInt16BE(4) === 1) {
+    while (pos < reply.length && reply[pos] !== 0 && reply[pos] < 64) pos += 1 + reply[pos];
+    pos = Math.min(reply.length, pos + 5);
+  }
+  let opt: Buffer | null = null;
+  if (reply.readUInt16BE(10) > 0) {
+    for (const rdlength of [0, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]) {
+      const at = reply.length - OPT_RECORD_LEN - rdlength;
+      if (at < pos) break;
+      if (reply[at] === 0 && reply.readUInt16BE(at + 1) === QTYPE.OPT && reply.readUInt16BE(at + 9) === rdlength) {
+        opt = reply.subarray(at);
+        break;
+      }
+    }
+  }
+  const out = Buffer.allocUnsafe(pos + (opt?.length ?? 0));
+  reply.copy(out, 0, 0, pos);
+  if (opt) opt.copy(out, pos);
+  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(opt ? 1 : 0, 10);
+  return out;
+}

@@ -404,7 +404,10 @@ export class MessageWriter {
   question(raw: Buffer, questionEnd: number, qname: string): void {
     raw.copy(this.buf, HEADER_LEN, HEADER_LEN, questionEnd);
     this.length = questionEnd;
-    this.registerName(qname, HEADER_LEN);
+    // A label holding "." or "\\" is escaped in `qname` (readQuestionName), so the text no
+    // longer maps onto wire offsets and a pointer computed from it would land inside a label
+    // (found by the fuzzer, #7). Such a name matches no zone name: just do not compress against it.
+    if (qname.indexOf('\\') < 0) this.registerName(qname, HEADER_LEN);
   }
 
   private registerName(name: string, offset: number): void {
@@ -538,4 +541,62 @@ export function encodeName(name: string): Buffer {
   }
   parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back our own responses, for response rate limiting (#7, src/server/rrl.ts)
+
+/** Reads a (possibly compressed) name, lower-cased, at most 128 labels/pointers; null if malformed. */
+function readNameAt(msg: Buffer, offset: number): string | null {
+  let text = '';
+  let pos = offset;
+  for (let hops = 0; hops < 128; hops++) {
+    if (pos >= msg.length) return null;
+    const len = msg[pos];
+    if (len === 0) return text;
+    if ((len & 0xc0) === 0xc0) {
+      if (pos + 2 > msg.length) return null;
+      pos = msg.readUInt16BE(pos) & 0x3fff;
+      continue;
+    }
+    if (len > 63 || pos + 1 + len > msg.length) return null;
+    if (text.length > 0) text += '.';
+    text += msg.toString('latin1', pos + 1, pos + 1 + len).toLowerCase();
+    pos += 1 + len;
+  }
+  return null;
+}
+
+/**
+ * What makes two responses "identical" for rate limiting, read from a response we built (the
+ * classes of BIND's and Knot's RRL): answers by question name and type; NXDOMAIN by zone (the
+ * SOA owner), so random names under one zone share one account; referrals by the delegation
+ * point; NODATA by name; errors (REFUSED, FORMERR, ...) by RCODE alone. Returns '' for bytes
+ * that are not a response we could have built.
+ */
+export function responseRateClass(reply: Buffer): string {
+  if (reply.length < HEADER_LEN) return '';
+  const rcode = reply[3] & 0xf;
+  if (rcode !== 0 && rcode !== 3) return `E${rcode}`;
+  if (reply.readUInt16BE(4) !== 1) return `E${rcode}`;
+  const nameEnd = skipName(reply, HEADER_LEN);
+  if (nameEnd < 0 || nameEnd + 4 > reply.length) return '';
+  // The question's own bytes (name and QTYPE) stand for it, lower-cased (label lengths are
+  // under 0x41, so lower-casing leaves them alone): cheaper than decoding the name.
+  const question = reply.toString('latin1', HEADER_LEN, nameEnd + 2).toLowerCase();
+  const ancount = reply.readUInt16BE(6);
+  if (rcode === 0 && ancount > 0) return `A${question}`;
+  // Skip the answers (a CNAME chain can precede NXDOMAIN) to the first authority record.
+  let pos = nameEnd + 4;
+  for (let i = 0; i < ancount; i++) {
+    pos = skipName(reply, pos);
+    if (pos < 0 || pos + 10 > reply.length) return '';
+    pos += 10 + reply.readUInt16BE(pos + 8);
+  }
+  if (reply.readUInt16BE(8) === 0) return `D${question}`;
+  const ownerEnd = skipName(reply, pos);
+  if (ownerEnd < 0 || ownerEnd + 2 > reply.length) return '';
+  const owner = readNameAt(reply, pos) ?? '';
+  if (rcode === 3) return `N${owner}`;
+  return reply.readUInt16BE(ownerEnd) === QTYPE.NS ? `R${owner}` : `D${question}`;
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
 import { Handler, Runtime, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
+import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 import type { ZoneSet } from '../model/zone-model.js';
@@ -19,6 +20,8 @@ export interface NameserverOptions {
   listen: string[];
   logger: Logger;
   tcp?: TcpOptions;
+  /** UDP response rate limiting (#7); defaults in rrl.ts (on, loopback exempt). */
+  rrl?: Partial<RrlOptions>;
   env?: PolicyEnv;
   observer?: HandlerObserver;
   /** UDP implementation (#9): auto (batched when built, else dgram), dgram, batched. */
@@ -62,12 +65,13 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       allDown ? log.warn({ name: name.name, answer: selection.reason }, 'all sites of the name are down') : log.info({ name: name.name }, 'a site of the name is up again'),
     ...options.observer,
   });
+  const rrl = new ResponseRateLimiter(options.rrl);
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
   try {
     for (const spec of options.listen) {
       const { host, port } = parseHostPort(spec);
-      const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port);
+      const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
       if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
       // Port 0 asks for a free port: TCP then takes the same number UDP got.
       // Pushed before TCP listens, so the catch below closes it too when TCP fails (an open UDP

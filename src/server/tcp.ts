@@ -6,16 +6,36 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
+import { transportEventsTotal } from '../admin/metrics.js';
 import type { Handler } from './handler.js';
 
+type TcpEvent = 'accept' | 'reject' | 'timeout' | 'overflow' | 'error';
+/** Every transport event is counted in sitedns_transport_events_total (#7), whoever listens. */
+const tcpEventCounters: Record<TcpEvent, { inc(): void }> = {
+  accept: transportEventsTotal.labels('tcp', 'accept'),
+  reject: transportEventsTotal.labels('tcp', 'reject'),
+  timeout: transportEventsTotal.labels('tcp', 'timeout'),
+  overflow: transportEventsTotal.labels('tcp', 'overflow'),
+  error: transportEventsTotal.labels('tcp', 'error'),
+};
+
 export interface TcpOptions {
-  /** Close a connection idle this long (RFC 7766 §6.2.3 suggests seconds, not minutes). */
+  /** Close a connection idle this long between queries (RFC 7766 §6.2.3 suggests seconds, not minutes). */
   idleTimeoutMs?: number;
-  /** Close a connection that has not sent a full query this long after connecting. */
+  /**
+   * A query must arrive whole this long after its first byte, and the first query this long after
+   * connecting: an absolute deadline, so a client dripping one byte at a time cannot hold a
+   * connection (an inactivity timer alone is reset by every byte).
+   */
   firstQueryTimeoutMs?: number;
   maxConnections?: number;
   maxConnectionsPerClient?: number;
-  /** Queued response bytes past which a non-reading client is disconnected. */
+  /**
+   * Answered queries whose responses the client has not taken yet. At the cap we stop reading
+   * (and stop answering what was already read) until the client catches up.
+   */
+  maxQueriesInFlight?: number;
+  /** Queued response bytes past which a non-reading client is disconnected (a safety net). */
   maxPendingWriteBytes?: number;
   onEvent?: (event: 'accept' | 'reject' | 'timeout' | 'overflow' | 'error') => void;
 }
@@ -36,12 +56,16 @@ const DEFAULTS = {
   firstQueryTimeoutMs: 5_000,
   maxConnections: 2000,
   maxConnectionsPerClient: 64,
+  maxQueriesInFlight: 64,
   maxPendingWriteBytes: 256 * 1024,
 };
 
 export function listenTcp(handler: Handler, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
   const opts = { ...DEFAULTS, ...options };
-  const onEvent = options.onEvent ?? (() => {});
+  const onEvent = (event: TcpEvent) => {
+    tcpEventCounters[event].inc();
+    options.onEvent?.(event);
+  };
   const perClient = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   /** Connections holding part of a query: at stop they are answered before being closed. */
@@ -59,53 +83,84 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
     onEvent('accept');
     perClient.set(client, count + 1);
     sockets.add(socket);
+    socket.on('error', () => onEvent('error'));
+
+    let pending: Buffer = Buffer.alloc(0);
+    let inFlight = 0;
+    let blocked = false;
+    // Absolute deadline for the query being received (the first one counts from connecting).
+    const expire = () => {
+      onEvent('timeout');
+      socket.destroy();
+    };
+    let deadline: NodeJS.Timeout | null = setTimeout(expire, opts.firstQueryTimeoutMs);
+    socket.setTimeout(opts.idleTimeoutMs, expire);
     socket.once('close', () => {
+      if (deadline !== null) clearTimeout(deadline);
       sockets.delete(socket);
       midQuery.delete(socket);
       const n = (perClient.get(client) ?? 1) - 1;
       if (n <= 0) perClient.delete(client);
       else perClient.set(client, n);
     });
-    socket.on('error', () => onEvent('error'));
 
-    let pending: Buffer = Buffer.alloc(0);
-    let answered = 0;
-    socket.setTimeout(opts.firstQueryTimeoutMs, () => {
-      onEvent('timeout');
-      socket.destroy();
-    });
+    const unblock = () => {
+      if (!blocked || inFlight >= opts.maxQueriesInFlight || socket.writableNeedDrain || socket.destroyed) return;
+      blocked = false;
+      socket.resume();
+      answerPending();
+    };
+    const flushed = () => {
+      inFlight--;
+      unblock();
+    };
+    socket.on('drain', unblock);
 
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      // A frame is at most 2 + 65535 bytes, so `pending` never holds more than one partial frame.
+    const answerPending = () => {
+      let completed = false;
+      // A frame is at most 2 + 65535 bytes, and reading stops while blocked, so `pending` stays small.
       while (pending.length >= 2) {
         const length = pending.readUInt16BE(0);
         if (pending.length < 2 + length) break;
+        if (inFlight >= opts.maxQueriesInFlight || socket.writableNeedDrain) {
+          // Backpressure: answer no more, read no more, until the client takes what we wrote.
+          blocked = true;
+          socket.pause();
+          break;
+        }
         const query = pending.subarray(2, 2 + length);
         pending = pending.subarray(2 + length);
+        completed = true;
         const out = handler.handle(query, { transport: 'tcp', clientAddress: client });
-        answered++;
-        if (answered === 1) socket.setTimeout(opts.idleTimeoutMs);
         if (out === null) continue;
         const frame = Buffer.allocUnsafe(2 + out.length);
         frame.writeUInt16BE(out.length, 0);
         out.copy(frame, 2);
-        const flushed = socket.write(frame);
-        if (!flushed) {
-          if (socket.writableLength > opts.maxPendingWriteBytes) {
-            onEvent('overflow');
-            socket.destroy();
-            return;
-          }
-          // Backpressure: read no more until the client takes what we wrote.
-          socket.pause();
-          socket.once('drain', () => socket.resume());
+        inFlight++;
+        socket.write(frame, flushed);
+        if (socket.writableLength > opts.maxPendingWriteBytes) {
+          onEvent('overflow');
+          socket.destroy();
+          return;
         }
       }
+      // A partial frame must be completed before its deadline (counted from its first byte, or
+      // from connecting for the first query); a completed frame ends its deadline.
+      const partial = pending.length > 0 && !blocked;
+      if (deadline !== null && (completed || !partial)) {
+        clearTimeout(deadline);
+        deadline = null;
+      }
+      if (partial && deadline === null) deadline = setTimeout(expire, opts.firstQueryTimeoutMs);
       if (pending.length > 0 && pending.buffer.byteLength > 4 * 65537) pending = Buffer.from(pending);
       if (pending.length > 0) midQuery.add(socket);
       else midQuery.delete(socket);
       if (closing && pending.length === 0) socket.end();
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      if (!blocked) answerPending();
     });
   });
   server.maxConnections = opts.maxConnections + 16;

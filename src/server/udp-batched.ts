@@ -16,7 +16,8 @@
 import { createRequire } from 'node:module';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { rateLimitedTotal, setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { slipResponse } from '../dns/response.js';
 import { PeerContext, UDP_RESPONSE_MAX, type Handler } from './handler.js';
 import type { UdpListener, UdpOptions } from './udp.js';
 
@@ -131,6 +132,9 @@ export function udpBatchTotals(): Record<string, number> {
 }
 setUdpBatchTotalsReader(udpBatchTotals);
 
+const rateLimitedDrop = rateLimitedTotal.labels('drop');
+const rateLimitedSlip = rateLimitedTotal.labels('slip');
+
 export interface BatchedUdpOptions extends UdpOptions {
   batch?: number;
   slot?: number;
@@ -172,6 +176,8 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
     outViews.push(Buffer.from(buffer, outBase + i * slot, slot));
   }
   const ctx = new PeerContext('udp');
+  // Response rate limiting (#7) applies on this path exactly as on node:dgram's (udp.ts).
+  const rrl = options.rrl?.enabled ? options.rrl : null;
 
   const onBatch = (count: number): void => {
     for (let i = 0; i < count; i++) {
@@ -184,6 +190,17 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
         n = handler.handleInto(inViews[i], ctx, outViews[i], inLen);
       } catch {
         n = -1; // handleInto never throws (CONTRACT); if it ever did, this datagram goes unanswered
+      }
+      if (n > 0 && rrl !== null && !rrl.exemptBytes(ctx.clientFamily === 6 ? 6 : 4, ctx.clientBytes)) {
+        const verdict = rrl.check(ctx.clientAddress, outViews[i].subarray(0, n));
+        if (verdict === 'drop') {
+          rateLimitedDrop.inc();
+          n = 0;
+        } else if (verdict === 'slip') {
+          rateLimitedSlip.inc();
+          const slipped = slipResponse(outViews[i].subarray(0, n));
+          n = slipped.copy(outViews[i], 0);
+        }
       }
       meta[m + M_OUT_LEN] = n > 0 ? n : 0;
     }

@@ -10,7 +10,10 @@
  * the batched path when it loads, else falls back to dgram.
  */
 import dgram from 'node:dgram';
+import { rateLimitedTotal, transportEventsTotal } from '../admin/metrics.js';
+import { slipResponse } from '../dns/response.js';
 import { PeerContext, type Handler } from './handler.js';
+import type { ResponseRateLimiter } from './rrl.js';
 
 export interface UdpListener {
   readonly address: string;
@@ -31,7 +34,13 @@ export interface UdpOptions {
    * true binds a socket of this process's own.
    */
   exclusive?: boolean;
+  /** Response rate limiting (#7); null or disabled: every response is sent. */
+  rrl?: ResponseRateLimiter | null;
 }
+
+const sendErrors = transportEventsTotal.labels('udp', 'send_error');
+const rateLimitedDrop = rateLimitedTotal.labels('drop');
+const rateLimitedSlip = rateLimitedTotal.labels('slip');
 
 export type UdpListenFunction = (handler: Handler, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
 
@@ -74,19 +83,34 @@ export async function listenUdpPath(
 export function listenUdp(handler: Handler, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
-  const onSendError = options.onSendError ?? (() => {});
+  const onSendError = (error: Error) => {
+    sendErrors.inc();
+    options.onSendError?.(error);
+  };
   const sendDone = (error: Error | null) => {
     if (error) onSendError(error);
   };
   const ctx = new PeerContext('udp');
+  const rrl = options.rrl?.enabled ? options.rrl : null;
   socket.on('message', (msg, rinfo) => {
     // Port 0 cannot be replied to (and is a classic reflection probe): drop silently.
     if (rinfo.port === 0) return;
     ctx.setText(rinfo.address, rinfo.port);
     // handle() copies the reply out of the handler's scratch: dgram may queue the buffer
     // (EAGAIN), so it must not be reused by the next datagram.
-    const out = handler.handle(msg, ctx);
+    let out = handler.handle(msg, ctx);
     if (out === null) return;
+    if (rrl !== null) {
+      const verdict = rrl.check(rinfo.address, out);
+      if (verdict === 'drop') {
+        rateLimitedDrop.inc();
+        return;
+      }
+      if (verdict === 'slip') {
+        rateLimitedSlip.inc();
+        out = slipResponse(out);
+      }
+    }
     try {
       socket.send(out, rinfo.port, rinfo.address, sendDone);
     } catch (error) {
