@@ -7,6 +7,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { followJsonLines } from '../../test/helpers/json-lines.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 export const HOLDER = fileURLToPath(new URL('./hold-connections.mjs', import.meta.url));
@@ -33,38 +34,11 @@ export interface Proc {
 }
 
 export function track(proc: ChildProcess): Proc {
-  const lines: any[] = [];
-  const waiters: { predicate: (l: any) => boolean; resolve: (l: any) => void }[] = [];
-  let buffered = '';
-  const onData = (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const text = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let parsed: any;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = { raw: text };
-      }
-      lines.push(parsed);
-      for (const w of [...waiters]) if (w.predicate(parsed)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(parsed));
-    }
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
+  const followed = followJsonLines(proc);
   return {
     proc,
-    lines,
-    waitFor: (predicate, timeoutMs = 20_000) =>
-      new Promise((resolve, reject) => {
-        const found = lines.find(predicate);
-        if (found) return resolve(found);
-        const timer = setTimeout(() => reject(new Error(`timed out; output:\n${lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
-        waiters.push({ predicate, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-        proc.once('exit', (code) => (clearTimeout(timer), reject(new Error(`exited with ${code}; output:\n${lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`))));
-      }),
+    lines: followed.lines,
+    waitFor: followed.waitFor,
     send: (line) => proc.stdin!.write(`${line}\n`),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;

@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { LookupFunction } from 'node:net';
 import { decode, query, tempZonesDir } from './dns.js';
+import { followJsonLines } from './json-lines.js';
 import { startSitedns, udpQuery } from './net.js';
 
 export const SITE_SERVER = fileURLToPath(new URL('../../examples/site/server.js', import.meta.url));
@@ -49,30 +50,11 @@ export async function startSite(id: SiteId, zoneFile: string, port: number): Pro
     env: { ...process.env, SITE: id, ZONE: zoneFile, SECRET, PORT: String(port), HOST: ADDRESSES[id] },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const logs: any[] = [];
-  let buffered = '';
-  const listening = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        let parsed: any;
-        try {
-          parsed = JSON.parse(line);
-        } catch {
-          parsed = { raw: line };
-        }
-        logs.push(parsed);
-        if (parsed.msg === 'listening') resolve();
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`site ${id} exited with ${code}: ${JSON.stringify(logs)}`)));
+  const followed = followJsonLines(proc, 60_000);
+  const logs = followed.lines;
+  await followed.waitFor((l) => l.msg === 'listening').catch((error: Error) => {
+    throw new Error(`site ${id}: ${error.message}`);
   });
-  await listening;
   return {
     id,
     proc,

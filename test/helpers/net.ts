@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { followJsonLines } from './json-lines.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
@@ -20,40 +21,9 @@ export interface Started {
 export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
   // One process unless a test asks for workers (#8: `serve` defaults to every core).
   const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: any[] = [];
-  const waiters: { predicate: (l: any) => boolean; resolve: (l: any) => void }[] = [];
-  let buffered = '';
-  const onData = (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let parsed: any;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { raw: line };
-      }
-      logs.push(parsed);
-      for (const w of [...waiters]) {
-        if (w.predicate(parsed)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(parsed);
-        }
-      }
-    }
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
-  const waitForLog = (predicate: (l: any) => boolean, timeoutMs = 10_000) =>
-    new Promise<any>((resolve, reject) => {
-      const found = logs.find(predicate);
-      if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; got:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
-      waiters.push({ predicate, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      proc.once('exit', (code) => reject(new Error(`sitedns exited with ${code}; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
-    });
+  const followed = followJsonLines(proc);
+  const logs = followed.lines;
+  const waitForLog = (predicate: (l: any) => boolean, timeoutMs = 10_000) => followed.waitFor(predicate, timeoutMs);
   const listening = await waitForLog((l) => l.msg === 'listening on UDP and TCP');
   return {
     proc,
