@@ -71,13 +71,23 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   try {
     for (const spec of options.listen) {
       const { host, port } = parseHostPort(spec);
-      const u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
+      // Port 0 asks for a free port: TCP then takes the same number UDP got. That number can be
+      // taken for TCP already (another process's ephemeral port), so with port 0 a few fresh
+      // UDP ports are tried; an explicit port fails at once.
+      let u: Awaited<ReturnType<typeof listenUdpPath>> | undefined;
+      let t: Awaited<ReturnType<typeof listenTcp>> | undefined;
+      for (let attempt = 1; t === undefined; attempt++) {
+        u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
+        try {
+          t = await listenTcp(handler, host, u.port, options.tcp);
+        } catch (error) {
+          await u.close();
+          if (port !== 0 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw error;
+        }
+      }
+      if (u === undefined) throw new Error('unreachable: no UDP listener');
       if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
-      // Port 0 asks for a free port: TCP then takes the same number UDP got.
-      // Pushed before TCP listens, so the catch below closes it too when TCP fails (an open UDP
-      // socket would keep a failed start from exiting).
       udp.push(u);
-      const t = await listenTcp(handler, host, u.port, options.tcp);
       tcp.push(t);
       // In a cluster the primary announces the listener once all workers are up.
       log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
