@@ -24,6 +24,7 @@ import { tmpdir, loadavg, cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { KINDS as QPS_KINDS, ZONE, gdnsdConfig as gdnsdConfigText, gdnsdZone as gdnsdZoneText, sitednsZone as sitednsZoneText } from './zones.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(root, 'dist/cli/index.js');
@@ -39,58 +40,11 @@ const { values: opts } = parseArgs({
   },
 });
 
-const ZONE = 'bench.test';
-const SITES = { boston: '192.0.2.10', chicago: '192.0.2.20', geneva: '192.0.2.30' };
-const KINDS = {
-  pool: { name: `pool.${ZONE}`, type: 'A' },
-  site: { name: `boston.${ZONE}`, type: 'A' },
-  static: { name: `static.${ZONE}`, type: 'A' },
-  nxdomain: { name: `nope.${ZONE}`, type: 'A' },
-};
-
-const sitednsZone = `zone: ${ZONE}
-ttl: 300
-soa: { mname: ns1.${ZONE}, rname: hostmaster.${ZONE}, minimum: 60 }
-nameservers:
-  ns1.${ZONE}: [192.0.2.53]
-  ns2.${ZONE}: [192.0.2.54]
-sites:
-${Object.entries(SITES).map(([id, a]) => `  ${id}: { addresses: [${a}] }`).join('\n')}
-groups:
-  americas: [boston, chicago, geneva]
-pool: { name: pool, policy: least-busy }
-records:
-  static: { A: [192.0.2.80] }
-`;
-
-// gdnsd: the pool as multifo (answers every up address: more bytes than sitedns's one site, so
-// the comparison does not favour sitedns), the Site Name as simplefo; no monitoring (all up),
-// as sitedns before any probe.
-const gdnsdConfig = (port, dir) => `options => {
-  listen => [ 127.0.0.1 ]
-  dns_port => ${port}
-  udp_threads => ${Math.max(1, Number(opts.workers ?? 1))}
-  tcp_threads => 1
-  run_dir => ${dir}/run
-  state_dir => ${dir}/state
-  zones_strict_data => true
-  min_ttl => 0
-}
-plugins => {
-  multifo => { pool => { boston => ${SITES.boston}, chicago => ${SITES.chicago}, geneva => ${SITES.geneva} } }
-  simplefo => { bostonfo => { primary => ${SITES.boston}, secondary => ${SITES.chicago} } }
-}
-`;
-const gdnsdZone = `$TTL 300
-@ 60 SOA ns1 hostmaster 1 3600 600 86400 60
-@ NS ns1
-@ NS ns2
-ns1 A 192.0.2.53
-ns2 A 192.0.2.54
-static A 192.0.2.80
-pool 0 DYNA multifo!pool
-boston 0 DYNA simplefo!bostonfo
-`;
+// The same zones as bench/qps/run.mjs (one definition, bench/qps/zones.mjs).
+const KINDS = Object.fromEntries(QPS_KINDS.map((k) => [k.kind, k]));
+const sitednsZone = sitednsZoneText();
+const gdnsdZone = gdnsdZoneText();
+const gdnsdConfig = (port, dir) => gdnsdConfigText(port, Math.max(1, Number(opts.workers ?? 1)), `${dir}/run`, `${dir}/state`);
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
