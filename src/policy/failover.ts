@@ -12,6 +12,7 @@
  * all_down rule answers. A Site Name's candidate list is the site followed by its group
  * wrapped around (compile.ts), so "first up in order" is the wrap.
  */
+import { oneSite } from './candidates.js';
 import { nothingChosen } from './all-down.js';
 import { first } from './simple.js';
 import type { Policy } from './types.js';
@@ -20,7 +21,9 @@ export const failover: Policy = (name, family, snapshot, client, env) => {
   const chosen = first(name, name.sites, family, snapshot, client, env);
   if (chosen === undefined) return nothingChosen(name, family, snapshot);
   if (chosen.kind === 'sites' && chosen.sites[0] !== name.sites[0]) {
-    return { kind: 'sites', sites: [chosen.sites[0]], reason: `failover: ${name.sites[0].id} unusable` };
+    // The reason names the Site Name's own site: a fixed string per name, so the shared
+    // one-site selection applies.
+    return oneSite(chosen.sites[0], `failover: ${name.sites[0].id} unusable`);
   }
-  return chosen.kind === 'sites' && chosen.sites.length > 1 ? { ...chosen, sites: [chosen.sites[0]] } : chosen;
+  return chosen.kind === 'sites' && chosen.sites.length > 1 ? oneSite(chosen.sites[0], chosen.reason) : chosen;
 };

@@ -12,7 +12,7 @@
  */
 import type { SiteModel } from '../model/zone-model.js';
 import { stateOf } from '../state/snapshot.js';
-import { usable } from './candidates.js';
+import { usable, oneSite } from './candidates.js';
 import { utilizationOf } from './load.js';
 import { hasFamily, type SitePolicy } from './types.js';
 
@@ -26,7 +26,7 @@ export function withHysteresis(base: SitePolicy): SitePolicy {
       if (!hasFamily(current, family)) return base(name, candidates, family, snapshot, client, env);
       const now = env.now();
       const u = utilizationOf(current, stateOf(snapshot, current.key), now);
-      if (u === undefined || u < settings.stayBelow) return { kind: 'sites', sites: [current], reason: 'hysteresis: current site below the first level' };
+      if (u === undefined || u < settings.stayBelow) return oneSite(current, 'hysteresis: current site below the first level');
       let best: SiteModel | undefined;
       let bestU = Infinity;
       for (const site of usable(candidates, family, snapshot)) {
@@ -39,7 +39,7 @@ export function withHysteresis(base: SitePolicy): SitePolicy {
       }
       // The epsilon keeps "exactly the differential" a move despite binary fractions (0.7 - 0.2).
       if (best === undefined || bestU > u - settings.differential + 1e-9) {
-        return { kind: 'sites', sites: [current], reason: 'hysteresis: no site lower by the differential' };
+        return oneSite(current, 'hysteresis: no site lower by the differential');
       }
       memory.current.set(candidates, best);
       return { kind: 'sites', sites: [best], reason: `hysteresis: moved from ${current.id}, lower by the differential` };

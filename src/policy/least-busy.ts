@@ -26,7 +26,7 @@
  */
 import type { SiteModel } from '../model/zone-model.js';
 import { stateOf } from '../state/snapshot.js';
-import { answerWith, usable, weightedIndex } from './candidates.js';
+import { answerWith, usable, weightedIndex, oneSite } from './candidates.js';
 import { measuredAt, utilizationOf } from './load.js';
 import type { SitePolicy } from './types.js';
 
@@ -74,7 +74,7 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
     chosen = sites[weightedIndex(weights, env.random())];
   }
   if (perAnswer > 0) memory!.recordAnswer(chosen, now);
-  if ((name.pool?.answers ?? 1) <= 1) return { kind: 'sites', sites: [chosen], reason: 'least busy' };
+  if ((name.pool?.answers ?? 1) <= 1) return oneSite(chosen, 'least busy');
   // More answers: the rest by utilization, lowest first (unknown last), order kept on ties.
   const order = sites.map((s, i) => ({ s, u: utilizations?.[i] ?? Infinity, i }));
   order.sort((a, b) => a.u - b.u || a.i - b.i);

@@ -21,7 +21,7 @@
  */
 import type { DynamicName, PoolModel, SiteModel } from '../model/zone-model.js';
 import { stateOf, type StateSnapshot } from '../state/snapshot.js';
-import { usable } from './candidates.js';
+import { usable, oneSite } from './candidates.js';
 import { leastBusy } from './least-busy.js';
 import { utilizationOf } from './load.js';
 import { clientNetwork } from './topology.js';
@@ -47,7 +47,7 @@ export function offloadSelect(
   }
   const u = utilizationOf(primary, primaryState, now);
   const { offload: t1, throttle: t2, drop: t3 } = pool.thresholds;
-  if (u === undefined || u < t1) return { kind: 'sites', sites: [primary], reason: u === undefined ? 'primary (load unknown)' : 'primary below the offload threshold' };
+  if (u === undefined || u < t1) return oneSite(primary, u === undefined ? 'primary (load unknown)' : 'primary below the offload threshold');
   if (u >= t3) return { kind: 'drop', reason: 'primary above the drop threshold' };
   const draw = env.random();
   if (u >= t2) {
@@ -55,12 +55,12 @@ export function offloadSelect(
     const hasSorry = (family === 4 ? pool.sorry4 : pool.sorry6).length > 0;
     if (hasSorry && draw < throttleShare) return { kind: 'sorry', reason: 'throttled: primary above the throttle threshold' };
     if (eligible.length > 0) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the throttle threshold');
-    return { kind: 'sites', sites: [primary], reason: 'primary: every offload site over its threshold' };
+    return oneSite(primary, 'primary: every offload site over its threshold');
   }
-  if (eligible.length === 0) return { kind: 'sites', sites: [primary], reason: 'primary: every offload site over its threshold' };
+  if (eligible.length === 0) return oneSite(primary, 'primary: every offload site over its threshold');
   const offloadShare = (u - t1) / (t2 - t1);
   if (draw < offloadShare) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the offload threshold');
-  return { kind: 'sites', sites: [primary], reason: 'primary keeps its share above the offload threshold' };
+  return oneSite(primary, 'primary keeps its share above the offload threshold');
 }
 
 /** Offload sites that are up, have the family, and are under their own threshold (claim 1). */
