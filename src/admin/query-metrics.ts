@@ -53,7 +53,14 @@ export const DEFAULT_TIME_EVERY = 16;
 export class QueryMetrics implements HandlerObserver {
   readonly timeEvery: number;
   private perZone = new Map<string, Float64Array>();
-  private siteAnswers = new Map<DynamicName, Map<string, number>>();
+  /** Per name: answers per site, by the site's position in name.sites. */
+  private siteAnswers = new Map<DynamicName, Float64Array>();
+  // The tallies of the last zone and name seen: consecutive queries mostly share them, and the
+  // check is cheaper than a Map lookup (bench/qps/handler.mjs, "observed" rows). Reset by flush().
+  private lastZone: string | null = null;
+  private lastZoneCells: Float64Array | null = null;
+  private lastName: DynamicName | null = null;
+  private lastNameCounts: Float64Array | null = null;
   private errors = 0;
   private readonly latency: Record<string, HistogramTally> = { udp: answerLatency.child('udp'), tcp: answerLatency.child('tcp') };
   private readonly sample: number;
@@ -74,8 +81,14 @@ export class QueryMetrics implements HandlerObserver {
   // Own properties, not prototype methods: the nameserver composes observers with object spread
   // ({ onAllDown, ...observer }), which copies own properties only.
   readonly onQuery = (ev: QueryEvent): void => {
-    let cells = this.perZone.get(ev.zone);
-    if (cells === undefined) this.perZone.set(ev.zone, (cells = new Float64Array(CELLS)));
+    let cells: Float64Array;
+    if (ev.zone === this.lastZone) cells = this.lastZoneCells!;
+    else {
+      let found = this.perZone.get(ev.zone);
+      if (found === undefined) this.perZone.set(ev.zone, (found = new Float64Array(CELLS)));
+      this.lastZone = ev.zone;
+      this.lastZoneCells = cells = found;
+    }
     const rcode = ev.dropped ? DROPPED : ev.rcode & 0xf;
     cells[(TYPE_INDEX[ev.qtype] * RCODE_SLOTS + rcode) * 2 + (ev.transport === 'tcp' ? 1 : 0)]++;
     let seconds = -1;
@@ -89,16 +102,33 @@ export class QueryMetrics implements HandlerObserver {
 
   readonly onSelection = (name: DynamicName, selection: Selection): void => {
     if (selection.kind !== 'sites') return;
-    let perSite = this.siteAnswers.get(name);
-    if (perSite === undefined) this.siteAnswers.set(name, (perSite = new Map()));
+    let counts: Float64Array;
+    if (name === this.lastName) counts = this.lastNameCounts!;
+    else {
+      let found = this.siteAnswers.get(name);
+      if (found === undefined) this.siteAnswers.set(name, (found = new Float64Array(name.sites.length)));
+      this.lastName = name;
+      this.lastNameCounts = counts = found;
+    }
+    // A selection only ever names sites of name.sites (pool, group or failover order).
+    const all = name.sites;
     const sites = selection.sites;
-    for (let i = 0; i < sites.length; i++) perSite.set(sites[i].id, (perSite.get(sites[i].id) ?? 0) + 1);
+    for (let i = 0; i < sites.length; i++) {
+      for (let j = 0; j < all.length; j++) {
+        if (all[j] === sites[i]) {
+          counts[j]++;
+          break;
+        }
+      }
+    }
   };
 
   /** Folds the tallies into the prom-client metrics (run before each scrape). */
   flush(): void {
     const perZone = this.perZone;
     this.perZone = new Map();
+    this.lastZone = this.lastZoneCells = null;
+    this.lastName = this.lastNameCounts = null;
     for (const [zone, cells] of perZone) {
       for (let i = 0; i < CELLS; i++) {
         const n = cells[i];
@@ -110,8 +140,8 @@ export class QueryMetrics implements HandlerObserver {
     }
     const siteAnswers = this.siteAnswers;
     this.siteAnswers = new Map();
-    for (const [name, perSite] of siteAnswers) {
-      for (const [site, n] of perSite) siteAnswersTotal.inc({ name: name.name, site }, n);
+    for (const [name, counts] of siteAnswers) {
+      for (let j = 0; j < counts.length; j++) if (counts[j] > 0) siteAnswersTotal.inc({ name: name.name, site: name.sites[j].id }, counts[j]);
     }
     if (this.errors > 0) {
       handlerErrorsTotal.inc(this.errors);

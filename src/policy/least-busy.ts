@@ -25,14 +25,60 @@
  * all the split is by capacity. Ties need no rule: equal sites get equal weights.
  */
 import type { SiteModel } from '../model/zone-model.js';
-import { stateOf } from '../state/snapshot.js';
+import { stateOf, type StateSnapshot } from '../state/snapshot.js';
 import { answerWith, usable, weightedIndex, oneSite } from './candidates.js';
 import { measuredAt, utilizationOf } from './load.js';
+import type { PolicyMemory } from './memory.js';
 import type { SitePolicy } from './types.js';
 
 /** Headroom above the mean (utilization) below which a site still gets answers. */
 export const MARGIN_REPORTS_ONLY = 0.1;
 export const MARGIN_WITH_ANSWER_COUNT = 0.05;
+
+/** The reason of every least-busy selection. */
+export const LEAST_BUSY = 'least busy';
+
+/**
+ * The headroom weights of `sites` (all usable, at least two) at `now`, written into `weights`
+ * and their utilizations (undefined: unknown or stale) into `utilizations`. Shared by
+ * leastBusy and the prepared selection (prepared.ts), so both draw from the very same numbers.
+ */
+export function headroomWeights(
+  sites: readonly SiteModel[],
+  snapshot: StateSnapshot,
+  now: number,
+  perAnswer: number,
+  memory: PolicyMemory | undefined,
+  weights: number[],
+  utilizations: (number | undefined)[],
+): void {
+  let knownWeighted = 0;
+  let knownCapacity = 0;
+  weights.length = sites.length;
+  utilizations.length = sites.length;
+  for (let i = 0; i < sites.length; i++) {
+    const site = sites[i];
+    const state = stateOf(snapshot, site.key);
+    let u = utilizationOf(site, state, now);
+    if (u !== undefined && perAnswer > 0) {
+      const since = measuredAt(state);
+      if (since !== undefined) u += (memory!.answersSince(site, since, now) * perAnswer) / site.capacity;
+    }
+    utilizations[i] = u;
+    if (u !== undefined) {
+      knownWeighted += u * site.capacity;
+      knownCapacity += site.capacity;
+    }
+  }
+  if (knownCapacity === 0) {
+    for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity;
+  } else {
+    // Unknown loads stand at the mean, so the mean over all sites equals the mean of the known.
+    const mean = knownWeighted / knownCapacity;
+    const ceiling = mean + (perAnswer > 0 ? MARGIN_WITH_ANSWER_COUNT : MARGIN_REPORTS_ONLY);
+    for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity * Math.max(0, ceiling - (utilizations[i] ?? mean));
+  }
+}
 
 export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
   const sites = usable(candidates, family, snapshot);
@@ -45,38 +91,16 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
   if (sites.length === 1) {
     chosen = sites[0];
   } else {
-    utilizations = new Array(sites.length);
-    let knownWeighted = 0;
-    let knownCapacity = 0;
-    for (let i = 0; i < sites.length; i++) {
-      const site = sites[i];
-      const state = stateOf(snapshot, site.key);
-      let u = utilizationOf(site, state, now);
-      if (u !== undefined && perAnswer > 0) {
-        const since = measuredAt(state);
-        if (since !== undefined) u += (memory!.answersSince(site, since, now) * perAnswer) / site.capacity;
-      }
-      utilizations[i] = u;
-      if (u !== undefined) {
-        knownWeighted += u * site.capacity;
-        knownCapacity += site.capacity;
-      }
-    }
-    const weights = new Array<number>(sites.length);
-    if (knownCapacity === 0) {
-      for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity;
-    } else {
-      // Unknown loads stand at the mean, so the mean over all sites equals the mean of the known.
-      const mean = knownWeighted / knownCapacity;
-      const ceiling = mean + (perAnswer > 0 ? MARGIN_WITH_ANSWER_COUNT : MARGIN_REPORTS_ONLY);
-      for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity * Math.max(0, ceiling - (utilizations[i] ?? mean));
-    }
+    utilizations = [];
+    const weights: number[] = [];
+    headroomWeights(sites, snapshot, now, perAnswer, memory, weights, utilizations);
     chosen = sites[weightedIndex(weights, env.random())];
   }
   if (perAnswer > 0) memory!.recordAnswer(chosen, now);
-  if ((name.pool?.answers ?? 1) <= 1) return oneSite(chosen, 'least busy');
+  if ((name.pool?.answers ?? 1) <= 1) return oneSite(chosen, LEAST_BUSY);
   // More answers: the rest by utilization, lowest first (unknown last), order kept on ties.
   const order = sites.map((s, i) => ({ s, u: utilizations?.[i] ?? Infinity, i }));
   order.sort((a, b) => a.u - b.u || a.i - b.i);
-  return answerWith(name, chosen, order.map((o) => o.s), 'least busy');
+  return answerWith(name, chosen, order.map((o) => o.s), LEAST_BUSY);
 };
+

@@ -20,3 +20,24 @@ export function utilizationOf(site: SiteModel, state: SiteState, now: number): n
 export function measuredAt(state: SiteState): number | undefined {
   return state.loadAt ?? state.checkedAt;
 }
+
+/**
+ * The time window around `now` in which utilizationOf gives the same answers for these sites:
+ * a load is fresh while `now - measuredAt <= loadStaleMs` and stale after, so the answers hold
+ * for `after < t <= until`, where `until` is the earliest instant a fresh load turns stale and
+ * `after` the latest instant a stale one did. Sites without a timestamped load bound nothing
+ * (both ends infinite). The prepared selection (prepared.ts) reuses its weights inside it.
+ */
+export function loadWindow(sites: readonly SiteModel[], states: readonly SiteState[], now: number, out: { after: number; until: number }): void {
+  let after = -Infinity;
+  let until = Infinity;
+  for (let i = 0; i < sites.length; i++) {
+    const at = measuredAt(states[i]);
+    if (at === undefined) continue;
+    const edge = at + sites[i].loadStaleMs;
+    if (now - at > sites[i].loadStaleMs) after = Math.max(after, edge);
+    else until = Math.min(until, edge);
+  }
+  out.after = after;
+  out.until = until;
+}

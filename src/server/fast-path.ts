@@ -17,6 +17,7 @@ import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js
 import { buildResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/wire.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
+import { PreparedSelection } from '../policy/prepared.js';
 import type { Family, Selection } from '../policy/types.js';
 import { lookup } from './lookup.js';
 
@@ -30,6 +31,8 @@ export class DynamicAnswers {
   sorry: PrebuiltAnswer | null = null;
   nodata: PrebuiltAnswer | null = null;
   servfail: PrebuiltAnswer | null = null;
+  /** The policy's choice, worked out once per state snapshot where it can be (prepared.ts). */
+  readonly prepared: PreparedSelection;
 
   constructor(
     readonly entry: NameEntry,
@@ -37,7 +40,9 @@ export class DynamicAnswers {
     readonly result: Extract<LookupResult, { kind: 'answer' }>,
     readonly dynamic: DynamicName,
     readonly family: Family,
-  ) {}
+  ) {
+    this.prepared = new PreparedSelection(dynamic, family);
+  }
 
   /** The bytes for this selection, or null when it has no prebuilt form (several sites, drop). */
   answerFor(selection: Selection): PrebuiltAnswer | null {

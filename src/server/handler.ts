@@ -310,7 +310,7 @@ export class Handler {
     }
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
     this.client.ctx = ctx;
-    const selection = selectAnswer(answer.dynamic, answer.family, this.runtime.state, this.client, this.env);
+    const selection = answer.prepared.select(this.runtime.state, this.client, this.env);
     this.allDown.observe(answer.dynamic, selection);
     this.observer.onSelection?.(answer.dynamic, selection);
     if (selection.kind === 'drop') return NO_RESPONSE;
