@@ -6,20 +6,19 @@
  */
 import { allDownEventsTotal } from '../admin/metrics.js';
 import type { DynamicName } from '../model/zone-model.js';
-import type { PolicyMemory } from './memory.js';
+import type { NameMemory, PolicyMemory } from './memory.js';
 import type { Selection } from './types.js';
 
 export type AllDownListener = (name: DynamicName, allDown: boolean, selection: Selection) => void;
 
 export class AllDownWatch {
   constructor(
-    private readonly memory: PolicyMemory,
+    readonly memory: PolicyMemory,
     private readonly onChange?: AllDownListener,
   ) {}
 
-  observe(name: DynamicName, selection: Selection): void {
+  observe(name: DynamicName, selection: Selection, memory: NameMemory = this.memory.of(name)): void {
     const down = selection.allDown === true;
-    const memory = this.memory.of(name);
     if (memory.allDown === down) return;
     memory.allDown = down;
     if (down) allDownEventsTotal.inc({ name: name.name });

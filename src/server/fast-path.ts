@@ -17,6 +17,7 @@ import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js
 import { buildResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/wire.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
+import type { NameMemory, PolicyMemory } from '../policy/memory.js';
 import { PreparedSelection } from '../policy/prepared.js';
 import type { Family, Selection } from '../policy/types.js';
 import { lookup } from './lookup.js';
@@ -33,6 +34,13 @@ export class DynamicAnswers {
   servfail: PrebuiltAnswer | null = null;
   /** The policy's choice, worked out once per state snapshot where it can be (prepared.ts). */
   readonly prepared: PreparedSelection;
+  // The last selection answered and its bytes: prepared selections are shared objects, so a
+  // Site Name (one answer per snapshot) skips the Map lookup below.
+  private lastSelection: Selection | null = null;
+  private lastAnswer: PrebuiltAnswer | null = null;
+  // This name's entry in the PolicyMemory that asked last (the all-down watch reads it per query).
+  private memoryOwner: PolicyMemory | null = null;
+  private nameMemory: NameMemory | null = null;
 
   constructor(
     readonly entry: NameEntry,
@@ -46,6 +54,23 @@ export class DynamicAnswers {
 
   /** The bytes for this selection, or null when it has no prebuilt form (several sites, drop). */
   answerFor(selection: Selection): PrebuiltAnswer | null {
+    if (selection === this.lastSelection) return this.lastAnswer;
+    const answer = this.answerOf(selection);
+    this.lastSelection = selection;
+    this.lastAnswer = answer;
+    return answer;
+  }
+
+  /** The name's entry in `memory` (PolicyMemory.of, remembered for the memory that asked last). */
+  memoryIn(memory: PolicyMemory): NameMemory {
+    if (memory !== this.memoryOwner) {
+      this.nameMemory = memory.of(this.dynamic);
+      this.memoryOwner = memory;
+    }
+    return this.nameMemory!;
+  }
+
+  private answerOf(selection: Selection): PrebuiltAnswer | null {
     switch (selection.kind) {
       case 'sites': {
         if (selection.sites.length !== 1) return null;

@@ -311,7 +311,7 @@ export class Handler {
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
     this.client.ctx = ctx;
     const selection = answer.prepared.select(this.runtime.state, this.client, this.env);
-    this.allDown.observe(answer.dynamic, selection);
+    this.allDown.observe(answer.dynamic, selection, answer.memoryIn(this.allDown.memory));
     this.observer.onSelection?.(answer.dynamic, selection);
     if (selection.kind === 'drop') return NO_RESPONSE;
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');

@@ -38,3 +38,27 @@ t.test('the handler reports transitions of a name into and out of all-down', asy
   t.same(changes, [['t.test', true], ['t.test', false], ['t.test', true]], 'one callback per transition');
   t.equal((await eventsFor('t.test')) - before, 2, 'two entries into all-down counted');
 });
+
+t.test('a Site Name back on the same site after an all-down spell is reported (shared selections)', async (t) => {
+  // The prepared selection hands out one shared Selection per (site, reason): the answer before
+  // and after the spell is the same object, yet both transitions must be seen, for A and AAAA.
+  const siteZones = compileText(`zone: s.test
+soa: { mname: ns1.s.test, rname: h.s.test }
+nameservers: { ns1.s.test: [192.0.2.53] }
+sites:
+  a: { addresses: [192.0.2.10, "2001:db8::10"] }
+  b: { addresses: [192.0.2.20] }
+groups: { g: [a, b] }
+`);
+  const runtime = new Runtime(siteZones);
+  const changes: [string, boolean][] = [];
+  const handler = new Handler(runtime, undefined, { onAllDown: (name, down) => changes.push([name.name, down]) });
+  const ask = (type: 'A' | 'AAAA') => handler.handle(query('a.s.test', type), { transport: 'udp', clientAddress: '192.0.2.1' });
+  ask('A');
+  runtime.state = snap({ a: { up: false }, b: { up: false } }, 's.test');
+  ask('AAAA'); // the spell is seen through the AAAA answers only
+  runtime.state = snap({}, 's.test');
+  ask('A');
+  ask('AAAA');
+  t.same(changes, [['a.s.test', true], ['a.s.test', false]]);
+});
