@@ -13,7 +13,12 @@
  *   - p50/p99 latency at half of that server's full-speed rate (dnsperf -Q, every query's
  *     latency collected with -v: dnsperf 2.10 has no percentile output),
  *   - TCP-pipelined QPS (dnsperf -m tcp),
- *   - the sitedns/gdnsd ratio of each.
+ *   - the sitedns/gdnsd ratio of each (of the means over rounds), and the range of the per-round
+ *     ratios (each sitedns run against gdnsd's run of the same round).
+ * Rounds matter on a small machine: dnsperf's client sockets are spread over the servers'
+ * SO_REUSEPORT sockets (sitedns workers, gdnsd threads) by a hash of the source port, so with
+ * -c 4 and 2 sockets one run in eight puts every flow on one socket, for either server. More
+ * rounds, or more clients (--clients 16), even that out.
  * Servers: gdnsd with one UDP and one TCP thread per core; sitedns with --workers N (default:
  * every core) for every UDP path in --udp-paths; sitedns with --workers 1.
  *
@@ -123,11 +128,17 @@ for (const kind of kinds) {
   const gt = g && g[0].tcp ? mean(g.map((r) => r.tcp.qps)) : NaN;
   for (const [server, rows] of byServer) {
     const qps = mean(rows.map((r) => r.udp.qps));
+    const all = rows.map((r) => r.udp.qps);
+    // Per round, against gdnsd's run of the same round (adjacent in time): the spread of these
+    // says how far one round's ratio can be trusted on this machine.
+    const perRound = g ? rows.map((r) => r.udp.qps / (g.find((x) => x.round === r.round)?.udp.qps ?? NaN)).filter(Number.isFinite) : [];
     const tcp = rows[0].tcp ? mean(rows.map((r) => r.tcp.qps)) : NaN;
     summary.push({
       kind: kind.kind,
       server: rows[0].label,
       udpQps: Math.round(qps),
+      range: `${Math.round(Math.min(...all) / 1000)}k-${Math.round(Math.max(...all) / 1000)}k`,
+      roundRatios: server === 'gdnsd' || perRound.length === 0 ? '' : `${Math.min(...perRound).toFixed(2)}-${Math.max(...perRound).toFixed(2)}`,
       avgMs: +mean(rows.map((r) => r.udp.avgMs)).toFixed(3),
       p99HalfMs: +mean(rows.map((r) => r.half.p99Ms)).toFixed(3),
       lost: rows.reduce((a, r) => a + r.udp.lost + r.half.lost, 0),
@@ -141,8 +152,8 @@ for (const kind of kinds) {
 results.summary = summary;
 results.loadAtEnd = load();
 
-const cols = ['kind', 'server', 'udpQps', 'avgMs', 'p99HalfMs', 'ratio', 'tcpQps', 'tcpRatio', 'lost', 'load'];
-const head = ['kind', 'server', 'UDP QPS', 'avg ms', 'p99 ms @half', 'x gdnsd', 'TCP QPS', 'TCP x gdnsd', 'lost', 'load 1m'];
+const cols = ['kind', 'server', 'udpQps', 'range', 'avgMs', 'p99HalfMs', 'ratio', 'roundRatios', 'tcpQps', 'tcpRatio', 'lost', 'load'];
+const head = ['kind', 'server', 'UDP QPS', 'min-max', 'avg ms', 'p99 ms @half', 'x gdnsd', 'x gdnsd per round', 'TCP QPS', 'TCP x gdnsd', 'lost', 'load 1m'];
 console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
 for (const s of summary) console.log(`| ${cols.map((c) => s[c]).join(' | ')} |`);
 console.log(`\nload at end: ${results.loadAtEnd}`);
