@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { transportEventsTotal } from '../admin/metrics.js';
-import type { Handler } from './handler.js';
+import { TCP_RESPONSE_MAX, type Handler, type RequestContext } from './handler.js';
 
 type TcpEvent = 'accept' | 'reject' | 'timeout' | 'overflow' | 'error';
 /** Every transport event is counted in sitedns_transport_events_total (#7), whoever listens. */
@@ -62,6 +62,10 @@ const DEFAULTS = {
 
 export function listenTcp(handler: Handler, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
   const opts = { ...DEFAULTS, ...options };
+  // One response is built at a time (the handler is synchronous): into this scratch frame, after
+  // its 2-byte length, then copied once into a frame of the exact size for the socket.
+  const scratch = Buffer.allocUnsafe(2 + TCP_RESPONSE_MAX);
+  const scratchBody = scratch.subarray(2);
   const onEvent = (event: TcpEvent) => {
     tcpEventCounters[event].inc();
     options.onEvent?.(event);
@@ -86,6 +90,7 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
     socket.on('error', () => onEvent('error'));
 
     let pending: Buffer = Buffer.alloc(0);
+    const ctx: RequestContext = { transport: 'tcp', clientAddress: client };
     let inFlight = 0;
     let blocked = false;
     // Absolute deadline for the query being received (the first one counts from connecting).
@@ -117,6 +122,16 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
     socket.on('drain', unblock);
 
     const answerPending = () => {
+      // Corked: the responses to the queries of one read leave in one writev, not one syscall
+      // each (pipelining clients send many queries per segment, RFC 7766 §6.2.1.1).
+      socket.cork();
+      try {
+        answerFrames();
+      } finally {
+        socket.uncork();
+      }
+    };
+    const answerFrames = () => {
       let completed = false;
       // A frame is at most 2 + 65535 bytes, and reading stops while blocked, so `pending` stays small.
       while (pending.length >= 2) {
@@ -131,11 +146,11 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
         const query = pending.subarray(2, 2 + length);
         pending = pending.subarray(2 + length);
         completed = true;
-        const out = handler.handle(query, { transport: 'tcp', clientAddress: client });
-        if (out === null) continue;
-        const frame = Buffer.allocUnsafe(2 + out.length);
-        frame.writeUInt16BE(out.length, 0);
-        out.copy(frame, 2);
+        const n = handler.handleInto(query, ctx, scratchBody);
+        if (n < 0) continue;
+        scratch.writeUInt16BE(n, 0);
+        const frame = Buffer.allocUnsafe(2 + n);
+        scratch.copy(frame, 0, 0, 2 + n);
         inFlight++;
         socket.write(frame, flushed);
         if (socket.writableLength > opts.maxPendingWriteBytes) {
