@@ -191,8 +191,8 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
       } catch {
         n = -1; // handleInto never throws (CONTRACT); if it ever did, this datagram goes unanswered
       }
-      if (n > 0 && rrl !== null && !rrl.exemptBytes(ctx.clientFamily === 6 ? 6 : 4, ctx.clientBytes)) {
-        const verdict = rrl.check(ctx.clientAddress, outViews[i].subarray(0, n));
+      if (n > 0 && rrl !== null) {
+        const verdict = rrl.checkBytes(meta[m + M_FAMILY] === 6 ? 6 : 4, metaBytes, (m + M_ADDR) * 4, outViews[i], n);
         if (verdict === 'drop') {
           rateLimitedDrop.inc();
           n = 0;

@@ -1,7 +1,7 @@
 /** Response rate limiting (src/server/rrl.ts): table tests on an injected clock, then a real server. */
 import t from 'tap';
 import { ResponseRateLimiter, type RrlOptions } from '../../src/server/rrl.js';
-import { responseRateClass } from '../../src/dns/wire.js';
+import { RATE_CLASS_NONE, RATE_KIND, rateClassKind, responseRateClass } from '../../src/dns/wire.js';
 import { slipResponse } from '../../src/dns/response.js';
 import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
 import { Handler, Runtime } from '../../src/server/handler.js';
@@ -99,16 +99,50 @@ t.test('what counts as identical', async (t) => {
   t.not(cls(reply('mail.app.example.com')), cls(reply('mail.app.example.com', 'AAAA')), 'another type is another response');
   t.not(cls(reply('mail.app.example.com')), cls(reply('app.example.com')), 'another name is another response');
   t.equal(cls(reply('x1.app.example.com')), cls(reply('x2.nope.app.example.com', 'AAAA')), 'NXDOMAIN: one account per zone (random names)');
-  t.equal(cls(reply('x1.app.example.com')), 'Napp.example.com');
+  t.equal(rateClassKind(cls(reply('x1.app.example.com'))), RATE_KIND.nxdomain);
+  t.equal(rateClassKind(cls(reply('mail.app.example.com'))), RATE_KIND.answer);
+  t.equal(rateClassKind(cls(reply('a.legacy.app.example.com'))), RATE_KIND.referral);
+  t.equal(cls(Buffer.from([1, 2, 0x84])), RATE_CLASS_NONE, 'not a response we built');
   t.not(cls(reply('x1.app.example.com')), cls(reply('x1.fuzz.test')), 'NXDOMAIN of another zone');
   t.equal(cls(reply('a.legacy.app.example.com')), cls(reply('b.c.legacy.app.example.com')), 'referrals: one account per delegation');
   t.equal(cls(reply('example.org')), cls(reply('example.net', 'TXT')), 'REFUSED: one account per network');
   t.equal(cls(reply('mail.app.example.com', 'A', { edns: { udpSize: 1232 } })), cls(reply('mail.app.example.com')), 'EDNS does not matter');
-  t.equal(cls(reply('nodata.example', 'A')), 'E5');
+  t.equal(rateClassKind(cls(reply('nodata.example', 'A'))), RATE_KIND.error);
+  t.not(cls(reply('nodata.example', 'A')), cls(query('mail.app.example.com', 'A')), 'REFUSED and FORMERR are two classes');
+  const answer = reply('mail.app.example.com');
+  const slot = Buffer.alloc(2048, 0xee);
+  answer.copy(slot);
+  t.equal(responseRateClass(slot, answer.length), cls(answer), 'a reply in a larger slot: only its length counts');
   const { rrl } = limiter();
   for (let i = 0; i < 5; i++) rrl.check('198.51.100.7', reply(`r${i}.app.example.com`));
   t.equal(rrl.check('198.51.100.7', reply('other.app.example.com')), 'drop', 'random-name NXDOMAIN flood is limited');
   t.equal(rrl.check('198.51.100.7', ANSWER), 'send', 'while real answers are not');
+});
+
+t.test('checkBytes (batched path) shares the accounts of check (address text)', async (t) => {
+  const { rrl } = limiter();
+  const bytes = Uint8Array.from([0, 0, 198, 51, 100, 9]);
+  run(rrl, 4, '198.51.100.7');
+  t.equal(rrl.checkBytes(4, bytes, 2, ANSWER, ANSWER.length), 'send', 'the 5th response of the /24');
+  t.equal(rrl.checkBytes(4, bytes, 2, ANSWER, ANSWER.length), 'drop', 'then limited, whichever path counted');
+  t.equal(rrl.checkBytes(4, Uint8Array.from([127, 0, 0, 1]), 0, ANSWER, ANSWER.length), 'send', 'loopback exempt');
+  const v6 = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  const fromText = run(rrl, 5, '2001:db8:0:100::1');
+  t.same(fromText, ['send', 'send', 'send', 'send', 'send']);
+  t.equal(rrl.checkBytes(6, v6, 0, ANSWER, ANSWER.length), 'drop', 'IPv6 by bytes: the same /56 account');
+  const lab = limiter({ exempt: ['198.51.100.0/25'] });
+  t.same(new Set(Array.from({ length: 20 }, () => lab.rrl.checkBytes(4, bytes, 2, ANSWER, ANSWER.length))), new Set(['send']), 'configured IPv4 exemption');
+  t.equal(lab.rrl.check('198.51.100.200', ANSWER), 'send');
+  t.ok(run(lab.rrl, 10, '198.51.100.200').includes('drop'), 'outside the /25: limited');
+  t.ok(run(lab.rrl, 10, '::ffff:198.51.100.201').includes('drop'), 'a mapped address counts as its IPv4 network');
+  const loop6 = new Uint8Array(16);
+  loop6[15] = 1;
+  t.same(new Set(Array.from({ length: 20 }, () => rrl.checkBytes(6, loop6, 0, ANSWER, ANSWER.length))), new Set(['send']), '::1 exempt by bytes');
+  const lab6 = limiter({ exempt: ['2001:db8:0:100::/55'] });
+  t.same(new Set(Array.from({ length: 20 }, () => lab6.rrl.checkBytes(6, v6, 0, ANSWER, ANSWER.length))), new Set(['send']), 'configured IPv6 exemption, by bytes');
+  const outside = Uint8Array.from(v6);
+  outside[6] = 2; // 2001:db8:0:200::1, outside the /55
+  t.ok(Array.from({ length: 10 }, () => lab6.rrl.checkBytes(6, outside, 0, ANSWER, ANSWER.length)).includes('drop'), 'outside it: limited');
 });
 
 t.test('a full table forgets idle accounts first', async (t) => {
