@@ -206,3 +206,17 @@ for (const udpPath of ['dgram', 'batched'] as const) t.test(`a real UDP listener
   const tcp = await (await import('../helpers/net.js')).tcpQueries(port, [query('mail.app.example.com')]);
   t.equal(decode(tcp[0]).answers.length, 1, 'TCP is never rate limited');
 });
+
+t.test('responseRateClass never throws and stays a small integer on any bytes', async (t) => {
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const base = reply('x1.app.example.com'); // an NXDOMAIN with an SOA: compression pointers to follow
+  let bad = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const bytes = i % 2 === 0 ? Buffer.from(base) : Buffer.from(Array.from({ length: Math.floor(rnd() * 80) }, () => Math.floor(rnd() * 256)));
+    for (let k = 0; k < 4; k++) bytes[Math.floor(rnd() * bytes.length)] = Math.floor(rnd() * 256);
+    const c = responseRateClass(bytes, Math.floor(rnd() * (bytes.length + 1)));
+    if (!Number.isInteger(c) || c < 0 || c >= 2 ** 30) bad++;
+  }
+  t.equal(bad, 0);
+});
