@@ -12,8 +12,9 @@
  * name length (fast-path.ts makes sure no body name could have compressed differently).
  *
  * Only queries of the common shape come here: QUERY opcode, one question of class IN, no
- * answer/authority records, at most one OPT of version 0 without ECS. Anything else, or an
- * answer that would not fit the client's size untruncated, goes to the general path.
+ * answer/authority records, at most one OPT of version 0 (with at most one valid ECS option,
+ * echoed with scope 0: the answers prebuilt here do not depend on the client). Anything else, or
+ * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
 import { OPT_RECORD_LEN, decodeQuery, encodeName, type DecodedQuery } from './wire.js';
@@ -126,6 +127,14 @@ export class QueryScan {
   edns = false;
   udpSize = 0;
   dnssecOk = false;
+  /**
+   * The query's EDNS Client Subnet option (RFC 7871), valid, as bytes q[ecsStart, ecsStart +
+   * ecsLength) from its option code on; ecsStart -1 without one. A response that is not
+   * client-specific echoes it unchanged: scope 0 is what the query must carry (§7.1.2), and is
+   * what such a response sets (§7.2.1).
+   */
+  ecsStart = -1;
+  ecsLength = 0;
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
@@ -180,10 +189,13 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.edns = false;
   scan.dnssecOk = false;
   scan.udpSize = 0;
+  scan.ecsStart = -1;
+  scan.ecsLength = 0;
   if (q[11] === 0) {
     if (questionEnd !== length) return;
   } else {
-    // One OPT with the root owner (RFC 6891 §6.1.2), version 0, no ECS; options walked for bounds.
+    // One OPT with the root owner (RFC 6891 §6.1.2), version 0; options walked for bounds, a
+    // valid ECS noted (see QueryScan.ecsStart).
     const t = questionEnd;
     if (t + 1 + OPT_RECORD_LEN - 1 > length || q[t] !== 0 || q[t + 1] !== 0 || q[t + 2] !== QTYPE.OPT) return;
     if (q[t + 6] !== 0) return; // EDNS version > 0: BADVERS, general path
@@ -191,11 +203,20 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
     let opt = t + OPT_RECORD_LEN;
     const end = opt + rdlength;
     if (end !== length) return;
+    scan.ecsStart = -1;
+    scan.ecsLength = 0;
     while (opt < end) {
       if (opt + 4 > end) return;
       const code = (q[opt] << 8) | q[opt + 1];
-      if (code === EDNS_OPTION.ECS) return;
-      opt += 4 + ((q[opt + 2] << 8) | q[opt + 3]);
+      const optionLength = (q[opt + 2] << 8) | q[opt + 3];
+      if (code === EDNS_OPTION.ECS) {
+        // Exactly wire.ts's checks (readClientSubnet); anything it would refuse, or a second
+        // ECS, goes the general way for its FORMERR.
+        if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || !validClientSubnet(q, opt + 4, optionLength)) return;
+        scan.ecsStart = opt;
+        scan.ecsLength = 4 + optionLength;
+      }
+      opt += 4 + optionLength;
     }
     if (opt !== end) return;
     const size = (q[t + 3] << 8) | q[t + 4];
@@ -210,10 +231,23 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.ok = true;
 }
 
+/** RFC 7871 §6 and §7.1.2, as wire.ts's readClientSubnet checks them (there: FORMERR). */
+function validClientSubnet(q: Uint8Array, start: number, length: number): boolean {
+  if (length < 4) return false;
+  const family = (q[start] << 8) | q[start + 1];
+  const sourcePrefix = q[start + 2];
+  const max = family === 1 ? 32 : family === 2 ? 128 : 0;
+  if (max === 0 || sourcePrefix > max || q[start + 3] !== 0) return false;
+  const addressLength = Math.ceil(sourcePrefix / 8);
+  if (length - 4 !== addressLength) return false;
+  if (sourcePrefix % 8 !== 0 && addressLength > 0 && (q[start + 4 + addressLength - 1] & (0xff >> sourcePrefix % 8)) !== 0) return false;
+  return true;
+}
+
 /** Largest response for the scanned query, minus its OPT (mirrors response.ts responseLimit). */
 export function prebuiltLimit(scan: QueryScan, tcp: boolean): number {
   const limit = tcp ? 65535 : scan.edns ? Math.min(scan.udpSize, EDNS_UDP_PAYLOAD) : CLASSIC_UDP_LIMIT;
-  return scan.edns ? limit - OPT_RECORD_LEN : limit;
+  return scan.edns ? limit - OPT_RECORD_LEN - scan.ecsLength : limit;
 }
 
 /**
@@ -224,7 +258,7 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
   const questionEnd = scan.questionEnd;
   const body = answer.body;
   const bodyEnd = questionEnd + body.length;
-  if (bodyEnd > limit || bodyEnd + (scan.edns ? OPT_RECORD_LEN : 0) > out.length) return -1;
+  if (bodyEnd > limit || bodyEnd + (scan.edns ? OPT_RECORD_LEN + scan.ecsLength : 0) > out.length) return -1;
   out[0] = q[0];
   out[1] = q[1];
   const flags = FLAG_QR | (scan.flags & FLAGS_COPIED) | answer.flags;
@@ -265,9 +299,12 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
   out[bodyEnd + 6] = 0;
   out[bodyEnd + 7] = scan.dnssecOk ? 0x80 : 0;
   out[bodyEnd + 8] = 0;
-  out[bodyEnd + 9] = 0;
-  out[bodyEnd + 10] = 0;
-  return bodyEnd + OPT_RECORD_LEN;
+  const ecsLength = scan.ecsLength;
+  out[bodyEnd + 9] = ecsLength >> 8;
+  out[bodyEnd + 10] = ecsLength & 0xff;
+  // The ECS echo (RFC 7871 §7.2.1, scope 0): the query's option bytes as they came.
+  for (let i = 0, from = scan.ecsStart, to = bodyEnd + OPT_RECORD_LEN; i < ecsLength; i++) out[to + i] = q[from + i];
+  return bodyEnd + OPT_RECORD_LEN + ecsLength;
 }
 
 export { encodeName };

@@ -33,8 +33,9 @@
  *
  * Fast path (#8): names whose answers are compiled to wire bytes (src/dns/prebuilt.ts) cost a
  * header check, a hash lookup on the question's bytes, a policy choice and a copy with ID,
- * RD/CD and the question's letter case patched. Everything else (ECS, truncation, odd types,
- * malformed packets) takes the general path through dns/response.ts, which the prebuilt bytes
+ * RD/CD and the question's letter case patched (an ECS option echoed with scope 0). Everything
+ * else (ECS for a name whose answer depends on the client, truncation, odd types, malformed
+ * packets) takes the general path through dns/response.ts, which the prebuilt bytes
  * match byte for byte (test/perf/prebuilt-diff.test.ts).
  *
  * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
@@ -308,7 +309,9 @@ export class Handler {
       const n = writePrebuilt(q, scan, answer, 0, limit, out);
       return n < 0 ? GENERAL : n;
     }
-    // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt.
+    // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt. A
+    // policy that may read the client (topology, offload by client, ...) needs its ECS: general.
+    if (scan.ecsStart >= 0 && answer.prepared.kind === 'per-query') return GENERAL;
     this.client.ctx = ctx;
     const selection = answer.prepared.select(this.runtime.state, this.client, this.env);
     this.allDown.observe(answer.dynamic, selection, answer.memoryIn(this.allDown.memory));

@@ -101,6 +101,16 @@ const EDNS: Edns[] = [
   { version: 1 },
   { options: Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]) }, // a client cookie: not echoed
   { options: ecsOption('198.51.100.7', 24) },
+  // ECS on the fast path (echoed, scope 0) unless the answer depends on the client; every
+  // malformed form must still reach the general path's FORMERR.
+  { options: ecsOption('2001:db8:1200::', 56) },
+  { options: ecsOption('198.51.100.0', 22), udpSize: 512 },
+  { options: ecsOption('0.0.0.0', 0) },
+  { options: Buffer.concat([Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]), ecsOption('203.0.113.0', 24)]) },
+  { options: ecsOption('198.51.100.7', 20) }, // bits beyond the prefix: FORMERR
+  { options: ecsOption('198.51.100.7', 24, 8) }, // scope set in a query: FORMERR
+  { options: Buffer.concat([ecsOption('198.51.100.7', 24), ecsOption('198.51.100.7', 24)]) }, // two: FORMERR
+  { options: Buffer.from([0, 8, 0, 3, 0, 1, 24]) }, // too short: FORMERR
 ];
 
 const STATES = [
