@@ -28,11 +28,17 @@ export class ZoneStore {
   /** The text each last good zone was compiled from. */
   private lastText = new Map<string, string>();
   private current: ZoneSet = makeZoneSet([]);
+  private last: ReloadReport | undefined;
 
   constructor(readonly path: string) {}
 
   get zoneSet(): ZoneSet {
     return this.current;
+  }
+
+  /** The report of the latest load (undefined before the first). */
+  get lastReport(): ReloadReport | undefined {
+    return this.last;
   }
 
   load(): ReloadReport {
@@ -100,6 +106,7 @@ export class ZoneStore {
     this.lastGood = next;
     this.lastText = nextText;
     this.current = makeZoneSet(next.values());
-    return { zoneSet: this.current, problems, keptFiles: kept, changed: true, compiledFiles };
+    this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: true, compiledFiles };
+    return this.last;
   }
 }
