@@ -88,22 +88,40 @@ export function makeZoneSet(zones: Iterable<ZoneModel>): ZoneSet {
   return Object.freeze({ zones: map, generation: ++generationCounter, loadedAt: Date.now() });
 }
 
+/** The RRsets of every node without any (Pool/Group/Site Names, CNAMEs): one shared array (#8). */
+const NO_RRSETS: readonly RRset[] = Object.freeze([]);
+
 const STATIC_TYPES: readonly RecordType[] = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'];
 
 function lower(name: string): string {
   return name.toLowerCase();
 }
 
+/** V8 takes substrings of at least this many characters as slices of the original. */
+const MIN_SLICE_LENGTH = 13;
+
+/**
+ * `text` as a string of its own. The YAML parsers hand out substrings of the zone file's text
+ * (and toLowerCase of a lower-case string is the same string), which V8 keeps as slices: one
+ * such name in the model keeps the whole file text alive (~37 KB per 1,000-name file) for as
+ * long as the zone is served (#8). Concatenating and slicing again copies the characters.
+ */
+function detached(text: string): string {
+  return text.length < MIN_SLICE_LENGTH ? text : (' ' + text).slice(1);
+}
+
 export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: ConfigProblem[] } {
   const cfg: ZoneFile = loaded.config;
   const sink = new ProblemSink(loaded);
-  const origin = lower(cfg.zone.replace(/\.$/, ''));
+  const origin = detached(lower(cfg.zone.replace(/\.$/, '')));
 
-  /** Owner/target name -> absolute lower-case name without the trailing dot. */
+  /** Owner/target name -> absolute lower-case name without the trailing dot (sharing no memory with the file's text). */
   const absolute = (name: string): string => {
     if (name === '@') return origin;
-    if (name.endsWith('.')) return lower(name.slice(0, -1));
-    return origin === '' ? lower(name) : `${lower(name)}.${origin}`;
+    if (name.endsWith('.')) return detached(lower(name.slice(0, -1)));
+    if (origin === '') return detached(lower(name));
+    // Shorter relative names are copies already; the zone's part is `origin`.
+    return name.length < MIN_SLICE_LENGTH ? `${lower(name)}.${origin}` : `${detached(lower(name))}.${origin}`;
   };
   const dotOrigin = `.${origin}`;
   const inZone = (name: string) => origin === '' || name === origin || name.endsWith(dotOrigin);
@@ -121,7 +139,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
 
   const serial = cfg.soa.serial ?? Math.floor(Date.now() / 1000);
   // SOA and nameserver names are always fully qualified (the trailing dot is optional there).
-  const fqdn = (name: string) => lower(name.replace(/\.$/, ''));
+  const fqdn = (name: string) => detached(lower(name.replace(/\.$/, '')));
   const soa = soaRdata(fqdn(cfg.soa.mname), fqdn(cfg.soa.rname), serial, cfg.soa.refresh, cfg.soa.retry, cfg.soa.expire, cfg.soa.minimum);
   addStatic(origin, QTYPE.SOA, cfg.ttl, soa, ['soa']);
   const negativeTtl = Math.min(cfg.ttl, cfg.soa.minimum);
@@ -200,7 +218,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   const siteById = new Map<string, SiteModel>();
   for (const [id, s] of Object.entries(cfg.sites)) {
     const name = s.name ? absolute(s.name) : absolute(id);
-    const v4 = s.addresses.filter((a) => isIP(a) === 4);
+    const v4 = s.addresses.filter((a) => isIP(a) === 4).map(detached);
     const v6 = s.addresses.filter((a) => isIP(a) === 6).map((a) => ipaddr.IPv6.parse(a).toString());
     const site: SiteModel = Object.freeze({
       zone: origin,
@@ -322,26 +340,28 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     }
   }
 
-  const rrsetsOf = (name: string): Map<number, RRset> => {
-    const result = new Map<number, RRset>();
-    for (const [type, set] of staticSets.get(name) ?? []) {
+  /** The RRsets of a name in zone-file order (arrays of exact length: `map`, not `push`). */
+  const rrsetsOf = (name: string): RRset[] => {
+    const types = staticSets.get(name);
+    if (types === undefined) return [];
+    return [...types].map(([type, set]) => {
       const records: WireRecord[] = set.rdata.map((rdata) => Object.freeze({ owner: name, type, ttl: set.ttl, rdata }));
-      result.set(type, Object.freeze({ owner: name, type, ttl: set.ttl, records: Object.freeze(records) }));
-    }
-    return result;
+      return Object.freeze({ owner: name, type, ttl: set.ttl, records: Object.freeze(records) });
+    });
   };
+  const rrsetOfName = (name: string, type: number): RRset | undefined => rrsetsOf(name).find((set) => set.type === type);
 
   const nodes = new Map<string, NameNode>();
   for (const name of allNames) {
     if (isBelowCut(name) || cutNames.includes(name)) continue; // answered by referral
-    const rrsets = rrsetsOf(name);
-    const cname = rrsets.get(QTYPE.CNAME);
-    if (cname) rrsets.delete(QTYPE.CNAME);
-    const results = new Map<number, LookupResult>();
-    nodes.set(name, Object.freeze({ name, rrsets, cname, dynamic: dynamicByName.get(name)?.d, results }));
+    const all = rrsetsOf(name);
+    const cname = all.find((set) => set.type === QTYPE.CNAME);
+    // A CNAME stands alone (checked above): its node holds no other RRset.
+    const rrsets = cname === undefined ? all : all.filter((set) => set !== cname);
+    nodes.set(name, Object.seal({ name, rrsets: rrsets.length === 0 ? NO_RRSETS : Object.freeze(rrsets), cname, dynamic: dynamicByName.get(name)?.d, results: undefined }));
   }
 
-  const soaSet = rrsetsOf(origin).get(QTYPE.SOA)!;
+  const soaSet = rrsetOfName(origin, QTYPE.SOA)!;
   const negativeSoa: RRset = Object.freeze({
     owner: origin,
     type: QTYPE.SOA,
@@ -352,15 +372,14 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     const glue: RRset[] = [];
     for (const rec of nsSet?.records ?? []) {
       const target = (rec.rdata[0] as { name: string }).name;
-      const sets = rrsetsOf(target);
       for (const t of [QTYPE.A, QTYPE.AAAA]) {
-        const s = sets.get(t);
+        const s = rrsetOfName(target, t);
         if (s) glue.push(s);
       }
     }
     return glue;
   };
-  const apexGlue = Object.freeze(glueFor(rrsetsOf(origin).get(QTYPE.NS)));
+  const apexGlue = Object.freeze(glueFor(rrsetOfName(origin, QTYPE.NS)));
 
   // A zone object with results filled afterwards: resolveNode reads nodes, nodata and apexGlue.
   const zone = {
@@ -383,7 +402,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   zone.nodata = Object.freeze({ kind: 'nodata', zone, answer: Object.freeze([]) });
   zone.nxdomain = Object.freeze({ kind: 'nxdomain', zone, answer: Object.freeze([]) });
   for (const cut of cutNames) {
-    const ns = rrsetsOf(cut).get(QTYPE.NS)!;
+    const ns = rrsetOfName(cut, QTYPE.NS)!;
     zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, ns, glue: Object.freeze(glueFor(ns)) }));
   }
   // Lookup results are memoized per node on first use (lookup.ts), not computed here for every

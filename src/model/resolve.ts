@@ -31,7 +31,7 @@ export function resolveNode(zone: ZoneModel, node: NameNode, qtype: number): Loo
     if (current.dynamic !== undefined && (type === QTYPE.A || type === QTYPE.AAAA)) {
       return answerOf(zone, chain, current.dynamic, type === QTYPE.A ? 4 : 6, []);
     }
-    const rrset = type === QTYPE.CNAME && current.cname !== undefined ? current.cname : current.rrsets.get(type);
+    const rrset = type === QTYPE.CNAME && current.cname !== undefined ? current.cname : rrsetOf(current, type);
     if (rrset !== undefined) {
       chain.push(rrset);
       const additional = type === QTYPE.NS && current.name === zone.origin ? zone.apexGlue : [];
@@ -45,9 +45,15 @@ export function resolveNode(zone: ZoneModel, node: NameNode, qtype: number): Loo
 
 function anyType(node: NameNode): number {
   if (node.dynamic !== undefined) return node.dynamic.sites.some((s) => s.v4.length > 0) ? QTYPE.A : QTYPE.AAAA;
-  for (const t of ANY_PREFERENCE) if (node.rrsets.has(t) || (t === QTYPE.CNAME && node.cname)) return t;
-  const first = node.rrsets.keys().next();
-  return first.done ? QTYPE.ANY : first.value;
+  for (const t of ANY_PREFERENCE) if (rrsetOf(node, t) !== undefined || (t === QTYPE.CNAME && node.cname)) return t;
+  return node.rrsets.length > 0 ? node.rrsets[0].type : QTYPE.ANY;
+}
+
+/** The node's RRset of `type` (not its CNAME: that is `node.cname`). */
+export function rrsetOf(node: NameNode, type: number): RRset | undefined {
+  const sets = node.rrsets;
+  for (let i = 0; i < sets.length; i++) if (sets[i].type === type) return sets[i];
+  return undefined;
 }
 
 function answerOf(

@@ -4,7 +4,7 @@
  * precomputed result for this type.
  */
 import { QTYPE } from '../dns/constants.js';
-import { resolveNode } from '../model/resolve.js';
+import { resolveNode, rrsetOf } from '../model/resolve.js';
 import type { LookupResult, ZoneModel, ZoneSet } from '../model/zone-model.js';
 
 export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
@@ -39,13 +39,14 @@ export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResu
   }
   const node = zone.nodes.get(qname);
   if (node === undefined) return zone.emptyNonTerminals.has(qname) ? zone.nodata : zone.nxdomain;
-  const known = node.results.get(qtype);
+  const known = node.results?.get(qtype);
   if (known !== undefined) return known;
   const result = resolveNode(zone, node, qtype);
   // Memoized for the types a node is likely asked for (A, AAAA, ANY, its own types), so the map
-  // stays bounded whatever types clients send. resolveNode reads only the frozen zone.
-  if (qtype === QTYPE.A || qtype === QTYPE.AAAA || qtype === QTYPE.ANY || qtype === QTYPE.CNAME || node.rrsets.has(qtype)) {
-    (node.results as Map<number, LookupResult>).set(qtype, result);
+  // stays bounded whatever types clients send. resolveNode reads only the frozen zone. The map
+  // is created here, on the name's first lookup, not per name at compile time (#8).
+  if (qtype === QTYPE.A || qtype === QTYPE.AAAA || qtype === QTYPE.ANY || qtype === QTYPE.CNAME || rrsetOf(node, qtype) !== undefined) {
+    (node.results ??= new Map()).set(qtype, result);
   }
   return result;
 }

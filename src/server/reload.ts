@@ -58,11 +58,23 @@ export class ReloadController {
    * again for that (without swapping anything): the nameserver keeps its report to itself.
    */
   start(): ReloadOutcome {
-    const loaded = loadZoneDirectory(this.target.zoneStore.path);
-    const problems = [...loaded.problems, ...compileZoneFiles(loaded.files).problems];
+    const problems = this.startProblems();
     for (const p of problems) configReloadErrorsTotal.inc({ code: p.code });
     this.reported = new Set(problems.map(formatProblem));
     return this.record('start', this.target.runtime.zones, problems, [...this.reported], []);
+  }
+
+  /**
+   * The problems of the load the nameserver already did, from its ZoneStore. Compiling the zone
+   * files a second time just to list them doubled the start-up CPU and left a whole compiled
+   * zone set (~120 MB at 100,000 names) as garbage in the heap (#8). Only a store that never
+   * loaded (not the nameserver's) is checked from disk.
+   */
+  private startProblems(): readonly ConfigProblem[] {
+    const last = this.target.zoneStore.lastReport;
+    if (last !== undefined) return last.problems;
+    const loaded = loadZoneDirectory(this.target.zoneStore.path);
+    return [...loaded.problems, ...compileZoneFiles(loaded.files).problems];
   }
 
   reload(trigger: ReloadTrigger): ReloadOutcome {

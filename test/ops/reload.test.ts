@@ -74,6 +74,29 @@ t.test('problems present at start are counted but not reported again by the firs
   t.equal(lines.filter((l) => l.level === 50).length, 0);
 });
 
+t.test('start() reports the problems of the load being served, without compiling the files again (#8)', async (t) => {
+  const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
+  const store = new ZoneStore(dir);
+  const runtime = new Runtime(store.load().zoneSet);
+  // Fixed on disk after the load: start() describes what is served, not the disk of now.
+  writeFileSync(join(dir, 'broken.yaml'), zone('192.0.2.20').replace('r.test', 'b.test').replaceAll('.r.test', '.b.test'));
+  const reloads = new ReloadController({ runtime, zoneStore: store }, memoryLogger().logger);
+  const outcome = reloads.start();
+  t.equal(outcome.problems.length, 1);
+  t.match(outcome.problems[0], /broken\.yaml:\d+: /);
+  t.equal(outcome.generation, runtime.zones.generation);
+  // The first reload sees the fix.
+  t.same(reloads.reload('sighup').problems, []);
+  t.ok(runtime.zones.zones.has('b.test'));
+});
+
+t.test('a ReloadController over a store that never loaded checks the files from disk', async (t) => {
+  const dir = tempZonesDir({ 'broken.yaml': 'zone: [' });
+  const store = new ZoneStore(dir);
+  const reloads = new ReloadController({ runtime: new Runtime(store.zoneSet), zoneStore: store }, memoryLogger().logger);
+  t.equal(reloads.start().problems.length, 1);
+});
+
 t.test('the watcher reloads after a save (write + rename), debounced into one reload', async (t) => {
   const { dir, reloads, www } = setup({ 'r.yaml': zone('192.0.2.10') });
   let count = 0;
