@@ -81,3 +81,13 @@ t.test('a drain overrides the vote until it expires', async (t) => {
   c.forced.set('z.test/unprobed', { state: 'up', by: 'ops', reason: 'probe is wrong', until: NOW + 5, at: NOW });
   t.equal(combine(c, NOW, opts).sites.get('z.test/unprobed')!.up, true, 'a forced state needs no view');
 });
+
+t.test('changedSites: which site states differ, field by field', async (t) => {
+  const { changedSites } = await import('../../src/state/follower.js');
+  const a = new Map([['z/a', { up: true, load: 1, checkedAt: 5 }], ['z/b', { up: false, reason: 'refused' }]]);
+  t.equal(changedSites(a, new Map([['z/a', { up: true, load: 1, checkedAt: 5 }], ['z/b', { up: false, reason: 'refused' }]])), null, 'equal copies: nothing');
+  t.same(changedSites(a, new Map([['z/a', { up: true, load: 2, checkedAt: 5 }], ['z/b', { up: false, reason: 'refused' }]])), new Set(['z/a']));
+  t.same(changedSites(a, new Map([['z/a', { up: true, load: 1, checkedAt: 5 }], ['z/b', { up: false, reason: 'refused', forced: { state: 'down', by: 'x', reason: 'y', until: 9 } }]])), new Set(['z/b']), 'a drain is a change');
+  t.equal(changedSites(a, new Map([['z/a', { up: true, load: 1, checkedAt: 5 }]])), 'all', 'a site gone');
+  t.equal(changedSites(a, new Map([['z/a', { up: true, load: 1, checkedAt: 5 }], ['z/c', { up: false, reason: 'refused' }]])), 'all', 'another site');
+});

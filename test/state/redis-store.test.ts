@@ -92,11 +92,17 @@ t.test('the memory store behaves the same for a follower', async (t) => {
   const store = new MemoryStateStore();
   const { runtime, follower } = await followerOver(store, t);
   await follower.start(100);
+  // Verdicts of one event-loop turn join one recompute at its end (setImmediate), before the
+  // loop reads more input: a query, or the next admin request, sees the change.
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
   await store.heartbeat({ id: 'p', heartbeatAt: Date.now(), startedAt: 0 }, true);
   await store.writeView('p', 'z.test/a', view);
-  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'applied synchronously');
+  await turn();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'applied by the end of the turn');
   await store.setForced('z.test/a', { state: 'up', by: 'ops', reason: 'probe wrong', until: Date.now() + 60_000, at: Date.now() });
+  await turn();
   t.equal(stateOf(runtime.state, 'z.test/a').up, true, 'forced up');
   await store.setForced('z.test/a', null);
+  await turn();
   t.equal(stateOf(runtime.state, 'z.test/a').up, false);
 });
