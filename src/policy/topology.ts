@@ -11,6 +11,7 @@
  * prefix when such a rule sits inside the client's network (§7.2.1 allows that).
  */
 import ipaddr from 'ipaddr.js';
+import { parseDottedQuad } from '../util/ipv4.js';
 import type { GroupModel, PoolModel, TopologyRule } from '../model/zone-model.js';
 import type { ClientInfo } from './types.js';
 
@@ -39,33 +40,11 @@ export function clientNetwork(client: ClientInfo): ClientNetwork | undefined {
   return bytes === undefined ? undefined : { family: bytes.length === 4 ? 4 : 6, bytes, fromEcs: false };
 }
 
-/** "a.b.c.d" with each part 0-255 -> 4 bytes; anything else -> undefined (then ipaddr.js decides). */
-function dottedQuad(text: string): Uint8Array | undefined {
-  const bytes = new Uint8Array(4);
-  let part = 0;
-  let value = 0;
-  let digits = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      value = value * 10 + (c - 48);
-      if (++digits > 3 || value > 255) return undefined;
-    } else if (c === 46 && digits > 0 && part < 3) {
-      bytes[part++] = value;
-      value = 0;
-      digits = 0;
-    } else return undefined;
-  }
-  if (part !== 3 || digits === 0) return undefined;
-  bytes[3] = value;
-  return bytes;
-}
-
 /** Address text -> bytes; IPv4-mapped IPv6 (a dual-stack socket's view of IPv4) -> IPv4. */
 export function addressBytes(address: string): Uint8Array | undefined {
   // The common case, a dotted quad from the transport, read by hand (this runs per query).
-  const quad = dottedQuad(address);
-  if (quad !== undefined) return quad;
+  const quad = parseDottedQuad(address);
+  if (quad >= 0) return Uint8Array.of(quad >>> 24, (quad >>> 16) & 0xff, (quad >>> 8) & 0xff, quad & 0xff);
   if (!ipaddr.isValid(address)) return undefined;
   let parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();

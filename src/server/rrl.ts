@@ -20,6 +20,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { responseRateClass } from '../dns/wire.js';
+import { parseDottedQuad } from '../util/ipv4.js';
 
 /** Accounts of one client network, by response class. */
 type NetworkAccounts = Map<number, Account>;
@@ -244,30 +245,6 @@ export class ResponseRateLimiter {
       if (this.accountCount <= target) break;
     }
   }
-}
-
-/** An IPv4 address in dotted-quad text as an unsigned number, or -1 (IPv6, or not an address). */
-function parseDottedQuad(text: string): number {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x30 && c <= 0x39) {
-      part = part * 10 + (c - 0x30);
-      if (++digits > 3 || part > 255) return -1;
-    } else if (c === 0x2e && digits > 0 && dots < 3) {
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + part;
 }
 
 /** The first `bits` bits of an IPv4 address, as an unsigned number (0 for /0). */
