@@ -10,14 +10,14 @@
 // recovery, repeat. Meanwhile site c's backend leaves 20 % of probes unanswered (timeouts):
 // c.fo.test is queried every 50 ms for --loss-minutes and every answer that is not c's address
 // counts as a false failover. Needs `npm run build` first and redis-server on PATH.
-import { spawn, execSync } from 'node:child_process';
+import { execSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, startProcess } from '../qps/lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '../../dist/cli/index.js');
@@ -32,28 +32,11 @@ function cleanup() {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-async function freePort(host = '127.0.0.1') {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, host, r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-function start(cmd, args, readyText) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (c) => {
-      out += c;
-      if (out.includes(readyText)) resolve({ child, get out() { return out; } });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${out}`)));
-    setTimeout(() => reject(new Error(`${cmd} not ready:\n${out}`)), 20_000).unref();
-  });
+/** A child process, ready once a line of its output contains `readyText` (bench/qps/lib.mjs). */
+async function start(cmd, args, readyText) {
+  const started = await startProcess(cmd, args, { ready: (line) => line.includes(readyText), timeoutMs: 20_000, maxLines: Infinity });
+  children.push(started.proc);
+  return started;
 }
 
 const startBackend = (host, port, drop = 0) => start(process.execPath, [join(here, 'backend.mjs'), host, String(port), String(drop)], 'ready');
@@ -152,7 +135,7 @@ for (let i = 0; i < KILLS; i++) {
   await waitAnswer('a.fo.test', '192.0.2.10');
   await sleep(1000 + Math.random() * 1500);
   const t0 = performance.now();
-  backendA.child.kill('SIGKILL');
+  backendA.proc.kill('SIGKILL');
   let ms;
   for (;;) {
     const got = await ask(dnsPort, 'a.fo.test', 500);
@@ -171,7 +154,7 @@ await lossLoop;
 
 const sorted = [...samples].sort((a, b) => a - b);
 const pct = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-const cDowns = prober.out.split('\n').filter((l) => l.includes('"site":"fo.test/c"') && l.includes('"msg":"site down"')).length;
+const cDowns = prober.lines.filter((l) => l.includes('"site":"fo.test/c"') && l.includes('"msg":"site down"')).length;
 const result = {
   kills: samples.length,
   medianMs: Math.round(pct(50)),

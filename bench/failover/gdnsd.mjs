@@ -6,14 +6,13 @@
 //
 // gdnsd probes one port on every address, so both backends listen on the same port on
 // 127.0.0.2 and 127.0.0.3, and a.fo.test answers the backend addresses themselves.
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, startProcess } from '../qps/lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' }, 'down-thresh': { type: 'string', default: '2' } } });
@@ -22,23 +21,11 @@ const children = [];
 process.on('exit', () => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')));
 process.on('SIGINT', () => process.exit(130));
 
-async function freePort(host = '127.0.0.1') {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, host, r));
-  const p = s.address().port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-function start(cmd, args, readyText) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (c) => { out += c; if (out.includes(readyText)) resolve(child); };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${cmd} exited ${code}:\n${out}`)));
-  });
+/** A child process, ready once a line of its output contains `readyText` (bench/qps/lib.mjs). */
+async function start(cmd, args, readyText) {
+  const { proc } = await startProcess(cmd, args, { ready: (line) => line.includes(readyText), timeoutMs: 20_000 });
+  children.push(proc);
+  return proc;
 }
 const sock = dgram.createSocket('udp4');
 await new Promise((r) => sock.bind(0, '127.0.0.1', r));

@@ -77,8 +77,11 @@ export async function freePort(host = '127.0.0.1') {
   throw new Error('no free port');
 }
 
-/** Starts a process and resolves once a line of its output matches; rejects if it exits. */
-export function startProcess(command, args, { env = {}, ready, timeoutMs = 60_000, label = command }) {
+/**
+ * Starts a process and resolves once a line of its output matches; rejects if it exits.
+ * `lines` keeps its output lines (the first `maxLines`), also after it is ready.
+ */
+export function startProcess(command, args, { env = {}, ready, timeoutMs = 60_000, label = command, maxLines = 5000 }) {
   const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   return new Promise((resolve, reject) => {
@@ -98,7 +101,7 @@ export function startProcess(command, args, { env = {}, ready, timeoutMs = 60_00
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (lines.length < 5000) lines.push(line);
+        if (lines.length < maxLines) lines.push(line);
         if (!done && ready(line)) {
           done = true;
           clearTimeout(timer);
