@@ -24,6 +24,14 @@ t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (
   t.ok(rows.filter((x: any) => x.path !== 'general').every((x: any) => x.prebuiltAnswers > 0), 'the prebuilt rows used prebuilt answers');
 });
 
+t.test('bench/qps/rrl.mjs: what rate limiting adds per query', async (t) => {
+  const r = run(['bench/qps/rrl.mjs', '--n', '2000', '--repeat', '1', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout);
+  t.same(rows.map((x: any) => x.family), [4, 6], 'IPv4 and IPv6 clients');
+  t.ok(rows.every((x: any) => x.handlerNs > 0 && x.withRrlNs > 0), 'both timed');
+});
+
 t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'qps.json');
   const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];

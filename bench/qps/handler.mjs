@@ -16,23 +16,13 @@
  */
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { KINDS, sitednsZone } from './zones.mjs';
+import { KINDS } from './zones.mjs';
+import { Handler, PeerContext, QueryMetrics, Runtime, benchZones, queryBytes } from './in-process.mjs';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '1000000' }, repeat: { type: 'string', default: '5' }, json: { type: 'boolean', default: false } } });
 const N = Number(values.n);
 const R = Number(values.repeat);
-const dist = new URL('../../dist/', import.meta.url);
-const { Handler, PeerContext, Runtime } = await import(new URL('server/handler.js', dist));
-const { parseZoneText } = await import(new URL('config/load.js', dist));
-const { compileZoneFiles, makeZoneSet } = await import(new URL('config/compile.js', dist));
-const { QueryMetrics } = await import(new URL('admin/query-metrics.js', dist));
-
-const zones = makeZoneSet(compileZoneFiles([parseZoneText(sitednsZone(), 'bench.yaml')]).zones);
-
-function queryBytes(name, edns) {
-  const labels = name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]);
-  return Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0, ...labels, 0, 0, 1, 0, 1, ...(edns ? [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0] : [])]);
-}
+const zones = benchZones();
 
 let gcCount = 0;
 let gcKinds = {};

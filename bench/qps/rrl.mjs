@@ -7,26 +7,19 @@
  * Needs `npm run build`. Run: node bench/qps/rrl.mjs [--n 1000000] [--repeat 5] [--json]
  */
 import { parseArgs } from 'node:util';
-import { KINDS, sitednsZone } from './zones.mjs';
+import { KINDS } from './zones.mjs';
+import { Handler, PeerContext, ResponseRateLimiter, Runtime, benchZones, queryBytes } from './in-process.mjs';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '1000000' }, repeat: { type: 'string', default: '5' }, json: { type: 'boolean', default: false } } });
 const N = Number(values.n);
 const R = Number(values.repeat);
-const dist = new URL('../../dist/', import.meta.url);
-const { Handler, PeerContext, Runtime } = await import(new URL('server/handler.js', dist));
-const { ResponseRateLimiter } = await import(new URL('server/rrl.js', dist));
-const { parseZoneText } = await import(new URL('config/load.js', dist));
-const { compileZoneFiles, makeZoneSet } = await import(new URL('config/compile.js', dist));
-
-const zones = makeZoneSet(compileZoneFiles([parseZoneText(sitednsZone(), 'bench.yaml')]).zones);
+const zones = benchZones();
 const handler = new Handler(new Runtime(zones));
 // A rate no bench reaches: every response is counted and sent, none limited.
 const rrl = new ResponseRateLimiter({ ratePerSecond: 1e12 });
 const ctx = new PeerContext('udp');
 const out = Buffer.allocUnsafe(1232);
-const name = KINDS.find((k) => k.kind === 'site').name;
-const labels = name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]);
-const query = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, ...labels, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+const query = queryBytes(KINDS.find((k) => k.kind === 'site').name, true);
 const clients = {
   4: Array.from({ length: 1000 }, (_, i) => Uint8Array.from([10 + (i % 200), i & 0xff, (i * 7) & 0xff, 1 + (i % 250)])),
   6: Array.from({ length: 1000 }, (_, i) => Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, i >> 8, i & 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])),

@@ -1,0 +1,23 @@
+/**
+ * What the in-process benches (handler.mjs, rrl.mjs) share: the compiled modules from dist/
+ * (`npm run build` first), bench/qps's zones compiled, and a query's bytes.
+ */
+import { sitednsZone } from './zones.mjs';
+
+const dist = new URL('../../dist/', import.meta.url);
+export const { Handler, PeerContext, Runtime } = await import(new URL('server/handler.js', dist));
+export const { ResponseRateLimiter } = await import(new URL('server/rrl.js', dist));
+export const { QueryMetrics } = await import(new URL('admin/query-metrics.js', dist));
+const { parseZoneText } = await import(new URL('config/load.js', dist));
+const { compileZoneFiles, makeZoneSet } = await import(new URL('config/compile.js', dist));
+
+/** The ZoneSet of bench/qps/zones.mjs. */
+export function benchZones() {
+  return makeZoneSet(compileZoneFiles([parseZoneText(sitednsZone(), 'bench.yaml')]).zones);
+}
+
+/** A query for `name` A, RD set, with an OPT advertising 1232 bytes when `edns`. */
+export function queryBytes(name, edns) {
+  const labels = name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]);
+  return Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0, ...labels, 0, 0, 1, 0, 1, ...(edns ? [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0] : [])]);
+}
