@@ -580,7 +580,7 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
   // The question's own bytes (name and QTYPE) stand for it: label lengths are under 0x41, so
   // lower-casing A-Z leaves them alone.
   const ancount = (reply[6] << 8) | reply[7];
-  if (rcode === 0 && ancount > 0) return RATE_KIND.answer * RATE_KIND_SHIFT + (hashBytesLower(reply, HEADER_LEN, nameEnd + 2) & RATE_HASH_MASK);
+  if (rcode === 0 && ancount > 0) return questionClass(RATE_KIND.answer, reply, nameEnd);
   // Skip the answers (a CNAME chain can precede NXDOMAIN) to the first authority record.
   let pos = nameEnd + 4;
   for (let i = 0; i < ancount; i++) {
@@ -588,14 +588,19 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
     if (pos < 0 || pos + 10 > length) return RATE_CLASS_NONE;
     pos += 10 + ((reply[pos + 8] << 8) | reply[pos + 9]);
   }
-  const nodata = RATE_KIND.nodata * RATE_KIND_SHIFT + (hashBytesLower(reply, HEADER_LEN, nameEnd + 2) & RATE_HASH_MASK);
-  if (reply[8] === 0 && reply[9] === 0) return nodata;
+  // NODATA by the question, like an answer (hashed only when it is the verdict).
+  if (reply[8] === 0 && reply[9] === 0) return questionClass(RATE_KIND.nodata, reply, nameEnd);
   const ownerEnd = skipNameWithin(reply, pos, length);
   if (ownerEnd < 0 || ownerEnd + 2 > length) return RATE_CLASS_NONE;
   const owner = hashNameAt(reply, pos, length);
   if (owner < 0) return RATE_CLASS_NONE;
   if (rcode === 3) return RATE_KIND.nxdomain * RATE_KIND_SHIFT + (owner & RATE_HASH_MASK);
-  return ((reply[ownerEnd] << 8) | reply[ownerEnd + 1]) === QTYPE.NS ? RATE_KIND.referral * RATE_KIND_SHIFT + (owner & RATE_HASH_MASK) : nodata;
+  return ((reply[ownerEnd] << 8) | reply[ownerEnd + 1]) === QTYPE.NS ? RATE_KIND.referral * RATE_KIND_SHIFT + (owner & RATE_HASH_MASK) : questionClass(RATE_KIND.nodata, reply, nameEnd);
+}
+
+/** A class standing for the question (name and QTYPE bytes, lower-cased). */
+function questionClass(kind: number, reply: Uint8Array, nameEnd: number): number {
+  return kind * RATE_KIND_SHIFT + (hashBytesLower(reply, HEADER_LEN, nameEnd + 2) & RATE_HASH_MASK);
 }
 
 /** The kind of a rate class (RATE_KIND), 0 for RATE_CLASS_NONE. */

@@ -68,7 +68,10 @@ export class ResponseRateLimiter {
   private accountCount = 0;
   /** IPv4 exemptions as [network, prefix length] numbers (the rest are matched by ipaddr). */
   private readonly exempt4: [number, number][] = [];
-  private readonly exempt6: [number[], number][] = [];
+  /** IPv6 exemptions as [network bytes, prefix mask]. */
+  private readonly exempt6: [number[], Uint8Array][] = [];
+  /** The IPv6 prefix length as a 16-byte mask, made once (network6 runs per response). */
+  private readonly mask6: Uint8Array;
   private readonly onlyLoopbackExempt: boolean;
   private readonly floor: number;
   /** Accounts forgotten while still limited because the table was full (should stay 0). */
@@ -92,8 +95,9 @@ export class ResponseRateLimiter {
     });
     for (const [net, bits] of exempt) {
       if (net.kind() === 'ipv4') this.exempt4.push([prefixOf(bytesToNumber(net.toByteArray()), bits), bits]);
-      else this.exempt6.push([net.toByteArray(), bits]);
+      else this.exempt6.push([net.toByteArray(), prefixMask(bits)]);
     }
+    this.mask6 = prefixMask(o.ipv6PrefixLength);
     this.onlyLoopbackExempt = o.exempt.length === 2 && o.exempt.includes('127.0.0.0/8') && o.exempt.includes('::1/128');
     this.floor = -o.windowSeconds * o.ratePerSecond;
   }
@@ -206,14 +210,11 @@ export class ResponseRateLimiter {
       for (let i = 0; loopback && i < 15; i++) loopback = bytes[offset + i] === 0;
       if (loopback) return null;
     } else {
-      for (const [net, bits] of this.exempt6) if (samePrefix(bytes, offset, net, bits)) return null;
+      for (const [net, mask] of this.exempt6) if (samePrefix(bytes, offset, net, mask)) return null;
     }
-    const bits = this.options.ipv6PrefixLength;
+    const mask = this.mask6;
     let h = FNV_OFFSET_BASIS;
-    for (let i = 0; i < 16; i++) {
-      const keep = bits >= (i + 1) * 8 ? 0xff : bits <= i * 8 ? 0 : (0xff << (8 - (bits - i * 8))) & 0xff;
-      h = Math.imul(h ^ (bytes[offset + i] & keep), FNV_32_PRIME);
-    }
+    for (let i = 0; i < 16; i++) h = Math.imul(h ^ (bytes[offset + i] & mask[i]), FNV_32_PRIME);
     return -1 - (h & 0x3fffffff);
   }
 
@@ -252,13 +253,17 @@ function prefixOf(address: number, bits: number): number {
   return bits === 0 ? 0 : address >>> (32 - bits);
 }
 
-/** Whether the first `bits` bits of the address at bytes[offset ..] are those of `net`. */
-function samePrefix(bytes: ArrayLike<number>, offset: number, net: number[], bits: number): boolean {
-  for (let i = 0; i * 8 < bits; i++) {
-    const mask = bits >= (i + 1) * 8 ? 0xff : (0xff << (8 - (bits - i * 8))) & 0xff;
-    if ((bytes[offset + i] & mask) !== (net[i] & mask)) return false;
-  }
+/** Whether the address at bytes[offset ..] is in `net` (both under the 16-byte `mask`). */
+function samePrefix(bytes: ArrayLike<number>, offset: number, net: number[], mask: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if ((bytes[offset + i] & mask[i]) !== (net[i] & mask[i])) return false;
   return true;
+}
+
+/** The first `bits` bits set, of 16 bytes. */
+function prefixMask(bits: number): Uint8Array {
+  const mask = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) mask[i] = bits >= (i + 1) * 8 ? 0xff : bits <= i * 8 ? 0 : (0xff << (8 - (bits - i * 8))) & 0xff;
+  return mask;
 }
 
 const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;

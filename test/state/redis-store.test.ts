@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { StateFollower } from '../../src/state/follower.js';
+import { siteUp } from '../../src/admin/metrics.js';
 import { Runtime } from '../../src/server/handler.js';
 import { stateOf } from '../../src/state/snapshot.js';
 import type { Notice, StateStore } from '../../src/state/types.js';
@@ -105,4 +106,10 @@ t.test('the memory store behaves the same for a follower', async (t) => {
   await store.setForced('z.test/a', null);
   await turn();
   t.equal(stateOf(runtime.state, 'z.test/a').up, false);
+  // The gauges follow: they are set for the sites a recompute changed (follower.ts swap()).
+  const gauge = async () => (await siteUp.get()).values.find((v) => v.labels.zone === 'z.test' && v.labels.site === 'a')?.value;
+  t.equal(await gauge(), 0, 'sitedns_site_up 0 while down');
+  await store.setForced('z.test/a', { state: 'up', by: 'ops', reason: 'probe wrong', until: Date.now() + 60_000, at: Date.now() });
+  await turn();
+  t.equal(await gauge(), 1, 'and 1 once forced up');
 });
