@@ -17,7 +17,7 @@
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
-import { OPT_RECORD_LEN, decodeQuery, encodeName, type DecodedQuery } from './wire.js';
+import { FNV_OFFSET, FNV_PRIME, OPT_RECORD_LEN, clientSubnetProblem, decodeQuery, encodeName, hashWireName, type DecodedQuery } from './wire.js';
 
 /** Response header flags the answer contributes (AA and RCODE); QR, RD and CD are added per query. */
 const FLAG_QR = 0x8000;
@@ -137,19 +137,7 @@ export class QueryScan {
   ecsLength = 0;
 }
 
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 16777619;
-
-/** FNV-1a over a wire name's bytes from `start` to `end`, ASCII letters folded to lower case. */
-export function hashWireName(buf: Uint8Array, start: number, end: number): number {
-  let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) {
-    let c = buf[i];
-    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    h = Math.imul(h ^ c, FNV_PRIME);
-  }
-  return h;
-}
+export { hashWireName };
 
 /**
  * Reads the header, question and OPT of the common query shape (see the module comment).
@@ -210,9 +198,9 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
       const code = (q[opt] << 8) | q[opt + 1];
       const optionLength = (q[opt + 2] << 8) | q[opt + 3];
       if (code === EDNS_OPTION.ECS) {
-        // Exactly wire.ts's checks (readClientSubnet); anything it would refuse, or a second
-        // ECS, goes the general way for its FORMERR.
-        if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || !validClientSubnet(q, opt + 4, optionLength)) return;
+        // wire.ts's checks; anything they refuse, or a second ECS, goes the general way for
+        // its FORMERR.
+        if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || clientSubnetProblem(q, opt + 4, optionLength) !== null) return;
         scan.ecsStart = opt;
         scan.ecsLength = 4 + optionLength;
       }
@@ -229,19 +217,6 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.questionEnd = questionEnd;
   scan.hash = h;
   scan.ok = true;
-}
-
-/** RFC 7871 §6 and §7.1.2, as wire.ts's readClientSubnet checks them (there: FORMERR). */
-function validClientSubnet(q: Uint8Array, start: number, length: number): boolean {
-  if (length < 4) return false;
-  const family = (q[start] << 8) | q[start + 1];
-  const sourcePrefix = q[start + 2];
-  const max = family === 1 ? 32 : family === 2 ? 128 : 0;
-  if (max === 0 || sourcePrefix > max || q[start + 3] !== 0) return false;
-  const addressLength = Math.ceil(sourcePrefix / 8);
-  if (length - 4 !== addressLength) return false;
-  if (sourcePrefix % 8 !== 0 && addressLength > 0 && (q[start + 4 + addressLength - 1] & (0xff >> sourcePrefix % 8)) !== 0) return false;
-  return true;
 }
 
 /** Largest response for the scanned query, minus its OPT (mirrors response.ts responseLimit). */

@@ -160,25 +160,33 @@ function readOpt(raw: Buffer, typeOffset: number): EdnsInfo | string {
   return { udpSize: Math.max(udpSize, CLASSIC_UDP_LIMIT), version, dnssecOk: (flags & 0x8000) !== 0, ecs };
 }
 
-/** RFC 7871 §6 and §7.1.2: anything inconsistent is FORMERR. */
-function readClientSubnet(raw: Buffer, start: number, length: number): ClientSubnet | string {
+/**
+ * RFC 7871 §6 and §7.1.2: why the ECS option data raw[start, start + length) is inconsistent
+ * (a FORMERR), or null when it is valid. Shared with the fast path's scan (prebuilt.ts).
+ */
+export function clientSubnetProblem(raw: Uint8Array, start: number, length: number): string | null {
   if (length < 4) return 'ECS option too short';
-  const family = raw.readUInt16BE(start);
+  const family = (raw[start] << 8) | raw[start + 1];
   const sourcePrefix = raw[start + 2];
-  const scopePrefix = raw[start + 3];
   const max = family === 1 ? 32 : family === 2 ? 128 : 0;
   if (max === 0) return `ECS family ${family} unknown`;
   if (sourcePrefix > max) return 'ECS source prefix too long';
-  if (scopePrefix !== 0) return 'ECS scope prefix must be 0 in a query';
+  if (raw[start + 3] !== 0) return 'ECS scope prefix must be 0 in a query';
   const addressLength = Math.ceil(sourcePrefix / 8);
   if (length - 4 !== addressLength) return 'ECS address length does not match its prefix';
-  const address = Buffer.alloc(max / 8);
-  raw.copy(address, 0, start + 4, start + 4 + addressLength);
-  if (sourcePrefix % 8 !== 0 && addressLength > 0) {
-    const mask = 0xff >> sourcePrefix % 8;
-    if ((address[addressLength - 1] & mask) !== 0) return 'ECS address has bits beyond its prefix';
+  if (sourcePrefix % 8 !== 0 && addressLength > 0 && (raw[start + 4 + addressLength - 1] & (0xff >> sourcePrefix % 8)) !== 0) {
+    return 'ECS address has bits beyond its prefix';
   }
-  return { family: family as 1 | 2, sourcePrefix, address };
+  return null;
+}
+
+function readClientSubnet(raw: Buffer, start: number, length: number): ClientSubnet | string {
+  const problem = clientSubnetProblem(raw, start, length);
+  if (problem !== null) return problem;
+  const family = raw.readUInt16BE(start) as 1 | 2;
+  const address = Buffer.alloc(family === 1 ? 4 : 16);
+  raw.copy(address, 0, start + 4, start + length);
+  return { family, sourcePrefix: raw[start + 2], address };
 }
 
 /**
@@ -246,13 +254,13 @@ function decodeOtherRecords(raw: Buffer): EdnsInfo | null | string {
 }
 
 /** Skips a possibly compressed name; returns the offset past it or -1. */
-function skipName(raw: Buffer, offset: number): number {
+function skipName(raw: Uint8Array, offset: number, length = raw.length): number {
   let pos = offset;
   for (let guard = 0; guard < 128; guard++) {
-    if (pos >= raw.length) return -1;
+    if (pos >= length) return -1;
     const len = raw[pos];
     if (len === 0) return pos + 1;
-    if ((len & 0xc0) === 0xc0) return pos + 2 <= raw.length ? pos + 2 : -1;
+    if ((len & 0xc0) === 0xc0) return pos + 2 <= length ? pos + 2 : -1;
     if (len > 63) return -1;
     pos += 1 + len;
   }
@@ -575,7 +583,7 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
   const rcode = reply[3] & 0xf;
   if (rcode !== 0 && rcode !== 3) return RATE_KIND.error * RATE_KIND_SHIFT + rcode;
   if (reply[4] !== 0 || reply[5] !== 1) return RATE_KIND.error * RATE_KIND_SHIFT + rcode;
-  const nameEnd = skipNameWithin(reply, HEADER_LEN, length);
+  const nameEnd = skipName(reply, HEADER_LEN, length);
   if (nameEnd < 0 || nameEnd + 4 > length) return RATE_CLASS_NONE;
   // The question's own bytes (name and QTYPE) stand for it: label lengths are under 0x41, so
   // lower-casing A-Z leaves them alone.
@@ -584,13 +592,13 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
   // Skip the answers (a CNAME chain can precede NXDOMAIN) to the first authority record.
   let pos = nameEnd + 4;
   for (let i = 0; i < ancount; i++) {
-    pos = skipNameWithin(reply, pos, length);
+    pos = skipName(reply, pos, length);
     if (pos < 0 || pos + 10 > length) return RATE_CLASS_NONE;
     pos += 10 + ((reply[pos + 8] << 8) | reply[pos + 9]);
   }
   // NODATA by the question, like an answer (hashed only when it is the verdict).
   if (reply[8] === 0 && reply[9] === 0) return questionClass(RATE_KIND.nodata, reply, nameEnd);
-  const ownerEnd = skipNameWithin(reply, pos, length);
+  const ownerEnd = skipName(reply, pos, length);
   if (ownerEnd < 0 || ownerEnd + 2 > length) return RATE_CLASS_NONE;
   const owner = hashNameAt(reply, pos, length);
   if (owner < 0) return RATE_CLASS_NONE;
@@ -600,7 +608,7 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
 
 /** A class standing for the question (name and QTYPE bytes, lower-cased). */
 function questionClass(kind: number, reply: Uint8Array, nameEnd: number): number {
-  return kind * RATE_KIND_SHIFT + (hashBytesLower(reply, HEADER_LEN, nameEnd + 2) & RATE_HASH_MASK);
+  return kind * RATE_KIND_SHIFT + (hashWireName(reply, HEADER_LEN, nameEnd + 2) & RATE_HASH_MASK);
 }
 
 /** The kind of a rate class (RATE_KIND), 0 for RATE_CLASS_NONE. */
@@ -608,33 +616,24 @@ export function rateClassKind(rateClass: number): number {
   return Math.floor(rateClass / RATE_KIND_SHIFT);
 }
 
-function skipNameWithin(msg: Uint8Array, offset: number, length: number): number {
-  let pos = offset;
-  for (let guard = 0; guard < 128; guard++) {
-    if (pos >= length) return -1;
-    const len = msg[pos];
-    if (len === 0) return pos + 1;
-    if ((len & 0xc0) === 0xc0) return pos + 2 <= length ? pos + 2 : -1;
-    if (len > 63) return -1;
-    pos += 1 + len;
-  }
-  return -1;
-}
-
-/** FNV-1a over msg[from, to), ASCII letters lower-cased, as a non-negative 31-bit integer. */
-function hashBytesLower(msg: Uint8Array, from: number, to: number): number {
-  let h = FNV_OFFSET_BASIS;
-  for (let i = from; i < to; i++) {
-    let c = msg[i];
+/**
+ * FNV-1a over a wire name's bytes from `start` to `end`, ASCII letters folded to lower case
+ * (label lengths are under 0x41, so folding leaves them alone). The prebuilt-answer table keys
+ * names by it; rate classes hash names with it.
+ */
+export function hashWireName(buf: Uint8Array, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) {
+    let c = buf[i];
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    h = Math.imul(h ^ c, FNV_32_PRIME);
+    h = Math.imul(h ^ c, FNV_PRIME);
   }
-  return h & 0x7fffffff;
+  return h;
 }
 
-/** hashBytesLower over the name at `offset` as its labels read (compression followed), or -1. */
+/** hashWireName over the name at `offset` as its labels read (compression followed), or -1. */
 function hashNameAt(msg: Uint8Array, offset: number, length: number): number {
-  let h = FNV_OFFSET_BASIS;
+  let h = FNV_OFFSET;
   let pos = offset;
   for (let hops = 0; hops < 128; hops++) {
     if (pos >= length) return -1;
@@ -648,12 +647,13 @@ function hashNameAt(msg: Uint8Array, offset: number, length: number): number {
     for (let i = pos; i <= pos + len; i++) {
       let c = msg[i];
       if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      h = Math.imul(h ^ c, FNV_32_PRIME);
+      h = Math.imul(h ^ c, FNV_PRIME);
     }
     if (len === 0) return h & 0x7fffffff;
     pos += 1 + len;
   }
   return -1;
 }
-const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;
-const FNV_32_PRIME = 0x01000193;
+/** FNV-1a (32-bit) offset basis and prime. */
+export const FNV_OFFSET = 0x811c9dc5 | 0;
+export const FNV_PRIME = 0x01000193;

@@ -19,7 +19,7 @@
  * key per response made rate limiting cost ~1.3 µs per query, five times the answer itself.
  */
 import ipaddr from 'ipaddr.js';
-import { responseRateClass } from '../dns/wire.js';
+import { FNV_OFFSET, FNV_PRIME, responseRateClass } from '../dns/wire.js';
 import { parseDottedQuad } from '../util/ipv4.js';
 
 /** Accounts of one client network, by response class. */
@@ -213,8 +213,8 @@ export class ResponseRateLimiter {
       for (const [net, mask] of this.exempt6) if (samePrefix(bytes, offset, net, mask)) return null;
     }
     const mask = this.mask6;
-    let h = FNV_OFFSET_BASIS;
-    for (let i = 0; i < 16; i++) h = Math.imul(h ^ (bytes[offset + i] & mask[i]), FNV_32_PRIME);
+    let h = FNV_OFFSET;
+    for (let i = 0; i < 16; i++) h = Math.imul(h ^ (bytes[offset + i] & mask[i]), FNV_PRIME);
     return -1 - (h & 0x3fffffff);
   }
 
@@ -266,8 +266,6 @@ function prefixMask(bits: number): Uint8Array {
   return mask;
 }
 
-const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;
-const FNV_32_PRIME = 0x01000193;
 
 function bytesToNumber(bytes: number[]): number {
   return ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
