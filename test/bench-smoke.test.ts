@@ -46,6 +46,19 @@ t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dn
   t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'summary table printed');
 });
 
+t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'cpu.json');
+  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '1', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  const servers = new Set(result.rows.map((row: any) => row.server));
+  t.ok(servers.has('sitedns') && servers.has('node-echo'), 'sitedns and the Node.js echo floor measured');
+  if (have('cc') || have('gcc')) t.ok(servers.has('c-echo-blocking') && servers.has('c-echo-epoll'), 'both C echo floors measured');
+  if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
+  for (const row of result.rows) t.ok(row.usPerQuery > 0 && row.lost === 0, `${row.label}: answered, CPU counted`);
+  t.match(r.stdout, /\| kind \| server \| answered QPS \| CPU µs\/query/, 'summary table printed');
+});
+
 t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'scale.json');
   const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json]);

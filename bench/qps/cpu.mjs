@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+/**
+ * bench/qps/cpu.mjs (#8): server CPU time per answered query, sitedns and gdnsd side by side,
+ * at the SAME fixed query rate.
+ *
+ *   npm run build && node bench/qps/cpu.mjs                 # pool and site, 60k QPS, 3 rounds
+ *   node bench/qps/cpu.mjs --rate 40000 --seconds 4 --kinds pool,site,static,nxdomain
+ *   node bench/qps/cpu.mjs --variant 'no-prebuilt:SITEDNS_PREBUILT=0'   # A/B: one more sitedns
+ *                                                    # started with that environment
+ *
+ * Why next to run.mjs: on a 2-core machine dnsperf needs about one core, so "maximum QPS" is
+ * decided as much by how the scheduler shares the cores as by the server's cost, and run.mjs's
+ * ratio moves by +-10 % between rounds. CPU per query at a rate both servers sustain is what
+ * each server spends, measured by the kernel (utime + stime of the server's whole process tree
+ * from /proc, in clock ticks): a server that needs less CPU per query reaches a higher maximum
+ * once it has the cores to itself. The kernel's UDP receive work is charged to whichever task
+ * runs when a datagram lands, so part of it can fall on dnsperf; both servers are measured
+ * the same way.
+ *
+ * The floor (on unless --no-floor): three servers that do no DNS work at all and answer every
+ * query with itself, QR set (bench/qps/floor/):
+ *   - `node echo`: sitedns's own batched transport (addon, shared buffer, Node's event loop)
+ *     with a callback that only copies; what a Node.js process costs before any DNS logic;
+ *   - `C echo, blocking recvmmsg`: gdnsd's way of waiting (2 syscalls per batch);
+ *   - `C echo, epoll`: the batched path's way of waiting, without Node (3 per batch).
+ * Same number of processes as sitedns has workers. Needs a C compiler for the C ones.
+ *
+ * Prints, per kind and server: the answered rate, CPU µs per query (mean and per-round range),
+ * and each server's CPU per query as a multiple of gdnsd's (lower is better).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startProcess, startSitedns, writeSitednsZones } from './lib.mjs';
+import { KINDS, sitednsZone } from './zones.mjs';
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '60000' },
+    seconds: { type: 'string', default: '5' },
+    clients: { type: 'string', default: '16' },
+    workers: { type: 'string', default: '' },
+    rounds: { type: 'string', default: '3' },
+    kinds: { type: 'string', default: 'pool,site' },
+    'udp-path': { type: 'string', default: 'batched' },
+    install: { type: 'boolean', default: true },
+    'no-install': { type: 'boolean', default: false },
+    variant: { type: 'string', multiple: true, default: [] },
+    floor: { type: 'boolean', default: true },
+    'no-floor': { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+
+const info = machine();
+const workers = values.workers ? Number(values.workers) : info.nproc;
+const rate = Number(values.rate);
+const seconds = Number(values.seconds);
+const clients = Number(values.clients);
+const rounds = Number(values.rounds);
+const kinds = KINDS.filter((k) => values.kinds.split(',').includes(k.kind));
+ensurePackages(['dnsperf', 'gdnsd'], values.install && !values['no-install']);
+if (!have('dnsperf')) {
+  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
+  process.exit(2);
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ: what /proc/<pid>/stat counts in on Linux
+
+/** utime + stime, in ticks, of pid and every descendant alive now. */
+function treeTicks(rootPid) {
+  const parent = new Map();
+  const ticks = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parent.set(Number(entry), Number(fields[1]));
+    ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
+      if (p === rootPid) {
+        total += t;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+/** The echo servers of the floor (see the header); C ones only when a compiler is there. */
+async function startFloor(processes) {
+  const floor = [];
+  const nodeEcho = new URL('./floor/node-echo.mjs', import.meta.url).pathname;
+  const port = await freePort();
+  const echo = await startProcess(process.execPath, [nodeEcho, String(port), String(processes)], { label: 'node echo', ready: (line) => line.includes('node echo ready') });
+  floor.push({ ...echo, port, key: 'node-echo', label: `node echo ${processes}p (floor)` });
+  const compiler = ['cc', 'gcc'].find(have);
+  if (compiler === undefined) {
+    console.error('no C compiler: the C echo floor is skipped');
+    return floor;
+  }
+  const binary = join(mkdtempSync(join(tmpdir(), 'sitedns-echo-')), 'echo');
+  const built = spawnSync(compiler, ['-O2', '-o', binary, new URL('./floor/echo.c', import.meta.url).pathname], { encoding: 'utf8' });
+  if (built.status !== 0) {
+    console.error(`cannot build the C echo floor:\n${built.stderr}`);
+    return floor;
+  }
+  for (const wait of ['blocking', 'epoll']) {
+    const cPort = await freePort();
+    const c = await startProcess(binary, [String(cPort), wait, String(processes)], { label: `C echo ${wait}`, ready: (line) => line.includes('echo ready') });
+    floor.push({ ...c, port: cPort, key: `c-echo-${wait}`, label: `C echo ${processes}p, ${wait === 'blocking' ? 'blocking recvmmsg' : 'epoll'} (floor)` });
+  }
+  return floor;
+}
+
+const servers = [];
+const stopAll = () => Promise.all(servers.map((s) => s.stop()));
+process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
+const rows = [];
+try {
+  const zonesDir = writeSitednsZones(sitednsZone());
+  if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), key: 'gdnsd', label: `gdnsd ${workers}+${workers} threads` });
+  const s = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'] });
+  servers.push({ ...s, key: 'sitedns', label: `sitedns ${workers}w ${s.udpPathUsed}` });
+  if (values.floor && !values['no-floor']) servers.push(...(await startFloor(workers)));
+  for (const variant of values.variant) {
+    const [name, settings = ''] = variant.split(':');
+    const env = Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const v = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'], env });
+    servers.push({ ...v, key: `sitedns-${name}`, label: `sitedns ${workers}w ${v.udpPathUsed} ${name}` });
+  }
+
+  console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}, dnsperf ${info.dnsperf}, gdnsd ${info.gdnsd}`);
+  console.log(`load at start: ${load()}; dnsperf -c ${clients} -Q ${rate} -l ${seconds}, ${rounds} round(s)`);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // forked echo processes bind their sockets
+  for (const kind of kinds) {
+    for (let round = 0; round < rounds; round++) {
+      for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const before = treeTicks(server.proc.pid);
+        const run = await dnsperf({ port: server.port, queries: [kind], seconds, clients, rate });
+        const used = treeTicks(server.proc.pid) - before;
+        const usPerQuery = ((used / TICKS_PER_SECOND) * 1e6) / run.completed;
+        rows.push({ kind: kind.kind, server: server.key, label: server.label, round, qps: run.qps, lost: run.lost, usPerQuery, cpuSeconds: used / TICKS_PER_SECOND });
+        console.error(`  ${kind.kind} ${server.label}: ${Math.round(run.qps)} qps, ${usPerQuery.toFixed(2)} µs CPU/query`);
+      }
+    }
+  }
+} finally {
+  await stopAll();
+}
+
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+console.log('');
+console.log('| kind | server | answered QPS | CPU µs/query | per round | x gdnsd CPU | lost |');
+console.log('|---|---|---|---|---|---|---|');
+const summary = [];
+for (const kind of kinds) {
+  const g = rows.filter((r) => r.kind === kind.kind && r.server === 'gdnsd');
+  const gCost = g.length > 0 ? mean(g.map((r) => r.usPerQuery)) : NaN;
+  for (const key of [...new Set(rows.map((r) => r.server))]) {
+    const mine = rows.filter((r) => r.kind === kind.kind && r.server === key);
+    if (mine.length === 0) continue;
+    const cost = mean(mine.map((r) => r.usPerQuery));
+    const line = {
+      kind: kind.kind,
+      server: mine[0].label,
+      qps: Math.round(mean(mine.map((r) => r.qps))),
+      usPerQuery: Number(cost.toFixed(2)),
+      range: `${Math.min(...mine.map((r) => r.usPerQuery)).toFixed(2)}-${Math.max(...mine.map((r) => r.usPerQuery)).toFixed(2)}`,
+      ratio: key === 'gdnsd' || !Number.isFinite(gCost) ? '' : (cost / gCost).toFixed(2),
+      lost: mine.reduce((a, r) => a + r.lost, 0),
+    };
+    summary.push(line);
+    console.log(`| ${line.kind} | ${line.server} | ${line.qps} | ${line.usPerQuery} | ${line.range} | ${line.ratio} | ${line.lost} |`);
+  }
+}
+console.log(`\nload at end: ${load()}`);
+if (values.json) (await import('node:fs')).writeFileSync(values.json, JSON.stringify({ machine: info, rate, seconds, clients, rounds, rows, summary }, null, 2));
