@@ -29,7 +29,7 @@
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,7 +67,8 @@ if (!have('dnsperf')) {
   process.exit(2);
 }
 
-const TICKS_PER_SECOND = 100; // USER_HZ: what /proc/<pid>/stat counts in on Linux
+/** USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of). */
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 
 /** utime + stime, in ticks, of pid and every descendant alive now. */
 function treeTicks(rootPid) {
@@ -186,4 +187,4 @@ for (const kind of kinds) {
   }
 }
 console.log(`\nload at end: ${load()}`);
-if (values.json) (await import('node:fs')).writeFileSync(values.json, JSON.stringify({ machine: info, rate, seconds, clients, rounds, rows, summary }, null, 2));
+if (values.json) writeFileSync(values.json, JSON.stringify({ machine: info, rate, seconds, clients, rounds, rows, summary }, null, 2));
