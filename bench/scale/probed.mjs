@@ -4,6 +4,7 @@
  *
  *   npm run build && node bench/scale/probed.mjs                  # 100 files, 10,000 probed sites
  *   node bench/scale/probed.mjs --seconds 10 --workers 2          # shorter, or in the cluster
+ *   node bench/scale/probed.mjs --skip 45                         # over the second probe round
  *
  * Generates the bench/scale zone set (100,000 names in 100 files, 100 sites each) with a TCP
  * probe on every site (`{ tcp: <listener>, interval: 60s }`) against a local listener that
@@ -11,6 +12,11 @@
  * then samples the CPU time (/proc/<pid>/stat, user + system) and RSS every --every seconds for
  * --seconds seconds (RSS also every 250 ms, for its range). With --workers > 1 the figures are
  * the primary's (it probes and follows the state) and each worker's.
+ *
+ * With `interval: 60s` the whole first round runs at start (spread over 250 ms) and the second
+ * one 54-66 s later (±10 % jitter), so the 40 s right after the first round see no probe result
+ * at all: they measure the follower's timers (tick, re-read). `--skip 45` starts sampling 45 s
+ * after the first round, so the window holds the second round (~167 results a second).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -26,6 +32,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     seconds: { type: 'string', default: '40' },
     every: { type: 'string', default: '5' },
+    skip: { type: 'string', default: '0' },
     interval: { type: 'string', default: '60s' },
   },
 });
@@ -75,6 +82,7 @@ try {
     }
     return [server.proc.pid, ...seen];
   };
+  if (Number(values.skip) > 0) await new Promise((r) => setTimeout(r, Number(values.skip) * 1000));
   const watched = pids();
   const range = new Map(watched.map((p) => [p, { min: Infinity, max: 0 }]));
   const rssTimer = setInterval(() => {
@@ -88,7 +96,7 @@ try {
   const start = new Map(watched.map((p) => [p, cpuTicks(p)]));
   let last = new Map(start);
   const startedAt = performance.now();
-  console.log(`pid(s): ${watched.join(', ')}${workers > 1 ? ' (primary first)' : ''}`);
+  console.log(`pid(s): ${watched.join(', ')}${workers > 1 ? ' (primary first)' : ''}; sampling from ${values.skip} s after the first round`);
   for (let t = every; t <= seconds; t += every) {
     await new Promise((r) => setTimeout(r, startedAt + t * 1000 - performance.now()));
     const row = watched.map((p) => {
