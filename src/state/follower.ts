@@ -21,7 +21,7 @@ import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from '../server/handler.js';
 import type { Logger } from '../util/logger.js';
 import { combine, combineSite, liveProbers, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
-import { makeSnapshot, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
+import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
 
@@ -334,7 +334,11 @@ export class StateFollower {
     }
     if (sites === null) return;
     this.lastSites = sites;
-    this.swap(makeSnapshot(sites, this.storeUp && !voters.stale, now), changed!);
+    const snapshot = makeSnapshot(sites, this.storeUp && !voters.stale, now);
+    // The cluster primary sends workers these sites only (workers.ts); it can when the snapshot
+    // being replaced is the one this map was copied from.
+    if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed! });
+    this.swap(snapshot, changed!);
   }
 
   private swap(snapshot: StateSnapshot, changed: ReadonlySet<string> | 'all'): void {
