@@ -33,13 +33,15 @@
  * gets only the changed sites and applies them to a copy of its own; any other worker, a
  * worker that said 'hello' (new or restarted), every worker before a reload, and every snapshot
  * of a full recompute get the whole 'state'. A worker that receives a delta it cannot apply
- * (not holding `from`) ignores it and says 'hello' again. Reloads roll one worker at a time: compiling a large zone set
- * blocks that worker's event loop for the compile time, and the others keep answering.
+ * (not holding `from`) ignores it and says 'hello' again.
+ *
+ * Reloads roll one worker at a time: compiling a large zone set blocks that worker's event loop
+ * for the compile time, and the others keep answering.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { clusterStateMessagesTotal } from '../admin/metrics.js';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { clusterStateMessagesTotal } from '../admin/metrics.js';
 import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from '../state/snapshot.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';

@@ -8,7 +8,8 @@
  * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
  *
  * Incremental recomputes (#8): with 10,000 probed sites a full recompute (combine() over every
- * site) once per load batch was most of the process's CPU and its RSS sawtooth. A site's state
+ * site) once per load batch, up to 20 a second while probe results flow, cost about a quarter of
+ * the process's CPU then (docs/benchmarks.md, "10,000 probed sites"). A site's state
  * depends only on the voters, the voters' views of that site key, its forced state and the time
  * (combine.ts), so a recompute after view notices only re-combines the keys those notices named
  * and carries every other state over from the last combined map, provided the voters are the
