@@ -9,14 +9,18 @@ import { join } from 'node:path';
 
 export const PER_ZONE = 1000;
 
-export function zoneText(z, count) {
+/**
+ * `probe` (a YAML flow mapping, e.g. `{ tcp: "127.0.0.1:47999", interval: 60s }`) gives every
+ * site that probe (bench/scale/probed.mjs: 10,000 probed sites, #8).
+ */
+export function zoneText(z, count, probe) {
   const zone = `z${z}.scale.test`;
   const sites = Math.min(100, Math.floor(count / 10));
   const groups = Math.min(50, Math.floor(sites / 2));
   const pools = Math.min(50, Math.floor(sites / 2));
   const lines = [`zone: ${zone}`, 'ttl: 300', `soa: { mname: ns1.${zone}, rname: hostmaster.${zone} }`, 'nameservers:', `  ns1.${zone}: [192.0.2.1]`, `  ns2.${zone}: [192.0.2.2]`, 'sites:'];
   const ip = (i) => `10.${z % 256}.${Math.floor(i / 256)}.${i % 256}`;
-  for (let s = 0; s < sites; s++) lines.push(`  s${s}: { addresses: [${ip(s)}${s % 3 === 0 ? `, "2001:db8:${z.toString(16)}::${s.toString(16)}"` : ''}] }`);
+  for (let s = 0; s < sites; s++) lines.push(`  s${s}: { addresses: [${ip(s)}${s % 3 === 0 ? `, "2001:db8:${z.toString(16)}::${s.toString(16)}"` : ''}]${probe ? `, probe: ${probe}` : ''} }`);
   if (groups > 0) lines.push('groups:');
   for (let g = 0; g < groups; g++) lines.push(`  g${g}: [s${(g * 2) % sites}, s${(g * 2 + 1) % sites}, s${(g * 2 + 2) % sites}]`);
   if (pools > 0) lines.push('pools:');
@@ -38,13 +42,13 @@ export function zoneText(z, count) {
 }
 
 /** Writes the zone files; returns the directory and a sample of query names per kind. */
-export function generate(dir, names) {
+export function generate(dir, names, { probe } = {}) {
   mkdirSync(dir, { recursive: true });
   const zones = Math.max(1, Math.ceil(names / PER_ZONE));
   const queries = [];
   for (let z = 0; z < zones; z++) {
     const count = Math.min(PER_ZONE, names - z * PER_ZONE);
-    const { zone, text } = zoneText(z, count);
+    const { zone, text } = zoneText(z, count, probe);
     writeFileSync(join(dir, `${zone}.yaml`), text);
     if (queries.length < 20000) {
       queries.push({ name: `p${z % 50}.${zone}`, type: 'A' }, { name: `s${z % 100}.${zone}`, type: 'A' }, { name: `g${z % 50}.${zone}`, type: 'A' }, { name: `h${(z * 5) % 800}.${zone}`, type: 'A' }, { name: `nope${z}.${zone}`, type: 'A' });

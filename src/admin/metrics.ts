@@ -290,3 +290,10 @@ export const probersLive = new Gauge({
   help: 'Probers whose heartbeat is fresh (they vote on site state); 0 while answering from the last known state',
   registers: [registry],
 });
+
+export const clusterStateMessagesTotal = new Counter({
+  name: 'sitedns_cluster_state_messages_total',
+  help: 'State messages the cluster primary sent its workers: whole snapshots (hello, reload, full recomputes) and deltas (the sites an incremental recompute changed)',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});

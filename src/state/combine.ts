@@ -14,7 +14,7 @@
  * - An operator's forced state (drain) overrides the vote until it expires.
  */
 import type { SiteState } from './snapshot.js';
-import type { ProbeView, StoreContents } from './types.js';
+import type { ForcedState, ProbeView, StoreContents } from './types.js';
 
 export interface CombineOptions {
   /** A prober whose heartbeat is older than this no longer votes. */
@@ -55,10 +55,22 @@ function lastLiveProbers(contents: StoreContents, staleAfterMs: number): string[
   return liveProbers(contents, newest, staleAfterMs);
 }
 
-export function combine(contents: StoreContents, now: number, options: CombineOptions): Combined {
+/** Who votes at `now`: the live probers, or (none live) the last ones that were (fail static). */
+export interface Voters {
+  readonly live: readonly string[];
+  readonly stale: boolean;
+  /** Sorted; a site's views are taken in this order (the reason shown is the first one's). */
+  readonly voters: readonly string[];
+}
+
+export function votersOf(contents: StoreContents, now: number, options: CombineOptions): Voters {
   const live = liveProbers(contents, options.livenessAt ?? now, options.staleAfterMs);
   const stale = live.length === 0 && contents.views.size > 0;
-  const voters = stale ? lastLiveProbers(contents, options.staleAfterMs) : live;
+  return { live, stale, voters: stale ? lastLiveProbers(contents, options.staleAfterMs) : live };
+}
+
+export function combine(contents: StoreContents, now: number, options: CombineOptions): Combined {
+  const { live, stale, voters } = votersOf(contents, now, options);
 
   const perSite = new Map<string, ProbeView[]>();
   for (const prober of voters) {
@@ -75,15 +87,36 @@ export function combine(contents: StoreContents, now: number, options: CombineOp
   for (const [key, views] of perSite) sites.set(key, vote(views, voters.length > 1));
   for (const [key, forced] of contents.forced) {
     if (forced.until <= now) continue;
-    const base = sites.get(key);
-    sites.set(key, {
-      ...(base ?? {}),
-      up: forced.state === 'up',
-      reason: `${forced.state === 'down' ? 'drained' : 'forced up'} by ${forced.by}: ${forced.reason}`,
-      forced: { state: forced.state, by: forced.by, reason: forced.reason, until: forced.until },
-    });
+    sites.set(key, withForced(sites.get(key), forced));
   }
   return { sites, liveProbers: live, stale };
+}
+
+/**
+ * One site's state, exactly as `combine()` computes it for `key` (undefined: no voter has a
+ * view of it and it is not forced, so combine() would not list it). A site's state depends only
+ * on the voters, their views of that key, the forced state of that key and `now`; the follower
+ * re-combines only the sites a notice touched this way (#8).
+ */
+export function combineSite(contents: StoreContents, key: string, voters: Voters, now: number): SiteState | undefined {
+  let views: ProbeView[] | undefined;
+  for (const prober of voters.voters) {
+    const view = contents.views.get(prober)?.get(key);
+    if (view !== undefined) (views ??= []).push(view);
+  }
+  const base = views === undefined ? undefined : vote(views, voters.voters.length > 1);
+  const forced = contents.forced.get(key);
+  if (forced === undefined || forced.until <= now) return base;
+  return withForced(base, forced);
+}
+
+function withForced(base: SiteState | undefined, forced: ForcedState): SiteState {
+  return {
+    ...(base ?? {}),
+    up: forced.state === 'up',
+    reason: `${forced.state === 'down' ? 'drained' : 'forced up'} by ${forced.by}: ${forced.reason}`,
+    forced: { state: forced.state, by: forced.by, reason: forced.reason, until: forced.until },
+  };
 }
 
 function vote(views: ProbeView[], several: boolean): SiteState {

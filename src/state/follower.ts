@@ -6,12 +6,23 @@
  * Fail static: while the store is unreachable, or no prober is heart-beating, the last known
  * state keeps being answered; each condition is logged once when it starts and once when it
  * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
+ *
+ * Incremental recomputes (#8): with 10,000 probed sites a full recompute (combine() over every
+ * site) once per load batch, up to 20 a second while probe results flow, cost about a quarter of
+ * the process's CPU then (docs/benchmarks.md, "10,000 probed sites"). A site's state
+ * depends only on the voters, the voters' views of that site key, its forced state and the time
+ * (combine.ts), so a recompute after view notices only re-combines the keys those notices named
+ * and carries every other state over from the last combined map, provided the voters are the
+ * same and no forced state expired since. Everything else recomputes in full: the tick (time
+ * decides prober liveness and drain expiry), every re-read, store outages and reconnects (the
+ * carry-over window), and any notice other than a view (probers, forced states).
  */
 import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
+import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from '../server/handler.js';
 import type { Logger } from '../util/logger.js';
-import { combine, liveProbers, DEFAULT_STALE_AFTER_MS } from './combine.js';
-import { makeSnapshot, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
+import { combine, combineSite, liveProbers, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
+import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
 
@@ -23,6 +34,19 @@ export interface FollowerOptions {
   resyncMs?: number;
   tickMs?: number;
   stateFile?: StateFileWriter;
+  /** The clock (tests drive it); default Date.now. */
+  now?: () => number;
+}
+
+/** A recompute that may carry over the states of untouched sites ('batch'), or not ('full'). */
+export type RecomputeMode = 'full' | 'batch';
+
+/** What the last combined map was computed from, as far as untouched sites care. */
+interface CombinedBase {
+  readonly voters: readonly string[];
+  readonly stale: boolean;
+  /** The earliest drain/force-up expiry still ahead at the time (Infinity: none). */
+  readonly nextExpiry: number;
 }
 
 /** Load-only changes are applied at most this late (up/down changes at once). */
@@ -64,6 +88,15 @@ export class StateFollower {
   private lastSites: ReadonlyMap<string, SiteState> | null = null;
   /** An urgent recompute waiting for the end of this event-loop turn. */
   private urgentPending: NodeJS.Immediate | undefined;
+  /** Site keys named by view notices since the last recompute (#8). */
+  private touched = new Set<string>();
+  /** Something other than a view changed since the last recompute: the next one is full. */
+  private fullNeeded = true;
+  /** Null when the next recompute must be full (none yet, or the last one ran on carried-over views). */
+  private base: CombinedBase | null = null;
+  private readonly now: () => number;
+  /** How many recomputes of each kind ran (tests, and a look at the cost). */
+  readonly recomputes = { full: 0, incremental: 0 };
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
   private readonly listeners = new Set<(s: StateSnapshot) => void>();
@@ -76,6 +109,7 @@ export class StateFollower {
     this.resyncMs = options.resyncMs ?? 1000;
     this.tickMs = options.tickMs ?? 250;
     this.stateFile = options.stateFile;
+    this.now = options.now ?? Date.now;
   }
 
   get connected(): boolean {
@@ -87,7 +121,7 @@ export class StateFollower {
    * when the probers die as well as when the store is unreachable), or since the store last
    * answered when no prober is known.
    */
-  ageMs(now = Date.now()): number {
+  ageMs(now = this.now()): number {
     if (this.lastHeardAt === 0) return Infinity;
     let newest = 0;
     for (const p of this.contents.probers.values()) newest = Math.max(newest, p.heartbeatAt);
@@ -145,18 +179,20 @@ export class StateFollower {
   }
 
   private markUp(): void {
-    this.lastHeardAt = Date.now();
+    this.lastHeardAt = this.now();
     if (this.storeUp) return;
     this.storeUp = true;
+    this.fullNeeded = true;
     stateStoreConnected.set(1);
     if (this.outageLogged) this.log.info('state store reachable again: following it');
-    if (this.everRead) this.carryUntil = Date.now() + CARRY_OVER_MS;
+    if (this.everRead) this.carryUntil = this.now() + CARRY_OVER_MS;
     this.outageLogged = false;
   }
 
   private markDown(): void {
     if (!this.storeUp) return;
     this.storeUp = false;
+    this.fullNeeded = true;
     stateStoreConnected.set(0);
     this.outageLogged = true;
     // Remember what the probers said when the store went away (notices mutate `contents` in
@@ -202,18 +238,22 @@ export class StateFollower {
     applyNotice(this.contents, notice);
     this.markUp();
     if (notice.t === 'report') return; // reports reach answers through the probers' views
+    // A view changes the state of the site it names only (combine() groups views by notice.key,
+    // as it is, whatever site it names); anything else may change any site (#8).
+    if (notice.t === 'view') this.touched.add(notice.key);
+    else this.fullNeeded = true;
     if (urgent) {
       // Every verdict that arrives in this event-loop turn joins one recompute, run before the
       // loop reads more input (setImmediate: well under a millisecond later). With 10,000
       // probed sites the first round used to recompute everything once per verdict (#8).
       this.urgentPending ??= setImmediate(() => {
         this.urgentPending = undefined;
-        this.recompute();
+        this.recompute(this.now(), 'batch');
       });
     } else if (!this.batchTimer) {
       this.batchTimer = setTimeout(() => {
         this.batchTimer = undefined;
-        this.recompute();
+        this.recompute(this.now(), 'batch');
       }, LOAD_BATCH_MS);
       this.batchTimer.unref?.();
     }
@@ -224,24 +264,44 @@ export class StateFollower {
     this.recompute();
   }
 
-  /** Recomputes the site states; swaps the snapshot only when something changed. */
-  recompute(now = Date.now()): void {
+  /**
+   * Recomputes the site states; swaps the snapshot only when something changed. 'batch' (after
+   * notices) re-combines only the sites named by view notices since the last recompute when
+   * that gives what a full one would (see the module comment), else it runs in full; 'full'
+   * (tick, re-read, outage) always re-combines every site.
+   */
+  recompute(now = this.now(), mode: RecomputeMode = 'full'): void {
     if (!this.everRead) return;
     const livenessAt = this.storeUp ? now : this.lastHeardAt;
+    const options = { staleAfterMs: this.staleAfterMs, livenessAt };
     let input = this.contents;
-    if (now < this.carryUntil && this.remembered) {
+    const carrying = now < this.carryUntil && this.remembered !== undefined;
+    if (carrying) {
       // Just reconnected: a restarted Redis may have come back empty (no persistence) and the
       // probers are still rewriting their views. Views not rewritten yet are carried over from
       // before the outage, so no site flips for lack of data (fail static).
-      input = carryOver(input, this.remembered);
+      input = carryOver(input, this.remembered!);
     }
-    const combined = combine(input, now, { staleAfterMs: this.staleAfterMs, livenessAt });
-    probersLive.set(combined.liveProbers.length);
-    if (combined.stale !== this.probersStale) {
-      this.probersStale = combined.stale;
-      if (combined.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
-      else this.log.info({ probers: combined.liveProbers }, 'probers heart-beating again');
+    const voters = votersOf(input, now, options);
+    probersLive.set(voters.live.length);
+    if (voters.stale !== this.probersStale) {
+      this.probersStale = voters.stale;
+      if (voters.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
+      else this.log.info({ probers: voters.live }, 'probers heart-beating again');
     }
+    const incremental = mode === 'batch' && !this.fullNeeded && !carrying && this.lastSites !== null && this.sameBase(voters, now);
+    const touched = this.touched;
+    this.touched = new Set();
+    this.fullNeeded = false;
+    if (incremental) {
+      this.recomputes.incremental++;
+      this.recomputeTouched(input, touched, voters, now);
+      return;
+    }
+    this.recomputes.full++;
+    const combined = combine(input, now, options);
+    // Carried-over views are not what notices update: the first recompute after the window is full.
+    this.base = carrying ? null : { voters: voters.voters, stale: voters.stale, nextExpiry: nextExpiry(input, now) };
     // Site by site, not as a JSON signature of all of them (#8: at 10,000 sites the signature
     // was most of a recompute); the gauges are set for the sites that changed only.
     const changed = this.lastSites === null ? 'all' : changedSites(this.lastSites, combined.sites);
@@ -250,15 +310,54 @@ export class StateFollower {
     this.swap(makeSnapshot(combined.sites, this.storeUp && !combined.stale, now), changed);
   }
 
+  /** Whether states combined from `base` still hold for sites no notice touched since. */
+  private sameBase(voters: Voters, now: number): boolean {
+    const base = this.base;
+    if (base === null || base.stale !== voters.stale || now >= base.nextExpiry) return false;
+    if (base.voters.length !== voters.voters.length) return false;
+    for (let i = 0; i < voters.voters.length; i++) if (base.voters[i] !== voters.voters[i]) return false;
+    return true;
+  }
+
+  /** Re-combines the touched sites only; the other states are the last map's (#8). */
+  private recomputeTouched(input: StoreContents, touched: ReadonlySet<string>, voters: Voters, now: number): void {
+    const before = this.lastSites!;
+    let sites: Map<string, SiteState> | null = null; // copied on the first change (the old snapshot stays as it was)
+    let changed: Set<string> | null = null;
+    for (const key of touched) {
+      const state = combineSite(input, key, voters, now);
+      const old = before.get(key);
+      if (state === undefined ? old === undefined : old !== undefined && sameSiteState(old, state)) continue;
+      sites ??= new Map(before);
+      if (state === undefined) sites.delete(key);
+      else sites.set(key, state);
+      (changed ??= new Set()).add(key);
+    }
+    if (sites === null) return;
+    this.lastSites = sites;
+    const snapshot = makeSnapshot(sites, this.storeUp && !voters.stale, now);
+    // The cluster primary sends workers these sites only (workers.ts); it can when the snapshot
+    // being replaced is the one this map was copied from.
+    if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed! });
+    this.swap(snapshot, changed!);
+  }
+
   private swap(snapshot: StateSnapshot, changed: ReadonlySet<string> | 'all'): void {
     this.runtime.state = snapshot; // the one assignment queries see
     this.stateFile?.save(snapshot.sites);
-    for (const zone of this.runtime.zones.zones.values()) {
-      for (const site of zone.sites) {
-        if (changed !== 'all' && !changed.has(site.key)) continue;
-        const s: SiteState = stateOf(snapshot, site.key);
-        siteUp.labels(site.zone, site.id).set(s.up ? 1 : 0);
-        if (s.utilization !== undefined) siteUtilization.labels(site.zone, site.id).set(s.utilization);
+    const setGauges = (site: SiteModel) => {
+      const s: SiteState = stateOf(snapshot, site.key);
+      siteUp.labels(site.zone, site.id).set(s.up ? 1 : 0);
+      if (s.utilization !== undefined) siteUtilization.labels(site.zone, site.id).set(s.utilization);
+    };
+    if (changed === 'all') {
+      for (const zone of this.runtime.zones.zones.values()) for (const site of zone.sites) setGauges(site);
+    } else {
+      // The changed keys only, not a walk over every site of every zone per swap (#8).
+      const index = sitesByKey(this.runtime.zones);
+      for (const key of changed) {
+        const site = index.get(key);
+        if (site !== undefined) setGauges(site);
       }
     }
     for (const l of this.listeners) l(snapshot);
@@ -279,6 +378,19 @@ export class StateFollower {
   }
 }
 
+const siteIndexes = new WeakMap<ZoneSet, Map<string, SiteModel>>();
+
+/** The zone set's sites by key (built once per zone set; a reload brings a new one). */
+function sitesByKey(zones: ZoneSet): Map<string, SiteModel> {
+  let index = siteIndexes.get(zones);
+  if (index === undefined) {
+    index = new Map();
+    for (const zone of zones.zones.values()) for (const site of zone.sites) index.set(site.key, site);
+    siteIndexes.set(zones, index);
+  }
+  return index;
+}
+
 /**
  * The keys of the sites whose state differs between two combined maps ('all' when the set of
  * sites itself changed, as after a reload), or null when nothing did. States compare field by
@@ -293,6 +405,13 @@ export function changedSites(before: ReadonlyMap<string, SiteState>, after: Read
     if (!sameSiteState(old, state)) (changed ??= new Set()).add(key);
   }
   return changed;
+}
+
+/** The earliest forced-state expiry after `now` (Infinity when none): a full recompute is due then. */
+function nextExpiry(contents: StoreContents, now: number): number {
+  let next = Infinity;
+  for (const forced of contents.forced.values()) if (forced.until > now && forced.until < next) next = forced.until;
+  return next;
 }
 
 function sameSiteState(a: SiteState, b: SiteState): boolean {

@@ -46,3 +46,26 @@ let versionCounter = 0;
 export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boolean, now = Date.now()): StateSnapshot {
   return Object.freeze({ sites, version: ++versionCounter, takenAt: now, fresh });
 }
+
+/**
+ * How a snapshot differs from the one it replaced, when the follower knows (an incremental
+ * recompute, #8): the cluster primary then sends workers only these sites. Kept beside the
+ * snapshot, not in it, so snapshots stay what they were everywhere else.
+ */
+export interface SnapshotDelta {
+  /** The version of the snapshot this one was derived from. */
+  readonly from: number;
+  /** Keys whose state differs (a key missing from `sites` was removed). */
+  readonly changed: ReadonlySet<string>;
+}
+
+const deltas = new WeakMap<StateSnapshot, SnapshotDelta>();
+
+export function recordDelta(snapshot: StateSnapshot, delta: SnapshotDelta): void {
+  deltas.set(snapshot, delta);
+}
+
+/** The delta recorded for `snapshot`, or undefined when it must be taken as a whole. */
+export function deltaOf(snapshot: StateSnapshot): SnapshotDelta | undefined {
+  return deltas.get(snapshot);
+}
