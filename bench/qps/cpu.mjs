@@ -24,17 +24,23 @@
  *   - `C echo, blocking recvmmsg`: gdnsd's way of waiting (2 syscalls per batch);
  *   - `C echo, epoll`: the batched path's way of waiting, without Node (3 per batch).
  * Same number of processes as sitedns has workers. Needs a C compiler for the C ones.
+ * And one prototype (bench/qps/floor/blocking-loop/, built with node-gyp into a temporary
+ * directory): sitedns's handler, with the observer `serve` installs, driven by a JavaScript loop
+ * that blocks in recvmmsg on worker threads (one per sitedns worker), instead of being called
+ * by the event loop per batch. Not a server (no state, reloads or TCP reach it): it shows what
+ * the same DNS work costs without the event-loop turn.
  *
  * Prints, per kind and server: the answered rate, CPU µs per query (mean and per-round range),
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startProcess, startSitedns, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
+import { findNodeGyp, nodedirArgs } from '../../native/udp-batch/node-gyp.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -117,12 +123,37 @@ async function startFloor(processes) {
     console.error(`cannot build the C echo floor:\n${built.stderr}`);
     return floor;
   }
+  const prototype = await startBlockingLoop(processes);
+  if (prototype !== null) floor.push(prototype);
   for (const wait of ['blocking', 'epoll']) {
     const cPort = await freePort();
     const c = await startProcess(binary, [String(cPort), wait, String(processes)], { label: `C echo ${wait}`, ready: (line) => line.includes('echo ready') });
     floor.push({ ...c, port: cPort, key: `c-echo-${wait}`, label: `C echo ${processes}p, ${wait === 'blocking' ? 'blocking recvmmsg' : 'epoll'} (floor)` });
   }
   return floor;
+}
+
+/** The blocking-loop prototype (see the header), or null when it cannot be built here. */
+async function startBlockingLoop(threads) {
+  const nodeGyp = findNodeGyp();
+  if (nodeGyp === null) {
+    console.error('node-gyp not found: the blocking-loop prototype is skipped');
+    return null;
+  }
+  const source = new URL('./floor/blocking-loop/', import.meta.url).pathname;
+  const dir = mkdtempSync(join(tmpdir(), 'sitedns-blocking-loop-'));
+  for (const file of ['binding.gyp', 'blocking_loop.c']) copyFileSync(join(source, file), join(dir, file));
+  const built = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--directory', dir, ...nodedirArgs()], { encoding: 'utf8', timeout: 300_000 });
+  if (built.status !== 0) {
+    console.error(`cannot build the blocking-loop prototype:\n${(built.stderr ?? '').split('\n').slice(-10).join('\n')}`);
+    return null;
+  }
+  const port = await freePort();
+  const started = await startProcess(process.execPath, [join(source, 'loop.mjs'), join(dir, 'build', 'Release', 'blocking_loop.node'), String(port), String(threads)], {
+    label: 'blocking loop',
+    ready: (line) => line.includes('blocking loop ready'),
+  });
+  return { ...started, port, key: 'js-blocking-loop', label: `sitedns handler, JS loop blocking in recvmmsg, ${threads} threads (prototype)` };
 }
 
 const servers = [];

@@ -15,39 +15,12 @@
  * Environment: SITEDNS_SKIP_ADDON=1 skips the build.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeGyp, nodedirArgs } from './node-gyp.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const say = (message) => console.error(`sitedns: ${message}`);
-
-function findNodeGyp() {
-  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
-  const require = createRequire(import.meta.url);
-  for (const candidate of ['node-gyp/bin/node-gyp.js', 'npm/node_modules/node-gyp/bin/node-gyp.js']) {
-    try {
-      return require.resolve(candidate);
-    } catch {
-      /* try the next */
-    }
-  }
-  // npm's own copy, next to the npm that runs this script.
-  const npmDir = process.env.npm_execpath ? path.resolve(path.dirname(process.env.npm_execpath), '..') : null;
-  const bundled = npmDir ? path.join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js') : null;
-  return bundled && existsSync(bundled) ? bundled : null;
-}
-
-/** Headers of the running Node: npm's nodedir, else the distribution's /usr when it has them. */
-function nodedirArgs() {
-  if (process.env.npm_config_nodedir) return [`--nodedir=${process.env.npm_config_nodedir}`];
-  const prefix = path.resolve(path.dirname(process.execPath), '..');
-  if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) && existsSync(path.join(prefix, 'include', 'node', 'common.gypi'))) {
-    return [`--nodedir=${prefix}`];
-  }
-  return []; // node-gyp falls back to its header cache (may download)
-}
 
 function main() {
   if (process.env.SITEDNS_SKIP_ADDON === '1') return say('SITEDNS_SKIP_ADDON=1: not building the batched UDP addon; UDP uses node:dgram');
