@@ -34,13 +34,12 @@
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startProcess, startSitedns, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, freePort, have, load, machine, startBlockingLoop, startGdnsd, startProcess, startSitedns, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
-import { findNodeGyp, nodedirArgs } from '../../native/udp-batch/node-gyp.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -131,29 +130,6 @@ async function startFloor(processes) {
     floor.push({ ...c, port: cPort, key: `c-echo-${wait}`, label: `C echo ${processes}p, ${wait === 'blocking' ? 'blocking recvmmsg' : 'epoll'} (floor)` });
   }
   return floor;
-}
-
-/** The blocking-loop prototype (see the header), or null when it cannot be built here. */
-async function startBlockingLoop(threads) {
-  const nodeGyp = findNodeGyp();
-  if (nodeGyp === null) {
-    console.error('node-gyp not found: the blocking-loop prototype is skipped');
-    return null;
-  }
-  const source = new URL('./floor/blocking-loop/', import.meta.url).pathname;
-  const dir = mkdtempSync(join(tmpdir(), 'sitedns-blocking-loop-'));
-  for (const file of ['binding.gyp', 'blocking_loop.c']) copyFileSync(join(source, file), join(dir, file));
-  const built = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--directory', dir, ...nodedirArgs()], { encoding: 'utf8', timeout: 300_000 });
-  if (built.status !== 0) {
-    console.error(`cannot build the blocking-loop prototype:\n${(built.stderr ?? '').split('\n').slice(-10).join('\n')}`);
-    return null;
-  }
-  const port = await freePort();
-  const started = await startProcess(process.execPath, [join(source, 'loop.mjs'), join(dir, 'build', 'Release', 'blocking_loop.node'), String(port), String(threads)], {
-    label: 'blocking loop',
-    ready: (line) => line.includes('blocking loop ready'),
-  });
-  return { ...started, port, key: 'js-blocking-loop', label: `sitedns handler, JS loop blocking in recvmmsg, ${threads} threads (prototype)` };
 }
 
 const servers = [];

@@ -26,12 +26,15 @@
  * per path (`serve --udp-path`), e.g. the batched recvmmsg path of #9. The path each server
  * really used is printed (a path that fell back says so).
  *
+ * `--blocking-loop` adds the prototype of bench/qps/floor/blocking-loop (sitedns's handler on
+ * worker threads that block in recvmmsg; UDP only), see bench/qps/cpu.mjs.
+ *
  * Installs gdnsd and dnsperf from Debian when missing (as root; --no-install to skip). Without
  * gdnsd the sitedns figures are still printed, without ratios.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, have, load, machine, startGdnsd, startSitedns, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, have, load, machine, startBlockingLoop, startGdnsd, startSitedns, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -52,6 +55,7 @@ const { values } = parseArgs({
     single: { type: 'boolean', default: true },
     'no-single': { type: 'boolean', default: false },
     general: { type: 'boolean', default: false },
+    'blocking-loop': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -88,6 +92,11 @@ try {
     const s = await startSitedns({ zonesDir, workers: 1, udpPath: udpPaths[0] });
     servers.push({ ...s, label: `sitedns 1w ${s.udpPathUsed}`, key: 'sitedns-1' });
   }
+  if (values['blocking-loop']) {
+    // The prototype of bench/qps/floor/blocking-loop (UDP only: it has no TCP listener).
+    const p = await startBlockingLoop(workers);
+    if (p !== null) servers.push({ ...p, key: 'js-blocking-loop', udpOnly: true });
+  }
   if (values.general) {
     const s = await startSitedns({ zonesDir, workers, udpPath: udpPaths[0], env: { SITEDNS_PREBUILT: '0' } });
     servers.push({ ...s, label: `sitedns ${workers}w general encoder`, key: 'sitedns-general' });
@@ -104,7 +113,7 @@ try {
         row.udp = full;
         const half = await dnsperf({ port: server.port, queries: [kind], seconds: latencyDuration, clients, rate: full.qps / 2, verbose: true });
         row.half = half;
-        if (values.tcp && !values['no-tcp']) row.tcp = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients, mode: 'tcp' });
+        if (values.tcp && !values['no-tcp'] && !server.udpOnly) row.tcp = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients, mode: 'tcp' });
         results.rows.push(row);
         console.error(`  ${kind.kind} ${server.label}: ${Math.round(full.qps)} qps (load ${row.load})`);
       }
