@@ -61,6 +61,14 @@ t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { 
   t.match(r.stdout, /\| kind \| server \| answered QPS \| CPU µs\/query/, 'summary table printed');
 });
 
+t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {
+  const r = run(['bench/scale/probed.mjs', '--names', '2000', '--seconds', '2', '--every', '1', '--workers', '2']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /first probe round done after \d+ ms/, 'the first probe round completed');
+  t.match(r.stdout, /primary: [\d.]+ % of a core over \d+ s; RSS \d+-\d+ MB/, 'the primary measured');
+  t.match(r.stdout, /worker \d+: [\d.]+ % of a core/, 'a worker measured');
+});
+
 t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'scale.json');
   const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json]);

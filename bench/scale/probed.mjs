@@ -18,6 +18,7 @@
  * at all: they measure the follower's timers (tick, re-read). `--skip 45` starts sampling 45 s
  * after the first round, so the window holds the second round (~167 results a second).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,8 @@ const info = machine();
 console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}; load ${load()}`);
 console.log(`zone set: ${values.names} names in ${zones} files, ${zones * 100} sites probed (tcp ${target}, every ${values.interval}); serve --workers ${workers}`);
 
-const TICK = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+// USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of).
+const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 function cpuTicks(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
