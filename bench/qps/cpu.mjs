@@ -34,11 +34,11 @@
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, startBlockingLoop, startGdnsd, startProcess, startSitedns, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, freePort, have, load, machine, procStat, startBlockingLoop, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -72,25 +72,16 @@ if (!have('dnsperf')) {
   process.exit(2);
 }
 
-/** USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of). */
-const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-
 /** utime + stime, in ticks, of pid and every descendant alive now. */
 function treeTicks(rootPid) {
   const parent = new Map();
   const ticks = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    parent.set(Number(entry), Number(fields[1]));
-    ticks.set(Number(entry), Number(fields[11]) + Number(fields[12]));
+    const stat = procStat(Number(entry));
+    if (stat === null) continue; // exited meanwhile
+    parent.set(Number(entry), stat.ppid);
+    ticks.set(Number(entry), stat.ticks);
   }
   let total = 0;
   for (const [pid, t] of ticks) {

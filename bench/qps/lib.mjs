@@ -238,3 +238,19 @@ async function startBlockingLoop(threads) {
   });
   return { ...started, port, key: 'js-blocking-loop', label: `sitedns handler, JS loop blocking in recvmmsg, ${threads} threads (prototype)` };
 }
+
+/** USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of). */
+export const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** Parent pid and CPU time (utime + stime, in ticks) of a process, or null when it is gone. */
+export function procStat(pid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+}

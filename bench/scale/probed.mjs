@@ -18,13 +18,12 @@
  * at all: they measure the follower's timers (tick, re-read). `--skip 45` starts sampling 45 s
  * after the first round, so the window holds the second round (~167 results a second).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, load, machine, startProcess } from '../qps/lib.mjs';
+import { CLI, load, machine, procStat, startProcess, TICKS_PER_SECOND } from '../qps/lib.mjs';
 import { generate } from './generate.mjs';
 
 const { values } = parseArgs({
@@ -52,13 +51,6 @@ const info = machine();
 console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}; load ${load()}`);
 console.log(`zone set: ${values.names} names in ${zones} files, ${zones * 100} sites probed (tcp ${target}, every ${values.interval}); serve --workers ${workers}`);
 
-// USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of).
-const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-}
 function rssMB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
@@ -95,15 +87,15 @@ try {
       x.max = Math.max(x.max, r);
     }
   }, 250);
-  const start = new Map(watched.map((p) => [p, cpuTicks(p)]));
+  const start = new Map(watched.map((p) => [p, procStat(p)?.ticks ?? NaN]));
   let last = new Map(start);
   const startedAt = performance.now();
   console.log(`pid(s): ${watched.join(', ')}${workers > 1 ? ' (primary first)' : ''}; sampling from ${values.skip} s after the first round`);
   for (let t = every; t <= seconds; t += every) {
     await new Promise((r) => setTimeout(r, startedAt + t * 1000 - performance.now()));
     const row = watched.map((p) => {
-      const now = cpuTicks(p);
-      const pct = (((now - last.get(p)) / TICK) * 100) / every;
+      const now = procStat(p)?.ticks ?? NaN;
+      const pct = (((now - last.get(p)) / TICKS_PER_SECOND) * 100) / every;
       last.set(p, now);
       return `CPU ${pct.toFixed(1).padStart(5)} %  RSS ${String(rssMB(p)).padStart(4)} MB`;
     });
@@ -112,7 +104,7 @@ try {
   clearInterval(rssTimer);
   const wall = (performance.now() - startedAt) / 1000;
   for (const p of watched) {
-    const pct = (((last.get(p) - start.get(p)) / TICK) * 100) / wall;
+    const pct = (((last.get(p) - start.get(p)) / TICKS_PER_SECOND) * 100) / wall;
     const r = range.get(p);
     console.log(`${p === server.proc.pid ? (workers > 1 ? 'primary' : 'process') : `worker ${p}`}: ${pct.toFixed(1)} % of a core over ${wall.toFixed(0)} s; RSS ${r.min}-${r.max} MB (sampled every 250 ms); load ${load()}`);
   }
