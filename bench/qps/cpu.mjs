@@ -19,8 +19,8 @@
  *
  * The floor (on unless --no-floor): three servers that do no DNS work at all and answer every
  * query with itself, QR set (bench/qps/floor/):
- *   - `node echo`: sitedns's own batched transport (addon, shared buffer, Node's event loop)
- *     with a callback that only copies; what a Node.js process costs before any DNS logic;
+ *   - `node echo`: sitedns's own batched transport (`listenBatchedUdp`) with a handler that
+ *     only copies; what a Node.js process costs before any DNS logic;
  *   - `C echo, blocking recvmmsg`: gdnsd's way of waiting (2 syscalls per batch);
  *   - `C echo, epoll`: the batched path's way of waiting, without Node (3 per batch).
  * Same number of processes as sitedns has workers. Needs a C compiler for the C ones.

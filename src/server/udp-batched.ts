@@ -19,6 +19,7 @@ import net from 'node:net';
 import { rateLimitedTotal, setUdpBatchTotalsReader } from '../admin/metrics.js';
 import { slipResponse } from '../dns/response.js';
 import { PeerContext, UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import type { UdpListener, UdpOptions } from './udp.js';
 
 /** Counters the addon keeps per socket (names as in COUNTER_NAMES of udp_batch.c). */
@@ -151,19 +152,12 @@ export interface BatchedUdpListener extends UdpListener {
 }
 
 /**
- * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
- * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
+ * What answering one batch means, given the shared buffer's layout: for each slot with a
+ * datagram, set the peer, `handleInto` into the slot's reply area, apply response rate limiting,
+ * write the reply length (0: no reply). Returns `onBatch(count)`. Exported so that the bench's
+ * blocking-loop prototype (bench/qps/floor/blocking-loop) runs exactly this code.
  */
-export async function listenBatchedUdp(handler: Handler, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
-  const addon = loadAddon();
-  if (typeof addon === 'string') throw new Error(addon);
-  // The addon binds numeric addresses only; resolve a name the way dgram.bind() would.
-  const address = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
-  const batch = options.batch ?? DEFAULT_BATCH;
-  const slot = options.slot ?? DEFAULT_SLOT;
-  if (slot < UDP_RESPONSE_MAX) throw new Error(`slot ${slot} is smaller than the largest UDP reply (${UDP_RESPONSE_MAX})`);
-
-  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
+export function batchAnswerer(handler: Handler, buffer: ArrayBuffer, batch: number, slot: number, rrl: ResponseRateLimiter | null): (count: number) => void {
   const meta = new Int32Array(buffer, 0, batch * META_WORDS);
   const metaBytes = new Uint8Array(buffer, 0, batch * META_WORDS * 4);
   const inBase = batch * META_WORDS * 4;
@@ -176,10 +170,7 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
     outViews.push(Buffer.from(buffer, outBase + i * slot, slot));
   }
   const ctx = new PeerContext('udp');
-  // Response rate limiting (#7) applies on this path exactly as on node:dgram's (udp.ts).
-  const rrl = options.rrl?.enabled ? options.rrl : null;
-
-  const onBatch = (count: number): void => {
+  return (count: number): void => {
     for (let i = 0; i < count; i++) {
       const m = i * META_WORDS;
       const inLen = meta[m + M_IN_LEN];
@@ -205,6 +196,24 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
       meta[m + M_OUT_LEN] = n > 0 ? n : 0;
     }
   };
+}
+
+/**
+ * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
+ * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
+ */
+export async function listenBatchedUdp(handler: Handler, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
+  const addon = loadAddon();
+  if (typeof addon === 'string') throw new Error(addon);
+  // The addon binds numeric addresses only; resolve a name the way dgram.bind() would.
+  const address = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
+  const batch = options.batch ?? DEFAULT_BATCH;
+  const slot = options.slot ?? DEFAULT_SLOT;
+  if (slot < UDP_RESPONSE_MAX) throw new Error(`slot ${slot} is smaller than the largest UDP reply (${UDP_RESPONSE_MAX})`);
+
+  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
+  // Response rate limiting (#7) applies on this path exactly as on node:dgram's (udp.ts).
+  const onBatch = batchAnswerer(handler, buffer, batch, slot, options.rrl?.enabled ? options.rrl : null);
 
   const opened = addon.open(
     {
