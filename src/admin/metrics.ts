@@ -14,7 +14,7 @@ export const registry = new Registry();
 // process 100 times a second even when idle: 3.6 % of a core for an idle `serve` (primary and
 // two workers) against 1.0-2.4 % at 100 ms (10 s of /proc CPU time, #8). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
-export const EVENT_LOOP_MONITORING_MS = 100;
+const EVENT_LOOP_MONITORING_MS = 100;
 collectDefaultMetrics({ register: registry, prefix: 'sitedns_process_', eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
 
 const scrapeHooks = new Set<() => void>();

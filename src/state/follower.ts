@@ -40,8 +40,11 @@ export interface FollowerOptions {
   now?: () => number;
 }
 
-/** A recompute that may carry over the states of untouched sites ('batch'), or not ('full'). */
-export type RecomputeMode = 'full' | 'batch';
+/**
+ * 'changes': re-combine what changed since the last recompute (the sites view notices named),
+ * falling back to a full one when that would not give the same result; 'full': every site.
+ */
+export type RecomputeMode = 'full' | 'changes';
 
 /** What the last combined map was computed from, as far as untouched sites care. */
 interface CombinedBase {
@@ -250,12 +253,12 @@ export class StateFollower {
       // probed sites the first round used to recompute everything once per verdict (#8).
       this.urgentPending ??= setImmediate(() => {
         this.urgentPending = undefined;
-        this.recompute(this.now(), 'batch');
+        this.recompute(this.now(), 'changes');
       });
     } else if (!this.batchTimer) {
       this.batchTimer = setTimeout(() => {
         this.batchTimer = undefined;
-        this.recompute(this.now(), 'batch');
+        this.recompute(this.now(), 'changes');
       }, LOAD_BATCH_MS);
       this.batchTimer.unref?.();
     }
@@ -263,13 +266,13 @@ export class StateFollower {
 
   private tick(): void {
     stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : -1); // -1: never heard from the store
-    // 'batch': full only when the voters, their staleness or a forced state's expiry changed
+    // 'changes': in full only when the voters, their staleness or a forced state's expiry changed
     // (with 10,000 sites a full recompute four times a second was half the follower's CPU, #8).
-    this.recompute(this.now(), 'batch');
+    this.recompute(this.now(), 'changes');
   }
 
   /**
-   * Recomputes the site states; swaps the snapshot only when something changed. 'batch' (after
+   * Recomputes the site states; swaps the snapshot only when something changed. 'changes' (after
    * notices) re-combines only the sites named by view notices since the last recompute when
    * that gives what a full one would (see the module comment), else it runs in full; the tick
    * uses it too. 'full' (re-read, outage) always re-combines every site.
@@ -293,7 +296,7 @@ export class StateFollower {
       if (voters.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
       else this.log.info({ probers: voters.live }, 'probers heart-beating again');
     }
-    const incremental = mode === 'batch' && !this.fullNeeded && !carrying && this.lastSites !== null && this.sameBase(voters, now);
+    const incremental = mode === 'changes' && !this.fullNeeded && !carrying && this.lastSites !== null && this.sameBase(voters, now);
     const touched = this.touched;
     this.touched = new Set();
     this.fullNeeded = false;

@@ -117,7 +117,7 @@ t.test('incremental recomputes equal a full combine() of the same contents at th
       const before = runtime.state;
       const beforeEntries = [...before.sites].map(([k, s]): [string, SiteState] => [k, structuredClone(s)]);
       const incremental = follower.recomputes.incremental;
-      follower.recompute(T, 'batch');
+      follower.recompute(T, 'changes');
       batchChecks++;
       if (follower.recomputes.incremental > incremental) incrementalChecks++;
       const full = combine(follower.snapshotContents(), T, { staleAfterMs: STALE_AFTER_MS, livenessAt: T }).sites;
@@ -137,7 +137,7 @@ t.test('incremental recomputes equal a full combine() of the same contents at th
       touched = new Set();
     } else if (c < 0.4) {
       // What the tick does: nothing touched since the last recompute, only time moved.
-      follower.recompute(T, 'batch');
+      follower.recompute(T, 'changes');
       tickChecks++;
       const bad = mismatches();
       if (bad.length > 0) failures.push(`step ${step}, after a tick: ${bad.length} sites differ, e.g. ${JSON.stringify(detail(bad[0]))}`);
@@ -180,20 +180,20 @@ t.test('a batch recompute falls back to a full one when the voters change or a d
   await store.writeView('a', 'z.test/s2', view(false));
   await store.writeView('b', 'z.test/s2', view(false));
   await store.setForced('z.test/s3', { state: 'down', by: 'ops', reason: 'r', until: T + 1150, at: T });
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   const counts = () => ({ ...follower.recomputes });
   let before = counts();
 
   T += 100;
   await store.writeView('a', 'z.test/s1', { ...view(true), checkedAt: T });
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   t.same(counts(), { ...before, incremental: before.incremental + 1 }, 'a view notice alone: incremental');
   t.equal(runtime.state.sites.get('z.test/s1')!.checkedAt, T);
 
   before = counts();
   T += 1000; // b's heartbeat is now 5.1 s old: b no longer votes, so every site may change
   await store.writeView('a', 'z.test/s1', { ...view(true), checkedAt: T });
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   t.same(counts(), { ...before, full: before.full + 1 }, 'voters changed: full');
   t.equal(runtime.state.sites.get('z.test/s2')!.reason, 'connection refused', 'an untouched site re-combined without b');
 
@@ -201,17 +201,17 @@ t.test('a batch recompute falls back to a full one when the voters change or a d
   T += 100; // past the drain's expiry
   await store.writeView('a', 'z.test/s1', { ...view(true), checkedAt: T });
   t.equal(runtime.state.sites.get('z.test/s3')!.up, false, 'still drained');
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   t.same(counts(), { ...before, full: before.full + 1 }, 'a drain expired: full');
   t.equal(runtime.state.sites.get('z.test/s3'), undefined, 'the expired drain is gone');
 
   before = counts();
   await store.setForced('z.test/s4', { state: 'up', by: 'ops', reason: 'r', until: T + 60_000, at: T });
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   t.same(counts(), { ...before, full: before.full + 1 }, 'a forced-state notice: full');
   before = counts();
   await store.report('z.test/s1', { load: 3, at: T });
   await store.writeView('a', 'z.test/s1', { ...view(true), checkedAt: T + 1 });
-  follower.recompute(T, 'batch');
+  follower.recompute(T, 'changes');
   t.same(counts(), { ...before, incremental: before.incremental + 1 }, 'a report does not force a full one');
 });
