@@ -312,9 +312,14 @@ export class StateFollower {
     // Site by site, not as a JSON signature of all of them (#8: at 10,000 sites the signature
     // was most of a recompute); the gauges are set for the sites that changed only.
     const changed = this.lastSites === null ? 'all' : changedSites(this.lastSites, combined.sites);
-    if (changed === null) return;
+    const fresh = this.storeUp && !combined.stale;
+    // Freshness is part of what a snapshot says (/v1/status, explain, readiness): when only it
+    // changes (the probers fall silent or the store goes away while every site keeps its last
+    // state, the usual case), the snapshot is swapped too. Comparing the sites alone kept
+    // answering "fresh" through an outage.
+    if (changed === null && fresh === this.runtime.state.fresh) return;
     this.lastSites = combined.sites;
-    this.swap(makeSnapshot(combined.sites, this.storeUp && !combined.stale, now), changed);
+    this.swap(makeSnapshot(combined.sites, fresh, now), changed ?? new Set());
   }
 
   /** Whether states combined from `base` still hold for sites no notice touched since. */

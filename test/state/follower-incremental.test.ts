@@ -215,3 +215,35 @@ t.test('a batch recompute falls back to a full one when the voters change or a d
   follower.recompute(T, 'changes');
   t.same(counts(), { ...before, incremental: before.incremental + 1 }, 'a report does not force a full one');
 });
+
+t.test('the tick (its own timer) recomputes in full only when time changed the voters or a drain', async (t) => {
+  let T = 1_800_000_000_000;
+  const store = new MemoryStateStore();
+  const runtime = new Runtime(compileText(zoneText));
+  const follower = new StateFollower({ store, runtime, logger, staleAfterMs: STALE_AFTER_MS, resyncMs: NEVER, tickMs: 10, now: () => T });
+  t.teardown(() => follower.stop());
+  await follower.start(100);
+  await store.heartbeat({ id: 'a', heartbeatAt: T, startedAt: T }, true);
+  await store.writeView('a', 'z.test/s1', { up: true, checkedAt: T, since: T, reason: 'HTTP 200' });
+  await store.setForced('z.test/s2', { state: 'down', by: 'ops', reason: 'r', until: T + 1000, at: T });
+  const ticks = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((resolve) => setTimeout(resolve, 12));
+  };
+  await ticks(3); // the notices' own recomputes and one full tick settle
+  let before = { ...follower.recomputes };
+  await ticks(10);
+  t.equal(follower.recomputes.full, before.full, 'quiet ticks: no full recompute');
+  t.ok(follower.recomputes.incremental > before.incremental + 5, `quiet ticks ran the incremental path (${follower.recomputes.incremental - before.incremental})`);
+
+  before = { ...follower.recomputes };
+  T += 1500; // the drain expired
+  await ticks(3);
+  t.ok(follower.recomputes.full > before.full, 'a tick after the drain expired: full');
+  t.equal(runtime.state.sites.get('z.test/s2'), undefined, 'and the drain is gone');
+
+  before = { ...follower.recomputes };
+  T += STALE_AFTER_MS; // prober a is silent: the voters change (fail static)
+  await ticks(3);
+  t.ok(follower.recomputes.full > before.full, 'a tick after the prober went stale: full');
+  t.equal(runtime.state.fresh, false, 'answering from the last known state');
+});
