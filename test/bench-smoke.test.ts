@@ -37,12 +37,13 @@ t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dn
   const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];
   if (!have('gdnsd')) args.push('--no-gdnsd');
   const prototype = process.env.SITEDNS_REQUIRE_ADDON === '1'; // built with node-gyp, as the addon
-  if (prototype) args.push('--blocking-loop');
+  if (prototype) args.push('--blocking-loop', '--udp-threads');
   const r = run(args);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
   t.ok(servers.has('sitedns-dgram') && servers.has('sitedns-1'), 'cluster and single-worker sitedns measured');
+  if (prototype) t.ok(servers.has('sitedns-threads'), '--udp-threads: serve --udp-threads measured (UDP and TCP, checked below)');
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows.filter((x: any) => x.server !== 'js-blocking-loop')) t.ok(row.udp.completed > 0 && row.tcp.completed > 0, `${row.kind} ${row.label}: answers over UDP and TCP`);
   if (prototype) {
@@ -55,14 +56,16 @@ t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dn
 t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'cpu.json');
   // 2 s: CPU time comes in 10 ms ticks, and a C echo spends ~25 ms on 2,000 queries.
-  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json]);
+  const addon = process.env.SITEDNS_REQUIRE_ADDON === '1';
+  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json, ...(addon ? ['--udp-threads'] : [])]);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
   t.ok(servers.has('sitedns') && servers.has('node-echo'), 'sitedns and the Node.js echo floor measured');
   if (have('cc') || have('gcc')) t.ok(servers.has('c-echo-blocking') && servers.has('c-echo-epoll'), 'both C echo floors measured');
   // Built with node-gyp like the batched addon, which CI requires (SITEDNS_REQUIRE_ADDON=1).
-  if (process.env.SITEDNS_REQUIRE_ADDON === '1') t.ok(servers.has('js-blocking-loop'), 'the blocking-loop prototype (the handler on threads blocking in recvmmsg) measured');
+  if (addon) t.ok(servers.has('js-blocking-loop'), 'the blocking-loop prototype (the handler on threads blocking in recvmmsg) measured');
+  if (addon) t.ok(servers.has('sitedns-threads'), 'serve --udp-threads measured');
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows) t.ok(row.usPerQuery > 0 && row.lost === 0, `${row.label}: answered, CPU counted`);
   t.match(r.stdout, /\| kind \| server \| answered QPS \| CPU µs\/query/, 'summary table printed');
@@ -78,11 +81,13 @@ t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t
 
 t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'scale.json');
-  const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json]);
+  const addon = process.env.SITEDNS_REQUIRE_ADDON === '1';
+  const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json, ...(addon ? ['--udp-threads'] : [])]);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   t.equal(result.compile.problems, 0, 'the generated zones compile');
   t.ok(result.compile.names >= 1500);
   t.equal(result.cluster.rssMB.length, 2, 'RSS of both workers');
   t.ok(result.cluster.dnsperf.completed > 0, 'queries answered during the reload');
+  if (addon) t.ok(result.udpThreads.dnsperf.completed > 0 && result.udpThreads.reloadMs > 0, '--udp-threads: answered during a reload that rolled through the threads');
 });

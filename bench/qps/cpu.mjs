@@ -7,6 +7,7 @@
  *   node bench/qps/cpu.mjs --rate 40000 --seconds 4 --kinds pool,site,static,nxdomain
  *   node bench/qps/cpu.mjs --variant 'no-prebuilt:SITEDNS_PREBUILT=0'   # A/B: one more sitedns
  *                                                    # started with that environment
+ *   node bench/qps/cpu.mjs --udp-threads             # adds `serve --udp-threads N` (one process)
  *
  * Why next to run.mjs: on a 2-core machine dnsperf needs about one core, so "maximum QPS" is
  * decided as much by how the scheduler shares the cores as by the server's cost, and run.mjs's
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     install: { type: 'boolean', default: true },
     'no-install': { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
+    'udp-threads': { type: 'boolean', default: false },
     floor: { type: 'boolean', default: true },
     'no-floor': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -132,6 +134,11 @@ try {
   if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), key: 'gdnsd', label: `gdnsd ${workers}+${workers} threads` });
   const s = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'] });
   servers.push({ ...s, key: 'sitedns', label: `sitedns ${workers}w ${s.udpPathUsed}` });
+  if (values['udp-threads']) {
+    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg (#8).
+    const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
+    servers.push({ ...t, key: 'sitedns-threads', label: `sitedns 1p ${workers} UDP threads` });
+  }
   if (values.floor && !values['no-floor']) servers.push(...(await startFloor(workers)));
   for (const variant of values.variant) {
     const [name, settings = ''] = variant.split(':');

@@ -26,6 +26,8 @@
  * per path (`serve --udp-path`), e.g. the batched recvmmsg path of #9. The path each server
  * really used is printed (a path that fell back says so).
  *
+ * `--udp-threads` adds `serve --udp-threads N` (one process; UDP on N threads that wait in
+ * recvmmsg, TCP on the main thread).
  * `--blocking-loop` adds the prototype of bench/qps/floor/blocking-loop (sitedns's handler on
  * worker threads that block in recvmmsg; UDP only), see bench/qps/cpu.mjs.
  *
@@ -56,6 +58,7 @@ const { values } = parseArgs({
     'no-single': { type: 'boolean', default: false },
     general: { type: 'boolean', default: false },
     'blocking-loop': { type: 'boolean', default: false },
+    'udp-threads': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -91,6 +94,11 @@ try {
   if (values.single && !values['no-single']) {
     const s = await startSitedns({ zonesDir, workers: 1, udpPath: udpPaths[0] });
     servers.push({ ...s, label: `sitedns 1w ${s.udpPathUsed}`, key: 'sitedns-1' });
+  }
+  if (values['udp-threads']) {
+    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg, TCP on its event loop.
+    const s = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
+    servers.push({ ...s, label: `sitedns 1p ${workers} UDP threads`, key: 'sitedns-threads' });
   }
   if (values['blocking-loop']) {
     // The prototype of bench/qps/floor/blocking-loop (UDP only: it has no TCP listener).

@@ -17,6 +17,8 @@
  *      (target 0).
  * --single also runs 3. with --workers 1, where the compile blocks the only worker (the
  * datagrams wait in the socket buffer; loss shows when they overflow it).
+ * --udp-threads also runs 2. and 3. with `serve --udp-threads N` (one process; the main thread
+ * and every UDP thread each hold a compiled copy; a reload rolls through the threads).
  */
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     rate: { type: 'string', default: '20000' },
     single: { type: 'boolean', default: false },
+    'udp-threads': { type: 'boolean', default: false },
     'no-install': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
@@ -68,9 +71,13 @@ function rssOf(pid) {
   }
 }
 
-async function serveAndReload(n) {
+async function serveAndReload(n, threads = 0) {
   const t0 = performance.now();
-  const server = await startSitedns({ zonesDir: dir, workers: n, udpPath: process.env.SITEDNS_BENCH_UDP_PATH ?? 'dgram'});
+  const server = await startSitedns(
+    threads > 0
+      ? { zonesDir: dir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(threads)] }
+      : { zonesDir: dir, workers: n, udpPath: process.env.SITEDNS_BENCH_UDP_PATH ?? 'dgram' },
+  );
   const startMs = Math.round(performance.now() - t0);
   const pids = () => {
     const seen = new Map();
@@ -80,10 +87,11 @@ async function serveAndReload(n) {
     }
     return n === 1 ? [server.proc.pid] : [...seen.keys()];
   };
-  const out = { workers: n, startMs, load: load() };
+  const out = { workers: n, udpThreads: threads, startMs, load: load() };
   out.rssMB = pids().map(rssOf);
   if (n > 1) out.primaryRssMB = rssOf(server.proc.pid);
-  console.log(`serve --workers ${n}: listening after ${startMs} ms; RSS per worker ${out.rssMB.join(', ')} MB${n > 1 ? `, primary ${out.primaryRssMB} MB` : ''}`);
+  const what = threads > 0 ? `serve --udp-threads ${threads}` : `serve --workers ${n}`;
+  console.log(`${what}: listening after ${startMs} ms; RSS ${threads > 0 ? 'of the one process' : 'per worker'} ${out.rssMB.join(', ')} MB${n > 1 ? `, primary ${out.primaryRssMB} MB` : ''}`);
 
   // 3. reload under load
   const peak = new Map();
@@ -97,7 +105,8 @@ async function serveAndReload(n) {
   const hupAt = performance.now();
   const linesBefore = server.lines.length;
   server.proc.kill('SIGHUP');
-  const doneRe = n > 1 ? /"msg":"rolling reload done"/ : /"msg":"zones reloaded"/;
+  // The reload is done when the last answerer has it: every worker, or every UDP thread.
+  const doneRe = threads > 0 ? /"msg":"UDP threads reloaded"/ : n > 1 ? /"msg":"rolling reload done"/ : /"msg":"zones reloaded"/;
   while (!server.lines.slice(linesBefore).some((l) => doneRe.test(l)) && performance.now() - hupAt < duration * 1000) await new Promise((r) => setTimeout(r, 50));
   out.reloadMs = Math.round(performance.now() - hupAt);
   const result = await perf;
@@ -106,7 +115,7 @@ async function serveAndReload(n) {
   out.dnsperf = result;
   out.loadEnd = load();
   await server.stop();
-  console.log(`  reload under ${rate} QPS: done ${out.reloadMs} ms after SIGHUP; peak RSS per worker ${out.peakRssMB.join(', ')} MB; dnsperf sent ${result.sent}, completed ${result.completed}, lost ${result.lost} (load ${out.loadEnd})`);
+  console.log(`  reload under ${rate} QPS: done ${out.reloadMs} ms after SIGHUP; peak RSS ${threads > 0 ? '' : 'per worker '}${out.peakRssMB.join(', ')} MB; dnsperf sent ${result.sent}, completed ${result.completed}, lost ${result.lost} (load ${out.loadEnd})`);
   return out;
 }
 
@@ -114,6 +123,7 @@ try {
   if (!have('dnsperf')) throw new Error('dnsperf is missing');
   results.cluster = await serveAndReload(workers);
   if (values.single && workers !== 1) results.single = await serveAndReload(1);
+  if (values['udp-threads']) results.udpThreads = await serveAndReload(1, workers);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -7,6 +7,7 @@
  * path tallies into plain typed arrays (admin/query-metrics.ts) and folds the tallies into these
  * metrics just before a scrape, through `beforeScrape` hooks run by `renderMetrics()`.
  */
+import { isMainThread } from 'node:worker_threads';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
@@ -15,7 +16,9 @@ export const registry = new Registry();
 // two workers) against 1.0-2.4 % at 100 ms (10 s of /proc CPU time, #8). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
 const EVENT_LOOP_MONITORING_MS = 100;
-collectDefaultMetrics({ register: registry, prefix: 'sitedns_process_', eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
+// Process metrics come from the main thread only: a UDP thread (serve --udp-threads) shares the
+// process, so its copy would double every sum, and its event loop is meant to be blocked.
+if (isMainThread) collectDefaultMetrics({ register: registry, prefix: 'sitedns_process_', eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
 
 const scrapeHooks = new Set<() => void>();
 

@@ -8,7 +8,7 @@
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics } from '../admin/metrics.js';
-import { renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
+import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { Flags } from '../cli/args.js';
@@ -147,7 +147,7 @@ export function prepareOps(options: OpsOptions): Ops {
   };
   const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
     routeRuntime = runtime;
-    registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api'), metrics: options.clusterPrimary ? () => renderClusterMetrics() : undefined });
+    registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api'), metrics: () => (metricsNeedAggregation(options.clusterPrimary === true) ? renderClusterMetrics() : renderMetrics()) });
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {

@@ -36,6 +36,8 @@ export interface ServeAppOptions {
   rrl?: NameserverOptions['rrl'];
   /** UDP implementation (#9): auto, dgram, batched. */
   udpPath?: NameserverOptions['udpPath'];
+  /** `--udp-threads N` (#8): UDP answered by N threads of this process. */
+  udpThreads?: NameserverOptions['udpThreads'];
   /** Admin listener host:port; null = none. */
   http: string | null;
   /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
@@ -101,6 +103,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       observer: o.observer,
       rrl: o.rrl,
       udpPath: o.udpPath,
+      udpThreads: o.udpThreads,
       onReload: (r) => {
         prober?.setZones(r.zoneSet);
         for (const listener of reloadListeners) listener();

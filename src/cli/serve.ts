@@ -5,7 +5,9 @@ import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
+import { observeStateSwaps } from '../server/handler.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
+import { udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
 import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
 import { parseHostPort } from '../util/listen.js';
@@ -38,6 +40,7 @@ export const serveFlags: Flags = {
   'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited' },
   workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
+  'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)' },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   ...opsFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -94,10 +97,20 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const logger = createLogger(values['log-level'] as string);
   let workers: number;
+  let udpThreads = 0;
   try {
     workers = values.workers === 'auto' ? await defaultWorkers() : intFlag(values.workers as string, 'workers');
     if (workers < 1) throw new Error('--workers: at least 1');
     udpPathFlag(values['udp-path'] as string);
+    udpThreads = values['udp-threads'] === 'auto' ? await defaultWorkers() : intFlag(values['udp-threads'] as string, 'udp-threads');
+    if (udpThreads > 0) {
+      // Threads of one process or processes of node:cluster: one concurrency model at a time.
+      if (values.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers out (or set it to 1)');
+      if (values['udp-path'] === 'dgram') throw new Error('--udp-threads uses the batched addon\'s sockets: --udp-path dgram does not apply');
+      const why = udpThreadsUnavailable();
+      if (why !== null) throw new Error(why);
+      workers = 1;
+    }
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
@@ -124,6 +137,7 @@ export async function runServe(argv: string[]): Promise<number> {
       tcp: tcpOptions(values),
       rrl: rrlOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
+      udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: values['log-level'] as string, querySample: opsConfigFromFlags(values).querySample } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
       http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
@@ -140,6 +154,8 @@ export async function runServe(argv: string[]): Promise<number> {
     });
     const started = app;
     ops.onReload((zones) => started.prober?.setZones(zones)); // probes follow the new config (#3)
+    // UDP threads (--udp-threads) load the files again, one thread after the other.
+    ops.onReload(() => void started.ns.threads?.reload());
     await ops.attach(app.ns); // SIGHUP and file watching reload from here on
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
@@ -163,23 +179,14 @@ export async function runServe(argv: string[]): Promise<number> {
 async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: string[], logger: Logger): Promise<number> {
   const runtime = app.ns.runtime;
   let primary: Primary | undefined;
-  let current = runtime.state;
   // The follower swaps `runtime.state` by one assignment; here that assignment also goes to
   // every worker (IPC 'state' message).
-  Object.defineProperty(runtime, 'state', {
-    configurable: true,
-    enumerable: true,
-    get: () => current,
-    set: (snapshot) => {
-      current = snapshot;
-      primary?.publishState(snapshot);
-    },
-  });
+  observeStateSwaps(runtime, (snapshot) => primary?.publishState(snapshot));
   primary = startPrimary({
     workers,
     logger,
     env: { SITEDNS_RESOLVED_LISTEN: listen.join(',') },
-    currentState: () => current,
+    currentState: () => runtime.state,
     onReady: () => {
       for (const spec of listen) {
         const { host, port } = parseHostPort(spec);

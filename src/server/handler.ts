@@ -191,6 +191,24 @@ export class Runtime {
   }
 }
 
+/**
+ * Calls `listener` with every snapshot assigned to `runtime.state` from now on, after the
+ * assignment took effect: the state follower swaps snapshots by that one assignment, and answerers
+ * in other processes or threads (cluster workers, UDP threads, #8) must get each one too.
+ */
+export function observeStateSwaps(runtime: Runtime, listener: (snapshot: StateSnapshot) => void): void {
+  let current = runtime.state;
+  Object.defineProperty(runtime, 'state', {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (snapshot: StateSnapshot) => {
+      current = snapshot;
+      listener(snapshot);
+    },
+  });
+}
+
 /** The ClientInfo policies see on the fast path: reused, the address text read only on demand. */
 class ClientView implements ClientInfo {
   ctx: RequestContext | null = null;

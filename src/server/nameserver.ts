@@ -3,15 +3,20 @@
  * reload, stop. The state snapshot is fed from outside (state store) through `runtime.state`.
  */
 import cluster from 'node:cluster';
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import { addMetricsSource } from '../admin/cluster-metrics.js';
 import { formatProblem } from '../config/errors.js';
 import type { PolicyEnv } from '../policy/types.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
-import { Handler, Runtime, type HandlerObserver } from './handler.js';
+import { Handler, Runtime, observeStateSwaps, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
+import { startUdpThreads, type UdpThreads } from './udp-threads.js';
+import { resolveListenPorts } from './workers.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 import type { ZoneSet } from '../model/zone-model.js';
 
@@ -34,6 +39,11 @@ export interface NameserverOptions {
   beforeListen?: (runtime: Runtime, zoneSet: ZoneSet) => Promise<void>;
   /** Called after every reload (SIGHUP or admin), e.g. so the prober follows the new zones. */
   onReload?: (report: ReloadReport) => void;
+  /**
+   * `serve --udp-threads N` (#8, udp-threads.ts): UDP is answered by N threads that wait in
+   * recvmmsg, and this thread answers TCP only. Replaces udpPath.
+   */
+  udpThreads?: { threads: number; logLevel: string; querySample?: number };
 }
 
 export interface Nameserver {
@@ -42,8 +52,20 @@ export interface Nameserver {
   readonly zoneStore: ZoneStore;
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly TcpListener[];
+  /** The UDP threads, with udpThreads. */
+  readonly threads: UdpThreads | undefined;
   reload(): ReloadReport;
   stop(): Promise<void>;
+}
+
+/** The handler every answerer builds (this process, a cluster worker, a UDP thread). */
+export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv, observer?: HandlerObserver): Handler {
+  return new Handler(runtime, env, {
+    // Logged once per transition (policy/all-down-watch.ts), never per query.
+    onAllDown: (name, allDown, selection) =>
+      allDown ? log.warn({ name: name.name, answer: selection.reason }, 'all sites of the name are down') : log.info({ name: name.name }, 'a site of the name is up again'),
+    ...observer,
+  });
 }
 
 export async function startNameserver(options: NameserverOptions): Promise<Nameserver> {
@@ -59,17 +81,32 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   if (options.listen.length > 0) prebuiltTable(report.zoneSet);
   const runtime = new Runtime(report.zoneSet);
   await options.beforeListen?.(runtime, report.zoneSet);
-  const handler = new Handler(runtime, options.env, {
-    // Logged once per transition (policy/all-down-watch.ts), never per query.
-    onAllDown: (name, allDown, selection) =>
-      allDown ? log.warn({ name: name.name, answer: selection.reason }, 'all sites of the name are down') : log.info({ name: name.name }, 'a site of the name is up again'),
-    ...options.observer,
-  });
+  const handler = answeringHandler(runtime, log, options.env, options.observer);
   const rrl = new ResponseRateLimiter(options.rrl);
+  let removeMetricsSource = () => {};
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
+  let threads: UdpThreads | undefined;
   try {
-    for (const spec of options.listen) {
+    if (options.udpThreads !== undefined && options.listen.length > 0) {
+      // Every thread binds each address itself (SO_REUSEPORT), so a port 0 is resolved first,
+      // to one free for UDP and TCP alike, as for cluster workers; names become addresses.
+      const listen: { host: string; port: number }[] = [];
+      for (const spec of await resolveListenPorts(options.listen)) {
+        const { host, port } = parseHostPort(spec);
+        listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
+      }
+      threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state });
+      const pool = threads;
+      observeStateSwaps(runtime, (snapshot) => pool.publishState(snapshot));
+      removeMetricsSource = addMetricsSource((timeoutMs) => pool.metrics(timeoutMs));
+      udp.push(...threads.listeners);
+      for (const { host, port } of listen) {
+        tcp.push(await listenTcp(handler, host, port, options.tcp));
+        log.info({ address: host, port, udpPath: 'threads', udpThreads: options.udpThreads.threads }, 'listening on UDP and TCP');
+      }
+    }
+    for (const spec of threads === undefined ? options.listen : []) {
       const { host, port } = parseHostPort(spec);
       // Port 0 asks for a free port: TCP then takes the same number UDP got. That number can be
       // taken for TCP already (another process's ephemeral port), so with port 0 a few fresh
@@ -93,7 +130,8 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
     }
   } catch (error) {
-    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0))]);
+    removeMetricsSource();
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0)), threads?.close()]);
     throw error;
   }
 
@@ -103,16 +141,20 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     zoneStore,
     udp,
     tcp,
+    threads,
     reload() {
       const r = zoneStore.load();
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
       if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
+      // The threads load the same files, one after the other (each compile blocks its thread).
+      void threads?.reload();
       options.onReload?.(r);
       return r;
     },
     async stop() {
+      removeMetricsSource();
       await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close())]);
     },
   };

@@ -72,6 +72,14 @@ export interface UdpBatchAddon {
   close(handle: object): void;
   stats(handle: object): UdpBatchStats;
   constants(): AddonConstants;
+  /** A socket a worker thread's own loop waits on (serve --udp-threads; udp-thread.ts). */
+  openBlocking(options: AddonOpenOptions & { receiveTimeoutMs?: number }, buffer: ArrayBuffer): { handle: object; port: number };
+  /** Blocks until datagrams arrive (their count), the receive timeout passes (0), or the socket is gone (-1). */
+  receive(handle: object): number;
+  /** Sends the replies written for slots [0, count) of the last receive(). */
+  send(handle: object, count: number): void;
+  /** Index of a handle with a datagram waiting, or -1 after timeoutMs; the scan starts at `start`. */
+  waitAny(handles: object[], timeoutMs: number, start: number): number;
 }
 
 /** The layout this module was written against; a different build is refused. */

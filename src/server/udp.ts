@@ -23,8 +23,9 @@ export interface UdpListener {
   close(): Promise<void>;
 }
 
-export type UdpPathName = 'dgram' | 'batched';
-export type UdpPathChoice = 'auto' | UdpPathName;
+/** 'threads': answered by `serve --udp-threads` worker threads (udp-threads.ts), not chosen here. */
+export type UdpPathName = 'dgram' | 'batched' | 'threads';
+export type UdpPathChoice = 'auto' | 'dgram' | 'batched';
 
 export interface UdpOptions {
   /** Called for each failed send (counted by metrics); never throws. */

@@ -102,6 +102,68 @@ export function snapshotFromMessage(message: StateMessage): StateSnapshot {
   return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh });
 }
 
+/**
+ * A 'state' or 'delta' message applied to the snapshot a receiver holds: the new snapshot, or
+ * null when a delta does not start from `latest` (the receiver then asks for the whole state).
+ * Cluster workers (WorkerLink) and UDP threads (udp-thread.ts) apply state the same way.
+ */
+export function applyStateMessage(latest: StateSnapshot | null, message: StateMessage | DeltaMessage): StateSnapshot | null {
+  if (message.type === 'state') return snapshotFromMessage(message);
+  return latest === null ? null : applyDeltaMessage(latest, message);
+}
+
+/**
+ * The sending side, for any kind of receiver (cluster worker, UDP thread): remembers the
+ * version each receiver was last sent, and sends it a delta when it holds the snapshot the delta
+ * starts from, else the whole state.
+ */
+export class StatePublisher<T> {
+  private readonly sentVersion = new Map<T, number>();
+
+  constructor(private readonly send: (target: T, message: StateMessage | DeltaMessage) => void) {}
+
+  /** The whole snapshot to one receiver (a new one, one that said 'hello', before a reload). */
+  whole(target: T, snapshot: StateSnapshot, message: StateMessage = stateMessage(snapshot)): void {
+    this.sentVersion.set(target, snapshot.version);
+    clusterStateMessagesTotal.labels('whole').inc();
+    this.send(target, message);
+  }
+
+  /** A new snapshot to every receiver: deltas where they apply (encoded once), else whole. */
+  publish(snapshot: StateSnapshot, targets: Iterable<T>): void {
+    const delta = deltaOf(snapshot);
+    let whole: StateMessage | undefined;
+    let partial: DeltaMessage | undefined;
+    for (const target of targets) {
+      if (delta !== undefined && this.sentVersion.get(target) === delta.from) {
+        this.sentVersion.set(target, snapshot.version);
+        clusterStateMessagesTotal.labels('delta').inc();
+        this.send(target, (partial ??= deltaMessage(snapshot, delta)));
+      } else {
+        this.whole(target, snapshot, (whole ??= stateMessage(snapshot)));
+      }
+    }
+  }
+
+  forget(target: T): void {
+    this.sentVersion.delete(target);
+  }
+}
+
+/**
+ * Restart delays for answerers that die (cluster workers, UDP threads): 100 ms, doubling with
+ * every death in the last 10 s, at most 5 s, so a crash loop does not eat the machine.
+ */
+export class RestartBackoff {
+  private readonly recent: number[] = [];
+
+  nextDelayMs(now = Date.now()): number {
+    this.recent.push(now);
+    while (this.recent.length > 0 && this.recent[0] < now - 10_000) this.recent.shift();
+    return Math.min(100 * 2 ** Math.max(0, this.recent.length - 1), 5000);
+  }
+}
+
 /** Default worker count: every core (os.availableParallelism). */
 export async function defaultWorkers(): Promise<number> {
   const os = await import('node:os');
@@ -178,10 +240,8 @@ export function startPrimary(options: PrimaryOptions): Primary {
   let everReady = false;
   let readyCount = 0;
   let nextReloadId = 1;
-  const recentCrashes: number[] = [];
+  const backoff = new RestartBackoff();
   const workers = new Set<Worker>();
-  /** The version of the last snapshot each worker was sent (whole or as a delta). */
-  const sentVersion = new Map<Worker, number>();
   let failWith: (code: number) => void = () => {};
   const failed = new Promise<number>((resolve) => (failWith = resolve));
 
@@ -189,11 +249,8 @@ export function startPrimary(options: PrimaryOptions): Primary {
     if (worker.isConnected()) worker.send(message, undefined, () => {});
   };
 
-  const sendWhole = (worker: Worker, snapshot: StateSnapshot, message = stateMessage(snapshot)) => {
-    sentVersion.set(worker, snapshot.version);
-    clusterStateMessagesTotal.labels('whole').inc();
-    send(worker, message);
-  };
+  const publisher = new StatePublisher<Worker>(send);
+  const sendWhole = (worker: Worker, snapshot: StateSnapshot) => publisher.whole(worker, snapshot);
 
   const fork = () => {
     const worker = cluster.fork(options.env);
@@ -213,7 +270,7 @@ export function startPrimary(options: PrimaryOptions): Primary {
     });
     worker.on('exit', (code, signal) => {
       workers.delete(worker);
-      sentVersion.delete(worker);
+      publisher.forget(worker);
       if (stopping) return;
       if (!ready && !everReady) {
         // A worker that cannot even start (bad flags, no zones, port taken): give up.
@@ -223,11 +280,7 @@ export function startPrimary(options: PrimaryOptions): Primary {
         failWith(1);
         return;
       }
-      const now = Date.now();
-      recentCrashes.push(now);
-      while (recentCrashes.length > 0 && recentCrashes[0] < now - 10_000) recentCrashes.shift();
-      // Back off when workers keep dying (a crash loop must not eat the machine).
-      const delay = Math.min(100 * 2 ** Math.max(0, recentCrashes.length - 1), 5000);
+      const delay = backoff.nextDelayMs();
       log.error({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; restarting it');
       setTimeout(() => {
         if (!stopping) {
@@ -244,18 +297,7 @@ export function startPrimary(options: PrimaryOptions): Primary {
   return {
     failed,
     publishState(snapshot) {
-      const delta = deltaOf(snapshot);
-      let whole: StateMessage | undefined;
-      let partial: DeltaMessage | undefined;
-      for (const w of workers) {
-        if (delta !== undefined && sentVersion.get(w) === delta.from) {
-          sentVersion.set(w, snapshot.version);
-          clusterStateMessagesTotal.labels('delta').inc();
-          send(w, (partial ??= deltaMessage(snapshot, delta)));
-        } else {
-          sendWhole(w, snapshot, (whole ??= stateMessage(snapshot)));
-        }
-      }
+      publisher.publish(snapshot, workers);
     },
     async reload() {
       let ok = true;
@@ -348,24 +390,19 @@ export class WorkerLink {
 
   private receive(message: PrimaryMessage): void {
     switch (message?.type) {
-      case 'state': {
-        const snapshot = snapshotFromMessage(message);
-        this.latest = snapshot;
-        if (this.ns !== null) this.ns.runtime.state = snapshot;
-        this.waiting?.(snapshot);
-        this.waiting = null;
-        break;
-      }
+      case 'state':
       case 'delta': {
-        const snapshot = this.latest === null ? null : applyDeltaMessage(this.latest, message);
+        const snapshot = applyStateMessage(this.latest, message);
         if (snapshot === null) {
           // Out of step (cannot happen while IPC keeps its order; cheap to recover from): ask again.
-          this.log.warn({ from: message.from, holding: this.latest?.version ?? null }, 'state delta does not apply; asking the primary for the whole state');
+          this.log.warn({ from: message.type === 'delta' ? message.from : null, holding: this.latest?.version ?? null }, 'state delta does not apply; asking the primary for the whole state');
           this.send({ type: 'hello' });
           break;
         }
         this.latest = snapshot;
         if (this.ns !== null) this.ns.runtime.state = snapshot;
+        this.waiting?.(snapshot);
+        this.waiting = null;
         break;
       }
       case 'reload': {

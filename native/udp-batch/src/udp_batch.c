@@ -6,6 +6,9 @@
  * readiness event drains up to `batch` datagrams with one recvmmsg(2), JavaScript is called ONCE
  * with the count, and the replies JavaScript wrote are sent with one sendmmsg(2).
  *
+ * Blocking sockets (openBlocking/receive/send, further down) serve `serve --udp-threads`: the
+ * same buffer layout and checks, but a worker thread's JavaScript loop waits in recvmmsg itself.
+ *
  * What lives here is only socket plumbing. All DNS logic stays in JavaScript (src/server/
  * udp-batched.ts feeding the socket-free handler).
  *
@@ -41,11 +44,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -93,6 +98,8 @@ typedef struct sock {
   int open_handles;           /* uv handles still to be closed before freeing */
   int js_finalized;           /* no JS handle refers to this struct (any more) */
   int waiting_writable;       /* the send queue is non-empty; polling for WRITABLE only */
+  int blocking;               /* openBlocking(): no libuv handles; a thread calls receive/send */
+  uint32_t last_count;        /* blocking: slots the last receive() filled (send() may not exceed) */
   uint32_t batch;             /* slots */
   uint32_t slot;              /* bytes per slot (in and out alike) */
   uint32_t max_rounds;        /* recvmmsg rounds per readiness event (fairness with TCP etc.) */
@@ -228,6 +235,15 @@ static void begin_close(sock_t *s) {
   s->closing = 1;
   s->pend_count = 0;
   if (!s->env_gone) napi_remove_env_cleanup_hook(s->env, env_cleanup, s);
+  if (s->blocking) {
+    /* No libuv handles: the fd closes now; the struct goes with the JS handle's finalizer. */
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    if (!s->env_gone && s->buffer_ref != NULL) napi_delete_reference(s->env, s->buffer_ref);
+    s->buffer_ref = NULL;
+    maybe_free(s);
+    return;
+  }
   uv_poll_stop(&s->poll);
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->poll, on_handle_closed);
@@ -247,6 +263,8 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   sock_t *s = (sock_t *)data;
+  /* A blocking socket's handle is the only owner: a handle dropped without close() closes. */
+  if (s->blocking && !s->closing) begin_close(s);
   s->js_finalized = 1;
   maybe_free(s);
 }
@@ -337,8 +355,8 @@ static int flush_pending(sock_t *s) {
   return FLUSH_DONE;
 }
 
-/* Queues the replies JavaScript wrote for slots [0, n) and sends them. */
-static void send_replies(sock_t *s, uint32_t n) {
+/* Queues the replies JavaScript wrote for slots [0, n) in smsg (pend_start 0, pend_count m). */
+static void queue_replies(sock_t *s, uint32_t n) {
   uint32_t m = 0;
   for (uint32_t i = 0; i < n; i++) {
     int32_t *meta = s->meta + (size_t)i * META_WORDS;
@@ -359,6 +377,11 @@ static void send_replies(sock_t *s, uint32_t n) {
   }
   s->pend_start = 0;
   s->pend_count = m;
+}
+
+/* Queues the replies JavaScript wrote for slots [0, n) and sends them. */
+static void send_replies(sock_t *s, uint32_t n) {
+  queue_replies(s, n);
   flush_pending(s);
 }
 
@@ -411,6 +434,22 @@ static int accept_datagram(sock_t *s, uint32_t i) {
   return 1;
 }
 
+/* Points the receive vectors at the in slots (after refresh_buffer). */
+static void prepare_receive(sock_t *s) {
+  for (uint32_t i = 0; i < s->batch; i++) {
+    s->riov[i].iov_base = s->in + (size_t)i * s->slot;
+    s->riov[i].iov_len = s->slot; /* BOUND: the kernel writes at most one slot */
+    s->rmsg[i].msg_hdr.msg_name = &s->addr[i];
+    s->rmsg[i].msg_hdr.msg_namelen = sizeof s->addr[i];
+    s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
+    s->rmsg[i].msg_hdr.msg_iovlen = 1;
+    s->rmsg[i].msg_hdr.msg_control = NULL;
+    s->rmsg[i].msg_hdr.msg_controllen = 0;
+    s->rmsg[i].msg_hdr.msg_flags = 0;
+    s->rmsg[i].msg_len = 0;
+  }
+}
+
 /* Calls the JavaScript batch callback with the slot count. Returns 0 if it returned normally. */
 static int call_js(sock_t *s, uint32_t n) {
   napi_env env = s->env;
@@ -443,18 +482,7 @@ static void drain(sock_t *s) {
       uv_poll_stop(&s->poll);
       break;
     }
-    for (uint32_t i = 0; i < s->batch; i++) {
-      s->riov[i].iov_base = s->in + (size_t)i * s->slot;
-      s->riov[i].iov_len = s->slot; /* BOUND: the kernel writes at most one slot */
-      s->rmsg[i].msg_hdr.msg_name = &s->addr[i];
-      s->rmsg[i].msg_hdr.msg_namelen = sizeof s->addr[i];
-      s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
-      s->rmsg[i].msg_hdr.msg_iovlen = 1;
-      s->rmsg[i].msg_hdr.msg_control = NULL;
-      s->rmsg[i].msg_hdr.msg_controllen = 0;
-      s->rmsg[i].msg_hdr.msg_flags = 0;
-      s->rmsg[i].msg_len = 0;
-    }
+    prepare_receive(s);
     int n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_DONTWAIT, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -541,43 +569,40 @@ static sock_t *get_sock(napi_env env, napi_value v) {
  *   buffer: ArrayBuffer of at least batch*(32 + 2*slot) bytes
  *   onBatch(count): called with the number of slots filled (some may be empty: M_IN_LEN 0)
  */
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "EINVAL", "open(options, buffer, onBatch)");
-    return NULL;
-  }
+/*
+ * What open() and openBlocking() share: validates options and buffer, allocates the struct and
+ * binds the socket. Returns NULL with a JavaScript exception pending on failure.
+ */
+static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, int blocking, uint16_t *bound_port_out) {
   napi_valuetype t;
   bool is_ab = false;
-  NAPI_OK(napi_typeof(env, argv[0], &t));
-  if (t != napi_object) { napi_throw_type_error(env, "EINVAL", "options must be an object"); return NULL; }
-  NAPI_OK(napi_is_arraybuffer(env, argv[1], &is_ab));
-  if (!is_ab) { napi_throw_type_error(env, "EINVAL", "buffer must be an ArrayBuffer"); return NULL; }
-  NAPI_OK(napi_typeof(env, argv[2], &t));
-  if (t != napi_function) { napi_throw_type_error(env, "EINVAL", "onBatch must be a function"); return NULL; }
+  if (napi_typeof(env, options, &t) != napi_ok || t != napi_object) { napi_throw_type_error(env, "EINVAL", "options must be an object"); return NULL; }
+  if (napi_is_arraybuffer(env, buffer, &is_ab) != napi_ok || !is_ab) { napi_throw_type_error(env, "EINVAL", "buffer must be an ArrayBuffer"); return NULL; }
 
   char host[INET6_ADDRSTRLEN + 1];
   size_t host_len = 0;
   napi_value v;
-  NAPI_OK(napi_get_named_property(env, argv[0], "host", &v));
-  if (napi_get_value_string_utf8(env, v, host, sizeof host, &host_len) != napi_ok || host_len == 0 || host_len >= sizeof host - 1) {
-    napi_throw_type_error(env, "EINVAL", "options.host must be a numeric IPv4 or IPv6 address");
-    return NULL;
-  }
-  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault;
-  if (get_u32_prop(env, argv[0], "port", 0, &port) || port > 65535 ||
-      get_u32_prop(env, argv[0], "batch", 64, &batch) || batch == 0 || batch > MAX_BATCH ||
-      get_u32_prop(env, argv[0], "slot", 2048, &slot) || slot < MIN_SLOT || slot > MAX_SLOT ||
-      get_u32_prop(env, argv[0], "reusePort", 1, &reuse) ||
-      get_u32_prop(env, argv[0], "sendTimeoutMs", 200, &send_timeout) ||
-      get_u32_prop(env, argv[0], "sendRetries", 8, &send_retries) || send_retries == 0 ||
-      get_u32_prop(env, argv[0], "maxRounds", 8, &max_rounds) || max_rounds == 0 ||
-      get_u32_prop(env, argv[0], "faultSendEagain", 0, &fault)) {
+  if (napi_get_named_property(env, options, "host", &v) != napi_ok ||
+      napi_get_value_string_utf8(env, v, host, sizeof host, &host_len) != napi_ok || host_len == 0 || host_len >= sizeof host - 1) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs, sendRetries, maxRounds or faultSendEagain");
+    if (!pending) napi_throw_type_error(env, "EINVAL", "options.host must be a numeric IPv4 or IPv6 address");
+    return NULL;
+  }
+  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault, receive_timeout;
+  if (get_u32_prop(env, options, "port", 0, &port) || port > 65535 ||
+      get_u32_prop(env, options, "batch", 64, &batch) || batch == 0 || batch > MAX_BATCH ||
+      get_u32_prop(env, options, "slot", 2048, &slot) || slot < MIN_SLOT || slot > MAX_SLOT ||
+      get_u32_prop(env, options, "reusePort", 1, &reuse) ||
+      get_u32_prop(env, options, "sendTimeoutMs", 200, &send_timeout) ||
+      get_u32_prop(env, options, "sendRetries", 8, &send_retries) || send_retries == 0 ||
+      get_u32_prop(env, options, "maxRounds", 8, &max_rounds) || max_rounds == 0 ||
+      get_u32_prop(env, options, "faultSendEagain", 0, &fault) ||
+      get_u32_prop(env, options, "receiveTimeoutMs", 100, &receive_timeout) || receive_timeout == 0 ||
+      (blocking && send_timeout == 0) /* SO_SNDTIMEO 0 would mean "wait forever" */) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs (0 with openBlocking), sendRetries, maxRounds, faultSendEagain or receiveTimeoutMs");
     return NULL;
   }
 
@@ -606,6 +631,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->env = env;
   s->fd = -1;
   s->family = family;
+  s->blocking = blocking;
   s->batch = batch;
   s->slot = slot;
   s->max_rounds = max_rounds;
@@ -625,36 +651,64 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   {
     void *data = NULL;
     size_t len = 0;
-    if (napi_get_arraybuffer_info(env, argv[1], &data, &len) != napi_ok || data == NULL || len < buffer_bytes_needed(s)) {
+    if (napi_get_arraybuffer_info(env, buffer, &data, &len) != napi_ok || data == NULL || len < buffer_bytes_needed(s)) {
       free_sock(s);
       napi_throw_range_error(env, "ERANGE", "buffer is smaller than batch * (32 + 2 * slot) bytes");
       return NULL;
     }
   }
 
-  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { int e = errno; free_sock(s); return throw_errno(env, "socket", e); }
+  /* A blocking socket waits in recvmmsg for at most receiveTimeoutMs (so its thread can look at
+   * its mailbox while idle) and in sendmmsg for at most sendTimeoutMs (a full send buffer drops
+   * the rest of the batch, as the event-loop path does after its timeout). */
+  int fd = socket(family, SOCK_DGRAM | (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
+  if (fd < 0) { int e = errno; free_sock(s); throw_errno(env, "socket", e); return NULL; }
   int one = 1;
   /* SO_REUSEPORT: every cluster worker binds its own socket on the same port and the kernel
    * spreads datagrams over them by flow hash (no handle passing through the primary). */
   if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    int e = errno; close(fd); free_sock(s); return throw_errno(env, "setsockopt SO_REUSEPORT", e);
+    int e = errno; close(fd); free_sock(s); throw_errno(env, "setsockopt SO_REUSEPORT", e); return NULL;
   }
   /* Like node:dgram's ipv6Only: an IPv6 listener never also receives IPv4 (mapped) traffic. */
   if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
-    int e = errno; close(fd); free_sock(s); return throw_errno(env, "setsockopt IPV6_V6ONLY", e);
+    int e = errno; close(fd); free_sock(s); throw_errno(env, "setsockopt IPV6_V6ONLY", e); return NULL;
+  }
+  if (blocking) {
+    struct timeval rcv = { .tv_sec = receive_timeout / 1000, .tv_usec = (receive_timeout % 1000) * 1000 };
+    struct timeval snd = { .tv_sec = send_timeout / 1000, .tv_usec = (send_timeout % 1000) * 1000 };
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) != 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) != 0) {
+      int e = errno; close(fd); free_sock(s); throw_errno(env, "setsockopt SO_RCVTIMEO/SO_SNDTIMEO", e); return NULL;
+    }
   }
   if (bind(fd, (struct sockaddr *)&bind_addr, bind_len) != 0) {
-    int e = errno; close(fd); free_sock(s); return throw_errno(env, "bind", e);
+    int e = errno; close(fd); free_sock(s); throw_errno(env, "bind", e); return NULL;
   }
   struct sockaddr_storage bound;
   socklen_t bound_len = sizeof bound;
   if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-    int e = errno; close(fd); free_sock(s); return throw_errno(env, "getsockname", e);
+    int e = errno; close(fd); free_sock(s); throw_errno(env, "getsockname", e); return NULL;
   }
-  uint16_t bound_port = family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
-                                          : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+  *bound_port_out = family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
+                                      : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
   s->fd = fd;
+  return s;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, "EINVAL", "open(options, buffer, onBatch)");
+    return NULL;
+  }
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, argv[2], &t));
+  if (t != napi_function) { napi_throw_type_error(env, "EINVAL", "onBatch must be a function"); return NULL; }
+  uint16_t bound_port = 0;
+  sock_t *s = open_socket(env, argv[0], argv[1], 0, &bound_port);
+  if (s == NULL) return NULL;
+  int fd = s->fd;
 
   uv_loop_t *loop = NULL;
   napi_value handle, resource, resource_name, result, port_value;
@@ -702,6 +756,197 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------- blocking sockets: a worker thread's own loop (serve --udp-threads, #8) ---------- */
+
+/*
+ * openBlocking(options, buffer) -> { handle, port }
+ *   options as for open(), plus receiveTimeoutMs (default 100). No libuv handle and no callback:
+ *   the thread that opened it calls receive() and send() in its own loop, the way gdnsd's UDP
+ *   threads wait in recvmmsg. Why: the event loop costs ~15-20 % of a core per batch at 110k QPS
+ *   (libuv phases, Node's check phase, napi_make_callback; docs/benchmarks.md, third session),
+ *   and a thread that blocks in the kernel pays none of it. A handle belongs to the thread (the
+ *   N-API environment) that opened it.
+ */
+static napi_value js_open_blocking(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], handle, result, port_value;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "EINVAL", "openBlocking(options, buffer)");
+    return NULL;
+  }
+  uint16_t bound_port = 0;
+  sock_t *s = open_socket(env, argv[0], argv[1], 1, &bound_port);
+  if (s == NULL) return NULL;
+  s->open_handles = 0;
+  if (napi_create_external(env, s, finalize_handle, NULL, &handle) != napi_ok) {
+    close(s->fd);
+    free_sock(s);
+    return throw_last(env);
+  }
+  /* From here on the finalizer owns s (it closes the fd if close() never ran). */
+  if (napi_create_reference(env, argv[1], 1, &s->buffer_ref) != napi_ok ||
+      napi_add_env_cleanup_hook(env, env_cleanup, s) != napi_ok) {
+    begin_close(s);
+    return throw_last(env);
+  }
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_uint32(env, bound_port, &port_value));
+  NAPI_OK(napi_set_named_property(env, result, "handle", handle));
+  NAPI_OK(napi_set_named_property(env, result, "port", port_value));
+  return result;
+}
+
+static sock_t *get_blocking(napi_env env, napi_value v) {
+  sock_t *s = get_sock(env, v);
+  return s != NULL && s->blocking ? s : NULL;
+}
+
+/*
+ * receive(handle) -> count: blocks until at least one datagram arrives (MSG_WAITFORONE: then it
+ * takes what is queued, up to batch) or receiveTimeoutMs passes. Slots [0, count) are filled as
+ * for open()'s callback (M_IN_LEN 0 = dropped here, counted). 0: nothing arrived (timeout or a
+ * signal). -1: the socket is closed or its buffer unusable; the loop should end.
+ */
+static napi_value js_receive(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 1 ? get_blocking(env, argv[0]) : NULL;
+  if (s == NULL) { napi_throw_type_error(env, "EINVAL", "receive(blocking handle)"); return NULL; }
+  int32_t count = -1;
+  s->last_count = 0;
+  if (!s->closing) {
+    if (refresh_buffer(s) != 0) {
+      s->counters[C_BUFFER_ERRORS]++;
+    } else {
+      prepare_receive(s);
+      int n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_WAITFORONE, NULL);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          s->counters[C_RECV_ERRORS]++;
+          s->last_errno = errno;
+        }
+        /* EBADF and the like are permanent: end the loop rather than spin on them. */
+        count = errno == EBADF || errno == ENOTSOCK ? -1 : 0;
+      } else {
+        uint32_t got = (uint32_t)n > s->batch ? s->batch : (uint32_t)n;
+        s->counters[C_RECEIVED] += got;
+        uint32_t valid = 0;
+        for (uint32_t i = 0; i < got; i++) valid += (uint32_t)accept_datagram(s, i);
+        if (valid > 0) s->counters[C_BATCHES]++;
+        s->last_count = got;
+        count = (int32_t)got;
+      }
+    }
+  }
+  NAPI_OK(napi_create_int32(env, count, &result));
+  return result;
+}
+
+/*
+ * send(handle, count): sends the replies JavaScript wrote for slots [0, count) of the last
+ * receive() (count larger than what it filled is cut down to it). A send buffer that stays full
+ * for sendTimeoutMs drops the rest of the batch (C_DROP_SEND_QUEUE), as the event-loop path does.
+ */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t count = 0;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 2 ? get_blocking(env, argv[0]) : NULL;
+  if (s == NULL || napi_get_value_uint32(env, argv[1], &count) != napi_ok) { napi_throw_type_error(env, "EINVAL", "send(blocking handle, count)"); return NULL; }
+  if (s->closing) return NULL;
+  if (count > s->last_count) count = s->last_count; /* BOUND: only slots receive() filled */
+  s->last_count = 0;                                 /* each batch is sent once */
+  if (count == 0) return NULL;
+  if (refresh_buffer(s) != 0) {
+    s->counters[C_BUFFER_ERRORS]++;
+    return NULL;
+  }
+  queue_replies(s, count);
+  /* Each blocking sendmmsg may wait up to SO_SNDTIMEO; the batch as a whole gets that long too. */
+  struct timespec now, deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += s->send_timeout_ms / 1000;
+  deadline.tv_nsec += (long)(s->send_timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+  while (s->pend_count > 0) {
+    int r;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int late = now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
+    if (s->fault_send_eagain > 0) {
+      s->fault_send_eagain--;
+      r = -1;
+      errno = EAGAIN;
+    } else {
+      /* Past the deadline only what fits now goes out (MSG_DONTWAIT), the rest is dropped. */
+      r = sendmmsg(s->fd, s->smsg + s->pend_start, s->pend_count, late ? MSG_DONTWAIT : 0);
+    }
+    if (r > 0) {
+      uint32_t done = (uint32_t)r > s->pend_count ? s->pend_count : (uint32_t)r;
+      s->counters[C_SENT] += done;
+      s->pend_start += done;
+      s->pend_count -= done;
+      continue;
+    }
+    if (r < 0 && errno == EINTR && !late) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      /* SO_SNDTIMEO passed with the send buffer still full: drop the rest of this batch. */
+      s->counters[C_SEND_EAGAIN]++;
+      s->counters[C_DROP_SEND_QUEUE] += s->pend_count;
+      s->pend_count = 0;
+      break;
+    }
+    /* Other errors concern the first queued reply (as in flush_pending): drop it, go on. */
+    s->counters[C_SEND_ERRORS]++;
+    s->last_errno = r < 0 ? errno : EIO;
+    s->pend_start++;
+    s->pend_count--;
+  }
+  return NULL;
+}
+
+/*
+ * waitAny(handles, timeoutMs, start) -> index of a blocking handle with a datagram waiting, or -1
+ * after timeoutMs. For a thread serving several --listen addresses; the scan starts at `start`
+ * so that a busy socket cannot starve the others. receive() on that handle then returns at once.
+ */
+enum { MAX_WAIT = 64 };
+static napi_value js_wait_any(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result, item;
+  uint32_t count = 0, timeout = 0, start = 0;
+  bool is_array = false;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &count) != napi_ok || count == 0 || count > MAX_WAIT ||
+      napi_get_value_uint32(env, argv[1], &timeout) != napi_ok || napi_get_value_uint32(env, argv[2], &start) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "waitAny(array of 1..64 blocking handles, timeoutMs, start)");
+    return NULL;
+  }
+  struct pollfd fds[MAX_WAIT];
+  for (uint32_t i = 0; i < count; i++) {
+    NAPI_OK(napi_get_element(env, argv[0], i, &item));
+    sock_t *s = get_blocking(env, item);
+    if (s == NULL) { napi_throw_type_error(env, "EINVAL", "waitAny: not a blocking handle"); return NULL; }
+    fds[i].fd = s->closing ? -1 : s->fd; /* poll ignores negative fds */
+    fds[i].events = POLLIN;
+    fds[i].revents = 0;
+  }
+  int32_t ready = -1;
+  start %= count; /* BOUND: start + k below must not wrap around 2^32 */
+  int r = poll(fds, count, timeout > INT32_MAX ? -1 : (int)timeout);
+  if (r > 0) {
+    for (uint32_t k = 0; k < count && ready < 0; k++) {
+      uint32_t i = (start + k) % count;
+      if (fds[i].revents != 0) ready = (int32_t)i; /* POLLERR etc. too: receive() reports it */
+    }
+  }
+  NAPI_OK(napi_create_int32(env, ready, &result));
+  return result;
+}
+
 /* stats(handle) -> { received, sent, ..., lastErrno } (numbers; exact up to 2^53). */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -745,6 +990,10 @@ static napi_value init(napi_env env, napi_value exports) {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "openBlocking", NULL, js_open_blocking, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "receive", NULL, js_receive, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "send", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "waitAny", NULL, js_wait_any, NULL, NULL, NULL, napi_enumerable, NULL },
     { "constants", NULL, js_constants, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -1,0 +1,164 @@
+/**
+ * One UDP answering thread of `serve --udp-threads N` (#8). Started by udp-threads.ts; never
+ * imported by anything else.
+ *
+ * Why a thread that blocks: on the event-loop paths every batch of datagrams costs a turn of
+ * Node's event loop (libuv's phases, the check phase, napi_make_callback), ~15-20 % more CPU per
+ * query than gdnsd at 110k QPS although the DNS work is the same (docs/benchmarks.md, "CPU per
+ * query at a fixed rate"). Here the thread's own JavaScript loop waits in recvmmsg(2) itself
+ * (the addon's openBlocking/receive/send), the way gdnsd's UDP threads do, and answers each batch
+ * with exactly the event-loop path's per-batch code (`batchAnswerer`).
+ *
+ * The thread compiles its own zones (JavaScript objects cannot be shared between threads, as
+ * between cluster workers) and holds its own state snapshot. The main thread reaches it only
+ * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
+ * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
+ * answers the batch, so a state swap posted before a query arrived is always in effect for it.
+ * An idle socket wakes the loop every receiveTimeoutMs (SO_RCVTIMEO), so reloads, metric requests
+ * and 'stop' are seen within that time even without traffic.
+ *
+ * The loop gives its own event loop a turn when idle, every YIELD_EVERY_BATCHES batches, and after
+ * a metrics request (prom-client's getMetricsAsJSON settles on promise jobs), so pino's writes,
+ * timers and promises of this thread are not starved.
+ *
+ * Mailbox messages: 'state' / 'delta' (as for cluster workers, workers.ts), 'reload', 'stop',
+ * { type: 'metrics', id }. Replies: 'ready', 'reloaded', 'hello' (a delta did not apply), 'metrics'.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { QueryMetrics } from '../admin/query-metrics.js';
+import { registry, runScrapeHooks, setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { formatProblem } from '../config/errors.js';
+import { componentLogger, createLogger } from '../util/logger.js';
+import { prebuiltTable } from './fast-path.js';
+import { Runtime } from './handler.js';
+import { answeringHandler } from './nameserver.js';
+import { ResponseRateLimiter } from './rrl.js';
+import { batchAnswerer, loadAddon, LAYOUT, type UdpBatchAddon, type UdpBatchStats } from './udp-batched.js';
+import { applyStateMessage, type DeltaMessage, type StateMessage } from './workers.js';
+import { ZoneStore } from './zone-store.js';
+import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
+import type { StateSnapshot } from '../state/snapshot.js';
+
+/** Batches answered between two turns of this thread's event loop (~10-70 ms at full load). */
+const YIELD_EVERY_BATCHES = 512;
+
+const data = workerData as UdpThreadData;
+const mailbox: MessagePort = data.port;
+const signal = new Int32Array(data.signal);
+const log = createLogger(data.logLevel).child({ component: 'udp-thread', thread: data.index });
+
+const loadedAddon = loadAddon();
+if (typeof loadedAddon === 'string') throw new Error(loadedAddon);
+const addon: UdpBatchAddon = loadedAddon;
+
+const zoneStore = new ZoneStore(data.zonesPath);
+const loaded = zoneStore.load();
+// The main thread loads the same files and reports their problems; here they are only debug.
+for (const p of loaded.problems) log.debug({ code: p.code }, formatProblem(p));
+if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${data.zonesPath}`);
+prebuiltTable(loaded.zoneSet);
+const runtime = new Runtime(loaded.zoneSet);
+const observer = new QueryMetrics({ logger: componentLogger(log, 'query'), sample: data.querySample }, undefined, componentLogger(log, 'handler'));
+const handler = answeringHandler(runtime, log, undefined, observer);
+const rrl = new ResponseRateLimiter(data.rrl);
+
+const slotBytes = LAYOUT.META_WORDS * 4 + 2 * data.slot;
+const buffer = new ArrayBuffer(data.batch * slotBytes);
+const answer = batchAnswerer(handler, buffer, data.batch, data.slot, rrl.enabled ? rrl : null);
+const sockets = data.listen.map(({ host, port }) =>
+  addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, sendTimeoutMs: 200 }, buffer),
+);
+setUdpBatchTotalsReader(() => {
+  const totals: Record<string, number> = {};
+  for (const s of sockets) {
+    for (const [key, value] of Object.entries(addon.stats(s.handle) as UdpBatchStats)) if (key !== 'lastErrno') totals[key] = (totals[key] ?? 0) + value;
+  }
+  return totals;
+});
+
+let latest: StateSnapshot | null = null;
+let seen = -1;
+let stopping = false;
+let turnSoon = false;
+
+const reply = (message: UdpThreadReply) => mailbox.postMessage(message);
+
+function readMailbox(): void {
+  const now = Atomics.load(signal, 0);
+  if (now === seen) return;
+  seen = now;
+  for (let m = receiveMessageOnPort(mailbox); m !== undefined; m = receiveMessageOnPort(mailbox)) handle(m.message as UdpThreadRequest);
+}
+
+function handle(message: UdpThreadRequest): void {
+  switch (message.type) {
+    case 'state':
+    case 'delta': {
+      const next = applyStateMessage(latest, message as StateMessage | DeltaMessage);
+      if (next === null) {
+        reply({ type: 'hello' }); // out of step: the main thread sends the whole state
+        return;
+      }
+      latest = next;
+      runtime.state = next;
+      return;
+    }
+    case 'reload': {
+      const r = zoneStore.load();
+      for (const p of r.problems) log.debug({ code: p.code }, formatProblem(p));
+      prebuiltTable(r.zoneSet);
+      runtime.zones = r.zoneSet;
+      reply({ type: 'reloaded', id: message.id, generation: r.zoneSet.generation, ok: r.problems.length === 0 });
+      return;
+    }
+    case 'metrics':
+      runScrapeHooks();
+      registry.getMetricsAsJSON().then(
+        (metrics) => reply({ type: 'metrics', id: message.id, metrics }),
+        () => reply({ type: 'metrics', id: message.id, metrics: null }),
+      );
+      turnSoon = true;
+      return;
+    case 'stop':
+      stopping = true;
+      return;
+  }
+}
+
+/** Waits on the one socket (most setups) or, with several --listen addresses, on all of them. */
+async function serve(): Promise<void> {
+  const single = sockets.length === 1 ? sockets[0].handle : null;
+  const handles = sockets.map((s) => s.handle);
+  let next = 0;
+  let batches = 0;
+  while (!stopping) {
+    let handle = single;
+    if (handle === null) {
+      const ready = addon.waitAny(handles, data.receiveTimeoutMs, next);
+      if (ready >= 0) {
+        handle = handles[ready];
+        next = (ready + 1) % handles.length; // the next wait starts after it: no socket starves
+      }
+    }
+    const count = handle === null ? 0 : addon.receive(handle);
+    readMailbox(); // before answering: a state posted before these queries arrived applies to them
+    if (count > 0 && handle !== null) {
+      answer(count);
+      addon.send(handle, count); // also when told to stop: the queries in hand are answered
+    }
+    if (count < 0 || stopping) break;
+    if (count === 0 || turnSoon || ++batches >= YIELD_EVERY_BATCHES) {
+      batches = 0;
+      turnSoon = false;
+      await nextTurn();
+    }
+  }
+  for (const s of sockets) addon.close(s.handle);
+}
+
+readMailbox(); // the first state was posted before this thread started
+if (latest === null) throw new Error('UDP thread started without a state snapshot');
+reply({ type: 'ready', listening: data.listen.map((l, i) => ({ address: l.host, port: sockets[i].port })), generation: runtime.zones.generation });
+await serve();
+mailbox.close();

@@ -1,0 +1,92 @@
+/**
+ * `serve --udp-threads 2` (#8) end to end: one process whose UDP is answered by two threads
+ * waiting in recvmmsg and whose TCP, probes and admin stay on the main thread. A probed site
+ * going down and up reaches every thread; /metrics adds up the threads' queries and the main
+ * thread's; conflicting flags are refused. Skipped where the batched addon is not built, unless
+ * SITEDNS_REQUIRE_ADDON=1.
+ */
+import t from 'tap';
+import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
+import { decode, query, tempZonesDir } from '../helpers/dns.js';
+import { metric, parseMetrics } from '../helpers/metrics.js';
+import { CLI, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+
+async function run(): Promise<void> {
+  t.test('a probed site flips in every thread; metrics add up threads and main thread', async (t) => {
+    // Boston's probe target: a listener this test opens and closes (closed: connection refused).
+    let target: net.Server | null = null;
+    const open = (port = 0) =>
+      new Promise<number>((resolve, reject) => {
+        const server = net.createServer((socket) => socket.destroy());
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+        target = server;
+      });
+    const close = () => new Promise<void>((resolve) => (target ? target.close(() => resolve()) : resolve()));
+    t.teardown(close);
+    const port = await open();
+    const dir = tempZonesDir({
+      'app.yaml': `zone: app.example.com
+soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
+nameservers: { ns1.app.example.com: [192.0.2.53] }
+sites:
+  boston: { addresses: [203.0.113.10], probe: { tcp: "127.0.0.1:${port}", interval: 200ms, timeout: 500ms, rise: 1, fall: 1 } }
+  geneva: { addresses: [198.51.100.30] }
+groups: { all: [boston, geneva] }
+pool: { name: "@" }
+`,
+    });
+    const server = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0', '--udp-threads', '2', '--http', '127.0.0.1:0']);
+    t.teardown(() => server.stop('SIGKILL'));
+    const admin = await server.waitForLog((l) => l.msg === 'admin listening');
+    t.match(server.logs.find((l) => l.msg === 'listening on UDP and TCP'), { udpPath: 'threads', udpThreads: 2 });
+
+    const bostonAnswer = async () => decode((await udpQuery(server.port, query('boston.app.example.com')))!).answers[0]?.address;
+    // 24 queries from fresh source ports reach both threads' sockets.
+    const allAnswers = async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 24; i++) seen.add(await bostonAnswer());
+      return [...seen];
+    };
+    const until = async (what: string, address: string) => {
+      for (let i = 0; i < 100 && (await bostonAnswer()) !== address; i++) await new Promise((r) => setTimeout(r, 100));
+      t.same(await allAnswers(), [address], what);
+    };
+    await until('boston up in every thread', '203.0.113.10');
+    await close();
+    await until('boston down in every thread (the follower\'s state reached them)', '198.51.100.30');
+    await open(port);
+    await until('and up again', '203.0.113.10');
+
+    const tcp = await tcpQueries(server.port, [query('boston.app.example.com'), query('geneva.app.example.com')]);
+    t.same(tcp.map((r) => decode(r).answers[0]?.address), ['203.0.113.10', '198.51.100.30'], 'TCP is answered by the main thread');
+
+    // Empty datagrams are dropped in C and counted per socket: the threads' counters reach /metrics.
+    for (let i = 0; i < 3; i++) t.equal(await udpQuery(server.port, Buffer.alloc(0), '127.0.0.1', 200), null, 'an empty datagram gets no reply');
+    const m = parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text());
+    const udp = metric(m, 'sitedns_queries_total', { transport: 'udp' });
+    t.ok(udp >= 72, `the threads' UDP queries are counted (${udp})`);
+    t.equal(metric(m, 'sitedns_queries_total', { transport: 'tcp' }), 2, 'the main thread\'s TCP queries too');
+    t.equal(metric(m, 'sitedns_udp_batch_dropped_total', { reason: 'empty' }), 3, 'the threads\' socket counters are summed');
+    const started = metric(m, 'sitedns_process_process_start_time_seconds');
+    t.ok(started > Date.now() / 1000 - 600 && started <= Date.now() / 1000, `process metrics are there, once (start time ${started}, not a sum over threads)`);
+    t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
+  });
+
+  t.test('conflicting flags are refused', async (t) => {
+    const refuse = (args: string[], pattern: RegExp, what: string) => {
+      const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+      t.equal(r.status, 1, `${what}: exit 1`);
+      t.match(r.stdout + r.stderr, pattern, what);
+    };
+    refuse(['--udp-threads', '2', '--workers', '2'], /--udp-threads answers from one process/, '--workers 2 with --udp-threads');
+    refuse(['--udp-threads', '2', '--udp-path', 'dgram'], /--udp-path dgram does not apply/, '--udp-path dgram with --udp-threads');
+    refuse(['--udp-threads', 'two'], /--udp-threads: .*two.* is not a whole number/, 'not a number');
+  });
+}
+
+const why = udpThreadsUnavailable();
+if (why !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1') t.pass(`skipped: ${why}`);
+else await run();

@@ -1,0 +1,148 @@
+/**
+ * The UDP threads of `serve --udp-threads N` (#8, src/server/udp-threads.ts), driven in-process
+ * through the built module (a Worker runs dist/server/udp-thread.js): real threads, real
+ * SO_REUSEPORT sockets on loopback, queries over UDP from fresh source ports so that every
+ * thread's socket gets some. State swaps, deltas, reloads, metrics, a thread that dies, and
+ * stopping. Skipped where the batched addon is not built, unless SITEDNS_REQUIRE_ADDON=1.
+ */
+import t, { type Test } from 'tap';
+import dgram from 'node:dgram';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import type { StateSnapshot, SiteState } from '../../src/state/snapshot.js';
+import type { UdpThreads } from '../../src/server/udp-threads.js';
+import { decode, query, tempZonesDir } from '../helpers/dns.js';
+import { memoryLogger } from '../helpers/metrics.js';
+import { udpQuery } from '../helpers/net.js';
+
+const threadsModule = (await import(new URL('../../dist/server/udp-threads.js', import.meta.url).href)) as typeof import('../../src/server/udp-threads.js');
+const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', import.meta.url).href)) as typeof import('../../src/state/snapshot.js');
+const { makeSnapshot, recordDelta } = snapshotModule;
+
+const zone = (genevaAddress: string) => `zone: app.example.com
+soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
+nameservers: { ns1.app.example.com: [192.0.2.53] }
+sites:
+  boston: { addresses: [203.0.113.10] }
+  geneva: { addresses: [${genevaAddress}] }
+groups: { all: [boston, geneva] }
+pool: { name: "@" }
+`;
+
+function sites(boston: SiteState): Map<string, SiteState> {
+  return new Map([
+    ['app.example.com/boston', boston],
+    ['app.example.com/geneva', { up: true }],
+  ]);
+}
+
+async function run(t: Test): Promise<void> {
+  const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
+  const { logger, lines } = memoryLogger('debug');
+  let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
+  const spawned: { worker: Worker; index: number }[] = [];
+  const pool: UdpThreads = await threadsModule.startUdpThreads({
+    threads: 2,
+    zonesPath: dir,
+    listen: [{ host: '127.0.0.1', port: await freeUdpPort() }],
+    logger,
+    logLevel: 'warn',
+    currentState: () => state,
+    receiveTimeoutMs: 50,
+    onSpawn: (worker, index) => spawned.push({ worker, index }),
+  });
+  t.teardown(() => pool.close());
+  const port = pool.listeners[0].port;
+  t.equal(pool.listeners[0].path, 'threads');
+  t.equal(pool.threadIds().length, 2, 'two threads listening');
+
+  const boston = async () => {
+    const reply = await udpQuery(port, query('boston.app.example.com'));
+    return reply === null ? null : decode(reply).answers[0]?.address;
+  };
+  // 24 fresh source ports: with 2 sockets, every thread answers some (1 in 2^23 that it does not).
+  const everyThread = async () => {
+    const seen = new Set<string | null>();
+    for (let i = 0; i < 24; i++) seen.add(await boston());
+    return [...seen];
+  };
+  const publish = (next: StateSnapshot) => {
+    state = next;
+    pool.publishState(next);
+  };
+
+  t.same(await everyThread(), ['203.0.113.10'], 'every thread answers from the state it started with');
+
+  // A delta (the follower's incremental recompute) and a whole state both reach every thread,
+  // before the next query: the thread reads its mailbox after each wake-up, before answering.
+  const down = makeSnapshot(sites({ up: false, reason: 'refused' }), true);
+  recordDelta(down, { from: state.version, changed: new Set(['app.example.com/boston']) });
+  publish(down);
+  t.same(await everyThread(), ['198.51.100.30'], 'a delta reaches every thread before its next answer');
+  publish(makeSnapshot(sites({ up: true }), true));
+  t.same(await everyThread(), ['203.0.113.10'], 'so does a whole state');
+
+  // A delta that does not start from what a thread was sent goes as the whole state instead.
+  const stray = makeSnapshot(sites({ up: false, reason: 'drained' }), true);
+  recordDelta(stray, { from: 424242, changed: new Set(['app.example.com/boston']) });
+  publish(stray);
+  t.same(await everyThread(), ['198.51.100.30'], 'a delta from elsewhere goes whole, and applies');
+  publish(makeSnapshot(sites({ up: true }), true));
+
+  // Reload: every thread compiles the files again, one after the other.
+  writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
+  publish(makeSnapshot(sites({ up: false, reason: 'refused' }), true));
+  const reloaded = await pool.reload();
+  t.equal(reloaded.ok, true, 'every thread reloaded');
+  t.same(await everyThread(), ['198.51.100.31'], 'every thread answers from the new zones');
+  publish(makeSnapshot(sites({ up: true }), true));
+
+  // Metrics: one registry per thread, with the queries each answered.
+  const registries = await pool.metrics();
+  t.equal(registries.length, 2, 'each thread sends its registry');
+  const answered = registries.map((r) => (r.find((m) => m.name === 'sitedns_queries_total')?.values ?? []).reduce((sum, v) => sum + Number(v.value), 0));
+  t.ok(answered.every((n) => n > 0), `both threads answered queries (${answered.join(', ')})`);
+  t.notOk(registries.some((r) => r.some((m) => m.name.startsWith('sitedns_process_'))), 'threads export no process metrics (the main thread does)');
+
+  // A thread that dies is restarted from the current state; the other keeps answering meanwhile.
+  const victim = spawned[0];
+  await victim.worker.terminate();
+  const answersMeanwhile = await everyThread();
+  t.same(answersMeanwhile, ['203.0.113.10'], 'the other thread answers while one restarts (no query lost)');
+  await until(t, () => spawned.length === 3 && pool.threadIds().length === 2, 'the dead thread is replaced');
+  t.ok(lines.some((l) => l.msg === 'UDP thread died; restarting it' && l.thread === victim.index), 'its death is logged');
+  t.same(await everyThread(), ['203.0.113.10'], 'the restarted thread answers from the current state');
+
+  // Stopping: every thread exits and the port is free again.
+  await pool.close();
+  t.same(pool.threadIds(), [], 'no thread left');
+  const reuse = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    reuse.once('error', reject);
+    reuse.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve());
+  });
+  reuse.close();
+  t.pass('the port is free after close');
+}
+
+async function until(t: Test, check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+  t.ok(check(), what);
+}
+
+function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  return new Promise((resolve) => s.bind(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  }));
+}
+
+const unavailable = threadsModule.udpThreadsUnavailable();
+if (unavailable !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1') {
+  t.pass(`skipped: ${unavailable}`);
+} else {
+  t.equal(unavailable, null, 'UDP threads can run here');
+  t.test('UDP threads follow state, reload, report metrics, survive a death, and stop', (t) => run(t));
+}
