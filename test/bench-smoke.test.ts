@@ -36,20 +36,15 @@ t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dn
   const json = join(out, 'qps.json');
   const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];
   if (!have('gdnsd')) args.push('--no-gdnsd');
-  const prototype = process.env.SITEDNS_REQUIRE_ADDON === '1'; // built with node-gyp, as the addon
-  if (prototype) args.push('--blocking-loop', '--udp-threads');
+  const addon = process.env.SITEDNS_REQUIRE_ADDON === '1'; // serve --udp-threads needs it
   const r = run(args);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
   t.ok(servers.has('sitedns-dgram') && servers.has('sitedns-1'), 'cluster and single-worker sitedns measured');
-  if (prototype) t.ok(servers.has('sitedns-threads'), '--udp-threads: serve --udp-threads measured (UDP and TCP, checked below)');
+  if (addon) t.ok(servers.has('sitedns-threads'), 'serve --udp-threads measured (UDP and TCP, checked below)');
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
-  for (const row of result.rows.filter((x: any) => x.server !== 'js-blocking-loop')) t.ok(row.udp.completed > 0 && row.tcp.completed > 0, `${row.kind} ${row.label}: answers over UDP and TCP`);
-  if (prototype) {
-    const rows = result.rows.filter((x: any) => x.server === 'js-blocking-loop');
-    t.ok(rows.length > 0 && rows.every((x: any) => x.udp.completed > 0 && x.tcp === undefined), '--blocking-loop: the prototype answered over UDP (it has no TCP)');
-  }
+  for (const row of result.rows) t.ok(row.udp.completed > 0 && row.tcp.completed > 0, `${row.kind} ${row.label}: answers over UDP and TCP`);
   t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'summary table printed');
 });
 
@@ -57,14 +52,13 @@ t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { 
   const json = join(out, 'cpu.json');
   // 2 s: CPU time comes in 10 ms ticks, and a C echo spends ~25 ms on 2,000 queries.
   const addon = process.env.SITEDNS_REQUIRE_ADDON === '1';
-  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json, ...(addon ? ['--udp-threads'] : [])]);
+  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json]);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
   t.ok(servers.has('sitedns') && servers.has('node-echo'), 'sitedns and the Node.js echo floor measured');
   if (have('cc') || have('gcc')) t.ok(servers.has('c-echo-blocking') && servers.has('c-echo-epoll'), 'both C echo floors measured');
   // Built with node-gyp like the batched addon, which CI requires (SITEDNS_REQUIRE_ADDON=1).
-  if (addon) t.ok(servers.has('js-blocking-loop'), 'the blocking-loop prototype (the handler on threads blocking in recvmmsg) measured');
   if (addon) t.ok(servers.has('sitedns-threads'), 'serve --udp-threads measured');
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows) t.ok(row.usPerQuery > 0 && row.lost === 0, `${row.label}: answered, CPU counted`);

@@ -7,7 +7,7 @@
  *   node bench/qps/cpu.mjs --rate 40000 --seconds 4 --kinds pool,site,static,nxdomain
  *   node bench/qps/cpu.mjs --variant 'no-prebuilt:SITEDNS_PREBUILT=0'   # A/B: one more sitedns
  *                                                    # started with that environment
- *   node bench/qps/cpu.mjs --udp-threads             # adds `serve --udp-threads N` (one process)
+ *   node bench/qps/cpu.mjs --no-udp-threads          # without `serve --udp-threads N`
  *
  * Why next to run.mjs: on a 2-core machine dnsperf needs about one core, so "maximum QPS" is
  * decided as much by how the scheduler shares the cores as by the server's cost, and run.mjs's
@@ -25,11 +25,9 @@
  *   - `C echo, blocking recvmmsg`: gdnsd's way of waiting (2 syscalls per batch);
  *   - `C echo, epoll`: the batched path's way of waiting, without Node (3 per batch).
  * Same number of processes as sitedns has workers. Needs a C compiler for the C ones.
- * And one prototype (bench/qps/floor/blocking-loop/, built with node-gyp into a temporary
- * directory): sitedns's handler, with the observer `serve` installs, driven by a JavaScript loop
- * that blocks in recvmmsg on worker threads (one per sitedns worker), instead of being called
- * by the event loop per batch. Not a server (no state, reloads or TCP reach it): it shows what
- * the same DNS work costs without the event-loop turn.
+ * And `serve --udp-threads N` (unless --no-udp-threads, where the batched addon is built): one
+ * process whose UDP threads wait in recvmmsg, so no event-loop turn per batch (it replaced the
+ * third session's prototype, bench/qps/floor/blocking-loop, in the fourth).
  *
  * Prints, per kind and server: the answered rate, CPU µs per query (mean and per-round range),
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
@@ -39,7 +37,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, procStat, startBlockingLoop, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, freePort, have, load, machine, procStat, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -54,7 +52,8 @@ const { values } = parseArgs({
     install: { type: 'boolean', default: true },
     'no-install': { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
-    'udp-threads': { type: 'boolean', default: false },
+    'udp-threads': { type: 'boolean', default: true },
+    'no-udp-threads': { type: 'boolean', default: false },
     floor: { type: 'boolean', default: true },
     'no-floor': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -115,8 +114,6 @@ async function startFloor(processes) {
     console.error(`cannot build the C echo floor:\n${built.stderr}`);
     return floor;
   }
-  const prototype = await startBlockingLoop(processes);
-  if (prototype !== null) floor.push(prototype);
   for (const wait of ['blocking', 'epoll']) {
     const cPort = await freePort();
     const c = await startProcess(binary, [String(cPort), wait, String(processes)], { label: `C echo ${wait}`, ready: (line) => line.includes('echo ready') });
@@ -134,7 +131,9 @@ try {
   if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), key: 'gdnsd', label: `gdnsd ${workers}+${workers} threads` });
   const s = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'] });
   servers.push({ ...s, key: 'sitedns', label: `sitedns ${workers}w ${s.udpPathUsed}` });
-  if (values['udp-threads']) {
+  const noThreads = await udpThreadsUnavailable();
+  if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
+  if (values['udp-threads'] && !values['no-udp-threads'] && noThreads === null) {
     // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg (#8).
     const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
     servers.push({ ...t, key: 'sitedns-threads', label: `sitedns 1p ${workers} UDP threads` });

@@ -4,13 +4,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findNodeGyp, nodedirArgs } from '../../native/udp-batch/node-gyp.mjs';
 import { gdnsdConfig, gdnsdZone, ZONE } from './zones.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -211,32 +210,10 @@ export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rat
   });
 }
 
-/**
- * The blocking-loop prototype (bench/qps/floor/blocking-loop/): sitedns's handler driven by a
- * JavaScript loop that blocks in recvmmsg on `threads` worker threads. Built with node-gyp into a
- * temporary directory; null (and a line on stderr) when it cannot be built here.
- */
-export
-async function startBlockingLoop(threads) {
-  const nodeGyp = findNodeGyp();
-  if (nodeGyp === null) {
-    console.error('node-gyp not found: the blocking-loop prototype is skipped');
-    return null;
-  }
-  const source = new URL('./floor/blocking-loop/', import.meta.url).pathname;
-  const dir = mkdtempSync(join(tmpdir(), 'sitedns-blocking-loop-'));
-  for (const file of ['binding.gyp', 'blocking_loop.c']) copyFileSync(join(source, file), join(dir, file));
-  const built = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--directory', dir, ...nodedirArgs()], { encoding: 'utf8', timeout: 300_000 });
-  if (built.status !== 0) {
-    console.error(`cannot build the blocking-loop prototype:\n${(built.stderr ?? '').split('\n').slice(-10).join('\n')}`);
-    return null;
-  }
-  const port = await freePort();
-  const started = await startProcess(process.execPath, [join(source, 'loop.mjs'), join(dir, 'build', 'Release', 'blocking_loop.node'), String(port), String(threads)], {
-    label: 'blocking loop',
-    ready: (line) => line.includes('blocking loop ready'),
-  });
-  return { ...started, port, key: 'js-blocking-loop', label: `sitedns handler, JS loop blocking in recvmmsg, ${threads} threads (prototype)` };
+/** null when `serve --udp-threads` can run here (the batched addon is built), else why not. */
+export async function udpThreadsUnavailable() {
+  const { udpThreadsUnavailable: why } = await import('../../dist/server/udp-threads.js');
+  return why();
 }
 
 /** USER_HZ, what /proc/<pid>/stat counts CPU time in (100 on every Linux we know of). */

@@ -26,17 +26,15 @@
  * per path (`serve --udp-path`), e.g. the batched recvmmsg path of #9. The path each server
  * really used is printed (a path that fell back says so).
  *
- * `--udp-threads` adds `serve --udp-threads N` (one process; UDP on N threads that wait in
- * recvmmsg, TCP on the main thread).
- * `--blocking-loop` adds the prototype of bench/qps/floor/blocking-loop (sitedns's handler on
- * worker threads that block in recvmmsg; UDP only), see bench/qps/cpu.mjs.
+ * Also `serve --udp-threads N` (one process; UDP on N threads that wait in recvmmsg, TCP on the
+ * main thread), where the batched addon is built; `--no-udp-threads` leaves it out.
  *
  * Installs gdnsd and dnsperf from Debian when missing (as root; --no-install to skip). Without
  * gdnsd the sitedns figures are still printed, without ratios.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, have, load, machine, startBlockingLoop, startGdnsd, startSitedns, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, have, load, machine, startGdnsd, startSitedns, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -57,8 +55,8 @@ const { values } = parseArgs({
     single: { type: 'boolean', default: true },
     'no-single': { type: 'boolean', default: false },
     general: { type: 'boolean', default: false },
-    'blocking-loop': { type: 'boolean', default: false },
-    'udp-threads': { type: 'boolean', default: false },
+    'udp-threads': { type: 'boolean', default: true },
+    'no-udp-threads': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -95,15 +93,12 @@ try {
     const s = await startSitedns({ zonesDir, workers: 1, udpPath: udpPaths[0] });
     servers.push({ ...s, label: `sitedns 1w ${s.udpPathUsed}`, key: 'sitedns-1' });
   }
-  if (values['udp-threads']) {
+  const noThreads = await udpThreadsUnavailable();
+  if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
+  if (values['udp-threads'] && !values['no-udp-threads'] && noThreads === null) {
     // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg, TCP on its event loop.
     const s = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
     servers.push({ ...s, label: `sitedns 1p ${workers} UDP threads`, key: 'sitedns-threads' });
-  }
-  if (values['blocking-loop']) {
-    // The prototype of bench/qps/floor/blocking-loop (UDP only: it has no TCP listener).
-    const p = await startBlockingLoop(workers);
-    if (p !== null) servers.push({ ...p, key: 'js-blocking-loop', udpOnly: true });
   }
   if (values.general) {
     const s = await startSitedns({ zonesDir, workers, udpPath: udpPaths[0], env: { SITEDNS_PREBUILT: '0' } });
@@ -121,7 +116,7 @@ try {
         row.udp = full;
         const half = await dnsperf({ port: server.port, queries: [kind], seconds: latencyDuration, clients, rate: full.qps / 2, verbose: true });
         row.half = half;
-        if (values.tcp && !values['no-tcp'] && !server.udpOnly) row.tcp = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients, mode: 'tcp' });
+        if (values.tcp && !values['no-tcp']) row.tcp = await dnsperf({ port: server.port, queries: [kind], seconds: duration, clients, mode: 'tcp' });
         results.rows.push(row);
         console.error(`  ${kind.kind} ${server.label}: ${Math.round(full.qps)} qps (load ${row.load})`);
       }

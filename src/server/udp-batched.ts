@@ -162,8 +162,8 @@ export interface BatchedUdpListener extends UdpListener {
 /**
  * What answering one batch means, given the shared buffer's layout: for each slot with a
  * datagram, set the peer, `handleInto` into the slot's reply area, apply response rate limiting,
- * write the reply length (0: no reply). Returns `onBatch(count)`. Exported so that the bench's
- * blocking-loop prototype (bench/qps/floor/blocking-loop) runs exactly this code.
+ * write the reply length (0: no reply). Returns `onBatch(count)`. Exported so that the UDP
+ * threads of `serve --udp-threads` (udp-thread.ts) run exactly this code.
  */
 export function batchAnswerer(handler: Handler, buffer: ArrayBuffer, batch: number, slot: number, rrl: ResponseRateLimiter | null): (count: number) => void {
   const meta = new Int32Array(buffer, 0, batch * META_WORDS);
