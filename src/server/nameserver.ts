@@ -99,6 +99,9 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state });
       const pool = threads;
       observeStateSwaps(runtime, (snapshot) => pool.publishState(snapshot));
+      // Snapshots swapped in while the threads were starting (they compile the zones: seconds
+      // for large sets) reached no thread: send the current one now.
+      pool.publishState(runtime.state);
       removeMetricsSource = addMetricsSource((timeoutMs) => pool.metrics(timeoutMs));
       udp.push(...threads.listeners);
       for (const { host, port } of listen) {

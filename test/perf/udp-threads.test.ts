@@ -126,6 +126,33 @@ async function run(t: Test): Promise<void> {
   t.pass('the port is free after close');
 }
 
+/**
+ * The follower may swap the state while the threads compile their zones (seconds for large
+ * sets), before the nameserver observes swaps: the nameserver sends the current state once they
+ * listen, so no thread keeps the snapshot it started from.
+ */
+async function swappedWhileStarting(t: Test): Promise<void> {
+  const { startNameserver } = (await import(new URL('../../dist/server/nameserver.js', import.meta.url).href)) as typeof import('../../src/server/nameserver.js');
+  const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
+  const { logger } = memoryLogger('warn');
+  const ns = await startNameserver({
+    zonesPath: dir,
+    listen: ['127.0.0.1:0'],
+    logger,
+    udpThreads: { threads: 2, logLevel: 'warn' },
+    beforeListen: async (runtime) => {
+      runtime.state = makeSnapshot(sites({ up: true }), true);
+      // A thread takes well over 20 ms to start (a V8 isolate, module loading, the compile).
+      setTimeout(() => (runtime.state = makeSnapshot(sites({ up: false, reason: 'refused' }), true)), 20);
+    },
+  });
+  t.teardown(() => ns.stop());
+  const seen = new Set<string | undefined>();
+  for (let i = 0; i < 24; i++) seen.add(decode((await udpQuery(ns.udp[0].port, query('boston.app.example.com')))!).answers[0]?.address);
+  t.same([...seen], ['198.51.100.30'], 'every thread answers from the state swapped in during its start');
+  await ns.stop();
+}
+
 async function until(t: Test, check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
   t.ok(check(), what);
@@ -145,4 +172,5 @@ if (unavailable !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1') {
 } else {
   t.equal(unavailable, null, 'UDP threads can run here');
   t.test('UDP threads follow state, reload, report metrics, survive a death, and stop', (t) => run(t));
+  t.test('a state swapped in while the threads start reaches them', (t) => swappedWhileStarting(t));
 }
