@@ -112,6 +112,8 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
   const waiting = new Map<number, (reply: UdpThreadReply | null) => void>();
   let nextRequestId = 1;
   let stopping = false;
+  /** Every thread listened once: from then on threads that end are replaced. */
+  let started = false;
   let closed: Promise<void> | null = null;
 
   const post = (a: Answerer, message: UdpThreadRequest) => {
@@ -185,18 +187,18 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
         answerers.delete(a);
         publisher.forget(a);
         port1.close();
-        if (stopping) return;
-        if (!a.ready) {
-          reject(failure ?? new Error(`UDP thread ${index} exited with code ${code} before listening`));
-          return;
-        }
+        if (!a.ready) reject(failure ?? new Error(`UDP thread ${index} exited with code ${code} before listening`));
+        // At start-up a thread that cannot listen fails the start (bad zones, port taken); once
+        // serving, a thread that dies, or a replacement that cannot start (the files broken
+        // meanwhile, say), is tried again with back-off, as a cluster worker is.
+        if (stopping || !started) return;
         const delay = backoff.nextDelayMs();
-        log.error({ thread: index, code, restartInMs: delay }, 'UDP thread died; restarting it');
+        log.error({ thread: index, code, restartInMs: delay }, a.ready ? 'UDP thread died; restarting it' : 'UDP thread could not start; trying again');
         setTimeout(() => {
           if (stopping) return;
           spawn(index).then(
             () => log.info({ thread: index }, 'UDP thread restarted'),
-            (error) => log.error({ thread: index, err: error }, 'UDP thread could not be restarted'),
+            () => undefined, // logged by its own exit, which tries again
           );
         }, delay).unref();
       });
@@ -222,6 +224,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
 
   try {
     await Promise.all(Array.from({ length: o.threads }, (_, i) => spawn(i)));
+    started = true;
   } catch (error) {
     await close();
     throw error;

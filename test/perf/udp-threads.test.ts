@@ -114,6 +114,15 @@ async function run(t: Test): Promise<void> {
   t.ok(lines.some((l) => l.msg === 'UDP thread died; restarting it' && l.thread === victim.index), 'its death is logged');
   t.same(await everyThread(), ['203.0.113.10'], 'the restarted thread answers from the current state');
 
+  // A replacement that cannot start (the files broken meanwhile) is tried again until it can.
+  writeFileSync(join(dir, 'app.yaml'), 'zone: [broken');
+  const second = spawned[spawned.length - 1];
+  await second.worker.terminate();
+  await until(t, () => lines.some((l) => l.msg === 'UDP thread could not start; trying again'), 'a replacement that cannot start is logged and tried again');
+  t.same(await everyThread(), ['203.0.113.10'], 'the other thread answers meanwhile');
+  writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
+  await until(t, () => pool.threadIds().length === 2, 'once the files are good again the thread is back');
+
   // Stopping: every thread exits and the port is free again.
   await pool.close();
   t.same(pool.threadIds(), [], 'no thread left');
