@@ -75,6 +75,22 @@ pool: { name: "@" }
     t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
   });
 
+  t.test('several --listen addresses: every thread waits on all of them', async (t) => {
+    const v6 = await canBindV6();
+    const listen = ['127.0.0.1:0', '127.0.0.2:0', ...(v6 ? ['[::1]:0'] : [])];
+    const server = await startSitedns(['serve', '--zones', 'zones', '--listen', ...listen.flatMap((l) => ['--listen', l]).slice(1), '--udp-threads', '2', '--http', 'off']);
+    t.teardown(() => server.stop('SIGKILL'));
+    await server.waitForLog((l) => l.msg === 'listening on UDP and TCP' && l.address === (v6 ? '::1' : '127.0.0.2'));
+    const addresses = server.logs.filter((l) => l.msg === 'listening on UDP and TCP');
+    t.equal(addresses.length, listen.length, 'one listener per address');
+    for (const { address, port } of addresses) {
+      const answers = new Set<string>();
+      for (let i = 0; i < 12; i++) answers.add(decode((await udpQuery(port, query('boston.app.example.com'), address))!).answers[0]?.address);
+      t.same([...answers], ['203.0.113.10'], `${address}:${port} answered by the threads`);
+    }
+    t.equal(await server.stop('SIGTERM'), 0);
+  });
+
   t.test('conflicting flags are refused', async (t) => {
     const refuse = (args: string[], pattern: RegExp, what: string) => {
       const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
@@ -84,6 +100,14 @@ pool: { name: "@" }
     refuse(['--udp-threads', '2', '--workers', '2'], /--udp-threads answers from one process/, '--workers 2 with --udp-threads');
     refuse(['--udp-threads', '2', '--udp-path', 'dgram'], /--udp-path dgram does not apply/, '--udp-path dgram with --udp-threads');
     refuse(['--udp-threads', 'two'], /--udp-threads: .*two.* is not a whole number/, 'not a number');
+  });
+}
+
+function canBindV6(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(0, '::1', () => server.close(() => resolve(true)));
   });
 }
 
