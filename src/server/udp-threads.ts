@@ -188,10 +188,10 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
         publisher.forget(a);
         port1.close();
         if (!a.ready) reject(failure ?? new Error(`UDP thread ${index} exited with code ${code} before listening`));
-        // At start-up a thread that cannot listen fails the start (bad zones, port taken); once
-        // serving, a thread that dies, or a replacement that cannot start (the files broken
-        // meanwhile, say), is tried again with back-off, as a cluster worker is.
-        if (stopping || !started) return;
+        // At start-up a thread that cannot listen fails the start (bad zones, port taken); a
+        // thread that listened and died, or once serving a replacement that cannot start (the
+        // files broken meanwhile, say), is tried again with back-off, as a cluster worker is.
+        if (stopping || (!started && !a.ready)) return;
         const delay = backoff.nextDelayMs();
         log.error({ thread: index, code, restartInMs: delay }, a.ready ? 'UDP thread died; restarting it' : 'UDP thread could not start; trying again');
         setTimeout(() => {
@@ -222,6 +222,25 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     return closed;
   };
 
+  /** Every thread in turn, threads still starting too (their reload is read once they listen). */
+  const rollReload = async (): Promise<{ ok: boolean; generation: number }> => {
+    reloadQueued = null; // requests from now on need a run after this one
+    let ok = true;
+    let generation = 0;
+    for (const a of [...answerers]) {
+      publisher.whole(a, o.currentState()); // a reload starts from a whole snapshot
+      const reply = await ask(a, (id) => ({ type: 'reload', id }), 60_000);
+      if (reply?.type === 'reloaded') {
+        ok &&= reply.ok;
+        generation = Math.max(generation, reply.generation);
+      }
+    }
+    log.info({ threads: answerers.size, generation, ok }, 'UDP threads reloaded');
+    return { ok, generation };
+  };
+  let reloading: Promise<void> = Promise.resolve();
+  let reloadQueued: Promise<{ ok: boolean; generation: number }> | null = null;
+
   try {
     await Promise.all(Array.from({ length: o.threads }, (_, i) => spawn(i)));
     started = true;
@@ -236,20 +255,17 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     publishState(snapshot) {
       publisher.publish(snapshot, answerers);
     },
-    async reload() {
-      let ok = true;
-      let generation = 0;
-      for (const a of [...answerers]) {
-        if (!a.ready) continue;
-        publisher.whole(a, o.currentState()); // a reload starts from a whole snapshot
-        const reply = await ask(a, (id) => ({ type: 'reload', id }), 60_000);
-        if (reply?.type === 'reloaded') {
-          ok &&= reply.ok;
-          generation = Math.max(generation, reply.generation);
-        }
-      }
-      log.info({ threads: answerers.size, generation, ok }, 'UDP threads reloaded');
-      return { ok, generation };
+    reload() {
+      // One rolling reload at a time: two overlapping ones would have two threads compiling at
+      // once. Requests made while one runs are folded into one more run after it.
+      if (reloadQueued !== null) return reloadQueued;
+      const next = reloading.then(rollReload);
+      reloadQueued = next;
+      reloading = next.then(
+        () => undefined,
+        () => undefined,
+      );
+      return next;
     },
     async metrics(timeoutMs = 2000) {
       const replies = await Promise.all([...answerers].filter((a) => a.ready).map((a) => ask(a, (id) => ({ type: 'metrics', id }), timeoutMs)));

@@ -98,6 +98,18 @@ async function run(t: Test): Promise<void> {
   t.same(await everyThread(), ['198.51.100.31'], 'every thread answers from the new zones');
   publish(makeSnapshot(sites({ up: true }), true));
 
+  // Reloads do not overlap: requests made before a run starts join it; those made while it runs
+  // fold into one more run after it.
+  const rollsBefore = lines.filter((l) => l.msg === 'UDP threads reloaded').length;
+  const reloadA = pool.reload();
+  t.equal(pool.reload(), reloadA, 'a request before the run started joins it');
+  await new Promise((r) => setImmediate(r)); // the run has started: it is asking thread 0
+  const [reloadB, reloadC] = [pool.reload(), pool.reload()];
+  t.equal(reloadB, reloadC, 'requests while it runs share the next run');
+  t.not(reloadA, reloadB);
+  await Promise.all([reloadA, reloadB]);
+  t.equal(lines.filter((l) => l.msg === 'UDP threads reloaded').length - rollsBefore, 2, 'four requests, two rolling reloads, one after the other');
+
   // Metrics: one registry per thread, with the queries each answered.
   const registries = await pool.metrics();
   t.equal(registries.length, 2, 'each thread sends its registry');
