@@ -9,35 +9,18 @@ import t from 'tap';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
-import { decode, query, tempZonesDir } from '../helpers/dns.js';
+import { decode, query } from '../helpers/dns.js';
+import { probeTarget, probedZonesDir } from '../helpers/probe-target.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
 import { CLI, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 async function run(): Promise<void> {
   t.test('a probed site flips in every thread; metrics add up threads and main thread', async (t) => {
     // Boston's probe target: a listener this test opens and closes (closed: connection refused).
-    let target: net.Server | null = null;
-    const open = (port = 0) =>
-      new Promise<number>((resolve, reject) => {
-        const server = net.createServer((socket) => socket.destroy());
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
-        target = server;
-      });
-    const close = () => new Promise<void>((resolve) => (target ? target.close(() => resolve()) : resolve()));
+    const { open, close } = probeTarget();
     t.teardown(close);
     const port = await open();
-    const dir = tempZonesDir({
-      'app.yaml': `zone: app.example.com
-soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
-nameservers: { ns1.app.example.com: [192.0.2.53] }
-sites:
-  boston: { addresses: [203.0.113.10], probe: { tcp: "127.0.0.1:${port}", interval: 200ms, timeout: 500ms, rise: 1, fall: 1 } }
-  geneva: { addresses: [198.51.100.30] }
-groups: { all: [boston, geneva] }
-pool: { name: "@" }
-`,
-    });
+    const dir = probedZonesDir(port);
     const server = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0', '--udp-threads', '2', '--http', '127.0.0.1:0']);
     t.teardown(() => server.stop('SIGKILL'));
     const admin = await server.waitForLog((l) => l.msg === 'admin listening');
