@@ -70,7 +70,8 @@ export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv,
 
 export async function startNameserver(options: NameserverOptions): Promise<Nameserver> {
   const log = options.logger.child({ component: 'nameserver' });
-  const zoneStore = new ZoneStore(options.zonesPath);
+  // With UDP threads the store keeps its zones' texts: the threads compile what it serves.
+  const zoneStore = new ZoneStore(options.zonesPath, { keepTexts: options.udpThreads !== undefined });
   const report = zoneStore.load();
   for (const p of report.problems) log.error({ code: p.code }, formatProblem(p));
   if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
@@ -96,7 +97,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
         const { host, port } = parseHostPort(spec);
         listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
       }
-      threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state });
+      threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state, zoneTexts: () => zoneStore.goodTexts() });
       const pool = threads;
       observeStateSwaps(runtime, (snapshot) => pool.publishState(snapshot));
       // Snapshots swapped in while the threads were starting (they compile the zones: seconds

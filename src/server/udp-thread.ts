@@ -10,7 +10,8 @@
  * with exactly the event-loop path's per-batch code (`batchAnswerer`).
  *
  * The thread compiles its own zones (JavaScript objects cannot be shared between threads, as
- * between cluster workers) and holds its own state snapshot. The main thread reaches it only
+ * between cluster workers), from the texts the main thread serves (not the files: a broken file's
+ * last good version is in them), and holds its own state snapshot. The main thread reaches it only
  * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
  * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
  * answers the batch, so a state swap posted before a query arrived is always in effect for it.
@@ -52,7 +53,10 @@ const loadedAddon = loadAddon();
 if (typeof loadedAddon === 'string') throw new Error(loadedAddon);
 const addon: UdpBatchAddon = loadedAddon;
 
-const zoneStore = new ZoneStore(data.zonesPath);
+// The main thread's texts, not the files: a thread serves what the main thread serves, its last
+// good version of a broken file included, whenever it starts or reloads.
+let texts = data.texts;
+const zoneStore = new ZoneStore(data.zonesPath, { source: () => texts.map(([path, text]) => ({ path, text })) });
 const loaded = zoneStore.load();
 // The main thread loads the same files and reports their problems; here they are only debug.
 for (const p of loaded.problems) log.debug({ code: p.code }, formatProblem(p));
@@ -105,6 +109,7 @@ function handle(message: UdpThreadRequest): void {
       return;
     }
     case 'reload': {
+      texts = message.texts;
       const r = zoneStore.load();
       for (const p of r.problems) log.debug({ code: p.code }, formatProblem(p));
       prebuiltTable(r.zoneSet);

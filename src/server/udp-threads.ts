@@ -35,6 +35,8 @@ export type Metric = MetricObjectWithValues<MetricValue<string>>;
 export interface UdpThreadData {
   index: number;
   zonesPath: string;
+  /** The main thread's zone texts when the thread starts (UdpThreadsOptions.zoneTexts). */
+  texts: [string, string][];
   /** Numeric addresses and fixed ports (resolved by the main thread). */
   listen: { host: string; port: number }[];
   rrl: Partial<RrlOptions>;
@@ -48,7 +50,7 @@ export interface UdpThreadData {
   signal: SharedArrayBuffer;
 }
 
-export type UdpThreadRequest = StateMessage | DeltaMessage | { type: 'reload'; id: number } | { type: 'metrics'; id: number } | { type: 'stop' };
+export type UdpThreadRequest = StateMessage | DeltaMessage | { type: 'reload'; id: number; texts: [string, string][] } | { type: 'metrics'; id: number } | { type: 'stop' };
 export type UdpThreadReply =
   | { type: 'ready'; listening: { address: string; port: number }[]; generation: number }
   | { type: 'reloaded'; id: number; generation: number; ok: boolean }
@@ -63,6 +65,12 @@ export interface UdpThreadsOptions {
   logLevel: string;
   rrl?: Partial<RrlOptions>;
   querySample?: number;
+  /**
+   * [file, text] of every zone the main thread serves (its last good versions, kept files
+   * included): threads compile these rather than the files, so they serve what it serves even
+   * when a file is broken or changes between two loads.
+   */
+  zoneTexts: () => [string, string][];
   /** The snapshot a (re)started thread starts from: the main thread's current one. */
   currentState: () => StateSnapshot;
   /** How long an idle thread waits before it looks at its mailbox (default 100 ms). */
@@ -145,6 +153,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     const data: UdpThreadData = {
       index,
       zonesPath: o.zonesPath,
+      texts: o.zoneTexts(),
       listen: o.listen,
       rrl: o.rrl ?? {},
       logLevel: o.logLevel,
@@ -229,7 +238,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     let generation = 0;
     for (const a of [...answerers]) {
       publisher.whole(a, o.currentState()); // a reload starts from a whole snapshot
-      const reply = await ask(a, (id) => ({ type: 'reload', id }), 60_000);
+      const reply = await ask(a, (id) => ({ type: 'reload', id, texts: o.zoneTexts() }), 60_000);
       if (reply?.type === 'reloaded') {
         ok &&= reply.ok;
         generation = Math.max(generation, reply.generation);

@@ -28,6 +28,9 @@ export interface ReloadReport {
   readonly compiledFiles?: number;
 }
 
+/** Where a load reads its files: the zones path on disk by default. */
+export type ZoneSource = () => { path: string; text: string | { problems: ConfigProblem[] } }[];
+
 export class ZoneStore {
   private lastGood = new Map<string, ZoneModel>();
   /**
@@ -35,10 +38,23 @@ export class ZoneStore {
    * unchanged without keeping every file's text (3.7 MB at 100,000 names, #8).
    */
   private lastDigest = new Map<string, string>();
+  /**
+   * The text of each last good zone, kept only with `keepTexts`: the UDP threads of
+   * `serve --udp-threads` compile exactly what this store serves, kept files included (#8).
+   */
+  private lastText = new Map<string, string>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly options: { source?: ZoneSource; keepTexts?: boolean } = {},
+  ) {}
+
+  /** [file, text] of every zone served now (with `keepTexts`; else empty). */
+  goodTexts(): [string, string][] {
+    return [...this.lastText];
+  }
 
   get zoneSet(): ZoneSet {
     return this.current;
@@ -51,22 +67,28 @@ export class ZoneStore {
 
   load(): ReloadReport {
     const problems: ConfigProblem[] = [];
-    let list: string[];
-    try {
-      list = listZoneFiles(this.path);
-    } catch (error) {
-      problems.push({ file: displayName(this.path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
-      list = [];
+    let entries: ReturnType<ZoneSource>;
+    if (this.options.source !== undefined) {
+      entries = this.options.source();
+    } else {
+      let list: string[];
+      try {
+        list = listZoneFiles(this.path);
+      } catch (error) {
+        problems.push({ file: displayName(this.path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
+        list = [];
+      }
+      entries = list.map((path) => ({ path, text: readZoneText(path) }));
     }
+    const nextText = new Map<string, string>();
     const next = new Map<string, ZoneModel>();
     const nextDigest = new Map<string, string>();
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
     let compiledFiles = 0;
-    for (const path of list) {
+    for (const { path, text } of entries) {
       const file = displayName(path);
       presentFiles.add(file);
-      const text = readZoneText(path);
       if (typeof text !== 'string') {
         problems.push(...text.problems);
         continue;
@@ -98,6 +120,7 @@ export class ZoneStore {
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, digest);
+      if (this.options.keepTexts) nextText.set(file, text);
     }
     const kept: string[] = [];
     for (const [file, zone] of this.lastGood) {
@@ -106,6 +129,7 @@ export class ZoneStore {
       if (seen.has(zone.origin)) continue;
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
+      if (this.options.keepTexts) nextText.set(file, this.lastText.get(file)!);
       seen.set(zone.origin, file);
       kept.push(file);
       if (!presentFiles.has(file)) {
@@ -114,6 +138,7 @@ export class ZoneStore {
     }
     this.lastGood = next;
     this.lastDigest = nextDigest;
+    this.lastText = nextText;
     this.current = makeZoneSet(next.values());
     this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: true, compiledFiles };
     return this.last;

@@ -19,6 +19,7 @@ import { udpQuery } from '../helpers/net.js';
 const threadsModule = (await import(new URL('../../dist/server/udp-threads.js', import.meta.url).href)) as typeof import('../../src/server/udp-threads.js');
 const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', import.meta.url).href)) as typeof import('../../src/state/snapshot.js');
 const { makeSnapshot, recordDelta } = snapshotModule;
+const storeModule = (await import(new URL('../../dist/server/zone-store.js', import.meta.url).href)) as typeof import('../../src/server/zone-store.js');
 
 const zone = (genevaAddress: string) => `zone: app.example.com
 soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
@@ -40,11 +41,16 @@ function sites(boston: SiteState): Map<string, SiteState> {
 async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
+  const store = new storeModule.ZoneStore(dir, { keepTexts: true });
+  store.load();
+  let textsOverride: [string, string][] | undefined;
   let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
   const spawned: { worker: Worker; index: number }[] = [];
   const pool: UdpThreads = await threadsModule.startUdpThreads({
     threads: 2,
     zonesPath: dir,
+    // The main thread's store, as the nameserver passes it: threads compile what it serves.
+    zoneTexts: () => textsOverride ?? store.goodTexts(),
     listen: [{ host: '127.0.0.1', port: await freeUdpPort() }],
     logger,
     logLevel: 'warn',
@@ -92,6 +98,7 @@ async function run(t: Test): Promise<void> {
 
   // Reload: every thread compiles the files again, one after the other.
   writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
+  store.load();
   publish(makeSnapshot(sites({ up: false, reason: 'refused' }), true));
   const reloaded = await pool.reload();
   t.equal(reloaded.ok, true, 'every thread reloaded');
@@ -126,14 +133,23 @@ async function run(t: Test): Promise<void> {
   t.ok(lines.some((l) => l.msg === 'UDP thread died; restarting it' && l.thread === victim.index), 'its death is logged');
   t.same(await everyThread(), ['203.0.113.10'], 'the restarted thread answers from the current state');
 
-  // A replacement that cannot start (the files broken meanwhile) is tried again until it can.
+  // A broken file keeps its last good zone in the main thread's store, and so in a thread
+  // started meanwhile: threads compile the store's texts, not the files.
   writeFileSync(join(dir, 'app.yaml'), 'zone: [broken');
-  const second = spawned[spawned.length - 1];
-  await second.worker.terminate();
+  t.equal(store.load().keptFiles.length, 1, 'the main thread keeps the last good app.yaml');
+  const third = spawned[spawned.length - 1];
+  await third.worker.terminate();
+  await until(t, () => spawned.length === 4 && pool.threadIds().length === 2, 'a thread restarted while the file is broken starts');
+  t.same(await everyThread(), ['203.0.113.10'], 'and serves the last good zone, as the main thread does');
+
+  // A replacement that cannot start (here: no zone at all) is tried again until it can.
+  textsOverride = [];
+  const fourth = spawned[spawned.length - 1];
+  await fourth.worker.terminate();
   await until(t, () => lines.some((l) => l.msg === 'UDP thread could not start; trying again'), 'a replacement that cannot start is logged and tried again');
   t.same(await everyThread(), ['203.0.113.10'], 'the other thread answers meanwhile');
-  writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
-  await until(t, () => pool.threadIds().length === 2, 'once the files are good again the thread is back');
+  textsOverride = undefined;
+  await until(t, () => pool.threadIds().length === 2, 'once it can start the thread is back');
 
   // Stopping: every thread exits and the port is free again.
   await pool.close();
