@@ -141,6 +141,19 @@ export function udpBatchTotals(): Record<string, number> {
 }
 setUdpBatchTotalsReader(udpBatchTotals);
 
+/**
+ * Counts a socket's native counters in this thread's totals; the returned function is called
+ * just before closing it, and keeps its last figures (counters never go back). Used by the
+ * event-loop listener below and by the UDP threads' blocking sockets (udp-thread.ts).
+ */
+export function countSocket(addon: UdpBatchAddon, handle: object): () => void {
+  const entry = { handle, addon };
+  openSockets.add(entry);
+  return () => {
+    if (openSockets.delete(entry)) addInto(retired, addon.stats(handle));
+  };
+}
+
 const rateLimitedDrop = rateLimitedTotal.labels('drop');
 const rateLimitedSlip = rateLimitedTotal.labels('slip');
 
@@ -237,8 +250,7 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
     buffer,
     onBatch,
   );
-  const entry = { handle: opened.handle, addon };
-  openSockets.add(entry);
+  const retire = countSocket(addon, opened.handle);
   let closed: Promise<void> | null = null;
   return {
     address,
@@ -247,8 +259,7 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
     stats: () => addon.stats(opened.handle),
     close() {
       if (closed === null) {
-        addInto(retired, addon.stats(opened.handle));
-        openSockets.delete(entry);
+        retire();
         addon.close(opened.handle);
         // libuv closes the fd in its close phase, within this loop turn.
         closed = new Promise<void>((resolve) => setImmediate(resolve));

@@ -28,14 +28,14 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { QueryMetrics } from '../admin/query-metrics.js';
-import { registry, runScrapeHooks, setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { registry, runScrapeHooks } from '../admin/metrics.js';
 import { formatProblem } from '../config/errors.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
 import { Runtime } from './handler.js';
 import { answeringHandler } from './nameserver.js';
 import { ResponseRateLimiter } from './rrl.js';
-import { batchAnswerer, loadAddon, LAYOUT, type UdpBatchAddon, type UdpBatchStats } from './udp-batched.js';
+import { batchAnswerer, countSocket, loadAddon, LAYOUT, type UdpBatchAddon } from './udp-batched.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from './workers.js';
 import { ZoneStore } from './zone-store.js';
 import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
@@ -73,13 +73,8 @@ const answer = batchAnswerer(handler, buffer, data.batch, data.slot, rrl.enabled
 const sockets = data.listen.map(({ host, port }) =>
   addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, sendTimeoutMs: 200 }, buffer),
 );
-setUdpBatchTotalsReader(() => {
-  const totals: Record<string, number> = {};
-  for (const s of sockets) {
-    for (const [key, value] of Object.entries(addon.stats(s.handle) as UdpBatchStats)) if (key !== 'lastErrno') totals[key] = (totals[key] ?? 0) + value;
-  }
-  return totals;
-});
+// This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.
+const retire = sockets.map((s) => countSocket(addon, s.handle));
 
 let latest: StateSnapshot | null = null;
 let seen = -1;
@@ -159,6 +154,7 @@ async function serve(): Promise<void> {
       await nextTurn();
     }
   }
+  for (const r of retire) r();
   for (const s of sockets) addon.close(s.handle);
 }
 
