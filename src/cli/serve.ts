@@ -5,7 +5,7 @@ import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
-import { observeStateSwaps } from '../server/handler.js';
+import { observeSwaps } from '../server/handler.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
@@ -154,8 +154,6 @@ export async function runServe(argv: string[]): Promise<number> {
     });
     const started = app;
     ops.onReload((zones) => started.prober?.setZones(zones)); // probes follow the new config (#3)
-    // UDP threads (--udp-threads) load the files again, one thread after the other.
-    ops.onReload(() => void started.ns.threads?.reload());
     await ops.attach(app.ns); // SIGHUP and file watching reload from here on
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
@@ -181,7 +179,7 @@ async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: stri
   let primary: Primary | undefined;
   // The follower swaps `runtime.state` by one assignment; here that assignment also goes to
   // every worker (IPC 'state' message).
-  observeStateSwaps(runtime, (snapshot) => primary?.publishState(snapshot));
+  observeSwaps(runtime, 'state', (snapshot) => primary?.publishState(snapshot));
   primary = startPrimary({
     workers,
     logger,

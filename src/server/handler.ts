@@ -192,19 +192,20 @@ export class Runtime {
 }
 
 /**
- * Calls `listener` with every snapshot assigned to `runtime.state` from now on, after the
- * assignment took effect: the state follower swaps snapshots by that one assignment, and answerers
- * in other processes or threads (cluster workers, UDP threads, #8) must get each one too.
+ * Calls `listener` with every value assigned to `runtime[field]` from now on, after the
+ * assignment took effect. The state follower swaps snapshots, and every reload path (SIGHUP,
+ * file watch, admin API) swaps zone sets, by that one assignment; answerers in other processes
+ * or threads (cluster workers, UDP threads, #8) must follow each one too.
  */
-export function observeStateSwaps(runtime: Runtime, listener: (snapshot: StateSnapshot) => void): void {
-  let current = runtime.state;
-  Object.defineProperty(runtime, 'state', {
+export function observeSwaps<K extends 'state' | 'zones'>(runtime: Runtime, field: K, listener: (value: Runtime[K]) => void): void {
+  let current = runtime[field];
+  Object.defineProperty(runtime, field, {
     configurable: true,
     enumerable: true,
     get: () => current,
-    set: (snapshot: StateSnapshot) => {
-      current = snapshot;
-      listener(snapshot);
+    set: (value: Runtime[K]) => {
+      current = value;
+      listener(value);
     },
   });
 }

@@ -11,7 +11,7 @@ import type { PolicyEnv } from '../policy/types.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
-import { Handler, Runtime, observeStateSwaps, type HandlerObserver } from './handler.js';
+import { Handler, Runtime, observeSwaps, type HandlerObserver } from './handler.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
@@ -97,9 +97,14 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
         const { host, port } = parseHostPort(spec);
         listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
       }
+      const zonesBefore = runtime.zones;
       threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state, zoneTexts: () => zoneStore.goodTexts() });
       const pool = threads;
-      observeStateSwaps(runtime, (snapshot) => pool.publishState(snapshot));
+      observeSwaps(runtime, 'state', (snapshot) => pool.publishState(snapshot));
+      // Whichever path reloaded the zones here (nameserver.reload, ReloadController), the threads
+      // load the same texts, one after the other (each compile blocks its thread).
+      observeSwaps(runtime, 'zones', () => void pool.reload());
+      if (runtime.zones !== zonesBefore) void pool.reload(); // a reload while they started
       // Snapshots swapped in while the threads were starting (they compile the zones: seconds
       // for large sets) reached no thread: send the current one now.
       pool.publishState(runtime.state);
@@ -152,8 +157,6 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
       log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
-      // The threads load the same files, one after the other (each compile blocks its thread).
-      void threads?.reload();
       options.onReload?.(r);
       return r;
     },
