@@ -58,7 +58,8 @@ const addon: UdpBatchAddon = loadedAddon;
 let texts = data.texts;
 const zoneStore = new ZoneStore(data.zonesPath, { source: () => texts.map(([path, text]) => ({ path, text })) });
 const loaded = zoneStore.load();
-// The main thread loads the same files and reports their problems; here they are only debug.
+// The texts are the main thread's good ones, which reported any problem already: none is expected
+// here, and one would be a bug worth a debug line, not a second operator-facing error.
 for (const p of loaded.problems) log.debug({ code: p.code }, formatProblem(p));
 if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${data.zonesPath}`);
 prebuiltTable(loaded.zoneSet);
