@@ -5,11 +5,11 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Three benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
+// Four benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
 t.setTimeout(400_000);
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -63,6 +63,28 @@ t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { 
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows) t.ok(row.usPerQuery > 0 && row.lost === 0, `${row.label}: answered, CPU counted`);
   t.match(r.stdout, /\| kind \| server \| answered QPS \| CPU µs\/query/, 'summary table printed');
+});
+
+t.test('bench/qps/spin.mjs at a tiny size: serve --udp-spin, full speed and CPU at a fixed rate', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'spin.json');
+  const addon = process.env.SITEDNS_REQUIRE_ADDON === '1'; // serve --udp-threads needs it
+  const r = run(['bench/qps/spin.mjs', '--seconds', '1', '--rounds', '1', '--rates', '1000', '--spins', '0,50', '--kinds', 'site', '--threads', '2', '--no-install', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  if (!existsSync(json)) {
+    t.notOk(addon, 'serve --udp-threads available where the addon is required (SITEDNS_REQUIRE_ADDON=1)');
+    t.match(r.stdout, /serve --udp-threads is unavailable here/, 'says why it measured nothing');
+    return;
+  }
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  const servers = new Set(result.rows.map((row: any) => row.server));
+  t.ok(servers.has('spin-0') && servers.has('spin-50'), 'both --udp-spin values measured');
+  if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
+  t.same([...new Set(result.rows.map((row: any) => row.phase))], ['full', 'rate'], 'full speed, then the fixed rate');
+  for (const row of result.rows) t.ok(row.completed > 0 && Number.isFinite(row.usPerQuery), `${row.phase} ${row.label}: answered, CPU counted`);
+  for (const row of result.rows.filter((x: any) => x.server.startsWith('spin-'))) t.ok(Number.isInteger(row.spinHits) && Number.isInteger(row.spinMisses), `${row.phase} ${row.label}: spin outcomes read from /metrics`);
+  t.ok(result.rows.filter((x: any) => x.server === 'spin-0').every((x: any) => x.spinHits === 0 && x.spinMisses === 0), '--udp-spin 0 never polls');
+  t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'full-speed table printed');
+  t.match(r.stdout, /\| kind \| -Q rate \| server \| answered QPS \| CPU µs\/query/, 'fixed-rate table printed');
 });
 
 t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {

@@ -33,11 +33,11 @@
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, procStat, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -71,29 +71,6 @@ ensurePackages(['dnsperf', 'gdnsd'], values.install && !values['no-install']);
 if (!have('dnsperf')) {
   console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
   process.exit(2);
-}
-
-/** utime + stime, in ticks, of pid and every descendant alive now. */
-function treeTicks(rootPid) {
-  const parent = new Map();
-  const ticks = new Map();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = procStat(Number(entry));
-    if (stat === null) continue; // exited meanwhile
-    parent.set(Number(entry), stat.ppid);
-    ticks.set(Number(entry), stat.ticks);
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
-      if (p === rootPid) {
-        total += t;
-        break;
-      }
-    }
-  }
-  return total;
 }
 
 /** The echo servers of the floor (see the header); C ones only when a compiler is there. */

@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { tmpdir } from 'node:os';
@@ -230,4 +230,27 @@ export function procStat(pid) {
   // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/** utime + stime, in ticks, of pid and every descendant alive now. */
+export function treeTicks(rootPid) {
+  const parent = new Map();
+  const ticks = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(Number(entry));
+    if (stat === null) continue; // exited meanwhile
+    parent.set(Number(entry), stat.ppid);
+    ticks.set(Number(entry), stat.ticks);
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
+      if (p === rootPid) {
+        total += t;
+        break;
+      }
+    }
+  }
+  return total;
 }

@@ -3,6 +3,8 @@
  * per-query metrics live in their processes; the primary's /metrics asks every worker for its
  * registry (prom-client's cluster protocol and aggregation, AggregatorRegistry) and adds its own
  * (state, probes, config). Gauges of one process are 0 in the others, so summing is right.
+ * Workers (and threads) that miss a scrape or are replaced keep their counts in the sums
+ * (KeptRegistries), so a summed counter never steps back.
  * The UDP threads of `serve --udp-threads` are added the same way (addMetricsSource); their
  * registries have no process metrics (metrics.ts collects those on the main thread only).
  */
@@ -35,7 +37,8 @@ function askWorker(worker: Worker, timeoutMs: number): Promise<Metric[] | null> 
       if (message?.type !== GET_METRICS_RES || message.requestId !== requestId) return;
       done(message.error ? null : (message.metrics as Metric[][]).flat());
     };
-    // A worker that does not answer (restarting, stuck) is left out rather than failing the scrape.
+    // A worker that does not answer (restarting, stuck) counts with its last reply (KeptRegistries)
+    // rather than failing the scrape.
     const timer = setTimeout(() => done(null), timeoutMs);
     worker.on('message', onMessage);
     try {
@@ -45,6 +48,71 @@ function askWorker(worker: Worker, timeoutMs: number): Promise<Metric[] | null> 
     }
   });
 }
+
+/** The types whose series only grow; a gauge describes its answerer and ends with it. */
+const MONOTONIC = new Set(['counter', 'histogram', 'summary']);
+/** The type as getMetricsAsJSON() writes it ('counter', 'gauge', ...; typed as an enum). */
+const typeOf = (m: Metric): string => m.type as unknown as string;
+
+/**
+ * The registries /metrics sums for answerers that come and go (cluster workers, UDP threads),
+ * kept so that the summed counters never step back:
+ * - one that does not answer a scrape in time (compiling a reload, stuck, dying) counts with
+ *   its last answered registry instead of dropping out of the sum;
+ * - the counters, histograms and summaries (their _sum and _count) of one that ended are kept
+ *   as a retired base, so its replacement, which counts from 0 again, adds to them. Its gauges
+ *   are dropped: they described it. The base holds one value per series, however many ended.
+ * Keys name one answerer's life (a worker id, a thread): a replacement has a new key.
+ */
+export class KeptRegistries<K> {
+  private readonly last = new Map<K, Metric[]>();
+  private retired: Metric[] = [];
+
+  /**
+   * One scrape: `replies` has every answerer alive now (null: no reply in time); others ended.
+   * An answerer that ended must not come back (a late reply): its counts would be kept twice.
+   */
+  merge(replies: ReadonlyMap<K, Metric[] | null>): Metric[][] {
+    const ended: Metric[][] = [];
+    for (const [key, metrics] of this.last) {
+      if (replies.has(key)) continue;
+      this.last.delete(key);
+      ended.push(metrics.filter((m) => MONOTONIC.has(typeOf(m))).map((m) => (typeOf(m) === 'summary' ? { ...m, values: m.values.filter((v) => v.labels.quantile === undefined) } : m)));
+    }
+    if (ended.length > 0) this.retired = sumSeries([this.retired, ...ended]);
+    const kept: Metric[][] = [];
+    for (const [key, metrics] of replies) {
+      if (metrics !== null) this.last.set(key, metrics);
+      const last = this.last.get(key);
+      if (last !== undefined) kept.push(last);
+    }
+    return this.retired.length > 0 ? [this.retired, ...kept] : kept;
+  }
+}
+
+/**
+ * Registries summed series by series: prom-client's 'sum' aggregation, done here because
+ * AggregatorRegistry.aggregate() yields a Registry whose JSON is only async, and merge() must
+ * stay synchronous so that two overlapping scrapes cannot retire one answerer twice.
+ */
+function sumSeries(registries: Metric[][]): Metric[] {
+  const byName = new Map<string, { metric: Metric; values: Map<string, MetricValue<string>> }>();
+  for (const registry of registries) {
+    for (const m of registry) {
+      let into = byName.get(m.name);
+      if (into === undefined) byName.set(m.name, (into = { metric: m, values: new Map() }));
+      for (const v of m.values) {
+        const key = `${(v as { metricName?: string }).metricName ?? ''} ${JSON.stringify(Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+        const had = into.values.get(key);
+        into.values.set(key, had === undefined ? { ...v } : { ...had, value: had.value + v.value });
+      }
+    }
+  }
+  return [...byName.values()].map(({ metric, values }) => ({ ...metric, values: [...values.values()] }));
+}
+
+/** The cluster workers' registries, kept across missed scrapes and restarts (by worker id). */
+const keptWorkers = new KeptRegistries<number>();
 
 /** Other registries of this process to add in (the UDP threads of `serve --udp-threads`, #8). */
 const answererSources = new Set<(timeoutMs: number) => Promise<Metric[][]>>();
@@ -65,9 +133,10 @@ export async function renderClusterMetrics(timeoutMs = 2000): Promise<string> {
   runScrapeHooks();
   const own = (await registry.getMetricsAsJSON()) as unknown as Metric[];
   const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
-  const replies = await Promise.all(workers.map((w) => askWorker(w, timeoutMs)));
+  const replies = await Promise.all(workers.map(async (w) => [w.id, await askWorker(w, timeoutMs)] as const));
   const threads = (await Promise.all([...answererSources].map((source) => source(timeoutMs)))).flat();
-  const others = [...replies.filter((r): r is Metric[] => r !== null), ...threads];
+  // Only workers alive now: one that died meanwhile may have been retired by a later scrape.
+  const others = [...keptWorkers.merge(new Map(replies.filter(([id]) => cluster.workers?.[id]?.isConnected() === true))), ...threads];
   // A metric only this registry has is kept as it is: prom-client omits some default metrics
   // when aggregating (process start time, ...), which is right for copies from many processes
   // but would drop the one copy the UDP threads' process has (threads export no process metrics).

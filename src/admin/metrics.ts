@@ -215,7 +215,13 @@ export const zonesServed = new Gauge({
 
 export const ready = new Gauge({
   name: 'sitedns_ready',
-  help: '1 when /readyz says ready (zones loaded and a first site state known), 0 otherwise',
+  help: '1 when /readyz says ready (zones loaded, a first site state known and, with --udp-threads, a UDP thread listening), 0 otherwise',
+  registers: [registry],
+});
+
+export const udpThreadsLive = new Gauge({
+  name: 'sitedns_udp_threads_live',
+  help: 'serve --udp-threads N: UDP threads listening now (less than N while one restarts; 0: not ready); 0 without --udp-threads',
   registers: [registry],
 });
 
@@ -290,6 +296,18 @@ export const udpBatchDroppedTotal = new Counter({
   registers: [registry],
   collect() {
     copyTotals(this, 'reason', UDP_BATCH_DROP_REASONS);
+  },
+});
+
+const UDP_SPIN_OUTCOMES = { spinHits: 'hit', spinMisses: 'miss' } as const;
+
+export const udpSpinTotal = new Counter({
+  name: 'sitedns_udp_spin_total',
+  help: 'serve --udp-threads with --udp-spin: waits for datagrams that polled first, by outcome (hit: the datagrams came while polling; miss: it then slept in recvmmsg)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+  collect() {
+    copyTotals(this, 'outcome', UDP_SPIN_OUTCOMES);
   },
 });
 

@@ -15,6 +15,10 @@ export interface Readiness {
   zonesLoaded: boolean;
   stateKnown: boolean;
   stopping: boolean;
+  /** `serve --udp-threads N` only: false while no UDP thread listens (all died, restarting). */
+  udpListening?: boolean;
+  /** `serve --udp-threads N` only: threads listening now, of N. */
+  udpThreads?: { live: number; total: number };
 }
 
 export interface OpsRouteDeps {

@@ -7,7 +7,7 @@
  * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics } from '../admin/metrics.js';
+import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../admin/metrics.js';
 import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
@@ -81,6 +81,8 @@ export interface OpsTarget {
   readonly zoneStore: ZoneStore;
   /** The handler: explain uses its env (clock, random source, the policies' memory). */
   readonly handler?: { readonly env: PolicyEnv };
+  /** `serve --udp-threads N` (the nameserver's pool): not ready while none listens. */
+  readonly threads?: { live(): number; readonly threads: number } | undefined;
 }
 
 export interface Ops {
@@ -143,7 +145,11 @@ export function prepareOps(options: OpsOptions): Ops {
     const runtime = target?.runtime ?? routeRuntime;
     const zonesLoaded = runtime !== undefined && runtime.zones.zones.size > 0;
     const known = zonesLoaded && target !== undefined && stateKnown();
-    return { ready: zonesLoaded && known && !stopping, zonesLoaded, stateKnown: known, stopping };
+    const threads = target?.threads;
+    if (threads === undefined) return { ready: zonesLoaded && known && !stopping, zonesLoaded, stateKnown: known, stopping };
+    // With UDP threads, one listening is enough; none (all dead and restarting) answers no UDP.
+    const live = threads.live();
+    return { ready: zonesLoaded && known && !stopping && live > 0, zonesLoaded, stateKnown: known, stopping, udpListening: live > 0, udpThreads: { live, total: threads.threads } };
   };
   const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
     routeRuntime = runtime;
@@ -195,6 +201,7 @@ export function prepareOps(options: OpsOptions): Ops {
       cleanups.push(
         beforeScrape(() => {
           readyGauge.set(readiness().ready ? 1 : 0);
+          udpThreadsLive.set(t.threads?.live() ?? 0);
           allDownNames.set(countAllDownNames(t.runtime.zones, t.runtime.state));
         }),
       );

@@ -7,7 +7,7 @@ import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
 import { observeSwaps } from '../server/handler.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
-import { udpThreadsUnavailable } from '../server/udp-threads.js';
+import { DEFAULT_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
 import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
 import { parseHostPort } from '../util/listen.js';
@@ -41,6 +41,7 @@ export const serveFlags: Flags = {
   workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)' },
+  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a busy thread polls for the next datagram before it sleeps (saves the wake-up under load; a thread whose waits are mostly longer sleeps at once); 0 = never, at most 1000; default ${DEFAULT_SPIN_MICROS}` },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   ...opsFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -98,6 +99,7 @@ export async function runServe(argv: string[]): Promise<number> {
   const logger = createLogger(values['log-level'] as string);
   let workers: number;
   let udpThreads = 0;
+  let spinMicros = DEFAULT_SPIN_MICROS;
   try {
     workers = values.workers === 'auto' ? await defaultWorkers() : intFlag(values.workers as string, 'workers');
     if (workers < 1) throw new Error('--workers: at least 1');
@@ -105,11 +107,16 @@ export async function runServe(argv: string[]): Promise<number> {
     udpThreads = values['udp-threads'] === 'auto' ? await defaultWorkers() : intFlag(values['udp-threads'] as string, 'udp-threads');
     if (udpThreads > 0) {
       // Threads of one process or processes of node:cluster: one concurrency model at a time.
-      if (values.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers out (or set it to 1)');
+      if (values.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers (and SITEDNS_WORKERS) out, or set it to 1');
       if (values['udp-path'] === 'dgram') throw new Error('--udp-threads uses the batched addon\'s sockets: --udp-path dgram does not apply');
       const why = udpThreadsUnavailable();
       if (why !== null) throw new Error(why);
       workers = 1;
+    }
+    if (values['udp-spin'] !== undefined) {
+      if (udpThreads === 0) throw new Error('--udp-spin applies to the threads of --udp-threads only');
+      spinMicros = intFlag(values['udp-spin'] as string, 'udp-spin');
+      if (spinMicros > 1000) throw new Error('--udp-spin: at most 1000 (microseconds)');
     }
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
@@ -137,7 +144,7 @@ export async function runServe(argv: string[]): Promise<number> {
       tcp: tcpOptions(values),
       rrl: rrlOptions(values),
       udpPath: udpPathFlag(values['udp-path'] as string),
-      udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: values['log-level'] as string, querySample: opsConfigFromFlags(values).querySample } : undefined,
+      udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: values['log-level'] as string, querySample: opsConfigFromFlags(values).querySample, spinMicros } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
       http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),

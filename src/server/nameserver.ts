@@ -43,7 +43,7 @@ export interface NameserverOptions {
    * `serve --udp-threads N` (#8, udp-threads.ts): UDP is answered by N threads that wait in
    * recvmmsg, and this thread answers TCP only. Replaces udpPath.
    */
-  udpThreads?: { threads: number; logLevel: string; querySample?: number };
+  udpThreads?: { threads: number; logLevel: string; querySample?: number; spinMicros?: number };
 }
 
 export interface Nameserver {

@@ -39,6 +39,9 @@ export interface UdpBatchStats {
   pollErrors: number;
   callbackErrors: number;
   bufferErrors: number;
+  /** Blocking sockets with spinMicros: receives served while spinning, spins that ended asleep. */
+  spinHits: number;
+  spinMisses: number;
   lastErrno: number;
 }
 
@@ -73,7 +76,7 @@ export interface UdpBatchAddon {
   stats(handle: object): UdpBatchStats;
   constants(): AddonConstants;
   /** A socket a worker thread's own loop waits on (serve --udp-threads; udp-thread.ts). */
-  openBlocking(options: AddonOpenOptions & { receiveTimeoutMs?: number }, buffer: ArrayBuffer): { handle: object; port: number };
+  openBlocking(options: AddonOpenOptions & { receiveTimeoutMs?: number; spinMicros?: number }, buffer: ArrayBuffer): { handle: object; port: number };
   /** Blocks until datagrams arrive (their count), the receive timeout passes (0), or the socket is gone (-1). */
   receive(handle: object): number;
   /** Sends the replies written for slots [0, count) of the last receive(). */

@@ -72,7 +72,7 @@ const slotBytes = LAYOUT.META_WORDS * 4 + 2 * data.slot;
 const buffer = new ArrayBuffer(data.batch * slotBytes);
 const answer = batchAnswerer(handler, buffer, data.batch, data.slot, rrl.enabled ? rrl : null);
 const sockets = data.listen.map(({ host, port }) =>
-  addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, sendTimeoutMs: 200 }, buffer),
+  addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, spinMicros: data.spinMicros, sendTimeoutMs: 200 }, buffer),
 );
 // This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.
 const retire = sockets.map((s) => countSocket(addon, s.handle));

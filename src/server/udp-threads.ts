@@ -14,7 +14,9 @@
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
  * - /metrics asks every thread for its registry and sums them with this process's (as for
- *   cluster workers, admin/cluster-metrics.ts).
+ *   cluster workers, admin/cluster-metrics.ts); a thread that misses a scrape counts with its
+ *   last registry, and a dead thread's counters stay in the sums (KeptRegistries);
+ * - /readyz says not ready while no thread listens (live(): app/ops.ts).
  *
  * Delivery: the main thread posts to the thread's MessagePort, then bumps a shared counter; the
  * thread, which never runs its event loop while busy, checks the counter after every wake-up and
@@ -22,6 +24,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { KeptRegistries } from '../admin/cluster-metrics.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
 import type { RrlOptions } from './rrl.js';
@@ -45,6 +48,7 @@ export interface UdpThreadData {
   batch: number;
   slot: number;
   receiveTimeoutMs: number;
+  spinMicros: number;
   port: MessagePort;
   /** Int32Array(1) over this: bumped by the main thread after each post. */
   signal: SharedArrayBuffer;
@@ -56,6 +60,9 @@ export type UdpThreadReply =
   | { type: 'reloaded'; id: number; generation: number; ok: boolean }
   | { type: 'metrics'; id: number; metrics: Metric[] | null }
   | { type: 'hello' };
+
+/** `serve --udp-spin` default (µs); docs/benchmarks.md "Spinning before sleeping" measured it. */
+export const DEFAULT_SPIN_MICROS = 50;
 
 export interface UdpThreadsOptions {
   threads: number;
@@ -75,6 +82,12 @@ export interface UdpThreadsOptions {
   currentState: () => StateSnapshot;
   /** How long an idle thread waits before it looks at its mailbox (default 100 ms). */
   receiveTimeoutMs?: number;
+  /**
+   * Before sleeping in recvmmsg, a thread whose recent waits were shorter than this polls for up
+   * to this long (µs; 0 = never): under load it saves the scheduler's sleep and wake-up, idle it
+   * sleeps at once (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS).
+   */
+  spinMicros?: number;
   /** Called with every thread started (and restarted); tests use it to end one. */
   onSpawn?: (worker: Worker, index: number) => void;
 }
@@ -85,10 +98,17 @@ export interface UdpThreads {
   publishState(snapshot: StateSnapshot): void;
   /** Rolling reload of every thread's zones; resolves when all have reloaded. */
   reload(): Promise<{ ok: boolean; generation: number }>;
-  /** Every live thread's registry, for /metrics (a thread that does not answer in time is left out). */
+  /**
+   * The threads' registries, for /metrics: every live thread's (its last one when it does not
+   * answer in time), plus the counters of threads that died (KeptRegistries: sums never step back).
+   */
   metrics(timeoutMs?: number): Promise<Metric[][]>;
   /** Thread ids of the live threads (tests). */
   threadIds(): number[];
+  /** Threads listening now, fewer than `threads` while a dead one restarts (/readyz, sitedns_udp_threads_live). */
+  live(): number;
+  /** Threads configured (--udp-threads N). */
+  readonly threads: number;
   close(): Promise<void>;
 }
 
@@ -118,6 +138,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
   const answerers = new Set<Answerer>();
   const backoff = new RestartBackoff();
   const waiting = new Map<number, (reply: UdpThreadReply | null) => void>();
+  const kept = new KeptRegistries<Answerer>();
   let nextRequestId = 1;
   let stopping = false;
   /** Every thread listened once: from then on threads that end are replaced. */
@@ -161,6 +182,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
       batch: DEFAULT_BATCH,
       slot: DEFAULT_SLOT,
       receiveTimeoutMs: o.receiveTimeoutMs ?? 100,
+      spinMicros: o.spinMicros ?? DEFAULT_SPIN_MICROS,
       port: port2,
       signal,
     };
@@ -277,12 +299,23 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
       return next;
     },
     async metrics(timeoutMs = 2000) {
-      const replies = await Promise.all([...answerers].filter((a) => a.ready).map((a) => ask(a, (id) => ({ type: 'metrics', id }), timeoutMs)));
-      return replies.flatMap((r) => (r?.type === 'metrics' && r.metrics !== null ? [r.metrics] : []));
+      // Threads still starting are alive too (no registry yet); those that exited are not.
+      const replies = await Promise.all(
+        [...answerers].map(async (a) => {
+          const reply = a.ready ? await ask(a, (id) => ({ type: 'metrics', id }), timeoutMs) : null;
+          return [a, reply?.type === 'metrics' ? reply.metrics : null] as const;
+        }),
+      );
+      // Only threads alive now: one that died meanwhile may have been retired by a later scrape.
+      return kept.merge(new Map(replies.filter(([a]) => answerers.has(a))));
     },
     threadIds() {
       return [...answerers].filter((a) => a.ready).map((a) => a.worker.threadId);
     },
+    live() {
+      return [...answerers].filter((a) => a.ready).length;
+    },
+    threads: o.threads,
     close,
   };
 }

@@ -20,7 +20,7 @@ const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
 const ADDON_FILE = fileURLToPath(new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type BlockingOptions = { host?: string; port?: number; batch?: number; slot?: number; receiveTimeoutMs?: number; sendTimeoutMs?: number; faultSendEagain?: number; reusePort?: number };
+type BlockingOptions = { host?: string; port?: number; batch?: number; slot?: number; receiveTimeoutMs?: number; sendTimeoutMs?: number; faultSendEagain?: number; reusePort?: number; spinMicros?: number };
 
 /** A blocking addon socket plus views of its shared buffer. */
 function openBlocking(addon: UdpBatchAddon, opts: BlockingOptions = {}) {
@@ -31,7 +31,7 @@ function openBlocking(addon: UdpBatchAddon, opts: BlockingOptions = {}) {
   const u8 = new Uint8Array(buffer);
   const inBase = batch * META_WORDS * 4;
   const outBase = inBase + batch * slot;
-  const { handle, port } = addon.openBlocking({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, batch, slot, receiveTimeoutMs: opts.receiveTimeoutMs ?? 100, sendTimeoutMs: opts.sendTimeoutMs, faultSendEagain: opts.faultSendEagain, reusePort: opts.reusePort }, buffer);
+  const { handle, port } = addon.openBlocking({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, batch, slot, receiveTimeoutMs: opts.receiveTimeoutMs ?? 100, sendTimeoutMs: opts.sendTimeoutMs, faultSendEagain: opts.faultSendEagain, reusePort: opts.reusePort, spinMicros: opts.spinMicros }, buffer);
   return {
     handle,
     port,
@@ -286,6 +286,75 @@ function run(addon: UdpBatchAddon): void {
     t.equal(st.recvErrors, 0, 'a timeout is not an error');
   });
 
+  t.test('spinMicros: an idle socket never spins; once most waits are short it spins; a spin that finds nothing sleeps', async (t) => {
+    const s = openBlocking(addon, { spinMicros: 1000, receiveTimeoutMs: 20 });
+    t.teardown(s.close);
+    const c = await client();
+    t.teardown(c.close);
+    for (let i = 0; i < 3; i++) t.equal(addon.receive(s.handle), 0, 'idle: the receive timeout');
+    let st = addon.stats(s.handle);
+    t.equal(st.spinHits + st.spinMisses, 0, 'idle waits are long: it slept at once');
+    // Datagrams queued before each receive(): every wait is short, so the hit rate climbs past
+    // 75 % (EWMA over ~16 waits: 22 short waits from 0) and the later receives poll first.
+    const ROUNDS = 40;
+    for (let i = 0; i < ROUNDS; i++) {
+      await c.send(Buffer.from([0x20, i]), s.port);
+      t.ok(await queued(addon, s.handle), `datagram ${i} queued`);
+      t.equal(addon.receive(s.handle), 1);
+      s.echo(1);
+      addon.send(s.handle, 1);
+    }
+    t.equal((await c.waitFor(ROUNDS)).length, ROUNDS, 'every datagram answered');
+    st = addon.stats(s.handle);
+    t.ok(st.spinHits >= ROUNDS - 30 && st.spinHits <= ROUNDS - 20, `spinning began after about 22 short waits (${st.spinHits} of ${ROUNDS} polled)`);
+    t.equal(st.spinMisses, 0);
+    // Nothing queued now: it polls for 1 ms, then sleeps until the receive timeout.
+    const start = performance.now();
+    t.equal(addon.receive(s.handle), 0);
+    const elapsed = performance.now() - start;
+    t.ok(elapsed >= 10, `slept after the spin (${elapsed.toFixed(1)} ms)`);
+    st = addon.stats(s.handle);
+    t.equal(st.spinMisses, 1, 'a spin that found nothing is a miss');
+    t.equal(st.recvErrors, 0);
+  });
+
+  t.test('spinMicros: datagrams that arrive while spinning are received and answered (a sender thread)', async (t) => {
+    const s = openBlocking(addon, { spinMicros: 200, receiveTimeoutMs: 50, batch: 16 });
+    t.teardown(s.close);
+    const N = 3000;
+    // The client runs on its own thread, so datagrams arrive while this thread sits in receive().
+    // Like dnsperf it keeps a few queries outstanding and sends one more per reply (a blind flood
+    // would only overflow the socket buffer).
+    const sender = new Worker(
+      `const dgram = require('node:dgram'); const { workerData } = require('node:worker_threads');
+       const s = dgram.createSocket('udp4');
+       let sent = 0, replies = 0;
+       const next = () => { if (sent < workerData.n) { s.send(Buffer.from([0x30, sent & 0xff, sent >> 8]), workerData.port, '127.0.0.1'); sent++; } };
+       s.on('message', () => { if (++replies === workerData.n) s.close(); else next(); });
+       s.bind(0, '127.0.0.1', () => { for (let k = 0; k < 4; k++) next(); });`,
+      { eval: true, workerData: { port: s.port, n: N } },
+    );
+    const exited = once(sender, 'exit');
+    let received = 0;
+    for (let idle = 0; received < N && idle < 20; ) {
+      const n = addon.receive(s.handle);
+      if (n <= 0) {
+        idle++;
+        await sleep(1); // let the event loop see the sender's exit, if any
+        continue;
+      }
+      received += n;
+      s.echo(n);
+      addon.send(s.handle, n);
+    }
+    await exited;
+    const st = addon.stats(s.handle);
+    t.equal(st.received, N, 'every datagram received');
+    t.equal(st.sent, N, 'and answered');
+    t.ok(st.spinHits > 0, `some waits ended while spinning (hits ${st.spinHits}, misses ${st.spinMisses})`);
+    t.equal(st.recvErrors, 0);
+  });
+
   t.test('oversize and empty datagrams are dropped in C and counted; their slots are never answered', async (t) => {
     const s = openBlocking(addon, { slot: 512 });
     t.teardown(s.close);
@@ -517,6 +586,9 @@ function run(addon: UdpBatchAddon): void {
     t.throws(() => addon.openBlocking({ host: 'localhost', port: 0 }, buffer), { code: 'EINVAL' }, 'numeric host only');
     t.throws(() => (addon.openBlocking as any)({ host: '127.0.0.1', port: 0 }), { name: 'TypeError', code: 'EINVAL' }, 'no buffer');
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 70000 }, buffer), { code: 'ERANGE' });
+    t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: 1001 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros above 1000');
+    t.throws(() => addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048, spinMicros: 50 } as never, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {}), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros on an event-loop socket');
+    addon.close(addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: 1000 }, buffer).handle);
 
     // A non-blocking (event-loop) handle is refused by the blocking calls.
     const nb = addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048 }, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {});

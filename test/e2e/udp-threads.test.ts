@@ -2,7 +2,7 @@
  * `serve --udp-threads 2` (#8) end to end: one process whose UDP is answered by two threads
  * waiting in recvmmsg and whose TCP, probes and admin stay on the main thread. A probed site
  * going down and up reaches every thread; /metrics adds up the threads' queries and the main
- * thread's; conflicting flags are refused. Skipped where the batched addon is not built, unless
+ * thread's; /readyz counts the threads listening; conflicting flags are refused. Skipped where the batched addon is not built, unless
  * SITEDNS_REQUIRE_ADDON=1.
  */
 import t from 'tap';
@@ -58,6 +58,11 @@ async function run(): Promise<void> {
     t.equal(metric(m, 'sitedns_udp_batch_dropped_total', { reason: 'empty' }), 3, 'the threads\' socket counters are summed');
     const started = metric(m, 'sitedns_process_process_start_time_seconds');
     t.ok(started > Date.now() / 1000 - 600 && started <= Date.now() / 1000, `process metrics are there, once (start time ${started}, not a sum over threads)`);
+    // docs/metrics.md: /readyz and sitedns_udp_threads_live count the threads listening.
+    t.equal(metric(m, 'sitedns_udp_threads_live'), 2, 'sitedns_udp_threads_live: both threads listen');
+    const ready = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
+    t.equal(ready.status, 200, '/readyz: ready');
+    t.match(await ready.json(), { status: 'ready', udpListening: true, udpThreads: { live: 2, total: 2 } }, '/readyz says how many threads listen');
     t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
   });
 

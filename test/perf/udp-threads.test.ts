@@ -2,8 +2,9 @@
  * The UDP threads of `serve --udp-threads N` (#8, src/server/udp-threads.ts), driven in-process
  * through the built module (a Worker runs dist/server/udp-thread.js): real threads, real
  * SO_REUSEPORT sockets on loopback, queries over UDP from fresh source ports so that every
- * thread's socket gets some. State swaps, deltas, reloads, metrics, a thread that dies, and
- * stopping. Skipped where the batched addon is not built, unless SITEDNS_REQUIRE_ADDON=1.
+ * thread's socket gets some. State swaps, deltas, reloads, metrics (kept across missed scrapes
+ * and deaths), a thread that dies, readiness while none listens, and stopping. Skipped where the
+ * batched addon is not built, unless SITEDNS_REQUIRE_ADDON=1.
  */
 import t, { type Test } from 'tap';
 import dgram from 'node:dgram';
@@ -11,15 +12,22 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { StateSnapshot, SiteState } from '../../src/state/snapshot.js';
-import type { UdpThreads } from '../../src/server/udp-threads.js';
+import type { Metric, UdpThreads } from '../../src/server/udp-threads.js';
+import { prepareOps } from '../../src/app/ops.js';
+import { Runtime } from '../../src/server/handler.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
-import { memoryLogger } from '../helpers/metrics.js';
+import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 import { udpQuery } from '../helpers/net.js';
 
 const threadsModule = (await import(new URL('../../dist/server/udp-threads.js', import.meta.url).href)) as typeof import('../../src/server/udp-threads.js');
 const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', import.meta.url).href)) as typeof import('../../src/state/snapshot.js');
 const { makeSnapshot, recordDelta } = snapshotModule;
 const storeModule = (await import(new URL('../../dist/server/zone-store.js', import.meta.url).href)) as typeof import('../../src/server/zone-store.js');
+const clusterMetrics = (await import(new URL('../../dist/admin/cluster-metrics.js', import.meta.url).href)) as typeof import('../../src/admin/cluster-metrics.js');
+
+/** Every value of a metric over registries (summed /metrics would show this). */
+const total = (registries: Metric[][], name = 'sitedns_queries_total') =>
+  registries.flat().filter((m) => m.name === name).flatMap((m) => m.values).reduce((sum, v) => sum + Number(v.value), 0);
 
 const zone = (genevaAddress: string) => `zone: app.example.com
 soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }
@@ -42,7 +50,7 @@ async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
   const store = new storeModule.ZoneStore(dir, { keepTexts: true });
-  store.load();
+  const firstLoad = store.load();
   let textsOverride: [string, string][] | undefined;
   let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
   const spawned: { worker: Worker; index: number }[] = [];
@@ -124,7 +132,14 @@ async function run(t: Test): Promise<void> {
   t.ok(answered.every((n) => n > 0), `both threads answered queries (${answered.join(', ')})`);
   t.notOk(registries.some((r) => r.some((m) => m.name.startsWith('sitedns_process_'))), 'threads export no process metrics (the main thread does)');
 
+  // A thread that does not answer a scrape in time (here: 1 ms, less than an idle thread takes to
+  // wake) counts with its last registry: no query came since, so the sums are the same.
+  const hurried = await pool.metrics(1);
+  t.equal(hurried.length, 2, 'a scrape the threads miss still has both registries');
+  t.equal(total(hurried), total(registries), 'with their last counts: the sum does not step back');
+
   // A thread that dies is restarted from the current state; the other keeps answering meanwhile.
+  const beforeDeath = total(await pool.metrics());
   const victim = spawned[0];
   await victim.worker.terminate();
   const answersMeanwhile = await everyThread();
@@ -132,6 +147,11 @@ async function run(t: Test): Promise<void> {
   await until(t, () => spawned.length === 3 && pool.threadIds().length === 2, 'the dead thread is replaced');
   t.ok(lines.some((l) => l.msg === 'UDP thread died; restarting it' && l.thread === victim.index), 'its death is logged');
   t.same(await everyThread(), ['203.0.113.10'], 'the restarted thread answers from the current state');
+  // Its replacement counts from 0; the dead thread's counters stay in the sums as a retired base.
+  const afterDeath = await pool.metrics();
+  t.equal(total(afterDeath), beforeDeath + 48, 'the dead thread\'s queries stay counted: 48 more, none fewer');
+  t.equal(afterDeath.length, 3, 'the retired base and the two live threads');
+  t.same([...new Set(afterDeath[0].map((m) => String(m.type)))].filter((type) => type === 'gauge'), [], 'the retired base has no gauges (they described the dead thread)');
 
   // A broken file keeps its last good zone in the main thread's store, and so in a thread
   // started meanwhile: threads compile the store's texts, not the files.
@@ -148,8 +168,33 @@ async function run(t: Test): Promise<void> {
   await fourth.worker.terminate();
   await until(t, () => lines.some((l) => l.msg === 'UDP thread could not start; trying again'), 'a replacement that cannot start is logged and tried again');
   t.same(await everyThread(), ['203.0.113.10'], 'the other thread answers meanwhile');
+
+  // Readiness (app/ops.ts): one listening thread is enough; none (all dead, restarting) is not.
+  const runtime = new Runtime(firstLoad.zoneSet);
+  runtime.state = state;
+  const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false, stateKnown: () => true });
+  await ops.attach({ runtime, zoneStore: store, threads: pool });
+  t.teardown(() => ops.stop(async () => undefined));
+  const admin = `http://127.0.0.1:${ops.admin!.port}`;
+  const readyz = async () => {
+    const res = await fetch(`${admin}/readyz`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const scrape = async () => parseMetrics(await (await fetch(`${admin}/metrics`)).text());
+  t.match(await readyz(), { status: 200, body: { status: 'ready', udpListening: true, udpThreads: { live: 1, total: 2 } } }, 'one thread of two listening: ready, and /readyz says how many');
+  t.equal(metric(await scrape(), 'sitedns_udp_threads_live'), 1, 'sitedns_udp_threads_live counts it');
+  const survivor = spawned.find((s) => pool.threadIds().includes(s.worker.threadId));
+  await survivor!.worker.terminate();
+  await until(t, () => pool.live() === 0, 'the last listening thread is gone too');
+  t.match(await readyz(), { status: 503, body: { status: 'not ready', ready: false, zonesLoaded: true, stateKnown: true, udpListening: false, udpThreads: { live: 0, total: 2 } } }, 'no thread listening: not ready, and /readyz says why');
+  const unready = await scrape();
+  t.equal(metric(unready, 'sitedns_ready'), 0, 'sitedns_ready follows');
+  t.equal(metric(unready, 'sitedns_udp_threads_live'), 0);
   textsOverride = undefined;
-  await until(t, () => pool.threadIds().length === 2, 'once it can start the thread is back');
+  // Both slots failed to start a few times within 10 s: their back-off is up to 5 s now.
+  await until(t, () => pool.threadIds().length === 2, 'once they can start the threads are back', 300);
+  t.match(await readyz(), { status: 200, body: { status: 'ready', udpListening: true, udpThreads: { live: 2, total: 2 } } }, 'ready again');
+  t.equal(metric(await scrape(), 'sitedns_ready'), 1);
 
   // Stopping: every thread exits and the port is free again.
   await pool.close();
@@ -190,8 +235,8 @@ async function swappedWhileStarting(t: Test): Promise<void> {
   await ns.stop();
 }
 
-async function until(t: Test, check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+async function until(t: Test, check: () => boolean, what: string, tries = 100): Promise<void> {
+  for (let i = 0; i < tries && !check(); i++) await new Promise((r) => setTimeout(r, 50));
   t.ok(check(), what);
 }
 
@@ -202,6 +247,32 @@ function freeUdpPort(): Promise<number> {
     s.close(() => resolve(port));
   }));
 }
+
+/** KeptRegistries (admin/cluster-metrics.ts) on made-up registries: what /metrics sums for answerers that come and go. */
+async function keptRegistries(t: Test): Promise<void> {
+  const registry = (queries: number, busy: number) =>
+    [
+      { name: 'q_total', help: 'q', type: 'counter', aggregator: 'sum', values: [{ labels: { rcode: 'NOERROR' }, value: queries }] },
+      { name: 'busy', help: 'b', type: 'gauge', aggregator: 'sum', values: [{ labels: {}, value: busy }] },
+      { name: 'lat', help: 'l', type: 'histogram', aggregator: 'sum', values: [{ metricName: 'lat_bucket', labels: { le: 0.1 }, value: queries }, { metricName: 'lat_count', labels: {}, value: queries }] },
+    ] as unknown as Metric[];
+  const kept = new clusterMetrics.KeptRegistries<string>();
+  let sums = kept.merge(new Map([['a', registry(5, 1)], ['b', registry(7, 1)]]));
+  t.equal(total(sums, 'q_total'), 12);
+  sums = kept.merge(new Map([['a', registry(6, 1)], ['b', null]]));
+  t.equal(total(sums, 'q_total'), 13, 'b did not answer in time: its last counts stay in the sum');
+  t.equal(total(sums, 'busy'), 2, 'its gauges too (it is alive)');
+  sums = kept.merge(new Map([['a', registry(6, 1)], ['c', registry(1, 1)]]));
+  t.equal(total(sums, 'q_total'), 14, 'b ended and c replaced it from 0: b\'s counters stay as a base');
+  t.equal(total(sums, 'lat'), 28, 'histograms too');
+  t.equal(total(sums, 'busy'), 2, 'b\'s gauge went with it');
+  sums = kept.merge(new Map([['a', registry(6, 1)], ['d', null]]));
+  t.equal(total(sums, 'q_total'), 14, 'c ended before d answered: still no step back');
+  t.equal(sums[0].find((m) => m.name === 'q_total')?.values.length, 1, 'the base holds one value per series, however many ended');
+  t.equal(total(sums, 'busy'), 1);
+}
+
+t.test('kept registries: missed scrapes and ended answerers never make a sum step back', (t) => keptRegistries(t));
 
 const unavailable = threadsModule.udpThreadsUnavailable();
 if (unavailable !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1') {

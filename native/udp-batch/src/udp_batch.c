@@ -44,6 +44,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -61,6 +62,8 @@
 /* Layout constants; src/server/udp-batched.ts mirrors these (checked by constants()). */
 enum { META_WORDS = 8, M_IN_LEN = 0, M_OUT_LEN = 1, M_PORT = 2, M_FAMILY = 3, M_ADDR = 4 };
 enum { MAX_BATCH = 1024, MIN_SLOT = 512, MAX_SLOT = 65536 };
+/* spinMicros at most 1 ms; spinning needs SPIN_HIT_PERCENT of recent waits within it. */
+enum { MAX_SPIN_MICROS = 1000, SPIN_ONE = 1 << 16, SPIN_HIT_PERCENT = 75 };
 
 /* Counters exposed to JavaScript (stats()) and from there to metrics. Order = COUNTER_NAMES. */
 enum counter {
@@ -79,12 +82,14 @@ enum counter {
   C_POLL_ERRORS,       /* uv_poll reported an error status */
   C_CALLBACK_ERRORS,   /* the JavaScript batch callback threw (its replies are dropped) */
   C_BUFFER_ERRORS,     /* the shared buffer was detached or shrunk (socket stops reading) */
+  C_SPIN_HITS,         /* blocking, spinMicros: receives whose datagrams came while spinning */
+  C_SPIN_MISSES,       /* blocking, spinMicros: spins that found nothing and went to sleep */
   C_COUNT
 };
 static const char *const COUNTER_NAMES[C_COUNT] = {
   "received", "sent", "batches", "dropPort0", "dropOversize", "dropEmpty", "dropBadAddress",
   "dropBadReply", "dropSendQueue", "sendEagain", "recvErrors", "sendErrors", "pollErrors",
-  "callbackErrors", "bufferErrors",
+  "callbackErrors", "bufferErrors", "spinHits", "spinMisses",
 };
 
 typedef struct sock {
@@ -107,6 +112,8 @@ typedef struct sock {
   uint32_t send_retries;      /* writable wake-ups without progress before the queue is dropped */
   uint32_t stalled;           /* consecutive EAGAINs without progress while waiting */
   uint32_t fault_send_eagain; /* tests only: pretend the next N sendmmsg calls hit EAGAIN */
+  int64_t spin_ns;            /* blocking: spin this long before sleeping in recvmmsg (0: never) */
+  int32_t spin_hit_rate;      /* blocking: share of recent waits done within spin_ns (of SPIN_ONE) */
   /* Shared memory, re-derived from the ArrayBuffer by refresh_buffer(). */
   int32_t *meta;
   uint8_t *in;
@@ -589,7 +596,7 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
     if (!pending) napi_throw_type_error(env, "EINVAL", "options.host must be a numeric IPv4 or IPv6 address");
     return NULL;
   }
-  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault, receive_timeout;
+  uint32_t port, batch, slot, reuse, send_timeout, send_retries, max_rounds, fault, receive_timeout, spin;
   if (get_u32_prop(env, options, "port", 0, &port) || port > 65535 ||
       get_u32_prop(env, options, "batch", 64, &batch) || batch == 0 || batch > MAX_BATCH ||
       get_u32_prop(env, options, "slot", 2048, &slot) || slot < MIN_SLOT || slot > MAX_SLOT ||
@@ -599,10 +606,11 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
       get_u32_prop(env, options, "maxRounds", 8, &max_rounds) || max_rounds == 0 ||
       get_u32_prop(env, options, "faultSendEagain", 0, &fault) ||
       get_u32_prop(env, options, "receiveTimeoutMs", 100, &receive_timeout) || receive_timeout == 0 ||
+      get_u32_prop(env, options, "spinMicros", 0, &spin) || spin > MAX_SPIN_MICROS || (!blocking && spin != 0) ||
       (blocking && send_timeout == 0) /* SO_SNDTIMEO 0 would mean "wait forever" */) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs (0 with openBlocking), sendRetries, maxRounds, faultSendEagain or receiveTimeoutMs");
+    if (!pending) napi_throw_range_error(env, "ERANGE", "invalid port, batch, slot, reusePort, sendTimeoutMs (0 with openBlocking), sendRetries, maxRounds, faultSendEagain, receiveTimeoutMs or spinMicros (openBlocking only, at most 1000)");
     return NULL;
   }
 
@@ -638,6 +646,7 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
   s->send_timeout_ms = send_timeout;
   s->send_retries = send_retries;
   s->fault_send_eagain = fault;
+  s->spin_ns = (int64_t)spin * 1000;
   s->rmsg = calloc(batch, sizeof *s->rmsg);
   s->riov = calloc(batch, sizeof *s->riov);
   s->smsg = calloc(batch, sizeof *s->smsg);
@@ -797,6 +806,48 @@ static napi_value js_open_blocking(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static int64_t monotonic_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t); /* vDSO: no syscall */
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * recvmmsg for receive(): spin, then sleep (serve --udp-spin; docs/benchmarks.md "Spinning
+ * before sleeping" has the figures). Why: a thread that sleeps in recvmmsg between two batches
+ * pays the scheduler's sleep and wake-up (a third of the process's CPU samples at 60k QPS), while
+ * under load the next datagram is only microseconds away. So it polls with MSG_DONTWAIT for up to
+ * spinMicros, yielding the core between tries (on 2 cores, spinning without sched_yield took the
+ * CPU the clients needed and gained nothing), and only then sleeps.
+ * When: only while most recent waits ended within spinMicros (hit rate >= SPIN_HIT_PERCENT over
+ * about the last 16 waits). A wait that slept counts as a hit when it was shorter than spinMicros
+ * (spinning would have caught it), so an idle or lightly loaded thread never spins and a busy
+ * one starts within a few batches. Errors and errno are those of the last recvmmsg.
+ */
+static int receive_waiting(sock_t *s) {
+  if (s->spin_ns == 0) return recvmmsg(s->fd, s->rmsg, s->batch, MSG_WAITFORONE, NULL);
+  int64_t start = monotonic_ns();
+  int n = -1;
+  int hit = 0;
+  if (s->spin_hit_rate >= SPIN_ONE * SPIN_HIT_PERCENT / 100) {
+    for (;;) {
+      n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_DONTWAIT, NULL);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) { hit = 1; break; }
+      if (monotonic_ns() - start >= s->spin_ns) break;
+      sched_yield();
+    }
+    s->counters[hit ? C_SPIN_HITS : C_SPIN_MISSES]++;
+  }
+  if (!hit) {
+    n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_WAITFORONE, NULL);
+    int saved = errno;
+    hit = n >= 0 && monotonic_ns() - start < s->spin_ns;
+    errno = saved;
+  }
+  s->spin_hit_rate += ((hit ? SPIN_ONE : 0) - s->spin_hit_rate) / 16;
+  return n;
+}
+
 static sock_t *get_blocking(napi_env env, napi_value v) {
   sock_t *s = get_sock(env, v);
   return s != NULL && s->blocking ? s : NULL;
@@ -821,7 +872,7 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
       s->counters[C_BUFFER_ERRORS]++;
     } else {
       prepare_receive(s);
-      int n = recvmmsg(s->fd, s->rmsg, s->batch, MSG_WAITFORONE, NULL);
+      int n = receive_waiting(s);
       if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
           s->counters[C_RECV_ERRORS]++;
