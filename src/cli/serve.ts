@@ -41,7 +41,7 @@ export const serveFlags: Flags = {
   workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)' },
-  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a busy thread polls for the next datagram before it sleeps (saves the wake-up under load; a thread whose waits are mostly longer sleeps at once); 0 = never, at most 1000; default ${DEFAULT_SPIN_MICROS}` },
+  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most 1000; default ${DEFAULT_SPIN_MICROS}` },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   ...opsFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },

@@ -83,9 +83,10 @@ export interface UdpThreadsOptions {
   /** How long an idle thread waits before it looks at its mailbox (default 100 ms). */
   receiveTimeoutMs?: number;
   /**
-   * Before sleeping in recvmmsg, a thread whose recent waits were shorter than this polls for up
-   * to this long (µs; 0 = never): under load it saves the scheduler's sleep and wake-up, idle it
-   * sleeps at once (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS).
+   * Before sleeping in recvmmsg, a thread that is behind (its receives take 8+ datagrams on
+   * average, and most waits are shorter than this) polls for up to this long (µs; 0 = never):
+   * under saturation it saves the scheduler's sleep and wake-up; a thread that keeps up sleeps
+   * at once (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS).
    */
   spinMicros?: number;
   /** Called with every thread started (and restarted); tests use it to end one. */
