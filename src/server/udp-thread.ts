@@ -36,7 +36,7 @@ import { Runtime } from './handler.js';
 import { answeringHandler } from './nameserver.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, LAYOUT, type UdpBatchAddon } from './udp-batched.js';
-import { applyStateMessage, type DeltaMessage, type StateMessage } from './workers.js';
+import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 import { ZoneStore } from './zone-store.js';
 import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
 import type { StateSnapshot } from '../state/snapshot.js';

@@ -41,114 +41,20 @@
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { clusterStateMessagesTotal } from '../admin/metrics.js';
-import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from '../state/snapshot.js';
+import type { StateSnapshot } from '../state/snapshot.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import type { Nameserver } from './nameserver.js';
+import { StatePublisher, applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 
-export interface StateMessage {
-  type: 'state';
-  version: number;
-  takenAt: number;
-  fresh: boolean;
-  sites: [string, SiteState][];
-}
-export interface DeltaMessage {
-  type: 'delta';
-  /** The version of the snapshot the worker must hold to apply this. */
-  from: number;
-  version: number;
-  takenAt: number;
-  fresh: boolean;
-  /** Changed or added sites. */
-  sites: [string, SiteState][];
-  /** Sites no longer in the snapshot. */
-  removed: string[];
-}
+// The state messages moved out (shared with UDP threads); exported here as before.
+export { StatePublisher, applyDeltaMessage, applyStateMessage, deltaMessage, snapshotFromMessage, stateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
+
 export type PrimaryMessage = StateMessage | DeltaMessage | { type: 'reload'; id: number } | { type: 'stop' };
 export type WorkerMessage =
   | { type: 'hello' }
   | { type: 'ready'; listening: { address: string; port: number; udpPath: string }[]; generation: number }
   | { type: 'reloaded'; id: number; generation: number; problems: number; ok: boolean };
-
-export function stateMessage(snapshot: StateSnapshot): StateMessage {
-  return { type: 'state', version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites: [...snapshot.sites] };
-}
-
-/** The sites of `snapshot` that changed since the snapshot `delta.from` (for workers holding that one). */
-export function deltaMessage(snapshot: StateSnapshot, delta: SnapshotDelta): DeltaMessage {
-  const sites: [string, SiteState][] = [];
-  const removed: string[] = [];
-  for (const key of delta.changed) {
-    const state = snapshot.sites.get(key);
-    if (state === undefined) removed.push(key);
-    else sites.push([key, state]);
-  }
-  return { type: 'delta', from: delta.from, version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites, removed };
-}
-
-/** `current` with a delta applied (a new map: `current` stays as it was), or null when it does not apply. */
-export function applyDeltaMessage(current: StateSnapshot, message: DeltaMessage): StateSnapshot | null {
-  if (current.version !== message.from) return null;
-  const sites = new Map(current.sites);
-  for (const [key, state] of message.sites) sites.set(key, state);
-  for (const key of message.removed) sites.delete(key);
-  return Object.freeze({ sites, version: message.version, takenAt: message.takenAt, fresh: message.fresh });
-}
-
-/** The worker's copy of the primary's snapshot (same version, so logs and metrics agree). */
-export function snapshotFromMessage(message: StateMessage): StateSnapshot {
-  return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh });
-}
-
-/**
- * A 'state' or 'delta' message applied to the snapshot a receiver holds: the new snapshot, or
- * null when a delta does not start from `latest` (the receiver then asks for the whole state).
- * Cluster workers (WorkerLink) and UDP threads (udp-thread.ts) apply state the same way.
- */
-export function applyStateMessage(latest: StateSnapshot | null, message: StateMessage | DeltaMessage): StateSnapshot | null {
-  if (message.type === 'state') return snapshotFromMessage(message);
-  return latest === null ? null : applyDeltaMessage(latest, message);
-}
-
-/**
- * The sending side, for any kind of receiver (cluster worker, UDP thread): remembers the
- * version each receiver was last sent, and sends it a delta when it holds the snapshot the delta
- * starts from, else the whole state.
- */
-export class StatePublisher<T> {
-  private readonly sentVersion = new Map<T, number>();
-
-  constructor(private readonly send: (target: T, message: StateMessage | DeltaMessage) => void) {}
-
-  /** The whole snapshot to one receiver (a new one, one that said 'hello', before a reload). */
-  whole(target: T, snapshot: StateSnapshot, message: StateMessage = stateMessage(snapshot)): void {
-    this.sentVersion.set(target, snapshot.version);
-    clusterStateMessagesTotal.labels('whole').inc();
-    this.send(target, message);
-  }
-
-  /** A new snapshot to every receiver: deltas where they apply (encoded once), else whole. */
-  publish(snapshot: StateSnapshot, targets: Iterable<T>): void {
-    const delta = deltaOf(snapshot);
-    let whole: StateMessage | undefined;
-    let partial: DeltaMessage | undefined;
-    for (const target of targets) {
-      if (delta !== undefined && this.sentVersion.get(target) === delta.from) {
-        this.sentVersion.set(target, snapshot.version);
-        clusterStateMessagesTotal.labels('delta').inc();
-        this.send(target, (partial ??= deltaMessage(snapshot, delta)));
-      } else {
-        this.whole(target, snapshot, (whole ??= stateMessage(snapshot)));
-      }
-    }
-  }
-
-  forget(target: T): void {
-    this.sentVersion.delete(target);
-  }
-}
 
 /**
  * Restart delays for answerers that die (cluster workers, UDP threads): 100 ms, doubling with
