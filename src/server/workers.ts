@@ -262,6 +262,7 @@ export class WorkerLink {
   private waiting: ((snapshot: StateSnapshot) => void) | null = null;
   private stopRequested = false;
   private onStop: (() => void) | null = null;
+  private reloadWhenServing: number | null = null;
 
   constructor(private readonly log: Logger) {
     process.on('message', (message: PrimaryMessage) => this.receive(message));
@@ -311,16 +312,21 @@ export class WorkerLink {
         this.waiting = null;
         break;
       }
-      case 'reload': {
-        if (this.ns === null) break;
-        const report = this.ns.reload();
-        this.send({ type: 'reloaded', id: message.id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
+      case 'reload':
+        // One asked while this worker still starts is done once it serves: it may have read the
+        // files before they changed, and the primary's rolling reload waits for its reply.
+        if (this.ns === null) this.reloadWhenServing = message.id;
+        else this.reload(message.id);
         break;
-      }
       case 'stop':
         this.stop();
         break;
     }
+  }
+
+  private reload(id: number): void {
+    const report = this.ns!.reload();
+    this.send({ type: 'reloaded', id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
   }
 
   private stop(): void {
@@ -337,6 +343,7 @@ export class WorkerLink {
       listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
       generation: ns.runtime.zones.generation,
     });
+    if (this.reloadWhenServing !== null) this.reload(this.reloadWhenServing);
     return new Promise<void>((resolve) => {
       let stopped = false;
       this.onStop = () => {
