@@ -36,7 +36,8 @@
  * (not holding `from`) ignores it and says 'hello' again.
  *
  * Reloads roll one worker at a time: compiling a large zone set blocks that worker's event loop
- * for the compile time, and the others keep answering.
+ * for the compile time, and the others keep answering. Forking, restarting, state publishing and
+ * rolling reloads are AnswererPool's (answerer-pool.ts), shared with the UDP threads.
  */
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
@@ -44,10 +45,12 @@ import net from 'node:net';
 import type { StateSnapshot } from '../state/snapshot.js';
 import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
+import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { Nameserver } from './nameserver.js';
-import { StatePublisher, applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
+import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 
-// The state messages moved out (shared with UDP threads); exported here as before.
+// The state messages and the restart back-off moved out (shared with UDP threads); exported here as before.
+export { RestartBackoff } from './answerer-pool.js';
 export { StatePublisher, applyDeltaMessage, applyStateMessage, deltaMessage, snapshotFromMessage, stateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 
 export type PrimaryMessage = StateMessage | DeltaMessage | { type: 'reload'; id: number } | { type: 'stop' };
@@ -55,20 +58,6 @@ export type WorkerMessage =
   | { type: 'hello' }
   | { type: 'ready'; listening: { address: string; port: number; udpPath: string }[]; generation: number }
   | { type: 'reloaded'; id: number; generation: number; problems: number; ok: boolean };
-
-/**
- * Restart delays for answerers that die (cluster workers, UDP threads): 100 ms, doubling with
- * every death in the last 10 s, at most 5 s, so a crash loop does not eat the machine.
- */
-export class RestartBackoff {
-  private readonly recent: number[] = [];
-
-  nextDelayMs(now = Date.now()): number {
-    this.recent.push(now);
-    while (this.recent.length > 0 && this.recent[0] < now - 10_000) this.recent.shift();
-    return Math.min(100 * 2 ** Math.max(0, this.recent.length - 1), 5000);
-  }
-}
 
 /** Default worker count: every core (os.availableParallelism). */
 export async function defaultWorkers(): Promise<number> {
@@ -136,121 +125,57 @@ export interface Primary {
   readonly failed: Promise<number>;
 }
 
-/** Runs in the primary process: forks, restarts, broadcasts. */
+/** Runs in the primary process: forks, restarts, broadcasts (the lifecycle is AnswererPool's). */
 export function startPrimary(options: PrimaryOptions): Primary {
   const log = options.logger.child({ component: 'cluster' });
   // Workers accept TCP connections themselves (see the module comment).
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ silent: false });
-  let stopping = false;
-  let everReady = false;
-  let readyCount = 0;
-  let nextReloadId = 1;
-  const backoff = new RestartBackoff();
-  const workers = new Set<Worker>();
   let failWith: (code: number) => void = () => {};
   const failed = new Promise<number>((resolve) => (failWith = resolve));
+  const pid = (a: Answerer<Worker>) => a.handle.process.pid;
 
-  const send = (worker: Worker, message: PrimaryMessage) => {
-    if (worker.isConnected()) worker.send(message, undefined, () => {});
-  };
-
-  const publisher = new StatePublisher<Worker>(send);
-  const sendWhole = (worker: Worker, snapshot: StateSnapshot) => publisher.whole(worker, snapshot);
-
-  const fork = () => {
-    const worker = cluster.fork(options.env);
-    workers.add(worker);
-    let ready = false;
-    worker.on('message', (message: WorkerMessage) => {
-      if (message?.type === 'hello') return sendWhole(worker, options.currentState());
-      if (message?.type !== 'ready') return;
-      ready = true;
-      // A worker that was still starting when stop() ran missed its 'stop' message.
-      if (stopping) return send(worker, { type: 'stop' });
-      log.info({ worker: worker.process.pid, generation: message.generation }, 'worker listening');
-      if (!everReady && ++readyCount === options.workers) {
-        everReady = true;
-        options.onReady?.(message.listening);
-      }
-    });
-    worker.on('exit', (code, signal) => {
-      workers.delete(worker);
-      publisher.forget(worker);
-      if (stopping) return;
-      if (!ready && !everReady) {
-        // A worker that cannot even start (bad flags, no zones, port taken): give up.
-        log.fatal({ worker: worker.process.pid, code, signal }, 'worker failed to start');
-        stopping = true;
-        for (const w of workers) w.kill();
-        failWith(1);
-        return;
-      }
-      const delay = backoff.nextDelayMs();
-      log.error({ worker: worker.process.pid, code, signal, restartInMs: delay }, 'worker died; restarting it');
-      setTimeout(() => {
-        if (!stopping) {
-          const next = fork();
-          log.info({ worker: next.process.pid, replaces: worker.process.pid }, 'worker restarted');
-        }
-      }, delay).unref();
-    });
-    return worker;
-  };
-
-  for (let i = 0; i < options.workers; i++) fork();
+  const pool = new AnswererPool<Worker, PrimaryMessage, WorkerMessage>({
+    size: options.workers,
+    transport: {
+      spawn: () => cluster.fork(options.env),
+      post: (worker, message) => {
+        if (worker.isConnected()) worker.send(message, undefined, () => {});
+      },
+      onMessage: (worker, listener) => worker.on('message', listener),
+      onExit: (worker, listener) => worker.on('exit', (code, signal) => listener({ code, signal })),
+      kill: (worker) => worker.process.kill('SIGKILL'),
+    },
+    currentState: options.currentState,
+    stateAtSpawn: false, // a worker says 'hello' first (WorkerLink)
+    reloadRequest: (id) => ({ type: 'reload', id }),
+    killAfterMs: 5000,
+    spawned: (a) => {
+      if (a.replaces !== undefined) log.info({ worker: pid(a), replaces: a.replaces.process.pid }, 'worker restarted');
+    },
+    listening: (a, ready) => log.info({ worker: pid(a), generation: ready.generation }, 'worker listening'),
+    restarting: (a, { code, signal }, restartInMs) => log.error({ worker: pid(a), code, signal, restartInMs }, 'worker died; restarting it'),
+    reloaded: ({ ok, generation }, workers) => log.info({ workers, generation, ok }, 'rolling reload done'),
+  });
+  pool.start.then(
+    (ready) => options.onReady?.(ready[ready.length - 1].listening),
+    ({ answerer, exit }: AnswererFailedToStart<Worker>) => {
+      // A worker that cannot even start (bad flags, no zones, port taken): give up.
+      log.fatal({ worker: pid(answerer), code: exit.code, signal: exit.signal }, 'worker failed to start');
+      for (const a of pool.answerers()) a.handle.kill();
+      failWith(1);
+    },
+  );
 
   return {
     failed,
-    publishState(snapshot) {
-      publisher.publish(snapshot, workers);
-    },
-    async reload() {
-      let ok = true;
-      let generation = 0;
-      for (const worker of [...workers]) {
-        if (!worker.isConnected()) continue;
-        const id = nextReloadId++;
-        const reply = await new Promise<WorkerMessage | null>((resolve) => {
-          const onMessage = (m: WorkerMessage) => {
-            if (m?.type === 'reloaded' && m.id === id) done(m);
-          };
-          const onExit = () => done(null);
-          const done = (m: WorkerMessage | null) => {
-            worker.off('message', onMessage);
-            worker.off('exit', onExit);
-            resolve(m);
-          };
-          worker.on('message', onMessage);
-          worker.once('exit', onExit);
-          sendWhole(worker, options.currentState()); // a reload starts from a whole snapshot
-          send(worker, { type: 'reload', id });
-        });
-        if (reply?.type === 'reloaded') {
-          ok &&= reply.ok;
-          generation = Math.max(generation, reply.generation);
-        }
-      }
-      log.info({ workers: workers.size, generation, ok }, 'rolling reload done');
-      return { ok, generation };
-    },
-    workerPids() {
-      return [...workers].map((w) => w.process.pid!).filter((p) => p !== undefined);
-    },
-    async stop() {
-      stopping = true;
-      const exits = [...workers].map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve()))));
-      for (const w of workers) send(w, { type: 'stop' });
-      // A worker that does not stop in time is killed.
-      const timer = setTimeout(() => {
-        for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
-      }, 5000);
-      timer.unref();
-      await Promise.all(exits);
-      clearTimeout(timer);
-    },
+    publishState: (snapshot) => pool.publishState(snapshot),
+    reload: () => pool.reload(),
+    workerPids: () => pool.answerers().map(pid).filter((p) => p !== undefined),
+    stop: () => pool.close(),
   };
 }
+
 
 /**
  * The worker's end of the IPC channel: asks for the state first, then applies the primary's
