@@ -5,12 +5,13 @@
  * side, and why it blocks, is in udp-thread.ts.
  *
  * This is the cluster primary's job (workers.ts) done for threads, with the same messages and
- * the same rules:
+ * the same rules, and the same code for them (AnswererPool, answerer-pool.ts):
  * - every thread compiles its own zones and starts from the current state snapshot; it listens
  *   only once it holds one, so a (re)started thread never answers from an empty snapshot;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
  *   starts from (StatePublisher), and a thread out of step says 'hello' and gets the whole state;
- * - reloads roll one thread at a time (compiling blocks that thread; the others answer);
+ * - reloads roll one thread at a time (compiling blocks that thread; the others answer), threads
+ *   still starting included, and one rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
  * - /metrics asks every thread for its registry and sums them with this process's (as for
@@ -27,10 +28,11 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { KeptRegistries } from '../admin/cluster-metrics.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
+import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { RrlOptions } from './rrl.js';
+import type { DeltaMessage, StateMessage } from './state-messages.js';
 import { DEFAULT_BATCH, DEFAULT_SLOT, loadAddon } from './udp-batched.js';
 import type { UdpListener } from './udp.js';
-import { RestartBackoff, StatePublisher, type DeltaMessage, type StateMessage } from './workers.js';
 
 export type Metric = MetricObjectWithValues<MetricValue<string>>;
 
@@ -113,12 +115,12 @@ export interface UdpThreads {
   close(): Promise<void>;
 }
 
-interface Answerer {
+/** One thread: the pool's handle on it. */
+interface Thread {
   readonly index: number;
   readonly worker: Worker;
   readonly port: MessagePort;
   readonly signal: Int32Array;
-  ready: boolean;
 }
 
 const THREAD_MODULE = new URL('./udp-thread.js', import.meta.url);
@@ -136,40 +138,9 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
   const why = udpThreadsUnavailable();
   if (why !== null) throw new Error(why);
   const log = o.logger.child({ component: 'udp-threads' });
-  const answerers = new Set<Answerer>();
-  const backoff = new RestartBackoff();
-  const waiting = new Map<number, (reply: UdpThreadReply | null) => void>();
-  const kept = new KeptRegistries<Answerer>();
-  let nextRequestId = 1;
-  let stopping = false;
-  /** Every thread listened once: from then on threads that end are replaced. */
-  let started = false;
-  let closed: Promise<void> | null = null;
+  const kept = new KeptRegistries<Answerer<Thread>>();
 
-  const post = (a: Answerer, message: UdpThreadRequest) => {
-    a.port.postMessage(message);
-    Atomics.add(a.signal, 0, 1);
-  };
-  const publisher = new StatePublisher<Answerer>(post);
-
-  /** Sends a request that is answered by id; null when the thread exits or time runs out first. */
-  const ask = (a: Answerer, request: (id: number) => UdpThreadRequest, timeoutMs: number) =>
-    new Promise<UdpThreadReply | null>((resolve) => {
-      const id = nextRequestId++;
-      const onExit = () => done(null);
-      const timer = setTimeout(() => done(null), timeoutMs);
-      const done = (reply: UdpThreadReply | null) => {
-        clearTimeout(timer);
-        waiting.delete(id);
-        a.worker.off('exit', onExit);
-        resolve(reply);
-      };
-      waiting.set(id, done);
-      a.worker.once('exit', onExit);
-      post(a, request(id));
-    });
-
-  const spawn = (index: number): Promise<void> => {
+  const spawn = (index: number): Thread => {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     const data: UdpThreadData = {
@@ -188,134 +159,74 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
       signal,
     };
     const worker = new Worker(THREAD_MODULE, { workerData: data, transferList: [port2] });
-    const a: Answerer = { index, worker, port: port1, signal: new Int32Array(signal), ready: false };
-    answerers.add(a);
     o.onSpawn?.(worker, index);
-    publisher.whole(a, o.currentState()); // read before it listens (udp-thread.ts)
-    return new Promise<void>((resolve, reject) => {
-      port1.on('message', (reply: UdpThreadReply) => {
-        switch (reply.type) {
-          case 'ready':
-            a.ready = true;
-            log.debug({ thread: index, threadId: worker.threadId, generation: reply.generation }, 'UDP thread listening');
-            if (stopping) post(a, { type: 'stop' });
-            resolve();
-            return;
-          case 'hello':
-            publisher.whole(a, o.currentState());
-            return;
-          case 'reloaded':
-          case 'metrics':
-            waiting.get(reply.id)?.(reply);
-            return;
-        }
-      });
-      let failure: Error | undefined;
-      worker.on('error', (error) => {
-        failure = error;
-        log.error({ thread: index, err: error }, 'UDP thread failed');
-      });
-      worker.on('exit', (code) => {
-        answerers.delete(a);
-        publisher.forget(a);
-        port1.close();
-        if (!a.ready) reject(failure ?? new Error(`UDP thread ${index} exited with code ${code} before listening`));
-        // At start-up a thread that cannot listen fails the start (bad zones, port taken); a
-        // thread that listened and died, or once serving a replacement that cannot start (the
-        // files broken meanwhile, say), is tried again with back-off, as a cluster worker is.
-        if (stopping || (!started && !a.ready)) return;
-        const delay = backoff.nextDelayMs();
-        log.error({ thread: index, code, restartInMs: delay }, a.ready ? 'UDP thread died; restarting it' : 'UDP thread could not start; trying again');
-        setTimeout(() => {
-          if (stopping) return;
-          spawn(index).then(
-            () => log.info({ thread: index }, 'UDP thread restarted'),
-            () => undefined, // logged by its own exit, which tries again
-          );
-        }, delay).unref();
-      });
-    });
+    return { index, worker, port: port1, signal: new Int32Array(signal) };
   };
 
-  const close = (): Promise<void> => {
-    if (closed !== null) return closed;
-    stopping = true;
-    closed = Promise.all(
-      [...answerers].map(
-        (a) =>
-          new Promise<void>((resolve) => {
-            a.worker.once('exit', () => resolve());
-            post(a, { type: 'stop' });
-            // A thread that does not stop in time (it sees 'stop' within its receive timeout) is terminated.
-            setTimeout(() => void a.worker.terminate(), 2000).unref();
-          }),
-      ),
-    ).then(() => undefined);
-    return closed;
-  };
-
-  /** Every thread in turn, threads still starting too (their reload is read once they listen). */
-  const rollReload = async (): Promise<{ ok: boolean; generation: number }> => {
-    reloadQueued = null; // requests from now on need a run after this one
-    let ok = true;
-    let generation = 0;
-    for (const a of [...answerers]) {
-      publisher.whole(a, o.currentState()); // a reload starts from a whole snapshot
-      const reply = await ask(a, (id) => ({ type: 'reload', id, texts: o.zoneTexts() }), 60_000);
-      if (reply?.type === 'reloaded') {
-        ok &&= reply.ok;
-        generation = Math.max(generation, reply.generation);
-      }
-    }
-    log.info({ threads: answerers.size, generation, ok }, 'UDP threads reloaded');
-    return { ok, generation };
-  };
-  let reloading: Promise<void> = Promise.resolve();
-  let reloadQueued: Promise<{ ok: boolean; generation: number }> | null = null;
+  const pool = new AnswererPool<Thread, UdpThreadRequest, UdpThreadReply>({
+    size: o.threads,
+    transport: {
+      spawn,
+      post: (thread, message) => {
+        thread.port.postMessage(message);
+        Atomics.add(thread.signal, 0, 1);
+      },
+      onMessage: (thread, listener) => thread.port.on('message', listener),
+      onExit: (thread, listener) => {
+        let error: Error | undefined;
+        thread.worker.on('error', (err) => {
+          error = err;
+          log.error({ thread: thread.index, err }, 'UDP thread failed');
+        });
+        thread.worker.on('exit', (code) => {
+          thread.port.close();
+          listener({ code, error });
+        });
+      },
+      // A thread that does not stop in time (it sees 'stop' within its receive timeout) is terminated.
+      kill: (thread) => void thread.worker.terminate(),
+    },
+    currentState: o.currentState,
+    stateAtSpawn: true, // read before it listens (udp-thread.ts)
+    reloadRequest: (id) => ({ type: 'reload', id, texts: o.zoneTexts() }),
+    killAfterMs: 2000,
+    listening: (a, ready) => {
+      log.debug({ thread: a.slot, threadId: a.handle.worker.threadId, generation: ready.generation }, 'UDP thread listening');
+      if (a.replaces !== undefined) log.info({ thread: a.slot }, 'UDP thread restarted');
+    },
+    restarting: (a, { code }, restartInMs) =>
+      log.error({ thread: a.slot, code, restartInMs }, a.ready ? 'UDP thread died; restarting it' : 'UDP thread could not start; trying again'),
+    reloaded: ({ ok, generation }, threads) => log.info({ threads, generation, ok }, 'UDP threads reloaded'),
+  });
+  const close = () => pool.close();
 
   try {
-    await Promise.all(Array.from({ length: o.threads }, (_, i) => spawn(i)));
-    started = true;
+    await pool.start;
   } catch (error) {
     await close();
-    throw error;
+    const { answerer, exit } = error as AnswererFailedToStart<Thread>;
+    throw exit.error ?? new Error(`UDP thread ${answerer.slot} exited with code ${exit.code} before listening`);
   }
   log.info({ threads: o.threads, listen: o.listen }, 'UDP threads listening');
 
+  const listening = () => pool.answerers().filter((a) => a.ready);
   return {
     listeners: o.listen.map(({ host, port }) => ({ address: host, port, path: 'threads' as const, close })),
-    publishState(snapshot) {
-      publisher.publish(snapshot, answerers);
-    },
-    reload() {
-      // One rolling reload at a time: two overlapping ones would have two threads compiling at
-      // once. Requests made while one runs are folded into one more run after it.
-      if (reloadQueued !== null) return reloadQueued;
-      const next = reloading.then(rollReload);
-      reloadQueued = next;
-      reloading = next.then(
-        () => undefined,
-        () => undefined,
-      );
-      return next;
-    },
+    publishState: (snapshot) => pool.publishState(snapshot),
+    reload: () => pool.reload(),
     async metrics(timeoutMs = 2000) {
       // Threads still starting are alive too (no registry yet); those that exited are not.
       const replies = await Promise.all(
-        [...answerers].map(async (a) => {
-          const reply = a.ready ? await ask(a, (id) => ({ type: 'metrics', id }), timeoutMs) : null;
+        pool.answerers().map(async (a) => {
+          const reply = a.ready ? await pool.ask(a, (id) => ({ type: 'metrics', id }), timeoutMs) : null;
           return [a, reply?.type === 'metrics' ? reply.metrics : null] as const;
         }),
       );
       // Only threads alive now: one that died meanwhile may have been retired by a later scrape.
-      return kept.merge(new Map(replies.filter(([a]) => answerers.has(a))));
+      return kept.merge(new Map(replies.filter(([a]) => pool.has(a))));
     },
-    threadIds() {
-      return [...answerers].filter((a) => a.ready).map((a) => a.worker.threadId);
-    },
-    live() {
-      return [...answerers].filter((a) => a.ready).length;
-    },
+    threadIds: () => listening().map((a) => a.handle.worker.threadId),
+    live: () => listening().length,
     threads: o.threads,
     close,
   };
