@@ -194,6 +194,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     let ok = true;
     let generation = 0;
     for (const a of [...this.members]) {
+      if (!this.members.has(a)) continue; // ended during the run (the publisher forgot it)
       this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
       const reply = await this.ask(a, this.o.reloadRequest, RELOAD_TIMEOUT_MS);
       if (isReloaded(reply)) {
