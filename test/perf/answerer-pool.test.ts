@@ -1,0 +1,185 @@
+/**
+ * AnswererPool (src/server/answerer-pool.ts), the lifecycle cluster workers and UDP threads
+ * share, over a fake transport: start and start failure, state on spawn and on 'hello', replies
+ * by id (timeout, exit), serialized rolling reloads that fold requests in and include answerers
+ * still starting, restarts in the same slot, and stop then kill.
+ */
+import t from 'tap';
+import { EventEmitter } from 'node:events';
+import { makeSnapshot } from '../../src/state/snapshot.js';
+import { AnswererFailedToStart, AnswererPool, type AnswererExit } from '../../src/server/answerer-pool.js';
+
+type Request = { type: string; id?: number };
+type Reply = { type: 'hello' } | { type: 'ready'; generation: number } | { type: 'reloaded'; id: number; ok: boolean; generation: number } | { type: 'pong'; id: number };
+
+class Fake extends EventEmitter {
+  readonly posted: Request[] = [];
+  killed = false;
+  constructor(readonly slot: number) {
+    super();
+  }
+  say(reply: Reply): void {
+    this.emit('message', reply);
+  }
+  end(exit: AnswererExit = { code: 0 }): void {
+    this.emit('exit', exit);
+  }
+  last(type: string): Request | undefined {
+    return this.posted.filter((m) => m.type === type).at(-1);
+  }
+}
+
+function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boolean }) {
+  const spawned: Fake[] = [];
+  const events: string[] = [];
+  const state = makeSnapshot(new Map(), true);
+  const pool = new AnswererPool<Fake, Request, Reply>({
+    size: o.size,
+    transport: {
+      spawn: (slot) => {
+        const fake = new Fake(slot);
+        spawned.push(fake);
+        return fake;
+      },
+      post: (fake, message) => {
+        fake.posted.push(message);
+        if (message.type === 'stop' && o.stopsWhenTold !== false) setImmediate(() => fake.end());
+      },
+      onMessage: (fake, listener) => fake.on('message', listener),
+      onExit: (fake, listener) => fake.on('exit', listener),
+      kill: (fake) => {
+        fake.killed = true;
+        fake.end({ code: null, signal: 'SIGKILL' });
+      },
+    },
+    currentState: () => state,
+    stateAtSpawn: o.stateAtSpawn ?? false,
+    reloadRequest: (id) => ({ type: 'reload', id }),
+    killAfterMs: 50,
+    spawned: (a) => events.push(`spawned ${a.slot}${a.replaces !== undefined ? ' (replacement)' : ''}`),
+    listening: (a) => events.push(`listening ${a.slot}`),
+    restarting: (a) => events.push(`restarting ${a.slot} ${a.ready ? 'died' : 'could not start'}`),
+    reloaded: ({ ok }, n) => events.push(`reloaded ${n} ${ok}`),
+  });
+  return { pool, spawned, events };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  return check();
+};
+
+t.test('starts once every slot listens; state at spawn or on hello', async (t) => {
+  const threads = fakePool({ size: 2, stateAtSpawn: true });
+  t.same(threads.spawned.map((f) => f.posted.map((m) => m.type)), [['state'], ['state']], 'threads get the whole state at spawn');
+  const workers = fakePool({ size: 2 });
+  t.same(workers.spawned.map((f) => f.posted.length), [0, 0], 'workers ask for it');
+  workers.spawned[0].say({ type: 'hello' });
+  t.equal(workers.spawned[0].last('state')?.type, 'state', "'hello' gets the whole state");
+  let started = false;
+  void workers.pool.start.then(() => (started = true));
+  workers.spawned[0].say({ type: 'ready', generation: 1 });
+  await tick();
+  t.notOk(started, 'one of two is not started');
+  workers.spawned[1].say({ type: 'ready', generation: 1 });
+  t.same((await workers.pool.start).length, 2, 'started with both ready messages');
+  for (const { pool, spawned } of [threads, workers]) {
+    for (const f of spawned) f.say({ type: 'ready', generation: 1 });
+    await pool.close();
+  }
+});
+
+t.test('one of the first N that ends before it listens fails the start; nothing restarts', async (t) => {
+  const { pool, spawned, events } = fakePool({ size: 2 });
+  spawned[0].say({ type: 'ready', generation: 1 });
+  spawned[1].end({ code: 1 });
+  const failure = await pool.start.then(() => null, (e: unknown) => e);
+  t.ok(failure instanceof AnswererFailedToStart && failure.answerer.slot === 1 && failure.exit.code === 1, 'the start fails with the answerer and its exit');
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(spawned.length, 2, 'not restarted');
+  t.notOk(events.some((e) => e.startsWith('restarting')));
+  await pool.close();
+});
+
+t.test('replies by id; null on timeout or exit', async (t) => {
+  const { pool, spawned } = fakePool({ size: 1 });
+  spawned[0].say({ type: 'ready', generation: 1 });
+  await pool.start;
+  const [a] = pool.answerers();
+  const asked = pool.ask(a, (id) => ({ type: 'ping', id }), 1000);
+  spawned[0].say({ type: 'pong', id: 999 }); // someone else's
+  spawned[0].say({ type: 'pong', id: spawned[0].last('ping')!.id! });
+  t.same(await asked, { type: 'pong', id: spawned[0].last('ping')!.id }, 'the reply with its id');
+  t.equal(await pool.ask(a, (id) => ({ type: 'ping', id }), 10), null, 'no reply in time: null');
+  const dying = pool.ask(a, (id) => ({ type: 'ping', id }), 10_000);
+  spawned[0].end({ code: 1 });
+  t.equal(await dying, null, 'the answerer ended: null at once');
+  await pool.close();
+});
+
+t.test('rolling reloads: one at a time, requests fold in, answerers still starting included', async (t) => {
+  const { pool, spawned, events } = fakePool({ size: 2 });
+  for (const f of spawned) f.say({ type: 'ready', generation: 1 });
+  await pool.start;
+  const answer = (f: Fake, generation: number) => f.say({ type: 'reloaded', id: f.last('reload')!.id!, ok: true, generation });
+  const first = pool.reload();
+  t.equal(pool.reload(), first, 'a request before the run started joins it');
+  await tick();
+  t.equal(spawned[0].last('reload')?.type, 'reload', 'the first answerer is asked');
+  t.equal(spawned[1].last('reload'), undefined, 'the second waits its turn');
+  const second = pool.reload();
+  t.equal(pool.reload(), second, 'requests while it runs share the next run');
+  t.not(second, first);
+  answer(spawned[0], 2);
+  await tick();
+  answer(spawned[1], 2);
+  t.same(await first, { ok: true, generation: 2 });
+  await tick();
+  // The second run: answerer 0 reloads again while answerer 1 dies and its replacement starts.
+  answer(spawned[0], 3);
+  spawned[1].end({ code: 1 });
+  t.ok(await until(() => spawned.length === 3), 'the dead one is replaced');
+  t.same(await second, { ok: true, generation: 3 }, 'the second run: the one that died does not count');
+  const third = pool.reload();
+  await tick();
+  answer(spawned[0], 4);
+  await until(() => spawned[2].last('reload') !== undefined);
+  t.equal(spawned[2].last('reload')?.type, 'reload', 'the replacement still starting is asked too');
+  t.equal(spawned[2].posted.at(-2)?.type, 'state', 'after the whole state');
+  answer(spawned[2], 4);
+  spawned[2].say({ type: 'ready', generation: 4 });
+  t.same(await third, { ok: true, generation: 4 });
+  t.same(events.filter((e) => e.startsWith('reloaded')), ['reloaded 2 true', 'reloaded 1 true', 'reloaded 2 true'], 'three runs, one after the other');
+  await pool.close();
+});
+
+t.test('an answerer that ends is replaced in its slot, a replacement that cannot start too', async (t) => {
+  const { pool, spawned, events } = fakePool({ size: 2 });
+  for (const f of spawned) f.say({ type: 'ready', generation: 1 });
+  await pool.start;
+  spawned[1].end({ code: 1 });
+  t.ok(await until(() => spawned.length === 3), 'replaced');
+  t.equal(spawned[2].slot, 1, 'in the same slot');
+  spawned[2].end({ code: 1 }); // cannot start
+  t.ok(await until(() => spawned.length === 4), 'tried again');
+  spawned[3].say({ type: 'ready', generation: 1 });
+  t.same(events.filter((e) => e !== 'listening 0'), ['spawned 0', 'spawned 1', 'listening 1', 'restarting 1 died', 'spawned 1 (replacement)', 'restarting 1 could not start', 'spawned 1 (replacement)', 'listening 1']);
+  t.same(pool.answerers().map((a) => a.slot).sort(), [0, 1]);
+  await pool.close();
+});
+
+t.test("close: 'stop' to every answerer, killed when it does not end in time; one that listens later is told to stop", async (t) => {
+  const { pool, spawned } = fakePool({ size: 2, stopsWhenTold: false });
+  spawned[0].say({ type: 'ready', generation: 1 });
+  const closing = pool.close();
+  t.equal(pool.close(), closing, 'one close');
+  t.same(spawned.map((f) => f.last('stop')?.type), ['stop', 'stop']);
+  spawned[1].say({ type: 'ready', generation: 1 });
+  t.equal(spawned[1].posted.filter((m) => m.type === 'stop').length, 2, 'told again once it listens');
+  const alive = setTimeout(() => {}, 1000); // the kill timer is unref'd: a server has other handles
+  await closing;
+  clearTimeout(alive);
+  t.same(spawned.map((f) => f.killed), [true, true], 'killed after killAfterMs');
+  t.same(pool.answerers(), []);
+});
