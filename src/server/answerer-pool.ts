@@ -114,6 +114,9 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     if (this.o.stateAtSpawn) this.publisher.whole(a, this.o.currentState());
     return new Promise((resolve, reject) => {
       transport.onMessage(handle, (message) => {
+        // Cluster IPC may deliver a message after 'exit': a late 'hello' would leave the
+        // publisher an entry for a dead answerer, a late 'ready' a log line.
+        if (!this.members.has(a)) return;
         if (message?.type === 'hello') return this.publisher.whole(a, this.o.currentState());
         if (message?.type === 'ready') {
           a.ready = true;
@@ -130,7 +133,8 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
         this.publisher.forget(a);
         for (const request of this.waiting.values()) if (request.answerer === a) request.done(null);
         ended();
-        if (!a.ready) reject(new AnswererFailedToStart(a, exit));
+        // Stopped while starting (SIGTERM during a long compile) is not a failed start.
+        if (!a.ready && this.closed === null) reject(new AnswererFailedToStart(a, exit));
         // One of the first N that cannot start (bad flags, no zones, port taken) fails the start;
         // the callers end the others.
         if (!a.ready && replaces === undefined) this.stopping = true;
@@ -200,7 +204,10 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
       if (isReloaded(reply)) {
         ok &&= reply.ok;
         generation = Math.max(generation, reply.generation);
-      }
+      } else if (this.members.has(a)) {
+        ok = false; // alive but no confirmation in time: the reload is not known to be done
+      } // one that ended: its replacement compiles the current zones
+
     }
     const result = { ok, generation };
     this.o.reloaded(result, this.members.size);

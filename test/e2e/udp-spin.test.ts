@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 import { decode, query } from '../helpers/dns.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { CLI, startSitedns } from '../helpers/net.js';
+import { CLI, startSitedns, udpQuery } from '../helpers/net.js';
 
 /**
  * `total` queries from `clients` sockets (so both threads' sockets get some), each keeping
@@ -76,6 +76,14 @@ async function run(): Promise<void> {
     refuse(['--udp-spin', '1001'], /--udp-spin: at most 1000/, 'above 1 ms');
     refuse(['--udp-spin', 'fast'], /--udp-spin: .*fast.* is not a whole number/, 'not a number');
     refuse(['--udp-threads', '0', '--udp-spin', '50'], /--udp-spin applies to the threads of --udp-threads only/, 'without --udp-threads');
+  });
+
+  t.test('SITEDNS_UDP_SPIN in the environment of a server without threads is ignored, with a warning', async (t) => {
+    const server = await startSitedns(['serve', '--zones', 'zones', '--listen', '127.0.0.1:0', '--http', 'off'], { SITEDNS_UDP_SPIN: '50' });
+    t.teardown(() => server.stop('SIGKILL'));
+    t.ok(server.logs.some((l) => l.msg === 'SITEDNS_UDP_SPIN ignored: it applies to --udp-threads only'), 'warned');
+    t.equal(decode((await udpQuery(server.port, query('boston.app.example.com')))!).answers[0]?.address, '203.0.113.10', 'and serving');
+    t.equal(await server.stop('SIGTERM'), 0);
   });
 }
 

@@ -102,6 +102,32 @@ t.test('one of the first N that ends before it listens fails the start; nothing 
   await pool.close();
 });
 
+t.test('stopped while starting is not a failed start; messages after exit are ignored', async (t) => {
+  const { pool, spawned, events } = fakePool({ size: 2, stopsWhenTold: false });
+  spawned[0].say({ type: 'ready', generation: 1 });
+  let failure: unknown = null;
+  void pool.start.catch((e: unknown) => (failure = e));
+  const awake = setInterval(() => {}, 1000); // the pool's kill timer is unref'd, as in a server
+  t.teardown(() => clearInterval(awake));
+  await pool.close(); // the one still compiling is killed
+  t.ok(spawned[1].killed, 'the one still starting is killed');
+  await tick();
+  t.equal(failure, null, 'no start failure after close()');
+  spawned[1].say({ type: 'hello' });
+  spawned[1].say({ type: 'ready', generation: 1 });
+  t.equal(spawned[1].last('state'), undefined, "a 'hello' after exit gets no state");
+  t.notOk(events.includes('listening 1'), "a 'ready' after exit is not logged");
+});
+
+t.test('a rolling reload an answerer does not confirm in time is not ok', async (t) => {
+  const { pool, spawned } = fakePool({ size: 1 });
+  spawned[0].say({ type: 'ready', generation: 1 });
+  await pool.start;
+  (pool as unknown as { ask: (...args: unknown[]) => Promise<unknown> }).ask = async () => null; // as after RELOAD_TIMEOUT_MS
+  t.same(await pool.reload(), { ok: false, generation: 0 }, 'ok: false');
+  await pool.close();
+});
+
 t.test('replies by id; null on timeout or exit', async (t) => {
   const { pool, spawned } = fakePool({ size: 1 });
   spawned[0].say({ type: 'ready', generation: 1 });
