@@ -30,7 +30,12 @@ export function envName(flag: string): string {
   return `SITEDNS_${flag.replace(/-/g, '_').toUpperCase()}`;
 }
 
-export function parseFlags(argv: string[], flags: Flags): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+/**
+ * `fromArgv`: the flags given on the command line, as opposed to SITEDNS_<FLAG> or a default. A
+ * conflict on the command line is a mistake worth refusing; the same setting from an environment
+ * shared by several kinds of process may only be irrelevant to this one.
+ */
+export function parseFlags(argv: string[], flags: Flags): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[]; fromArgv: ReadonlySet<string> } {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const [name, spec] of Object.entries(flags)) {
     options[name] = { type: spec.type };
@@ -39,6 +44,7 @@ export function parseFlags(argv: string[], flags: Flags): { values: Record<strin
   }
   const parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   const values = { ...parsed.values } as Record<string, string | boolean | string[] | undefined>;
+  const fromArgv = new Set(Object.keys(parsed.values));
   for (const [name, spec] of Object.entries(flags)) {
     if (values[name] !== undefined) continue;
     for (const variable of envNames(name, spec)) {
@@ -49,7 +55,7 @@ export function parseFlags(argv: string[], flags: Flags): { values: Record<strin
     }
     if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
   }
-  return { values, positionals: parsed.positionals };
+  return { values, positionals: parsed.positionals, fromArgv };
 }
 
 export function flagHelp(flags: Flags): string {

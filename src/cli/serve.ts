@@ -91,7 +91,7 @@ function rrlOptions(values: Values) {
 }
 
 export async function runServe(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, serveFlags);
+  const { values, fromArgv } = parseFlags(argv, serveFlags);
   if (values.help) {
     console.log(serveHelp);
     return 0;
@@ -117,8 +117,7 @@ export async function runServe(argv: string[]): Promise<number> {
       spinMicros = intFlag(values['udp-spin'] as string, 'udp-spin');
       // Given on the command line without threads, it is a mistake; from SITEDNS_UDP_SPIN (an env
       // file shared by nameservers of both kinds, say) it is only irrelevant here.
-      const onCommandLine = argv.some((a) => a === '--udp-spin' || a.startsWith('--udp-spin='));
-      if (udpThreads === 0 && onCommandLine) throw new Error('--udp-spin applies to the threads of --udp-threads only');
+      if (udpThreads === 0 && fromArgv.has('udp-spin')) throw new Error('--udp-spin applies to the threads of --udp-threads only');
       if (udpThreads === 0) logger.warn('SITEDNS_UDP_SPIN ignored: it applies to --udp-threads only');
       if (spinMicros > 1000) throw new Error('--udp-spin: at most 1000 (microseconds)');
     }
