@@ -7,12 +7,11 @@
  */
 import t from 'tap';
 import net from 'node:net';
-import { spawnSync } from 'node:child_process';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 import { decode, query } from '../helpers/dns.js';
 import { probeTarget, probedZonesDir } from '../helpers/probe-target.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { CLI, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+import { serveRefusal, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 async function run(): Promise<void> {
   t.test('a probed site flips in every thread; metrics add up threads and main thread', async (t) => {
@@ -84,9 +83,9 @@ async function run(): Promise<void> {
 
   t.test('conflicting flags are refused', async (t) => {
     const refuse = (args: string[], pattern: RegExp, what: string) => {
-      const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+      const r = serveRefusal(args);
       t.equal(r.status, 1, `${what}: exit 1`);
-      t.match(r.stdout + r.stderr, pattern, what);
+      t.match(r.output, pattern, what);
     };
     refuse(['--udp-threads', '2', '--workers', '2'], /--udp-threads answers from one process/, '--workers 2 with --udp-threads');
     refuse(['--udp-threads', '2', '--udp-path', 'dgram'], /--udp-path dgram does not apply/, '--udp-path dgram with --udp-threads');

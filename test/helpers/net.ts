@@ -1,5 +1,5 @@
 /** Real-socket helpers for end-to-end tests: start sitedns, send UDP and TCP queries. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -90,4 +90,13 @@ export async function tcpQueries(port: number, packets: Buffer[], expect = packe
     socket.destroy();
   }
   return replies;
+}
+
+/**
+ * Runs `sitedns serve --listen 127.0.0.1:0 --http off <args>` (no SITEDNS_WORKERS from this
+ * environment) and returns its exit status and output: for flag combinations it must refuse.
+ */
+export function serveRefusal(args: string[]): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+  return { status: r.status, output: r.stdout + r.stderr };
 }

@@ -44,8 +44,10 @@ t.test('environment variables fill flags; SITEDNS_REDIS_URL is an alias of --red
   });
   process.env.SITEDNS_REDIS_URL = 'redis://127.0.0.1:6390';
   process.env.SITEDNS_QUERY_LOG_SAMPLE = '0.01';
-  const { values } = parseFlags([], flags);
+  const { values, fromArgv } = parseFlags([], flags);
   t.equal(values.redis, 'redis://127.0.0.1:6390');
+  t.same([...fromArgv], [], 'nothing came from the command line');
+  t.same([...parseFlags(['--redis', 'redis://x'], flags).fromArgv], ['redis'], 'fromArgv names the flags given on it');
   t.equal(values['query-log-sample'], '0.01');
   t.equal(parseFlags(['--redis', 'redis://x'], flags).values.redis, 'redis://x', 'the flag wins over the environment');
 });
