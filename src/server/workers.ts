@@ -49,10 +49,6 @@ import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answe
 import type { Nameserver } from './nameserver.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 
-// The state messages and the restart back-off moved out (shared with UDP threads); exported here as before.
-export { RestartBackoff } from './answerer-pool.js';
-export { StatePublisher, applyDeltaMessage, applyStateMessage, deltaMessage, snapshotFromMessage, stateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
-
 export type PrimaryMessage = StateMessage | DeltaMessage | { type: 'reload'; id: number } | { type: 'stop' };
 export type WorkerMessage =
   | { type: 'hello' }

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { adminRequest } from '../../src/admin/http.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
-import { applyDeltaMessage, deltaMessage, snapshotFromMessage, stateMessage } from '../../src/server/workers.js';
+import { applyDeltaMessage, deltaMessage, snapshotFromMessage, stateMessage } from '../../src/server/state-messages.js';
 import { decode, query } from '../helpers/dns.js';
 import { probeTarget, probedZonesDir } from '../helpers/probe-target.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';

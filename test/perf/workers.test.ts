@@ -6,7 +6,7 @@
 import t from 'tap';
 import { adminRequest } from '../../src/admin/http.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
-import { snapshotFromMessage, stateMessage } from '../../src/server/workers.js';
+import { snapshotFromMessage, stateMessage } from '../../src/server/state-messages.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
 import { startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
