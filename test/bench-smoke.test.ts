@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Four benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
-t.setTimeout(400_000);
+// Five benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
+t.setTimeout(500_000);
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
@@ -85,6 +85,24 @@ t.test('bench/qps/spin.mjs at a tiny size: serve --udp-spin, full speed and CPU 
   t.ok(result.rows.filter((x: any) => x.server === 'spin-0').every((x: any) => x.spinHits === 0 && x.spinMisses === 0), '--udp-spin 0 never polls');
   t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'full-speed table printed');
   t.match(r.stdout, /\| kind \| -Q rate \| server \| answered QPS \| CPU µs\/query/, 'fixed-rate table printed');
+});
+
+t.test('bench/qps/latency.mjs at a tiny size: percentiles at fixed rates, the floor, and the piped way', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'latency.json');
+  const addon = process.env.SITEDNS_REQUIRE_ADDON === '1'; // serve --udp-threads needs it
+  const r = run(['bench/qps/latency.mjs', '--seconds', '1', '--full-seconds', '1', '--full-rounds', '1', '--repeats', '1', '--rates', 'half,1000', '--kinds', 'site', '--threads', '2', '--compare-pipe', '--no-install', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  const servers = new Set(result.runs.map((row: any) => row.server));
+  if (addon) t.ok(servers.has('sitedns-threads'), 'serve --udp-threads measured');
+  if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
+  if (have('cc') || have('gcc')) {
+    t.ok(result.runs.some((row: any) => row.server === 'c-echo-blocking' && row.spec === '1000'), 'the echo floor measured at the fixed rate');
+    t.notOk(result.runs.some((row: any) => row.server === 'c-echo-blocking' && row.spec === 'half'), 'but not at "half" (it has no maximum that matters)');
+  }
+  t.same([...new Set(result.runs.map((row: any) => row.via))].sort(), ['file', 'pipe'], 'latencies collected both ways (--compare-pipe)');
+  for (const row of result.runs) t.ok(row.p50Ms > 0 && row.p99Ms >= row.p50Ms && row.p999Ms >= row.p99Ms, `${row.spec} ${row.label} ${row.via}: percentiles in order`);
+  t.match(r.stdout, /\| kind \| -Q rate \| server \| p50 ms \| p99 ms \(median\)/, 'summary table printed');
 });
 
 t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {

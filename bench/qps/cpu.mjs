@@ -32,12 +32,9 @@
  * Prints, per kind and server: the answered rate, CPU µs per query (mean and per-round range),
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startProcess, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, ensurePackages, have, load, machine, startEchoFloor, startGdnsd, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -73,32 +70,6 @@ if (!have('dnsperf')) {
   process.exit(2);
 }
 
-/** The echo servers of the floor (see the header); C ones only when a compiler is there. */
-async function startFloor(processes) {
-  const floor = [];
-  const nodeEcho = new URL('./floor/node-echo.mjs', import.meta.url).pathname;
-  const port = await freePort();
-  const echo = await startProcess(process.execPath, [nodeEcho, String(port), String(processes)], { label: 'node echo', ready: (line) => line.includes('node echo ready') });
-  floor.push({ ...echo, port, key: 'node-echo', label: `node echo ${processes}p (floor)` });
-  const compiler = ['cc', 'gcc'].find(have);
-  if (compiler === undefined) {
-    console.error('no C compiler: the C echo floor is skipped');
-    return floor;
-  }
-  const binary = join(mkdtempSync(join(tmpdir(), 'sitedns-echo-')), 'echo');
-  const built = spawnSync(compiler, ['-O2', '-o', binary, new URL('./floor/echo.c', import.meta.url).pathname], { encoding: 'utf8' });
-  if (built.status !== 0) {
-    console.error(`cannot build the C echo floor:\n${built.stderr}`);
-    return floor;
-  }
-  for (const wait of ['blocking', 'epoll']) {
-    const cPort = await freePort();
-    const c = await startProcess(binary, [String(cPort), wait, String(processes)], { label: `C echo ${wait}`, ready: (line) => line.includes('echo ready') });
-    floor.push({ ...c, port: cPort, key: `c-echo-${wait}`, label: `C echo ${processes}p, ${wait === 'blocking' ? 'blocking recvmmsg' : 'epoll'} (floor)` });
-  }
-  return floor;
-}
-
 const servers = [];
 const stopAll = () => Promise.all(servers.map((s) => s.stop()));
 process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
@@ -115,7 +86,7 @@ try {
     const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
     servers.push({ ...t, key: 'sitedns-threads', label: `sitedns 1p ${workers} UDP threads` });
   }
-  if (values.floor && !values['no-floor']) servers.push(...(await startFloor(workers)));
+  if (values.floor && !values['no-floor']) servers.push(...(await startEchoFloor(workers)));
   for (const variant of values.variant) {
     const [name, settings = ''] = variant.split(':');
     const env = Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));

@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { tmpdir } from 'node:os';
@@ -159,8 +159,15 @@ export async function startGdnsd({ threads }) {
 /**
  * One dnsperf run. `rate` caps QPS (for the latency run); `verbose` collects every query's
  * latency to compute percentiles (dnsperf 2.10 has no histogram option).
+ *
+ * With `verbose`, dnsperf prints one line per query. By default (`latencyVia: 'file'`) that
+ * output goes straight to a file and is read after dnsperf exits, so nothing but dnsperf and
+ * the server runs during the measurement. `latencyVia: 'pipe'` is how the benches did it until
+ * the sixth session: the lines came through a pipe into this process, which split and parsed
+ * ~80,000 of them a second on the same two cores as dnsperf and the server; kept only to
+ * measure what that cost (bench/qps/latency.mjs --compare-pipe, docs/benchmarks.md).
  */
-export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rate, verbose = false, edns = false }) {
+export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rate, verbose = false, edns = false, latencyVia = 'file', taskset }) {
   const dir = mkdtempSync(join(tmpdir(), 'dnsperf-'));
   const file = join(dir, 'queries.txt');
   writeFileSync(file, queries.map((q) => `${q.name} ${q.type}`).join('\n') + '\n');
@@ -168,28 +175,38 @@ export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rat
   if (rate) args.push('-Q', String(Math.max(1, Math.round(rate))));
   if (verbose) args.push('-v');
   if (edns) args.push('-e');
+  const toFile = verbose && latencyVia === 'file';
+  const outFile = join(dir, 'out.txt');
+  const outFd = toFile ? openSync(outFile, 'w') : null;
+  // `taskset`: a CPU list (taskset -c) to keep dnsperf on, for runs that give it cores of its own.
+  const [command, commandArgs] = taskset ? ['taskset', ['-c', String(taskset), 'dnsperf', ...args]] : ['dnsperf', args];
   return new Promise((resolve, reject) => {
-    const proc = spawn('dnsperf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(command, commandArgs, { stdio: ['ignore', toFile ? outFd : 'pipe', 'pipe'] });
+    if (outFd !== null) closeSync(outFd);
     const latencies = [];
     let text = '';
     let partial = '';
-    proc.stdout.on('data', (chunk) => {
-      const s = partial + chunk.toString();
-      const lines = s.split('\n');
-      partial = lines.pop();
+    const takeLines = (lines) => {
       for (const line of lines) {
         if (verbose && line.startsWith('> ')) {
           const latency = Number(line.slice(line.lastIndexOf(' ') + 1));
           if (Number.isFinite(latency)) latencies.push(latency);
         } else if (text.length < 100_000) text += line + '\n';
       }
+    };
+    proc.stdout?.on('data', (chunk) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop();
+      takeLines(lines);
     });
     proc.stderr.on('data', (chunk) => (text += chunk.toString()));
     proc.on('error', reject);
     proc.on('exit', (code) => {
+      if (toFile) takeLines(readFileSync(outFile, 'utf8').split('\n'));
+      rmSync(dir, { recursive: true, force: true });
       const num = (re) => Number(re.exec(text)?.[1] ?? NaN);
       const result = {
-        command: `dnsperf ${args.join(' ')}`.replace(file, '<queries>'),
+        command: `${taskset ? `taskset -c ${taskset} ` : ''}dnsperf ${args.join(' ')}`.replace(file, '<queries>'),
         sent: num(/Queries sent:\s+(\d+)/),
         completed: num(/Queries completed:\s+(\d+)/),
         lost: num(/Queries lost:\s+(\d+)/),
@@ -200,9 +217,11 @@ export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rat
         exitCode: code,
       };
       if (latencies.length > 0) {
-        latencies.sort((a, b) => a - b);
-        result.p99Ms = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] * 1000;
-        result.p50Ms = latencies[Math.floor(latencies.length * 0.5)] * 1000;
+        const sorted = Float64Array.from(latencies).sort();
+        const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] * 1000;
+        result.p50Ms = at(0.5);
+        result.p99Ms = at(0.99);
+        result.p999Ms = at(0.999);
       }
       if (!Number.isFinite(result.qps)) return reject(new Error(`dnsperf gave no result (exit ${code}):\n${text}`));
       resolve(result);
@@ -232,8 +251,8 @@ export function procStat(pid) {
   return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
 }
 
-/** utime + stime, in ticks, of pid and every descendant alive now. */
-export function treeTicks(rootPid) {
+/** The pids of a process and of all its descendants, with each one's CPU ticks (from /proc). */
+export function processTree(rootPid) {
   const parent = new Map();
   const ticks = new Map();
   for (const entry of readdirSync('/proc')) {
@@ -243,14 +262,57 @@ export function treeTicks(rootPid) {
     parent.set(Number(entry), stat.ppid);
     ticks.set(Number(entry), stat.ticks);
   }
-  let total = 0;
+  const tree = new Map();
   for (const [pid, t] of ticks) {
     for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
       if (p === rootPid) {
-        total += t;
+        tree.set(pid, t);
         break;
       }
     }
   }
+  return tree;
+}
+
+/** utime + stime, in ticks, of pid and every descendant alive now. */
+export function treeTicks(rootPid) {
+  let total = 0;
+  for (const t of processTree(rootPid).values()) total += t;
   return total;
+}
+
+/**
+ * The echo floor (bench/qps/floor/): servers that do no DNS work at all and answer every query
+ * with itself, QR set, on free loopback ports. `node`: sitedns's batched transport with an echo
+ * handler; `waits`: the C echo (built here with cc) waiting in a blocking recvmmsg (gdnsd's way)
+ * and/or in epoll (the batched path's way). The C ones are left out, with a message, where no
+ * compiler is there. cpu.mjs measures their CPU per query, latency.mjs their latency: what the
+ * machine and dnsperf cost before any server does anything.
+ */
+export async function startEchoFloor(processes, { node = true, waits = ['blocking', 'epoll'] } = {}) {
+  const floor = [];
+  if (node) {
+    const nodeEcho = new URL('./floor/node-echo.mjs', import.meta.url).pathname;
+    const port = await freePort();
+    const echo = await startProcess(process.execPath, [nodeEcho, String(port), String(processes)], { label: 'node echo', ready: (line) => line.includes('node echo ready') });
+    floor.push({ ...echo, port, key: 'node-echo', label: `node echo ${processes}p (floor)` });
+  }
+  if (waits.length === 0) return floor;
+  const compiler = ['cc', 'gcc'].find(have);
+  if (compiler === undefined) {
+    console.error('no C compiler: the C echo floor is skipped');
+    return floor;
+  }
+  const binary = join(mkdtempSync(join(tmpdir(), 'sitedns-echo-')), 'echo');
+  const built = spawnSync(compiler, ['-O2', '-o', binary, new URL('./floor/echo.c', import.meta.url).pathname], { encoding: 'utf8' });
+  if (built.status !== 0) {
+    console.error(`cannot build the C echo floor:\n${built.stderr}`);
+    return floor;
+  }
+  for (const wait of waits) {
+    const cPort = await freePort();
+    const c = await startProcess(binary, [String(cPort), wait, String(processes)], { label: `C echo ${wait}`, ready: (line) => line.includes('echo ready') });
+    floor.push({ ...c, port: cPort, key: `c-echo-${wait}`, label: `C echo ${processes}p, ${wait === 'blocking' ? 'blocking recvmmsg' : 'epoll'} (floor)` });
+  }
+  return floor;
 }

@@ -11,7 +11,8 @@
  * kind and server it prints:
  *   - UDP QPS at full speed (dnsperf -c 4, no rate limit) and its average latency,
  *   - p50/p99 latency at half of that server's full-speed rate (dnsperf -Q, every query's
- *     latency collected with -v: dnsperf 2.10 has no percentile output),
+ *     latency collected with -v into a file read after the run: dnsperf 2.10 has no
+ *     percentile output; bench/qps/latency.mjs measures latency with more repeats),
  *   - TCP-pipelined QPS (dnsperf -m tcp),
  *   - the sitedns/gdnsd ratio of each (of the means over rounds), and the range of the per-round
  *     ratios (each sitedns run against gdnsd's run of the same round).
