@@ -7,7 +7,7 @@ import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
 import { observeSwaps } from '../server/handler.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
-import { DEFAULT_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
+import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
 import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
 import { parseHostPort } from '../util/listen.js';
@@ -41,7 +41,7 @@ export const serveFlags: Flags = {
   workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
   'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
   'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)' },
-  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most 1000; default ${DEFAULT_SPIN_MICROS}` },
+  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most ${MAX_SPIN_MICROS}; default ${DEFAULT_SPIN_MICROS}` },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
   ...opsFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -113,13 +113,14 @@ export async function runServe(argv: string[]): Promise<number> {
       if (why !== null) throw new Error(why);
       workers = 1;
     }
-    if (values['udp-spin'] !== undefined) {
-      spinMicros = intFlag(values['udp-spin'] as string, 'udp-spin');
+    if (values['udp-spin'] !== undefined && udpThreads === 0) {
       // Given on the command line without threads, it is a mistake; from SITEDNS_UDP_SPIN (an env
-      // file shared by nameservers of both kinds, say) it is only irrelevant here.
-      if (udpThreads === 0 && fromArgv.has('udp-spin')) throw new Error('--udp-spin applies to the threads of --udp-threads only');
-      if (udpThreads === 0) logger.warn('SITEDNS_UDP_SPIN ignored: it applies to --udp-threads only');
-      if (spinMicros > 1000) throw new Error('--udp-spin: at most 1000 (microseconds)');
+      // file shared by nameservers of both kinds, say) it is only irrelevant here, whatever it says.
+      if (fromArgv.has('udp-spin')) throw new Error('--udp-spin applies to the threads of --udp-threads only');
+      logger.warn('SITEDNS_UDP_SPIN ignored: it applies to --udp-threads only');
+    } else if (values['udp-spin'] !== undefined) {
+      spinMicros = intFlag(values['udp-spin'] as string, 'udp-spin');
+      if (spinMicros > MAX_SPIN_MICROS) throw new Error(`--udp-spin: at most ${MAX_SPIN_MICROS} (microseconds)`);
     }
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);

@@ -65,6 +65,8 @@ export type UdpThreadReply =
 
 /** `serve --udp-spin` default (µs); docs/benchmarks.md "Spinning before sleeping" measured it. */
 export const DEFAULT_SPIN_MICROS = 50;
+/** `serve --udp-spin` limit (µs): the addon's MAX_SPIN_MICROS (udp_batch.c; test/addon/blocking.test.ts holds them equal). */
+export const MAX_SPIN_MICROS = 1000;
 
 export interface UdpThreadsOptions {
   threads: number;

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { loadAddon, LAYOUT, type UdpBatchAddon } from '../../src/server/udp-batched.js';
+import { MAX_SPIN_MICROS } from '../../src/server/udp-threads.js';
 
 const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
 const ADDON_FILE = fileURLToPath(new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url));
@@ -604,9 +605,10 @@ function run(addon: UdpBatchAddon): void {
     t.throws(() => addon.openBlocking({ host: 'localhost', port: 0 }, buffer), { code: 'EINVAL' }, 'numeric host only');
     t.throws(() => (addon.openBlocking as any)({ host: '127.0.0.1', port: 0 }), { name: 'TypeError', code: 'EINVAL' }, 'no buffer');
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 70000 }, buffer), { code: 'ERANGE' });
-    t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: 1001 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros above 1000');
+    // serve --udp-spin checks MAX_SPIN_MICROS before it starts threads: the addon's limit is the same.
+    t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: MAX_SPIN_MICROS + 1 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros above 1000');
     t.throws(() => addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048, spinMicros: 50 } as never, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {}), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros on an event-loop socket');
-    addon.close(addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: 1000 }, buffer).handle);
+    addon.close(addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: MAX_SPIN_MICROS }, buffer).handle);
 
     // A non-blocking (event-loop) handle is refused by the blocking calls.
     const nb = addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048 }, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {});
