@@ -207,7 +207,6 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
       } else if (this.members.has(a)) {
         ok = false; // alive but no confirmation in time: the reload is not known to be done
       } // one that ended: its replacement compiles the current zones
-
     }
     const result = { ok, generation };
     this.o.reloaded(result, this.members.size);

@@ -172,7 +172,6 @@ export function startPrimary(options: PrimaryOptions): Primary {
   };
 }
 
-
 /**
  * The worker's end of the IPC channel: asks for the state first, then applies the primary's
  * messages to its nameserver.
@@ -264,7 +263,10 @@ export class WorkerLink {
       listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
       generation: ns.runtime.zones.generation,
     });
-    if (this.reloadWhenServing !== null) this.reload(this.reloadWhenServing);
+    if (this.reloadWhenServing !== null) {
+      this.reload(this.reloadWhenServing);
+      this.reloadWhenServing = null;
+    }
     return new Promise<void>((resolve) => {
       let stopped = false;
       this.onStop = () => {
