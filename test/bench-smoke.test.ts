@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Five benches start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
+// Six bench runs start servers and dnsperf runs: allow more than the per-file default on a busy CI box.
 t.setTimeout(500_000);
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -103,6 +103,16 @@ t.test('bench/qps/latency.mjs at a tiny size: percentiles at fixed rates, the fl
   t.same([...new Set(result.runs.map((row: any) => row.via))].sort(), ['file', 'pipe'], 'latencies collected both ways (--compare-pipe)');
   for (const row of result.runs) t.ok(row.p50Ms > 0 && row.p99Ms >= row.p50Ms && row.p999Ms >= row.p99Ms, `${row.spec} ${row.label} ${row.via}: percentiles in order`);
   t.match(r.stdout, /\| kind \| -Q rate \| server \| p50 ms \| p99 ms \(median\)/, 'summary table printed');
+});
+
+t.test('bench/qps/latency.mjs --pin-client/--pin-servers: every process of every server pinned', { skip: have('dnsperf') && have('taskset') ? false : 'dnsperf or taskset not installed' }, async (t) => {
+  const json = join(out, 'latency-pinned.json');
+  const r = run(['bench/qps/latency.mjs', '--seconds', '1', '--full-seconds', '1', '--full-rounds', '1', '--repeats', '1', '--rates', '1000', '--kinds', 'site', '--threads', '2', '--pin-client', '0', '--pin-servers', '0', '--no-install', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  t.match(result.settings, { pinClient: '0', pinServers: '0' }, 'the pinning recorded with the figures');
+  t.ok(result.runs.length > 0 && result.runs.every((row: any) => row.command.startsWith('taskset -c 0 dnsperf ')), 'dnsperf ran under taskset');
+  if (have('cc') || have('gcc')) t.match(r.stdout, /C echo 2p, blocking recvmmsg \(floor\): 2 process\(es\) on CPUs 0/, "the echo floor's forked process pinned too");
 });
 
 t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {

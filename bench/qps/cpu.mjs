@@ -34,7 +34,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, have, load, machine, startEchoFloor, startGdnsd, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, have, load, machine, mean, printTable, requireDnsperf, startEchoFloor, startGdnsd, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -64,11 +64,7 @@ const seconds = Number(values.seconds);
 const clients = Number(values.clients);
 const rounds = Number(values.rounds);
 const kinds = KINDS.filter((k) => values.kinds.split(',').includes(k.kind));
-ensurePackages(['dnsperf', 'gdnsd'], values.install && !values['no-install']);
-if (!have('dnsperf')) {
-  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
-  process.exit(2);
-}
+requireDnsperf(values.install && !values['no-install']);
 
 const servers = [];
 const stopAll = () => Promise.all(servers.map((s) => s.stop()));
@@ -113,10 +109,6 @@ try {
   await stopAll();
 }
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-console.log('');
-console.log('| kind | server | answered QPS | CPU µs/query | per round | x gdnsd CPU | lost |');
-console.log('|---|---|---|---|---|---|---|');
 const summary = [];
 for (const kind of kinds) {
   const g = rows.filter((r) => r.kind === kind.kind && r.server === 'gdnsd');
@@ -135,8 +127,9 @@ for (const kind of kinds) {
       lost: mine.reduce((a, r) => a + r.lost, 0),
     };
     summary.push(line);
-    console.log(`| ${line.kind} | ${line.server} | ${line.qps} | ${line.usPerQuery} | ${line.range} | ${line.ratio} | ${line.lost} |`);
   }
 }
+console.log('');
+printTable(['kind', 'server', 'answered QPS', 'CPU µs/query', 'per round', 'x gdnsd CPU', 'lost'], ['kind', 'server', 'qps', 'usPerQuery', 'range', 'ratio', 'lost'], summary);
 console.log(`\nload at end: ${load()}`);
 if (values.json) writeFileSync(values.json, JSON.stringify({ machine: info, rate, seconds, clients, rounds, rows, summary }, null, 2));

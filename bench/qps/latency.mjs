@@ -44,7 +44,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, have, load, machine, processTree, startEchoFloor, startGdnsd, startSitedns, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, have, load, machine, mean, median, printTable, processTree, requireDnsperf, startEchoFloor, startGdnsd, startSitedns, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -90,11 +90,7 @@ if ((pinClient || pinServers) && !have('taskset')) {
   console.error('--pin-client/--pin-servers need taskset (util-linux)');
   process.exit(2);
 }
-ensurePackages(['dnsperf', 'gdnsd'], values.install && !values['no-install']);
-if (!have('dnsperf')) {
-  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
-  process.exit(2);
-}
+requireDnsperf(values.install && !values['no-install']);
 const noThreads = await udpThreadsUnavailable();
 if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
 
@@ -112,12 +108,6 @@ function pin(server) {
   console.log(`  ${server.label}: ${pids.length} process(es) on CPUs ${pinServers}`);
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
 const servers = [];
 const stopAll = () => Promise.all(servers.map((s) => s.stop()));
 process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
@@ -125,7 +115,7 @@ const results = { machine: info, startedAt: new Date().toISOString(), loadAtStar
 try {
   const zonesDir = writeSitednsZones(sitednsZone());
   if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads })), key: 'gdnsd', dns: true, label: `gdnsd ${threads}+${threads} threads` });
-  else console.error('gdnsd is missing: no gdnsd figures and no gdnsd-half rate');
+  else console.error('without gdnsd: no gdnsd-half rate either');
   if (noThreads === null) {
     const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(threads)] });
     servers.push({ ...t, key: 'sitedns-threads', dns: true, label: `sitedns ${threads} UDP threads` });
@@ -202,9 +192,6 @@ results.summary = summary;
 results.loadAtEnd = load();
 
 console.log('');
-const cols = ['kind', 'rate', 'server', 'p50', 'p99', 'p99Range', 'over1ms', 'p999', 'lost'];
-console.log(`| ${['kind', '-Q rate', 'server', 'p50 ms', 'p99 ms (median)', 'p99 min-max', 'repeats with p99 > 1 ms', 'p99.9 ms', 'lost'].join(' | ')} |`);
-console.log(`|${cols.map(() => '---').join('|')}|`);
-for (const row of summary) console.log(`| ${cols.map((c) => row[c]).join(' | ')} |`);
+printTable(['kind', '-Q rate', 'server', 'p50 ms', 'p99 ms (median)', 'p99 min-max', 'repeats with p99 > 1 ms', 'p99.9 ms', 'lost'], ['kind', 'rate', 'server', 'p50', 'p99', 'p99Range', 'over1ms', 'p999', 'lost'], summary);
 console.log(`\nload at end: ${results.loadAtEnd}`);
 if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));

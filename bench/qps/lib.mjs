@@ -34,6 +34,38 @@ export function ensurePackages(packages, allowInstall) {
   return packages.filter((p) => !have(p));
 }
 
+/**
+ * The packages a dnsperf bench needs, installed when missing (ensurePackages). Exits 2 without
+ * dnsperf; says so when gdnsd is missing (the bench then prints sitedns figures without
+ * ratios). Returns the packages still missing.
+ */
+export function requireDnsperf(allowInstall, { gdnsd = true } = {}) {
+  const missing = ensurePackages(gdnsd ? ['dnsperf', 'gdnsd'] : ['dnsperf'], allowInstall);
+  if (!have('dnsperf')) {
+    console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
+    process.exit(2);
+  }
+  if (missing.includes('gdnsd')) console.error('gdnsd is missing: sitedns figures only, no ratios');
+  return missing;
+}
+
+/** Mean of some figures; NaN for none. */
+export const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+/** Median of some figures (the mean of the middle two for an even count); NaN for none. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Prints rows as a Markdown table (docs/benchmarks.md takes them as they are): `head` titles the `cols` of each row. */
+export function printTable(head, cols, rows) {
+  console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${cols.map((c) => row[c]).join(' | ')} |`);
+}
+
 export function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';

@@ -35,7 +35,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, have, load, machine, startGdnsd, startSitedns, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, have, load, machine, mean, printTable, requireDnsperf, startGdnsd, startSitedns, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
 
 const { values } = parseArgs({
@@ -71,12 +71,7 @@ const rounds = Number(values.rounds);
 const kinds = KINDS.filter((k) => values.kinds.split(',').includes(k.kind));
 const udpPaths = values['udp-paths'].split(',').filter(Boolean);
 const wantGdnsd = values.gdnsd && !values['no-gdnsd'];
-const missing = ensurePackages(wantGdnsd ? ['dnsperf', 'gdnsd'] : ['dnsperf'], values.install && !values['no-install']);
-if (!have('dnsperf')) {
-  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
-  process.exit(2);
-}
-if (missing.includes('gdnsd')) console.error('gdnsd is missing: sitedns figures only, no ratios');
+requireDnsperf(values.install && !values['no-install'], { gdnsd: wantGdnsd });
 
 const servers = [];
 const stopAll = () => Promise.all(servers.map((s) => s.stop()));
@@ -128,7 +123,6 @@ try {
 }
 
 // Summary: mean over rounds, ratio against gdnsd.
-const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 const summary = [];
 for (const kind of kinds) {
   const byServer = new Map();
@@ -167,7 +161,7 @@ results.loadAtEnd = load();
 
 const cols = ['kind', 'server', 'udpQps', 'range', 'avgMs', 'p99HalfMs', 'ratio', 'roundRatios', 'tcpQps', 'tcpRatio', 'lost', 'load'];
 const head = ['kind', 'server', 'UDP QPS', 'min-max', 'avg ms', 'p99 ms @half', 'x gdnsd', 'x gdnsd per round', 'TCP QPS', 'TCP x gdnsd', 'lost', 'load 1m'];
-console.log(`\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
-for (const s of summary) console.log(`| ${cols.map((c) => s[c]).join(' | ')} |`);
+console.log('');
+printTable(head, cols, summary);
 console.log(`\nload at end: ${results.loadAtEnd}`);
 if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));

@@ -33,8 +33,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { dnsperf, ensurePackages, freePort, have, load, machine, startGdnsd, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
+import { dnsperf, freePort, have, load, machine, mean, printTable, requireDnsperf, startGdnsd, startSitedns, TICKS_PER_SECOND, treeTicks, udpThreadsUnavailable, writeSitednsZones } from './lib.mjs';
 import { KINDS, sitednsZone } from './zones.mjs';
+
+// serve --udp-spin's limit, from the build the bench runs (like udpThreadsUnavailable in lib.mjs).
+const { MAX_SPIN_MICROS } = await import('../../dist/server/udp-threads.js');
 
 const { values } = parseArgs({
   options: {
@@ -60,8 +63,8 @@ const kinds = KINDS.filter((k) => values.kinds.split(',').includes(k.kind));
 const spins = values.spins.split(',').filter(Boolean).map(Number);
 const rates = values.rates.split(',').filter(Boolean).map(Number);
 for (const s of spins) {
-  if (!Number.isInteger(s) || s < 0 || s > 1000) {
-    console.error(`--spins: ${s} is not a whole number of microseconds from 0 to 1000`);
+  if (!Number.isInteger(s) || s < 0 || s > MAX_SPIN_MICROS) {
+    console.error(`--spins: ${s} is not a whole number of microseconds from 0 to ${MAX_SPIN_MICROS}`);
     process.exit(2);
   }
 }
@@ -71,12 +74,7 @@ if (noThreads !== null) {
   console.log(`serve --udp-threads is unavailable here, nothing to measure: ${noThreads}`);
   process.exit(0);
 }
-const missing = ensurePackages(['dnsperf', 'gdnsd'], values.install && !values['no-install']);
-if (!have('dnsperf')) {
-  console.error('dnsperf is missing (apt-get install dnsperf); cannot run the bench');
-  process.exit(2);
-}
-if (missing.includes('gdnsd')) console.error('gdnsd is missing: sitedns figures only, no ratios');
+requireDnsperf(values.install && !values['no-install']);
 
 /** sitedns_udp_spin_total by outcome, or null when the server has no such metric. */
 async function spinTotals(server) {
@@ -149,7 +147,6 @@ try {
   await stopAll();
 }
 
-const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 /** "hits/misses (hit %)" over some runs, '' for gdnsd or when not scraped. */
 const spinCell = (rows) => {
@@ -205,13 +202,9 @@ for (const kind of kinds) {
 results.summary = summary;
 results.loadAtEnd = load();
 
-const table = (head, cols, rows) => {
-  console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
-  for (const s of rows) console.log(`| ${cols.map((c) => s[c]).join(' | ')} |`);
-};
 console.log('\nFull speed (no rate limit):');
-table(['kind', 'server', 'UDP QPS', 'min-max', 'x gdnsd', 'x gdnsd per round', 'CPU µs/query', 'spin hits/misses', 'lost', 'load 1m'], ['kind', 'server', 'qps', 'range', 'ratio', 'roundRatios', 'usPerQuery', 'spin', 'lost', 'load'], summary.full);
+printTable(['kind', 'server', 'UDP QPS', 'min-max', 'x gdnsd', 'x gdnsd per round', 'CPU µs/query', 'spin hits/misses', 'lost', 'load 1m'], ['kind', 'server', 'qps', 'range', 'ratio', 'roundRatios', 'usPerQuery', 'spin', 'lost', 'load'], summary.full);
 console.log('\nCPU at fixed rates (dnsperf -Q):');
-table(['kind', '-Q rate', 'server', 'answered QPS', 'CPU µs/query', 'CPU % of a core', 'x gdnsd CPU', 'spin hits/misses', 'lost'], ['kind', 'rate', 'server', 'qps', 'usPerQuery', 'cpuPercent', 'ratio', 'spin', 'lost'], summary.rates);
+printTable(['kind', '-Q rate', 'server', 'answered QPS', 'CPU µs/query', 'CPU % of a core', 'x gdnsd CPU', 'spin hits/misses', 'lost'], ['kind', 'rate', 'server', 'qps', 'usPerQuery', 'cpuPercent', 'ratio', 'spin', 'lost'], summary.rates);
 console.log(`\nload at end: ${results.loadAtEnd}`);
 if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
