@@ -8,6 +8,7 @@ import { adminRequest } from '../../src/admin/http.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { snapshotFromMessage, stateMessage } from '../../src/server/state-messages.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
+import { metric, parseMetrics } from '../helpers/metrics.js';
 import { startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 t.test('state snapshot survives the IPC message (JSON) unchanged', async (t) => {
@@ -56,6 +57,13 @@ records:
   for (let i = 0; i < 12; i++) answers.add(await bostonAnswer());
   t.same([...answers], ['198.51.100.30'], 'every worker fails boston over to geneva');
 
+  // /metrics sums the workers' registries; a dead worker's counts stay in the sums
+  // (KeptRegistries, docs/metrics.md). 40 queries from 40 source ports: each worker answers some.
+  const scrapeQueries = async () => metric(parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text()), 'sitedns_queries_total');
+  for (let i = 0; i < 40; i++) await udpQuery(server.port, query('mail.app.example.com', 'A', { id: i }));
+  const countedBeforeDeath = await scrapeQueries();
+  t.ok(countedBeforeDeath >= 40 + 12 + 1, `the scrape counts every worker's queries (${countedBeforeDeath})`);
+
   const [victim] = workerPids;
   process.kill(victim, 'SIGKILL');
   // On the batched UDP path (#9) each worker owns an SO_REUSEPORT socket: until the kernel has
@@ -71,6 +79,8 @@ records:
   const restarted = await server.waitForLog((l) => l.msg === 'worker restarted' && l.replaces === victim, 30_000);
   await server.waitForLog((l) => l.msg === 'worker listening' && l.worker === restarted.worker, 30_000);
   t.pass('the dead worker was replaced');
+  const countedAfterDeath = await scrapeQueries();
+  t.ok(countedAfterDeath >= countedBeforeDeath + 10, `the dead worker's queries still counted: ${countedBeforeDeath} before, ${countedAfterDeath} after 10 more`);
 
   server.proc.kill('SIGHUP');
   const reload = await server.waitForLog((l) => l.msg === 'rolling reload done', 30_000);
