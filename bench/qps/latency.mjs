@@ -164,7 +164,6 @@ try {
   await stopAll();
 }
 
-const labels = new Map(servers.map((s) => [s.key, s.label]));
 const summary = [];
 for (const kind of kinds) {
   for (const spec of rateSpecs) {
@@ -176,7 +175,7 @@ for (const kind of kinds) {
         summary.push({
           kind: kind.kind,
           rate: spec === 'half' || spec === 'gdnsd-half' ? `${spec} (${Math.round(median(runs.map((r) => r.rate)))})` : spec,
-          server: `${labels.get(server.key)}${via === 'pipe' ? ', piped' : ''}`,
+          server: `${server.label}${via === 'pipe' ? ', piped' : ''}`,
           p50: median(runs.map((r) => r.p50Ms)).toFixed(3),
           p99: median(p99s).toFixed(3),
           p99Range: `${Math.min(...p99s).toFixed(2)}-${Math.max(...p99s).toFixed(2)}`,
