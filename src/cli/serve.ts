@@ -244,7 +244,12 @@ async function runWorker(values: Values, logger: Logger): Promise<number> {
     });
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
-    return 1;
+    // Exit now: the IPC channel keeps this process alive, so a worker that cannot start (port
+    // taken, say) would neither serve nor exit, and the primary would wait for it forever instead
+    // of failing the start (AnswererPool: one of the first N that ends before it listens).
+    // Disconnecting instead would exit with code 0 (node:cluster's worker exits so on disconnect).
+    // pino writes synchronously: the fatal line is out.
+    process.exit(1);
   }
   await link.serve(ns);
   // Close the IPC channel so the process can exit.

@@ -4,12 +4,14 @@
  * them all. Also the state IPC message's round trip.
  */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { adminRequest } from '../../src/admin/http.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { snapshotFromMessage, stateMessage } from '../../src/server/state-messages.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+import { CLI, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 t.test('state snapshot survives the IPC message (JSON) unchanged', async (t) => {
   const snapshot = makeSnapshot(new Map([['app.example.com/boston', { up: false, reason: 'probe: timeout', checkedAt: 5 }], ['app.example.com/chicago', { up: true, load: 3, utilization: 0.03 }]]), true, 1234);
@@ -90,3 +92,20 @@ records:
 
   t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM stops the primary and its workers with exit 0');
 });
+
+t.test('a worker that cannot start (its port taken) fails the start: the server exits 1 rather than waiting for it', async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as net.AddressInfo).port;
+  // spawnSync: the taken port needs no event loop (the kernel refuses the bind); 20 s is far
+  // more than a start takes, so a server that waits for its workers forever fails here.
+  const r = spawnSync(process.execPath, [CLI, 'serve', '--zones', 'zones', '--listen', `127.0.0.1:${port}`, '--workers', '2', '--http', 'off'], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  t.ok(lines.some((l) => l.level === 'fatal' && /EADDRINUSE/.test(l.msg)), 'the worker says why');
+  const failed = lines.find((l) => l.msg === 'worker failed to start');
+  t.ok(failed, 'the primary gives up on the start');
+  t.equal(failed?.code, 1, 'the worker exited 1');
+  t.equal(r.status, 1, 'the server exits 1');
+});
+
