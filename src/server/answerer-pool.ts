@@ -2,9 +2,10 @@
  * The lifecycle the answerers of `serve --workers N` (cluster workers, workers.ts) and of
  * `serve --udp-threads N` (worker threads, udp-threads.ts) share (#8), once, over a transport
  * that starts, reaches and ends one answerer: N slots; the start fails if one of the first N ends
- * before it says 'ready'; each state snapshot to every answerer (StatePublisher), the whole one on
- * 'hello'; an answerer that ends later is replaced in its slot after a back-off; requests answered
- * by id; rolling reloads; 'stop', then kill. The callers keep their own log lines (hooks).
+ * before it says 'ready' (and the others are stopped); each state snapshot to every answerer
+ * (StatePublisher), the whole one on 'hello'; an answerer that ends later is replaced in its slot
+ * after a back-off; requests answered by id; rolling reloads; 'stop', then kill. The callers keep
+ * their own log lines (hooks).
  */
 import type { StateSnapshot } from '../state/snapshot.js';
 import { StatePublisher, type DeltaMessage, type StateMessage } from './state-messages.js';
@@ -135,9 +136,9 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
         ended();
         // Stopped while starting (SIGTERM during a long compile) is not a failed start.
         if (!a.ready && this.closed === null) reject(new AnswererFailedToStart(a, exit));
-        // One of the first N that cannot start (bad flags, no zones, port taken) fails the start;
-        // the callers end the others.
-        if (!a.ready && replaces === undefined) this.stopping = true;
+        // One of the first N that cannot start (bad flags, no zones, port taken) fails the start,
+        // and the others are stopped: close() (and so the callers' stop) resolves once all ended.
+        if (!a.ready && replaces === undefined) void this.close();
         if (this.stopping) return;
         // One that listened and ended is replaced, and so is a replacement that cannot start
         // (the files broken meanwhile, say): tried again with back-off.

@@ -205,7 +205,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
   try {
     await pool.start;
   } catch (error) {
-    await close();
+    await close(); // the pool is stopping the others: wait until they have ended
     const { answerer, exit } = error as AnswererFailedToStart<Thread>;
     throw exit.error ?? new Error(`UDP thread ${answerer.slot} exited with code ${exit.code} before listening`);
   }

@@ -156,9 +156,9 @@ export function startPrimary(options: PrimaryOptions): Primary {
   pool.start.then(
     (ready) => options.onReady?.(ready[ready.length - 1].listening),
     ({ answerer, exit }: AnswererFailedToStart<Worker>) => {
-      // A worker that cannot even start (bad flags, no zones, port taken): give up.
+      // A worker that cannot even start (bad flags, no zones, port taken): give up (the pool
+      // stops the others).
       log.fatal({ worker: pid(answerer), code: exit.code, signal: exit.signal }, 'worker failed to start');
-      for (const a of pool.answerers()) a.handle.kill();
       failWith(1);
     },
   );

@@ -96,6 +96,7 @@ t.test('one of the first N that ends before it listens fails the start; nothing 
   spawned[1].end({ code: 1 });
   const failure = await pool.start.then(() => null, (e: unknown) => e);
   t.ok(failure instanceof AnswererFailedToStart && failure.answerer.slot === 1 && failure.exit.code === 1, 'the start fails with the answerer and its exit');
+  t.ok(spawned[0].last('stop'), "the one that listened is told to stop: the pool ends the others itself");
   await new Promise((r) => setTimeout(r, 150));
   t.equal(spawned.length, 2, 'not restarted');
   t.notOk(events.some((e) => e.startsWith('restarting')));
