@@ -14,7 +14,7 @@ import { matchTopology } from '../policy/topology.js';
 import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
 import type { Runtime } from '../server/handler.js';
 import { lookup } from '../server/lookup.js';
-import { stateOf } from '../state/snapshot.js';
+import { siteView } from '../state/status.js';
 
 export interface ExplainQuery {
   name: string;
@@ -89,7 +89,7 @@ function explainDynamic(
   const countingEnv: PolicyEnv = { now: env.now, random: () => (draws++, env.random()), memory: env.memory ? new MemoryView(env.memory) : undefined };
   const selection = selectAnswer(name, family, snapshot, client, countingEnv);
   const chosen = new Set(selection.kind === 'sites' ? selection.sites : []);
-  const candidates = name.sites.map((site, order) => candidate(site, order, family, snapshot, chosen));
+  const candidates = name.sites.map((site, order) => candidate(site, order, family, snapshot, chosen, env.now()));
   const answer = [...staticAnswer, ...dynamicRecords(name, selection, family)];
   return {
     rcode: selection.kind === 'servfail' ? 'SERVFAIL' : selection.kind === 'drop' ? '(no reply)' : 'NOERROR',
@@ -106,23 +106,26 @@ function explainDynamic(
   };
 }
 
-function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runtime['state'], chosen: Set<SiteModel>): Record<string, unknown> {
-  const state = stateOf(snapshot, site.key);
+/** A candidate: its place and addresses, then its state as `sitedns status` shows it (state/status.ts). */
+function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runtime['state'], chosen: Set<SiteModel>, now: number): Record<string, unknown> {
+  const view = siteView(site.key, snapshot.sites.get(site.key), site, now);
   return {
     order,
     site: site.id,
     key: site.key,
     chosen: chosen.has(site),
-    up: state.up,
+    up: view.up,
     hasFamily: hasFamily(site, family),
     addresses: family === 4 ? site.v4 : site.v6,
     capacity: site.capacity,
-    load: state.load ?? null,
-    utilization: state.utilization ?? null,
-    rttMs: state.rttMs ?? null,
-    checkedAt: state.checkedAt !== undefined ? new Date(state.checkedAt).toISOString() : null,
-    reason: state.reason ?? null,
-    forced: state.forced ? { ...state.forced, until: new Date(state.forced.until).toISOString() } : null,
+    state: view.state,
+    load: view.load ?? null,
+    utilization: view.utilization ?? null,
+    loadStale: view.loadStale ?? null,
+    rttMs: view.rttMs ?? null,
+    checkedAt: view.checkedAt ?? null,
+    reason: view.reason,
+    forced: view.forced ?? null,
   };
 }
 

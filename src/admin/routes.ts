@@ -5,7 +5,7 @@
  */
 import type { PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../server/handler.js';
-import { stateOf } from '../state/snapshot.js';
+import { statusView } from '../state/status.js';
 import { explain, ExplainInputError } from './explain.js';
 import type { AdminRouter } from './http.js';
 import { registry, renderMetrics } from './metrics.js';
@@ -61,9 +61,10 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
     }
   });
 
-  // The state store registers the real status (sites as the probers see them, drains, probers);
-  // this nameserver-only view is for when there is none.
-  if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? (() => snapshotStatus(deps.runtime, deps.env().now())))() }));
+  // The state store registers the status with its probers and connection (state/admin-routes.ts);
+  // without one, the same view of the sites this nameserver answers from, with no store.
+  const ownStatus = () => statusView(deps.runtime.zones, deps.runtime.state, { kind: 'none', connected: true }, deps.env().now());
+  if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? ownStatus)() }));
 
   if (deps.reload) {
     const reload = deps.reload;
@@ -72,32 +73,4 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
       return outcome === undefined ? { status: 503, body: { error: 'not serving yet, or stopping' } } : { status: 200, body: outcome };
     }, { mutating: true });
   }
-}
-
-/** The nameserver's view of every site: what it answers from right now. */
-export function snapshotStatus(runtime: Runtime, now: number): Record<string, unknown> {
-  const snapshot = runtime.state;
-  const sites = [];
-  for (const zone of runtime.zones.zones.values()) {
-    for (const site of zone.sites) {
-      const s = stateOf(snapshot, site.key);
-      sites.push({
-        zone: zone.origin,
-        site: site.id,
-        state: s.forced?.state === 'down' ? 'drained' : s.up ? 'up' : 'down',
-        load: s.load ?? null,
-        utilization: s.utilization ?? null,
-        rttMs: s.rttMs ?? null,
-        lastCheck: s.checkedAt !== undefined ? new Date(s.checkedAt).toISOString() : null,
-        why: s.reason ?? null,
-        forced: s.forced ? { ...s.forced, until: new Date(s.forced.until).toISOString() } : null,
-      });
-    }
-  }
-  return {
-    source: 'nameserver',
-    state: { version: snapshot.version, fresh: snapshot.fresh, ageSeconds: snapshot.takenAt > 0 ? (now - snapshot.takenAt) / 1000 : null },
-    zones: { generation: runtime.zones.generation, loadedAt: new Date(runtime.zones.loadedAt).toISOString(), names: [...runtime.zones.zones.keys()] },
-    sites,
-  };
 }

@@ -1,13 +1,14 @@
-/** `sitedns probe`: the prober as its own process, writing to Redis (issue #3). */
+/** `sitedns probe`: the prober as its own process, writing to Redis (docs/state.md). */
 import { formatProblem } from '../config/errors.js';
 import { Prober } from '../probe/prober.js';
 import { ZoneStore } from '../server/zone-store.js';
 import { MemoryStateStore } from '../state/memory-store.js';
 import { RedisStateStore } from '../state/redis-store.js';
-import { formatStatus, statusFromContents } from '../state/status.js';
+import { statusFromContents } from '../state/status.js';
 import { createLogger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 import { durationFlag } from './serve.js';
+import { formatStatus } from './status.js';
 
 export const probeFlags: Flags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
@@ -48,7 +49,7 @@ export async function runProbe(argv: string[]): Promise<number> {
     prober.setZones(loaded.zoneSet);
     await prober.firstRound(durationFlag(values['startup-limit'] as string, 'startup-limit'));
     await prober.stop(false);
-    console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)')));
+    console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)', loaded.zoneSet)));
     return 0;
   }
   if (!values.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');

@@ -1,5 +1,5 @@
 /** `sitedns status`: the site table (site, state, load, utilization, last check, why). */
-import { formatStatus, statusFromContents, type StatusReport } from '../state/status.js';
+import { statusFromContents, type SiteView, type StatusReport } from '../state/status.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 import { admin, openRedis, targetFlags } from './state-target.js';
 
@@ -11,9 +11,11 @@ export const statusFlags: Flags = {
 
 export const statusHelp = `Usage: sitedns status [--redis <url> | --http <host:port>] [--json]
 
-Shows every site: state (up, down, drained, forced-up, unknown), load, utilization, last check
-and why, then the state store and the probers. With --redis it reads Redis directly; otherwise
-it asks a running \`sitedns serve\` on its admin listener.
+Shows every site: state (up, down, drained, forced-up, unknown), load, utilization ("stale" when
+older than the site's limit: the policies then ignore it), last check and why (a drain's who,
+why and time left), then the state store and the probers. With --redis it reads Redis directly
+(the sites that have a state there); otherwise it asks a running \`sitedns serve\` on its admin
+listener (every site of its zones).
 
 ${flagHelp(statusFlags)}`;
 
@@ -38,4 +40,43 @@ export async function runStatus(argv: string[]): Promise<number> {
   const report = await fetchStatus(values);
   console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;
+}
+
+function ago(ms: number): string {
+  if (ms < 0) ms = 0;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m ago`;
+  return `${Math.round(ms / 3_600_000)}h ago`;
+}
+
+function left(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m`;
+  return `${(ms / 3_600_000).toFixed(1)}h`;
+}
+
+function why(site: SiteView, now: number): string {
+  if (!site.forced) return site.reason;
+  // An expired drain the snapshot still holds: answers avoid the site until it is re-evaluated.
+  return `${site.reason} (${site.forced.expired ? 'expired' : `${left(site.forced.until - now)} left`})`;
+}
+
+/** The table: site, state, load, utilization, last check, why; then the store and the probers. */
+export function formatStatus(report: StatusReport): string {
+  const header = ['SITE', 'STATE', 'LOAD', 'UTIL', 'LAST CHECK', 'WHY'];
+  const lines = report.sites.map((r) => [
+    r.site,
+    r.state,
+    r.load === undefined ? '-' : String(Math.round(r.load * 1000) / 1000),
+    r.utilization === undefined ? '-' : `${Math.round(r.utilization * 100)}%${r.loadStale ? ' stale' : ''}`,
+    r.checkedAt === undefined ? '-' : ago(report.now - r.checkedAt),
+    why(r, report.now),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  const store = report.store;
+  const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.fresh === false ? ' (no live prober: last known state)' : ''}`;
+  const probers = report.probers.length === 0 ? 'probers: none' : `probers: ${report.probers.map((p) => `${p.id} (${p.live ? 'live' : 'STALE'}, ${ago(p.heartbeatAgeMs)})`).join(', ')}`;
+  return [fmt(header), ...lines.map(fmt), '', storeLine, probers].join('\n');
 }

@@ -25,9 +25,9 @@
  * all the split is by capacity. Ties need no rule: equal sites get equal weights.
  */
 import type { SiteModel } from '../model/zone-model.js';
-import { stateOf, type StateSnapshot } from '../state/snapshot.js';
+import { measuredAt, stateOf, type StateSnapshot } from '../state/snapshot.js';
 import { answerWith, usable, weightedIndex, oneSite } from './candidates.js';
-import { measuredAt, utilizationOf } from './load.js';
+import { utilizationOf } from './load.js';
 import type { PolicyMemory } from './memory.js';
 import type { SitePolicy } from './types.js';
 

@@ -5,20 +5,14 @@
  * candidate, but no decision rests on a number nobody measured recently.
  */
 import type { SiteModel } from '../model/zone-model.js';
-import type { SiteState } from '../state/snapshot.js';
+import { loadIsStale, measuredAt, type SiteState } from '../state/snapshot.js';
 
 export function utilizationOf(site: SiteModel, state: SiteState, now: number): number | undefined {
   const utilization = state.utilization ?? (state.load !== undefined ? state.load / site.capacity : undefined);
   if (utilization === undefined || !Number.isFinite(utilization)) return undefined;
-  const measuredAt = state.loadAt ?? state.checkedAt;
   // A hand-built or embedded state without timestamps is taken as current.
-  if (measuredAt !== undefined && now - measuredAt > site.loadStaleMs) return undefined;
+  if (loadIsStale(state, site.loadStaleMs, now)) return undefined;
   return utilization < 0 ? 0 : utilization;
-}
-
-/** When the load was measured, for counting answers handed out since (least-busy). */
-export function measuredAt(state: SiteState): number | undefined {
-  return state.loadAt ?? state.checkedAt;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { Runtime } from '../server/handler.js';
 import type { StateFollower } from './follower.js';
 import { siteKey } from './keys.js';
 import { drain, parseLoad, reportLoad, undrain, type DrainRequest } from './service.js';
-import { proberRows, statusRows, type StatusReport } from './status.js';
+import { statusView, type StatusReport } from './status.js';
 import type { StateStore } from './types.js';
 
 export interface StateRouteContext {
@@ -24,14 +24,8 @@ export interface StateRouteContext {
 }
 
 export function buildStatus(ctx: StateRouteContext, now = Date.now()): StatusReport {
-  const snapshot = ctx.runtime.state;
-  const age = ctx.follower.ageMs(now);
-  return {
-    store: { kind: ctx.store.kind, connected: ctx.follower.connected, ageMs: Number.isFinite(age) ? age : undefined, fresh: snapshot.fresh },
-    probers: proberRows(ctx.follower.snapshotContents(), now, ctx.staleAfterMs),
-    sites: statusRows(snapshot.sites, ctx.runtime.zones),
-    now,
-  };
+  const { store, follower, runtime } = ctx;
+  return statusView(runtime.zones, runtime.state, { kind: store.kind, connected: follower.connected, ageMs: follower.ageMs(now), contents: follower.snapshotContents(), staleAfterMs: ctx.staleAfterMs }, now);
 }
 
 export function registerStateRoutes(router: AdminRouter, ctx: StateRouteContext): void {

@@ -33,13 +33,27 @@ export interface StateSnapshot {
   readonly fresh: boolean;
 }
 
-/** Before any probe has run, or for a site no monitor knows: up, load unknown (#2). */
+/** Before any probe has run, or for a site no monitor knows: up (never "all down" for lack of data), load unknown. */
 export const UNKNOWN_SITE_STATE: SiteState = Object.freeze({ up: true, reason: 'not probed' });
 
 export const EMPTY_SNAPSHOT: StateSnapshot = Object.freeze({ sites: new Map(), version: 0, takenAt: 0, fresh: false });
 
 export function stateOf(snapshot: StateSnapshot, key: string): SiteState {
   return snapshot.sites.get(key) ?? UNKNOWN_SITE_STATE;
+}
+
+/** When the state's load was measured: `loadAt`, else `checkedAt` (undefined: taken as current). */
+export function measuredAt(state: SiteState): number | undefined {
+  return state.loadAt ?? state.checkedAt;
+}
+
+/**
+ * A load measured longer ago than `limitMs` (the site's `loadStaleMs`) is stale: policies treat
+ * it exactly like an unknown load (docs/policies.md "Shared rules"), and status says so.
+ */
+export function loadIsStale(state: SiteState, limitMs: number, now: number): boolean {
+  const at = measuredAt(state);
+  return at !== undefined && now - at > limitMs;
 }
 
 let versionCounter = 0;
@@ -49,8 +63,8 @@ export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boole
 
 /**
  * How a snapshot differs from the one it replaced, when the follower knows (an incremental
- * recompute, #8): the cluster primary then sends workers only these sites. Kept beside the
- * snapshot, not in it, so snapshots stay what they were everywhere else.
+ * recompute): the cluster primary then sends workers only these sites. Kept beside the
+ * snapshot, not in it, so a snapshot is the same value wherever it is read.
  */
 export interface SnapshotDelta {
   /** The version of the snapshot this one was derived from. */

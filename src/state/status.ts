@@ -1,21 +1,50 @@
 /**
- * What `sitedns status` shows, computed the same way whether it comes from a nameserver's admin
- * listener (the embedded default, or a nameserver following Redis) or straight from Redis.
+ * The one view of every site's state. `GET /v1/status`, `sitedns status` (table and --json),
+ * `sitedns probe --once` and the candidates of `/v1/explain` all render it, so they cannot
+ * disagree about a site. Pure: zones + state snapshot + store side + now -> view.
+ *
+ * The view describes the snapshot being answered from, not a fresher truth: a drain whose time
+ * has passed but that the snapshot still holds stays `drained` (answers still avoid the site
+ * until the follower's next re-evaluation, or, answering from the last-known-state file, until
+ * the store is back), marked `expired`.
  */
-import type { ZoneSet } from '../model/zone-model.js';
+import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import { combine, liveProbers, DEFAULT_STALE_AFTER_MS } from './combine.js';
-import type { SiteState } from './snapshot.js';
+import { loadIsStale, UNKNOWN_SITE_STATE, type SiteState, type StateSnapshot } from './snapshot.js';
 import type { StoreContents } from './types.js';
 
-export interface StatusRow {
+/**
+ * - `unknown`: no monitor has a verdict yet; answers count the site as up (docs/state.md).
+ * - `drained` / `forced-up`: an operator's forced state overrides the probes until it expires.
+ */
+export type SiteCondition = 'up' | 'down' | 'drained' | 'forced-up' | 'unknown';
+
+export interface ForcedView {
+  readonly state: 'down' | 'up';
+  readonly by: string;
+  readonly reason: string;
+  /** Expiry (ms since the epoch). */
+  readonly until: number;
+  /** `until` has passed but the snapshot still holds the forced state. */
+  readonly expired: boolean;
+}
+
+export interface SiteView {
+  /** The site key `zone/id`. */
   readonly site: string;
-  readonly state: 'up' | 'down' | 'drained' | 'forced-up' | 'unknown';
+  readonly state: SiteCondition;
+  /** Whether answers may use the site (an unknown site counts as up). */
+  readonly up: boolean;
   readonly load?: number;
   readonly utilization?: number;
+  /** The load is older than the site's limit, so policies treat it as unknown (set only when the zones are known). */
+  readonly loadStale?: boolean;
   readonly rttMs?: number;
+  /** Last check (ms since the epoch). */
   readonly checkedAt?: number;
+  /** The probe's reason, or who drained the site and why. */
   readonly reason: string;
-  readonly forced?: SiteState['forced'];
+  readonly forced?: ForcedView;
 }
 
 export interface ProberRow {
@@ -26,81 +55,79 @@ export interface ProberRow {
   readonly pid?: number;
 }
 
+export interface StoreView {
+  readonly kind: string;
+  readonly connected: boolean;
+  /** Time since the store was last heard from (a following nameserver only). */
+  readonly ageMs?: number;
+  /** False while the state is not known to be current (no live prober: the last known state). */
+  readonly fresh: boolean;
+}
+
 export interface StatusReport {
-  readonly store: { readonly kind: string; readonly connected: boolean; readonly ageMs?: number; readonly fresh?: boolean };
+  readonly store: StoreView;
   readonly probers: readonly ProberRow[];
-  readonly sites: readonly StatusRow[];
+  readonly sites: readonly SiteView[];
+  /** The clock the view was computed at (ms since the epoch): ages in the table are relative to it. */
   readonly now: number;
 }
 
-export function rowFor(key: string, s: SiteState | undefined): StatusRow {
-  if (!s) return { site: key, state: 'unknown', reason: 'not probed' };
-  const state = s.forced ? (s.forced.state === 'down' ? 'drained' : 'forced-up') : s.up ? 'up' : 'down';
-  const row: { -readonly [K in keyof StatusRow]: StatusRow[K] } = { site: key, state, reason: s.reason ?? '' };
-  if (s.load !== undefined) row.load = s.load;
-  if (s.utilization !== undefined) row.utilization = s.utilization;
-  if (s.rttMs !== undefined) row.rttMs = s.rttMs;
-  if (s.checkedAt !== undefined) row.checkedAt = s.checkedAt;
-  if (s.forced) row.forced = s.forced;
-  return row;
+/** Where the state comes from: the store's kind and health, and its contents for the probers. */
+export interface StoreSide {
+  readonly kind: string;
+  readonly connected: boolean;
+  readonly ageMs?: number;
+  /** The store's contents (probers); none: no prober is listed. */
+  readonly contents?: StoreContents;
+  readonly staleAfterMs?: number;
 }
 
-/** Rows for every site of the zones (when known) and every site the state mentions. */
-export function statusRows(sites: ReadonlyMap<string, SiteState>, zones?: ZoneSet): StatusRow[] {
-  const keys = new Set<string>(sites.keys());
-  if (zones) for (const zone of zones.zones.values()) for (const site of zone.sites) keys.add(site.key);
-  return [...keys].sort().map((k) => rowFor(k, sites.get(k)));
+/** One site's view. `site` (its model) is needed to judge a load stale. */
+export function siteView(key: string, state: SiteState | undefined, site: SiteModel | undefined, now: number): SiteView {
+  const s = state ?? UNKNOWN_SITE_STATE;
+  const view: { -readonly [K in keyof SiteView]: SiteView[K] } = { site: key, state: conditionOf(state), up: s.up, reason: s.reason ?? '' };
+  if (s.load !== undefined) view.load = s.load;
+  if (s.utilization !== undefined) view.utilization = s.utilization;
+  if (site !== undefined && (s.load !== undefined || s.utilization !== undefined)) view.loadStale = loadIsStale(s, site.loadStaleMs, now);
+  if (s.rttMs !== undefined) view.rttMs = s.rttMs;
+  if (s.checkedAt !== undefined) view.checkedAt = s.checkedAt;
+  if (s.forced) view.forced = { ...s.forced, expired: s.forced.until <= now };
+  return view;
 }
 
-export function proberRows(contents: StoreContents, now: number, staleAfterMs = DEFAULT_STALE_AFTER_MS): ProberRow[] {
+function conditionOf(state: SiteState | undefined): SiteCondition {
+  if (state === undefined) return 'unknown';
+  if (state.forced) return state.forced.state === 'down' ? 'drained' : 'forced-up';
+  return state.up ? 'up' : 'down';
+}
+
+/**
+ * Every site of the zones (when known) and every site the snapshot mentions, sorted by key, with
+ * the store and its probers.
+ */
+export function statusView(zones: ZoneSet | undefined, snapshot: Pick<StateSnapshot, 'sites' | 'fresh'>, store: StoreSide, now: number): StatusReport {
+  const models = new Map<string, SiteModel>();
+  if (zones) for (const zone of zones.zones.values()) for (const site of zone.sites) models.set(site.key, site);
+  const keys = [...new Set([...models.keys(), ...snapshot.sites.keys()])].sort();
+  const storeView: { -readonly [K in keyof StoreView]: StoreView[K] } = { kind: store.kind, connected: store.connected, fresh: snapshot.fresh };
+  if (store.ageMs !== undefined && Number.isFinite(store.ageMs)) storeView.ageMs = store.ageMs;
+  return {
+    store: storeView,
+    probers: store.contents ? proberRows(store.contents, now, store.staleAfterMs) : [],
+    sites: keys.map((key) => siteView(key, snapshot.sites.get(key), models.get(key), now)),
+    now,
+  };
+}
+
+function proberRows(contents: StoreContents, now: number, staleAfterMs = DEFAULT_STALE_AFTER_MS): ProberRow[] {
   const live = new Set(liveProbers(contents, now, staleAfterMs));
   return [...contents.probers.values()]
     .sort((a, b) => a.id.localeCompare(b.id))
     .map((p) => ({ id: p.id, live: live.has(p.id), heartbeatAgeMs: now - p.heartbeatAt, host: p.host, pid: p.pid }));
 }
 
-/** Status straight from the store's contents (`sitedns status --redis`). */
-export function statusFromContents(contents: StoreContents, now: number, kind: string, staleAfterMs = DEFAULT_STALE_AFTER_MS): StatusReport {
+/** The view straight from the store's contents (`sitedns status --redis`, `probe --once`). */
+export function statusFromContents(contents: StoreContents, now: number, kind: string, zones?: ZoneSet, staleAfterMs = DEFAULT_STALE_AFTER_MS): StatusReport {
   const combined = combine(contents, now, { staleAfterMs });
-  return {
-    store: { kind, connected: true, fresh: !combined.stale },
-    probers: proberRows(contents, now, staleAfterMs),
-    sites: statusRows(combined.sites),
-    now,
-  };
-}
-
-function ago(ms: number): string {
-  if (ms < 0) ms = 0;
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s ago`;
-  if (ms < 120_000) return `${Math.round(ms / 1000)}s ago`;
-  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m ago`;
-  return `${Math.round(ms / 3_600_000)}h ago`;
-}
-
-function until(ms: number): string {
-  const left = Math.max(0, ms);
-  if (left < 120_000) return `${Math.round(left / 1000)}s`;
-  if (left < 7_200_000) return `${Math.round(left / 60_000)}m`;
-  return `${(left / 3_600_000).toFixed(1)}h`;
-}
-
-/** The table: site, state, load, utilization, last check, why. */
-export function formatStatus(report: StatusReport): string {
-  const header = ['SITE', 'STATE', 'LOAD', 'UTIL', 'LAST CHECK', 'WHY'];
-  const lines = report.sites.map((r) => [
-    r.site,
-    r.state,
-    r.load === undefined ? '-' : String(Math.round(r.load * 1000) / 1000),
-    r.utilization === undefined ? '-' : `${Math.round(r.utilization * 100)}%`,
-    r.checkedAt === undefined ? '-' : ago(report.now - r.checkedAt),
-    r.forced ? `${r.reason} (${until(r.forced.until - report.now)} left)` : r.reason,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
-  const out = [fmt(header), ...lines.map(fmt)];
-  const store = report.store;
-  const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.fresh === false ? ' (no live prober: last known state)' : ''}`;
-  const probers = report.probers.length === 0 ? 'probers: none' : `probers: ${report.probers.map((p) => `${p.id} (${p.live ? 'live' : 'STALE'}, ${ago(p.heartbeatAgeMs)})`).join(', ')}`;
-  return [...out, '', storeLine, probers].join('\n');
+  return statusView(zones, { sites: combined.sites, fresh: !combined.stale }, { kind, connected: true, contents, staleAfterMs }, now);
 }

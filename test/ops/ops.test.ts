@@ -40,7 +40,8 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
   t.equal((await get('/readyz')).status, 200, 'stays ready when the state goes stale (fail static)');
 
   const status = await get('/v1/status');
-  t.match(status.body.sites.find((s: any) => s.site === 'boston'), { zone: 'app.example.com', state: 'down', why: 'timeout' });
+  t.match(status.body.sites.find((s: any) => s.site === 'app.example.com/boston'), { state: 'down', reason: 'timeout' });
+  t.match(status.body.sites.find((s: any) => s.site === 'app.example.com/geneva'), { state: 'unknown', up: true, reason: 'not probed' });
   t.equal((await get('/v1/explain')).status, 400);
   t.equal((await get('/v1/explain?name=boston.app.example.com')).body.answer[0].data, '203.0.113.20');
   t.equal((await get('/nope')).status, 404);
