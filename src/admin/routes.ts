@@ -26,7 +26,7 @@ export interface OpsRouteDeps {
   /** The handler's env (its clock, random source and policy memory), read per request. */
   env: () => PolicyEnv;
   readiness(): Readiness;
-  /** What `sitedns status` prints, as JSON. Default: the nameserver's own state snapshot. */
+  /** What `sitedns status` prints, as JSON. Default: the site view of this nameserver's snapshot, with no store (state/status.ts). */
   status?: () => unknown | Promise<unknown>;
   /** POST /v1/reload. */
   reload?: () => unknown;

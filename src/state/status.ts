@@ -58,7 +58,7 @@ export interface ProberRow {
 export interface StoreView {
   readonly kind: string;
   readonly connected: boolean;
-  /** Time since the store was last heard from (a following nameserver only). */
+  /** Age of the state answered from: since the newest prober heartbeat seen (a nameserver following a store only). */
   readonly ageMs?: number;
   /** False while the state is not known to be current (no live prober: the last known state). */
   readonly fresh: boolean;
