@@ -85,13 +85,20 @@ export interface StoreSide {
 /** One site's view. `site` (its model) is needed to judge a load stale. */
 export function siteView(key: string, state: SiteState | undefined, site: SiteModel | undefined, now: number): SiteView {
   const s = state ?? UNKNOWN_SITE_STATE;
-  const view: { -readonly [K in keyof SiteView]: SiteView[K] } = { site: key, state: conditionOf(state), up: s.up, reason: s.reason ?? '' };
-  if (s.load !== undefined) view.load = s.load;
-  if (s.utilization !== undefined) view.utilization = s.utilization;
-  if (site !== undefined && (s.load !== undefined || s.utilization !== undefined)) view.loadStale = loadIsStale(s, site.loadStaleMs, now);
-  if (s.rttMs !== undefined) view.rttMs = s.rttMs;
-  if (s.checkedAt !== undefined) view.checkedAt = s.checkedAt;
-  if (s.forced) view.forced = { ...s.forced, expired: s.forced.until <= now };
+  const hasLoad = s.load !== undefined || s.utilization !== undefined;
+  // In the documented field order (docs/state.md), which `status --json` prints; no undefined values.
+  const view: SiteView = {
+    site: key,
+    state: conditionOf(state),
+    up: s.up,
+    ...(s.load !== undefined && { load: s.load }),
+    ...(s.utilization !== undefined && { utilization: s.utilization }),
+    ...(hasLoad && site !== undefined && { loadStale: loadIsStale(s, site.loadStaleMs, now) }),
+    ...(s.rttMs !== undefined && { rttMs: s.rttMs }),
+    ...(s.checkedAt !== undefined && { checkedAt: s.checkedAt }),
+    reason: s.reason ?? '',
+    ...(s.forced && { forced: { ...s.forced, expired: s.forced.until <= now } }),
+  };
   return view;
 }
 
@@ -109,10 +116,9 @@ export function statusView(zones: ZoneSet | undefined, snapshot: Pick<StateSnaps
   const models = new Map<string, SiteModel>();
   if (zones) for (const zone of zones.zones.values()) for (const site of zone.sites) models.set(site.key, site);
   const keys = [...new Set([...models.keys(), ...snapshot.sites.keys()])].sort();
-  const storeView: { -readonly [K in keyof StoreView]: StoreView[K] } = { kind: store.kind, connected: store.connected, fresh: snapshot.fresh };
-  if (store.ageMs !== undefined && Number.isFinite(store.ageMs)) storeView.ageMs = store.ageMs;
+  const known = store.ageMs !== undefined && Number.isFinite(store.ageMs);
   return {
-    store: storeView,
+    store: { kind: store.kind, connected: store.connected, ...(known && { ageMs: store.ageMs }), fresh: snapshot.fresh },
     probers: store.contents ? proberRows(store.contents, now, store.staleAfterMs) : [],
     sites: keys.map((key) => siteView(key, snapshot.sites.get(key), models.get(key), now)),
     now,
