@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { compileZoneFiles } from '../src/config/compile.js';
 import { formatProblem } from '../src/config/errors.js';
 import { parseZoneText } from '../src/config/load.js';
-import { parseDuration } from '../src/config/schema.js';
 import { tempZonesDir } from './helpers/dns.js';
+import { parseDuration } from '../src/util/duration.js';
 
 const BASE = `zone: app.example.com
 soa: { mname: ns1.app.example.com, rname: hostmaster.example.com }

@@ -8,6 +8,7 @@
  * MARKER_MAX_AGE (default 60s), CLOCK_SKEW (default 5s), TRUST_PROXY=1 (behind a proxy).
  * SIGUSR2 toggles "busy" (to watch overflow); SIGTERM/SIGINT stop. Logs are JSON lines.
  */
+import { durationMs } from 'sitedns/affinity';
 import { createSiteApp } from './app.js';
 
 const env = process.env;
@@ -21,11 +22,15 @@ function fail(message) {
 if (!env.SITE) fail('SITE is required ("I am site X": a site id of the zone)');
 if (!env.SECRET) fail('SECRET is required (shared by every site, at least 16 bytes)');
 
-function durationMs(text, name) {
+/** An optional duration variable (`60s`, `30m`, `1h30m`: the syntax of docs/zones.md#durations). */
+function envDuration(name) {
+  const text = env[name];
   if (text === undefined || text === '') return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) fail(`${name}: "${text}" is not a duration (e.g. 60s, 30m)`);
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']);
+  try {
+    return durationMs(text);
+  } catch (error) {
+    fail(`${name}: ${error.message}`);
+  }
 }
 
 let app;
@@ -35,9 +40,9 @@ try {
     zone: env.ZONE ?? 'zones/app.example.com.yaml',
     secret: env.SECRET,
     capacity: env.CAPACITY ? Number(env.CAPACITY) : undefined,
-    sessionTtlMs: durationMs(env.SESSION_TTL, 'SESSION_TTL'),
-    maxAge: durationMs(env.MARKER_MAX_AGE, 'MARKER_MAX_AGE'),
-    clockSkew: durationMs(env.CLOCK_SKEW, 'CLOCK_SKEW'),
+    sessionTtlMs: envDuration('SESSION_TTL'),
+    maxAge: envDuration('MARKER_MAX_AGE'),
+    clockSkew: envDuration('CLOCK_SKEW'),
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
     log,
   });

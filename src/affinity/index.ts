@@ -9,3 +9,4 @@ export { groupByTopology } from './topology.js';
 export { parseTarget, parseHost, buildLocation, type RequestTarget, type HostHeader } from './url.js';
 export { affinityZone, compileZoneFile, type AffinityZone } from './zone.js';
 export { AffinityError, type AffinityErrorCode } from './errors.js';
+export { durationMs, DurationError } from '../util/duration.js';

@@ -11,7 +11,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { parseDuration } from '../config/schema.js';
 import type { GroupModel, ZoneModel } from '../model/zone-model.js';
 import { decide, type Decision, type DecideContext } from './decide.js';
 import { AffinityError } from './errors.js';
@@ -19,7 +18,9 @@ import { signMarker } from './marker.js';
 import { groupByTopology } from './topology.js';
 import { buildLocation, parseHost, parseTarget, type RequestTarget } from './url.js';
 import { affinityZone, compileZoneFile, type AffinityZone } from './zone.js';
+import { durationMs } from '../util/duration.js';
 
+/** A duration as text (`60s`, `1h30m`; docs/zones.md#durations) or a number of milliseconds. */
 export type Duration = number | string;
 
 export interface SiteAffinityOptions {
@@ -85,11 +86,13 @@ export const DEFAULT_BUSY_PAGE = `<!doctype html>
 <body><h1>All sites are busy</h1><p>Every site of this service is too busy to start a new session right now. Please try again in a little while.</p></body></html>
 `;
 
-function durationMs(value: Duration | undefined, fallback: number, option: string): number {
+function optionMs(value: Duration | undefined, fallback: number, option: string): number {
   if (value === undefined) return fallback;
-  const ms = typeof value === 'number' ? value : parseDuration(value);
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0) throw new AffinityError('EAFFINITY_OPTION', `${option}: "${value}" is not a duration (e.g. 500ms, 60s, 2m)`);
-  return ms;
+  try {
+    return durationMs(value);
+  } catch (error) {
+    throw new AffinityError('EAFFINITY_OPTION', `${option}: ${(error as Error).message}`);
+  }
 }
 
 function secretsOf(secret: SiteAffinityOptions['secret']): Buffer[] {
@@ -141,9 +144,9 @@ export function siteAffinity(options: SiteAffinityOptions): SiteAffinity {
   const ctx: DecideContext = {
     zone,
     keys: { secrets: secretsOf(options.secret), zone: compiled.origin },
-    timing: { maxAgeMs: durationMs(options.maxAge, 60_000, 'maxAge'), clockSkewMs: durationMs(options.clockSkew, 5_000, 'clockSkew') },
+    timing: { maxAgeMs: optionMs(options.maxAge, 60_000, 'maxAge'), clockSkewMs: optionMs(options.clockSkew, 5_000, 'clockSkew') },
   };
-  const retryAfterSeconds = String(Math.ceil(durationMs(options.retryAfter, 30_000, 'retryAfter') / 1000));
+  const retryAfterSeconds = String(Math.ceil(optionMs(options.retryAfter, 30_000, 'retryAfter') / 1000));
   const busyPage = Buffer.from(options.busyPage ?? DEFAULT_BUSY_PAGE, 'utf8');
   const now = options.now ?? Date.now;
   const trustProxy = options.trustProxy === true;

@@ -11,8 +11,6 @@ import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetric
 import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
-import type { Flags } from '../cli/args.js';
-import { parseDuration } from '../config/schema.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { systemEnv, type PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../server/handler.js';
@@ -23,37 +21,16 @@ import { stateOf, type StateSnapshot } from '../state/snapshot.js';
 import { parseHostPort } from '../util/listen.js';
 import { componentLogger, type Logger } from '../util/logger.js';
 
-/** The serve flags this module reads (spread into serveFlags). */
-export const opsFlags: Flags = {
-  'query-log-sample': { type: 'string', default: '0', help: 'fraction of queries to log (0 = off, 0.01 = 1 in 100, 1 = all)' },
-  'watch-debounce': { type: 'string', default: '250ms', help: 'reload this long after the last zone file change; 0 = do not watch (SIGHUP still reloads)' },
-  'stop-timeout': { type: 'string', default: '5s', help: 'on SIGTERM, exit at the latest this long after the stop began' },
-};
-
+/** The operator's settings (serve: --query-log-sample, --watch-debounce, --stop-timeout). */
 export interface OpsConfig {
   /** Start an admin listener of its own on host:port (serve: no, serve-app has one). */
   http?: string | null;
   httpToken?: string;
+  /** Fraction of queries logged, 0 to 1. */
   querySample: number;
   /** 0: no file watching. */
   watchDebounceMs: number;
   stopTimeoutMs: number;
-}
-
-export function opsConfigFromFlags(values: Record<string, unknown>): OpsConfig {
-  const sample = Number(values['query-log-sample'] ?? 0);
-  if (!Number.isFinite(sample) || sample < 0 || sample > 1) throw new Error(`--query-log-sample: "${values['query-log-sample']}" is not a fraction from 0 to 1`);
-  return {
-    querySample: sample,
-    watchDebounceMs: durationFlag(String(values['watch-debounce'] ?? '250ms'), 'watch-debounce'),
-    stopTimeoutMs: durationFlag(String(values['stop-timeout'] ?? '5s'), 'stop-timeout'),
-  };
-}
-
-function durationFlag(text: string, flag: string): number {
-  const ms = /^\d+$/.test(text) ? Number(text) : parseDuration(text);
-  if (ms === undefined) throw new Error(`--${flag}: "${text}" is not a duration (e.g. 250ms, 5s)`);
-  return ms;
 }
 
 export interface OpsOptions extends OpsConfig {
@@ -98,7 +75,7 @@ export interface Ops {
   /** DNS is being served: start reloads, watching, SIGHUP; /readyz may say ready from now on. */
   attach(target: OpsTarget): Promise<void>;
   reload(trigger?: ReloadTrigger): void;
-  /** The hook probes use to follow the config (#3). Works before attach too. */
+  /** The hook probes use to follow the config. Works before attach too. */
   onReload(listener: ReloadListener): () => void;
   /** Run at stop after the listeners closed (e.g. close Redis). */
   onStop(hook: () => unknown): void;
@@ -108,9 +85,8 @@ export interface Ops {
 }
 
 /** A cluster worker's part: the per-query observer, its metrics served to the primary's /metrics. */
-export function workerObserver(values: Record<string, unknown>, logger: Logger): QueryMetrics {
+export function workerObserver(querySample: number, logger: Logger): QueryMetrics {
   serveMetricsToPrimary();
-  const { querySample } = opsConfigFromFlags(values);
   return new QueryMetrics({ logger: componentLogger(logger, 'query'), sample: querySample }, undefined, componentLogger(logger, 'handler'));
 }
 
@@ -134,7 +110,7 @@ export function prepareOps(options: OpsOptions): Ops {
     const rt = target?.runtime;
     if (rt === undefined) return false;
     if (rt.state.fresh) return (stateSeen = true);
-    // Nothing to learn: every site counts as up without a probe (embedded default, #2).
+    // Nothing to learn: every site counts as up without a probe (the embedded default).
     for (const zone of rt.zones.zones.values()) for (const site of zone.sites) if (site.probe !== undefined) return false;
     return true;
   };

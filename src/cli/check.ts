@@ -2,12 +2,13 @@
 import { compileZoneFiles } from '../config/compile.js';
 import { formatProblem } from '../config/errors.js';
 import { loadZoneDirectory } from '../config/load.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
+import { flagHelp, readFlags, type Flags } from './args.js';
+import { optionalText } from './flag-values.js';
 
-export const checkFlags: Flags = {
-  zones: { type: 'string', help: 'zone file or directory (or give it as the argument)' },
+export const checkFlags = {
+  zones: { type: 'string', help: 'zone file or directory (or give it as the argument)', value: optionalText },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
 
 export const checkHelp = `Usage: sitedns check [<zones-dir-or-file>] [--zones <path>]
 
@@ -17,12 +18,12 @@ Validates zone files without serving them. Prints one line per problem,
 ${flagHelp(checkFlags)}`;
 
 export function runCheck(argv: string[]): number {
-  const { values, positionals } = parseFlags(argv, checkFlags);
-  if (values.help) {
+  const read = readFlags(argv, checkFlags);
+  if (read.help) {
     console.log(checkHelp);
     return 0;
   }
-  const path = positionals[0] ?? (values.zones as string | undefined) ?? 'zones';
+  const path = read.positionals[0] ?? read.flags.zones ?? 'zones';
   const loaded = loadZoneDirectory(path);
   const compiled = compileZoneFiles(loaded.files);
   const problems = [...loaded.problems, ...compiled.problems];

@@ -1,21 +1,24 @@
 /** `sitedns drain <site>` / `sitedns undrain <site>`: operator-forced states with who/why/until. */
 import os from 'node:os';
 import { splitSiteKey } from '../state/keys.js';
-import { drain, drainDurationMs, undrain } from '../state/service.js';
+import { drain, drainDuration, undrain } from '../state/service.js';
 import { resolveSiteRef } from '../state/site-ref.js';
 import type { ForcedState } from '../state/types.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
+import { flagHelp, readFlags, type Flags } from './args.js';
+import { on, optionalText, text } from './flag-values.js';
 import { fetchStatus } from './status.js';
-import { admin, openRedis, targetFlags, type Values } from './state-target.js';
+import { admin, openRedis, targetFlags, type Target } from './state-target.js';
 
-export const drainFlags: Flags = {
+export const drainFlags = {
   ...targetFlags,
-  for: { type: 'string', default: '1h', help: 'how long (the drain expires by itself)' },
-  reason: { type: 'string', default: 'drained by an operator', help: 'why (shown in status)' },
-  by: { type: 'string', help: 'who (default: user@host)' },
-  up: { type: 'boolean', help: 'force the site UP instead (e.g. a probe that is wrong)' },
+  for: { type: 'string', default: '1h', help: 'how long (the drain expires by itself)', value: drainDuration },
+  reason: { type: 'string', default: 'drained by an operator', help: 'why (shown in status)', value: text },
+  by: { type: 'string', help: 'who (default: user@host)', value: optionalText },
+  up: { type: 'boolean', help: 'force the site UP instead (e.g. a probe that is wrong)', value: on },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
+
+const undrainFlags = { ...targetFlags, help: drainFlags.help } satisfies Flags;
 
 export const drainHelp = `Usage: sitedns drain <site> [--for 30m] [--reason "..."] [--redis <url> | --http <host:port>]
 
@@ -30,9 +33,9 @@ Ends a drain (or forced state) now; the probes decide again.
 
 ${flagHelp(targetFlags)}`;
 
-async function resolveKey(values: Values, ref: string | undefined): Promise<string> {
+async function resolveKey(target: Target, ref: string | undefined): Promise<string> {
   if (!ref) throw new Error('name the site (e.g. boston)');
-  const status = await fetchStatus(values);
+  const status = await fetchStatus(target);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);
   return found.key;
@@ -43,17 +46,16 @@ function describe(key: string, forced: ForcedState): string {
 }
 
 export async function runDrain(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, drainFlags);
-  if (values.help) {
+  const read = readFlags(argv, drainFlags);
+  if (read.help) {
     console.log(drainHelp);
     return 0;
   }
-  const ms = drainDurationMs(values.for as string);
-  if (typeof ms !== 'number') throw new Error(`--for: ${ms.error}`);
-  const key = await resolveKey(values, positionals[0]);
-  const request = { for: ms, reason: values.reason as string, by: (values.by as string | undefined) ?? `${os.userInfo().username}@${os.hostname()}`, state: values.up ? ('up' as const) : ('down' as const) };
-  if (values.redis) {
-    const store = await openRedis(values);
+  const { flags, positionals } = read;
+  const key = await resolveKey(flags, positionals[0]);
+  const request = { for: flags.for, reason: flags.reason, by: flags.by ?? `${os.userInfo().username}@${os.hostname()}`, state: flags.up ? ('up' as const) : ('down' as const) };
+  if (flags.redis) {
+    const store = await openRedis(flags.redis, flags['redis-prefix']);
     try {
       const forced = await drain(store, key, request);
       if ('error' in forced) throw new Error(forced.error);
@@ -63,21 +65,22 @@ export async function runDrain(argv: string[]): Promise<number> {
     }
   } else {
     const { zone, site } = splitSiteKey(key);
-    const body = await admin(values, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`, request);
+    const body = await admin(flags, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`, request);
     console.log(describe(key, body.forced));
   }
   return 0;
 }
 
 export async function runUndrain(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { ...targetFlags, help: drainFlags.help });
-  if (values.help) {
+  const read = readFlags(argv, undrainFlags);
+  if (read.help) {
     console.log(undrainHelp);
     return 0;
   }
-  const key = await resolveKey(values, positionals[0]);
-  if (values.redis) {
-    const store = await openRedis(values);
+  const { flags, positionals } = read;
+  const key = await resolveKey(flags, positionals[0]);
+  if (flags.redis) {
+    const store = await openRedis(flags.redis, flags['redis-prefix']);
     try {
       await undrain(store, key);
     } finally {
@@ -85,7 +88,7 @@ export async function runUndrain(argv: string[]): Promise<number> {
     }
   } else {
     const { zone, site } = splitSiteKey(key);
-    await admin(values, 'DELETE', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`);
+    await admin(flags, 'DELETE', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`);
   }
   console.log(`${key}: undrained; the probes decide again`);
   return 0;

@@ -6,20 +6,20 @@ import { MemoryStateStore } from '../state/memory-store.js';
 import { RedisStateStore } from '../state/redis-store.js';
 import { statusFromContents } from '../state/status.js';
 import { createLogger } from '../util/logger.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
-import { durationFlag } from './serve.js';
+import { flagHelp, readFlags, type Flags } from './args.js';
+import { flagDuration, logLevel, on, optionalText, text } from './flag-values.js';
 import { formatStatus } from './status.js';
 
-export const probeFlags: Flags = {
-  zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
-  redis: { type: 'string', help: 'write the state to Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'] },
-  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key' },
-  'prober-id': { type: 'string', help: 'this prober\'s id (default: host-pid); several probers combine by majority' },
-  once: { type: 'boolean', help: 'probe every site once (first round), print the table and exit (no Redis needed)' },
-  'startup-limit': { type: 'string', default: '5s', help: 'with --once: wait at most this long for the first round' },
-  'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
+export const probeFlags = {
+  zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
+  redis: { type: 'string', help: 'write the state to Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalText },
+  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key', value: text },
+  'prober-id': { type: 'string', help: 'this prober\'s id (default: host-pid); several probers combine by majority', value: optionalText },
+  once: { type: 'boolean', help: 'probe every site once (first round), print the table and exit (no Redis needed)', value: on },
+  'startup-limit': { type: 'string', default: '5s', help: 'with --once: wait at most this long for the first round', value: flagDuration },
+  'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'], value: logLevel },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
 
 export const probeHelp = `Usage: sitedns probe --zones <dir> --redis <url> [--prober-id <id>]
 
@@ -31,30 +31,31 @@ SIGHUP reloads the zones; SIGTERM/SIGINT stop (the prober leaves the store clean
 ${flagHelp(probeFlags)}`;
 
 export async function runProbe(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, probeFlags);
-  if (values.help) {
+  const read = readFlags(argv, probeFlags);
+  if (read.help) {
     console.log(probeHelp);
     return 0;
   }
-  const logger = createLogger(values.once ? 'warn' : (values['log-level'] as string));
-  const zoneStore = new ZoneStore(values.zones as string);
+  const { flags } = read;
+  const logger = createLogger(flags.once ? 'warn' : flags['log-level']);
+  const zoneStore = new ZoneStore(flags.zones);
   const loaded = zoneStore.load();
   for (const p of loaded.problems) logger.error({ code: p.code }, formatProblem(p));
-  if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${values.zones}`);
+  if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${flags.zones}`);
 
-  if (values.once) {
+  if (flags.once) {
     const store = new MemoryStateStore();
     const prober = new Prober({ store, logger, id: 'once' });
     await prober.start();
     prober.setZones(loaded.zoneSet);
-    await prober.firstRound(durationFlag(values['startup-limit'] as string, 'startup-limit'));
+    await prober.firstRound(flags['startup-limit']);
     await prober.stop(false);
     console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)', loaded.zoneSet)));
     return 0;
   }
-  if (!values.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');
+  if (!flags.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');
 
-  const store = new RedisStateStore({ url: values.redis as string, prefix: values['redis-prefix'] as string, logger });
+  const store = new RedisStateStore({ url: flags.redis, prefix: flags['redis-prefix'], logger });
   try {
     await store.ready(5000);
     // Leftovers of probers that crashed long ago must not linger in `status`.
@@ -62,10 +63,10 @@ export async function runProbe(argv: string[]): Promise<number> {
   } catch (error) {
     logger.warn({ err: (error as Error).message }, 'Redis not reachable yet: probing anyway and writing once it is');
   }
-  const prober = new Prober({ store, logger, id: (values['prober-id'] as string | undefined) || undefined });
+  const prober = new Prober({ store, logger, id: flags['prober-id'] || undefined });
   await prober.start();
   prober.setZones(loaded.zoneSet);
-  logger.info({ prober: prober.id, zones: [...loaded.zoneSet.zones.keys()], redis: values.redis }, 'probing');
+  logger.info({ prober: prober.id, zones: [...loaded.zoneSet.zones.keys()], redis: flags.redis }, 'probing');
   process.on('SIGHUP', () => {
     const r = zoneStore.load();
     for (const p of r.problems) logger.error({ code: p.code }, formatProblem(p));

@@ -3,14 +3,14 @@ import os from 'node:os';
 import { splitSiteKey } from '../state/keys.js';
 import { parseLoad, reportLoad } from '../state/service.js';
 import { resolveSiteRef } from '../state/site-ref.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
+import { flagHelp, readFlags, type Flags } from './args.js';
 import { fetchStatus } from './status.js';
 import { admin, openRedis, targetFlags } from './state-target.js';
 
-export const reportFlags: Flags = {
+export const reportFlags = {
   ...targetFlags,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
 
 export const reportHelp = `Usage: sitedns report <site> <load> [--redis <url> | --http <host:port>]
 
@@ -21,20 +21,21 @@ probe sets push_interval and whose reports stop for 3 intervals counts as down.
 ${flagHelp(reportFlags)}`;
 
 export async function runReport(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, reportFlags);
-  if (values.help) {
+  const read = readFlags(argv, reportFlags);
+  if (read.help) {
     console.log(reportHelp);
     return 0;
   }
+  const { flags, positionals } = read;
   const [ref, loadText] = positionals;
   if (!ref || loadText === undefined) throw new Error('usage: sitedns report <site> <load>');
   const load = parseLoad({ load: loadText });
   if (typeof load !== 'number') throw new Error(`"${loadText}" is not a load (a number >= 0)`);
-  const status = await fetchStatus(values);
+  const status = await fetchStatus(flags);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);
-  if (values.redis) {
-    const store = await openRedis(values);
+  if (flags.redis) {
+    const store = await openRedis(flags.redis, flags['redis-prefix']);
     try {
       await reportLoad(store, found.key, load, `${os.hostname()}`);
     } finally {
@@ -42,7 +43,7 @@ export async function runReport(argv: string[]): Promise<number> {
     }
   } else {
     const { zone, site } = splitSiteKey(found.key);
-    await admin(values, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/load`, { load });
+    await admin(flags, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/load`, { load });
   }
   console.log(`${found.key}: load ${load} reported`);
   return 0;

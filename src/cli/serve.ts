@@ -1,10 +1,10 @@
 /** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts, operations in src/app/ops.ts). */
-import { opsConfigFromFlags, opsFlags, prepareOps, workerObserver, type Ops } from '../app/ops.js';
+import { prepareOps, workerObserver, type Ops, type OpsConfig } from '../app/ops.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
-import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
+import { z } from 'zod';
 import { observeSwaps } from '../server/handler.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
@@ -12,40 +12,48 @@ import type { UdpPathChoice } from '../server/udp.js';
 import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
 import { parseHostPort } from '../util/listen.js';
 import { createLogger, type Logger } from '../util/logger.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
+import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
+import { autoOrWholeNumber, flagDuration, fraction, logLevel, on, optionalText, text, texts, wholeNumber } from './flag-values.js';
 
-export const serveFlags: Flags = {
-  zones: { type: 'string', default: 'zones', help: 'zone file or directory' },
-  listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)' },
-  http: { type: 'string', help: `admin listener host:port (metrics, health, explain, status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})` },
-  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)' },
-  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'] },
-  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)' },
-  probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)' },
-  'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)' },
-  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with --redis: last-known-state file, answered from when Redis is down at start ("off" disables)' },
-  'stale-after': { type: 'string', default: `${DEFAULT_STALE_AFTER_MS}ms`, help: 'a prober silent this long no longer votes' },
-  'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first' },
-  'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)' },
-  'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)' },
-  'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)' },
-  'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses' },
-  'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most' },
-  'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most' },
-  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per worker); 0 = off' },
-  'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again' },
-  'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all' },
-  'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting' },
-  'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting' },
-  'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited' },
-  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster' },
-  'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched' },
-  'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)' },
-  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most ${MAX_SPIN_MICROS}; default ${DEFAULT_SPIN_MICROS}` },
-  'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'] },
-  ...opsFlags,
+const udpPath = z.enum(['auto', 'dgram', 'batched'] as const satisfies readonly UdpPathChoice[], { error: 'is not auto, dgram or batched' });
+
+export const serveFlags = {
+  zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
+  listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)', value: texts },
+  http: { type: 'string', help: `admin listener host:port (metrics, health, explain, status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})`, value: optionalText },
+  'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)', value: optionalText },
+  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'], value: optionalText },
+  'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)', value: text },
+  probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)', value: on },
+  'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)', value: optionalText },
+  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with --redis: last-known-state file, answered from when Redis is down at start ("off" disables)', value: text },
+  'stale-after': { type: 'string', default: `${DEFAULT_STALE_AFTER_MS}ms`, help: 'a prober silent this long no longer votes', value: flagDuration },
+  'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first', value: flagDuration },
+  'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)', value: on },
+  'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)', value: flagDuration },
+  'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)', value: flagDuration },
+  'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses', value: wholeNumber },
+  'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most', value: wholeNumber },
+  'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most', value: wholeNumber },
+  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per worker); 0 = off', value: wholeNumber },
+  'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again', value: wholeNumber },
+  'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all', value: wholeNumber },
+  'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting', value: wholeNumber },
+  'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting', value: wholeNumber },
+  'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited', value: texts },
+  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster', value: autoOrWholeNumber },
+  'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched', value: udpPath },
+  'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)', value: autoOrWholeNumber },
+  // Text here: its number is read only when --udp-threads applies (see runServe).
+  'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most ${MAX_SPIN_MICROS}; default ${DEFAULT_SPIN_MICROS}`, value: optionalText },
+  'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'], value: logLevel },
+  'query-log-sample': { type: 'string', default: '0', help: 'fraction of queries to log (0 = off, 0.01 = 1 in 100, 1 = all)', value: fraction },
+  'watch-debounce': { type: 'string', default: '250ms', help: 'reload this long after the last zone file change; 0 = do not watch (SIGHUP still reloads)', value: flagDuration },
+  'stop-timeout': { type: 'string', default: '5s', help: 'on SIGTERM, exit at the latest this long after the stop began', value: flagDuration },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
+
+export type ServeFlags = FlagValues<typeof serveFlags>;
 
 export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url>]
 
@@ -65,103 +73,104 @@ function off(value: string | undefined): boolean {
   return value !== undefined && /^(|off|none|false|0)$/i.test(value);
 }
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-function tcpOptions(values: Values) {
-  const idle = durationFlag(values['tcp-idle-timeout'] as string, 'tcp-idle-timeout');
+function tcpOptions(flags: ServeFlags) {
   return {
-    idleTimeoutMs: idle,
-    firstQueryTimeoutMs: durationFlag(values['tcp-query-timeout'] as string, 'tcp-query-timeout'),
-    maxQueriesInFlight: intFlag(values['tcp-max-in-flight'] as string, 'tcp-max-in-flight'),
-    maxConnections: intFlag(values['tcp-max-connections'] as string, 'tcp-max-connections'),
-    maxConnectionsPerClient: intFlag(values['tcp-max-per-client'] as string, 'tcp-max-per-client'),
+    idleTimeoutMs: flags['tcp-idle-timeout'],
+    firstQueryTimeoutMs: flags['tcp-query-timeout'],
+    maxQueriesInFlight: flags['tcp-max-in-flight'],
+    maxConnections: flags['tcp-max-connections'],
+    maxConnectionsPerClient: flags['tcp-max-per-client'],
   };
 }
 
-/** UDP response rate limiting (#7, src/server/rrl.ts). */
-function rrlOptions(values: Values) {
+/** UDP response rate limiting (src/server/rrl.ts). */
+function rrlOptions(flags: ServeFlags) {
   return {
-    ratePerSecond: intFlag(values['rrl-rate'] as string, 'rrl-rate'),
-    windowSeconds: intFlag(values['rrl-window'] as string, 'rrl-window'),
-    slip: intFlag(values['rrl-slip'] as string, 'rrl-slip'),
-    ipv4PrefixLength: intFlag(values['rrl-ipv4-prefix'] as string, 'rrl-ipv4-prefix'),
-    ipv6PrefixLength: intFlag(values['rrl-ipv6-prefix'] as string, 'rrl-ipv6-prefix'),
-    exempt: values['rrl-exempt'] as string[],
+    ratePerSecond: flags['rrl-rate'],
+    windowSeconds: flags['rrl-window'],
+    slip: flags['rrl-slip'],
+    ipv4PrefixLength: flags['rrl-ipv4-prefix'],
+    ipv6PrefixLength: flags['rrl-ipv6-prefix'],
+    exempt: flags['rrl-exempt'],
   };
+}
+
+function opsConfig(flags: ServeFlags): OpsConfig {
+  return { querySample: flags['query-log-sample'], watchDebounceMs: flags['watch-debounce'], stopTimeoutMs: flags['stop-timeout'] };
 }
 
 export async function runServe(argv: string[]): Promise<number> {
-  const { values, fromArgv } = parseFlags(argv, serveFlags);
-  if (values.help) {
+  const read = readFlags(argv, serveFlags);
+  if (read.help) {
     console.log(serveHelp);
     return 0;
   }
-  const logger = createLogger(values['log-level'] as string);
+  const { flags, fromArgv } = read;
+  const logger = createLogger(flags['log-level']);
   let workers: number;
   let udpThreads = 0;
   let spinMicros = DEFAULT_SPIN_MICROS;
   try {
-    workers = values.workers === 'auto' ? await defaultWorkers() : intFlag(values.workers as string, 'workers');
+    workers = flags.workers === 'auto' ? await defaultWorkers() : flags.workers;
     if (workers < 1) throw new Error('--workers: at least 1');
-    udpPathFlag(values['udp-path'] as string);
-    udpThreads = values['udp-threads'] === 'auto' ? await defaultWorkers() : intFlag(values['udp-threads'] as string, 'udp-threads');
+    udpThreads = flags['udp-threads'] === 'auto' ? await defaultWorkers() : flags['udp-threads'];
     if (udpThreads > 0) {
       // Threads of one process or processes of node:cluster: one concurrency model at a time.
-      if (values.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers (and SITEDNS_WORKERS) out, or set it to 1');
-      if (values['udp-path'] === 'dgram') throw new Error('--udp-threads uses the batched addon\'s sockets: --udp-path dgram does not apply');
+      if (flags.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers (and SITEDNS_WORKERS) out, or set it to 1');
+      if (flags['udp-path'] === 'dgram') throw new Error('--udp-threads uses the batched addon\'s sockets: --udp-path dgram does not apply');
       const why = udpThreadsUnavailable();
       if (why !== null) throw new Error(why);
       workers = 1;
     }
-    if (values['udp-spin'] !== undefined && udpThreads === 0) {
+    const spin = flags['udp-spin'];
+    if (spin !== undefined && udpThreads === 0) {
       // Given on the command line without threads, it is a mistake; from SITEDNS_UDP_SPIN (an env
       // file shared by nameservers of both kinds, say) it is only irrelevant here, whatever it says.
       if (fromArgv.has('udp-spin')) throw new Error('--udp-spin applies to the threads of --udp-threads only');
       logger.warn('SITEDNS_UDP_SPIN ignored: it applies to --udp-threads only');
-    } else if (values['udp-spin'] !== undefined) {
-      spinMicros = intFlag(values['udp-spin'] as string, 'udp-spin');
+    } else if (spin !== undefined) {
+      spinMicros = flagValue('udp-spin', spin, wholeNumber);
       if (spinMicros > MAX_SPIN_MICROS) throw new Error(`--udp-spin: at most ${MAX_SPIN_MICROS} (microseconds)`);
     }
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
-  // `serve --workers N` (#8, src/server/workers.ts): the primary keeps the state side (store,
+  // `serve --workers N` (src/server/workers.ts): the primary keeps the state side (store,
   // prober, admin) and feeds N workers that answer DNS; a worker runs the nameserver only.
-  if (cluster.isWorker) return runWorker(values, logger);
+  if (cluster.isWorker) return runWorker(flags, logger);
   const primaryMode = workers > 1;
-  let listen = values.listen as string[];
+  let listen = flags.listen;
   let app: ServeApp | undefined;
   let ops: Ops;
   try {
     // Serving starts only after the first probe round (or the start-up limit), so once attached
     // the first state is known and /readyz may say ready.
-    ops = prepareOps({ ...opsConfigFromFlags(values), logger, forceExit: true, stateKnown: () => true, clusterPrimary: primaryMode });
+    ops = prepareOps({ ...opsConfig(flags), logger, forceExit: true, stateKnown: () => true, clusterPrimary: primaryMode });
     if (primaryMode) listen = await resolveListenPorts(listen);
-    const http = values.http as string | undefined;
-    const stateFile = values['state-file'] as string;
+    const { http, 'state-file': stateFile } = flags;
     app = await startServeApp({
-      zonesPath: values.zones as string,
+      zonesPath: flags.zones,
       // The cluster primary opens no DNS listener: its workers do.
       listen: primaryMode ? [] : listen,
       logger,
-      tcp: tcpOptions(values),
-      rrl: rrlOptions(values),
-      udpPath: udpPathFlag(values['udp-path'] as string),
-      udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: values['log-level'] as string, querySample: opsConfigFromFlags(values).querySample, spinMicros } : undefined,
+      tcp: tcpOptions(flags),
+      rrl: rrlOptions(flags),
+      udpPath: flags['udp-path'],
+      udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: flags['log-level'], querySample: flags['query-log-sample'], spinMicros } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
       http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
       httpExplicit: http !== undefined,
-      httpToken: (values['http-token'] as string | undefined) || undefined,
-      redis: (values.redis as string | undefined) || undefined,
-      redisPrefix: values['redis-prefix'] as string,
-      probe: values.probe === true,
-      proberId: values['prober-id'] as string | undefined,
+      httpToken: flags['http-token'] || undefined,
+      redis: flags.redis || undefined,
+      redisPrefix: flags['redis-prefix'],
+      probe: flags.probe,
+      proberId: flags['prober-id'],
       stateFile: off(stateFile) ? null : stateFile,
-      staleAfterMs: durationFlag(values['stale-after'] as string, 'stale-after'),
-      startupLimitMs: durationFlag(values['startup-limit'] as string, 'startup-limit'),
-      demoBackends: values['demo-backends'] === true,
+      staleAfterMs: flags['stale-after'],
+      startupLimitMs: flags['startup-limit'],
+      demoBackends: flags['demo-backends'],
     });
     const started = app;
     ops.onReload((zones) => started.prober?.setZones(zones)); // probes follow the new config (#3)
@@ -225,19 +234,19 @@ async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: stri
 }
 
 /** A cluster worker: the nameserver only, its state and reloads from the primary. */
-async function runWorker(values: Values, logger: Logger): Promise<number> {
+async function runWorker(flags: ServeFlags, logger: Logger): Promise<number> {
   const link = new WorkerLink(logger);
   let ns: Nameserver;
   try {
     const initial = await link.firstState();
     ns = await startNameserver({
-      zonesPath: values.zones as string,
+      zonesPath: flags.zones,
       listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
       logger,
-      tcp: tcpOptions(values),
-      rrl: rrlOptions(values),
-      udpPath: udpPathFlag(values['udp-path'] as string),
-      observer: workerObserver(values, logger),
+      tcp: tcpOptions(flags),
+      rrl: rrlOptions(flags),
+      udpPath: flags['udp-path'],
+      observer: workerObserver(flags['query-log-sample'], logger),
       beforeListen: async (runtime) => {
         runtime.state = initial;
       },
@@ -255,20 +264,4 @@ async function runWorker(values: Values, logger: Logger): Promise<number> {
   // Close the IPC channel so the process can exit.
   if (process.connected) process.disconnect();
   return 0;
-}
-
-export function udpPathFlag(text: string): UdpPathChoice {
-  if (text === 'auto' || text === 'dgram' || text === 'batched') return text;
-  throw new Error(`--udp-path: "${text}" is not auto, dgram or batched`);
-}
-
-export function durationFlag(text: string, flag: string): number {
-  const ms = /^\d+$/.test(text) ? Number(text) : parseDuration(text);
-  if (ms === undefined) throw new Error(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s)`);
-  return ms;
-}
-
-export function intFlag(text: string, flag: string): number {
-  if (!/^\d+$/.test(text)) throw new Error(`--${flag}: "${text}" is not a whole number`);
-  return Number(text);
 }

@@ -1,13 +1,14 @@
 /** `sitedns status`: the site table (site, state, load, utilization, last check, why). */
 import { statusFromContents, type SiteView, type StatusReport } from '../state/status.js';
-import { flagHelp, parseFlags, type Flags } from './args.js';
-import { admin, openRedis, targetFlags } from './state-target.js';
+import { flagHelp, readFlags, type Flags } from './args.js';
+import { on } from './flag-values.js';
+import { admin, openRedis, targetFlags, type Target } from './state-target.js';
 
-export const statusFlags: Flags = {
+export const statusFlags = {
   ...targetFlags,
-  json: { type: 'boolean', help: 'print the report as JSON' },
+  json: { type: 'boolean', help: 'print the report as JSON', value: on },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
+} satisfies Flags;
 
 export const statusHelp = `Usage: sitedns status [--redis <url> | --http <host:port>] [--json]
 
@@ -19,26 +20,26 @@ listener (every site of its zones).
 
 ${flagHelp(statusFlags)}`;
 
-export async function fetchStatus(values: Record<string, unknown>): Promise<StatusReport> {
-  if (values.redis) {
-    const store = await openRedis(values as never);
+export async function fetchStatus(target: Target): Promise<StatusReport> {
+  if (target.redis) {
+    const store = await openRedis(target.redis, target['redis-prefix']);
     try {
       return statusFromContents(await store.readAll(), Date.now(), 'redis');
     } finally {
       await store.close();
     }
   }
-  return (await admin(values as never, 'GET', '/v1/status')) as StatusReport;
+  return (await admin(target, 'GET', '/v1/status')) as StatusReport;
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, statusFlags);
-  if (values.help) {
+  const read = readFlags(argv, statusFlags);
+  if (read.help) {
     console.log(statusHelp);
     return 0;
   }
-  const report = await fetchStatus(values);
-  console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+  const report = await fetchStatus(read.flags);
+  console.log(read.flags.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;
 }
 

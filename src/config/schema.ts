@@ -8,28 +8,7 @@
  */
 import { z } from 'zod';
 import { isIP } from 'node:net';
-
-/** "500ms", "1s", "2m", "1h" (or a bare number of milliseconds) -> milliseconds. */
-export const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-export function parseDuration(text: string): number | undefined {
-  const m = DURATION_RE.exec(text.trim());
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
-}
-
-export const duration = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform((value, ctx) => {
-    if (typeof value === 'number') return value;
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 1s, 2m, 1h)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+import { duration } from '../util/duration.js';
 
 export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an IPv4 address' });
 export const ipv6 = z.string().refine((s) => isIP(s) === 6, { message: 'not an IPv6 address' });
@@ -70,13 +49,13 @@ export const soaSchema = z
   })
   .strict();
 
-/** Health probe of a site (#3). The target need not be the site's answered address. */
+/** Health probe of a site. The target need not be the site's answered address. */
 export const probeSchema = z
   .object({
     http: z.string().url().optional(),
     https: z.string().url().optional(),
     tcp: z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}$/, 'use host:port or [v6]:port').optional(),
-    // Bounded (#7): a 0 ms interval would probe in a busy loop; hours-long timeouts never fail.
+    // Bounded: a 0 ms interval would probe in a busy loop; hours-long timeouts never fail.
     interval: duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h')).optional(),
     timeout: duration.pipe(z.number().min(10, 'at least 10ms').max(60_000, 'at most 60s')).optional(),
     rise: z.number().int().min(1).max(100).optional(),

@@ -2,24 +2,28 @@
  * Operator actions on the state store (drain, undrain, load reports, status), shared by the admin
  * listener's routes (admin-routes.ts) and the CLI when it talks to Redis directly.
  */
-import { parseDuration } from '../config/schema.js';
+import { duration } from '../util/duration.js';
 import type { ForcedState, LoadReport, StateStore } from './types.js';
 
 export const DEFAULT_DRAIN_MS = 3_600_000;
 
 export interface DrainRequest {
-  /** Duration: "30m", "2h", or milliseconds. */
+  /** How long: a duration ("30m", "2h"; docs/zones.md#durations), or a number of milliseconds. */
   readonly for?: string | number;
   readonly reason?: string;
   readonly by?: string;
   readonly state?: 'down' | 'up';
 }
 
+/** How long a drain lasts (`--for`, the request's `for`): a duration longer than 0. */
+export const drainDuration = duration.refine((ms) => ms > 0, 'is not longer than 0');
+
 export function drainDurationMs(value: string | number | undefined): number | { error: string } {
   if (value === undefined) return DEFAULT_DRAIN_MS;
-  const ms = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : parseDuration(value);
-  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return { error: `"${value}" is not a duration (e.g. 30m, 2h)` };
-  return ms;
+  const parsed = drainDuration.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const { message } = parsed.error.issues[0];
+  return { error: message.startsWith('is ') ? `${JSON.stringify(value)} ${message}` : message };
 }
 
 export async function drain(store: StateStore, key: string, request: DrainRequest, now = Date.now()): Promise<ForcedState | { error: string }> {

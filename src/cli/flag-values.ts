@@ -1,0 +1,35 @@
+/**
+ * The types of flag values (args.ts FlagSpec.value): what a flag accepts and what the command
+ * receives. A message says what is wrong with the value; readFlags puts `--flag: "value"` before it.
+ */
+import { z } from 'zod';
+import { duration } from '../util/duration.js';
+import { LOG_LEVELS } from '../util/logger.js';
+
+/** A flag with a default: always text. */
+export const text = z.string();
+/** A flag without a default: text, or undefined when neither argv nor the environment gives it. */
+export const optionalText = z.string().optional();
+/** A repeatable flag with a default. */
+export const texts = z.array(z.string());
+/** A boolean flag: given or not. */
+export const on = z.boolean().default(false);
+
+export const wholeNumber = z.string().regex(/^\d+$/, 'is not a whole number').transform(Number);
+
+/** `auto` (decided at start: every core) or a whole number. */
+export const autoOrWholeNumber = z.union([z.literal('auto'), wholeNumber], { error: 'is not a whole number or auto' });
+
+export const fraction = z
+  .string()
+  .transform(Number)
+  .refine((n) => Number.isFinite(n) && n >= 0 && n <= 1, 'is not a fraction from 0 to 1');
+
+/**
+ * Node clamps a timer longer than 2^31 - 1 ms (24.8 days) to 1 ms: a longer timeout would fire at
+ * once. Every duration flag sets a timer or an age, so 24 days is the longest.
+ */
+export const MAX_FLAG_DURATION_MS = 24 * 86_400_000;
+export const flagDuration = duration.refine((ms) => ms <= MAX_FLAG_DURATION_MS, 'is longer than 24d');
+
+export const logLevel = z.enum(LOG_LEVELS, { error: `is not one of ${LOG_LEVELS.join(', ')}` });
