@@ -1,6 +1,7 @@
 /** Library entry: the pieces other programs (and tests) build on. */
 export { startNameserver, type Nameserver, type NameserverOptions } from './server/nameserver.js';
-export { Handler, Runtime, type RequestContext } from './server/handler.js';
+export { Handler, type RequestContext } from './server/handler.js';
+export { Runtime } from './state/runtime.js';
 export { loadZoneDirectory, loadZoneFile, parseZoneText } from './config/load.js';
 export { compileZone, compileZoneFiles, makeZoneSet } from './config/compile.js';
 export { formatProblem, type ConfigProblem } from './config/errors.js';

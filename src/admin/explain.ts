@@ -12,7 +12,7 @@ import { PolicyMemory, type NameMemory } from '../policy/memory.js';
 import { selectAnswer } from '../policy/select.js';
 import { matchTopology } from '../policy/topology.js';
 import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from '../state/runtime.js';
 import { lookup } from '../server/lookup.js';
 import { siteView } from '../state/status.js';
 

@@ -4,7 +4,7 @@
  * their own component on the same router.
  */
 import type { PolicyEnv } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from '../state/runtime.js';
 import { statusView } from '../state/status.js';
 import { explain, ExplainInputError } from './explain.js';
 import type { AdminRouter } from './http.js';

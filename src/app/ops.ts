@@ -15,7 +15,7 @@ import type { Flags } from '../cli/args.js';
 import { parseDuration } from '../config/schema.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { systemEnv, type PolicyEnv } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from '../state/runtime.js';
 import { ReloadController, type ReloadListener, type ReloadTrigger } from '../server/reload.js';
 import { watchZones, type ZoneWatcher } from '../server/watch.js';
 import type { ZoneStore } from '../server/zone-store.js';

@@ -5,7 +5,7 @@ import { parseDuration } from '../config/schema.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
-import { observeSwaps } from '../server/handler.js';
+import { observeSwaps } from '../state/runtime.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';

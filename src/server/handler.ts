@@ -50,7 +50,7 @@ import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
 import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
 import { systemEnv, withMemory, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
-import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
+import type { Runtime } from '../state/runtime.js';
 import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 
@@ -179,35 +179,6 @@ export interface HandlerObserver {
   onSelection?(name: DynamicName, selection: Selection): void;
   /** A name entered (true) or left (false) the all-down state; called once per transition. */
   onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
-}
-
-/** The mutable holder the server swaps zones and state into, each by one assignment. */
-export class Runtime {
-  zones: ZoneSet;
-  state: StateSnapshot;
-  constructor(zones: ZoneSet, state: StateSnapshot = EMPTY_SNAPSHOT) {
-    this.zones = zones;
-    this.state = state;
-  }
-}
-
-/**
- * Calls `listener` with every value assigned to `runtime[field]` from now on, after the
- * assignment took effect. The state follower swaps snapshots, and every reload path (SIGHUP,
- * file watch, admin API) swaps zone sets, by that one assignment; answerers in other processes
- * or threads (cluster workers, UDP threads, #8) must follow each one too.
- */
-export function observeSwaps<K extends 'state' | 'zones'>(runtime: Runtime, field: K, listener: (value: Runtime[K]) => void): void {
-  let current = runtime[field];
-  Object.defineProperty(runtime, field, {
-    configurable: true,
-    enumerable: true,
-    get: () => current,
-    set: (value: Runtime[K]) => {
-      current = value;
-      listener(value);
-    },
-  });
 }
 
 /** The ClientInfo policies see on the fast path: reused, the address text read only on demand. */

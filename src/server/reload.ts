@@ -12,7 +12,7 @@ import { loadZoneDirectory } from '../config/load.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../admin/metrics.js';
 import type { Logger } from '../util/logger.js';
-import type { Runtime } from './handler.js';
+import type { Runtime } from '../state/runtime.js';
 import type { ReloadReport, ZoneStore } from './zone-store.js';
 
 export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';

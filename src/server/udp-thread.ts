@@ -32,7 +32,7 @@ import { registry, runScrapeHooks } from '../admin/metrics.js';
 import { formatProblem } from '../config/errors.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
-import { Runtime } from './handler.js';
+import { Runtime } from '../state/runtime.js';
 import { answeringHandler } from './nameserver.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, LAYOUT, type UdpBatchAddon } from './udp-batched.js';

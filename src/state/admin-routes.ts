@@ -9,7 +9,7 @@
  * Mutating routes need the bearer token when one is set (admin/http.ts).
  */
 import type { AdminRequest, AdminResponse, AdminRouter } from '../admin/http.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from './runtime.js';
 import type { StateFollower } from './follower.js';
 import { siteKey } from './keys.js';
 import { drain, parseLoad, reportLoad, undrain, type DrainRequest } from './service.js';

@@ -3,7 +3,8 @@
  */
 import t from 'tap';
 import { fuzzZones, checkReply } from '../../bench/fuzz/handler-fuzz.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { decode } from '../helpers/dns.js';
 
 const handler = new Handler(new Runtime(fuzzZones()));

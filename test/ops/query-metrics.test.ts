@@ -3,7 +3,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { renderMetrics } from '../../src/admin/metrics.js';
 import { QueryMetrics } from '../../src/admin/query-metrics.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { compileText, fixedEnv, query } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 

@@ -8,7 +8,7 @@ import { registerOpsRoutes } from '../../src/admin/routes.js';
 import { explain } from '../../src/admin/explain.js';
 import { AdminRouter, startAdminServer } from '../../src/admin/http.js';
 import { formatStatus } from '../../src/cli/status.js';
-import { Runtime } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { registerStateRoutes } from '../../src/state/admin-routes.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
