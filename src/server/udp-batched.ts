@@ -18,7 +18,8 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import { rateLimitedTotal, setUdpBatchTotalsReader } from '../admin/metrics.js';
 import { slipResponse } from '../dns/response.js';
-import { PeerContext, UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import { UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import type { UdpListener, UdpOptions } from './udp.js';
 

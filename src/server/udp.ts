@@ -12,7 +12,8 @@
 import dgram from 'node:dgram';
 import { rateLimitedTotal, transportEventsTotal } from '../admin/metrics.js';
 import { slipResponse } from '../dns/response.js';
-import { PeerContext, type Handler } from './handler.js';
+import { type Handler } from './handler.js';
+import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
 export interface UdpListener {
