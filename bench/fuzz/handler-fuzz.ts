@@ -18,7 +18,7 @@ import { parseZoneText } from '../../src/config/load.js';
 import { Handler } from '../../src/server/handler.js';
 import type { QueryEvent } from '../../src/server/query-event.js';
 import { Runtime } from '../../src/state/runtime.js';
-import { responseRateClass } from '../../src/dns/wire.js';
+import { responseRateClass } from '../../src/dns/rate-class.js';
 import { slipResponse } from '../../src/dns/response.js';
 import type { ZoneSet } from '../../src/model/zone-model.js';
 import { Rng, fuzzPacket, validQuery, type FuzzPacket } from './packets.js';

@@ -6,7 +6,8 @@
  */
 import ipaddr from 'ipaddr.js';
 import { QTYPE, typeFromName, typeName } from '../dns/constants.js';
-import type { ClientSubnet, Rdata, WireRecord } from '../dns/wire.js';
+import type { Rdata, WireRecord } from '../dns/records.js';
+import type { ClientSubnet } from '../dns/decode.js';
 import type { DynamicName, LookupResult, RRset, SiteModel } from '../model/zone-model.js';
 import { PolicyMemory, type NameMemory } from '../policy/memory.js';
 import { selectAnswer } from '../policy/select.js';

@@ -6,19 +6,7 @@
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
 import { QTYPE, typeName } from '../dns/constants.js';
-import {
-  caaRdata,
-  ipv4Rdata,
-  ipv6Rdata,
-  mxRdata,
-  nameRdata,
-  soaRdata,
-  srvRdata,
-  txtRdata,
-  type Rdata,
-  type RdataPart,
-  type WireRecord,
-} from '../dns/wire.js';
+import { caaRdata, ipv4Rdata, ipv6Rdata, mxRdata, nameRdata, soaRdata, srvRdata, txtRdata, type Rdata, type RdataPart, type WireRecord } from '../dns/records.js';
 import type {
   DynamicName,
   GroupModel,

@@ -4,7 +4,7 @@
  * builds a new ZoneSet and swaps it in with one assignment.
  */
 import type { AllDown, PolicyName, ProbeConfig } from '../config/schema.js';
-import type { Rdata, WireRecord } from '../dns/wire.js';
+import type { Rdata, WireRecord } from '../dns/records.js';
 
 /** An RRset: records of one owner and type, all with the same TTL (RFC 2181 §5.2). */
 export interface RRset {

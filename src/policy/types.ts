@@ -3,7 +3,7 @@
  * random source and memory) -> Selection. No I/O, no awaits; `explain` replays the same call.
  * The only state carried between queries is the explicit PolicyMemory in the env (memory.ts).
  */
-import type { ClientSubnet } from '../dns/wire.js';
+import type { ClientSubnet } from '../dns/decode.js';
 import type { DynamicName, SiteModel } from '../model/zone-model.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import { PolicyMemory } from './memory.js';

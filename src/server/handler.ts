@@ -38,7 +38,8 @@
 import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
 import { buildResponse, failureResponse, rcodeResponse } from '../dns/response.js';
-import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
+import type { WireRecord } from '../dns/records.js';
+import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
 import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
