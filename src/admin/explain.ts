@@ -12,7 +12,8 @@ import type { DynamicName, LookupResult, RRset, SiteModel } from '../model/zone-
 import { PolicyMemory, type NameMemory } from '../policy/memory.js';
 import { selectAnswer } from '../policy/select.js';
 import { matchTopology } from '../policy/topology.js';
-import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
+import { hasFamily, type ClientInfo, type PolicyEnv } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
 import type { Runtime } from '../state/runtime.js';
 import { lookup } from '../server/lookup.js';
 import { siteView } from '../state/status.js';

@@ -4,7 +4,7 @@
  * referrals, and truncation to the transport's size all live here.
  */
 import type { LookupResult, RRset, ZoneModel } from '../model/zone-model.js';
-import type { Selection } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
 import { CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
 import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch } from './encode.js';
 import type { WireRecord } from './records.js';

@@ -7,7 +7,7 @@
 import { allDownEventsTotal } from '../admin/metrics.js';
 import type { DynamicName } from '../model/zone-model.js';
 import type { NameMemory, PolicyMemory } from './memory.js';
-import type { Selection } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 export type AllDownListener = (name: DynamicName, allDown: boolean, selection: Selection) => void;
 

@@ -18,7 +18,8 @@ import { leastBusy } from './least-busy.js';
 import { offloadSelect } from './offload.js';
 import { first, random, roundRobin, weighted } from './simple.js';
 import { matchTopology } from './topology.js';
-import type { ClientInfo, Family, PolicyEnv, Selection, SitePolicy } from './types.js';
+import type { ClientInfo, Family, PolicyEnv, SitePolicy } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 /** Group Names of an offload pool balance by load within their group. */
 const PLAIN: Record<PolicyName, SitePolicy> = {

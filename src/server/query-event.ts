@@ -5,7 +5,7 @@
 import type { Transport } from '../dns/response.js';
 import { questionNameText } from '../dns/prebuilt.js';
 import type { DynamicName } from '../model/zone-model.js';
-import type { Selection } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
 import type { RequestContext } from './request-context.js';
 
 /** What a handled query turned into, for metrics and logs (reused object: copy what you keep). */
