@@ -8,8 +8,7 @@
  * - Group Names: the pool's policy within the group (topology does not apply).
  * Nothing chosen: the all_down rule (flagged as the all-down state only when no candidate is up).
  */
-import type { PolicyName } from '../config/schema.js';
-import type { DynamicName, SiteModel } from '../model/zone-model.js';
+import type { DynamicName, PolicyName, SiteModel } from '../model/zone-model.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import { nothingChosen } from './all-down.js';
 import { failover } from './failover.js';
