@@ -9,7 +9,7 @@ import type { DynamicName } from '../model/zone-model.js';
 import type { Selection } from '../model/selection.js';
 import type { HandlerObserver, QueryEvent } from '../server/query-event.js';
 import type { Logger } from '../util/logger.js';
-import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnswersTotal, type HistogramTally } from './metrics.js';
+import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnswersTotal, type HistogramTally } from '../metrics/definitions.js';
 
 /**
  * Query types with their own label value; any other type counts as "other" so that a client

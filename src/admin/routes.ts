@@ -8,7 +8,7 @@ import type { Runtime } from '../state/runtime.js';
 import { statusView } from '../state/status.js';
 import { explain, ExplainInputError } from './explain.js';
 import type { AdminRouter } from './http.js';
-import { registry, renderMetrics } from './metrics.js';
+import { registry, renderMetrics } from '../metrics/definitions.js';
 
 export interface Readiness {
   ready: boolean;

@@ -7,7 +7,7 @@
  * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../admin/metrics.js';
+import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../metrics/definitions.js';
 import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';

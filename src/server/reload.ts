@@ -10,7 +10,7 @@ import { compileZoneFiles } from '../config/compile.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import { loadZoneDirectory } from '../config/load.js';
 import type { ZoneSet } from '../model/zone-model.js';
-import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../admin/metrics.js';
+import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
 import type { Logger } from '../util/logger.js';
 import type { Runtime } from '../state/runtime.js';
 import type { ReloadReport, ZoneStore } from './zone-store.js';

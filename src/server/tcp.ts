@@ -6,7 +6,7 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
-import { transportEventsTotal } from '../admin/metrics.js';
+import { transportEventsTotal } from '../metrics/definitions.js';
 import { TCP_RESPONSE_MAX, type Handler } from './handler.js';
 import type { RequestContext } from './request-context.js';
 

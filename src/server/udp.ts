@@ -10,7 +10,7 @@
  * the batched path when it loads, else falls back to dgram.
  */
 import dgram from 'node:dgram';
-import { rateLimitedTotal, transportEventsTotal } from '../admin/metrics.js';
+import { rateLimitedTotal, transportEventsTotal } from '../metrics/definitions.js';
 import { slipResponse } from '../dns/response.js';
 import { type Handler } from './handler.js';
 import { PeerContext } from './request-context.js';

@@ -19,7 +19,7 @@
  * every re-read, store outages and reconnects (the carry-over window), and any notice other
  * than a view (probers, forced states).
  */
-import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
+import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../metrics/definitions.js';
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';

@@ -7,7 +7,7 @@ import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { startNameserver } from '../../src/server/nameserver.js';
-import { rateLimitedTotal } from '../../src/admin/metrics.js';
+import { rateLimitedTotal } from '../../src/metrics/definitions.js';
 import { createLogger } from '../../src/util/logger.js';
 import { decode, query } from '../helpers/dns.js';
 import { udpQuery } from '../helpers/net.js';

@@ -12,7 +12,7 @@ import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { listenTcp, type TcpOptions } from '../../src/server/tcp.js';
 import { decode, query } from '../helpers/dns.js';
-import { transportEventsTotal } from '../../src/admin/metrics.js';
+import { transportEventsTotal } from '../../src/metrics/definitions.js';
 
 async function tcpEventCount(event: string): Promise<number> {
   return (await transportEventsTotal.get()).values.filter((v) => v.labels.transport === 'tcp' && v.labels.event === event).reduce((n, v) => n + v.value, 0);

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
-import { siteUp } from '../../src/admin/metrics.js';
+import { siteUp } from '../../src/metrics/definitions.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { combine } from '../../src/state/combine.js';
 import { StateFollower } from '../../src/state/follower.js';

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { StateFollower } from '../../src/state/follower.js';
-import { siteUp } from '../../src/admin/metrics.js';
+import { siteUp } from '../../src/metrics/definitions.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { stateOf } from '../../src/state/snapshot.js';
 import type { Notice, StateStore } from '../../src/state/types.js';
