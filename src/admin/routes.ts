@@ -61,7 +61,7 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
     }
   });
 
-  // The state store registers the status with its probers and connection (state/admin-routes.ts);
+  // The state store registers the status with its probers and connection (admin/state-routes.ts);
   // without one, the same view of the sites this nameserver answers from, with no store.
   const ownStatus = () => statusView(deps.runtime.zones, deps.runtime.state, { kind: 'none', connected: true }, deps.env().now());
   if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? ownStatus)() }));

@@ -9,7 +9,7 @@ import { explain } from '../../src/admin/explain.js';
 import { AdminRouter, startAdminServer } from '../../src/admin/http.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { Runtime } from '../../src/state/runtime.js';
-import { registerStateRoutes } from '../../src/state/admin-routes.js';
+import { registerStateRoutes } from '../../src/admin/state-routes.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { makeSnapshot, type SiteState } from '../../src/state/snapshot.js';
