@@ -9,8 +9,8 @@ import { observeSwaps } from '../state/runtime.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
-import { WorkerLink, defaultWorkers, resolveListenPorts, startPrimary, type Primary } from '../server/workers.js';
-import { parseHostPort } from '../util/listen.js';
+import { WorkerLink, defaultWorkers, startPrimary, type Primary } from '../server/workers.js';
+import { parseHostPort, resolveListenPorts } from '../util/listen.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { flagHelp, parseFlags, type Flags } from './args.js';
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { addMetricsSource } from '../admin/cluster-metrics.js';
 import { formatProblem } from '../config/errors.js';
 import type { PolicyEnv } from '../policy/types.js';
-import { parseHostPort } from '../util/listen.js';
+import { parseHostPort, resolveListenPorts } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
 import { Handler } from './handler.js';
@@ -18,7 +18,6 @@ import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { startUdpThreads, type UdpThreads } from './udp-threads.js';
-import { resolveListenPorts } from './workers.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 import type { ZoneSet } from '../model/zone-model.js';
 
