@@ -11,9 +11,10 @@
  */
 import { loadZoneDirectory } from '../dist/config/load.js';
 import { compileZoneFiles, makeZoneSet } from '../dist/config/compile.js';
-import { Handler, Runtime } from '../dist/server/handler.js';
+import { Handler } from '../dist/server/handler.js';
+import { Runtime } from '../dist/state/runtime.js';
 import { QueryMetrics } from '../dist/admin/query-metrics.js';
-import { queriesTotal, renderMetrics } from '../dist/admin/metrics.js';
+import { queriesTotal, renderMetrics } from '../dist/metrics/definitions.js';
 import { Histogram, Registry } from 'prom-client';
 import { loadavg } from 'node:os';
 

@@ -1,6 +1,8 @@
 /** Library entry: the pieces other programs (and tests) build on. */
 export { startNameserver, type Nameserver, type NameserverOptions } from './server/nameserver.js';
-export { Handler, Runtime, type RequestContext } from './server/handler.js';
+export { Handler } from './server/handler.js';
+export type { RequestContext } from './server/request-context.js';
+export { Runtime } from './state/runtime.js';
 export { loadZoneDirectory, loadZoneFile, parseZoneText } from './config/load.js';
 export { compileZone, compileZoneFiles, makeZoneSet } from './config/compile.js';
 export { formatProblem, type ConfigProblem } from './config/errors.js';

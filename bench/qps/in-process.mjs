@@ -5,7 +5,9 @@
 import { sitednsZone } from './zones.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
-export const { Handler, PeerContext, Runtime } = await import(new URL('server/handler.js', dist));
+export const { Handler } = await import(new URL('server/handler.js', dist));
+export const { PeerContext } = await import(new URL('server/request-context.js', dist));
+export const { Runtime } = await import(new URL('state/runtime.js', dist));
 export const { ResponseRateLimiter } = await import(new URL('server/rrl.js', dist));
 export const { QueryMetrics } = await import(new URL('admin/query-metrics.js', dist));
 const { parseZoneText } = await import(new URL('config/load.js', dist));

@@ -12,7 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
-import { registry, runScrapeHooks } from './metrics.js';
+import { registry, runScrapeHooks } from '../metrics/definitions.js';
 
 const GET_METRICS_REQ = 'prom-client:getMetricsReq';
 const GET_METRICS_RES = 'prom-client:getMetricsRes';

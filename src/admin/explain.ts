@@ -6,13 +6,15 @@
  */
 import ipaddr from 'ipaddr.js';
 import { QTYPE, typeFromName, typeName } from '../dns/constants.js';
-import type { ClientSubnet, Rdata, WireRecord } from '../dns/wire.js';
+import type { Rdata, WireRecord } from '../dns/records.js';
+import type { ClientSubnet } from '../dns/decode.js';
 import type { DynamicName, LookupResult, RRset, SiteModel } from '../model/zone-model.js';
 import { PolicyMemory, type NameMemory } from '../policy/memory.js';
 import { selectAnswer } from '../policy/select.js';
 import { matchTopology } from '../policy/topology.js';
-import { hasFamily, type ClientInfo, type PolicyEnv, type Selection } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import { hasFamily, type ClientInfo, type PolicyEnv } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
+import type { Runtime } from '../state/runtime.js';
 import { lookup } from '../server/lookup.js';
 import { siteView } from '../state/status.js';
 

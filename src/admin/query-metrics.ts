@@ -6,10 +6,10 @@
 import { QTYPE } from '../dns/constants.js';
 import { RCODE_NAME, typeName } from '../dns/constants.js';
 import type { DynamicName } from '../model/zone-model.js';
-import type { Selection } from '../policy/types.js';
-import type { HandlerObserver, QueryEvent } from '../server/handler.js';
+import type { Selection } from '../model/selection.js';
+import type { HandlerObserver, QueryEvent } from '../server/query-event.js';
 import type { Logger } from '../util/logger.js';
-import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnswersTotal, type HistogramTally } from './metrics.js';
+import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnswersTotal, type HistogramTally } from '../metrics/definitions.js';
 
 /**
  * Query types with their own label value; any other type counts as "other" so that a client

@@ -4,11 +4,11 @@
  * their own component on the same router.
  */
 import type { PolicyEnv } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from '../state/runtime.js';
 import { statusView } from '../state/status.js';
 import { explain, ExplainInputError } from './explain.js';
 import type { AdminRouter } from './http.js';
-import { registry, renderMetrics } from './metrics.js';
+import { registry, renderMetrics } from '../metrics/definitions.js';
 
 export interface Readiness {
   ready: boolean;
@@ -61,7 +61,7 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
     }
   });
 
-  // The state store registers the status with its probers and connection (state/admin-routes.ts);
+  // The state store registers the status with its probers and connection (admin/state-routes.ts);
   // without one, the same view of the sites this nameserver answers from, with no store.
   const ownStatus = () => statusView(deps.runtime.zones, deps.runtime.state, { kind: 'none', connected: true }, deps.env().now());
   if (deps.status !== undefined || router.match('GET', '/v1/status') === undefined) router.add('GET', '/v1/status', async () => ({ status: 200, body: await (deps.status ?? ownStatus)() }));

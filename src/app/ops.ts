@@ -7,13 +7,13 @@
  * `attach(ns)` once DNS is served (then /readyz says ready), `stop(...)` on SIGTERM.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
-import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../admin/metrics.js';
+import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../metrics/definitions.js';
 import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { systemEnv, type PolicyEnv } from '../policy/types.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from '../state/runtime.js';
 import { ReloadController, type ReloadListener, type ReloadTrigger } from '../server/reload.js';
 import { watchZones, type ZoneWatcher } from '../server/watch.js';
 import type { ZoneStore } from '../server/zone-store.js';

@@ -13,8 +13,8 @@ import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.j
 import { DemoBackends } from '../demo/backends.js';
 import { Prober } from '../probe/prober.js';
 import { startNameserver, type Nameserver, type NameserverOptions } from '../server/nameserver.js';
-import type { Runtime } from '../server/handler.js';
-import { registerStateRoutes } from '../state/admin-routes.js';
+import type { Runtime } from '../state/runtime.js';
+import { registerStateRoutes } from '../admin/state-routes.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { StateFollower } from '../state/follower.js';
 import { MemoryStateStore } from '../state/memory-store.js';

@@ -6,19 +6,7 @@
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
 import { QTYPE, typeName } from '../dns/constants.js';
-import {
-  caaRdata,
-  ipv4Rdata,
-  ipv6Rdata,
-  mxRdata,
-  nameRdata,
-  soaRdata,
-  srvRdata,
-  txtRdata,
-  type Rdata,
-  type RdataPart,
-  type WireRecord,
-} from '../dns/wire.js';
+import { caaRdata, ipv4Rdata, ipv6Rdata, mxRdata, nameRdata, soaRdata, srvRdata, txtRdata, type Rdata, type RdataPart, type WireRecord } from '../dns/records.js';
 import type {
   DynamicName,
   GroupModel,
@@ -33,7 +21,8 @@ import type {
 } from '../model/zone-model.js';
 import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 import type { LoadedZoneFile } from './load.js';
-import type { AllDown, PoolConfig, RecordType, ZoneFile } from './schema.js';
+import type { PoolConfig, RecordType, ZoneFile } from './schema.js';
+import type { AllDown } from '../model/zone-model.js';
 
 /** Limits that keep a generated zone from exhausting memory (#7). */
 export const MAX_NAMES_PER_ZONE = 50_000;

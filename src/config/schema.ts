@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { duration } from '../util/duration.js';
+import { ALL_DOWN_RULES, POLICY_NAMES, type ProbeConfig } from '../model/zone-model.js';
 
 export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an IPv4 address' });
 export const ipv6 = z.string().refine((s) => isIP(s) === 6, { message: 'not an IPv6 address' });
@@ -86,7 +87,12 @@ export const probeSchema = z
     }
   });
 
-export const allDownSchema = z.enum(['all', 'first', 'sorry', 'nodata', 'servfail']);
+// The compiled model keeps a probe as this schema's output (model/zone-model.ts ProbeConfig):
+// the same keys, and compile.ts assigns one to the other, so the two cannot drift apart.
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+const probeKeysMatchModel: SameKeys<z.infer<typeof probeSchema>, ProbeConfig> = true;
+
+export const allDownSchema = z.enum(ALL_DOWN_RULES);
 
 export const siteSchema = z
   .object({
@@ -119,7 +125,7 @@ export const groupSchema = z.union([
     .strict(),
 ]);
 
-export const policySchema = z.enum(['least-busy', 'round-robin', 'weighted', 'random', 'first', 'offload']);
+export const policySchema = z.enum(POLICY_NAMES);
 
 export const poolSchema = z
   .object({
@@ -198,7 +204,4 @@ export const zoneFileSchema = z
 export type ZoneFile = z.infer<typeof zoneFileSchema>;
 export type SiteConfig = z.infer<typeof siteSchema>;
 export type PoolConfig = z.infer<typeof poolSchema>;
-export type ProbeConfig = z.infer<typeof probeSchema>;
-export type AllDown = z.infer<typeof allDownSchema>;
-export type PolicyName = z.infer<typeof policySchema>;
 export type RecordType = (typeof RECORD_TYPES)[number];

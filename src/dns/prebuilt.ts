@@ -17,7 +17,9 @@
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
-import { FNV_OFFSET, FNV_PRIME, OPT_RECORD_LEN, clientSubnetProblem, decodeQuery, encodeName, hashWireName, type DecodedQuery } from './wire.js';
+import { FNV_OFFSET, FNV_PRIME, hashWireName } from './name-hash.js';
+import { OPT_RECORD_LEN, encodeName } from './encode.js';
+import { clientSubnetProblem, decodeQuery, type DecodedQuery } from './decode.js';
 
 /** Response header flags the answer contributes (AA and RCODE); QR, RD and CD are added per query. */
 const FLAG_QR = 0x8000;
@@ -198,7 +200,7 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
       const code = (q[opt] << 8) | q[opt + 1];
       const optionLength = (q[opt + 2] << 8) | q[opt + 3];
       if (code === EDNS_OPTION.ECS) {
-        // wire.ts's checks; anything they refuse, or a second ECS, goes the general way for
+        // decode.ts's checks; anything they refuse, or a second ECS, goes the general way for
         // its FORMERR.
         if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || clientSubnetProblem(q, opt + 4, optionLength) !== null) return;
         scan.ecsStart = opt;
@@ -284,7 +286,7 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
 
 export { encodeName };
 
-/** The question name as lower-case text (as wire.ts decodes it), for logs of fast-path queries. */
+/** The question name as lower-case text (as decode.ts decodes it), for logs of fast-path queries. */
 export function questionNameText(q: Buffer, nameEnd: number): string {
   let text = '';
   for (let pos = HEADER_LEN; pos < nameEnd && q[pos] !== 0; pos += 1 + q[pos]) {

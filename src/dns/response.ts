@@ -4,9 +4,11 @@
  * referrals, and truncation to the transport's size all live here.
  */
 import type { LookupResult, RRset, ZoneModel } from '../model/zone-model.js';
-import type { Selection } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
 import { CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
-import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch, type DecodeFailure, type DecodedQuery, type EdnsInfo, type WireRecord } from './wire.js';
+import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch } from './encode.js';
+import type { WireRecord } from './records.js';
+import type { DecodeFailure, DecodedQuery, EdnsInfo } from './decode.js';
 
 export type Transport = 'udp' | 'tcp';
 

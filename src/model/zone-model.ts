@@ -3,8 +3,37 @@
  * read by server/lookup.ts and the policies. Nothing here changes after compilation; a reload
  * builds a new ZoneSet and swaps it in with one assignment.
  */
-import type { AllDown, PolicyName, ProbeConfig } from '../config/schema.js';
-import type { Rdata, WireRecord } from '../dns/wire.js';
+import type { Rdata, WireRecord } from '../dns/records.js';
+
+/** What a name answers when none of its sites is up (docs/zones.md, `all_down`). */
+export const ALL_DOWN_RULES = ['all', 'first', 'sorry', 'nodata', 'servfail'] as const;
+export type AllDown = (typeof ALL_DOWN_RULES)[number];
+
+/** The selection policies of a pool (docs/policies.md). */
+export const POLICY_NAMES = ['least-busy', 'round-robin', 'weighted', 'random', 'first', 'offload'] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+/**
+ * A site's health check as the zone file gives it (docs/zones.md), durations in milliseconds.
+ * config/schema.ts validates it and checks at compile time that its output has these keys.
+ */
+export interface ProbeConfig {
+  readonly http?: string;
+  readonly https?: string;
+  readonly tcp?: string;
+  readonly interval?: number;
+  readonly timeout?: number;
+  readonly rise?: number;
+  readonly fall?: number;
+  readonly load?: string;
+  readonly load_header?: string;
+  readonly expect_status?: readonly number[];
+  readonly expect_body?: string;
+  readonly host?: string;
+  readonly insecure?: boolean;
+  readonly follow_redirects?: boolean;
+  readonly push_interval?: number;
+}
 
 /** An RRset: records of one owner and type, all with the same TTL (RFC 2181 §5.2). */
 export interface RRset {

@@ -4,10 +4,10 @@
  * and calls `onChange` (the server logs it), and leaving it calls `onChange` again. Never per
  * query: the previous state lives in the name's PolicyMemory entry.
  */
-import { allDownEventsTotal } from '../admin/metrics.js';
+import { allDownEventsTotal } from '../metrics/definitions.js';
 import type { DynamicName } from '../model/zone-model.js';
 import type { NameMemory, PolicyMemory } from './memory.js';
-import type { Selection } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 export type AllDownListener = (name: DynamicName, allDown: boolean, selection: Selection) => void;
 

@@ -10,7 +10,8 @@
  */
 import type { DynamicName } from '../model/zone-model.js';
 import { stateOf, type StateSnapshot } from '../state/snapshot.js';
-import { hasFamily, type Family, type Selection } from './types.js';
+import { hasFamily, type Family } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 export function allDownSelection(name: DynamicName, family: Family, allDown = true): Selection {
   const candidates = name.sites.filter((s) => hasFamily(s, family));

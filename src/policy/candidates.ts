@@ -1,7 +1,8 @@
 /** Small helpers shared by the policies: which candidates may be answered, and answer lists. */
 import type { DynamicName, SiteModel } from '../model/zone-model.js';
 import { stateOf, type StateSnapshot } from '../state/snapshot.js';
-import { hasFamily, type Family, type Selection } from './types.js';
+import { hasFamily, type Family } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 /** Candidates that are up and have an address of the asked family, in their configured order. */
 export function usable(candidates: readonly SiteModel[], family: Family, snapshot: StateSnapshot): SiteModel[] {

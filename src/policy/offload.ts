@@ -25,7 +25,8 @@ import { usable, oneSite } from './candidates.js';
 import { leastBusy } from './least-busy.js';
 import { utilizationOf } from './load.js';
 import { clientNetwork } from './topology.js';
-import { hasFamily, type ClientInfo, type Family, type PolicyEnv, type Selection } from './types.js';
+import { hasFamily, type ClientInfo, type Family, type PolicyEnv } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 export function offloadSelect(
   name: DynamicName,

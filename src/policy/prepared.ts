@@ -31,7 +31,8 @@ import { oneSite, usable, weightedIndex } from './candidates.js';
 import { headroomWeights, LEAST_BUSY } from './least-busy.js';
 import { loadWindow } from './load.js';
 import { selectAnswer } from './select.js';
-import type { ClientInfo, Family, PolicyEnv, Selection } from './types.js';
+import type { ClientInfo, Family, PolicyEnv } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 /** How a name's selection can be prepared. */
 export type PreparedKind =

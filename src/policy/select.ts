@@ -8,8 +8,7 @@
  * - Group Names: the pool's policy within the group (topology does not apply).
  * Nothing chosen: the all_down rule (flagged as the all-down state only when no candidate is up).
  */
-import type { PolicyName } from '../config/schema.js';
-import type { DynamicName, SiteModel } from '../model/zone-model.js';
+import type { DynamicName, PolicyName, SiteModel } from '../model/zone-model.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import { nothingChosen } from './all-down.js';
 import { failover } from './failover.js';
@@ -18,7 +17,8 @@ import { leastBusy } from './least-busy.js';
 import { offloadSelect } from './offload.js';
 import { first, random, roundRobin, weighted } from './simple.js';
 import { matchTopology } from './topology.js';
-import type { ClientInfo, Family, PolicyEnv, Selection, SitePolicy } from './types.js';
+import type { ClientInfo, Family, PolicyEnv, SitePolicy } from './types.js';
+import type { Selection } from '../model/selection.js';
 
 /** Group Names of an offload pool balance by load within their group. */
 const PLAIN: Record<PolicyName, SitePolicy> = {

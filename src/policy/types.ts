@@ -3,8 +3,9 @@
  * random source and memory) -> Selection. No I/O, no awaits; `explain` replays the same call.
  * The only state carried between queries is the explicit PolicyMemory in the env (memory.ts).
  */
-import type { ClientSubnet } from '../dns/wire.js';
+import type { ClientSubnet } from '../dns/decode.js';
 import type { DynamicName, SiteModel } from '../model/zone-model.js';
+import type { Selection } from '../model/selection.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import { PolicyMemory } from './memory.js';
 
@@ -29,24 +30,6 @@ export interface PolicyEnv {
 }
 
 export type Family = 4 | 6;
-
-interface SelectionBase {
-  readonly reason: string;
-  /** ECS scope prefix length for the response (RFC 7871 §7.2.1); 0 or absent: not client-specific. */
-  readonly scope?: number;
-  /** Set when no candidate site was up and the name's all_down rule answered. */
-  readonly allDown?: boolean;
-}
-
-export type Selection =
-  /** Answer with these sites' addresses, best first. */
-  | (SelectionBase & { readonly kind: 'sites'; readonly sites: readonly SiteModel[] })
-  /** Answer with the pool's sorry address (throttling, or all down). */
-  | (SelectionBase & { readonly kind: 'sorry' })
-  | (SelectionBase & { readonly kind: 'nodata' })
-  | (SelectionBase & { readonly kind: 'servfail' })
-  /** No response at all (seed 000 claim 9: above T3 the query is dropped). */
-  | (SelectionBase & { readonly kind: 'drop' });
 
 export type Policy = (
   name: DynamicName,

@@ -10,7 +10,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { ProbeConfig } from '../config/schema.js';
+import type { ProbeConfig } from '../model/zone-model.js';
 import type { ProbeResult } from './debounce.js';
 
 export const DEFAULT_INTERVAL_MS = 1000;

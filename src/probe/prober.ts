@@ -9,7 +9,7 @@
  * start being probed, removed ones stop and their views are deleted.
  */
 import os from 'node:os';
-import { probeDuration, probeFailuresTotal } from '../admin/metrics.js';
+import { probeDuration, probeFailuresTotal } from '../metrics/definitions.js';
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { StateStore, LoadReport, ProbeView } from '../state/types.js';
 import type { Logger } from '../util/logger.js';

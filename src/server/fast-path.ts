@@ -15,11 +15,12 @@
 import { QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
-import type { WireRecord } from '../dns/wire.js';
+import type { WireRecord } from '../dns/records.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
 import type { NameMemory, PolicyMemory } from '../policy/memory.js';
 import { PreparedSelection } from '../policy/prepared.js';
-import type { Family, Selection } from '../policy/types.js';
+import type { Family } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
 import { lookup } from './lookup.js';
 
 /** Most (name, type) answers memoized per name: a flood of odd types must not grow memory. */

@@ -1,9 +1,9 @@
 /**
  * The socket-free request handler: bytes in, bytes (or nothing) out. Transports (udp.ts,
- * tcp.ts, and the batched UDP addon of #9) are thin adapters around it, so most tests call it
+ * tcp.ts, and the batched UDP addon) are thin adapters around it, so most tests call it
  * directly.
  *
- * CONTRACT (#8, shared with the batched UDP path of #9; keep it stable):
+ * CONTRACT (shared with the batched UDP path; keep it stable):
  *
  *   handler.handleInto(query, ctx, out, queryLength = query.length): number
  *
@@ -19,19 +19,13 @@
  *   - `handle(query, ctx)` is a thin allocating wrapper (handleInto into a scratch buffer, then
  *     a copy of the n bytes, or null): same behaviour, for tests and the TCP framing.
  *
- *   RequestContext: `transport` and the client's address. `clientAddress` is the text form
- *   (as node:dgram reports it); it may be a lazy getter. A transport that has raw sockaddr bytes
- *   (the addon) reuses one `PeerContext` and calls `setBytes(family, bytes, offset, port)` per
- *   datagram: the text is then computed only if something reads `clientAddress` (topology
- *   without ECS, RRL keys), and `clientFamily` + `clientBytes` (first 4 or 16 bytes, network
- *   order) let consumers match prefixes without parsing text. Consumers must not keep
- *   `clientBytes` past the call (it is overwritten by the next datagram); copy what they keep.
+ *   RequestContext (request-context.ts): the transport and the client's address.
  *
  *   The UDP path is chosen in one place, `listenUdpPath()` in udp.ts (flag `--udp-path`, env
  *   SITEDNS_UDP_PATH: auto | dgram | batched); the addon registers its listener there with the
  *   same signature as `listenUdp()`. bench/qps reads SITEDNS_UDP_PATH the same way.
  *
- * Fast path (#8): names whose answers are compiled to wire bytes (src/dns/prebuilt.ts) cost a
+ * Fast path: names whose answers are compiled to wire bytes (src/dns/prebuilt.ts) cost a
  * header check, a hash lookup on the question's bytes, a policy choice and a copy with ID,
  * RD/CD and the question's letter case patched (an ECS option echoed with scope 0). Everything
  * else (ECS for a name whose answer depends on the client, truncation, odd types, malformed
@@ -39,185 +33,28 @@
  * match byte for byte (test/perf/prebuilt-diff.test.ts).
  *
  * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
- * and a counted event (#7); packets that must not be answered give null / -1.
+ * and a counted event; packets that must not be answered give null / -1.
  */
-import ipaddr from 'ipaddr.js';
 import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
-import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameText, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
-import { buildResponse, failureResponse, rcodeResponse, type Transport } from '../dns/response.js';
-import { decodeQuery, type DecodedQuery, type WireRecord } from '../dns/wire.js';
+import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
+import { buildResponse, failureResponse, rcodeResponse } from '../dns/response.js';
+import type { WireRecord } from '../dns/records.js';
+import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
 import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
-import { systemEnv, withMemory, type ClientInfo, type Family, type PolicyEnv, type Selection } from '../policy/types.js';
-import { EMPTY_SNAPSHOT, type StateSnapshot } from '../state/snapshot.js';
+import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/types.js';
+import type { Selection } from '../model/selection.js';
+import type { Runtime } from '../state/runtime.js';
+import { ClientView } from './client-view.js';
 import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
+import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
+import type { RequestContext } from './request-context.js';
 
 /** Out buffer sizes a transport must provide to handleInto (see CONTRACT above). */
 export const UDP_RESPONSE_MAX = EDNS_UDP_PAYLOAD;
 export const TCP_RESPONSE_MAX = MAX_MESSAGE;
-
-export interface RequestContext {
-  readonly transport: Transport;
-  /** The resolver's address as text (for topology without ECS, and rate limiting); may be lazy. */
-  readonly clientAddress: string;
-  /** When the transport has the raw address: 4 or 6, with the bytes in `clientBytes`. */
-  readonly clientFamily?: 4 | 6;
-  /**
-   * The raw address: the first 4 (IPv4) or 16 (IPv6) bytes, network order; meaningful only when
-   * `clientFamily` is set. Valid during the call only.
-   */
-  readonly clientBytes?: Uint8Array;
-  /** The client's source port, when known (0 otherwise). */
-  readonly clientPort?: number;
-}
-
-/**
- * A reusable RequestContext for transports that hold raw socket addresses: one per socket,
- * refilled per datagram without allocating; the text form is built only when read.
- */
-export class PeerContext implements RequestContext {
-  transport: Transport;
-  /** 4 or 6 after setBytes(); undefined after setText() (then `clientBytes` means nothing). */
-  clientFamily: 4 | 6 | undefined = undefined;
-  clientPort = 0;
-  readonly clientBytes = new Uint8Array(16);
-  private text: string | null = '';
-
-  constructor(transport: Transport = 'udp') {
-    this.transport = transport;
-  }
-
-  /** Copies the 4 (family 4) or 16 (family 6) address bytes at `offset` of `source`. */
-  setBytes(family: 4 | 6, source: Uint8Array, offset: number, port = 0): void {
-    const n = family === 4 ? 4 : 16;
-    for (let i = 0; i < n; i++) this.clientBytes[i] = source[offset + i];
-    this.clientFamily = family;
-    this.clientPort = port;
-    this.text = null;
-  }
-
-  /** For transports that only have text (node:dgram, node:net): bytes are then not provided. */
-  setText(address: string, port = 0): void {
-    this.text = address;
-    this.clientFamily = undefined;
-    this.clientPort = port;
-  }
-
-  get clientAddress(): string {
-    if (this.text === null) {
-      const b = this.clientBytes;
-      this.text = this.clientFamily === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipaddr.fromByteArray(Array.from(b)).toString();
-    }
-    return this.text;
-  }
-}
-
-/** What a handled query turned into, for metrics and logs (reused object: copy what you keep). */
-export interface QueryEvent {
-  transport: Transport;
-  zone: string;
-  qtype: number;
-  rcode: number;
-  /** Site ids answered for a dynamic name, or '' */
-  site: string;
-  /** The question name, lower case (computed on first read when the fast path did not need it). */
-  name: string;
-  dropped: boolean;
-  error: Error | null;
-  /** The resolver's address (for sampled query logs); read during onQuery only. */
-  readonly client: string;
-  /** performance.now() when the handler got the packet, on 1 query in observer.timeEvery; else 0. */
-  startedAt: number;
-}
-
-/** The one QueryEvent a handler reuses; `name` is decoded from the query only if read. */
-class ReusedQueryEvent implements QueryEvent {
-  transport: Transport = 'udp';
-  zone = '';
-  qtype = 0;
-  rcode = 0;
-  site = '';
-  dropped = false;
-  error: Error | null = null;
-  startedAt = 0;
-  /** The request, during onQuery only: `client` reads its (possibly lazy) address on demand. */
-  ctx: RequestContext | null = null;
-  get client(): string {
-    return this.ctx === null ? '' : this.ctx.clientAddress;
-  }
-  private nameText = '';
-  private nameQuery: Buffer | null = null;
-  private nameEnd = 0;
-
-  get name(): string {
-    if (this.nameQuery !== null) {
-      this.nameText = questionNameText(this.nameQuery, this.nameEnd);
-      this.nameQuery = null;
-    }
-    return this.nameText;
-  }
-  set name(text: string) {
-    this.nameText = text;
-    this.nameQuery = null;
-  }
-  /** Valid during onQuery only (the query bytes are the transport's). */
-  nameFrom(query: Buffer, nameEnd: number): void {
-    this.nameQuery = query;
-    this.nameEnd = nameEnd;
-  }
-}
-
-export interface HandlerObserver {
-  /**
-   * Read the clock for 1 query in this many (a power of two; unset: never). A clock read costs
-   * more than all the counting (bench/observer.mjs), so latency is measured on a sample.
-   */
-  readonly timeEvery?: number;
-  onQuery?(event: QueryEvent): void;
-  onSelection?(name: DynamicName, selection: Selection): void;
-  /** A name entered (true) or left (false) the all-down state; called once per transition. */
-  onAllDown?(name: DynamicName, allDown: boolean, selection: Selection): void;
-}
-
-/** The mutable holder the server swaps zones and state into, each by one assignment. */
-export class Runtime {
-  zones: ZoneSet;
-  state: StateSnapshot;
-  constructor(zones: ZoneSet, state: StateSnapshot = EMPTY_SNAPSHOT) {
-    this.zones = zones;
-    this.state = state;
-  }
-}
-
-/**
- * Calls `listener` with every value assigned to `runtime[field]` from now on, after the
- * assignment took effect. The state follower swaps snapshots, and every reload path (SIGHUP,
- * file watch, admin API) swaps zone sets, by that one assignment; answerers in other processes
- * or threads (cluster workers, UDP threads, #8) must follow each one too.
- */
-export function observeSwaps<K extends 'state' | 'zones'>(runtime: Runtime, field: K, listener: (value: Runtime[K]) => void): void {
-  let current = runtime[field];
-  Object.defineProperty(runtime, field, {
-    configurable: true,
-    enumerable: true,
-    get: () => current,
-    set: (value: Runtime[K]) => {
-      current = value;
-      listener(value);
-    },
-  });
-}
-
-/** The ClientInfo policies see on the fast path: reused, the address text read only on demand. */
-class ClientView implements ClientInfo {
-  ctx: RequestContext | null = null;
-  readonly ecs = null;
-  get address(): string {
-    return this.ctx === null ? '' : this.ctx.clientAddress;
-  }
-}
 
 export interface HandlerOptions {
   /**

@@ -10,9 +10,9 @@ import { compileZoneFiles } from '../config/compile.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import { loadZoneDirectory } from '../config/load.js';
 import type { ZoneSet } from '../model/zone-model.js';
-import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../admin/metrics.js';
+import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
 import type { Logger } from '../util/logger.js';
-import type { Runtime } from './handler.js';
+import type { Runtime } from '../state/runtime.js';
 import type { ReloadReport, ZoneStore } from './zone-store.js';
 
 export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';

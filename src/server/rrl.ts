@@ -3,7 +3,7 @@
  * must not turn this server into an amplifier aimed at the spoofed address.
  *
  * Responses are counted per client network (IPv4 /24, IPv6 /56 by default) and per response
- * class (responseRateClass in wire.ts: identical answers, NXDOMAIN per zone, referrals per
+ * class (responseRateClass in dns/rate-class.ts: identical answers, NXDOMAIN per zone, referrals per
  * delegation, errors per RCODE). Each account is a token bucket: it earns `ratePerSecond`
  * responses a second up to that many, spends one per response, and may go as far as
  * `window` seconds' worth into debt, so a network that floods stays limited until it has been
@@ -19,7 +19,8 @@
  * key per response made rate limiting cost ~1.3 µs per query, five times the answer itself.
  */
 import ipaddr from 'ipaddr.js';
-import { FNV_OFFSET, FNV_PRIME, responseRateClass } from '../dns/wire.js';
+import { responseRateClass } from '../dns/rate-class.js';
+import { FNV_OFFSET, FNV_PRIME } from '../dns/name-hash.js';
 import { parseDottedQuad } from '../util/ipv4.js';
 
 /** Accounts of one client network, by response class. */

@@ -4,7 +4,7 @@
  * sites that changed since the snapshot `from`, for a receiver known to hold that one
  * (StatePublisher). The receiving side applies either with applyStateMessage.
  */
-import { clusterStateMessagesTotal } from '../admin/metrics.js';
+import { clusterStateMessagesTotal } from '../metrics/definitions.js';
 import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from '../state/snapshot.js';
 
 export interface StateMessage {

@@ -6,8 +6,9 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
-import { transportEventsTotal } from '../admin/metrics.js';
-import { TCP_RESPONSE_MAX, type Handler, type RequestContext } from './handler.js';
+import { transportEventsTotal } from '../metrics/definitions.js';
+import { TCP_RESPONSE_MAX, type Handler } from './handler.js';
+import type { RequestContext } from './request-context.js';
 
 type TcpEvent = 'accept' | 'reject' | 'timeout' | 'overflow' | 'error';
 /** Every transport event is counted in sitedns_transport_events_total (#7), whoever listens. */

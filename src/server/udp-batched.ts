@@ -16,9 +16,10 @@
 import { createRequire } from 'node:module';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { rateLimitedTotal, setUdpBatchTotalsReader } from '../admin/metrics.js';
+import { rateLimitedTotal, setUdpBatchTotalsReader } from '../metrics/definitions.js';
 import { slipResponse } from '../dns/response.js';
-import { PeerContext, UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import { UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import type { UdpListener, UdpOptions } from './udp.js';
 

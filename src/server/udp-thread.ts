@@ -28,11 +28,11 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { QueryMetrics } from '../admin/query-metrics.js';
-import { registry, runScrapeHooks } from '../admin/metrics.js';
+import { registry, runScrapeHooks } from '../metrics/definitions.js';
 import { formatProblem } from '../config/errors.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
-import { Runtime } from './handler.js';
+import { Runtime } from '../state/runtime.js';
 import { answeringHandler } from './nameserver.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, LAYOUT, type UdpBatchAddon } from './udp-batched.js';

@@ -10,9 +10,10 @@
  * the batched path when it loads, else falls back to dgram.
  */
 import dgram from 'node:dgram';
-import { rateLimitedTotal, transportEventsTotal } from '../admin/metrics.js';
+import { rateLimitedTotal, transportEventsTotal } from '../metrics/definitions.js';
 import { slipResponse } from '../dns/response.js';
-import { PeerContext, type Handler } from './handler.js';
+import { type Handler } from './handler.js';
+import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
 export interface UdpListener {

@@ -40,10 +40,7 @@
  * rolling reloads are AnswererPool's (answerer-pool.ts), shared with the UDP threads.
  */
 import cluster, { type Worker } from 'node:cluster';
-import dgram from 'node:dgram';
-import net from 'node:net';
 import type { StateSnapshot } from '../state/snapshot.js';
-import { parseHostPort } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { Nameserver } from './nameserver.js';
@@ -59,43 +56,6 @@ export type WorkerMessage =
 export async function defaultWorkers(): Promise<number> {
   const os = await import('node:os');
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-}
-
-/**
- * `--listen host:0` asks for a free port; cluster workers must all get the same one, so the
- * primary picks a port free for both UDP and TCP first.
- */
-export async function resolveListenPorts(listen: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const spec of listen) {
-    const { host, port } = parseHostPort(spec);
-    const wrap = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
-    if (port !== 0) {
-      out.push(wrap(port));
-      continue;
-    }
-    out.push(wrap(await freePort(host)));
-  }
-  return out;
-}
-
-async function freePort(host: string): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    const port = await new Promise<number>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind({ address: host, port: 0, exclusive: true }, () => resolve(udp.address().port));
-    });
-    const tcp = net.createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      tcp.once('error', () => resolve(false));
-      tcp.listen({ host, port, exclusive: true }, () => resolve(true));
-    });
-    await new Promise<void>((r) => udp.close(() => r()));
-    if (ok) await new Promise<void>((r) => tcp.close(() => r()));
-    if (ok) return port;
-  }
-  throw new Error(`no port free for both UDP and TCP on ${host}`);
 }
 
 export interface PrimaryOptions {

@@ -19,9 +19,9 @@
  * every re-read, store outages and reconnects (the carry-over window), and any notice other
  * than a view (probers, forced states).
  */
-import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../admin/metrics.js';
+import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../metrics/definitions.js';
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
-import type { Runtime } from '../server/handler.js';
+import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';
 import { combine, combineSite, liveProbers, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';

@@ -1,6 +1,6 @@
 /**
  * Operator actions on the state store (drain, undrain, load reports, status), shared by the admin
- * listener's routes (admin-routes.ts) and the CLI when it talks to Redis directly.
+ * listener's routes (admin/state-routes.ts) and the CLI when it talks to Redis directly.
  */
 import { duration } from '../util/duration.js';
 import type { ForcedState, LoadReport, StateStore } from './types.js';

@@ -1,3 +1,6 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+
 /** "127.0.0.1:5353", "[::1]:5353", ":5353" -> host and port. */
 export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text.trim());
@@ -5,4 +8,41 @@ export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: 
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+/**
+ * `--listen host:0` asks for a free port; cluster workers must all get the same one, so the
+ * primary picks a port free for both UDP and TCP first.
+ */
+export async function resolveListenPorts(listen: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const spec of listen) {
+    const { host, port } = parseHostPort(spec);
+    const wrap = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
+    if (port !== 0) {
+      out.push(wrap(port));
+      continue;
+    }
+    out.push(wrap(await freePort(host)));
+  }
+  return out;
+}
+
+async function freePort(host: string): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const port = await new Promise<number>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address: host, port: 0, exclusive: true }, () => resolve(udp.address().port));
+    });
+    const tcp = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen({ host, port, exclusive: true }, () => resolve(true));
+    });
+    await new Promise<void>((r) => udp.close(() => r()));
+    if (ok) await new Promise<void>((r) => tcp.close(() => r()));
+    if (ok) return port;
+  }
+  throw new Error(`no port free for both UDP and TCP on ${host}`);
 }

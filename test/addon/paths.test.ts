@@ -5,7 +5,7 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { registry } from '../../src/admin/metrics.js';
+import { registry } from '../../src/metrics/definitions.js';
 import { listenUdp } from '../../src/server/udp.js';
 import { batchedUnavailable, listenBatchedUdp } from '../../src/server/udp-batched.js';
 import { compileText, decode, makeHandler, query } from '../helpers/dns.js';

@@ -3,13 +3,14 @@
  */
 import t from 'tap';
 import { fuzzZones, checkReply } from '../../bench/fuzz/handler-fuzz.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { decode } from '../helpers/dns.js';
 
 const handler = new Handler(new Runtime(fuzzZones()));
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-t.test('a "." or "\\\\" inside a question label does not corrupt name compression (wire.ts MessageWriter.question)', async (t) => {
+t.test('a "." or "\\\\" inside a question label does not corrupt name compression (encode.ts MessageWriter.question)', async (t) => {
   // "x\\y.legacy.app.example.com" ANY: the escaped text is one character longer than the wire
   // label, so compression offsets taken from the text pointed into the middle of a label.
   const queries = [

@@ -5,7 +5,8 @@
  */
 import t from 'tap';
 import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { decode, query } from '../helpers/dns.js';
 
 const handler = new Handler(new Runtime(fuzzZones()));

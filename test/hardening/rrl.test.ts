@@ -1,12 +1,13 @@
 /** Response rate limiting (src/server/rrl.ts): table tests on an injected clock, then a real server. */
 import t from 'tap';
 import { ResponseRateLimiter, type RrlOptions } from '../../src/server/rrl.js';
-import { RATE_CLASS_NONE, RATE_KIND, rateClassKind, responseRateClass } from '../../src/dns/wire.js';
+import { RATE_CLASS_NONE, RATE_KIND, rateClassKind, responseRateClass } from '../../src/dns/rate-class.js';
 import { slipResponse } from '../../src/dns/response.js';
 import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { startNameserver } from '../../src/server/nameserver.js';
-import { rateLimitedTotal } from '../../src/admin/metrics.js';
+import { rateLimitedTotal } from '../../src/metrics/definitions.js';
 import { createLogger } from '../../src/util/logger.js';
 import { decode, query } from '../helpers/dns.js';
 import { udpQuery } from '../helpers/net.js';

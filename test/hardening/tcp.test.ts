@@ -8,10 +8,11 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { listenTcp, type TcpOptions } from '../../src/server/tcp.js';
 import { decode, query } from '../helpers/dns.js';
-import { transportEventsTotal } from '../../src/admin/metrics.js';
+import { transportEventsTotal } from '../../src/metrics/definitions.js';
 
 async function tcpEventCount(event: string): Promise<number> {
   return (await transportEventsTotal.get()).values.filter((v) => v.labels.transport === 'tcp' && v.labels.event === event).reduce((n, v) => n + v.value, 0);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
 import { formatProblem } from '../../src/config/errors.js';
 import { parseZoneText } from '../../src/config/load.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import type { ZoneSet } from '../../src/model/zone-model.js';
 import type { PolicyEnv } from '../../src/policy/types.js';
 

@@ -1,7 +1,8 @@
 /** Helpers for the policy table tests: hand-built zones, snapshots, envs. */
 import type { DynamicName, ZoneModel } from '../../src/model/zone-model.js';
 import { PolicyMemory } from '../../src/policy/memory.js';
-import type { ClientInfo, PolicyEnv, Selection } from '../../src/policy/types.js';
+import type { ClientInfo, PolicyEnv } from '../../src/policy/types.js';
+import type { Selection } from '../../src/model/selection.js';
 import { makeSnapshot, type SiteState, type StateSnapshot } from '../../src/state/snapshot.js';
 import { compileText } from './dns.js';
 

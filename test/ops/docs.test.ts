@@ -1,7 +1,7 @@
 /** docs/metrics.md lists every metric sitedns registers. */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { registry } from '../../src/admin/metrics.js';
+import { registry } from '../../src/metrics/definitions.js';
 
 t.test('every sitedns_* metric is documented', async (t) => {
   const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');

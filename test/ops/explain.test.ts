@@ -2,7 +2,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { explain } from '../../src/admin/explain.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { makeSnapshot, type SiteState } from '../../src/state/snapshot.js';
 import { compileText, decode, ecsOption, fixedEnv, query } from '../helpers/dns.js';
 

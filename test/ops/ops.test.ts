@@ -2,8 +2,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { countAllDownNames, prepareOps } from '../../src/app/ops.js';
-import { renderMetrics } from '../../src/admin/metrics.js';
-import { Runtime } from '../../src/server/handler.js';
+import { renderMetrics } from '../../src/metrics/definitions.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { compileText, tempZonesDir } from '../helpers/dns.js';

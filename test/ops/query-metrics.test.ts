@@ -1,9 +1,10 @@
 /** The handler observer: counts by zone/qtype/rcode/transport, latency, site answers, sampled query logs. */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { renderMetrics } from '../../src/admin/metrics.js';
+import { renderMetrics } from '../../src/metrics/definitions.js';
 import { QueryMetrics } from '../../src/admin/query-metrics.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { compileText, fixedEnv, query } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 

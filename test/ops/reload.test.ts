@@ -2,8 +2,9 @@
 import t from 'tap';
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderMetrics } from '../../src/admin/metrics.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { renderMetrics } from '../../src/metrics/definitions.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { ReloadController } from '../../src/server/reload.js';
 import { watchZones } from '../../src/server/watch.js';
 import { ZoneStore } from '../../src/server/zone-store.js';

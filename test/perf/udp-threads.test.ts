@@ -14,7 +14,7 @@ import type { Worker } from 'node:worker_threads';
 import type { StateSnapshot, SiteState } from '../../src/state/snapshot.js';
 import type { Metric, UdpThreads } from '../../src/server/udp-threads.js';
 import { prepareOps } from '../../src/app/ops.js';
-import { Runtime } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 import { udpQuery } from '../helpers/net.js';

@@ -1,7 +1,8 @@
 /** All-down transitions: one metric increment and one callback per transition, never per query. */
 import t from 'tap';
-import { allDownEventsTotal } from '../../src/admin/metrics.js';
-import { Handler, Runtime } from '../../src/server/handler.js';
+import { allDownEventsTotal } from '../../src/metrics/definitions.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { compileText, query } from '../helpers/dns.js';
 import { snap } from '../helpers/policy.js';
 

@@ -5,8 +5,8 @@
  */
 import t from 'tap';
 import { isDeepStrictEqual } from 'node:util';
-import { siteUp } from '../../src/admin/metrics.js';
-import { Runtime } from '../../src/server/handler.js';
+import { siteUp } from '../../src/metrics/definitions.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { combine } from '../../src/state/combine.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';

@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export const registry = new Registry();
 // The event-loop lag histogram samples with a timer; prom-client's default 10 ms wakes every
 // process 100 times a second even when idle: 3.6 % of a core for an idle `serve` (primary and
-// two workers) against 1.0-2.4 % at 100 ms (10 s of /proc CPU time, #8). 100 ms still gives
+// two workers) against 1.0-2.4 % at 100 ms (10 s of /proc CPU time). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
 const EVENT_LOOP_MONITORING_MS = 100;
 // Process metrics come from the main thread only: a UDP thread (serve --udp-threads) shares the
@@ -259,7 +259,7 @@ export const rateLimitedTotal = new Counter({
 });
 
 /**
- * The batched UDP path (#9) counts in C, per socket; src/server/udp-batched.ts registers a reader
+ * The batched UDP path counts in C, per socket; src/server/udp-batched.ts registers a reader
  * of the totals (open sockets plus closed ones) and the two counters below copy them at scrape
  * time. Without the addon both stay empty.
  */

@@ -8,13 +8,13 @@
  *
  * Mutating routes need the bearer token when one is set (admin/http.ts).
  */
-import type { AdminRequest, AdminResponse, AdminRouter } from '../admin/http.js';
-import type { Runtime } from '../server/handler.js';
-import type { StateFollower } from './follower.js';
-import { siteKey } from './keys.js';
-import { drain, parseLoad, reportLoad, undrain, type DrainRequest } from './service.js';
-import { statusView, type StatusReport } from './status.js';
-import type { StateStore } from './types.js';
+import type { AdminRequest, AdminResponse, AdminRouter } from './http.js';
+import type { Runtime } from '../state/runtime.js';
+import type { StateFollower } from '../state/follower.js';
+import { siteKey } from '../state/keys.js';
+import { drain, parseLoad, reportLoad, undrain, type DrainRequest } from '../state/service.js';
+import { statusView, type StatusReport } from '../state/status.js';
+import type { StateStore } from '../state/types.js';
 
 export interface StateRouteContext {
   readonly store: StateStore;
