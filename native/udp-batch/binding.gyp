@@ -1,5 +1,5 @@
 {
-  # The batched UDP fast path (issue #9). Linux only: install.mjs skips the build elsewhere.
+  # The batched UDP fast path. Linux only: install.mjs skips the build elsewhere.
   "targets": [
     {
       "target_name": "udp_batch",

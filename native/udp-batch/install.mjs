@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm install` / `npm ci` hook: tries to build the optional batched UDP addon (issue #9) and
+ * `npm install` / `npm ci` hook: tries to build the optional batched UDP addon and
  * NEVER fails the install (the way `ws` treats `bufferutil`). Without the addon sitedns serves
  * UDP with node:dgram and logs that it does.
  *

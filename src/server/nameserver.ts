@@ -134,6 +134,9 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       }
       if (u === undefined) throw new Error('unreachable: no UDP listener');
       if (u.fallback !== undefined && udp.length === 0) log.info({ reason: u.fallback }, 'UDP path: dgram (fallback)');
+      if (u.boundAddresses !== undefined) {
+        log.warn({ address: host, port: u.port, boundAddresses: u.boundAddresses }, 'UDP on a wildcard address without the addon: one socket per local address; an address added later gets no UDP answers until a restart');
+      }
       udp.push(u);
       tcp.push(t);
       // In a cluster the primary announces the listener once all workers are up.

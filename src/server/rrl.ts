@@ -1,5 +1,5 @@
 /**
- * Response rate limiting for UDP (#7), after BIND's and Knot's RRL: a spoofed flood of queries
+ * Response rate limiting for UDP, after BIND's and Knot's RRL: a spoofed flood of queries
  * must not turn this server into an amplifier aimed at the spoofed address.
  *
  * Responses are counted per client network (IPv4 /24, IPv6 /56 by default) and per response
@@ -11,12 +11,12 @@
  * as an empty TC=1 reply: a real resolver behind the spoofed-looking network retries over TCP
  * (which cannot be spoofed) and still gets its answer.
  *
- * Pure except for the injected clock; the UDP transports call it per response: node:dgram's
- * with the address text (`check()`), the batched path with the raw address bytes
- * (`checkBytes()`). The common case, an IPv4 client answered with a response we built, costs no
- * allocation (#8): the network is a number, the response class a small integer
- * (responseRateClass), and accounts sit in a Map per network keyed by class. Before, a string
- * key per response made rate limiting cost ~1.3 µs per query, five times the answer itself.
+ * Pure except for the injected clock; the answer step (answer-step.ts) calls `checkClient()` per
+ * UDP response, which reads the client's raw address bytes where the transport has them (the
+ * addon) and its text otherwise (node:dgram). The common case, an IPv4 client answered with a
+ * response we built, costs no allocation: the network is a number, the response class a small
+ * integer (responseRateClass), and accounts sit in a Map per network keyed by class (a string
+ * key per response cost ~1.3 µs per query, five times the answer itself).
  */
 import ipaddr from 'ipaddr.js';
 import { responseRateClass } from '../dns/rate-class.js';
@@ -52,6 +52,13 @@ export const RRL_DEFAULTS: RrlOptions = Object.freeze({
 });
 
 export type RrlVerdict = 'send' | 'slip' | 'drop';
+
+/** What the limiter reads of a request's client (a RequestContext, handler.ts). */
+export interface RrlClient {
+  readonly clientAddress: string;
+  readonly clientFamily?: 4 | 6;
+  readonly clientBytes?: Uint8Array;
+}
 
 interface Account {
   /** Responses this account may still send now (negative: in debt). */
@@ -112,18 +119,27 @@ export class ResponseRateLimiter {
     return this.accountCount;
   }
 
-  /** What to do with `reply`, about to be sent to `clientAddress` over UDP. */
-  check(clientAddress: string, reply: Buffer): RrlVerdict {
+  /**
+   * What to do with the reply out[0 .. length), about to be sent over UDP to the client of a
+   * request: by its raw address when the transport gave one (`clientFamily`), else by its text.
+   */
+  checkClient(client: RrlClient, out: Uint8Array, length: number): RrlVerdict {
+    if (client.clientFamily !== undefined && client.clientBytes !== undefined) return this.checkBytes(client.clientFamily, client.clientBytes, 0, out, length);
+    return this.check(client.clientAddress, out, length);
+  }
+
+  /** What to do with reply[0 .. length), about to be sent to `clientAddress` over UDP. */
+  check(clientAddress: string, reply: Uint8Array, length = reply.length): RrlVerdict {
     if (this.options.ratePerSecond <= 0) return 'send';
     // node:dgram gives IPv4 clients as dotted quads (mapped ones only on a dual-stack socket).
     const v4 = parseDottedQuad(clientAddress.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress);
     const network = v4 >= 0 ? this.network4(v4) : this.networkOf(clientAddress);
     if (network === null) return 'send';
-    return this.charge(network, responseRateClass(reply, reply.length));
+    return this.charge(network, responseRateClass(reply, length));
   }
 
   /**
-   * check() for a client given as raw bytes (the batched UDP path): `family` 4 or 6 and the
+   * check() for a client given as raw bytes (the addon's transports): `family` 4 or 6 and the
    * address at bytes[offset ..]; the reply is out[0 .. length).
    */
   checkBytes(family: 4 | 6, bytes: Uint8Array, offset: number, out: Uint8Array, length: number): RrlVerdict {

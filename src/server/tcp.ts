@@ -6,19 +6,11 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
-import { transportEventsTotal } from '../metrics/definitions.js';
-import { TCP_RESPONSE_MAX, type Handler } from './handler.js';
+import { AnswerStep, transportEvents, type Answerer } from './answer-step.js';
+import { TCP_RESPONSE_MAX } from './handler.js';
 import type { RequestContext } from './request-context.js';
 
-type TcpEvent = 'accept' | 'reject' | 'timeout' | 'overflow' | 'error';
-/** Every transport event is counted in sitedns_transport_events_total (#7), whoever listens. */
-const tcpEventCounters: Record<TcpEvent, { inc(): void }> = {
-  accept: transportEventsTotal.labels('tcp', 'accept'),
-  reject: transportEventsTotal.labels('tcp', 'reject'),
-  timeout: transportEventsTotal.labels('tcp', 'timeout'),
-  overflow: transportEventsTotal.labels('tcp', 'overflow'),
-  error: transportEventsTotal.labels('tcp', 'error'),
-};
+type TcpEvent = keyof typeof transportEvents.tcp;
 
 export interface TcpOptions {
   /** Close a connection idle this long between queries (RFC 7766 §6.2.3 suggests seconds, not minutes). */
@@ -38,7 +30,7 @@ export interface TcpOptions {
   maxQueriesInFlight?: number;
   /** Queued response bytes past which a non-reading client is disconnected (a safety net). */
   maxPendingWriteBytes?: number;
-  onEvent?: (event: 'accept' | 'reject' | 'timeout' | 'overflow' | 'error') => void;
+  onEvent?: (event: TcpEvent) => void;
 }
 
 export interface TcpListener {
@@ -61,14 +53,17 @@ const DEFAULTS = {
   maxPendingWriteBytes: 256 * 1024,
 };
 
-export function listenTcp(handler: Handler, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
+export function listenTcp(handler: Answerer, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
   const opts = { ...DEFAULTS, ...options };
   // One response is built at a time (the handler is synchronous): into this scratch frame, after
   // its 2-byte length, then copied once into a frame of the exact size for the socket.
   const scratch = Buffer.allocUnsafe(2 + TCP_RESPONSE_MAX);
   const scratchBody = scratch.subarray(2);
+  // No rate limiting: a TCP client's address is not spoofed (answer-step.ts).
+  const step = new AnswerStep(handler);
+  // Every transport event is counted in sitedns_transport_events_total, whoever listens.
   const onEvent = (event: TcpEvent) => {
-    tcpEventCounters[event].inc();
+    transportEvents.tcp[event].inc();
     options.onEvent?.(event);
   };
   const perClient = new Map<string, number>();
@@ -147,7 +142,7 @@ export function listenTcp(handler: Handler, host: string, port: number, options:
         const query = pending.subarray(2, 2 + length);
         pending = pending.subarray(2 + length);
         completed = true;
-        const n = handler.handleInto(query, ctx, scratchBody);
+        const n = step.answer(query, query.length, ctx, scratchBody);
         if (n < 0) continue;
         scratch.writeUInt16BE(n, 0);
         const frame = Buffer.allocUnsafe(2 + n);

@@ -1,26 +1,28 @@
 /**
- * Batched UDP transport (#9): a thin adapter from the native addon in native/udp-batch to the
- * handler. The addon owns the socket (SO_REUSEPORT, so every cluster worker binds its own),
- * drains it with recvmmsg into ONE ArrayBuffer shared with this module, calls `onBatch(count)`
- * once per batch, and sends what we wrote back with one sendmmsg. All DNS logic stays in the
- * handler, called through the allocation-free core `handleInto()` (see CONTRACT in handler.ts).
+ * Batched UDP transport: a thin adapter from the native addon in native/udp-batch to the answer
+ * step. The addon owns the socket (SO_REUSEPORT, so every cluster worker binds its own), drains
+ * it with recvmmsg into ONE ArrayBuffer shared with this module, calls `onBatch(count)` once per
+ * batch, and sends what we wrote back with one sendmmsg, each reply from the address its query
+ * was sent to (IP_PKTINFO / IPV6_PKTINFO on a wildcard socket). Per datagram this module only
+ * finds the bytes; the answer step (answer-step.ts) does the rest, allocation-free.
  *
  * Shared buffer layout (mirrors native/udp-batch/src/udp_batch.c, checked at load):
- *   [ meta: batch x 8 int32 ][ in: batch x slot bytes ][ out: batch x slot bytes ]
- *   meta per slot: inLen, outLen, port, family (4|6), address bytes (16, network order).
- * Datagrams from port 0, empty or longer than a slot never reach this module (dropped and
- * counted in C); JavaScript writes only outLen and out bytes, which C re-validates.
+ *   [ meta: batch x 16 int32 ][ in: batch x slot ][ out: batch x slot ][ over: batch x (65535 - slot) ]
+ *   meta per slot: inLen, outLen, port, family (4|6), source address (16 bytes, network order),
+ *   local address the datagram was sent to (16 bytes), interface index.
+ * A datagram longer than a slot continues in that slot's part of `over` (read by largeQuery).
+ * Datagrams from port 0 or empty never reach this module (dropped and counted in C); JavaScript
+ * writes only outLen and out bytes, which C re-validates.
  *
  * Chosen through listenUdpPath() in udp.ts (--udp-path / SITEDNS_UDP_PATH); Linux only.
  */
 import { createRequire } from 'node:module';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { rateLimitedTotal, setUdpBatchTotalsReader } from '../metrics/definitions.js';
-import { slipResponse } from '../dns/response.js';
-import { UDP_RESPONSE_MAX, type Handler } from './handler.js';
+import { setUdpBatchTotalsReader } from '../metrics/definitions.js';
+import { AnswerStep, type Answerer } from './answer-step.js';
+import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
-import type { ResponseRateLimiter } from './rrl.js';
 import type { UdpListener, UdpOptions } from './udp.js';
 
 /** Counters the addon keeps per socket (names as in COUNTER_NAMES of udp_batch.c). */
@@ -43,6 +45,10 @@ export interface UdpBatchStats {
   /** Blocking sockets with spinMicros: receives served while spinning, spins that ended asleep. */
   spinHits: number;
   spinMisses: number;
+  /** Datagrams longer than a slot, received through the `over` area and answered. */
+  large: number;
+  /** Wildcard sockets: datagrams that came without their destination address (should stay 0). */
+  noPktinfo: number;
   lastErrno: number;
 }
 
@@ -53,6 +59,9 @@ interface AddonConstants {
   M_PORT: number;
   M_FAMILY: number;
   M_ADDR: number;
+  M_LOCAL: number;
+  M_IFINDEX: number;
+  MAX_DATAGRAM: number;
   MAX_BATCH: number;
   MIN_SLOT: number;
   MAX_SLOT: number;
@@ -87,17 +96,22 @@ export interface UdpBatchAddon {
 }
 
 /** The layout this module was written against; a different build is refused. */
-export const LAYOUT = Object.freeze({ META_WORDS: 8, M_IN_LEN: 0, M_OUT_LEN: 1, M_PORT: 2, M_FAMILY: 3, M_ADDR: 4 });
-const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
+export const LAYOUT = Object.freeze({ META_WORDS: 16, M_IN_LEN: 0, M_OUT_LEN: 1, M_PORT: 2, M_FAMILY: 3, M_ADDR: 4, M_LOCAL: 8, M_IFINDEX: 12, MAX_DATAGRAM: 65535 });
+const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR, MAX_DATAGRAM } = LAYOUT;
 
-/** Datagrams per recvmmsg/sendmmsg (the #9 prototype measured 64 as the knee). */
+/** Datagrams per recvmmsg/sendmmsg (64 measured as the knee; docs/benchmarks.md). */
 export const DEFAULT_BATCH = 64;
 /**
  * Bytes per slot, for the query and for the reply alike. Replies are at most UDP_RESPONSE_MAX
- * (1232); queries longer than a slot are dropped in C (a real query is a few hundred bytes
- * at most: question + OPT with ECS and a cookie).
+ * (1232); a real query is a few hundred bytes at most (question + OPT with ECS and a cookie),
+ * and a longer one continues in the slot's part of the `over` area.
  */
 export const DEFAULT_SLOT = 2048;
+
+/** Bytes of the shared buffer for `batch` slots of `slot` bytes (the layout above). */
+export function sharedBufferBytes(batch: number, slot: number): number {
+  return batch * META_WORDS * 4 + 2 * batch * slot + batch * Math.max(0, MAX_DATAGRAM - slot);
+}
 
 const ADDON_PATH = '../../native/udp-batch/build/Release/udp_batch.node';
 
@@ -158,9 +172,6 @@ export function countSocket(addon: UdpBatchAddon, handle: object): () => void {
   };
 }
 
-const rateLimitedDrop = rateLimitedTotal.labels('drop');
-const rateLimitedSlip = rateLimitedTotal.labels('slip');
-
 export interface BatchedUdpOptions extends UdpOptions {
   batch?: number;
   slot?: number;
@@ -177,47 +188,35 @@ export interface BatchedUdpListener extends UdpListener {
 }
 
 /**
- * What answering one batch means, given the shared buffer's layout: for each slot with a
- * datagram, set the peer, `handleInto` into the slot's reply area, apply response rate limiting,
- * write the reply length (0: no reply). Returns `onBatch(count)`. Exported so that the UDP
- * threads of `serve --udp-threads` (udp-thread.ts) run exactly this code.
+ * Moves one batch through the answer step, given the shared buffer's layout: for each slot with
+ * a datagram, set the peer, answer into the slot's reply area, write the reply length (0: no
+ * reply). Returns `onBatch(count)`. The UDP threads of `serve --udp-threads` (udp-thread.ts) run
+ * exactly this code too.
  */
-export function batchAnswerer(handler: Handler, buffer: ArrayBuffer, batch: number, slot: number, rrl: ResponseRateLimiter | null): (count: number) => void {
+export function batchAnswerer(step: AnswerStep, buffer: ArrayBuffer, batch: number, slot: number): (count: number) => void {
   const meta = new Int32Array(buffer, 0, batch * META_WORDS);
   const metaBytes = new Uint8Array(buffer, 0, batch * META_WORDS * 4);
   const inBase = batch * META_WORDS * 4;
   const outBase = inBase + batch * slot;
-  // One Buffer view per slot, made once: handleInto reads in[i][0 .. inLen) and writes out[i].
+  const overBase = outBase + batch * slot;
+  const overLength = Math.max(0, MAX_DATAGRAM - slot);
+  // One Buffer view per slot, made once: the step reads in[i][0 .. inLen) and writes out[i].
   const inViews: Buffer[] = [];
   const outViews: Buffer[] = [];
   for (let i = 0; i < batch; i++) {
     inViews.push(Buffer.from(buffer, inBase + i * slot, slot));
     outViews.push(Buffer.from(buffer, outBase + i * slot, slot));
   }
+  /** A datagram longer than a slot, in one piece: its slot, then its part of `over` (rare: copied). */
+  const largeQuery = (i: number, length: number): Buffer => Buffer.concat([inViews[i], Buffer.from(buffer, overBase + i * overLength, length - slot)], length);
   const ctx = new PeerContext('udp');
   return (count: number): void => {
     for (let i = 0; i < count; i++) {
       const m = i * META_WORDS;
       const inLen = meta[m + M_IN_LEN];
-      if (inLen <= 0) continue; // a slot C emptied (port 0, oversize, ...): outLen is already 0
+      if (inLen <= 0) continue; // a slot C emptied (port 0, empty, ...): outLen is already 0
       ctx.setBytes(meta[m + M_FAMILY] === 6 ? 6 : 4, metaBytes, (m + M_ADDR) * 4, meta[m + M_PORT]);
-      let n: number;
-      try {
-        n = handler.handleInto(inViews[i], ctx, outViews[i], inLen);
-      } catch {
-        n = -1; // handleInto never throws (CONTRACT); if it ever did, this datagram goes unanswered
-      }
-      if (n > 0 && rrl !== null) {
-        const verdict = rrl.checkBytes(meta[m + M_FAMILY] === 6 ? 6 : 4, metaBytes, (m + M_ADDR) * 4, outViews[i], n);
-        if (verdict === 'drop') {
-          rateLimitedDrop.inc();
-          n = 0;
-        } else if (verdict === 'slip') {
-          rateLimitedSlip.inc();
-          const slipped = slipResponse(outViews[i].subarray(0, n));
-          n = slipped.copy(outViews[i], 0);
-        }
-      }
+      const n = step.answer(inLen <= slot ? inViews[i] : largeQuery(i, inLen), inLen, ctx, outViews[i]);
       meta[m + M_OUT_LEN] = n > 0 ? n : 0;
     }
   };
@@ -227,7 +226,7 @@ export function batchAnswerer(handler: Handler, buffer: ArrayBuffer, batch: numb
  * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
  * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
  */
-export async function listenBatchedUdp(handler: Handler, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
+export async function listenBatchedUdp(handler: Answerer, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
   const addon = loadAddon();
   if (typeof addon === 'string') throw new Error(addon);
   // The addon binds numeric addresses only; resolve a name the way dgram.bind() would.
@@ -236,9 +235,8 @@ export async function listenBatchedUdp(handler: Handler, host: string, port: num
   const slot = options.slot ?? DEFAULT_SLOT;
   if (slot < UDP_RESPONSE_MAX) throw new Error(`slot ${slot} is smaller than the largest UDP reply (${UDP_RESPONSE_MAX})`);
 
-  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
-  // Response rate limiting (#7) applies on this path exactly as on node:dgram's (udp.ts).
-  const onBatch = batchAnswerer(handler, buffer, batch, slot, options.rrl?.enabled ? options.rrl : null);
+  const buffer = new ArrayBuffer(sharedBufferBytes(batch, slot));
+  const onBatch = batchAnswerer(new AnswerStep(handler, options.rrl), buffer, batch, slot);
 
   const opened = addon.open(
     {

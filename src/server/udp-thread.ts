@@ -1,5 +1,5 @@
 /**
- * One UDP answering thread of `serve --udp-threads N` (#8). Started by udp-threads.ts; never
+ * One UDP answering thread of `serve --udp-threads N`. Started by udp-threads.ts; never
  * imported by anything else.
  *
  * Why a thread that blocks: on the event-loop paths every batch of datagrams costs a turn of
@@ -7,7 +7,8 @@
  * query than gdnsd at 110k QPS although the DNS work is the same (docs/benchmarks.md, "CPU per
  * query at a fixed rate"). Here the thread's own JavaScript loop waits in recvmmsg(2) itself
  * (the addon's openBlocking/receive/send), the way gdnsd's UDP threads do, and answers each batch
- * with exactly the event-loop path's per-batch code (`batchAnswerer`).
+ * with exactly the event-loop path's per-batch code (`batchAnswerer` and the answer step), each
+ * reply from the address its query was sent to.
  *
  * The thread compiles its own zones (JavaScript objects cannot be shared between threads, as
  * between cluster workers), from the texts the main thread serves (not the files: a broken file's
@@ -34,8 +35,9 @@ import { componentLogger, createLogger } from '../util/logger.js';
 import { prebuiltTable } from './fast-path.js';
 import { Runtime } from '../state/runtime.js';
 import { answeringHandler } from './nameserver.js';
+import { AnswerStep } from './answer-step.js';
 import { ResponseRateLimiter } from './rrl.js';
-import { batchAnswerer, countSocket, loadAddon, LAYOUT, type UdpBatchAddon } from './udp-batched.js';
+import { batchAnswerer, countSocket, loadAddon, sharedBufferBytes, type UdpBatchAddon } from './udp-batched.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 import { ZoneStore } from './zone-store.js';
 import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
@@ -68,9 +70,8 @@ const observer = new QueryMetrics({ logger: componentLogger(log, 'query'), sampl
 const handler = answeringHandler(runtime, log, undefined, observer);
 const rrl = new ResponseRateLimiter(data.rrl);
 
-const slotBytes = LAYOUT.META_WORDS * 4 + 2 * data.slot;
-const buffer = new ArrayBuffer(data.batch * slotBytes);
-const answer = batchAnswerer(handler, buffer, data.batch, data.slot, rrl.enabled ? rrl : null);
+const buffer = new ArrayBuffer(sharedBufferBytes(data.batch, data.slot));
+const answer = batchAnswerer(new AnswerStep(handler, rrl), buffer, data.batch, data.slot);
 const sockets = data.listen.map(({ host, port }) =>
   addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, spinMicros: data.spinMicros, sendTimeoutMs: 200 }, buffer),
 );

@@ -1,5 +1,5 @@
 /**
- * `serve --udp-threads N` (#8): UDP answered by N worker threads of this process, each waiting
+ * `serve --udp-threads N`: UDP answered by N worker threads of this process, each waiting
  * in recvmmsg on a socket of its own (SO_REUSEPORT), the way gdnsd's UDP threads do; TCP, the
  * state store, probes and the admin listener stay on the main thread's event loop. The thread's
  * side, and why it blocks, is in udp-thread.ts.

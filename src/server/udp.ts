@@ -1,18 +1,27 @@
 /**
- * UDP transport: a thin adapter from node:dgram to the handler. dns2's UDP server is not used:
- * one datagram from source port 0 makes its README-style server exit (the rejected send()
- * promise is unhandled). Here a send error is counted and forgotten, never thrown.
+ * UDP transport: a thin adapter from node:dgram to the answer step (answer-step.ts). dns2's UDP
+ * server is not used: one datagram from source port 0 makes its README-style server exit (the
+ * rejected send() promise is unhandled). Here a send error is counted and forgotten, never thrown.
+ *
+ * A reply must leave from the address its query was sent to (RFC 1122 §4.1.3.5: resolvers drop
+ * it otherwise). node:dgram cannot read a datagram's destination (no IP_PKTINFO), so a socket
+ * bound to a wildcard address would reply from whatever address the kernel picks. A wildcard
+ * listen address (0.0.0.0, ::) is therefore served by one socket per local address of that
+ * family, loopback included (os.networkInterfaces() at start): an address added to the host
+ * later gets no UDP answers until a restart (nameserver.ts logs this at start; the addon's
+ * paths have no such limit).
  *
  * The UDP path is chosen in one place, `listenUdpPath()` (flag --udp-path, env SITEDNS_UDP_PATH):
- * `dgram` is this file; `batched` is the optional recvmmsg/sendmmsg addon of #9, which lives in
+ * `dgram` is this file; `batched` is the optional recvmmsg/sendmmsg addon, which lives in
  * `./udp-batched.js` and exports `listenBatchedUdp` with the signature of `listenUdp` and
  * `batchedUnavailable(): string | null` (why it cannot be used here, or null). `auto` takes
  * the batched path when it loads, else falls back to dgram.
  */
 import dgram from 'node:dgram';
-import { rateLimitedTotal, transportEventsTotal } from '../metrics/definitions.js';
-import { slipResponse } from '../dns/response.js';
-import { type Handler } from './handler.js';
+import net from 'node:net';
+import os from 'node:os';
+import { AnswerStep, transportEvents, type Answerer } from './answer-step.js';
+import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
@@ -21,6 +30,11 @@ export interface UdpListener {
   readonly port: number;
   /** Which implementation answers on this socket. */
   readonly path: UdpPathName;
+  /**
+   * node:dgram on a wildcard address: the local addresses it bound one socket each to (replies
+   * leave from the address asked; addresses added later are not served). Absent otherwise.
+   */
+  readonly boundAddresses?: readonly string[];
   close(): Promise<void>;
 }
 
@@ -36,15 +50,11 @@ export interface UdpOptions {
    * true binds a socket of this process's own.
    */
   exclusive?: boolean;
-  /** Response rate limiting (#7); null or disabled: every response is sent. */
+  /** Response rate limiting (rrl.ts); null or disabled: every response is sent. */
   rrl?: ResponseRateLimiter | null;
 }
 
-const sendErrors = transportEventsTotal.labels('udp', 'send_error');
-const rateLimitedDrop = rateLimitedTotal.labels('drop');
-const rateLimitedSlip = rateLimitedTotal.labels('slip');
-
-export type UdpListenFunction = (handler: Handler, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
+export type UdpListenFunction = (handler: Answerer, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
 
 interface BatchedModule {
   listenBatchedUdp: UdpListenFunction;
@@ -53,7 +63,7 @@ interface BatchedModule {
 
 /** Loads the batched path's module; a reason string when it is not available. */
 async function loadBatched(): Promise<BatchedModule | string> {
-  // A variable specifier: the module is optional (#9), tsc must not require it.
+  // A variable specifier: the module is optional (the addon may not be built), tsc must not require it.
   const specifier = './udp-batched.js';
   try {
     const mod = (await import(specifier)) as BatchedModule;
@@ -67,7 +77,7 @@ async function loadBatched(): Promise<BatchedModule | string> {
 /** Opens a UDP listener on the chosen path; `fallback` explains why `auto` took dgram. */
 export async function listenUdpPath(
   choice: UdpPathChoice,
-  handler: Handler,
+  handler: Answerer,
   host: string,
   port: number,
   options: UdpOptions = {},
@@ -82,56 +92,119 @@ export async function listenUdpPath(
   return batched.listenBatchedUdp(handler, host, port, options);
 }
 
-export function listenUdp(handler: Handler, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
+/** Why a UDP listener cannot start (a coded, one-line error). */
+export class UdpListenError extends Error {
+  /** EUDP_WILDCARD, or the errno code of the bind that failed (EADDRINUSE, ...). */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'UdpListenError';
+    this.code = code;
+  }
+}
+
+/** 4 or 6 for 0.0.0.0 or :: (any spelling), else 0. */
+export function wildcardFamily(host: string): 0 | 4 | 6 {
+  if (net.isIPv4(host)) return host === '0.0.0.0' ? 4 : 0;
+  return net.isIPv6(host) && /^[0:]+$/.test(host) ? 6 : 0;
+}
+
+/**
+ * The host's addresses of one family, loopback included, as node:dgram binds them (an IPv6
+ * link-local address with its interface: fe80::1%eth0). Read once, at start.
+ */
+export function localAddresses(family: 4 | 6, interfaces = os.networkInterfaces()): string[] {
+  const found = new Set<string>();
+  for (const [name, entries] of Object.entries(interfaces)) {
+    for (const entry of entries ?? []) {
+      // Node 18.0-18.3 reported the family as a number.
+      const f = entry.family === 'IPv4' || (entry.family as unknown) === 4 ? 4 : 6;
+      if (f !== family) continue;
+      const linkLocal = f === 6 && /^fe[89ab]/i.test(entry.address);
+      found.add(linkLocal ? `${entry.address}%${name}` : entry.address);
+    }
+  }
+  return [...found];
+}
+
+export async function listenUdp(handler: Answerer, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
+  const step = new AnswerStep(handler, options.rrl);
+  const family = wildcardFamily(host);
+  if (family === 0) {
+    const socket = await bindSocket(step, host, port, options);
+    const addr = socket.address();
+    return { address: addr.address, port: addr.port, path: 'dgram', close: () => closeSocket(socket) };
+  }
+  const addresses = localAddresses(family);
+  const listen = family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  if (addresses.length === 0) {
+    throw new UdpListenError('EUDP_WILDCARD', `--listen ${listen}: this host has no IPv${family} address, and without the batched UDP addon a wildcard is served by one UDP socket per local address`);
+  }
+  // Port 0: the first socket picks the port, the others take the same one, which another
+  // process may hold on one of the addresses: then all of them try again.
+  for (let attempt = 1; ; attempt++) {
+    const sockets: dgram.Socket[] = [];
+    try {
+      for (const address of addresses) sockets.push(await bindSocket(step, address, sockets.length === 0 ? port : sockets[0].address().port, options));
+    } catch (error) {
+      await Promise.all(sockets.map(closeSocket));
+      const code = (error as NodeJS.ErrnoException).code ?? 'EUDP_WILDCARD';
+      if (port === 0 && code === 'EADDRINUSE' && attempt < 10) continue;
+      throw new UdpListenError(code, `--listen ${listen}: without the batched UDP addon a wildcard is served by one UDP socket per local address, and ${addresses[sockets.length]} could not be bound: ${(error as Error).message}`);
+    }
+    return {
+      address: host,
+      port: sockets[0].address().port,
+      path: 'dgram',
+      boundAddresses: addresses,
+      close: async () => {
+        await Promise.all(sockets.map(closeSocket));
+      },
+    };
+  }
+}
+
+const closeSocket = (socket: dgram.Socket) => new Promise<void>((done) => socket.close(() => done()));
+
+/** One node:dgram socket bound to `host`, answering through `step`. */
+function bindSocket(step: AnswerStep, host: string, port: number, options: UdpOptions): Promise<dgram.Socket> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
   const onSendError = (error: Error) => {
-    sendErrors.inc();
+    transportEvents.udp.sendError.inc();
     options.onSendError?.(error);
   };
   const sendDone = (error: Error | null) => {
     if (error) onSendError(error);
   };
   const ctx = new PeerContext('udp');
-  const rrl = options.rrl?.enabled ? options.rrl : null;
+  const scratch = Buffer.allocUnsafe(UDP_RESPONSE_MAX);
   socket.on('message', (msg, rinfo) => {
     // Port 0 cannot be replied to (and is a classic reflection probe): drop silently.
     if (rinfo.port === 0) return;
     ctx.setText(rinfo.address, rinfo.port);
-    // handle() copies the reply out of the handler's scratch: dgram may queue the buffer
-    // (EAGAIN), so it must not be reused by the next datagram.
-    let out = handler.handle(msg, ctx);
-    if (out === null) return;
-    if (rrl !== null) {
-      const verdict = rrl.check(rinfo.address, out);
-      if (verdict === 'drop') {
-        rateLimitedDrop.inc();
-        return;
-      }
-      if (verdict === 'slip') {
-        rateLimitedSlip.inc();
-        out = slipResponse(out);
-      }
-    }
+    const n = step.answer(msg, msg.length, ctx, scratch);
+    if (n < 0) return;
+    // A copy of the reply: dgram may queue it (EAGAIN), and the scratch serves the next datagram.
+    const out = Buffer.allocUnsafe(n);
+    scratch.copy(out, 0, 0, n);
     try {
       socket.send(out, rinfo.port, rinfo.address, sendDone);
     } catch (error) {
       onSendError(error as Error);
     }
   });
-  // An ICMP-induced error on a UDP socket must not take the server down.
-  socket.on('error', (error) => onSendError(error));
   return new Promise((resolve, reject) => {
-    socket.once('error', reject);
+    const failed = (error: Error) => {
+      socket.close();
+      reject(error);
+    };
+    socket.once('error', failed);
     socket.bind({ address: host, port, exclusive: options.exclusive ?? false }, () => {
-      socket.off('error', reject);
-      const addr = socket.address();
-      resolve({
-        address: addr.address,
-        port: addr.port,
-        path: 'dgram',
-        close: () => new Promise<void>((done) => socket.close(() => done())),
-      });
+      socket.off('error', failed);
+      // An ICMP-induced error on a UDP socket must not take the server down.
+      socket.on('error', (error) => onSendError(error));
+      resolve(socket);
     });
   });
 }

@@ -5,9 +5,11 @@
  */
 import t from 'tap';
 import dgram from 'node:dgram';
+import os from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { loadAddon, LAYOUT, type UdpBatchAddon } from '../../src/server/udp-batched.js';
+import { loadAddon, LAYOUT, sharedBufferBytes, type UdpBatchAddon } from '../../src/server/udp-batched.js';
 
 const loaded = loadAddon();
 if (typeof loaded === 'string') {
@@ -17,7 +19,7 @@ if (typeof loaded === 'string') {
   run(loaded);
 }
 
-const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
+const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR, M_LOCAL, M_IFINDEX, MAX_DATAGRAM } = LAYOUT;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Echo {
@@ -35,7 +37,7 @@ interface Echo {
 function openEcho(addon: UdpBatchAddon, opts: { host?: string; port?: number; batch?: number; slot?: number; sendTimeoutMs?: number; sendRetries?: number; faultSendEagain?: number; reusePort?: number } = {}, custom?: (n: number, meta: Int32Array, u8: Uint8Array) => void): Echo & { buffer: ArrayBuffer } {
   const batch = opts.batch ?? 8;
   const slot = opts.slot ?? 2048;
-  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
+  const buffer = new ArrayBuffer(sharedBufferBytes(batch, slot));
   const meta = new Int32Array(buffer, 0, batch * META_WORDS);
   const u8 = new Uint8Array(buffer);
   const inBase = batch * META_WORDS * 4;
@@ -134,22 +136,94 @@ function run(addon: UdpBatchAddon): void {
     t.throws(() => openEcho(addon, { port: a.port, reusePort: 0 }), { code: 'EADDRINUSE' }, 'without it: EADDRINUSE, like dgram');
   });
 
-  t.test('too large and empty datagrams are dropped in C and never reach JavaScript', async (t) => {
-    const echo = openEcho(addon, { slot: 512 });
+  t.test('a datagram longer than a slot reaches JavaScript whole (slot, then its over part); empty ones are dropped in C', async (t) => {
+    const batch = 4;
+    const slot = 512;
+    const inBase = batch * META_WORDS * 4;
+    const overBase = inBase + 2 * batch * slot;
+    const got: Buffer[] = [];
+    // Replies with the datagram's length and a checksum of all its bytes, read from both areas.
+    const echo = openEcho(addon, { batch, slot }, (n, meta, u8) => {
+      for (let i = 0; i < n; i++) {
+        const len = meta[i * META_WORDS + M_IN_LEN];
+        if (len === 0) continue;
+        const head = u8.subarray(inBase + i * slot, inBase + i * slot + Math.min(len, slot));
+        const tail = u8.subarray(overBase + i * (MAX_DATAGRAM - slot), overBase + i * (MAX_DATAGRAM - slot) + Math.max(0, len - slot));
+        const whole = Buffer.concat([head, tail]);
+        got.push(whole);
+        const out = Buffer.from(u8.buffer, inBase + batch * slot + i * slot, 8);
+        out.writeUInt32BE(len, 0);
+        out.writeUInt32BE(whole.reduce((sum, b, k) => (sum + b * (k + 1)) >>> 0, 0), 4);
+        meta[i * META_WORDS + M_OUT_LEN] = 8;
+      }
+    });
     t.teardown(echo.close);
     const c = await client();
     t.teardown(c.close);
-    await c.send(Buffer.alloc(513, 1), echo.port);
+    const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, k) => (k * 7 + n) & 0xff));
+    const sizes = [513, 2049, 65_000, MAX_DATAGRAM - 28 /* the largest over IPv4 */, 512];
+    for (const n of sizes) await c.send(pattern(n), echo.port);
     await c.send(Buffer.alloc(0), echo.port);
-    await c.send(Buffer.alloc(512, 2), echo.port); // exactly a slot: accepted
-    const replies = await c.waitFor(1);
+    const replies = await c.waitFor(sizes.length);
     await sleep(50);
-    t.equal(replies.length, 1);
-    t.equal(replies[0].length, 512);
-    t.same(echo.seen.map((s) => s.len), [512], 'only the fitting datagram was seen by JS');
+    t.same(replies.map((r) => r.readUInt32BE(0)).sort((a, b) => a - b), [...sizes].sort((a, b) => a - b), 'every datagram answered, whatever its length');
+    for (const n of sizes) t.ok(got.some((g) => g.equals(pattern(n))), `${n} bytes reached JavaScript intact`);
     const st = addon.stats(echo.handle);
-    t.equal(st.dropOversize, 1);
+    t.equal(st.large, 4, 'datagrams longer than a slot counted as large');
+    t.equal(st.dropOversize, 0, 'none truncated');
     t.equal(st.dropEmpty, 1);
+  });
+
+  /** The first IPv6 address of this host that is neither loopback nor link-local, or null. */
+  const globalV6 = () => Object.values(os.networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address))?.address ?? null;
+
+  for (const [family, wildcard, asked, from] of [
+    [4, '0.0.0.0', '127.0.0.2', '127.0.0.1'],
+    [6, '::', globalV6(), '::1'],
+  ] as const) {
+    t.test(`a wildcard socket (${wildcard}) replies from the address asked (${asked}), not the one the kernel would pick`, async (t) => {
+      if (asked === null) return t.skip('no IPv6 address besides ::1 and link-local ones here');
+      let echo;
+      try {
+        echo = openEcho(addon, { host: wildcard });
+      } catch (error) {
+        return t.skip(`cannot bind ${wildcard}: ${(error as Error).message}`);
+      }
+      t.teardown(echo.close);
+      const locals: { local: string; ifindex: number }[] = [];
+      const meta = new Int32Array(echo.buffer, 0, 8 * META_WORDS);
+      const u8 = new Uint8Array(echo.buffer);
+      // The client is bound to `from`: a kernel choosing the source for it would pick `from`.
+      const socket = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
+      t.teardown(() => socket.close());
+      socket.bind(0, from);
+      await once(socket, 'listening');
+      const sources: string[] = [];
+      socket.on('message', (_m, rinfo) => sources.push(rinfo.address));
+      const before = echo.seen.length;
+      socket.send(Buffer.from('q'), echo.port, asked);
+      const start = Date.now();
+      while (sources.length < 1 && Date.now() - start < 3000) await sleep(5);
+      const m = 0; // the one datagram was in slot 0
+      locals.push({ local: Array.from(u8.subarray((m + M_LOCAL) * 4, (m + M_LOCAL) * 4 + (family === 4 ? 4 : 16))).join('.'), ifindex: meta[m + M_IFINDEX] });
+      t.equal(echo.seen.length - before, 1, 'the query reached JavaScript');
+      t.same(sources, [asked], `the reply came from ${asked}`);
+      t.equal(locals[0].local, ipaddr.parse(asked).toByteArray().join('.'), 'meta holds the address asked');
+      t.ok(locals[0].ifindex > 0, `meta holds the interface it came in on (${locals[0].ifindex})`);
+      t.equal(addon.stats(echo.handle).noPktinfo, 0);
+    });
+  }
+
+  t.test('a socket bound to one address reports that address as the local one', async (t) => {
+    const echo = openEcho(addon, { host: '127.0.0.1' });
+    t.teardown(echo.close);
+    const c = await client();
+    t.teardown(c.close);
+    await c.send(Buffer.from('x'), echo.port);
+    await c.waitFor(1);
+    const u8 = new Uint8Array(echo.buffer);
+    t.same(Array.from(u8.subarray(M_LOCAL * 4, M_LOCAL * 4 + 4)), [127, 0, 0, 1]);
+    t.equal(new Int32Array(echo.buffer)[M_IFINDEX], 0, 'no interface: no control messages on this socket');
   });
 
   t.test('a datagram from source port 0 is dropped in C (raw socket; root only)', async (t) => {

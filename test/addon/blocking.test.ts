@@ -14,10 +14,10 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { loadAddon, LAYOUT, type UdpBatchAddon } from '../../src/server/udp-batched.js';
+import { loadAddon, LAYOUT, sharedBufferBytes, type UdpBatchAddon } from '../../src/server/udp-batched.js';
 import { MAX_SPIN_MICROS } from '../../src/server/udp-threads.js';
 
-const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR } = LAYOUT;
+const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR, M_LOCAL, MAX_DATAGRAM } = LAYOUT;
 const ADDON_FILE = fileURLToPath(new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,7 +27,7 @@ type BlockingOptions = { host?: string; port?: number; batch?: number; slot?: nu
 function openBlocking(addon: UdpBatchAddon, opts: BlockingOptions = {}) {
   const batch = opts.batch ?? 8;
   const slot = opts.slot ?? 2048;
-  const buffer = new ArrayBuffer(batch * META_WORDS * 4 + 2 * batch * slot);
+  const buffer = new ArrayBuffer(sharedBufferBytes(batch, slot));
   const meta = new Int32Array(buffer, 0, batch * META_WORDS);
   const u8 = new Uint8Array(buffer);
   const inBase = batch * META_WORDS * 4;
@@ -42,7 +42,13 @@ function openBlocking(addon: UdpBatchAddon, opts: BlockingOptions = {}) {
     meta,
     u8,
     inLen: (i: number) => meta[i * META_WORDS + M_IN_LEN],
-    input: (i: number) => Buffer.from(u8.subarray(inBase + i * slot, inBase + i * slot + meta[i * META_WORDS + M_IN_LEN])),
+    /** Datagram i whole: its slot, then (longer than a slot) its part of the `over` area. */
+    input: (i: number) => {
+      const len = meta[i * META_WORDS + M_IN_LEN];
+      const over = inBase + 2 * batch * slot + i * (MAX_DATAGRAM - slot);
+      return Buffer.concat([u8.subarray(inBase + i * slot, inBase + i * slot + Math.min(len, slot)), u8.subarray(over, over + Math.max(0, len - slot))]);
+    },
+    local: (i: number) => Array.from(u8.subarray((i * META_WORDS + M_LOCAL) * 4, (i * META_WORDS + M_LOCAL) * 4 + 4)).join('.'),
     source: (i: number) => {
       const m = i * META_WORDS;
       const fam = meta[m + M_FAMILY];
@@ -135,7 +141,7 @@ const addon = require(workerData.addonFile);
 const { batch, slot, mode, mailbox } = workerData;
 const wakeups = new Int32Array(workerData.wakeups);
 const META = ${META_WORDS};
-const buffer = new ArrayBuffer(batch * (META * 4 + 2 * slot));
+const buffer = new ArrayBuffer(${sharedBufferBytes(8, 2048)});
 const meta = new Int32Array(buffer, 0, batch * META);
 const u8 = new Uint8Array(buffer);
 const inBase = batch * META * 4, outBase = inBase + batch * slot;
@@ -374,31 +380,58 @@ function run(addon: UdpBatchAddon): void {
     t.equal(st.recvErrors, 0);
   });
 
-  t.test('oversize and empty datagrams are dropped in C and counted; their slots are never answered', async (t) => {
+  t.test('long datagrams arrive whole (slot + over part, counted as large); empty ones are dropped and never answered', async (t) => {
     const s = openBlocking(addon, { slot: 512 });
     t.teardown(s.close);
     const c = await client();
     t.teardown(c.close);
+    const long = Buffer.from(Array.from({ length: 60_000 }, (_, k) => k % 251));
     await c.send(Buffer.alloc(600, 1), s.port);
     await c.send(Buffer.alloc(0), s.port);
-    await c.send(Buffer.alloc(512, 2), s.port); // exactly a slot: accepted
+    await c.send(Buffer.alloc(512, 2), s.port); // exactly a slot
+    await c.send(long, s.port);
     t.ok(await queued(addon, s.handle));
     const n = addon.receive(s.handle);
-    t.equal(n, 3, 'the count includes the dropped slots');
-    t.same([0, 1, 2].map(s.inLen), [0, 0, 512], 'M_IN_LEN 0 marks a dropped datagram');
+    t.equal(n, 4, 'the count includes the dropped slot');
+    t.same([0, 1, 2, 3].map(s.inLen), [600, 0, 512, 60_000], 'M_IN_LEN 0 marks a dropped datagram; long ones keep their length');
+    t.ok(s.input(0).equals(Buffer.alloc(600, 1)), '600 bytes intact');
+    t.ok(s.input(3).equals(long), '60,000 bytes intact');
     t.equal(s.input(2)[511], 2);
-    // Replies written for every slot, the dropped ones included: only slot 2 may go out.
-    for (let i = 0; i < 3; i++) s.reply(i, Buffer.from([0x40 + i]));
+    // Replies written for every slot, the dropped one included: it must not go out.
+    for (let i = 0; i < 4; i++) s.reply(i, Buffer.from([0x40 + i]));
     addon.send(s.handle, n);
-    const replies = await c.waitFor(1);
+    const replies = await c.waitFor(3);
     await sleep(50);
-    t.same(replies.map((r) => r[0]), [0x42], 'only the accepted datagram was answered');
+    t.same(replies.map((r) => r[0]).sort(), [0x40, 0x42, 0x43], 'every datagram but the empty one answered');
     const st = addon.stats(s.handle);
-    t.equal(st.received, 3);
-    t.equal(st.dropOversize, 1);
+    t.equal(st.received, 4);
+    t.equal(st.large, 2);
+    t.equal(st.dropOversize, 0);
     t.equal(st.dropEmpty, 1);
-    t.equal(st.sent, 1);
+    t.equal(st.sent, 3);
     t.equal(st.batches, 1);
+  });
+
+  t.test('a blocking wildcard socket replies from the address asked', async (t) => {
+    const s = openBlocking(addon, { host: '0.0.0.0' });
+    t.teardown(s.close);
+    // Bound to 127.0.0.1, asking 127.0.0.2: left to itself the kernel would reply from 127.0.0.1.
+    const socket = dgram.createSocket('udp4');
+    t.teardown(() => socket.close());
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const sources: string[] = [];
+    socket.on('message', (_m, rinfo) => sources.push(rinfo.address));
+    socket.send(Buffer.from('q'), s.port, '127.0.0.2');
+    t.ok(await queued(addon, s.handle));
+    const n = addon.receive(s.handle);
+    t.equal(n, 1);
+    t.equal(s.local(0), '127.0.0.2', 'meta holds the address asked');
+    s.echo(n);
+    addon.send(s.handle, n);
+    const start = Date.now();
+    while (sources.length < 1 && Date.now() - start < 3000) await sleep(5);
+    t.same(sources, ['127.0.0.2'], 'the reply came from 127.0.0.2');
   });
 
   t.test('reply lengths out of 1..slot are counted (dropBadReply) and not sent', async (t) => {
@@ -598,7 +631,7 @@ function run(addon: UdpBatchAddon): void {
   });
 
   t.test('argument validation', async (t) => {
-    const buffer = new ArrayBuffer(1 << 20);
+    const buffer = new ArrayBuffer(sharedBufferBytes(64, 2048));
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, receiveTimeoutMs: 0 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'receiveTimeoutMs 0');
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, sendTimeoutMs: 0 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'sendTimeoutMs 0 (SO_SNDTIMEO 0 would wait forever)');
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, batch: 64, slot: 2048 }, new ArrayBuffer(1000)), { code: 'ERANGE' }, 'buffer too small');
@@ -607,11 +640,11 @@ function run(addon: UdpBatchAddon): void {
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 70000 }, buffer), { code: 'ERANGE' });
     // serve --udp-spin checks MAX_SPIN_MICROS before it starts threads: the addon's limit is the same.
     t.throws(() => addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: MAX_SPIN_MICROS + 1 }, buffer), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros above 1000');
-    t.throws(() => addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048, spinMicros: 50 } as never, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {}), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros on an event-loop socket');
+    t.throws(() => addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048, spinMicros: 50 } as never, new ArrayBuffer(sharedBufferBytes(8, 2048)), () => {}), { name: 'RangeError', code: 'ERANGE' }, 'spinMicros on an event-loop socket');
     addon.close(addon.openBlocking({ host: '127.0.0.1', port: 0, spinMicros: MAX_SPIN_MICROS }, buffer).handle);
 
     // A non-blocking (event-loop) handle is refused by the blocking calls.
-    const nb = addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048 }, new ArrayBuffer(8 * (32 + 2 * 2048)), () => {});
+    const nb = addon.open({ host: '127.0.0.1', port: 0, batch: 8, slot: 2048 }, new ArrayBuffer(sharedBufferBytes(8, 2048)), () => {});
     t.teardown(() => addon.close(nb.handle));
     t.throws(() => addon.receive(nb.handle), { name: 'TypeError', code: 'EINVAL' }, 'receive(non-blocking handle)');
     t.throws(() => addon.send(nb.handle, 1), { name: 'TypeError', code: 'EINVAL' }, 'send(non-blocking handle)');

@@ -1,5 +1,5 @@
 /*
- * udp_batch: the batched UDP fast path of sitedns (issue #9). Linux only.
+ * udp_batch: the batched UDP fast path of sitedns. Linux only.
  *
  * Why: with node:dgram every datagram costs one recvmsg, one sendmsg and one JavaScript callback
  * with a fresh Buffer and rinfo object; that caps one Node.js process well below gdnsd. Here one
@@ -14,22 +14,42 @@
  *
  * Shared memory: one ArrayBuffer allocated by JavaScript, laid out as
  *
- *   [ meta: batch x META_WORDS int32 ][ in: batch x slot bytes ][ out: batch x slot bytes ]
+ *   [ meta: batch x META_WORDS int32 ][ in: batch x slot ][ out: batch x slot ][ over: batch x (MAX_DATAGRAM - slot) ]
  *
  *   meta[i * META_WORDS + M_IN_LEN]   datagram length in slot i (0 = no datagram in this slot)
  *   meta[i * META_WORDS + M_OUT_LEN]  reply length JavaScript wrote in out slot i (0 = no reply)
  *   meta[i * META_WORDS + M_PORT]     source port (host order)
  *   meta[i * META_WORDS + M_FAMILY]   4 or 6
  *   meta[i * META_WORDS + M_ADDR..]   source address bytes, network order (4 or 16 bytes)
+ *   meta[i * META_WORDS + M_LOCAL..]  the address the datagram was sent to (4 or 16 bytes)
+ *   meta[i * META_WORDS + M_IFINDEX]  the interface it arrived on (0 on a socket bound to one address)
  *
- * Queries and replies have separate areas so that a reply can be built while its query is still
- * being read (the prebuilt-answer copy overwrites the question it must patch the case from).
- * The source address used for the reply never leaves C (msg_name of the received datagram is
- * reused for the send), so JavaScript cannot redirect a reply; it only sees a copy.
+ * A slot's meta is 16 words, one 64-byte cache line. Queries and replies have separate areas so
+ * that a reply can be built while its query is still being read (the prebuilt-answer copy
+ * overwrites the question it must patch the case from).
+ *
+ * Any datagram up to MAX_DATAGRAM bytes is received: each slot's receive vector is its `in` slot
+ * followed by its own part of the `over` area, so a datagram longer than a slot continues there
+ * (counted as `large`) and JavaScript reads it from both. Slots stay small so that the `in` area
+ * of a batch of ordinary queries is dense; the `over` pages are touched only by long datagrams
+ * (the zero-filled ArrayBuffer is mapped lazily, so they cost no resident memory until then).
+ *
+ * Replies leave from the address each query was sent to (RFC 1122 §4.1.3.5; resolvers drop a
+ * reply from another address). On a socket bound to a wildcard address (0.0.0.0, ::) the
+ * destination of every datagram is read from its IP_PKTINFO / IPV6_PKTINFO control message and
+ * its reply is sent with that address as the source (ipi_spec_dst / ipi6_addr), as gdnsd, knot
+ * and NSD do. The interface index is reported but not used to send (except for an IPv6
+ * link-local source, which needs it): forcing the arrival interface would break asymmetric
+ * routing; the routing table picks the interface. A socket bound to one address needs none of
+ * this: the kernel replies from its address.
+ * The addresses used for the reply never leave C (msg_name and the control message of the
+ * received datagram are reused for the send), so JavaScript cannot redirect a reply; it only
+ * sees a copy.
  *
  * Memory safety rules, each applied where noted "BOUND":
- *   - recvmmsg writes at most `slot` bytes per slot (iov_len = slot); a longer datagram is
- *     reported with MSG_TRUNC and dropped, never handed to JavaScript.
+ *   - recvmmsg writes at most `slot` bytes into a slot and MAX_DATAGRAM - slot into its `over`
+ *     part; a longer datagram (MSG_TRUNC, impossible for UDP over IP) is dropped and counted.
+ *   - a control message is read only after checking its level, type and length.
  *   - an address is copied into meta only after checking msg_namelen covers the sockaddr type.
  *   - a reply length written by JavaScript is validated (1..slot) before it becomes an iov_len.
  *   - the ArrayBuffer is re-validated (not detached, still large enough) before every use.
@@ -60,8 +80,10 @@
 #include <uv.h>
 
 /* Layout constants; src/server/udp-batched.ts mirrors these (checked by constants()). */
-enum { META_WORDS = 8, M_IN_LEN = 0, M_OUT_LEN = 1, M_PORT = 2, M_FAMILY = 3, M_ADDR = 4 };
+enum { META_WORDS = 16, M_IN_LEN = 0, M_OUT_LEN = 1, M_PORT = 2, M_FAMILY = 3, M_ADDR = 4, M_LOCAL = 8, M_IFINDEX = 12 };
 enum { MAX_BATCH = 1024, MIN_SLOT = 512, MAX_SLOT = 65536 };
+/* The longest UDP payload (16-bit length field, RFC 768); over IP it is at most 65,527 bytes. */
+enum { MAX_DATAGRAM = 65535 };
 /* spinMicros at most 1 ms; when a thread spins: receive_waiting(). */
 enum { MAX_SPIN_MICROS = 1000, SPIN_MIN_BATCH = 8, SPIN_HIT_PERCENT = 75 };
 
@@ -71,7 +93,7 @@ enum counter {
   C_SENT,              /* replies sent */
   C_BATCHES,           /* JavaScript calls */
   C_DROP_PORT0,        /* datagrams from source port 0: cannot be answered, reflection probe */
-  C_DROP_OVERSIZE,     /* datagrams longer than a slot (MSG_TRUNC) */
+  C_DROP_OVERSIZE,     /* datagrams longer than MAX_DATAGRAM (MSG_TRUNC; cannot happen over IP) */
   C_DROP_EMPTY,        /* zero-length datagrams */
   C_DROP_BAD_ADDR,     /* unexpected address family or length (should never happen) */
   C_DROP_BAD_REPLY,    /* reply length from JavaScript out of range (a bug; never sent) */
@@ -84,13 +106,21 @@ enum counter {
   C_BUFFER_ERRORS,     /* the shared buffer was detached or shrunk (socket stops reading) */
   C_SPIN_HITS,         /* blocking, spinMicros: receives whose datagrams came while spinning */
   C_SPIN_MISSES,       /* blocking, spinMicros: spins that found nothing and went to sleep */
+  C_LARGE,             /* datagrams longer than a slot, received through the `over` area */
+  C_NO_PKTINFO,        /* wildcard socket: a datagram without its destination (replied as the kernel picks) */
   C_COUNT
 };
 static const char *const COUNTER_NAMES[C_COUNT] = {
   "received", "sent", "batches", "dropPort0", "dropOversize", "dropEmpty", "dropBadAddress",
   "dropBadReply", "dropSendQueue", "sendEagain", "recvErrors", "sendErrors", "pollErrors",
-  "callbackErrors", "bufferErrors", "spinHits", "spinMisses",
+  "callbackErrors", "bufferErrors", "spinHits", "spinMisses", "large", "noPktinfo",
 };
+
+/* One slot's control message: the received IP_PKTINFO / IPV6_PKTINFO, rewritten for the reply. */
+typedef union {
+  char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) > CMSG_SPACE(sizeof(struct in_pktinfo)) ? CMSG_SPACE(sizeof(struct in6_pktinfo)) : CMSG_SPACE(sizeof(struct in_pktinfo))];
+  struct cmsghdr align;
+} control_t;
 
 typedef struct sock {
   napi_env env;
@@ -107,6 +137,9 @@ typedef struct sock {
   uint32_t last_count;        /* blocking: slots the last receive() filled (send() may not exceed) */
   uint32_t batch;             /* slots */
   uint32_t slot;              /* bytes per slot (in and out alike) */
+  uint32_t over_len;          /* bytes of the `over` area per slot: MAX_DATAGRAM - slot */
+  int pktinfo;                /* bound to a wildcard address: reply from each datagram's destination */
+  uint8_t local[16];          /* bound address (network order), reported when pktinfo is off */
   uint32_t max_rounds;        /* recvmmsg rounds per readiness event (fairness with TCP etc.) */
   uint32_t send_timeout_ms;   /* how long a full send queue may persist before it is dropped */
   uint32_t send_retries;      /* writable wake-ups without progress before the queue is dropped */
@@ -119,6 +152,7 @@ typedef struct sock {
   int32_t *meta;
   uint8_t *in;
   uint8_t *out;
+  uint8_t *over;
   napi_ref buffer_ref;
   napi_ref callback_ref;
   napi_ref self_ref;          /* keeps the JS handle (and thus this struct) alive while open */
@@ -129,6 +163,8 @@ typedef struct sock {
   struct mmsghdr *smsg;
   struct iovec *siov;
   struct sockaddr_storage *addr;
+  control_t *control;         /* per slot, with pktinfo */
+  size_t *control_len;        /* per slot: length of the reply's control message (0: none) */
   uint32_t pend_start;        /* first unsent entry of smsg */
   uint32_t pend_count;        /* unsent entries of smsg */
   int last_errno;             /* last syscall errno counted as an error (for logs) */
@@ -176,7 +212,7 @@ static int get_u32_prop(napi_env env, napi_value obj, const char *name, uint32_t
 }
 
 static size_t buffer_bytes_needed(const sock_t *s) {
-  return (size_t)s->batch * META_WORDS * sizeof(int32_t) + 2 * (size_t)s->batch * s->slot;
+  return (size_t)s->batch * META_WORDS * sizeof(int32_t) + 2 * (size_t)s->batch * s->slot + (size_t)s->batch * s->over_len;
 }
 
 /*
@@ -197,6 +233,7 @@ static int refresh_buffer(sock_t *s) {
   s->meta = (int32_t *)data;
   s->in = (uint8_t *)data + (size_t)s->batch * META_WORDS * sizeof(int32_t);
   s->out = s->in + (size_t)s->batch * s->slot;
+  s->over = s->out + (size_t)s->batch * s->slot;
   return 0;
 }
 
@@ -208,6 +245,8 @@ static void free_sock(sock_t *s) {
   free(s->smsg);
   free(s->siov);
   free(s->addr);
+  free(s->control);
+  free(s->control_len);
   free(s);
 }
 
@@ -381,6 +420,10 @@ static void queue_replies(sock_t *s, uint32_t n) {
     s->smsg[m].msg_hdr.msg_namelen = s->rmsg[i].msg_hdr.msg_namelen;
     s->smsg[m].msg_hdr.msg_iov = &s->siov[m];
     s->smsg[m].msg_hdr.msg_iovlen = 1;
+    if (s->control_len[i] > 0) { /* the source address the query was sent to */
+      s->smsg[m].msg_hdr.msg_control = &s->control[i];
+      s->smsg[m].msg_hdr.msg_controllen = s->control_len[i];
+    }
     m++;
   }
   s->pend_start = 0;
@@ -396,6 +439,65 @@ static void send_replies(sock_t *s, uint32_t n) {
 /* ---------- receiving ---------- */
 
 /*
+ * Datagram i's destination address and interface from its control message, into meta; and the
+ * control message of its reply, written over the received one (control[i], control_len[i]).
+ * No pktinfo (MSG_CTRUNC, or none sent): the reply goes without one, from the address the kernel
+ * picks, and C_NO_PKTINFO counts it.
+ */
+static void take_pktinfo(sock_t *s, uint32_t i, int32_t *meta) {
+  struct msghdr *h = &s->rmsg[i].msg_hdr;
+  memset(&meta[M_LOCAL], 0, 16);
+  meta[M_IFINDEX] = 0;
+  int found = 0;
+  struct in_pktinfo reply4;
+  struct in6_pktinfo reply6;
+  if (!(h->msg_flags & MSG_CTRUNC)) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL && !found; c = CMSG_NXTHDR(h, c)) {
+      if (s->family == AF_INET && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+        struct in_pktinfo got;
+        memcpy(&got, CMSG_DATA(c), sizeof got); /* BOUND: length checked above */
+        memcpy(&meta[M_LOCAL], &got.ipi_addr, 4);
+        meta[M_IFINDEX] = (int32_t)got.ipi_ifindex;
+        /* ipi_spec_dst is the local address the packet was for (ipi_addr, or for a broadcast the
+         * interface's address); ifindex 0 lets the routing table choose the interface. */
+        memset(&reply4, 0, sizeof reply4);
+        reply4.ipi_spec_dst = got.ipi_spec_dst;
+        found = 4;
+      } else if (s->family == AF_INET6 && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+        struct in6_pktinfo got;
+        memcpy(&got, CMSG_DATA(c), sizeof got); /* BOUND: length checked above */
+        memcpy(&meta[M_LOCAL], &got.ipi6_addr, 16);
+        meta[M_IFINDEX] = (int32_t)got.ipi6_ifindex;
+        /* A link-local source address is only meaningful with its interface. */
+        memset(&reply6, 0, sizeof reply6);
+        reply6.ipi6_addr = got.ipi6_addr;
+        reply6.ipi6_ifindex = IN6_IS_ADDR_LINKLOCAL(&got.ipi6_addr) ? got.ipi6_ifindex : 0;
+        found = 6;
+      }
+    }
+  }
+  if (!found) {
+    s->counters[C_NO_PKTINFO]++;
+    return;
+  }
+  struct cmsghdr *c = (struct cmsghdr *)s->control[i].buf;
+  memset(&s->control[i], 0, sizeof s->control[i]);
+  if (found == 4) {
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof reply4);
+    memcpy(CMSG_DATA(c), &reply4, sizeof reply4);
+    s->control_len[i] = CMSG_SPACE(sizeof reply4);
+  } else {
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof reply6);
+    memcpy(CMSG_DATA(c), &reply6, sizeof reply6);
+    s->control_len[i] = CMSG_SPACE(sizeof reply6);
+  }
+}
+
+/*
  * Validates datagram i of a recvmmsg result and fills its meta words. Returns 1 when it may go to
  * JavaScript; otherwise counts the reason and marks the slot empty (M_IN_LEN = 0).
  */
@@ -405,7 +507,8 @@ static int accept_datagram(sock_t *s, uint32_t i) {
   unsigned int len = s->rmsg[i].msg_len;
   meta[M_IN_LEN] = 0;
   meta[M_OUT_LEN] = 0;
-  if (h->msg_flags & MSG_TRUNC) { /* BOUND: longer than a slot; only `slot` bytes were written */
+  s->control_len[i] = 0;
+  if (h->msg_flags & MSG_TRUNC) { /* BOUND: longer than slot + over_len; only that much was written */
     s->counters[C_DROP_OVERSIZE]++;
     return 0;
   }
@@ -413,7 +516,7 @@ static int accept_datagram(sock_t *s, uint32_t i) {
     s->counters[C_DROP_EMPTY]++;
     return 0;
   }
-  if (len > s->slot) { /* cannot happen without MSG_TRUNC; checked anyway */
+  if (len > s->slot + s->over_len) { /* cannot happen without MSG_TRUNC; checked anyway */
     s->counters[C_DROP_OVERSIZE]++;
     return 0;
   }
@@ -437,22 +540,32 @@ static int accept_datagram(sock_t *s, uint32_t i) {
     s->counters[C_DROP_PORT0]++;
     return 0;
   }
+  if (s->pktinfo) {
+    take_pktinfo(s, i, meta);
+  } else {
+    memcpy(&meta[M_LOCAL], s->local, 16);
+    meta[M_IFINDEX] = 0;
+  }
+  if (len > s->slot) s->counters[C_LARGE]++;
   meta[M_PORT] = port;
   meta[M_IN_LEN] = (int32_t)len;
   return 1;
 }
 
-/* Points the receive vectors at the in slots (after refresh_buffer). */
+/* Points the receive vectors at the in slots and their `over` parts (after refresh_buffer). */
 static void prepare_receive(sock_t *s) {
   for (uint32_t i = 0; i < s->batch; i++) {
-    s->riov[i].iov_base = s->in + (size_t)i * s->slot;
-    s->riov[i].iov_len = s->slot; /* BOUND: the kernel writes at most one slot */
+    struct iovec *iov = &s->riov[2 * (size_t)i];
+    iov[0].iov_base = s->in + (size_t)i * s->slot;
+    iov[0].iov_len = s->slot; /* BOUND: the kernel writes at most one slot here... */
+    iov[1].iov_base = s->over + (size_t)i * s->over_len;
+    iov[1].iov_len = s->over_len; /* ...and at most over_len here */
     s->rmsg[i].msg_hdr.msg_name = &s->addr[i];
     s->rmsg[i].msg_hdr.msg_namelen = sizeof s->addr[i];
-    s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
-    s->rmsg[i].msg_hdr.msg_iovlen = 1;
-    s->rmsg[i].msg_hdr.msg_control = NULL;
-    s->rmsg[i].msg_hdr.msg_controllen = 0;
+    s->rmsg[i].msg_hdr.msg_iov = iov;
+    s->rmsg[i].msg_hdr.msg_iovlen = s->over_len > 0 ? 2 : 1;
+    s->rmsg[i].msg_hdr.msg_control = s->pktinfo ? &s->control[i] : NULL;
+    s->rmsg[i].msg_hdr.msg_controllen = s->pktinfo ? sizeof s->control[i] : 0;
     s->rmsg[i].msg_hdr.msg_flags = 0;
     s->rmsg[i].msg_len = 0;
   }
@@ -574,7 +687,7 @@ static sock_t *get_sock(napi_env env, napi_value v) {
  * open(options, buffer, onBatch) -> { handle, port }
  *   options: { host: numeric IPv4/IPv6 string, port, batch, slot, reusePort (0/1),
  *              sendTimeoutMs, sendRetries, maxRounds, faultSendEagain }
- *   buffer: ArrayBuffer of at least batch*(32 + 2*slot) bytes
+ *   buffer: ArrayBuffer of at least batch * (4 * META_WORDS + 2 * slot + MAX_DATAGRAM - slot) bytes
  *   onBatch(count): called with the number of slots filled (some may be empty: M_IN_LEN 0)
  */
 /*
@@ -618,7 +731,8 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
   struct sockaddr_storage bind_addr;
   socklen_t bind_len;
   memset(&bind_addr, 0, sizeof bind_addr);
-  int family;
+  int family, wildcard;
+  uint8_t s_local[16] = { 0 };
   if (strchr(host, ':') != NULL) {
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&bind_addr;
     a6->sin6_family = AF_INET6;
@@ -626,6 +740,8 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
     if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) { napi_throw_type_error(env, "EINVAL", "options.host is not a numeric IPv6 address"); return NULL; }
     bind_len = sizeof *a6;
     family = AF_INET6;
+    memcpy(s_local, &a6->sin6_addr, 16);
+    wildcard = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
   } else {
     struct sockaddr_in *a4 = (struct sockaddr_in *)&bind_addr;
     a4->sin_family = AF_INET;
@@ -633,6 +749,8 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
     if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) { napi_throw_type_error(env, "EINVAL", "options.host is not a numeric IPv4 address"); return NULL; }
     bind_len = sizeof *a4;
     family = AF_INET;
+    memcpy(s_local, &a4->sin_addr, 4);
+    wildcard = a4->sin_addr.s_addr == htonl(INADDR_ANY);
   }
 
   sock_t *s = calloc(1, sizeof *s);
@@ -640,20 +758,25 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
   s->env = env;
   s->fd = -1;
   s->family = family;
+  s->pktinfo = wildcard;
+  memcpy(s->local, s_local, sizeof s->local);
   s->blocking = blocking;
   s->batch = batch;
   s->slot = slot;
+  s->over_len = slot >= MAX_DATAGRAM ? 0 : MAX_DATAGRAM - slot;
   s->max_rounds = max_rounds;
   s->send_timeout_ms = send_timeout;
   s->send_retries = send_retries;
   s->fault_send_eagain = fault;
   s->spin_ns = (int64_t)spin * 1000;
   s->rmsg = calloc(batch, sizeof *s->rmsg);
-  s->riov = calloc(batch, sizeof *s->riov);
+  s->riov = calloc(2 * (size_t)batch, sizeof *s->riov);
   s->smsg = calloc(batch, sizeof *s->smsg);
   s->siov = calloc(batch, sizeof *s->siov);
   s->addr = calloc(batch, sizeof *s->addr);
-  if (!s->rmsg || !s->riov || !s->smsg || !s->siov || !s->addr) {
+  s->control = calloc(batch, sizeof *s->control);
+  s->control_len = calloc(batch, sizeof *s->control_len);
+  if (!s->rmsg || !s->riov || !s->smsg || !s->siov || !s->addr || !s->control || !s->control_len) {
     free_sock(s);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
@@ -663,7 +786,7 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
     size_t len = 0;
     if (napi_get_arraybuffer_info(env, buffer, &data, &len) != napi_ok || data == NULL || len < buffer_bytes_needed(s)) {
       free_sock(s);
-      napi_throw_range_error(env, "ERANGE", "buffer is smaller than batch * (32 + 2 * slot) bytes");
+      napi_throw_range_error(env, "ERANGE", "buffer is smaller than batch * (64 + 2 * slot + 65535 - slot) bytes");
       return NULL;
     }
   }
@@ -682,6 +805,11 @@ static sock_t *open_socket(napi_env env, napi_value options, napi_value buffer, 
   /* Like node:dgram's ipv6Only: an IPv6 listener never also receives IPv4 (mapped) traffic. */
   if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
     int e = errno; close(fd); free_sock(s); throw_errno(env, "setsockopt IPV6_V6ONLY", e); return NULL;
+  }
+  /* A wildcard socket learns each datagram's destination, to reply from it. */
+  if (wildcard && (family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one)
+                                     : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one)) != 0) {
+    int e = errno; close(fd); free_sock(s); throw_errno(env, family == AF_INET ? "setsockopt IP_PKTINFO" : "setsockopt IPV6_RECVPKTINFO", e); return NULL;
   }
   if (blocking) {
     struct timeval rcv = { .tv_sec = receive_timeout / 1000, .tv_usec = (receive_timeout % 1000) * 1000 };
@@ -766,7 +894,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ---------- blocking sockets: a worker thread's own loop (serve --udp-threads, #8) ---------- */
+/* ---------- blocking sockets: a worker thread's own loop (serve --udp-threads) ---------- */
 
 /*
  * openBlocking(options, buffer) -> { handle, port }
@@ -1040,6 +1168,9 @@ static napi_value js_constants(napi_env env, napi_callback_info info) {
   SET("M_PORT", M_PORT);
   SET("M_FAMILY", M_FAMILY);
   SET("M_ADDR", M_ADDR);
+  SET("M_LOCAL", M_LOCAL);
+  SET("M_IFINDEX", M_IFINDEX);
+  SET("MAX_DATAGRAM", MAX_DATAGRAM);
   SET("MAX_BATCH", MAX_BATCH);
   SET("MIN_SLOT", MIN_SLOT);
   SET("MAX_SLOT", MAX_SLOT);
