@@ -52,6 +52,8 @@ export interface UdpOptions {
   exclusive?: boolean;
   /** Response rate limiting (rrl.ts); null or disabled: every response is sent. */
   rrl?: ResponseRateLimiter | null;
+  /** The host's interfaces, for a wildcard address on node:dgram (default: os.networkInterfaces()). */
+  interfaces?: ReturnType<typeof os.networkInterfaces>;
 }
 
 export type UdpListenFunction = (handler: Answerer, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
@@ -135,7 +137,7 @@ export async function listenUdp(handler: Answerer, host: string, port: number, o
     const addr = socket.address();
     return { address: addr.address, port: addr.port, path: 'dgram', close: () => closeSocket(socket) };
   }
-  const addresses = localAddresses(family);
+  const addresses = localAddresses(family, options.interfaces);
   const listen = family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   if (addresses.length === 0) {
     throw new UdpListenError('EUDP_WILDCARD', `--listen ${listen}: this host has no IPv${family} address, and without the batched UDP addon a wildcard is served by one UDP socket per local address`);

@@ -76,7 +76,7 @@ function run(): void {
     t.ok(st.batches < 60, `batched (${st.batches} JS calls for 60 datagrams)`);
   });
 
-  t.test('no reply for QR=1 and short packets; oversize counted in the metrics', async (t) => {
+  t.test('no reply for QR=1 and short packets; a query longer than a slot is answered', async (t) => {
     const { handler } = makeHandler(compileText(ZONE));
     const batched = await listenBatchedUdp(handler, '127.0.0.1', 0, { slot: 1232 });
     t.teardown(() => batched.close());
@@ -84,12 +84,38 @@ function run(): void {
     response.writeUInt16BE(0x8000, 2);
     t.equal(await udpQuery(batched.port, response, '127.0.0.1', 200), null, 'QR=1: no reply');
     t.equal(await udpQuery(batched.port, Buffer.from([1, 2, 3]), '127.0.0.1', 200), null, 'short: no reply');
-    t.equal(await udpQuery(batched.port, Buffer.alloc(1300, 0), '127.0.0.1', 200), null, 'oversize: no reply');
+    // EDNS Padding (RFC 7830, option 12) makes a valid query longer than the 1,232-byte slot.
+    const padding = Buffer.alloc(1300);
+    padding.writeUInt16BE(12, 0);
+    padding.writeUInt16BE(1296, 2);
+    const long = decode((await udpQuery(batched.port, query('b.test', 'A', { id: 77, edns: { options: padding } })))!);
+    t.same([long.id, long.rcode, long.answers.length], [77, 0, 1], 'a 1,3xx-byte query: answered');
+    t.equal(batched.stats().large, 1, 'counted as large');
     const ok = decode((await udpQuery(batched.port, query('b.test')))!);
     t.equal(ok.rcode, 0);
     const text = await registry.metrics();
-    t.match(text, /sitedns_udp_batch_dropped_total\{reason="oversize"\} [1-9]/);
+    t.match(text, /sitedns_udp_batch_dropped_total\{reason="oversize"\} 0/);
     t.match(text, /sitedns_udp_batch_errors_total\{kind="send"\} 0/);
+  });
+
+  t.test('node:dgram on a wildcard address: one socket per local address, or a one-line refusal', async (t) => {
+    const { handler } = makeHandler(compileText(ZONE));
+    const lo = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' } as const;
+    const v4only = { lo: [lo] };
+    await t.rejects(listenUdp(handler, '::', 0, { interfaces: v4only }), { code: 'EUDP_WILDCARD', message: /^--listen \[::\]:0: this host has no IPv6 address, and without the batched UDP addon a wildcard is served by one UDP socket per local address$/ }, 'no address of the family: refused, saying why');
+    const listener = await listenUdp(handler, '0.0.0.0', 0, { interfaces: v4only });
+    t.teardown(() => listener.close());
+    t.same(listener.boundAddresses, ['127.0.0.1']);
+    t.equal(listener.address, '0.0.0.0');
+    t.equal(decode((await udpQuery(listener.port, query('b.test')))!).rcode, 0, 'answered on the address it bound');
+    // An address taken by another socket on an explicit port: refused, naming the address.
+    const taken = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => taken.bind({ port: 0, address: '127.0.0.1', exclusive: true }, resolve));
+    t.teardown(() => taken.close());
+    const err = await listenUdp(handler, '0.0.0.0', taken.address().port, { interfaces: v4only }).then(() => null, (e) => e);
+    t.equal(err?.code, 'EADDRINUSE');
+    t.match(err?.message, /127\.0\.0\.1 could not be bound/);
+    t.notMatch(err?.message, /\n/, 'one line');
   });
 
   t.test('IPv6 listener on the batched path', async (t) => {
