@@ -32,14 +32,14 @@ export const transportEvents = {
 } as const;
 
 /** The part of the handler the step calls (a transport benchmark passes an echo). */
-export type Answerer = Pick<Handler, 'handleInto'>;
+export type HandlerCore = Pick<Handler, 'handleInto'>;
 
 export class AnswerStep {
   private readonly rrl: ResponseRateLimiter | null;
 
   /** `rrl`: UDP response rate limiting; null, undefined or disabled sends every reply. */
   constructor(
-    private readonly handler: Answerer,
+    private readonly handler: HandlerCore,
     rrl?: ResponseRateLimiter | null,
   ) {
     this.rrl = rrl?.enabled ? rrl : null;

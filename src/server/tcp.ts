@@ -6,7 +6,7 @@
  * write backpressure, so it is not used.
  */
 import net from 'node:net';
-import { AnswerStep, transportEvents, type Answerer } from './answer-step.js';
+import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js';
 import { TCP_RESPONSE_MAX } from './handler.js';
 import type { RequestContext } from './request-context.js';
 
@@ -53,7 +53,7 @@ const DEFAULTS = {
   maxPendingWriteBytes: 256 * 1024,
 };
 
-export function listenTcp(handler: Answerer, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
+export function listenTcp(handler: HandlerCore, host: string, port: number, options: TcpOptions = {}): Promise<TcpListener> {
   const opts = { ...DEFAULTS, ...options };
   // One response is built at a time (the handler is synchronous): into this scratch frame, after
   // its 2-byte length, then copied once into a frame of the exact size for the socket.

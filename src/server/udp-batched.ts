@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { setUdpBatchTotalsReader } from '../metrics/definitions.js';
-import { AnswerStep, type Answerer } from './answer-step.js';
+import { AnswerStep, type HandlerCore } from './answer-step.js';
 import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { UdpListener, UdpOptions } from './udp.js';
@@ -226,7 +226,7 @@ export function batchAnswerer(step: AnswerStep, buffer: ArrayBuffer, batch: numb
  * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
  * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
  */
-export async function listenBatchedUdp(handler: Answerer, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
+export async function listenBatchedUdp(handler: HandlerCore, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
   const addon = loadAddon();
   if (typeof addon === 'string') throw new Error(addon);
   // The addon binds numeric addresses only; resolve a name the way dgram.bind() would.

@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
-import { AnswerStep, transportEvents, type Answerer } from './answer-step.js';
+import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js';
 import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
@@ -56,7 +56,7 @@ export interface UdpOptions {
   interfaces?: ReturnType<typeof os.networkInterfaces>;
 }
 
-export type UdpListenFunction = (handler: Answerer, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
+export type UdpListenFunction = (handler: HandlerCore, host: string, port: number, options?: UdpOptions) => Promise<UdpListener>;
 
 interface BatchedModule {
   listenBatchedUdp: UdpListenFunction;
@@ -79,7 +79,7 @@ async function loadBatched(): Promise<BatchedModule | string> {
 /** Opens a UDP listener on the chosen path; `fallback` explains why `auto` took dgram. */
 export async function listenUdpPath(
   choice: UdpPathChoice,
-  handler: Answerer,
+  handler: HandlerCore,
   host: string,
   port: number,
   options: UdpOptions = {},
@@ -129,7 +129,7 @@ export function localAddresses(family: 4 | 6, interfaces = os.networkInterfaces(
   return [...found];
 }
 
-export async function listenUdp(handler: Answerer, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
+export async function listenUdp(handler: HandlerCore, host: string, port: number, options: UdpOptions = {}): Promise<UdpListener> {
   const step = new AnswerStep(handler, options.rrl);
   const family = wildcardFamily(host);
   if (family === 0) {

@@ -438,6 +438,17 @@ static void send_replies(sock_t *s, uint32_t n) {
 
 /* ---------- receiving ---------- */
 
+/* Makes control[i] hold one control message (at most an in6_pktinfo: control_t's size). */
+static void put_control(sock_t *s, uint32_t i, int level, int type, const void *data, size_t len) {
+  struct cmsghdr *c = (struct cmsghdr *)s->control[i].buf;
+  memset(&s->control[i], 0, sizeof s->control[i]);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(c), data, len); /* BOUND: len <= sizeof(struct in6_pktinfo) */
+  s->control_len[i] = CMSG_SPACE(len);
+}
+
 /*
  * Datagram i's destination address and interface from its control message, into meta; and the
  * control message of its reply, written over the received one (control[i], control_len[i]).
@@ -480,21 +491,8 @@ static void take_pktinfo(sock_t *s, uint32_t i, int32_t *meta) {
     s->counters[C_NO_PKTINFO]++;
     return;
   }
-  struct cmsghdr *c = (struct cmsghdr *)s->control[i].buf;
-  memset(&s->control[i], 0, sizeof s->control[i]);
-  if (found == 4) {
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof reply4);
-    memcpy(CMSG_DATA(c), &reply4, sizeof reply4);
-    s->control_len[i] = CMSG_SPACE(sizeof reply4);
-  } else {
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof reply6);
-    memcpy(CMSG_DATA(c), &reply6, sizeof reply6);
-    s->control_len[i] = CMSG_SPACE(sizeof reply6);
-  }
+  if (found == 4) put_control(s, i, IPPROTO_IP, IP_PKTINFO, &reply4, sizeof reply4);
+  else put_control(s, i, IPPROTO_IPV6, IPV6_PKTINFO, &reply6, sizeof reply6);
 }
 
 /*
