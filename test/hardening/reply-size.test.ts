@@ -45,3 +45,18 @@ t.test('names outside our zones: REFUSED, no recursion', async (t) => {
   t.notOk(d.ra, 'RA clear');
   t.equal(d.answers.length + d.authorities.length, 0);
 });
+
+t.test('a long query (EDNS Padding, RFC 7830) is answered, and its reply still fits the limit', async (t) => {
+  for (const size of [2049, 65_000, 65_507]) {
+    const bare = query('app.example.com', 'A', { edns: { udpSize: 4096 } });
+    const padding = Buffer.alloc(size - bare.length);
+    padding.writeUInt16BE(12, 0);
+    padding.writeUInt16BE(padding.length - 4, 2);
+    const q = query('app.example.com', 'A', { edns: { udpSize: 4096, options: padding } });
+    t.equal(q.length, size);
+    const out = handler.handle(q, { transport: 'udp', clientAddress: '198.51.100.1' });
+    t.ok(out !== null, `${size} bytes: answered`);
+    t.equal(out && decode(out).rcode, 0, `${size} bytes: NOERROR`);
+    t.ok(out !== null && out.length <= 1232, `${size} bytes: the reply (${out?.length} bytes) does not echo the padding`);
+  }
+});

@@ -180,20 +180,26 @@ t.test('slip response: header, question and OPT only, TC=1', async (t) => {
   }
 });
 
-for (const udpPath of ['dgram', 'batched'] as const) t.test(`a real UDP listener (${udpPath} path) limits, slips and counts`, async (t) => {
-  if (udpPath === 'batched') {
+for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real UDP listener (${udpPath} path) limits, slips and counts`, async (t) => {
+  if (udpPath !== 'dgram') {
     const why = (await import('../../src/server/udp-batched.js')).batchedUnavailable();
     if (why !== null) return t.skip(`batched UDP path unavailable: ${why}`);
   }
-  const before = (await rateLimitedTotal.get()).values.reduce((n, v) => n + v.value, 0);
   const ns = await startNameserver({
     zonesPath: 'zones/',
     listen: ['127.0.0.1:0'],
     logger: createLogger('error'),
     rrl: { ratePerSecond: 1, windowSeconds: 5, slip: 2, exempt: ['192.0.2.0/24'] },
-    udpPath,
+    ...(udpPath === 'threads' ? { udpThreads: { threads: 1, logLevel: 'error' } } : { udpPath }),
   });
   t.teardown(() => ns.stop());
+  // Every path counts in its own registry: the UDP threads in theirs (summed into /metrics).
+  const limitedCount = async () => {
+    if (ns.threads === undefined) return (await rateLimitedTotal.get()).values.reduce((n, v) => n + v.value, 0);
+    const registries = await ns.threads.metrics();
+    return registries.flat().filter((m) => m.name === 'sitedns_rate_limited_total').flatMap((m) => m.values).reduce((n, v) => n + v.value, 0);
+  };
+  const before = await limitedCount();
   const port = ns.udp[0].port;
   const results = [];
   for (let i = 0; i < 30; i++) results.push(await udpQuery(port, query('mail.app.example.com', 'A', { id: i }), '127.0.0.1', 300));
@@ -204,7 +210,7 @@ for (const udpPath of ['dgram', 'batched'] as const) t.test(`a real UDP listener
   t.ok(truncated.length >= 1, `some slipped with TC=1 (${truncated.length})`);
   t.ok(dropped >= 1, `some dropped (${dropped})`);
   t.equal(truncated[0] && decode(truncated[0]).answers.length, 0, 'a slipped reply holds no answer');
-  const after = (await rateLimitedTotal.get()).values.reduce((n, v) => n + v.value, 0);
+  const after = await limitedCount();
   t.equal(after - before, truncated.length + dropped, 'each limited response counted in sitedns_rate_limited_total');
   const tcp = await (await import('../helpers/net.js')).tcpQueries(port, [query('mail.app.example.com')]);
   t.equal(decode(tcp[0]).answers.length, 1, 'TCP is never rate limited');
