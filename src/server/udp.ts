@@ -119,10 +119,8 @@ export function localAddresses(family: 4 | 6, interfaces = os.networkInterfaces(
   const found = new Set<string>();
   for (const [name, entries] of Object.entries(interfaces)) {
     for (const entry of entries ?? []) {
-      // Node 18.0-18.3 reported the family as a number.
-      const f = entry.family === 'IPv4' || (entry.family as unknown) === 4 ? 4 : 6;
-      if (f !== family) continue;
-      const linkLocal = f === 6 && /^fe[89ab]/i.test(entry.address);
+      if (entry.family !== (family === 4 ? 'IPv4' : 'IPv6')) continue;
+      const linkLocal = family === 6 && /^fe[89ab]/i.test(entry.address);
       found.add(linkLocal ? `${entry.address}%${name}` : entry.address);
     }
   }

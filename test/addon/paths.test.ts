@@ -6,7 +6,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { registry } from '../../src/metrics/definitions.js';
-import { listenUdp } from '../../src/server/udp.js';
+import { listenUdp, localAddresses } from '../../src/server/udp.js';
 import { batchedUnavailable, listenBatchedUdp } from '../../src/server/udp-batched.js';
 import { compileText, decode, makeHandler, query } from '../helpers/dns.js';
 import { CLI, startSitedns, udpQuery } from '../helpers/net.js';
@@ -102,6 +102,12 @@ function run(): void {
     const { handler } = makeHandler(compileText(ZONE));
     const lo = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' } as const;
     const v4only = { lo: [lo] };
+    const eth0 = [
+      { address: '192.0.2.2', netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr: '192.0.2.2/24' },
+      { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:00:00:00:00:01', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
+    ] as const;
+    t.same(localAddresses(6, { lo: [], eth0: [...eth0] }), ['fe80::1%eth0'], 'a link-local address is bound with its interface');
+    t.same(localAddresses(4, { lo: [lo], eth0: [...eth0] }), ['127.0.0.1', '192.0.2.2'], 'loopback included');
     await t.rejects(listenUdp(handler, '::', 0, { interfaces: v4only }), { code: 'EUDP_WILDCARD', message: /^--listen \[::\]:0: this host has no IPv6 address, and without the batched UDP addon a wildcard is served by one UDP socket per local address$/ }, 'no address of the family: refused, saying why');
     const listener = await listenUdp(handler, '0.0.0.0', 0, { interfaces: v4only });
     t.teardown(() => listener.close());
