@@ -15,7 +15,9 @@ import os from 'node:os';
 import { batchedUnavailable } from '../../src/server/udp-batched.js';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 import { decode, query } from '../helpers/dns.js';
-import { startSitedns, type Started } from '../helpers/net.js';
+import { spawn } from 'node:child_process';
+import { followJsonLines } from '../helpers/json-lines.js';
+import { CLI } from '../helpers/net.js';
 
 /** An EDNS query for app.example.com padded (RFC 7830 option 12) to exactly `size` bytes. */
 function paddedQuery(size: number, id: number): Buffer {
@@ -77,10 +79,12 @@ for (const path of PATHS) {
       return;
     }
     const listen = ['--listen', '0.0.0.0:0', ...(v6 ? ['--listen', '[::]:0'] : [])];
-    const server: Started = await startSitedns(['serve', '--zones', 'zones/', ...listen, '--http', 'off', ...path.args], path.env);
-    t.teardown(() => server.stop('SIGKILL'));
-    if (v6) await server.waitForLog((l) => l.msg === 'listening on UDP and TCP' && l.address === '::');
-    const portOf = (address: string) => server.logs.find((l) => l.msg === 'listening on UDP and TCP' && l.address === address).port as number;
+    // Stopped whatever happens, and given a minute to start (UDP threads compile the zones first).
+    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', ...listen, '--http', 'off', ...path.args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...path.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => void proc.kill('SIGKILL'));
+    const server = { logs: followJsonLines(proc, 60_000) };
+    for (const address of v6 ? ['0.0.0.0', '::'] : ['0.0.0.0']) await server.logs.waitFor((l) => l.msg === 'listening on UDP and TCP' && l.address === address);
+    const portOf = (address: string) => server.logs.lines.find((l) => l.msg === 'listening on UDP and TCP' && l.address === address).port as number;
     const port4 = portOf('0.0.0.0');
 
     const dgramPath = path.name === '--udp-path dgram';
@@ -116,11 +120,11 @@ for (const path of PATHS) {
     }
 
     if (dgramPath) {
-      const warning = server.logs.find((l) => l.msg?.startsWith('UDP on a wildcard address without the addon'));
+      const warning = server.logs.lines.find((l) => l.msg?.startsWith('UDP on a wildcard address without the addon'));
       t.ok(warning, 'the start says that addresses added later are not served');
       t.ok(warning?.boundAddresses.includes('127.0.0.1') && !warning?.boundAddresses.includes('0.0.0.0'), `one socket per local address: ${warning?.boundAddresses}`);
     } else {
-      t.notOk(server.logs.some((l) => l.msg?.startsWith('UDP on a wildcard address without the addon')), 'the addon paths need no socket per address');
+      t.notOk(server.logs.lines.some((l) => l.msg?.startsWith('UDP on a wildcard address without the addon')), 'the addon paths need no socket per address');
     }
   });
 }
