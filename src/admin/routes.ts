@@ -68,8 +68,8 @@ export function registerOpsRoutes(router: AdminRouter, deps: OpsRouteDeps): void
 
   if (deps.reload) {
     const reload = deps.reload;
-    router.add('POST', '/v1/reload', () => {
-      const outcome = reload();
+    router.add('POST', '/v1/reload', async () => {
+      const outcome = await reload();
       return outcome === undefined ? { status: 503, body: { error: 'not serving yet, or stopping' } } : { status: 200, body: outcome };
     }, { mutating: true });
   }

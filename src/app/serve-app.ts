@@ -140,7 +140,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   }
 
   const appReload = () => {
-    ns.reload(); // onReload hands the new zones to the prober
+    void ns.reload(); // onReload hands the new zones to the prober
   };
 
   return {

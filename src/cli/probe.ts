@@ -39,7 +39,7 @@ export async function runProbe(argv: string[]): Promise<number> {
   const { flags } = read;
   const logger = createLogger(flags.once ? 'warn' : flags['log-level']);
   const zoneStore = new ZoneStore(flags.zones);
-  const loaded = zoneStore.load();
+  const loaded = await zoneStore.load();
   for (const p of loaded.problems) logger.error({ code: p.code }, formatProblem(p));
   if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${flags.zones}`);
 
@@ -68,10 +68,11 @@ export async function runProbe(argv: string[]): Promise<number> {
   prober.setZones(loaded.zoneSet);
   logger.info({ prober: prober.id, zones: [...loaded.zoneSet.zones.keys()], redis: flags.redis }, 'probing');
   process.on('SIGHUP', () => {
-    const r = zoneStore.load();
-    for (const p of r.problems) logger.error({ code: p.code }, formatProblem(p));
-    prober.setZones(r.zoneSet);
-    logger.info({ zones: [...r.zoneSet.zones.keys()] }, 'zones reloaded');
+    void zoneStore.load().then((r) => {
+      for (const p of r.problems) logger.error({ code: p.code }, formatProblem(p));
+      prober.setZones(r.zoneSet);
+      logger.info({ zones: [...r.zoneSet.zones.keys()] }, 'zones reloaded');
+    });
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -16,7 +16,8 @@ export type ConfigErrorCode =
   | 'EZONE_SCHEMA' // a value or key the schema rejects
   | 'EZONE_REF' // a reference to an unknown site/group
   | 'EZONE_CONFLICT' // two definitions of one name, CNAME beside other data, ...
-  | 'EZONE_LIMIT'; // too many names, absurd values
+  | 'EZONE_LIMIT' // too many names, absurd values, nesting too deep
+  | 'EZONE_LOADER'; // the loader thread failed (the last good zones stay)
 
 export function formatPath(path: readonly (string | number)[]): string {
   if (path.length === 0) return '(root)';

@@ -1,32 +1,45 @@
 /**
  * Zone files -> validated ZoneFile objects, or problems with file, line and path.
  *
- * YAML is parsed with `yaml`'s document API so that every node keeps its source range; a zod
- * issue's path is walked down the document to find the line to report.
- *
- * Fast path (#8, bench/scale): building that document costs ~40 µs per zone name (100,000 names:
- * 4 s of the 3 s budget), so a file is first read with js-yaml (~3 µs per name) under a schema
- * equal to `yaml`'s YAML 1.2 core schema (see yaml12CoreSchema). When that gives a value that
- * passes the zod schema, it is used; the line-numbered document is then built only if the
- * compiler reports a problem and asks `lineOf`. Anything unusual (a js-yaml error, duplicate
- * keys, anchors/aliases, a schema problem) goes through the `yaml` document path unchanged, so
- * every reported problem still comes from it with its line.
+ * Every step is linear in the file's size, valid or not (the loader runs on a worker thread,
+ * config/zone-loader.ts, but `sitedns check` and the tests call it directly):
+ * - a file is read only if it is a regular file (a FIFO would block the read forever), up to
+ *   MAX_ZONE_FILE_BYTES;
+ * - its nesting depth is measured on the text first (config/nesting.ts): both parsers recurse per
+ *   level;
+ * - it is read with js-yaml (~3 µs per name) under a schema equal to `yaml`'s YAML 1.2 core schema
+ *   (see yaml12CoreSchema); anchors and aliases too, with the expanded size bounded;
+ * - the value is validated by zod; the line of each problem is found on the text by
+ *   config/yaml-lines.ts lineLocator, which builds the `yaml` document of the entry at fault only;
+ * - a text js-yaml refuses (syntax, duplicate keys) or that uses tags is read by `yaml`'s document
+ *   API, which reports every YAML error with its line; duplicate keys are found there with one
+ *   Set per mapping (yaml's own `uniqueKeys` compares each key with every earlier one).
+ * A problem repeated identically (same line, path and message) is reported once per file.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import jsyaml from 'js-yaml';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { isScalar, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { zoneFileSchema, type ZoneFile } from './schema.js';
 import { formatPath, type ConfigProblem } from './errors.js';
+import { MAX_NESTING_DEPTH, lineDeeperThan } from './nesting.js';
+import { lineLocator, parseWithLines, type LineOf } from './yaml-lines.js';
 
 /**
- * Zone files larger than this are refused (a runaway generator, or the wrong file). YAML with
- * source positions costs ~150x its size in memory and about a second of CPU per 30,000 names
- * (yaml 2.9 document API), so 1 MiB (~30,000 names) keeps a load or SIGHUP reload, which blocks
- * answering while it runs, within seconds (#7). sitedns zones hold sites and a few static records.
+ * Zone files larger than this are refused (a runaway generator, or the wrong file): ~27,000
+ * names in the layout of bench/scale, read and validated in well under a second.
+ * sitedns zones hold sites and a few static records.
  */
 export const MAX_ZONE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Aliases may expand a file's value to at most this many times its nodes (and this many nodes
+ * beyond them): a shared address list is fine, an alias bomb (each level nine aliases of the
+ * previous) is refused before the schema walks the expansion.
+ */
+const MAX_ALIAS_EXPANSION = 10;
+const ALIAS_EXPANSION_ALLOWANCE = 10_000;
 
 export interface LoadedZoneFile {
   readonly file: string;
@@ -42,12 +55,17 @@ export interface LoadOutcome {
   readonly failedFiles: string[];
 }
 
+/** `*.yaml` / `*.yml`, not hidden (editors write their swap files as hidden files). */
+export function isZoneFileName(name: string): boolean {
+  return /^[^.].*\.ya?ml$/i.test(name);
+}
+
 /** Lists the zone files of a directory (or a single file), sorted for stable output. */
 export function listZoneFiles(path: string): string[] {
   const stat = statSync(path);
   if (!stat.isDirectory()) return [path];
   return readdirSync(path)
-    .filter((f) => /\.ya?ml$/i.test(f) && !f.startsWith('.'))
+    .filter(isZoneFileName)
     .sort()
     .map((f) => join(path, f));
 }
@@ -84,29 +102,94 @@ export function loadZoneFile(file: string): LoadedZoneFile | { problems: ConfigP
   return parseZoneText(text, displayName(file));
 }
 
-/** A zone file's text, or the problem reading it (missing, unreadable, over the size limit). */
+function fileKind(stat: Stats): string {
+  if (stat.isFIFO()) return 'FIFO';
+  if (stat.isSocket()) return 'socket';
+  if (stat.isCharacterDevice()) return 'character device';
+  if (stat.isBlockDevice()) return 'block device';
+  if (stat.isDirectory()) return 'directory';
+  return 'special file';
+}
+
+/**
+ * A zone file's text, or the problem reading it (missing, unreadable, not a regular file, over
+ * the size limit). Only regular files are opened: opening a FIFO blocks until a writer comes.
+ * The file is opened non-blocking and checked again on the descriptor, so a FIFO swapped in
+ * between the stat and the open is not read either.
+ */
 export function readZoneText(file: string): string | { problems: ConfigProblem[] } {
   const shown = displayName(file);
+  const problem = (message: string, code: 'EZONE_READ' | 'EZONE_SIZE' = 'EZONE_READ') => ({ problems: [{ file: shown, line: 0, path: '(root)', message, code }] });
+  const refused = (stat: Stats) =>
+    !stat.isFile() ? problem(`not a regular file (${fileKind(stat)}); skipped`) : stat.size > MAX_ZONE_FILE_BYTES ? problem(`file is ${stat.size} bytes; the limit is ${MAX_ZONE_FILE_BYTES}`, 'EZONE_SIZE') : undefined;
+  let fd: number | undefined;
   try {
-    const size = statSync(file).size;
-    if (size > MAX_ZONE_FILE_BYTES) {
-      return { problems: [{ file: shown, line: 0, path: '(root)', message: `file is ${size} bytes; the limit is ${MAX_ZONE_FILE_BYTES}`, code: 'EZONE_SIZE' }] };
-    }
-    return readFileSync(file, 'utf8');
+    const before = refused(statSync(file));
+    if (before !== undefined) return before;
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const stat = fstatSync(fd);
+    const after = refused(stat);
+    if (after !== undefined) return after;
+    // Read at most one byte over the limit: a file that grew since the stat is refused too.
+    const buffer = Buffer.allocUnsafe(Math.min(stat.size, MAX_ZONE_FILE_BYTES) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > MAX_ZONE_FILE_BYTES) return problem(`file is over ${MAX_ZONE_FILE_BYTES} bytes; the limit is ${MAX_ZONE_FILE_BYTES}`, 'EZONE_SIZE');
+    return buffer.toString('utf8', 0, length);
   } catch (error) {
-    return { problems: [{ file: shown, line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' }] };
+    return problem((error as Error).message);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
 export function parseZoneText(text: string, file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
-  const fast = fastParse(text);
-  if (fast !== undefined) {
-    const parsed = zoneFileSchema.safeParse(fast);
-    if (parsed.success) return { file, config: parsed.data, lineOf: lazyLineOf(text) };
+  const deep = lineDeeperThan(text);
+  if (deep > 0) return { problems: [{ file, line: deep, path: '(yaml)', message: `nested deeper than ${MAX_NESTING_DEPTH} levels`, code: 'EZONE_LIMIT' }] };
+  const read = readValue(text, file);
+  if ('problems' in read) return read;
+  if (read.value === null || read.value === undefined) {
+    return { problems: [{ file, line: 1, path: '(root)', message: 'the file is empty', code: 'EZONE_SCHEMA' }] };
   }
-  return parseZoneDocument(text, file);
+  const parsed = zoneFileSchema.safeParse(read.value);
+  if (!parsed.success) return { problems: unique(issuesToProblems(parsed.error, file, read.lineOf)) };
+  return { file, config: parsed.data, lineOf: read.lineOf };
 }
 
+/**
+ * lineOf for a text that passed parseZoneText elsewhere (the loader thread): js-yaml reads it
+ * again the first time a line is asked for, which only a compile problem does.
+ */
+export function lineOfText(text: string): LineOf {
+  let lineOf: LineOf | undefined;
+  return (path) => {
+    if (lineOf === undefined) {
+      const read = readWithJsYaml(text);
+      lineOf = read !== undefined && 'value' in read ? lineLocator(text, read.value) : parseWithLines(text).lineOf;
+    }
+    return lineOf(path);
+  };
+}
+
+/** One problem per (line, path, message, code) in a file's list. */
+function unique(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.line}\0${p.path}\0${p.code}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** The file's value with a lineOf for it, or its YAML problems. */
+function readValue(text: string, file: string): { value: unknown; lineOf: LineOf } | { problems: ConfigProblem[] } {
+  const read = readWithJsYaml(text);
+  if (read === undefined) return readDocument(text, file); // every YAML problem is reported there, with yaml's wording and line
+  if ('deepAt' in read) return { problems: [{ file, line: read.deepAt, path: '(yaml)', message: `nested deeper than ${MAX_NESTING_DEPTH} levels`, code: 'EZONE_LIMIT' }] };
+  if (aliasExpansionTooLarge(read.value)) return { problems: [{ file, line: 1, path: '(yaml)', message: 'aliases expand the file too much (a resource exhaustion attack?)', code: 'EZONE_LIMIT' }] };
+  return { value: read.value, lineOf: lineLocator(text, read.value) };
+}
 /**
  * The scalars of YAML 1.2's core schema exactly as `yaml` resolves them (its default), for
  * js-yaml, whose own CORE_SCHEMA differs in corners (it also reads 0b binary ints, and leaves
@@ -130,67 +213,95 @@ const yaml12CoreSchema = jsyaml.FAILSAFE_SCHEMA.extend({
   implicit: [(jsyaml as unknown as { types: { null: jsyaml.Type; bool: jsyaml.Type } }).types.null, (jsyaml as unknown as { types: { bool: jsyaml.Type } }).types.bool, yaml12Int, yaml12Float],
 });
 
-/** Anchors, aliases and tags are left to the `yaml` path (alias limits, exact semantics). */
-const NEEDS_DOCUMENT_PATH = /(?:^|[\s[{,:-])[&*!][^\s]/m;
+/** Tags are left to the `yaml` path (its exact semantics: unknown tags are warnings there). */
+const HAS_TAG = /(?:^|[\s[{,-])![^\s]/m;
 
-/** The value of a plain, valid zone file, or undefined when the document path must decide. */
-export function fastParse(text: string): unknown {
-  if (NEEDS_DOCUMENT_PATH.test(text)) return undefined;
+const JS_YAML_OPTIONS = { schema: yaml12CoreSchema, json: false, maxDepth: 2 * MAX_NESTING_DEPTH + 2 } as jsyaml.LoadOptions;
+
+/**
+ * js-yaml's reading of a text: its value, the line where it gave up on the nesting (js-yaml
+ * counts about two levels per collection), or undefined for anything else it refuses and for tags.
+ */
+function readWithJsYaml(text: string): { value: unknown } | { deepAt: number } | undefined {
+  if (HAS_TAG.test(text)) return undefined;
   try {
-    const value = jsyaml.load(text, { schema: yaml12CoreSchema, json: false });
-    return value === null || typeof value !== 'object' || Array.isArray(value) ? undefined : value;
-  } catch {
-    return undefined;
-  }
-}
-
-/** lineOf for a fast-parsed file: the document is built the first time a line is asked for. */
-function lazyLineOf(text: string): (path: readonly (string | number)[]) => number {
-  let lineOf: ((path: readonly (string | number)[]) => number) | undefined;
-  return (path) => {
-    if (lineOf === undefined) {
-      const lineCounter = new LineCounter();
-      const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-      lineOf = (p) => lineOfPath(doc, p, (offset) => lineCounter.linePos(offset).line);
-    }
-    return lineOf(path);
-  };
-}
-
-/** The `yaml` document path: every problem with its line. */
-function parseZoneDocument(text: string, file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
-  const lineCounter = new LineCounter();
-  // uniqueKeys: a name defined twice is an error, not a silent override.
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
-  if (doc.errors.length > 0) {
-    return {
-      problems: doc.errors.map((e) => ({
-        file,
-        line: lineAt(e.pos[0]),
-        path: '(yaml)',
-        message: e.message.split('\n')[0],
-        code: 'EZONE_YAML' as const,
-      })),
-    };
-  }
-  const lineOf = (path: readonly (string | number)[]) => lineOfPath(doc, path, lineAt);
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    return { value: jsyaml.load(text, JS_YAML_OPTIONS) };
   } catch (error) {
-    // yaml throws for alias bombs ("Excessive alias count") and similar exhaustion attempts (#7).
+    const mark = (error as { mark?: { line: number } }).mark;
+    return /maxDepth/.test((error as Error).message) ? { deepAt: (mark?.line ?? 0) + 1 } : undefined;
+  }
+}
+
+/** The value js-yaml reads from a zone file, or undefined when the document path must read it. */
+export function fastParse(text: string): unknown {
+  const read = readWithJsYaml(text);
+  const value = read !== undefined && 'value' in read ? read.value : undefined;
+  return value === null || typeof value !== 'object' || Array.isArray(value) ? undefined : value;
+}
+
+/**
+ * Whether aliases make the value much larger than what was written: its nodes counted with every
+ * alias expanded (memoized per shared object: linear) against the distinct nodes.
+ */
+function aliasExpansionTooLarge(value: unknown): boolean {
+  const expanded = new Map<object, number>();
+  let distinct = 0;
+  const size = (node: unknown): number => {
+    if (node === null || typeof node !== 'object') {
+      distinct++;
+      return 1;
+    }
+    const known = expanded.get(node);
+    if (known !== undefined) return known;
+    expanded.set(node, 1); // js-yaml values have no cycles; this only guards the recursion
+    distinct++;
+    let total = 1;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) total += size(child);
+    expanded.set(node, total);
+    return total;
+  };
+  const total = size(value);
+  return total > distinct * MAX_ALIAS_EXPANSION + ALIAS_EXPANSION_ALLOWANCE;
+}
+
+/** The `yaml` document path: the value, or every YAML problem with its line. */
+function readDocument(text: string, file: string): { value: unknown; lineOf: LineOf } | { problems: ConfigProblem[] } {
+  const { doc, lineCounter, lineOf } = parseWithLines(text);
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
+  const errors = [...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0] })), ...duplicateKeys(doc)];
+  if (errors.length > 0) {
+    errors.sort((a, b) => a.offset - b.offset);
+    return { problems: unique(errors.map((e) => ({ file, line: lineAt(e.offset), path: '(yaml)', message: e.message, code: 'EZONE_YAML' as const }))) };
+  }
+  try {
+    return { value: doc.toJS({ maxAliasCount: 100 }), lineOf };
+  } catch (error) {
+    // yaml throws for alias bombs ("Excessive alias count") and similar exhaustion attempts.
     return { problems: [{ file, line: 1, path: '(yaml)', message: (error as Error).message.split('\n')[0], code: 'EZONE_LIMIT' }] };
   }
-  if (data === null || data === undefined) {
-    return { problems: [{ file, line: 1, path: '(root)', message: 'the file is empty', code: 'EZONE_SCHEMA' }] };
-  }
-  const parsed = zoneFileSchema.safeParse(data);
-  if (!parsed.success) return { problems: issuesToProblems(parsed.error, file, lineOf) };
-  return { file, config: parsed.data, lineOf };
 }
 
-function issuesToProblems(error: z.ZodError, file: string, lineOf: (p: (string | number)[]) => number): ConfigProblem[] {
+/**
+ * A name defined twice is an error, not a silent override: every repeated scalar key of a
+ * mapping, at the repeated key, with yaml's wording. One Set per mapping.
+ */
+function duplicateKeys(doc: Document): { offset: number; message: string }[] {
+  const found: { offset: number; message: string }[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const keys = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = pair.key.value;
+        if (keys.has(key) && !Number.isNaN(key)) found.push({ offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique' });
+        keys.add(key);
+      }
+    },
+  });
+  return found;
+}
+
+function issuesToProblems(error: z.ZodError, file: string, lineOf: LineOf): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const issue of error.issues) {
     const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
@@ -216,25 +327,4 @@ function unionMessage(issue: z.core.$ZodIssue): string | undefined {
   if (!deepest) return undefined;
   const sub = deepest.path.length > 0 ? `${formatPath(deepest.path.map(String))}: ` : '';
   return `${sub}${deepest.message}`;
-}
-
-function lineOfPath(doc: Document, path: readonly (string | number)[], lineAt: (offset: number) => number): number {
-  let node: Node | null | undefined = doc.contents as Node | null;
-  let line = node?.range ? lineAt(node.range[0]) : 1;
-  for (const key of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && (isScalar(p.key) ? p.key.value : p.key) == key);
-      if (!pair) break;
-      const keyNode = pair.key as Node | null;
-      if (keyNode?.range) line = lineAt(keyNode.range[0]);
-      node = pair.value as Node | null;
-      if (node?.range && !isMap(node) && !isSeq(node)) line = lineAt(node.range[0]);
-    } else if (isSeq(node) && typeof key === 'number') {
-      const item = node.items[key] as Node | undefined;
-      if (!item) break;
-      node = item;
-      if (node.range) line = lineAt(node.range[0]);
-    } else break;
-  }
-  return line;
 }

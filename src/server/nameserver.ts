@@ -55,7 +55,7 @@ export interface Nameserver {
   readonly tcp: readonly TcpListener[];
   /** The UDP threads, with udpThreads. */
   readonly threads: UdpThreads | undefined;
-  reload(): ReloadReport;
+  reload(): Promise<ReloadReport>;
   stop(): Promise<void>;
 }
 
@@ -73,9 +73,12 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   const log = options.logger.child({ component: 'nameserver' });
   // With UDP threads the store keeps its zones' texts: the threads compile what it serves.
   const zoneStore = new ZoneStore(options.zonesPath, { keepTexts: options.udpThreads !== undefined });
-  const report = zoneStore.load();
+  const report = await zoneStore.load();
   for (const p of report.problems) log.error({ code: p.code }, formatProblem(p));
-  if (report.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${options.zonesPath}`);
+  if (report.zoneSet.zones.size === 0) {
+    await zoneStore.close();
+    throw new Error(`no zone could be loaded from ${options.zonesPath}`);
+  }
   log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
 
   // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s); a
@@ -144,7 +147,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     }
   } catch (error) {
     removeMetricsSource();
-    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0)), threads?.close()]);
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0)), threads?.close(), zoneStore.close()]);
     throw error;
   }
 
@@ -155,8 +158,8 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     udp,
     tcp,
     threads,
-    reload() {
-      const r = zoneStore.load();
+    async reload() {
+      const r = await zoneStore.load();
       for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
       if (options.listen.length > 0) prebuiltTable(r.zoneSet);
       runtime.zones = r.zoneSet;
@@ -166,7 +169,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     },
     async stop() {
       removeMetricsSource();
-      await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close())]);
+      await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close()), zoneStore.close()]);
     },
   };
 }

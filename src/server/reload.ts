@@ -67,7 +67,7 @@ export class ReloadController {
   /**
    * The problems of the load the nameserver already did, from its ZoneStore. Compiling the zone
    * files a second time just to list them doubled the start-up CPU and left a whole compiled
-   * zone set (~120 MB at 100,000 names) as garbage in the heap (#8). Only a store that never
+   * zone set (~120 MB at 100,000 names) as garbage in the heap. Only a store that never
    * loaded (not the nameserver's) is checked from disk.
    */
   private startProblems(): readonly ConfigProblem[] {
@@ -77,11 +77,11 @@ export class ReloadController {
     return [...loaded.problems, ...compileZoneFiles(loaded.files).problems];
   }
 
-  reload(trigger: ReloadTrigger): ReloadOutcome {
+  async reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const started = performance.now();
     let report: ReloadReport;
     try {
-      report = this.target.zoneStore.load();
+      report = await this.target.zoneStore.load();
     } catch (error) {
       // ZoneStore reports problems rather than throwing; anything else is a bug, but it must
       // not stop the server: keep serving, count it, say so.

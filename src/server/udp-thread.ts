@@ -59,7 +59,7 @@ const addon: UdpBatchAddon = loadedAddon;
 // good version of a broken file included, whenever it starts or reloads.
 let texts = data.texts;
 const zoneStore = new ZoneStore(data.zonesPath, { source: () => texts.map(([path, text]) => ({ path, text })) });
-const loaded = zoneStore.load();
+const loaded = await zoneStore.load();
 // The texts are the main thread's good ones, which reported any problem already: none is expected
 // here, and one would be a bug worth a debug line, not a second operator-facing error.
 for (const p of loaded.problems) log.debug({ code: p.code }, formatProblem(p));
@@ -107,11 +107,14 @@ function handle(message: UdpThreadRequest): void {
     }
     case 'reload': {
       texts = message.texts;
-      const r = zoneStore.load();
-      for (const p of r.problems) log.debug({ code: p.code }, formatProblem(p));
-      prebuiltTable(r.zoneSet);
-      runtime.zones = r.zoneSet;
-      reply({ type: 'reloaded', id: message.id, generation: r.zoneSet.generation, ok: r.problems.length === 0 });
+      // A source of texts loads on this thread, without waiting for anything.
+      void zoneStore.load().then((r) => {
+        for (const p of r.problems) log.debug({ code: p.code }, formatProblem(p));
+        prebuiltTable(r.zoneSet);
+        runtime.zones = r.zoneSet;
+        reply({ type: 'reloaded', id: message.id, generation: r.zoneSet.generation, ok: r.problems.length === 0 });
+      });
+      turnSoon = true; // the load settles at the next turn of this thread's event loop
       return;
     }
     case 'metrics':

@@ -6,6 +6,7 @@
  */
 import { watch, statSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { isZoneFileName } from '../config/load.js';
 import type { Logger } from '../util/logger.js';
 
 export interface ZoneWatcher {
@@ -18,9 +19,6 @@ export interface WatchOptions {
   logger: Logger;
 }
 
-/** The same filter as config/load.ts listZoneFiles: *.yaml / *.yml, not hidden (editor swap files are). */
-const ZONE_FILE = /^[^.].*\.ya?ml$/i;
-
 export function watchZones(path: string, onChange: () => void, options: WatchOptions): ZoneWatcher {
   const isDirectory = statSync(path).isDirectory();
   const directory = isDirectory ? path : dirname(path);
@@ -31,7 +29,7 @@ export function watchZones(path: string, onChange: () => void, options: WatchOpt
   const schedule = (filename: string | null) => {
     if (closed) return;
     if (filename !== null) {
-      if (fileName !== undefined ? filename !== fileName : !ZONE_FILE.test(filename)) return;
+      if (fileName !== undefined ? filename !== fileName : !isZoneFileName(filename)) return;
     }
     if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(() => {

@@ -196,7 +196,7 @@ export class WorkerLink {
         // One asked while this worker still starts is done once it serves: it may have read the
         // files before they changed, and the primary's rolling reload waits for its reply.
         if (this.ns === null) this.reloadWhenServing = message.id;
-        else this.reload(message.id);
+        else void this.reload(message.id);
         break;
       case 'stop':
         this.stop();
@@ -204,8 +204,8 @@ export class WorkerLink {
     }
   }
 
-  private reload(id: number): void {
-    const report = this.ns!.reload();
+  private async reload(id: number): Promise<void> {
+    const report = await this.ns!.reload();
     this.send({ type: 'reloaded', id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
   }
 
@@ -224,7 +224,7 @@ export class WorkerLink {
       generation: ns.runtime.zones.generation,
     });
     if (this.reloadWhenServing !== null) {
-      this.reload(this.reloadWhenServing);
+      void this.reload(this.reloadWhenServing);
       this.reloadWhenServing = null;
     }
     return new Promise<void>((resolve) => {

@@ -3,20 +3,19 @@
  * new ZoneSet where each broken, emptied or deleted file keeps its last good zone (nothing is
  * lost to a bad edit). Problems are returned as `file:line: path: message` records.
  *
- * A reload recompiles only the files whose text changed since their last good compile; the
- * others keep their (frozen, immutable) ZoneModel. With 100,000 names in 100 files (bench/scale)
- * a one-file edit reloads in tens of milliseconds instead of seconds, and the old and new sets
- * share their unchanged zones instead of doubling the memory during the swap (#8).
+ * Reading, parsing and validating run on the loader thread (config/zone-loader.ts), which also
+ * compiles each changed file once to find compile problems; this thread compiles only the files
+ * that changed and passed all of that. The others keep their (frozen, immutable) ZoneModel: with
+ * 100,000 names in 100 files (bench/scale) a one-file edit costs this thread the compile of that
+ * file only, and the old and new sets share their unchanged zones instead of doubling the memory
+ * during the swap.
  */
-import { createHash } from 'node:crypto';
 import { compileZone, makeZoneSet } from '../config/compile.js';
+import { loadChangedTexts, type ChangedFiles, type ZoneText } from '../config/changed-files.js';
 import type { ConfigProblem } from '../config/errors.js';
-import { displayName, listZoneFiles, parseZoneText, readZoneText } from '../config/load.js';
+import { displayName, lineOfText } from '../config/load.js';
+import { ZoneLoader } from '../config/zone-loader.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
-
-function textDigest(text: string): string {
-  return createHash('sha256').update(text).digest('base64');
-}
 
 export interface ReloadReport {
   readonly zoneSet: ZoneSet;
@@ -28,28 +27,41 @@ export interface ReloadReport {
   readonly compiledFiles?: number;
 }
 
-/** Where a load reads its files: the zones path on disk by default. */
-export type ZoneSource = () => { path: string; text: string | { problems: ConfigProblem[] } }[];
+/** Where a load reads its files: the zones path on disk by default (read on the loader thread). */
+export type ZoneSource = () => ZoneText[];
+
+export interface ZoneStoreOptions {
+  /** Texts to load instead of the zones path, read and parsed on the calling thread. */
+  readonly source?: ZoneSource;
+  /** Keep the text of every served zone (goodTexts). */
+  readonly keepTexts?: boolean;
+  readonly loader?: ZoneLoader;
+}
 
 export class ZoneStore {
   private lastGood = new Map<string, ZoneModel>();
   /**
    * A digest of the text each last good zone was compiled from: enough to see that a file is
-   * unchanged without keeping every file's text (3.7 MB at 100,000 names, #8).
+   * unchanged without keeping every file's text (3.7 MB at 100,000 names).
    */
   private lastDigest = new Map<string, string>();
   /**
    * The text of each last good zone, kept only with `keepTexts`: the UDP threads of
-   * `serve --udp-threads` compile exactly what this store serves, kept files included (#8).
+   * `serve --udp-threads` compile exactly what this store serves, kept files included.
    */
   private lastText = new Map<string, string>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
+  /** The load in progress: loads run one after the other, each from the result of the one before. */
+  private running: Promise<unknown> = Promise.resolve();
+  readonly loader: ZoneLoader;
 
   constructor(
     readonly path: string,
-    private readonly options: { source?: ZoneSource; keepTexts?: boolean } = {},
-  ) {}
+    private readonly options: ZoneStoreOptions = {},
+  ) {
+    this.loader = options.loader ?? new ZoneLoader();
+  }
 
   /** [file, text] of every zone served now (with `keepTexts`; else empty). */
   goodTexts(): [string, string][] {
@@ -65,62 +77,76 @@ export class ZoneStore {
     return this.last;
   }
 
-  load(): ReloadReport {
-    const problems: ConfigProblem[] = [];
-    let entries: ReturnType<ZoneSource>;
+  /** Ends the loader thread (the next load would start another). */
+  close(): Promise<void> {
+    return this.loader.close();
+  }
+
+  load(): Promise<ReloadReport> {
+    const next = this.running.then(() => this.loadNow());
+    this.running = next.catch(() => {});
+    return next;
+  }
+
+  private async loadNow(): Promise<ReloadReport> {
+    let changed: ChangedFiles;
     if (this.options.source !== undefined) {
-      entries = this.options.source();
+      changed = { problems: [], files: loadChangedTexts(this.options.source(), this.lastDigest, false) };
     } else {
-      let list: string[];
       try {
-        list = listZoneFiles(this.path);
+        changed = await this.loader.load(this.path, this.lastDigest);
       } catch (error) {
-        problems.push({ file: displayName(this.path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
-        list = [];
+        // The loader thread died (the next load starts another): nothing changes, every zone stays.
+        const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
+        this.last = { zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
+        return this.last;
       }
-      entries = list.map((path) => ({ path, text: readZoneText(path) }));
     }
+    return this.apply(changed);
+  }
+
+  /** Compiles the loaded files and swaps in the new set (this thread: the models stay here). */
+  private apply(changed: ChangedFiles): ReloadReport {
+    const problems: ConfigProblem[] = [...changed.problems];
     const nextText = new Map<string, string>();
     const next = new Map<string, ZoneModel>();
     const nextDigest = new Map<string, string>();
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
     let compiledFiles = 0;
-    for (const { path, text } of entries) {
-      const file = displayName(path);
+    for (const result of changed.files) {
+      const { file } = result;
       presentFiles.add(file);
-      if (typeof text !== 'string') {
-        problems.push(...text.problems);
+      if (result.status === 'failed') {
+        problems.push(...result.problems);
         continue;
       }
-      const digest = textDigest(text);
-      let zone = this.lastDigest.get(file) === digest ? this.lastGood.get(file) : undefined;
-      if (zone === undefined) {
+      let zone = result.status === 'unchanged' ? this.lastGood.get(file) : undefined;
+      let text = result.status === 'unchanged' ? this.lastText.get(file) : undefined;
+      if (result.status === 'loaded') {
         compiledFiles++;
-        const loaded = parseZoneText(text, file);
-        if ('problems' in loaded) {
-          problems.push(...loaded.problems);
-          continue;
-        }
-        const compiled = compileZone(loaded);
+        text = result.text;
+        const lineOf = lineOfText(result.text);
+        const compiled = compileZone({ file, config: result.config, lineOf });
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;
         }
         const other = seen.get(compiled.origin);
         if (other !== undefined) {
-          problems.push({ file, line: loaded.lineOf(['zone']), path: 'zone', message: `zone ${compiled.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' });
+          problems.push({ file, line: lineOf(['zone']), path: 'zone', message: `zone ${compiled.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' });
           continue;
         }
         zone = compiled;
-      } else if (seen.has(zone.origin)) {
+      } else if (zone !== undefined && seen.has(zone.origin)) {
         problems.push({ file, line: 1, path: 'zone', message: `zone ${zone.origin} is also defined in ${seen.get(zone.origin)}`, code: 'EZONE_CONFLICT' });
         continue;
       }
+      if (zone === undefined) continue;
       seen.set(zone.origin, file);
       next.set(file, zone);
-      nextDigest.set(file, digest);
-      if (this.options.keepTexts) nextText.set(file, text);
+      nextDigest.set(file, result.digest);
+      if (this.options.keepTexts && text !== undefined) nextText.set(file, text);
     }
     const kept: string[] = [];
     for (const [file, zone] of this.lastGood) {

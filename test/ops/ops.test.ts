@@ -21,7 +21,8 @@ t.test('names whose every site is down are counted at scrape', async (t) => {
 t.test('readiness: zones loaded and a first state known; health and routes over HTTP', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
   const zoneStore = new ZoneStore(dir);
-  const runtime = new Runtime(zoneStore.load().zoneSet);
+  t.teardown(() => zoneStore.close());
+  const runtime = new Runtime((await zoneStore.load()).zoneSet);
   const { logger } = memoryLogger('warn');
   const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false });
   await ops.attach({ runtime, zoneStore });
@@ -62,7 +63,8 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
 t.test('a status provider replaces the default; the token guards reload', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
   const zoneStore = new ZoneStore(dir);
-  const runtime = new Runtime(zoneStore.load().zoneSet);
+  t.teardown(() => zoneStore.close());
+  const runtime = new Runtime((await zoneStore.load()).zoneSet);
   const ops = prepareOps({ http: '127.0.0.1:0', httpToken: 's3cret', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger: memoryLogger('warn').logger, signals: false, status: async () => ({ source: 'redis', sites: [] }) });
   await ops.attach({ runtime, zoneStore });
   t.teardown(() => ops.stop(async () => {}));

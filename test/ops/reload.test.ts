@@ -1,5 +1,5 @@
 /** Live reload: edits take effect, broken edits keep the last good zone and are reported once. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderMetrics } from '../../src/metrics/definitions.js';
@@ -18,10 +18,11 @@ records:
   www: { A: [${address}] }
 `;
 
-function setup(files: Record<string, string>) {
+async function setup(t: Test, files: Record<string, string>) {
   const dir = tempZonesDir(files);
   const store = new ZoneStore(dir);
-  const runtime = new Runtime(store.load().zoneSet);
+  t.teardown(() => store.close());
+  const runtime = new Runtime((await store.load()).zoneSet);
   const handler = new Handler(runtime, fixedEnv());
   const { logger, lines } = memoryLogger();
   const reloads = new ReloadController({ runtime, zoneStore: store }, logger);
@@ -31,22 +32,22 @@ function setup(files: Record<string, string>) {
 }
 
 t.test('an edit takes effect at reload; the listener hears of it', async (t) => {
-  const { dir, reloads, www } = setup({ 'r.yaml': zone('192.0.2.10') });
+  const { dir, reloads, www } = await setup(t, { 'r.yaml': zone('192.0.2.10') });
   t.same(www(), ['192.0.2.10']);
   const heard: number[] = [];
   reloads.onReload((zs) => heard.push(zs.generation));
   writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.11'));
-  const outcome = reloads.reload('sighup');
+  const outcome = await reloads.reload('sighup');
   t.same(www(), ['192.0.2.11']);
   t.same(heard, [outcome.generation]);
   t.same(outcome.problems, []);
 });
 
 t.test('a broken edit keeps serving the old zone, is logged once as file:line: path: message and counted', async (t) => {
-  const { dir, reloads, lines, www } = setup({ 'r.yaml': zone('192.0.2.10') });
+  const { dir, reloads, lines, www } = await setup(t, { 'r.yaml': zone('192.0.2.10') });
   const before = parseMetrics(await renderMetrics());
   writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.10').replace('records:', 'records:\n  bad: { A: [not-an-address] }'));
-  const outcome = reloads.reload('watch');
+  const outcome = await reloads.reload('watch');
   t.same(www(), ['192.0.2.10'], 'old zone still answers');
   t.equal(outcome.newProblems.length, 1);
   t.match(outcome.newProblems[0], /r\.yaml:\d+: records\.bad\.A(\[0\])?: .+/);
@@ -56,29 +57,30 @@ t.test('a broken edit keeps serving the old zone, is logged once as file:line: p
   t.equal(errors[0].msg, outcome.newProblems[0]);
 
   // Reloading again with the same problem: still served, not logged or counted again.
-  reloads.reload('sighup');
+  await reloads.reload('sighup');
   t.equal(lines.filter((l) => l.level === 50).length, 1, 'logged once');
   const after = parseMetrics(await renderMetrics());
   t.equal(metric(after, 'sitedns_config_reload_errors_total') - metric(before, 'sitedns_config_reload_errors_total'), 1, 'counted once');
   t.equal(metric(after, 'sitedns_config_problems'), 1);
 
   writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.12'));
-  reloads.reload('sighup');
+  await reloads.reload('sighup');
   t.same(www(), ['192.0.2.12'], 'the fix is served');
   t.equal(metric(parseMetrics(await renderMetrics()), 'sitedns_config_problems'), 0);
 });
 
 t.test('problems present at start are counted but not reported again by the first reload', async (t) => {
-  const { reloads, lines } = setup({ 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
+  const { reloads, lines } = await setup(t, { 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
   t.equal(reloads.lastOutcome!.problems.length, 1);
-  reloads.reload('sighup');
+  await reloads.reload('sighup');
   t.equal(lines.filter((l) => l.level === 50).length, 0);
 });
 
-t.test('start() reports the problems of the load being served, without compiling the files again (#8)', async (t) => {
+t.test('start() reports the problems of the load being served, without compiling the files again ', async (t) => {
   const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
   const store = new ZoneStore(dir);
-  const runtime = new Runtime(store.load().zoneSet);
+  t.teardown(() => store.close());
+  const runtime = new Runtime((await store.load()).zoneSet);
   // Fixed on disk after the load: start() describes what is served, not the disk of now.
   writeFileSync(join(dir, 'broken.yaml'), zone('192.0.2.20').replace('r.test', 'b.test').replaceAll('.r.test', '.b.test'));
   const reloads = new ReloadController({ runtime, zoneStore: store }, memoryLogger().logger);
@@ -87,7 +89,7 @@ t.test('start() reports the problems of the load being served, without compiling
   t.match(outcome.problems[0], /broken\.yaml:\d+: /);
   t.equal(outcome.generation, runtime.zones.generation);
   // The first reload sees the fix.
-  t.same(reloads.reload('sighup').problems, []);
+  t.same((await reloads.reload('sighup')).problems, []);
   t.ok(runtime.zones.zones.has('b.test'));
 });
 
@@ -99,7 +101,7 @@ t.test('a ReloadController over a store that never loaded checks the files from 
 });
 
 t.test('the watcher reloads after a save (write + rename), debounced into one reload', async (t) => {
-  const { dir, reloads, www } = setup({ 'r.yaml': zone('192.0.2.10') });
+  const { dir, reloads, www } = await setup(t, { 'r.yaml': zone('192.0.2.10') });
   let count = 0;
   // The watcher does not hold the process open (a server's sockets do); the test must.
   const keepAlive = setInterval(() => {}, 1000);
@@ -107,8 +109,7 @@ t.test('the watcher reloads after a save (write + rename), debounced into one re
   const done = new Promise<void>((resolve) => {
     const watcher = watchZones(dir, () => {
       count++;
-      reloads.reload('watch');
-      resolve();
+      void reloads.reload('watch').then(() => resolve());
     }, { debounceMs: 100, logger: memoryLogger().logger });
     t.teardown(() => watcher.close());
   });

@@ -50,7 +50,8 @@ async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
   const store = new storeModule.ZoneStore(dir, { keepTexts: true });
-  const firstLoad = store.load();
+  t.teardown(() => store.close());
+  const firstLoad = await store.load();
   let textsOverride: [string, string][] | undefined;
   let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
   const spawned: { worker: Worker; index: number }[] = [];
@@ -106,7 +107,7 @@ async function run(t: Test): Promise<void> {
 
   // Reload: every thread compiles the files again, one after the other.
   writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
-  store.load();
+  await store.load();
   publish(makeSnapshot(sites({ up: false, reason: 'refused' }), true));
   const reloaded = await pool.reload();
   t.equal(reloaded.ok, true, 'every thread reloaded');
@@ -156,7 +157,7 @@ async function run(t: Test): Promise<void> {
   // A broken file keeps its last good zone in the main thread's store, and so in a thread
   // started meanwhile: threads compile the store's texts, not the files.
   writeFileSync(join(dir, 'app.yaml'), 'zone: [broken');
-  t.equal(store.load().keptFiles.length, 1, 'the main thread keeps the last good app.yaml');
+  t.equal((await store.load()).keptFiles.length, 1, 'the main thread keeps the last good app.yaml');
   const third = spawned[spawned.length - 1];
   await third.worker.terminate();
   await until(t, () => spawned.length === 4 && pool.threadIds().length === 2, 'a thread restarted while the file is broken starts');
