@@ -19,12 +19,11 @@
 import { closeSync, constants, fstatSync, openSync, readSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import jsyaml from 'js-yaml';
-import { isScalar, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { zoneFileSchema, type ZoneFile } from './schema.js';
 import { formatPath, type ConfigProblem } from './errors.js';
 import { MAX_NESTING_DEPTH, lineDeeperThan } from './nesting.js';
-import { lineLocator, parseWithLines, type LineOf } from './yaml-lines.js';
+import { duplicateKeyOffsets, lineLocator, parseWithLines, type LineOf } from './yaml-lines.js';
 
 /**
  * Zone files larger than this are refused (a runaway generator, or the wrong file): ~27,000
@@ -165,7 +164,7 @@ export function lineOfText(text: string): LineOf {
   return (path) => {
     if (lineOf === undefined) {
       const read = readWithJsYaml(text);
-      lineOf = read !== undefined && 'value' in read ? lineLocator(text, read.value) : parseWithLines(text).lineOf;
+      lineOf = read !== undefined && 'value' in read ? lineLocator(text, read.value, readLineWithJsYaml) : parseWithLines(text).lineOf;
     }
     return lineOf(path);
   };
@@ -188,7 +187,7 @@ function readValue(text: string, file: string): { value: unknown; lineOf: LineOf
   if (read === undefined) return readDocument(text, file); // every YAML problem is reported there, with yaml's wording and line
   if ('deepAt' in read) return { problems: [{ file, line: read.deepAt, path: '(yaml)', message: `nested deeper than ${MAX_NESTING_DEPTH} levels`, code: 'EZONE_LIMIT' }] };
   if (aliasExpansionTooLarge(read.value)) return { problems: [{ file, line: 1, path: '(yaml)', message: 'aliases expand the file too much (a resource exhaustion attack?)', code: 'EZONE_LIMIT' }] };
-  return { value: read.value, lineOf: lineLocator(text, read.value) };
+  return { value: read.value, lineOf: lineLocator(text, read.value, readLineWithJsYaml) };
 }
 /**
  * The scalars of YAML 1.2's core schema exactly as `yaml` resolves them (its default), for
@@ -232,6 +231,11 @@ function readWithJsYaml(text: string): { value: unknown } | { deepAt: number } |
   }
 }
 
+/** One line of a zone file read as readWithJsYaml reads the file (throws what js-yaml throws). */
+function readLineWithJsYaml(line: string): unknown {
+  return jsyaml.load(line, JS_YAML_OPTIONS);
+}
+
 /** The value js-yaml reads from a zone file, or undefined when the document path must read it. */
 export function fastParse(text: string): unknown {
   const read = readWithJsYaml(text);
@@ -268,7 +272,10 @@ function aliasExpansionTooLarge(value: unknown): boolean {
 function readDocument(text: string, file: string): { value: unknown; lineOf: LineOf } | { problems: ConfigProblem[] } {
   const { doc, lineCounter, lineOf } = parseWithLines(text);
   const lineAt = (offset: number) => lineCounter.linePos(offset).line;
-  const errors = [...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0] })), ...duplicateKeys(doc)];
+  const errors = [
+    ...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0] })),
+    ...duplicateKeyOffsets(doc).map((offset) => ({ offset, message: 'Map keys must be unique' })),
+  ];
   if (errors.length > 0) {
     errors.sort((a, b) => a.offset - b.offset);
     return { problems: unique(errors.map((e) => ({ file, line: lineAt(e.offset), path: '(yaml)', message: e.message, code: 'EZONE_YAML' as const }))) };
@@ -279,26 +286,6 @@ function readDocument(text: string, file: string): { value: unknown; lineOf: Lin
     // yaml throws for alias bombs ("Excessive alias count") and similar exhaustion attempts.
     return { problems: [{ file, line: 1, path: '(yaml)', message: (error as Error).message.split('\n')[0], code: 'EZONE_LIMIT' }] };
   }
-}
-
-/**
- * A name defined twice is an error, not a silent override: every repeated scalar key of a
- * mapping, at the repeated key, with yaml's wording. One Set per mapping.
- */
-function duplicateKeys(doc: Document): { offset: number; message: string }[] {
-  const found: { offset: number; message: string }[] = [];
-  visit(doc, {
-    Map(_, map) {
-      const keys = new Set<unknown>();
-      for (const pair of map.items) {
-        if (!isScalar(pair.key)) continue;
-        const key = pair.key.value;
-        if (keys.has(key) && !Number.isNaN(key)) found.push({ offset: pair.key.range?.[0] ?? 0, message: 'Map keys must be unique' });
-        keys.add(key);
-      }
-    },
-  });
-  return found;
 }
 
 function issuesToProblems(error: z.ZodError, file: string, lineOf: LineOf): ConfigProblem[] {

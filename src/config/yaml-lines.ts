@@ -6,19 +6,29 @@
  * Building that document costs ~50 µs per zone name (1.4 s for a 1 MiB file), so
  * `lineLocator` finds the entry on the text instead: it follows the path down block mappings by
  * their indentation (one index of keys per mapping, built once) to the smallest entry that holds
- * the rest of the path, builds the `yaml` document of that entry's lines only, and takes the line
- * there. The entry's value in that small document must equal the value the file was read as;
- * when it does not (a layout the indentation rules here do not cover), the whole document is
- * built and asked instead, so a line is never guessed.
+ * the rest of the path. An entry of one line holds every node of it on that line; a longer one is
+ * built as a `yaml` document of its lines only, and the line taken there. Either way the entry,
+ * read alone, must equal the value the file was read as; when it does not (a layout the
+ * indentation rules here do not cover, an alias to an anchor outside the entry), the whole
+ * document is built and asked instead, so a line is never guessed.
  */
+import { createRequire } from 'node:module';
 import { isDeepStrictEqual } from 'node:util';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import type { Document, LineCounter, Node, Pair, YAMLMap } from 'yaml';
+
+/**
+ * `yaml` is loaded the first time a document is built (~150 ms of start-up that a valid zone set,
+ * read by js-yaml alone, never needs).
+ */
+let yamlModule: typeof import('yaml') | undefined;
+const yaml = (): typeof import('yaml') => (yamlModule ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 
 export type Path = readonly (string | number)[];
 export type LineOf = (path: Path) => number;
 
 /** lineOf on a whole `yaml` document; the pairs of each mapping are indexed once, not searched per path. */
 export function documentLineOf(doc: Document, lineCounter: LineCounter): LineOf {
+  const { isMap, isPair, isScalar, isSeq } = yaml();
   const pairs = new WeakMap<YAMLMap, Map<unknown, Pair>>();
   const lineAt = (offset: number) => lineCounter.linePos(offset).line;
   const pairOf = (map: YAMLMap, key: string | number): Pair | undefined => {
@@ -60,9 +70,32 @@ export function documentLineOf(doc: Document, lineCounter: LineCounter): LineOf 
 
 /** The `yaml` document of a text and its lineOf (keys are checked for duplicates elsewhere). */
 export function parseWithLines(text: string): { doc: Document; lineCounter: LineCounter; lineOf: LineOf } {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
   return { doc, lineCounter, lineOf: documentLineOf(doc, lineCounter) };
+}
+
+/**
+ * A name defined twice is an error, not a silent override: the offset of every repeated scalar
+ * key of a mapping (yaml's `uniqueKeys` finds the same ones comparing each key with every earlier
+ * one; one Set per mapping here).
+ */
+export function duplicateKeyOffsets(doc: Document): number[] {
+  const { isScalar, visit } = yaml();
+  const found: number[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const keys = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = pair.key.value;
+        if (keys.has(key) && !Number.isNaN(key)) found.push(pair.key.range?.[0] ?? 0);
+        keys.add(key);
+      }
+    },
+  });
+  return found;
 }
 
 /** Entries of one block collection: lines [first, end) whose entries start at column `indent`. */
@@ -90,10 +123,11 @@ const NOT_CONTENT = -1;
 const MAX_ENTRY_DOCUMENTS = 64;
 
 /**
- * lineOf for a text that parsed (by any parser) to `value`, without the whole document.
- * Lines are 1-based, as `documentLineOf` gives them.
+ * lineOf for a text that parsed to `value`, without the whole document. `readLine` reads the
+ * text of a one-line entry (a `key: value` line, every node of which is on that line) as that
+ * parser did; longer entries are read by `yaml`. Lines are 1-based, as `documentLineOf` gives them.
  */
-export function lineLocator(text: string, value: unknown): LineOf {
+export function lineLocator(text: string, value: unknown, readLine: (line: string) => unknown): LineOf {
   const starts = [0];
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
   const count = text.endsWith('\n') ? starts.length - 1 : starts.length;
@@ -171,10 +205,19 @@ export function lineLocator(text: string, value: unknown): LineOf {
   const subDocuments = new Map<number, LineOf | null>();
   /** lineOf inside the document of the entry's lines, or null when it does not read as `expected`. */
   const entryLineOf = (entry: Entry, key: string | number, expected: unknown): LineOf | null => {
+    const slice = text.slice(starts[entry.start], entry.end < starts.length ? starts[entry.end] : text.length);
+    if (entry.end === entry.start + 1) {
+      let read: unknown;
+      try {
+        read = readLine(slice.trimStart());
+      } catch {
+        return null;
+      }
+      return holds(read, entry.item, key, expected) ? () => entry.start + 1 : null;
+    }
     let lineOf = subDocuments.get(entry.start);
     if (lineOf !== undefined) return lineOf;
     if (subDocuments.size >= MAX_ENTRY_DOCUMENTS) return null;
-    const slice = text.slice(starts[entry.start], entry.end < starts.length ? starts[entry.end] : text.length);
     const { doc, lineOf: inSlice } = parseWithLines(slice);
     let read: unknown;
     try {
@@ -182,10 +225,7 @@ export function lineLocator(text: string, value: unknown): LineOf {
     } catch {
       read = undefined; // an alias to an anchor outside the entry
     }
-    const same = entry.item
-      ? Array.isArray(read) && read.length === 1 && isDeepStrictEqual(read[0], expected)
-      : read !== null && typeof read === 'object' && !Array.isArray(read) && Object.keys(read).length === 1 && String(key) in read && isDeepStrictEqual((read as Record<string, unknown>)[String(key)], expected);
-    lineOf = same ? (path) => inSlice(path) + entry.start : null;
+    lineOf = holds(read, entry.item, key, expected) ? (path) => inSlice(path) + entry.start : null;
     subDocuments.set(entry.start, lineOf);
     return lineOf;
   };
@@ -221,6 +261,12 @@ export function lineLocator(text: string, value: unknown): LineOf {
     if (inEntry === null) return wholeDocument(path);
     return inEntry([entry.item ? 0 : path[entry.depth], ...path.slice(entry.depth + 1)]);
   };
+}
+
+/** Whether an entry read alone is the entry the path leads to: `key: expected`, or `- expected`. */
+function holds(read: unknown, item: boolean, key: string | number, expected: unknown): boolean {
+  if (item) return Array.isArray(read) && read.length === 1 && isDeepStrictEqual(read[0], expected);
+  return read !== null && typeof read === 'object' && !Array.isArray(read) && Object.keys(read).length === 1 && String(key) in read && isDeepStrictEqual((read as Record<string, unknown>)[String(key)], expected);
 }
 
 function hasKey(node: unknown, key: string | number): boolean {

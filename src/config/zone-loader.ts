@@ -4,7 +4,7 @@
  * dies (out of memory, a crash), the load in progress fails with an error and the next load starts
  * a new thread.
  */
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import type { ChangedFiles } from './changed-files.js';
 
 export interface LoaderRequest {
@@ -22,8 +22,6 @@ export class ZoneLoader {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: ChangedFiles) => void; reject: (e: Error) => void }>();
-
-  constructor(private readonly options: { resourceLimits?: ResourceLimits } = {}) {}
 
   /** The changed files of `path`, given the digests of each file's last good load. */
   load(path: string, known: ReadonlyMap<string, string>): Promise<ChangedFiles> {
@@ -47,7 +45,7 @@ export class ZoneLoader {
 
   private thread(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const worker = new Worker(WORKER_MODULE, { resourceLimits: this.options.resourceLimits });
+    const worker = new Worker(WORKER_MODULE);
     worker.unref();
     worker.on('message', (reply: LoaderReply) => {
       const waiting = this.pending.get(reply.id);

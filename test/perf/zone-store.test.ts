@@ -1,10 +1,13 @@
 /**
- * Incremental reload: only files whose text changed are recompiled; unchanged zones are
- * reused as they are; a broken file still keeps its last good zone.
+ * Incremental reload: only files whose text changed are parsed (on the loader thread) and
+ * compiled; unchanged zones are reused as they are; a broken file still keeps its last good zone.
  */
 import t from 'tap';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { formatProblem } from '../../src/config/errors.js';
+import { ZoneLoader } from '../../src/config/zone-loader.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
 import { tempZonesDir } from '../helpers/dns.js';
 
@@ -42,4 +45,64 @@ t.test('a reload recompiles only what changed', async (t) => {
   const fifth = await store.load();
   t.ok(fifth.zoneSet.zones.has('a.test'), 'a removed file keeps serving until restart');
   t.match(fifth.problems.map((p) => p.message).join('\n'), /zone file removed/);
+});
+
+t.test('the loader thread parses only what changed and returns plain data', async (t) => {
+  const dir = tempZonesDir({ 'a.yaml': zone('a.test', '192.0.2.10'), 'b.yaml': zone('b.test', '192.0.2.20') });
+  const loader = new ZoneLoader();
+  t.teardown(() => loader.close());
+  const first = await loader.load(dir, new Map());
+  t.same(first.files.map((f) => f.status), ['loaded', 'loaded']);
+  const known = new Map(first.files.map((f) => [f.file, f.status === 'loaded' ? f.digest : '']));
+  writeFileSync(join(dir, 'b.yaml'), zone('b.test', '192.0.2.300'));
+  const second = await loader.load(dir, known);
+  t.same(second.files.map((f) => f.status), ['unchanged', 'failed'], 'a: unchanged, not parsed; b: refused by the compile check');
+  const b = second.files[1];
+  t.match(b.status === 'failed' ? formatProblem(b.problems[0]) : '', /b\.yaml:5: records\.www\.A\[0\]: "192\.0\.2\.300" is not an IPv4 address/);
+});
+
+t.test('a store with a source loads the given texts on the calling thread', async (t) => {
+  let texts = [{ path: 'x/a.yaml', text: zone('a.test', '192.0.2.10') }];
+  const store = new ZoneStore('x', { source: () => texts });
+  t.equal((await store.load()).zoneSet.zones.size, 1);
+  texts = [{ path: 'x/a.yaml', text: 'zone: [' }];
+  const broken = await store.load();
+  t.equal(broken.keptFiles.length, 1, 'the last good zone stays');
+  t.match(broken.problems.map(formatProblem).join('\n'), /a\.yaml:1: \(yaml\)/);
+});
+
+t.test('a load whose loader thread ends fails with a coded problem; the next load starts another thread', async (t) => {
+  const dir = tempZonesDir({ 'a.yaml': zone('a.test', '192.0.2.10') });
+  const store = new ZoneStore(dir);
+  t.teardown(() => store.close());
+  const first = await store.load();
+  t.equal(first.problems.length, 0);
+  // Large enough to keep the thread busy for a while (5,000 names).
+  const many = Array.from({ length: 5000 }, (_, i) => `  h${i}: { TXT: ["${i}"] }`).join('\n');
+  writeFileSync(join(dir, 'a.yaml'), `${zone('a.test', '192.0.2.11')}${many}\n`);
+  const pending = store.load();
+  await new Promise((resolve) => setImmediate(resolve)); // the request is with the thread now
+  await store.loader.close(); // the thread is gone while the load waits for it, as if it had crashed
+  const failed = await pending;
+  t.same(failed.problems.map((p) => p.code), ['EZONE_LOADER'], 'one coded problem, no hang');
+  t.match(failed.problems[0].message, /zone loader failed: .*still serving the last good zones/);
+  t.equal(failed.zoneSet, first.zoneSet, 'the zones served stay as they were');
+  const after = await store.load();
+  t.same(after.problems, [], 'a new thread loads');
+  t.equal(after.compiledFiles, 1);
+  t.not(after.zoneSet, first.zoneSet);
+});
+
+t.test('an idle loader thread does not keep the process alive', async (t) => {
+  const dir = tempZonesDir({ 'a.yaml': zone('a.test', '192.0.2.10') });
+  const script = join(dir, 'load.mjs');
+  writeFileSync(
+    script,
+    `const { ZoneStore } = await import(${JSON.stringify(new URL('../../dist/server/zone-store.js', import.meta.url).href)});
+const r = await new ZoneStore(${JSON.stringify(dir)}).load();
+console.log(r.zoneSet.zones.size);`,
+  );
+  const child = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(child.stdout.trim(), '1', child.stderr);
+  t.equal(child.status, 0, 'the process ends by itself after the load');
 });
