@@ -22,6 +22,7 @@ export interface ReloadReport {
   readonly problems: readonly ConfigProblem[];
   /** Files whose last good zone is still served because the new version failed or vanished. */
   readonly keptFiles: readonly string[];
+  /** Whether a zone changed: if not, `zoneSet` is the set served before (the same object). */
   readonly changed: boolean;
   /** Files compiled by this load (the others were unchanged and reused). */
   readonly compiledFiles?: number;
@@ -162,11 +163,14 @@ export class ZoneStore {
         problems.push({ file, line: 0, path: '(root)', message: 'zone file removed; still serving its last good zone until restart', code: 'EZONE_READ' });
       }
     }
+    // The same zones (nothing changed, or only broken edits): the same set, so nothing that
+    // hangs off a set (the prebuilt-answer table: ~0.3 s at 100,000 names) is built again.
+    const zonesChanged = next.size !== this.lastGood.size || [...next].some(([file, zone]) => this.lastGood.get(file) !== zone);
     this.lastGood = next;
     this.lastDigest = nextDigest;
     this.lastText = nextText;
-    this.current = makeZoneSet(next.values());
-    this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: true, compiledFiles };
+    if (zonesChanged) this.current = makeZoneSet(next.values());
+    this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;
   }
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * How long a reload blocks the calling thread (the one that answers DNS), apart from the loader
+ * thread: a ZoneStore over a --names zone set (bench/reload/zones.mjs) is loaded, then reloaded
+ * after each edit of its largest file, while a 1 ms timer records the longest stall of this
+ * thread's event loop. Also shows what building the prebuilt-answer table of the new set costs
+ * (the first query after a swap builds it, unless the reload does).
+ *
+ *   npm run build && node bench/reload/blocked.mjs [--names 100000]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { load, machine } from '../qps/lib.mjs';
+import { reloadZoneSet, withError } from './zones.mjs';
+
+const dist = new URL('../../dist/', import.meta.url);
+const { ZoneStore } = await import(new URL('server/zone-store.js', dist));
+const { prebuiltTable } = await import(new URL('server/fast-path.js', dist));
+
+const { values } = parseArgs({ options: { names: { type: 'string', default: '100000' } } });
+const info = machine();
+const dir = mkdtempSync(join(tmpdir(), 'sitedns-blocked-'));
+const set = reloadZoneSet(dir, Number(values.names));
+console.log(`machine: ${info.nproc} cores, node ${info.node}; load ${load()}; ${new Date().toISOString()}`);
+console.log(`zone set: ${set.names} names; largest file ${Buffer.byteLength(set.text)} bytes`);
+
+/** Runs `work` while a 1 ms timer measures the longest stall of this thread. */
+async function stalls(work) {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const started = performance.now();
+  const result = await work();
+  const total = performance.now() - started;
+  longest = Math.max(longest, performance.now() - last);
+  clearInterval(timer);
+  return { result, total: Math.round(total), longest: Math.round(longest) };
+}
+
+// The machine's own noise: the longest stall while this thread only waits.
+const idle = await stalls(() => new Promise((r) => setTimeout(r, 2000)));
+console.log(`idle 2 s: longest stall ${idle.longest} ms`);
+const store = new ZoneStore(dir);
+const first = await stalls(() => store.load());
+console.log(`first load: ${first.total} ms, longest stall ${first.longest} ms, ${first.result.compiledFiles} files compiled here`);
+const table = await stalls(async () => prebuiltTable(first.result.zoneSet));
+console.log(`prebuilt table of the whole set: ${table.total} ms`);
+const edits = [
+  ['one error in the largest file', withError(set.text)],
+  ['a valid edit of the largest file', set.text.replace(/\{ A: \[10\.[0-9.]+\] \}(?![\s\S]*\{ A: \[)/, '{ A: [192.0.2.99] }')],
+  ['nothing changed', undefined],
+];
+for (const [label, text] of edits) {
+  if (text !== undefined) writeFileSync(set.file, text);
+  const r = await stalls(() => store.load());
+  console.log(`${label.padEnd(34)} load ${String(r.total).padStart(5)} ms, longest stall of this thread ${String(r.longest).padStart(5)} ms; compiled here: ${r.result.compiledFiles}; problems: ${r.result.problems.length}; new set: ${r.result.zoneSet !== first.result.zoneSet}`);
+}
+await store.close();
+rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,146 @@
+/**
+ * The measurement of bench/reload/gap.mjs and test/ops/reload-gap.test.ts: a running
+ * `sitedns serve --workers 1` (one process: the thread that answers DNS is the one that reloads),
+ * a steady UDP query stream and a steady poll of its admin listener; midway, `edit` rewrites a
+ * zone file and SIGHUP reloads it. Reports the longest gap between consecutive answers and
+ * between consecutive HTTP responses, what the reload logged, and the queries left unanswered.
+ */
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+/** A DNS query for `name` A, ID `id` (RFC 1035 §4.1). */
+function dnsQuery(id, name) {
+  const labels = name.split('.').filter(Boolean);
+  const qname = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(0x0100, 2); // RD
+  header.writeUInt16BE(1, 4);
+  return Buffer.concat([header, qname, Buffer.from([0, 1, 0, 1])]);
+}
+
+/** Starts serve on loopback ports; resolves with the process, its DNS and admin ports, and its log. */
+async function startServe(zonesDir) {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--workers', '1', '--http', '127.0.0.1:0', '--watch-debounce', '0', '--log-level', 'info'], {
+    env: { ...process.env, SITEDNS_WORKERS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  const waiters = [];
+  let buffered = '';
+  const onData = (chunk) => {
+    buffered += chunk.toString('utf8');
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const text = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let line;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        line = { raw: text };
+      }
+      logs.push(line);
+      for (const w of [...waiters]) if (w.predicate(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
+    }
+  };
+  proc.stdout.on('data', onData);
+  proc.stderr.on('data', onData);
+  const waitFor = (predicate, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const found = logs.find(predicate);
+      if (found) return resolve(found);
+      const timer = setTimeout(() => reject(new Error(`no such log line within ${timeoutMs} ms; last: ${JSON.stringify(logs.slice(-3))}`)), timeoutMs);
+      waiters.push({ predicate, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+      proc.once('exit', (code) => reject(new Error(`serve exited (${code}): ${JSON.stringify(logs.slice(-5))}`)));
+    });
+  const dns = await waitFor((l) => l.msg === 'listening on UDP and TCP', 600_000);
+  const admin = await waitFor((l) => l.msg === 'admin listening', 60_000);
+  return { proc, logs, waitFor, dnsPort: dns.port, adminPort: admin.port };
+}
+
+/** The longest time in [from, to] without an event (the window's ends count as events). */
+function longestGap(times, from, to) {
+  const inside = [from, ...times.filter((x) => x > from && x < to), to];
+  let longest = 0;
+  for (let i = 1; i < inside.length; i++) longest = Math.max(longest, inside[i] - inside[i - 1]);
+  return longest;
+}
+
+/**
+ * @param {{ zonesDir: string, names: string[], edit: () => void, rate?: number, pollHz?: number, beforeMs?: number, afterMs?: number, reloadTimeoutMs?: number }} o
+ */
+export async function measureReloadGaps(o) {
+  const rate = o.rate ?? 1000;
+  const pollHz = o.pollHz ?? 100;
+  const server = await startServe(o.zonesDir);
+  const socket = dgram.createSocket('udp4');
+  const answers = [];
+  const sentAt = new Map();
+  socket.on('message', (msg) => {
+    const id = msg.readUInt16BE(0);
+    if (sentAt.delete(id)) answers.push(performance.now());
+  });
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  let nextId = 1;
+  let sent = 0;
+  // 1,000 QPS as 10 queries every 10 ms (timers finer than that are not kept by the event loop).
+  const perTick = Math.max(1, Math.round(rate / 100));
+  const sender = setInterval(() => {
+    for (let i = 0; i < perTick; i++) {
+      const id = nextId;
+      nextId = (nextId % 65535) + 1;
+      sentAt.set(id, performance.now());
+      socket.send(dnsQuery(id, o.names[sent % o.names.length]), server.dnsPort, '127.0.0.1');
+      sent++;
+    }
+  }, 10);
+  const responses = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const started = performance.now();
+      try {
+        const res = await fetch(`http://127.0.0.1:${server.adminPort}/healthz`);
+        await res.arrayBuffer();
+        responses.push(performance.now());
+      } catch {
+        // counted as a gap
+      }
+      const wait = 1000 / pollHz - (performance.now() - started);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+  try {
+    await new Promise((r) => setTimeout(r, o.beforeMs ?? 2000));
+    const from = performance.now();
+    o.edit();
+    const reloadLogged = server.waitFor((l) => l.trigger === 'sighup' && /^zones reloaded/.test(l.msg ?? ''), o.reloadTimeoutMs ?? 120_000);
+    server.proc.kill('SIGHUP');
+    const reload = await reloadLogged;
+    await new Promise((r) => setTimeout(r, o.afterMs ?? 2000));
+    const to = performance.now();
+    const problems = server.logs.filter((l) => (l.level === 'error' || l.level === 50) && l.trigger === 'sighup').map((l) => l.msg);
+    return {
+      answerGapMs: Math.round(longestGap(answers, from, to)),
+      httpGapMs: Math.round(longestGap(responses, from, to)),
+      reloadMs: reload.ms,
+      reloadMessage: reload.msg,
+      problems,
+      sent,
+      unanswered: sentAt.size,
+      answered: answers.length,
+      httpResponses: responses.length,
+    };
+  } finally {
+    polling = false;
+    clearInterval(sender);
+    await poller;
+    socket.close();
+    server.proc.kill('SIGTERM');
+    await once(server.proc, 'exit');
+  }
+}
