@@ -3,15 +3,16 @@
  * new ZoneSet where each broken, emptied or deleted file keeps its last good zone (nothing is
  * lost to a bad edit). Problems are returned as `file:line: path: message` records.
  *
- * Reading, parsing and validating run on the loader thread (config/zone-loader.ts), which also
- * compiles each changed file once to find compile problems; this thread compiles only the files
- * that changed and passed all of that. The others keep their (frozen, immutable) ZoneModel: with
+ * Reading, parsing and validating of every reload run on the loader thread
+ * (config/zone-loader.ts), which also compiles each changed file once to find compile problems;
+ * this thread compiles only the files that changed and passed all of that (the first load, before
+ * anything is served, runs here whole). The others keep their (frozen, immutable) ZoneModel: with
  * 100,000 names in 100 files (bench/scale) a one-file edit costs this thread the compile of that
  * file only, and the old and new sets share their unchanged zones instead of doubling the memory
  * during the swap.
  */
 import { compileZone, makeZoneSet } from '../config/compile.js';
-import { loadChangedTexts, type ChangedFiles, type ZoneText } from '../config/changed-files.js';
+import { loadChangedFiles, loadChangedTexts, type ChangedFiles, type ZoneText } from '../config/changed-files.js';
 import type { ConfigProblem } from '../config/errors.js';
 import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
@@ -93,6 +94,10 @@ export class ZoneStore {
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
       changed = { problems: [], files: loadChangedTexts(this.options.source(), this.lastDigest, false) };
+    } else if (this.last === undefined) {
+      // The first load runs here: nothing is served yet, and starting the thread (its modules:
+      // ~0.3 s of CPU per process) would only delay the start of every worker process.
+      changed = loadChangedFiles(this.path, this.lastDigest, false);
     } else {
       try {
         changed = await this.loader.load(this.path, this.lastDigest);

@@ -99,10 +99,12 @@ t.test('an idle loader thread does not keep the process alive', async (t) => {
   writeFileSync(
     script,
     `const { ZoneStore } = await import(${JSON.stringify(new URL('../../dist/server/zone-store.js', import.meta.url).href)});
-const r = await new ZoneStore(${JSON.stringify(dir)}).load();
-console.log(r.zoneSet.zones.size);`,
+const store = new ZoneStore(${JSON.stringify(dir)});
+await store.load();
+const r = await store.load(); // a reload: on the loader thread
+console.log(r.zoneSet.zones.size, store.lastReport === r);`,
   );
   const child = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(child.stdout.trim(), '1', child.stderr);
+  t.equal(child.stdout.trim(), '1 true', child.stderr);
   t.equal(child.status, 0, 'the process ends by itself after the load');
 });
