@@ -41,23 +41,23 @@ t.test('Site Name fails over to the next site of its group, in order, wrapping',
     [['boston', 'chicago'], 'boston', '203.0.113.10'], // all down: the site itself (all_down: first)
   ];
   for (const [downSites, site, expected] of cases) {
-    runtime.state = down(...downSites);
+    runtime.publishState(down(...downSites));
     const r = ask(handler, query(`${site}.app.example.com`))!;
     t.same(a(r), [expected], `${site} with [${downSites}] down -> ${expected}`);
   }
-  runtime.state = down('boston');
+  runtime.publishState(down('boston'));
   t.same(a(ask(handler, query('boston.app.example.com', 'AAAA'))), ['2001:db8:b::10'], 'no site of the family up: all_down first (the site itself)');
-  runtime.state = down();
+  runtime.publishState(down());
 });
 
 t.test('Pool Name skips down sites and sites without the asked family', async (t) => {
-  runtime.state = makeSnapshot(new Map([['app.example.com/boston', { up: false }]]), true);
+  runtime.publishState(makeSnapshot(new Map([['app.example.com/boston', { up: false }]]), true));
   for (let i = 0; i < 20; i++) t.not(a(ask(handler, query('app.example.com')))[0], '203.0.113.10');
   const r6 = ask(handler, query('app.example.com', 'AAAA'))!;
   t.same(a(r6), ['2001:db8:b::10'], 'all_down: all still gives the only AAAA site');
-  runtime.state = makeSnapshot(new Map([['app.example.com/boston', { up: true, utilization: 0.9 }], ['app.example.com/chicago', { up: true, utilization: 0.2 }], ['app.example.com/geneva', { up: true, utilization: 0.5 }]]), true);
+  runtime.publishState(makeSnapshot(new Map([['app.example.com/boston', { up: true, utilization: 0.9 }], ['app.example.com/chicago', { up: true, utilization: 0.2 }], ['app.example.com/geneva', { up: true, utilization: 0.5 }]]), true));
   t.same(a(ask(handler, query('app.example.com'))), ['203.0.113.20'], 'least busy');
-  runtime.state = makeSnapshot(new Map(), true);
+  runtime.publishState(makeSnapshot(new Map(), true));
 });
 
 t.test('header flags: AA, RA clear, RD and CD copied, ID echoed, question case kept', async (t) => {

@@ -8,7 +8,7 @@
 const dist = new URL('../../dist/', import.meta.url);
 const { loadZoneDirectory } = await import(new URL('config/load.js', dist));
 const { compileZoneFiles, makeZoneSet } = await import(new URL('config/compile.js', dist));
-const { prebuiltTable } = await import(new URL('server/fast-path.js', dist));
+const { prebuildTable } = await import(new URL('server/fast-path.js', dist));
 
 const dir = process.argv[2];
 const cpu = () => {
@@ -27,7 +27,7 @@ loaded = null;
 const c2 = cpu();
 const w2 = performance.now();
 const zoneSet = makeZoneSet(compiled.zones);
-const table = prebuiltTable(zoneSet);
+const table = prebuildTable(zoneSet);
 const c3 = cpu();
 const w3 = performance.now();
 globalThis.gc?.();

@@ -28,8 +28,8 @@ export interface OpsRouteDeps {
   readiness(): Readiness;
   /** What `sitedns status` prints, as JSON. Default: the site view of this nameserver's snapshot, with no store (state/status.ts). */
   status?: () => unknown | Promise<unknown>;
-  /** POST /v1/reload. */
-  reload?: () => unknown;
+  /** POST /v1/reload: the reload's outcome, or undefined when no reload is possible (not serving yet, stopping). */
+  reload?: () => Promise<unknown> | undefined;
   /** /metrics text; default: this process's registry. */
   metrics?: () => Promise<string>;
 }

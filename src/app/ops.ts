@@ -13,10 +13,9 @@ import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { systemEnv, type PolicyEnv } from '../policy/types.js';
-import type { Runtime } from '../state/runtime.js';
-import { ReloadController, type ReloadListener, type ReloadTrigger } from '../server/reload.js';
+import type { ReloadController, ReloadOutcome, ReloadTrigger } from '../server/reload.js';
 import { watchZones, type ZoneWatcher } from '../server/watch.js';
-import type { ZoneStore } from '../server/zone-store.js';
+import type { Runtime } from '../state/runtime.js';
 import { stateOf, type StateSnapshot } from '../state/snapshot.js';
 import { parseHostPort } from '../util/listen.js';
 import { componentLogger, type Logger } from '../util/logger.js';
@@ -55,7 +54,8 @@ export interface OpsOptions extends OpsConfig {
 
 export interface OpsTarget {
   readonly runtime: Runtime;
-  readonly zoneStore: ZoneStore;
+  /** The reload path that publishes to `runtime`: SIGHUP, file changes and POST /v1/reload go through it. */
+  readonly reloads: ReloadController;
   /** The handler: explain uses its env (clock, random source, the policies' memory). */
   readonly handler?: { readonly env: PolicyEnv };
   /** `serve --udp-threads N` (the nameserver's pool): not ready while none listens. */
@@ -68,15 +68,12 @@ export interface Ops {
   readonly router: AdminRouter;
   /** Its own admin listener, when `http` was given. */
   readonly admin: AdminServer | undefined;
-  /** Set once attached. */
-  readonly reloads: ReloadController | undefined;
   /** Adds the ops routes to an admin router (GET /v1/status only if no one registered it). */
   registerRoutes(router: AdminRouter, runtime: Runtime): void;
   /** DNS is being served: start reloads, watching, SIGHUP; /readyz may say ready from now on. */
   attach(target: OpsTarget): Promise<void>;
-  reload(trigger?: ReloadTrigger): void;
-  /** The hook probes use to follow the config. Works before attach too. */
-  onReload(listener: ReloadListener): () => void;
+  /** Reloads through the target's ReloadController; undefined before attach and once stopping. */
+  reload(trigger?: ReloadTrigger): Promise<ReloadOutcome> | undefined;
   /** Run at stop after the listeners closed (e.g. close Redis). */
   onStop(hook: () => unknown): void;
   readiness(): Readiness;
@@ -95,11 +92,9 @@ export function prepareOps(options: OpsOptions): Ops {
   const env = options.env ?? systemEnv;
   const router = options.router ?? new AdminRouter();
   const observer = new QueryMetrics({ logger: componentLogger(options.logger, 'query'), sample: options.querySample }, undefined, componentLogger(options.logger, 'handler'));
-  const pendingListeners = new Set<ReloadListener>();
   const stopHooks: (() => unknown)[] = [];
   const cleanups: (() => void)[] = [];
   let target: OpsTarget | undefined;
-  let reloads: ReloadController | undefined;
   let admin: AdminServer | undefined;
   let watcher: ZoneWatcher | undefined;
   let stopping = false;
@@ -133,15 +128,15 @@ export function prepareOps(options: OpsOptions): Ops {
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {
-    if (reloads === undefined || stopping) return undefined;
-    return reloads.reload(trigger);
+    if (target === undefined || stopping) return undefined;
+    return target.reloads.reload(trigger);
   };
 
   if (options.signals ?? true) {
     // Installed now, not at attach: during start-up (the first probe round) SIGHUP's default
     // action would kill the process; until attached a reload is simply not possible yet.
     const onHup = () => {
-      if (reload('sighup') === undefined) log.warn('SIGHUP before the zones are served: ignored');
+      if (reload('sighup') === undefined) log.warn(stopping ? 'SIGHUP while stopping: ignored' : 'SIGHUP before the zones are served: ignored');
     };
     process.on('SIGHUP', onHup);
     cleanups.push(() => process.off('SIGHUP', onHup));
@@ -153,26 +148,15 @@ export function prepareOps(options: OpsOptions): Ops {
     get admin() {
       return admin;
     },
-    get reloads() {
-      return reloads;
-    },
     readiness,
     reload,
     registerRoutes,
-    onReload(listener) {
-      if (reloads !== undefined) return reloads.onReload(listener);
-      pendingListeners.add(listener);
-      return () => pendingListeners.delete(listener);
-    },
     onStop(hook) {
       stopHooks.push(hook);
     },
 
     async attach(t) {
       target = t;
-      reloads = new ReloadController(t, componentLogger(options.logger, 'reload'));
-      for (const l of pendingListeners) reloads.onReload(l);
-      reloads.start();
 
       cleanups.push(
         beforeScrape(() => {
@@ -183,7 +167,7 @@ export function prepareOps(options: OpsOptions): Ops {
       );
 
       if (options.watchDebounceMs > 0) {
-        watcher = watchZones(t.zoneStore.path, () => reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
+        watcher = watchZones(t.reloads.zoneStore.path, () => void reload('watch'), { debounceMs: options.watchDebounceMs, logger: componentLogger(options.logger, 'watch') });
       }
 
       if (options.http) {

@@ -6,23 +6,27 @@
  * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
  * - --redis: a RedisStateStore written by `sitedns probe` processes; this process only follows it
  *   (and keeps a last-known-state file for starts while Redis is down, #7).
- * Either way the follower swaps `runtime.state` by one assignment, and answering starts only once
- * the first probe round / first store read is done, or `startupLimitMs` passed.
+ * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
+ * watch, admin API) and the follower publishes the state, both into one Runtime that the
+ * nameserver answers from and the prober follows. Answering starts only once the first probe
+ * round / first store read is done, or `startupLimitMs` passed.
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { DemoBackends } from '../demo/backends.js';
 import { Prober } from '../probe/prober.js';
 import { startNameserver, type Nameserver, type NameserverOptions } from '../server/nameserver.js';
-import type { Runtime } from '../state/runtime.js';
+import { ReloadController } from '../server/reload.js';
+import { ZoneStore } from '../server/zone-store.js';
 import { registerStateRoutes } from '../admin/state-routes.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { StateFollower } from '../state/follower.js';
 import { MemoryStateStore } from '../state/memory-store.js';
 import { RedisStateStore } from '../state/redis-store.js';
+import type { Runtime } from '../state/runtime.js';
 import { StateFileWriter } from '../state/state-file.js';
 import type { StateStore } from '../state/types.js';
 import { parseHostPort } from '../util/listen.js';
-import type { Logger } from '../util/logger.js';
+import { componentLogger, type Logger } from '../util/logger.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8053';
 export const DEFAULT_STARTUP_LIMIT_MS = 3000;
@@ -32,12 +36,17 @@ export interface ServeAppOptions {
   listen: string[];
   logger: Logger;
   tcp?: NameserverOptions['tcp'];
-  /** UDP response rate limiting (#7). */
+  /** UDP response rate limiting. */
   rrl?: NameserverOptions['rrl'];
-  /** UDP implementation (#9): auto, dgram, batched. */
+  /** UDP implementation: auto, dgram, batched. */
   udpPath?: NameserverOptions['udpPath'];
-  /** `--udp-threads N` (#8): UDP answered by N threads of this process. */
-  udpThreads?: NameserverOptions['udpThreads'];
+  /** `--udp-threads N`: UDP answered by N threads of this process. */
+  udpThreads?: Omit<NonNullable<NameserverOptions['udpThreads']>, 'zonesPath' | 'zoneTexts'>;
+  /**
+   * `serve --workers N`: this process is the cluster primary. It answers no queries (`listen` is
+   * empty; no prebuilt table) and keeps the zone texts its workers compile (reloads.zoneTexts).
+   */
+  clusterPrimary?: boolean;
   /** Admin listener host:port; null = none. */
   http: string | null;
   /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
@@ -55,11 +64,15 @@ export interface ServeAppOptions {
   demoBackends?: boolean;
   /** The handler's observer (metrics, sampled query logs: src/app/ops.ts). */
   observer?: NameserverOptions['observer'];
-  /** Extra routes on the admin listener (metrics, explain, ...: #6). */
-  registerRoutes?: (router: AdminRouter, app: { runtime: Runtime; reload: () => void }) => void;
+  /** Extra routes on the admin listener (metrics, explain, reload, ...). */
+  registerRoutes?: (router: AdminRouter, app: { runtime: Runtime }) => void;
 }
 
 export interface ServeApp {
+  /** The zones and state answered from (published by `reloads` and the follower). */
+  readonly runtime: Runtime;
+  /** The one reload path (SIGHUP, file watch and POST /v1/reload go through it: app/ops.ts). */
+  readonly reloads: ReloadController;
   readonly ns: Nameserver;
   readonly store: StateStore;
   readonly follower: StateFollower;
@@ -67,9 +80,6 @@ export interface ServeApp {
   readonly admin: AdminServer | undefined;
   readonly router: AdminRouter;
   readonly demo: DemoBackends | undefined;
-  reload(): void;
-  /** Called after every reload (SIGHUP or the admin route), e.g. to reload cluster workers (#8). */
-  onReloaded(listener: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -83,7 +93,6 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   let prober: Prober | undefined;
   let admin: AdminServer | undefined;
   let demo: DemoBackends | undefined;
-  const reloadListeners: (() => void)[] = [];
 
   const cleanup = async () => {
     await prober?.stop().catch(() => undefined);
@@ -91,59 +100,60 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     await admin?.close().catch(() => undefined);
     await demo?.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
+    await zoneStore.close().catch(() => undefined); // its loader thread, once a reload started one
   };
 
+  // With UDP threads or cluster workers the store keeps its zones' texts: they compile those.
+  const zoneStore = new ZoneStore(o.zonesPath, { keepTexts: o.udpThreads !== undefined || o.clusterPrimary === true });
+  const reloads = new ReloadController({ zoneStore, prebuild: o.clusterPrimary !== true }, componentLogger(o.logger, 'reload'));
+  const runtime = reloads.runtime;
   let ns: Nameserver;
   try {
+    await reloads.start();
+    // Started before the first probe round: answering begins only once it finished (or its
+    // start-up limit passed) and never says "all down" for lack of data.
+    if (o.demoBackends) demo = await DemoBackends.start(runtime.zones, o.logger);
+    let stateFile: StateFileWriter | undefined;
+    if (o.redis && o.stateFile) {
+      stateFile = new StateFileWriter(o.stateFile, o.logger);
+      if (!stateFile.usable()) stateFile = undefined;
+    }
+    follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile });
+    registerStateRoutes(router, { store, follower, runtime, staleAfterMs });
+    demo?.registerRoutes(router);
+    o.registerRoutes?.(router, { runtime });
+    if (o.http) admin = await startAdmin(o, router, log);
+
+    const started = Date.now();
+    const source = await follower.start(startupLimitMs);
+    if (!o.redis || o.probe) {
+      prober = new Prober({ store, logger: o.logger, id: o.proberId ?? (o.redis ? undefined : 'embedded') });
+      await prober.start();
+      prober.follow(runtime);
+      const complete = await prober.firstRound(Math.max(0, startupLimitMs - (Date.now() - started)));
+      await follower.resync();
+      log.info({ complete, ms: Date.now() - started }, complete ? 'first probe round done' : 'start-up limit reached before every site was probed; unprobed sites count as up');
+    }
+    log.info({ store: store.kind, source, fresh: runtime.state.fresh }, o.redis ? 'following the Redis state store' : 'embedded state store: probing in this process');
+
     ns = await startNameserver({
-      zonesPath: o.zonesPath,
+      runtime,
       listen: o.listen,
       logger: o.logger,
       tcp: o.tcp,
       observer: o.observer,
       rrl: o.rrl,
       udpPath: o.udpPath,
-      udpThreads: o.udpThreads,
-      onReload: (r) => {
-        prober?.setZones(r.zoneSet);
-        for (const listener of reloadListeners) listener();
-      },
-      beforeListen: async (runtime, zoneSet) => {
-        if (o.demoBackends) demo = await DemoBackends.start(zoneSet, o.logger);
-        let stateFile: StateFileWriter | undefined;
-        if (o.redis && o.stateFile) {
-          stateFile = new StateFileWriter(o.stateFile, o.logger);
-          if (!stateFile.usable()) stateFile = undefined;
-        }
-        follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile });
-        registerStateRoutes(router, { store, follower, runtime, staleAfterMs });
-        demo?.registerRoutes(router);
-        o.registerRoutes?.(router, { runtime, reload: () => appReload() });
-        if (o.http) admin = await startAdmin(o, router, log);
-
-        const started = Date.now();
-        const source = await follower.start(startupLimitMs);
-        if (!o.redis || o.probe) {
-          prober = new Prober({ store, logger: o.logger, id: o.proberId ?? (o.redis ? undefined : 'embedded') });
-          await prober.start();
-          prober.setZones(zoneSet);
-          const complete = await prober.firstRound(Math.max(0, startupLimitMs - (Date.now() - started)));
-          await follower.resync();
-          log.info({ complete, ms: Date.now() - started }, complete ? 'first probe round done' : 'start-up limit reached before every site was probed; unprobed sites count as up');
-        }
-        log.info({ store: store.kind, source, fresh: runtime.state.fresh }, o.redis ? 'following the Redis state store' : 'embedded state store: probing in this process');
-      },
+      udpThreads: o.udpThreads === undefined ? undefined : { ...o.udpThreads, zonesPath: o.zonesPath, zoneTexts: () => reloads.zoneTexts() },
     });
   } catch (error) {
     await cleanup();
     throw error;
   }
 
-  const appReload = () => {
-    void ns.reload(); // onReload hands the new zones to the prober
-  };
-
   return {
+    runtime,
+    reloads,
     ns,
     store,
     follower: follower!,
@@ -151,8 +161,6 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     admin,
     router,
     demo,
-    reload: appReload,
-    onReloaded: (listener) => void reloadListeners.push(listener),
     async stop() {
       await ns.stop();
       await cleanup();

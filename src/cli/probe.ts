@@ -1,11 +1,11 @@
 /** `sitedns probe`: the prober as its own process, writing to Redis (docs/state.md). */
-import { formatProblem } from '../config/errors.js';
 import { Prober } from '../probe/prober.js';
+import { ReloadController } from '../server/reload.js';
 import { ZoneStore } from '../server/zone-store.js';
 import { MemoryStateStore } from '../state/memory-store.js';
 import { RedisStateStore } from '../state/redis-store.js';
 import { statusFromContents } from '../state/status.js';
-import { createLogger } from '../util/logger.js';
+import { componentLogger, createLogger } from '../util/logger.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { flagDuration, logLevel, on, optionalText, text } from './flag-values.js';
 import { formatStatus } from './status.js';
@@ -38,19 +38,19 @@ export async function runProbe(argv: string[]): Promise<number> {
   }
   const { flags } = read;
   const logger = createLogger(flags.once ? 'warn' : flags['log-level']);
-  const zoneStore = new ZoneStore(flags.zones);
-  const loaded = await zoneStore.load();
-  for (const p of loaded.problems) logger.error({ code: p.code }, formatProblem(p));
-  if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${flags.zones}`);
+  // The zones come the way `serve` loads them (server/reload.ts); this process answers no query.
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones), prebuild: false }, componentLogger(logger, 'reload'));
+  await reloads.start();
+  const runtime = reloads.runtime;
 
   if (flags.once) {
     const store = new MemoryStateStore();
     const prober = new Prober({ store, logger, id: 'once' });
     await prober.start();
-    prober.setZones(loaded.zoneSet);
+    prober.follow(runtime);
     await prober.firstRound(flags['startup-limit']);
     await prober.stop(false);
-    console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)', loaded.zoneSet)));
+    console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)', runtime.zones)));
     return 0;
   }
   if (!flags.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');
@@ -65,21 +65,16 @@ export async function runProbe(argv: string[]): Promise<number> {
   }
   const prober = new Prober({ store, logger, id: flags['prober-id'] || undefined });
   await prober.start();
-  prober.setZones(loaded.zoneSet);
-  logger.info({ prober: prober.id, zones: [...loaded.zoneSet.zones.keys()], redis: flags.redis }, 'probing');
-  process.on('SIGHUP', () => {
-    void zoneStore.load().then((r) => {
-      for (const p of r.problems) logger.error({ code: p.code }, formatProblem(p));
-      prober.setZones(r.zoneSet);
-      logger.info({ zones: [...r.zoneSet.zones.keys()] }, 'zones reloaded');
-    });
-  });
+  prober.follow(runtime);
+  logger.info({ prober: prober.id, zones: [...runtime.zones.zones.keys()], redis: flags.redis }, 'probing');
+  process.on('SIGHUP', () => void reloads.reload('sighup'));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
       prober
         .stop()
         .then(() => store.close())
+        .then(() => reloads.zoneStore.close())
         .then(resolve, resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));

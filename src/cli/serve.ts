@@ -5,11 +5,10 @@ import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import cluster from 'node:cluster';
 import { z } from 'zod';
-import { observeSwaps } from '../state/runtime.js';
 import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
-import { WorkerLink, defaultWorkers, startPrimary, type Primary } from '../server/workers.js';
+import { WorkerLink, defaultWorkers, startPrimary } from '../server/workers.js';
 import { parseHostPort, resolveListenPorts } from '../util/listen.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
@@ -157,6 +156,7 @@ export async function runServe(argv: string[]): Promise<number> {
       tcp: tcpOptions(flags),
       rrl: rrlOptions(flags),
       udpPath: flags['udp-path'],
+      clusterPrimary: primaryMode,
       udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: flags['log-level'], querySample: flags['query-log-sample'], spinMicros } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
@@ -172,9 +172,8 @@ export async function runServe(argv: string[]): Promise<number> {
       startupLimitMs: flags['startup-limit'],
       demoBackends: flags['demo-backends'],
     });
-    const started = app;
-    ops.onReload((zones) => started.prober?.setZones(zones)); // probes follow the new config (#3)
-    await ops.attach(app.ns); // SIGHUP and file watching reload from here on
+    // SIGHUP, file changes and POST /v1/reload go through app.reloads from here on.
+    await ops.attach({ runtime: app.runtime, reloads: app.reloads, handler: app.ns.handler, threads: app.ns.threads });
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);
     await app?.stop().catch(() => {});
@@ -193,18 +192,15 @@ export async function runServe(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The cluster primary: forks the workers, relays every state snapshot and reload to them. */
+/** The cluster primary: forks the workers, hands them every zone set and snapshot published here. */
 async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: string[], logger: Logger): Promise<number> {
-  const runtime = app.ns.runtime;
-  let primary: Primary | undefined;
-  // The follower swaps `runtime.state` by one assignment; here that assignment also goes to
-  // every worker (IPC 'state' message).
-  observeSwaps(runtime, 'state', (snapshot) => primary?.publishState(snapshot));
-  primary = startPrimary({
+  const runtime = app.runtime;
+  const primary = startPrimary({
     workers,
     logger,
     env: { SITEDNS_RESOLVED_LISTEN: listen.join(',') },
     currentState: () => runtime.state,
+    zoneTexts: () => app.reloads.zoneTexts(),
     onReady: () => {
       for (const spec of listen) {
         const { host, port } = parseHostPort(spec);
@@ -212,44 +208,39 @@ async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: stri
       }
     },
   });
-  const p = primary;
-  // SIGHUP (and the admin reload route, through onReload) reload the primary's zones for the
-  // prober, then every worker in turn.
-  app.onReloaded(() => void p.reload());
-  ops.onReload(() => void p.reload()); // ops: SIGHUP, zone file changes, POST /v1/reload
+  // Every snapshot the follower publishes goes to every worker (IPC 'state' or 'delta'); every
+  // zone set the reload path publishes (whatever triggered it) rolls through them.
+  runtime.subscribeState((snapshot) => primary.publishState(snapshot));
+  runtime.subscribeZones(() => void primary.reload());
 
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
       ops
-        .stop(() => p.stop().then(() => app.stop()))
+        .stop(() => primary.stop().then(() => app.stop()))
         .then(() => resolve(0), () => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  const code = await Promise.race([stopped, p.failed]);
+  const code = await Promise.race([stopped, primary.failed]);
   if (code !== 0) await app.stop().catch(() => undefined);
   return code;
 }
 
-/** A cluster worker: the nameserver only, its state and reloads from the primary. */
+/** A cluster worker: the nameserver only; its zones, state and reloads come from the primary. */
 async function runWorker(flags: ServeFlags, logger: Logger): Promise<number> {
-  const link = new WorkerLink(logger);
+  const link = new WorkerLink(flags.zones, logger);
   let ns: Nameserver;
   try {
-    const initial = await link.firstState();
     ns = await startNameserver({
-      zonesPath: flags.zones,
+      runtime: await link.ready(),
       listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
       logger,
       tcp: tcpOptions(flags),
       rrl: rrlOptions(flags),
       udpPath: flags['udp-path'],
       observer: workerObserver(flags['query-log-sample'], logger),
-      beforeListen: async (runtime) => {
-        runtime.state = initial;
-      },
     });
   } catch (error) {
     logger.fatal({ err: error }, (error as Error).message);

@@ -5,12 +5,13 @@
  * readers can tell a live prober from a dead one (combine.ts).
  *
  * Runs in-process for `serve` without --redis (the embedded default) and as `sitedns probe`
- * against Redis; the code is the same, only the store differs. Follows zone reloads: new sites
- * start being probed, removed ones stop and their views are deleted.
+ * against Redis; the code is the same, only the store differs. Follows the zones published to a
+ * runtime (follow): new sites start being probed, removed ones stop and their views are deleted.
  */
 import os from 'node:os';
 import { probeDuration, probeFailuresTotal } from '../metrics/definitions.js';
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
+import type { Runtime } from '../state/runtime.js';
 import type { StateStore, LoadReport, ProbeView } from '../state/types.js';
 import type { Logger } from '../util/logger.js';
 import { compileCheck, DEFAULT_INTERVAL_MS, type CompiledCheck } from './checks.js';
@@ -64,6 +65,7 @@ export class Prober {
   private readonly startedAt = Date.now();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unfollow: (() => void) | undefined;
   private firstRoundWaiters: (() => void)[] = [];
   private writeFailing = false;
   private stopped = false;
@@ -127,7 +129,14 @@ export class Prober {
     }
   }
 
-  /** Starts, keeps or stops per-site tasks so they match the zones (called at start and on every reload). */
+  /** Probes the sites of the zones `runtime` serves now and of every zone set published to it later. */
+  follow(runtime: Runtime): void {
+    this.unfollow?.();
+    this.setZones(runtime.zones);
+    this.unfollow = runtime.subscribeZones((zones) => this.setZones(zones));
+  }
+
+  /** Starts, keeps or stops per-site tasks so they match the zones (follow() calls it with each zone set). */
   setZones(zoneSet: ZoneSet): void {
     const wanted = new Map<string, SiteModel>();
     const unprobed = new Map<string, SiteModel>();
@@ -357,6 +366,7 @@ export class Prober {
     for (const task of this.tasks.values()) this.stopTask(task);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.unsubscribe?.();
+    this.unfollow?.();
     if (leave) await this.store.removeProber(this.id).catch(() => undefined);
   }
 }

@@ -1,13 +1,15 @@
 /**
  * The lifecycle the answerers of `serve --workers N` (cluster workers, workers.ts) and of
- * `serve --udp-threads N` (worker threads, udp-threads.ts) share (#8), once, over a transport
+ * `serve --udp-threads N` (worker threads, udp-threads.ts) share, once, over a transport
  * that starts, reaches and ends one answerer: N slots; the start fails if one of the first N ends
  * before it says 'ready' (and the others are stopped); each state snapshot to every answerer
- * (StatePublisher), the whole one on 'hello'; an answerer that ends later is replaced in its slot
- * after a back-off; requests answered by id; rolling reloads; 'stop', then kill. The callers keep
- * their own log lines (hooks).
+ * (StatePublisher), the whole one on 'hello'; the zone texts the primary serves to each new
+ * answerer and, in rolling reloads, to every one; an answerer that ends later is replaced in its
+ * slot after a back-off; requests answered by id; 'stop', then kill. The callers keep their own
+ * log lines (hooks).
  */
 import type { StateSnapshot } from '../state/snapshot.js';
+import type { ZoneTexts } from './reload.js';
 import { StatePublisher, type DeltaMessage, type StateMessage } from './state-messages.js';
 
 /**
@@ -67,7 +69,15 @@ export interface AnswererPoolOptions<H, Out, In> {
    * listens and cannot ask. A cluster worker asks with 'hello' instead.
    */
   stateAtSpawn: boolean;
-  reloadRequest: (id: number) => Out;
+  /** The zones a (re)started answerer compiles, and every answerer at a rolling reload: the primary's current ones. */
+  currentZones: () => ZoneTexts;
+  /**
+   * The message that hands an answerer its zones in reply to its first 'hello' (before the whole
+   * state): a cluster worker compiles them before it listens. A UDP thread gets them at spawn.
+   */
+  zonesRequest?: (zones: ZoneTexts) => Out;
+  /** Asks one answerer to compile `zones` (the same for every answerer of a run) and reply 'reloaded'. */
+  reloadRequest: (id: number, zones: ZoneTexts) => Out;
   /** How long close() waits for an answerer to stop before it is killed. */
   killAfterMs: number;
   spawned?: (answerer: Answerer<H>) => void;
@@ -118,7 +128,10 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
         // Cluster IPC may deliver a message after 'exit': a late 'hello' would leave the
         // publisher an entry for a dead answerer, a late 'ready' a log line.
         if (!this.members.has(a)) return;
-        if (message?.type === 'hello') return this.publisher.whole(a, this.o.currentState());
+        if (message?.type === 'hello') {
+          if (!a.ready && this.o.zonesRequest !== undefined) transport.post(handle, this.o.zonesRequest(this.o.currentZones()));
+          return this.publisher.whole(a, this.o.currentState());
+        }
         if (message?.type === 'ready') {
           a.ready = true;
           // One still starting when the pool began to stop missed its 'stop'.
@@ -193,15 +206,20 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     return next;
   }
 
-  /** Every answerer in turn, those still starting too (they reload once they listen). */
+  /**
+   * Every answerer in turn, those still starting too (they reload once they listen), all to the
+   * zones current when the run starts: one generation, even if the primary reloads meanwhile
+   * (that reload asks for the next run).
+   */
   private async rollReload(): Promise<{ ok: boolean; generation: number }> {
     this.reloadQueued = null; // requests from now on need a run after this one
+    const zones = this.o.currentZones();
     let ok = true;
     let generation = 0;
     for (const a of [...this.members]) {
       if (!this.members.has(a)) continue; // ended during the run (the publisher forgot it)
       this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
-      const reply = await this.ask(a, this.o.reloadRequest, RELOAD_TIMEOUT_MS);
+      const reply = await this.ask(a, (id) => this.o.reloadRequest(id, zones), RELOAD_TIMEOUT_MS);
       if (isReloaded(reply)) {
         ok &&= reply.ok;
         generation = Math.max(generation, reply.generation);

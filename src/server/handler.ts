@@ -47,7 +47,7 @@ import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/ty
 import type { Selection } from '../model/selection.js';
 import type { Runtime } from '../state/runtime.js';
 import { ClientView } from './client-view.js';
-import { prebuiltTable, type PrebuiltTable } from './fast-path.js';
+import { tableOnQueryPath, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
 import type { RequestContext } from './request-context.js';
@@ -148,7 +148,7 @@ export class Handler {
     if (!scan.ok || scan.qtype === QTYPE.OPT || scan.qtype === QTYPE.AXFR || scan.qtype === QTYPE.IXFR) return GENERAL;
     const zones = this.runtime.zones;
     if (this.tableZones !== zones) {
-      this.table = prebuiltTable(zones);
+      this.table = tableOnQueryPath(zones);
       this.tableZones = zones;
     }
     const table = this.table!;

@@ -1,61 +1,51 @@
 /**
- * Nameserver lifecycle: load zones, open the listeners (UDP and TCP on every --listen address),
- * reload, stop. The state snapshot is fed from outside (state store) through `runtime.state`.
+ * The listeners of one answering process: UDP and TCP on every --listen address (or, with
+ * --udp-threads, TCP here and UDP in the threads), answering from a Runtime whose zones and state
+ * are published by others (server/reload.ts, state/follower.ts, the primary's messages); stop.
  */
 import cluster from 'node:cluster';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { addMetricsSource } from '../admin/cluster-metrics.js';
-import { formatProblem } from '../config/errors.js';
 import type { PolicyEnv } from '../policy/types.js';
+import type { Runtime } from '../state/runtime.js';
 import { parseHostPort, resolveListenPorts } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
-import { prebuiltTable } from './fast-path.js';
 import { Handler } from './handler.js';
 import type { HandlerObserver } from './query-event.js';
-import { Runtime, observeSwaps } from '../state/runtime.js';
+import type { ZoneTexts } from './reload.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';
 import { startUdpThreads, type UdpThreads } from './udp-threads.js';
-import { ZoneStore, type ReloadReport } from './zone-store.js';
-import type { ZoneSet } from '../model/zone-model.js';
 
 export interface NameserverOptions {
-  zonesPath: string;
+  /** What to answer from: zones published already (by the reload path), and the state. */
+  runtime: Runtime;
   listen: string[];
   logger: Logger;
   tcp?: TcpOptions;
-  /** UDP response rate limiting (#7); defaults in rrl.ts (on, loopback exempt). */
+  /** UDP response rate limiting; defaults in rrl.ts (on, loopback exempt). */
   rrl?: Partial<RrlOptions>;
   env?: PolicyEnv;
   observer?: HandlerObserver;
-  /** UDP implementation (#9): auto (batched when built, else dgram), dgram, batched. */
+  /** UDP implementation: auto (batched when built, else dgram), dgram, batched. */
   udpPath?: UdpPathChoice;
   /**
-   * Runs after the zones are loaded and before any listener opens: the state store and prober
-   * start here, so answering begins only once a first probe round finished (or its start-up limit
-   * passed) and never says "all down" for lack of data (#3).
+   * `serve --udp-threads N` (udp-threads.ts): UDP is answered by N threads that wait in
+   * recvmmsg, and this thread answers TCP only. Replaces udpPath. The threads compile `zoneTexts`
+   * (the texts this process loaded) at start and at every zone set published to the runtime.
    */
-  beforeListen?: (runtime: Runtime, zoneSet: ZoneSet) => Promise<void>;
-  /** Called after every reload (SIGHUP or admin), e.g. so the prober follows the new zones. */
-  onReload?: (report: ReloadReport) => void;
-  /**
-   * `serve --udp-threads N` (#8, udp-threads.ts): UDP is answered by N threads that wait in
-   * recvmmsg, and this thread answers TCP only. Replaces udpPath.
-   */
-  udpThreads?: { threads: number; logLevel: string; querySample?: number; spinMicros?: number };
+  udpThreads?: { threads: number; logLevel: string; querySample?: number; spinMicros?: number; zonesPath: string; zoneTexts: () => ZoneTexts };
 }
 
 export interface Nameserver {
   readonly runtime: Runtime;
   readonly handler: Handler;
-  readonly zoneStore: ZoneStore;
   readonly udp: readonly UdpListener[];
   readonly tcp: readonly TcpListener[];
   /** The UDP threads, with udpThreads. */
   readonly threads: UdpThreads | undefined;
-  reload(): Promise<ReloadReport>;
   stop(): Promise<void>;
 }
 
@@ -71,24 +61,11 @@ export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv,
 
 export async function startNameserver(options: NameserverOptions): Promise<Nameserver> {
   const log = options.logger.child({ component: 'nameserver' });
-  // With UDP threads the store keeps its zones' texts: the threads compile what it serves.
-  const zoneStore = new ZoneStore(options.zonesPath, { keepTexts: options.udpThreads !== undefined });
-  const report = await zoneStore.load();
-  for (const p of report.problems) log.error({ code: p.code }, formatProblem(p));
-  if (report.zoneSet.zones.size === 0) {
-    await zoneStore.close();
-    throw new Error(`no zone could be loaded from ${options.zonesPath}`);
-  }
-  log.info({ zones: [...report.zoneSet.zones.keys()], generation: report.zoneSet.generation }, 'zones loaded');
-
-  // Build the prebuilt-answer table now, not on the first query (100k names: ~0.3 s); a
-  // process without listeners (the cluster primary) answers nothing and needs none.
-  if (options.listen.length > 0) prebuiltTable(report.zoneSet);
-  const runtime = new Runtime(report.zoneSet);
-  await options.beforeListen?.(runtime, report.zoneSet);
+  const runtime = options.runtime;
   const handler = answeringHandler(runtime, log, options.env, options.observer);
   const rrl = new ResponseRateLimiter(options.rrl);
   let removeMetricsSource = () => {};
+  const unsubscribe: (() => void)[] = [];
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
   let threads: UdpThreads | undefined;
@@ -102,14 +79,14 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
         listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
       }
       const zonesBefore = runtime.zones;
-      threads = await startUdpThreads({ ...options.udpThreads, zonesPath: options.zonesPath, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state, zoneTexts: () => zoneStore.goodTexts() });
+      threads = await startUdpThreads({ ...options.udpThreads, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state });
       const pool = threads;
-      observeSwaps(runtime, 'state', (snapshot) => pool.publishState(snapshot));
-      // Whichever path reloaded the zones here (nameserver.reload, ReloadController), the threads
-      // load the same texts, one after the other (each compile blocks its thread).
-      observeSwaps(runtime, 'zones', () => void pool.reload());
-      if (runtime.zones !== zonesBefore) void pool.reload(); // a reload while they started
-      // Snapshots swapped in while the threads were starting (they compile the zones: seconds
+      unsubscribe.push(runtime.subscribeState((snapshot) => pool.publishState(snapshot)));
+      // Every zone set published here, whatever triggered its load, rolls through the threads,
+      // one after the other (each compile blocks its thread).
+      unsubscribe.push(runtime.subscribeZones(() => void pool.reload()));
+      if (runtime.zones !== zonesBefore) void pool.reload(); // published while they started
+      // Snapshots published while the threads were starting (they compile the zones: seconds
       // for large sets) reached no thread: send the current one now.
       pool.publishState(runtime.state);
       removeMetricsSource = addMetricsSource((timeoutMs) => pool.metrics(timeoutMs));
@@ -147,29 +124,21 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
     }
   } catch (error) {
     removeMetricsSource();
-    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0)), threads?.close(), zoneStore.close()]);
+    for (const u of unsubscribe) u();
+    await Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close(0)), threads?.close()]);
     throw error;
   }
 
   return {
     runtime,
     handler,
-    zoneStore,
     udp,
     tcp,
     threads,
-    async reload() {
-      const r = await zoneStore.load();
-      for (const p of r.problems) log.error({ code: p.code }, formatProblem(p));
-      if (options.listen.length > 0) prebuiltTable(r.zoneSet);
-      runtime.zones = r.zoneSet;
-      log.info({ zones: [...r.zoneSet.zones.keys()], generation: r.zoneSet.generation, kept: r.keptFiles }, 'zones reloaded');
-      options.onReload?.(r);
-      return r;
-    },
     async stop() {
       removeMetricsSource();
-      await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close()), zoneStore.close()]);
+      for (const u of unsubscribe) u();
+      await Promise.all([...tcp.map((t) => t.close()), ...udp.map((u) => u.close())]);
     },
   };
 }

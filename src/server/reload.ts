@@ -1,21 +1,91 @@
 /**
- * Live reload: re-read and validate the zones, swap the compiled ZoneSet into the runtime with one
- * assignment (a query sees the old set or the new one, never half of each), and tell listeners
- * (the prober follows the new sites through `onReload`). ZoneStore keeps each broken or deleted
- * file's last good zone, so a bad edit never takes a zone off the air; the problem is logged as
- * `file:line: path: message` once (not again at every later reload while it stays unfixed) and
- * counted in `sitedns_config_reload_errors_total`.
+ * The one way zones are (re)loaded, whatever the trigger (start, SIGHUP, a file change, POST
+ * /v1/reload) and whoever answers (this process, a cluster worker, a UDP thread):
+ *
+ *   await zoneStore.load() -> prebuilt-answer table -> runtime.publishZones (one assignment)
+ *
+ * The table is built before the set is published, so no query ever builds it; a load that
+ * changed nothing publishes nothing. `publishLoad` is
+ * those steps; ReloadController adds, for the process that reads the files, serialized reloads,
+ * the config metrics and the log lines; AnswererZones is an answerer's side, compiling the texts
+ * its primary loaded (never the disk: every answerer serves the primary's generation, even when
+ * a file changes during a rolling reload).
+ *
+ * ZoneStore keeps each broken or deleted file's last good zone, so a bad edit never takes a zone
+ * off the air; the problem is logged as `file:line: path: message` once (not again at every later
+ * reload while it stays unfixed) and counted in `sitedns_config_reload_errors_total`.
  */
-import { compileZoneFiles } from '../config/compile.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
-import { loadZoneDirectory } from '../config/load.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
+import { Runtime } from '../state/runtime.js';
 import type { Logger } from '../util/logger.js';
-import type { Runtime } from '../state/runtime.js';
-import type { ReloadReport, ZoneStore } from './zone-store.js';
+import { prebuildTable } from './fast-path.js';
+import { ZoneStore, type ReloadReport } from './zone-store.js';
 
 export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';
+
+/** The zone texts a primary serves, for its answerers to compile, with the primary's generation. */
+export interface ZoneTexts {
+  readonly generation: number;
+  /** [file, text] of every zone served (the last good version of a broken file included). */
+  readonly texts: [string, string][];
+}
+
+/** Nothing to serve: the first load found no zone (the runtime still has none). */
+export class NoZonesError extends Error {
+  readonly code = 'ENO_ZONES';
+  constructor(readonly path: string, readonly report: ReloadReport) {
+    super(`no zone could be loaded from ${path}`);
+  }
+}
+
+export interface PublishOptions {
+  /** Build the prebuilt-answer table (a process or thread that answers queries). */
+  readonly prebuild: boolean;
+  /** The number the set takes: an answerer's copy keeps its primary's (default: the store's own). */
+  readonly generation?: number;
+}
+
+/**
+ * Loads through the store, builds the prebuilt table, publishes: the steps every load takes.
+ * Throws NoZonesError, publishing nothing, when neither the runtime nor the load has a zone.
+ */
+export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, options: PublishOptions): Promise<ReloadReport> {
+  const loaded = await zoneStore.load();
+  const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : Object.freeze({ ...loaded.zoneSet, generation: options.generation });
+  const report = zoneSet === loaded.zoneSet ? loaded : { ...loaded, zoneSet };
+  if (zoneSet.zones.size === 0 && runtime.zones.zones.size === 0) throw new NoZonesError(zoneStore.path, report);
+  // Nothing changed: the store returns the set served already, and there is nothing to publish.
+  if (zoneSet === runtime.zones) return report;
+  if (options.prebuild) prebuildTable(zoneSet);
+  runtime.publishZones(zoneSet);
+  return report;
+}
+
+/**
+ * A cluster worker's or UDP thread's zones: compiled from the texts its primary sends. The texts
+ * were checked by the primary, which reported any problem: one here is a bug, logged at debug.
+ */
+export class AnswererZones {
+  private texts: [string, string][] = [];
+  private readonly store: ZoneStore;
+
+  constructor(
+    readonly runtime: Runtime,
+    path: string,
+    private readonly log: Logger,
+  ) {
+    this.store = new ZoneStore(path, { source: () => this.texts.map(([file, text]) => ({ path: file, text })) });
+  }
+
+  async load(zones: ZoneTexts): Promise<ReloadReport> {
+    this.texts = zones.texts;
+    const report = await publishLoad(this.store, this.runtime, { prebuild: true, generation: zones.generation });
+    for (const p of report.problems) this.log.debug({ code: p.code }, formatProblem(p));
+    return report;
+  }
+}
 
 export interface ReloadOutcome {
   readonly trigger: ReloadTrigger;
@@ -29,99 +99,108 @@ export interface ReloadOutcome {
   readonly keptFiles: readonly string[];
 }
 
-export type ReloadListener = (zones: ZoneSet, outcome: ReloadOutcome) => void;
+export interface ReloadControllerOptions {
+  readonly zoneStore: ZoneStore;
+  /** This process answers queries: build the prebuilt table before each publish (not a cluster primary or `sitedns probe`). */
+  readonly prebuild: boolean;
+}
 
+/** The process that reads the zone files: its runtime, its loads (one at a time), their metrics and logs. */
 export class ReloadController {
+  /** Published to by every load; no zone until `start`. */
+  readonly runtime = new Runtime();
+  readonly zoneStore: ZoneStore;
+  private readonly prebuild: boolean;
   private reported = new Set<string>();
-  private readonly listeners = new Set<ReloadListener>();
   private last: ReloadOutcome | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+  private queued: Promise<ReloadOutcome> | null = null;
 
   constructor(
-    private readonly target: { readonly runtime: Runtime; readonly zoneStore: ZoneStore },
+    options: ReloadControllerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.zoneStore = options.zoneStore;
+    this.prebuild = options.prebuild;
+  }
 
-  /** The latest outcome (undefined before the first `start`/`reload`). */
+  /** The latest outcome (undefined before the first load). */
   get lastOutcome(): ReloadOutcome | undefined {
     return this.last;
   }
 
-  /** Subscribes to successful swaps (the prober re-reads its sites here). Returns an unsubscribe function. */
-  onReload(listener: ReloadListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** The texts and generation served now, for answerers that compile them (the store keeps texts). */
+  zoneTexts(): ZoneTexts {
+    return { generation: this.zoneStore.zoneSet.generation, texts: this.zoneStore.goodTexts() };
+  }
+
+  /** The first load; rejects (NoZonesError) when it finds no zone to serve. */
+  start(): Promise<ReloadOutcome> {
+    return this.reload('start');
   }
 
   /**
-   * Records the start-up load the nameserver already did (and logged): metrics, and the
-   * problems so that the first reload does not report them as new. The zone files are checked
-   * again for that (without swapping anything): the nameserver keeps its report to itself.
+   * Loads and publishes. One load at a time: a request made while none runs, or before the
+   * queued one starts, joins the queued one; a request made while a load runs gets one more
+   * load after it (the files may have changed after it read them).
    */
-  start(): ReloadOutcome {
-    const problems = this.startProblems();
-    for (const p of problems) configReloadErrorsTotal.inc({ code: p.code });
-    this.reported = new Set(problems.map(formatProblem));
-    return this.record('start', this.target.runtime.zones, problems, [...this.reported], []);
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    if (this.queued !== null) return this.queued;
+    const next = this.running.then(() => {
+      this.queued = null;
+      return this.run(trigger);
+    });
+    this.queued = next;
+    this.running = next.catch(() => undefined);
+    return next;
   }
 
-  /**
-   * The problems of the load the nameserver already did, from its ZoneStore. Compiling the zone
-   * files a second time just to list them doubled the start-up CPU and left a whole compiled
-   * zone set (~120 MB at 100,000 names) as garbage in the heap. Only a store that never
-   * loaded (not the nameserver's) is checked from disk.
-   */
-  private startProblems(): readonly ConfigProblem[] {
-    const last = this.target.zoneStore.lastReport;
-    if (last !== undefined) return last.problems;
-    const loaded = loadZoneDirectory(this.target.zoneStore.path);
-    return [...loaded.problems, ...compileZoneFiles(loaded.files).problems];
-  }
-
-  async reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+  private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const started = performance.now();
     let report: ReloadReport;
     try {
-      report = await this.target.zoneStore.load();
+      report = await publishLoad(this.zoneStore, this.runtime, { prebuild: this.prebuild });
     } catch (error) {
+      if (error instanceof NoZonesError) {
+        this.reportProblems(error.report.problems, trigger);
+        throw error;
+      }
+      if (this.runtime.zones.zones.size === 0) throw error; // nothing served yet: the start fails
       // ZoneStore reports problems rather than throwing; anything else is a bug, but it must
       // not stop the server: keep serving, count it, say so.
-      const problem: ConfigProblem = { file: this.target.zoneStore.path, line: 0, path: '(root)', message: `reload failed: ${(error as Error).message}`, code: 'EZONE_READ' };
+      const problem: ConfigProblem = { file: this.zoneStore.path, line: 0, path: '(root)', message: `reload failed: ${(error as Error).message}`, code: 'EZONE_READ' };
       configReloadErrorsTotal.inc({ code: problem.code });
       this.log.error({ err: error, trigger }, formatProblem(problem));
-      return this.record(trigger, this.target.runtime.zones, [problem], [formatProblem(problem)], []);
+      return this.record(trigger, this.runtime.zones, [problem], [formatProblem(problem)], []);
     }
-    // The swap: one assignment, read once per query by the handler.
-    this.target.runtime.zones = report.zoneSet;
-
-    const lines = report.problems.map(formatProblem);
-    const fresh: string[] = [];
-    for (let i = 0; i < lines.length; i++) {
-      if (this.reported.has(lines[i])) continue;
-      fresh.push(lines[i]);
-      configReloadErrorsTotal.inc({ code: report.problems[i].code });
-      this.log.error({ code: report.problems[i].code, trigger }, lines[i]);
-    }
-    this.reported = new Set(lines);
+    const fresh = this.reportProblems(report.problems, trigger);
     const outcome = this.record(trigger, report.zoneSet, report.problems, fresh, report.keptFiles);
     this.log.info(
       {
         trigger,
         generation: outcome.generation,
         zones: outcome.zones,
-        problems: lines.length,
+        problems: outcome.problems.length,
         kept: report.keptFiles.length > 0 ? report.keptFiles : undefined,
         ms: Math.round((performance.now() - started) * 10) / 10,
       },
-      lines.length === 0 ? 'zones reloaded' : 'zones reloaded; broken files keep their last good zone',
+      trigger === 'start' ? 'zones loaded' : outcome.problems.length === 0 ? 'zones reloaded' : 'zones reloaded; broken files keep their last good zone',
     );
-    for (const listener of this.listeners) {
-      try {
-        listener(report.zoneSet, outcome);
-      } catch (error) {
-        this.log.error({ err: error }, 'a reload listener failed');
-      }
-    }
     return outcome;
+  }
+
+  /** Logs and counts the problems the previous load did not have; returns them. */
+  private reportProblems(problems: readonly ConfigProblem[], trigger: ReloadTrigger): string[] {
+    const lines = problems.map(formatProblem);
+    const fresh: string[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      if (this.reported.has(lines[i])) continue;
+      fresh.push(lines[i]);
+      configReloadErrorsTotal.inc({ code: problems[i].code });
+      this.log.error({ code: problems[i].code, trigger }, lines[i]);
+    }
+    this.reported = new Set(lines);
+    return fresh;
   }
 
   private record(trigger: ReloadTrigger, zones: ZoneSet, problems: readonly ConfigProblem[], fresh: string[], kept: readonly string[]): ReloadOutcome {

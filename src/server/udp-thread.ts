@@ -11,8 +11,8 @@
  * reply from the address its query was sent to.
  *
  * The thread compiles its own zones (JavaScript objects cannot be shared between threads, as
- * between cluster workers), from the texts the main thread serves (not the files: a broken file's
- * last good version is in them), and holds its own state snapshot. The main thread reaches it only
+ * between cluster workers), from the texts the main thread serves (AnswererZones, reload.ts; not
+ * the files: a broken file's last good version is in them), and holds its own state snapshot. The main thread reaches it only
  * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
  * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
  * answers the batch, so a state swap posted before a query arrived is always in effect for it.
@@ -30,16 +30,14 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registry, runScrapeHooks } from '../metrics/definitions.js';
-import { formatProblem } from '../config/errors.js';
-import { componentLogger, createLogger } from '../util/logger.js';
-import { prebuiltTable } from './fast-path.js';
 import { Runtime } from '../state/runtime.js';
+import { componentLogger, createLogger } from '../util/logger.js';
 import { answeringHandler } from './nameserver.js';
 import { AnswerStep } from './answer-step.js';
+import { AnswererZones } from './reload.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, sharedBufferBytes, type UdpBatchAddon } from './udp-batched.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
-import { ZoneStore } from './zone-store.js';
 import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 
@@ -57,15 +55,9 @@ const addon: UdpBatchAddon = loadedAddon;
 
 // The main thread's texts, not the files: a thread serves what the main thread serves, its last
 // good version of a broken file included, whenever it starts or reloads.
-let texts = data.texts;
-const zoneStore = new ZoneStore(data.zonesPath, { source: () => texts.map(([path, text]) => ({ path, text })) });
-const loaded = await zoneStore.load();
-// The texts are the main thread's good ones, which reported any problem already: none is expected
-// here, and one would be a bug worth a debug line, not a second operator-facing error.
-for (const p of loaded.problems) log.debug({ code: p.code }, formatProblem(p));
-if (loaded.zoneSet.zones.size === 0) throw new Error(`no zone could be loaded from ${data.zonesPath}`);
-prebuiltTable(loaded.zoneSet);
-const runtime = new Runtime(loaded.zoneSet);
+const runtime = new Runtime();
+const zones = new AnswererZones(runtime, data.zonesPath, log);
+await zones.load(data.zones);
 const observer = new QueryMetrics({ logger: componentLogger(log, 'query'), sample: data.querySample }, undefined, componentLogger(log, 'handler'));
 const handler = answeringHandler(runtime, log, undefined, observer);
 const rrl = new ResponseRateLimiter(data.rrl);
@@ -102,19 +94,19 @@ function handle(message: UdpThreadRequest): void {
         return;
       }
       latest = next;
-      runtime.state = next;
+      runtime.publishState(next);
       return;
     }
     case 'reload': {
-      texts = message.texts;
-      // A source of texts loads on this thread, without waiting for anything.
-      void zoneStore.load().then((r) => {
-        for (const p of r.problems) log.debug({ code: p.code }, formatProblem(p));
-        prebuiltTable(r.zoneSet);
-        runtime.zones = r.zoneSet;
-        reply({ type: 'reloaded', id: message.id, generation: r.zoneSet.generation, ok: r.problems.length === 0 });
-      });
-      turnSoon = true; // the load settles at the next turn of this thread's event loop
+      const { id } = message;
+      zones.load(message.zones).then(
+        (r) => reply({ type: 'reloaded', id, generation: r.zoneSet.generation, ok: r.problems.length === 0 }),
+        (error: Error) => {
+          log.error({ err: error }, 'reload failed; still serving the zones of before');
+          reply({ type: 'reloaded', id, generation: runtime.zones.generation, ok: false });
+        },
+      );
+      turnSoon = true; // the load completes (publishes) on this thread's next turn
       return;
     }
     case 'metrics':

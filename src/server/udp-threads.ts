@@ -6,12 +6,14 @@
  *
  * This is the cluster primary's job (workers.ts) done for threads, with the same messages and
  * the same rules, and the same code for them (AnswererPool, answerer-pool.ts):
- * - every thread compiles its own zones and starts from the current state snapshot; it listens
- *   only once it holds one, so a (re)started thread never answers from an empty snapshot;
+ * - every thread compiles the zone texts the main thread loaded (AnswererZones, reload.ts; never
+ *   the files) and starts from the current state snapshot; it listens only once it holds one, so
+ *   a (re)started thread never answers from an empty snapshot;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
  *   starts from (StatePublisher), and a thread out of step says 'hello' and gets the whole state;
  * - reloads roll one thread at a time (compiling blocks that thread; the others answer), threads
- *   still starting included, and one rolling reload at a time;
+ *   still starting included, every thread of a run to the same texts and generation, and one
+ *   rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
  * - /metrics asks every thread for its registry and sums them with this process's (as for
@@ -29,6 +31,7 @@ import { KeptRegistries } from '../admin/cluster-metrics.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
+import type { ZoneTexts } from './reload.js';
 import type { RrlOptions } from './rrl.js';
 import type { DeltaMessage, StateMessage } from './state-messages.js';
 import { DEFAULT_BATCH, DEFAULT_SLOT, loadAddon } from './udp-batched.js';
@@ -41,7 +44,7 @@ export interface UdpThreadData {
   index: number;
   zonesPath: string;
   /** The main thread's zone texts when the thread starts (UdpThreadsOptions.zoneTexts). */
-  texts: [string, string][];
+  zones: ZoneTexts;
   /** Numeric addresses and fixed ports (resolved by the main thread). */
   listen: { host: string; port: number }[];
   rrl: Partial<RrlOptions>;
@@ -56,7 +59,7 @@ export interface UdpThreadData {
   signal: SharedArrayBuffer;
 }
 
-export type UdpThreadRequest = StateMessage | DeltaMessage | { type: 'reload'; id: number; texts: [string, string][] } | { type: 'metrics'; id: number } | { type: 'stop' };
+export type UdpThreadRequest = StateMessage | DeltaMessage | { type: 'reload'; id: number; zones: ZoneTexts } | { type: 'metrics'; id: number } | { type: 'stop' };
 export type UdpThreadReply =
   | { type: 'ready'; listening: { address: string; port: number }[]; generation: number }
   | { type: 'reloaded'; id: number; generation: number; ok: boolean }
@@ -77,11 +80,11 @@ export interface UdpThreadsOptions {
   rrl?: Partial<RrlOptions>;
   querySample?: number;
   /**
-   * [file, text] of every zone the main thread serves (its last good versions, kept files
-   * included): threads compile these rather than the files, so they serve what it serves even
-   * when a file is broken or changes between two loads.
+   * The texts of every zone the main thread serves (its last good versions, kept files included)
+   * and their generation: threads compile these rather than the files, so they serve what it
+   * serves even when a file is broken or changes between two loads.
    */
-  zoneTexts: () => [string, string][];
+  zoneTexts: () => ZoneTexts;
   /** The snapshot a (re)started thread starts from: the main thread's current one. */
   currentState: () => StateSnapshot;
   /** How long an idle thread waits before it looks at its mailbox (default 100 ms). */
@@ -148,7 +151,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     const data: UdpThreadData = {
       index,
       zonesPath: o.zonesPath,
-      texts: o.zoneTexts(),
+      zones: o.zoneTexts(),
       listen: o.listen,
       rrl: o.rrl ?? {},
       logLevel: o.logLevel,
@@ -190,7 +193,8 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     },
     currentState: o.currentState,
     stateAtSpawn: true, // read before it listens (udp-thread.ts)
-    reloadRequest: (id) => ({ type: 'reload', id, texts: o.zoneTexts() }),
+    currentZones: o.zoneTexts,
+    reloadRequest: (id, zones) => ({ type: 'reload', id, zones }),
     killAfterMs: 2000,
     listening: (a, ready) => {
       log.debug({ thread: a.slot, threadId: a.handle.worker.threadId, generation: ready.generation }, 'UDP thread listening');

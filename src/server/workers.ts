@@ -1,11 +1,12 @@
 /**
- * `serve --workers N` (#8): N node:cluster worker processes answer on the same UDP and TCP
- * sockets; one process is not enough to keep up with gdnsd (one JavaScript callback per
- * datagram). Each worker compiles its own zones and holds its own state snapshot; the primary
- * answers no queries: it forks and restarts workers, forwards SIGHUP as rolling reloads, and
- * feeds every worker the same state snapshot (the embedded default, where the state store runs
- * in the primary). With Redis, each worker may instead subscribe itself (#3); the IPC below is
- * then only used for reloads.
+ * `serve --workers N`: N node:cluster worker processes answer on the same UDP and TCP sockets;
+ * one process is not enough to keep up with gdnsd (one JavaScript callback per datagram). The
+ * primary answers no queries: it reads the zone files (the only process that does, and the only
+ * one that reports their problems), forks and restarts workers, feeds every worker the zone texts
+ * it loaded (each worker compiles them: the same zones and generation as the primary, even if a
+ * file changes during a rolling reload) and the same state snapshot (the embedded default, where
+ * the state store runs in the primary). With Redis, each worker may instead subscribe itself;
+ * the IPC below then carries zones and reloads only.
  *
  * Sockets: UDP sockets are bound by the primary and shared (cluster's default for dgram:
  * every worker reads the one socket, the kernel hands each datagram to one reader); TCP uses
@@ -15,18 +16,21 @@
  *
  * IPC (JSON over the cluster channel):
  *   worker -> primary  { type: 'hello' }             first thing a worker says; the primary answers
- *                                                     with the current 'state' before it listens (also
- *                                                     sent again by a worker whose state is out of step)
- *   primary -> worker  { type: 'state', version, takenAt, fresh, sites: [[key, SiteState], ...] }
+ *                                                     with its 'zones' and the current 'state' before
+ *                                                     it listens ('hello' is said again, and answered
+ *                                                     with the state only, by a worker whose state is
+ *                                                     out of step)
+ *   primary -> worker  { type: 'zones', zones: { generation, texts } }
+ *                      { type: 'state', version, takenAt, fresh, sites: [[key, SiteState], ...] }
  *                      { type: 'delta', from, version, takenAt, fresh, sites: [[key, SiteState], ...], removed: [key, ...] }
- *                      { type: 'reload', id }       reload the zones from disk, reply 'reloaded'
+ *                      { type: 'reload', id, zones }  compile these zone texts, reply 'reloaded'
  *                      { type: 'stop' }             close the listeners gracefully, exit 0
  *   worker -> primary  { type: 'ready', listening: [{ address, port, udpPath }], generation }
  *                      { type: 'reloaded', id, generation, problems, ok }
- * A worker opens its listeners only after the first 'state', so a (re)started worker never
- * answers from an empty snapshot.
+ * A worker opens its listeners only after its zones are compiled and the first 'state' arrived,
+ * so a (re)started worker never answers from an empty snapshot.
  *
- * Deltas (#8): with 10,000 probed sites the primary swaps its snapshot up to 20 times a second
+ * Deltas: with 10,000 probed sites the primary swaps its snapshot up to 20 times a second
  * (one per load batch), and sending every site to every worker each time cost the primary a
  * JSON encoding of all of them and each worker a decoding. When the follower re-combined only
  * some sites (snapshot.ts deltaOf), a worker that holds the snapshot the delta starts `from`
@@ -36,17 +40,21 @@
  * (not holding `from`) ignores it and says 'hello' again.
  *
  * Reloads roll one worker at a time: compiling a large zone set blocks that worker's event loop
- * for the compile time, and the others keep answering. Forking, restarting, state publishing and
- * rolling reloads are AnswererPool's (answerer-pool.ts), shared with the UDP threads.
+ * for the compile time, and the others keep answering. Forking, restarting, zones and state
+ * publishing and rolling reloads are AnswererPool's (answerer-pool.ts), shared with the UDP
+ * threads.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { Runtime } from '../state/runtime.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { Nameserver } from './nameserver.js';
+import { AnswererZones, type ZoneTexts } from './reload.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
 
-export type PrimaryMessage = StateMessage | DeltaMessage | { type: 'reload'; id: number } | { type: 'stop' };
+type ReloadMessage = { type: 'reload'; id: number; zones: ZoneTexts };
+export type PrimaryMessage = { type: 'zones'; zones: ZoneTexts } | StateMessage | DeltaMessage | ReloadMessage | { type: 'stop' };
 export type WorkerMessage =
   | { type: 'hello' }
   | { type: 'ready'; listening: { address: string; port: number; udpPath: string }[]; generation: number }
@@ -65,6 +73,8 @@ export interface PrimaryOptions {
   env: NodeJS.ProcessEnv;
   /** The state new workers start from (the primary's runtime.state). */
   currentState: () => StateSnapshot;
+  /** The zone texts the primary serves (ReloadController.zoneTexts): what every worker compiles. */
+  zoneTexts: () => ZoneTexts;
   /** Called when every worker is listening for the first time. */
   onReady?: (listening: { address: string; port: number; udpPath: string }[]) => void;
 }
@@ -72,7 +82,7 @@ export interface PrimaryOptions {
 export interface Primary {
   /** Sends a state snapshot to every worker (and to later restarted ones). */
   publishState(snapshot: StateSnapshot): void;
-  /** Rolling reload: one worker at a time; resolves when all have reloaded. */
+  /** Rolling reload to the current zone texts: one worker at a time; resolves when all have reloaded. */
   reload(): Promise<{ ok: boolean; generation: number }>;
   workerPids(): number[];
   /** Stops every worker gracefully; resolves when all have exited. */
@@ -104,7 +114,9 @@ export function startPrimary(options: PrimaryOptions): Primary {
     },
     currentState: options.currentState,
     stateAtSpawn: false, // a worker says 'hello' first (WorkerLink)
-    reloadRequest: (id) => ({ type: 'reload', id }),
+    currentZones: options.zoneTexts,
+    zonesRequest: (zones) => ({ type: 'zones', zones }),
+    reloadRequest: (id, zones) => ({ type: 'reload', id, zones }),
     killAfterMs: 5000,
     spawned: (a) => {
       if (a.replaces !== undefined) log.info({ worker: pid(a), replaces: a.replaces.process.pid }, 'worker restarted');
@@ -133,18 +145,23 @@ export function startPrimary(options: PrimaryOptions): Primary {
 }
 
 /**
- * The worker's end of the IPC channel: asks for the state first, then applies the primary's
- * messages to its nameserver.
+ * The worker's end of the IPC channel: asks for the zones and the state first, compiles the
+ * zones into its runtime, then applies the primary's messages to that runtime.
  */
 export class WorkerLink {
-  private ns: Nameserver | null = null;
+  /** The worker's zones and state, as the primary sends them. */
+  readonly runtime = new Runtime();
+  private readonly zones: AnswererZones;
+  private firstZones: ZoneTexts | null = null;
   private latest: StateSnapshot | null = null;
-  private waiting: ((snapshot: StateSnapshot) => void) | null = null;
+  private waiting: (() => void) | null = null;
+  private ns: Nameserver | null = null;
   private stopRequested = false;
   private onStop: (() => void) | null = null;
-  private reloadWhenServing: number | null = null;
+  private reloadWhenServing: ReloadMessage | null = null;
 
-  constructor(private readonly log: Logger) {
+  constructor(zonesPath: string, private readonly log: Logger) {
+    this.zones = new AnswererZones(this.runtime, zonesPath, log);
     process.on('message', (message: PrimaryMessage) => this.receive(message));
     // The primary went away: nobody restarts or feeds us any more.
     process.on('disconnect', () => {
@@ -163,20 +180,31 @@ export class WorkerLink {
     if (process.connected) process.send?.(message, undefined, undefined, () => {});
   }
 
-  /** The primary's current state (it answers 'hello' at once). */
-  firstState(timeoutMs = 10_000): Promise<StateSnapshot> {
-    if (this.latest !== null) return Promise.resolve(this.latest);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no state from the cluster primary')), timeoutMs);
-      this.waiting = (snapshot) => {
-        clearTimeout(timer);
-        resolve(snapshot);
-      };
-    });
+  /**
+   * Resolves once the primary's zones are compiled and its state is held: the runtime can answer.
+   * Rejects when they do not come in time, or the zones hold no zone (NoZonesError).
+   */
+  async ready(timeoutMs = 10_000): Promise<Runtime> {
+    if (this.firstZones === null || this.latest === null) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no zones and state from the cluster primary')), timeoutMs);
+        this.waiting = () => {
+          if (this.firstZones === null || this.latest === null) return;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    await this.zones.load(this.firstZones!);
+    return this.runtime;
   }
 
   private receive(message: PrimaryMessage): void {
     switch (message?.type) {
+      case 'zones':
+        this.firstZones ??= message.zones;
+        this.waiting?.();
+        break;
       case 'state':
       case 'delta': {
         const snapshot = applyStateMessage(this.latest, message);
@@ -187,16 +215,15 @@ export class WorkerLink {
           break;
         }
         this.latest = snapshot;
-        if (this.ns !== null) this.ns.runtime.state = snapshot;
-        this.waiting?.(snapshot);
-        this.waiting = null;
+        this.runtime.publishState(snapshot);
+        this.waiting?.();
         break;
       }
       case 'reload':
-        // One asked while this worker still starts is done once it serves: it may have read the
-        // files before they changed, and the primary's rolling reload waits for its reply.
-        if (this.ns === null) this.reloadWhenServing = message.id;
-        else void this.reload(message.id);
+        // One asked while this worker still starts is done once it serves: its first zones may be
+        // older, and the primary's rolling reload waits for its reply.
+        if (this.ns === null) this.reloadWhenServing = message;
+        else void this.reload(message);
         break;
       case 'stop':
         this.stop();
@@ -204,9 +231,14 @@ export class WorkerLink {
     }
   }
 
-  private async reload(id: number): Promise<void> {
-    const report = await this.ns!.reload();
-    this.send({ type: 'reloaded', id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
+  private async reload(message: ReloadMessage): Promise<void> {
+    try {
+      const report = await this.zones.load(message.zones);
+      this.send({ type: 'reloaded', id: message.id, generation: report.zoneSet.generation, problems: report.problems.length, ok: report.problems.length === 0 });
+    } catch (error) {
+      this.log.error({ err: error }, 'reload failed; still serving the zones of before');
+      this.send({ type: 'reloaded', id: message.id, generation: this.runtime.zones.generation, problems: 1, ok: false });
+    }
   }
 
   private stop(): void {
@@ -217,11 +249,10 @@ export class WorkerLink {
   /** Reports 'ready' and serves until the primary (or a signal) says stop. */
   serve(ns: Nameserver): Promise<void> {
     this.ns = ns;
-    if (this.latest !== null) ns.runtime.state = this.latest;
     this.send({
       type: 'ready',
       listening: ns.udp.map((u) => ({ address: u.address, port: u.port, udpPath: u.path })),
-      generation: ns.runtime.zones.generation,
+      generation: this.runtime.zones.generation,
     });
     if (this.reloadWhenServing !== null) {
       void this.reload(this.reloadWhenServing);

@@ -1,7 +1,8 @@
 /**
  * Keeps a nameserver's state snapshot true: reads the store in full on (re)connect and every
  * `resyncMs` (the safety net), applies change notices as they come, and after each change swaps
- * `runtime.state` with ONE assignment (a query never awaits the store).
+ * the runtime's state with ONE assignment (Runtime.publishState: a query never awaits the store;
+ * cluster workers and UDP threads receive each snapshot as a subscriber).
  *
  * Fail static: while the store is unreachable, or no prober is heart-beating, the last known
  * state keeps being answered; each condition is logged once when it starts and once when it
@@ -104,7 +105,6 @@ export class StateFollower {
   readonly recomputes = { full: 0, incremental: 0 };
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
-  private readonly listeners = new Set<(s: StateSnapshot) => void>();
 
   constructor(options: FollowerOptions) {
     this.store = options.store;
@@ -131,11 +131,6 @@ export class StateFollower {
     let newest = 0;
     for (const p of this.contents.probers.values()) newest = Math.max(newest, p.heartbeatAt);
     return now - (newest > 0 ? Math.min(newest, this.lastHeardAt) : this.lastHeardAt);
-  }
-
-  onSnapshot(listener: (s: StateSnapshot) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /**
@@ -355,7 +350,7 @@ export class StateFollower {
   }
 
   private swap(snapshot: StateSnapshot, changed: ReadonlySet<string> | 'all'): void {
-    this.runtime.state = snapshot; // the one assignment queries see
+    this.runtime.publishState(snapshot); // the one assignment queries see; then its subscribers
     this.stateFile?.save(snapshot.sites);
     const setGauges = (site: SiteModel) => {
       const s: SiteState = stateOf(snapshot, site.key);
@@ -372,7 +367,6 @@ export class StateFollower {
         if (site !== undefined) setGauges(site);
       }
     }
-    for (const l of this.listeners) l(snapshot);
   }
 
   /** The raw store contents as last seen (status shows forced states and probers from it). */

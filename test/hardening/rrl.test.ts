@@ -7,6 +7,8 @@ import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { startNameserver } from '../../src/server/nameserver.js';
+import { ReloadController } from '../../src/server/reload.js';
+import { ZoneStore } from '../../src/server/zone-store.js';
 import { rateLimitedTotal } from '../../src/metrics/definitions.js';
 import { createLogger } from '../../src/util/logger.js';
 import { decode, query } from '../helpers/dns.js';
@@ -185,8 +187,11 @@ for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real U
     const why = (await import('../../src/server/udp-batched.js')).batchedUnavailable();
     if (why !== null) return t.skip(`batched UDP path unavailable: ${why}`);
   }
+  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/'), prebuild: true }, createLogger('error'));
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
   const ns = await startNameserver({
-    zonesPath: 'zones/',
+    runtime: reloads.runtime,
     listen: ['127.0.0.1:0'],
     logger: createLogger('error'),
     rrl: { ratePerSecond: 1, windowSeconds: 5, slip: 2, exempt: ['192.0.2.0/24'] },

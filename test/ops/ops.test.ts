@@ -3,7 +3,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { countAllDownNames, prepareOps } from '../../src/app/ops.js';
 import { renderMetrics } from '../../src/metrics/definitions.js';
-import { Runtime } from '../../src/state/runtime.js';
+import { ReloadController } from '../../src/server/reload.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { compileText, tempZonesDir } from '../helpers/dns.js';
@@ -20,12 +20,13 @@ t.test('names whose every site is down are counted at scrape', async (t) => {
 
 t.test('readiness: zones loaded and a first state known; health and routes over HTTP', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
-  const zoneStore = new ZoneStore(dir);
-  t.teardown(() => zoneStore.close());
-  const runtime = new Runtime((await zoneStore.load()).zoneSet);
   const { logger } = memoryLogger('warn');
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
+  const runtime = reloads.runtime;
   const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false });
-  await ops.attach({ runtime, zoneStore });
+  await ops.attach({ runtime, reloads });
   const base = `http://127.0.0.1:${ops.admin!.port}`;
   const get = async (path: string): Promise<{ status: number; body: any }> => {
     const res = await fetch(base + path);
@@ -35,9 +36,9 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
   const notReady = await get('/readyz');
   t.equal(notReady.status, 503, 'sites have probes and no state is known yet');
   t.match(notReady.body, { zonesLoaded: true, stateKnown: false });
-  runtime.state = makeSnapshot(new Map([['app.example.com/boston', { up: false, reason: 'timeout' }]]), true);
+  runtime.publishState(makeSnapshot(new Map([['app.example.com/boston', { up: false, reason: 'timeout' }]]), true));
   t.equal((await get('/readyz')).status, 200, 'ready once a fresh state arrived');
-  runtime.state = makeSnapshot(runtime.state.sites, false);
+  runtime.publishState(makeSnapshot(runtime.state.sites, false));
   t.equal((await get('/readyz')).status, 200, 'stays ready when the state goes stale (fail static)');
 
   const status = await get('/v1/status');
@@ -62,11 +63,11 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
 
 t.test('a status provider replaces the default; the token guards reload', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
-  const zoneStore = new ZoneStore(dir);
-  t.teardown(() => zoneStore.close());
-  const runtime = new Runtime((await zoneStore.load()).zoneSet);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, memoryLogger('warn').logger);
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
   const ops = prepareOps({ http: '127.0.0.1:0', httpToken: 's3cret', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger: memoryLogger('warn').logger, signals: false, status: async () => ({ source: 'redis', sites: [] }) });
-  await ops.attach({ runtime, zoneStore });
+  await ops.attach({ runtime: reloads.runtime, reloads });
   t.teardown(() => ops.stop(async () => {}));
   const base = `http://127.0.0.1:${ops.admin!.port}`;
   t.same(await (await fetch(base + '/v1/status')).json(), { source: 'redis', sites: [] });

@@ -77,7 +77,7 @@ t.test('handler errors are counted, and logged once per message', async (t) => {
   const runtime = new Runtime(compileText(SAMPLE));
   const handler = new Handler(runtime, fixedEnv(), observer);
   // A broken state snapshot makes the policy throw: the handler answers SERVFAIL.
-  runtime.state = { sites: null as any, version: 1, takenAt: 0, fresh: true };
+  runtime.publishState({ sites: null as any, version: 1, takenAt: 0, fresh: true });
   const before = metric(parseMetrics(await renderMetrics()), 'sitedns_handler_errors_total');
   for (let i = 0; i < 3; i++) handler.handle(query('boston.app.example.com'), { transport: 'udp', clientAddress: '192.0.2.1' });
   t.equal(metric(parseMetrics(await renderMetrics()), 'sitedns_handler_errors_total') - before, 3);

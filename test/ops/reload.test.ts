@@ -1,15 +1,22 @@
-/** Live reload: edits take effect, broken edits keep the last good zone and are reported once. */
+/**
+ * Live reload (server/reload.ts): edits take effect, broken edits keep the last good zone and are
+ * reported once, loads never overlap, and whatever triggers a load (start, SIGHUP, a file change,
+ * POST /v1/reload) the prebuilt-answer table is built before the zones are published.
+ */
 import t, { type Test } from 'tap';
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderMetrics } from '../../src/metrics/definitions.js';
+import { prepareOps } from '../../src/app/ops.js';
+import { startServeApp } from '../../src/app/serve-app.js';
+import { tablesBuiltOnQueryPath } from '../../src/server/fast-path.js';
 import { Handler } from '../../src/server/handler.js';
-import { Runtime } from '../../src/state/runtime.js';
-import { ReloadController } from '../../src/server/reload.js';
+import { NoZonesError, ReloadController } from '../../src/server/reload.js';
 import { watchZones } from '../../src/server/watch.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
 import { decode, fixedEnv, query, tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
+import { udpQuery } from '../helpers/net.js';
 
 const zone = (address: string) => `zone: r.test
 soa: { mname: ns1.r.test, rname: h.r.test }
@@ -20,26 +27,26 @@ records:
 
 async function setup(t: Test, files: Record<string, string>) {
   const dir = tempZonesDir(files);
-  const store = new ZoneStore(dir);
-  t.teardown(() => store.close());
-  const runtime = new Runtime((await store.load()).zoneSet);
-  const handler = new Handler(runtime, fixedEnv());
   const { logger, lines } = memoryLogger();
-  const reloads = new ReloadController({ runtime, zoneStore: store }, logger);
-  reloads.start();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
+  const runtime = reloads.runtime;
+  const handler = new Handler(runtime, fixedEnv());
   const www = () => decode(handler.handle(query('www.r.test'), { transport: 'udp', clientAddress: '192.0.2.9' })!).answers.map((a: any) => a.address);
   return { dir, runtime, reloads, lines, www };
 }
 
-t.test('an edit takes effect at reload; the listener hears of it', async (t) => {
-  const { dir, reloads, www } = await setup(t, { 'r.yaml': zone('192.0.2.10') });
+t.test('an edit takes effect at reload; a zone subscriber hears of it', async (t) => {
+  const { dir, runtime, reloads, www } = await setup(t, { 'r.yaml': zone('192.0.2.10') });
   t.same(www(), ['192.0.2.10']);
   const heard: number[] = [];
-  reloads.onReload((zs) => heard.push(zs.generation));
+  runtime.subscribeZones((zs) => heard.push(zs.generation));
   writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.11'));
   const outcome = await reloads.reload('sighup');
   t.same(www(), ['192.0.2.11']);
   t.same(heard, [outcome.generation]);
+  t.equal(runtime.zones.generation, outcome.generation);
   t.same(outcome.problems, []);
 });
 
@@ -72,32 +79,71 @@ t.test('a broken edit keeps serving the old zone, is logged once as file:line: p
 t.test('problems present at start are counted but not reported again by the first reload', async (t) => {
   const { reloads, lines } = await setup(t, { 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
   t.equal(reloads.lastOutcome!.problems.length, 1);
+  t.equal(lines.filter((l) => l.level === 50).length, 1, 'the start reports it');
   await reloads.reload('sighup');
-  t.equal(lines.filter((l) => l.level === 50).length, 0);
+  t.equal(lines.filter((l) => l.level === 50).length, 1, 'the first reload does not report it again');
 });
 
-t.test('start() reports the problems of the load being served, without compiling the files again ', async (t) => {
+t.test('the start is the first load: it reports what it serves; the first reload sees a fix', async (t) => {
   const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
-  const store = new ZoneStore(dir);
-  t.teardown(() => store.close());
-  const runtime = new Runtime((await store.load()).zoneSet);
-  // Fixed on disk after the load: start() describes what is served, not the disk of now.
-  writeFileSync(join(dir, 'broken.yaml'), zone('192.0.2.20').replace('r.test', 'b.test').replaceAll('.r.test', '.b.test'));
-  const reloads = new ReloadController({ runtime, zoneStore: store }, memoryLogger().logger);
-  const outcome = reloads.start();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, memoryLogger().logger);
+  t.teardown(() => reloads.zoneStore.close());
+  const outcome = await reloads.start();
+  t.equal(outcome.trigger, 'start');
   t.equal(outcome.problems.length, 1);
   t.match(outcome.problems[0], /broken\.yaml:\d+: /);
-  t.equal(outcome.generation, runtime.zones.generation);
-  // The first reload sees the fix.
+  t.equal(outcome.generation, reloads.runtime.zones.generation);
+  writeFileSync(join(dir, 'broken.yaml'), zone('192.0.2.20').replace('r.test', 'b.test').replaceAll('.r.test', '.b.test'));
   t.same((await reloads.reload('sighup')).problems, []);
-  t.ok(runtime.zones.zones.has('b.test'));
+  t.ok(reloads.runtime.zones.zones.has('b.test'));
 });
 
-t.test('a ReloadController over a store that never loaded checks the files from disk', async (t) => {
+t.test('a start that finds no zone fails with its problems reported, and publishes nothing', async (t) => {
   const dir = tempZonesDir({ 'broken.yaml': 'zone: [' });
-  const store = new ZoneStore(dir);
-  const reloads = new ReloadController({ runtime: new Runtime(store.zoneSet), zoneStore: store }, memoryLogger().logger);
-  t.equal(reloads.start().problems.length, 1);
+  const { logger, lines } = memoryLogger();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  let published = 0;
+  reloads.runtime.subscribeZones(() => published++);
+  const failure = await reloads.start().then(() => null, (e: unknown) => e);
+  t.ok(failure instanceof NoZonesError, 'NoZonesError');
+  t.equal((failure as NoZonesError).code, 'ENO_ZONES');
+  t.match((failure as Error).message, /no zone could be loaded from /);
+  t.equal(lines.filter((l) => l.level === 50 && /broken\.yaml:\d+: /.test(l.msg)).length, 1, 'the broken file is reported');
+  t.equal(published, 0, 'nothing published');
+  t.equal(reloads.runtime.zones.zones.size, 0);
+});
+
+t.test('one load at a time: triggers during a load coalesce into one more load after it', async (t) => {
+  const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10') });
+  const zoneStore = new ZoneStore(dir);
+  // A store whose load takes a while (as one that reads and parses off the main thread does).
+  let running = 0;
+  let most = 0;
+  let loads = 0;
+  const load = zoneStore.load.bind(zoneStore);
+  (zoneStore as { load: () => unknown }).load = async () => {
+    loads++;
+    most = Math.max(most, ++running);
+    await new Promise((r) => setTimeout(r, 30));
+    running--;
+    return load();
+  };
+  const reloads = new ReloadController({ zoneStore, prebuild: true }, memoryLogger('warn').logger);
+  t.teardown(() => zoneStore.close());
+  await reloads.start();
+  loads = 0;
+  const first = reloads.reload('sighup');
+  await new Promise((r) => setTimeout(r, 5)); // the first load runs now
+  const second = reloads.reload('watch');
+  const third = reloads.reload('api');
+  t.equal(second, third, 'triggers during a load share the next one');
+  t.not(first, second);
+  const outcomes = await Promise.all([first, second, third]);
+  t.equal(loads, 2, 'three triggers, two loads');
+  t.equal(most, 1, 'never two at once');
+  t.same(outcomes.map((o) => o.trigger), ['sighup', 'watch', 'watch']);
+  t.ok(outcomes[1].generation >= outcomes[0].generation, 'the coalesced load comes after the first');
+  t.equal(reloads.runtime.zones.generation, outcomes[1].generation);
 });
 
 t.test('the watcher reloads after a save (write + rename), debounced into one reload', async (t) => {
@@ -120,4 +166,67 @@ t.test('the watcher reloads after a save (write + rename), debounced into one re
   await done;
   t.same(www(), ['192.0.2.20']);
   t.equal(count, 1);
+});
+
+t.test('serve: after every kind of reload the prebuilt table is there before the first query (none built on the query path)', async (t) => {
+  const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10') });
+  const { logger } = memoryLogger('warn');
+  // As `sitedns serve` wires it (cli/serve.ts): SIGHUP, the watcher and the admin route.
+  // A long debounce: the watcher's reload of an edit made for SIGHUP or the API comes well after
+  // theirs (and, finding nothing changed, publishes nothing).
+  const ops = prepareOps({ querySample: 0, watchDebounceMs: 1500, stopTimeoutMs: 1000, logger, signals: true, stateKnown: () => true });
+  const builtBefore = tablesBuiltOnQueryPath();
+  const app = await startServeApp({
+    zonesPath: dir,
+    listen: ['127.0.0.1:0'],
+    udpPath: 'dgram',
+    logger,
+    http: '127.0.0.1:0',
+    httpExplicit: true,
+    observer: ops.observer,
+    registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
+    startupLimitMs: 200,
+  });
+  t.teardown(() => ops.stop(() => app.stop()));
+  await ops.attach({ runtime: app.runtime, reloads: app.reloads, handler: app.ns.handler });
+  const port = app.ns.udp[0].port;
+  const www = async () => decode((await udpQuery(port, query('www.r.test')))!).answers.map((a: any) => a.address);
+  const waitFor = async (check: () => boolean, what: string) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+    t.ok(check(), what);
+  };
+  const published: number[] = [];
+  app.runtime.subscribeZones((zones) => published.push(zones.generation));
+
+  t.same(await www(), ['192.0.2.10'], 'start: answered');
+  t.equal(tablesBuiltOnQueryPath() - builtBefore, 0, 'start: no table built on the query path');
+
+  // Each edit loaded makes a new zone set: each needs its own table.
+  let generation = app.runtime.zones.generation;
+  writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.11'));
+  process.kill(process.pid, 'SIGHUP');
+  await waitFor(() => app.runtime.zones.generation > generation, 'SIGHUP: a new zone set is published');
+  t.equal(app.reloads.lastOutcome?.trigger, 'sighup');
+  t.same(await www(), ['192.0.2.11']);
+  t.equal(tablesBuiltOnQueryPath() - builtBefore, 0, 'SIGHUP: no table built on the query path');
+
+  await waitFor(() => app.reloads.lastOutcome?.trigger === 'watch', 'the watcher\'s reload of that edit finds nothing new');
+  generation = app.runtime.zones.generation;
+  writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.12'));
+  await waitFor(() => app.runtime.zones.generation > generation, 'file change: a new zone set is published');
+  t.equal(app.reloads.lastOutcome?.trigger, 'watch');
+  t.same(await www(), ['192.0.2.12']);
+  t.equal(tablesBuiltOnQueryPath() - builtBefore, 0, 'file change: no table built on the query path');
+
+  generation = app.runtime.zones.generation;
+  writeFileSync(join(dir, 'r.yaml'), zone('192.0.2.13'));
+  const res = await fetch(`http://127.0.0.1:${app.admin!.port}/v1/reload`, { method: 'POST' });
+  const outcome = await res.json();
+  t.match(outcome, { trigger: 'api' }, 'API: the outcome of its own load');
+  t.ok(outcome.generation > generation && outcome.generation === app.runtime.zones.generation, 'API: a new zone set is published');
+  t.same(await www(), ['192.0.2.13']);
+  t.equal(tablesBuiltOnQueryPath() - builtBefore, 0, 'API: no table built on the query path');
+
+  t.ok(published.length >= 3, `each load published (${published.length})`);
+  t.same(published, [...published].sort((a, b) => a - b), 'in order');
 });

@@ -1,15 +1,17 @@
 /**
  * AnswererPool (src/server/answerer-pool.ts), the lifecycle cluster workers and UDP threads
  * share, over a fake transport: start and start failure, state on spawn and on 'hello', replies
- * by id (timeout, exit), serialized rolling reloads that fold requests in and include answerers
- * still starting, restarts in the same slot, and stop then kill.
+ * by id (timeout, exit), the primary's zones on a starting answerer's 'hello', serialized rolling
+ * reloads that fold requests in, include answerers still starting and give every answerer of a run
+ * the same zones, restarts in the same slot, and stop then kill.
  */
 import t from 'tap';
 import { EventEmitter } from 'node:events';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { AnswererFailedToStart, AnswererPool, type AnswererExit } from '../../src/server/answerer-pool.js';
+import type { ZoneTexts } from '../../src/server/reload.js';
 
-type Request = { type: string; id?: number };
+type Request = { type: string; id?: number; zones?: ZoneTexts };
 type Reply = { type: 'hello' } | { type: 'ready'; generation: number } | { type: 'reloaded'; id: number; ok: boolean; generation: number } | { type: 'pong'; id: number };
 
 class Fake extends EventEmitter {
@@ -29,7 +31,8 @@ class Fake extends EventEmitter {
   }
 }
 
-function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boolean }) {
+function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boolean; zonesOnHello?: boolean }) {
+  const zones = { current: { generation: 1, texts: [['z.yaml', 'zone: z.test']] } as ZoneTexts };
   const spawned: Fake[] = [];
   const events: string[] = [];
   const state = makeSnapshot(new Map(), true);
@@ -54,14 +57,16 @@ function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boo
     },
     currentState: () => state,
     stateAtSpawn: o.stateAtSpawn ?? false,
-    reloadRequest: (id) => ({ type: 'reload', id }),
+    currentZones: () => zones.current,
+    zonesRequest: o.zonesOnHello ? (z) => ({ type: 'zones', zones: z }) : undefined,
+    reloadRequest: (id, z) => ({ type: 'reload', id, zones: z }),
     killAfterMs: 50,
     spawned: (a) => events.push(`spawned ${a.slot}${a.replaces !== undefined ? ' (replacement)' : ''}`),
     listening: (a) => events.push(`listening ${a.slot}`),
     restarting: (a) => events.push(`restarting ${a.slot} ${a.ready ? 'died' : 'could not start'}`),
     reloaded: ({ ok }, n) => events.push(`reloaded ${n} ${ok}`),
   });
-  return { pool, spawned, events };
+  return { pool, spawned, events, zones };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -209,4 +214,34 @@ t.test("close: 'stop' to every answerer, killed when it does not end in time; on
   clearTimeout(alive);
   t.same(spawned.map((f) => f.killed), [true, true], 'killed after killAfterMs');
   t.same(pool.answerers(), []);
+});
+
+t.test("zones: a starting answerer's 'hello' gets them before the state; a run gives every answerer the zones current at its start", async (t) => {
+  const { pool, spawned, zones } = fakePool({ size: 2, zonesOnHello: true });
+  spawned[0].say({ type: 'hello' });
+  t.same(spawned[0].posted.map((m) => m.type), ['zones', 'state'], 'the zones first, then the whole state');
+  t.equal(spawned[0].last('zones')?.zones, zones.current, 'the current zones');
+  for (const f of spawned) f.say({ type: 'ready', generation: 1 });
+  await pool.start;
+  spawned[0].say({ type: 'hello' }); // out of step later: the state only
+  t.same(spawned[0].posted.map((m) => m.type), ['zones', 'state', 'state'], "a 'hello' once listening gets the state only");
+
+  const answer = (f: Fake) => f.say({ type: 'reloaded', id: f.last('reload')!.id!, ok: true, generation: f.last('reload')!.zones!.generation });
+  zones.current = { generation: 2, texts: [] };
+  const first = pool.reload();
+  await tick();
+  zones.current = { generation: 3, texts: [] }; // the primary reloads again during the run
+  const second = pool.reload();
+  answer(spawned[0]);
+  await tick();
+  t.equal(spawned[1].last('reload')?.zones?.generation, 2, 'the second answerer of the run gets the zones the run started with');
+  answer(spawned[1]);
+  t.same(await first, { ok: true, generation: 2 });
+  await tick();
+  t.equal(spawned[0].last('reload')?.zones?.generation, 3, 'the next run brings the newer zones');
+  answer(spawned[0]);
+  await tick();
+  answer(spawned[1]);
+  t.same(await second, { ok: true, generation: 3 });
+  await pool.close();
 });

@@ -14,7 +14,6 @@ import type { Worker } from 'node:worker_threads';
 import type { StateSnapshot, SiteState } from '../../src/state/snapshot.js';
 import type { Metric, UdpThreads } from '../../src/server/udp-threads.js';
 import { prepareOps } from '../../src/app/ops.js';
-import { Runtime } from '../../src/state/runtime.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
 import { udpQuery } from '../helpers/net.js';
@@ -23,6 +22,7 @@ const threadsModule = (await import(new URL('../../dist/server/udp-threads.js', 
 const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', import.meta.url).href)) as typeof import('../../src/state/snapshot.js');
 const { makeSnapshot, recordDelta } = snapshotModule;
 const storeModule = (await import(new URL('../../dist/server/zone-store.js', import.meta.url).href)) as typeof import('../../src/server/zone-store.js');
+const reloadModule = (await import(new URL('../../dist/server/reload.js', import.meta.url).href)) as typeof import('../../src/server/reload.js');
 const clusterMetrics = (await import(new URL('../../dist/admin/cluster-metrics.js', import.meta.url).href)) as typeof import('../../src/admin/cluster-metrics.js');
 
 /** Every value of a metric over registries (summed /metrics would show this). */
@@ -49,17 +49,18 @@ function sites(boston: SiteState): Map<string, SiteState> {
 async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
-  const store = new storeModule.ZoneStore(dir, { keepTexts: true });
-  t.teardown(() => store.close());
-  const firstLoad = await store.load();
+  // The main thread's reload path, as serve-app builds it: threads compile the texts it loaded.
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepTexts: true }), prebuild: true }, logger);
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
+  const store = reloads.zoneStore;
   let textsOverride: [string, string][] | undefined;
   let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
   const spawned: { worker: Worker; index: number }[] = [];
   const pool: UdpThreads = await threadsModule.startUdpThreads({
     threads: 2,
     zonesPath: dir,
-    // The main thread's store, as the nameserver passes it: threads compile what it serves.
-    zoneTexts: () => textsOverride ?? store.goodTexts(),
+    zoneTexts: () => (textsOverride === undefined ? reloads.zoneTexts() : { generation: 0, texts: textsOverride }),
     listen: [{ host: '127.0.0.1', port: await freeUdpPort() }],
     logger,
     logLevel: 'warn',
@@ -105,12 +106,13 @@ async function run(t: Test): Promise<void> {
   t.same(await everyThread(), ['198.51.100.30'], 'a delta from elsewhere goes whole, and applies');
   publish(makeSnapshot(sites({ up: true }), true));
 
-  // Reload: every thread compiles the files again, one after the other.
+  // Reload: every thread compiles the main thread's new texts, one after the other.
   writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
-  await store.load();
+  await reloads.reload('sighup');
   publish(makeSnapshot(sites({ up: false, reason: 'refused' }), true));
   const reloaded = await pool.reload();
   t.equal(reloaded.ok, true, 'every thread reloaded');
+  t.equal(reloaded.generation, reloads.runtime.zones.generation, "the threads serve the main thread's generation");
   t.same(await everyThread(), ['198.51.100.31'], 'every thread answers from the new zones');
   publish(makeSnapshot(sites({ up: true }), true));
 
@@ -157,7 +159,7 @@ async function run(t: Test): Promise<void> {
   // A broken file keeps its last good zone in the main thread's store, and so in a thread
   // started meanwhile: threads compile the store's texts, not the files.
   writeFileSync(join(dir, 'app.yaml'), 'zone: [broken');
-  t.equal((await store.load()).keptFiles.length, 1, 'the main thread keeps the last good app.yaml');
+  t.equal((await reloads.reload('watch')).keptFiles.length, 1, 'the main thread keeps the last good app.yaml');
   const third = spawned[spawned.length - 1];
   await third.worker.terminate();
   await until(t, () => spawned.length === 4 && pool.threadIds().length === 2, 'a thread restarted while the file is broken starts');
@@ -171,10 +173,10 @@ async function run(t: Test): Promise<void> {
   t.same(await everyThread(), ['203.0.113.10'], 'the other thread answers meanwhile');
 
   // Readiness (app/ops.ts): one listening thread is enough; none (all dead, restarting) is not.
-  const runtime = new Runtime(firstLoad.zoneSet);
-  runtime.state = state;
+  const runtime = reloads.runtime;
+  runtime.publishState(state);
   const ops = prepareOps({ http: '127.0.0.1:0', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger, signals: false, stateKnown: () => true });
-  await ops.attach({ runtime, zoneStore: store, threads: pool });
+  await ops.attach({ runtime, reloads, threads: pool });
   t.teardown(() => ops.stop(async () => undefined));
   const admin = `http://127.0.0.1:${ops.admin!.port}`;
   const readyz = async () => {
@@ -210,29 +212,40 @@ async function run(t: Test): Promise<void> {
 }
 
 /**
- * The follower may swap the state while the threads compile their zones (seconds for large
- * sets), before the nameserver observes swaps: the nameserver sends the current state once they
+ * The follower may publish a state while the threads compile their zones (seconds for large
+ * sets), before the nameserver subscribes: the nameserver sends the current state once they
  * listen, so no thread keeps the snapshot it started from.
  */
 async function swappedWhileStarting(t: Test): Promise<void> {
   const { startNameserver } = (await import(new URL('../../dist/server/nameserver.js', import.meta.url).href)) as typeof import('../../src/server/nameserver.js');
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger } = memoryLogger('warn');
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepTexts: true }), prebuild: true }, logger);
+  t.teardown(() => reloads.zoneStore.close());
+  await reloads.start();
+  const runtime = reloads.runtime;
+  runtime.publishState(makeSnapshot(sites({ up: true }), true));
+  // A thread takes well over 20 ms to start (a V8 isolate, module loading, the compile).
+  setTimeout(() => runtime.publishState(makeSnapshot(sites({ up: false, reason: 'refused' }), true)), 20);
   const ns = await startNameserver({
-    zonesPath: dir,
+    runtime,
     listen: ['127.0.0.1:0'],
     logger,
-    udpThreads: { threads: 2, logLevel: 'warn' },
-    beforeListen: async (runtime) => {
-      runtime.state = makeSnapshot(sites({ up: true }), true);
-      // A thread takes well over 20 ms to start (a V8 isolate, module loading, the compile).
-      setTimeout(() => (runtime.state = makeSnapshot(sites({ up: false, reason: 'refused' }), true)), 20);
-    },
+    udpThreads: { threads: 2, logLevel: 'warn', zonesPath: dir, zoneTexts: () => reloads.zoneTexts() },
   });
   t.teardown(() => ns.stop());
   const seen = new Set<string | undefined>();
   for (let i = 0; i < 24; i++) seen.add(decode((await udpQuery(ns.udp[0].port, query('boston.app.example.com')))!).answers[0]?.address);
-  t.same([...seen], ['198.51.100.30'], 'every thread answers from the state swapped in during its start');
+  t.same([...seen], ['198.51.100.30'], 'every thread answers from the state published during its start');
+
+  // Every zone set published to the runtime (here: a reload) rolls through the threads.
+  writeFileSync(join(dir, 'app.yaml'), zone('198.51.100.31'));
+  runtime.publishState(makeSnapshot(sites({ up: false, reason: 'refused' }), true));
+  await reloads.reload('api');
+  for (let i = 0; i < 100 && decode((await udpQuery(ns.udp[0].port, query('boston.app.example.com')))!).answers[0]?.address !== '198.51.100.31'; i++) await new Promise((r) => setTimeout(r, 50));
+  seen.clear();
+  for (let i = 0; i < 24; i++) seen.add(decode((await udpQuery(ns.udp[0].port, query('boston.app.example.com')))!).answers[0]?.address);
+  t.same([...seen], ['198.51.100.31'], 'a published zone set reaches every thread');
   await ns.stop();
 }
 

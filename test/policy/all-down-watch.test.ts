@@ -29,12 +29,12 @@ t.test('the handler reports transitions of a name into and out of all-down', asy
     for (let i = 0; i < n; i++) handler.handle(query('t.test', 'A'), { transport: 'udp', clientAddress: '192.0.2.1' });
   };
   ask(3);
-  runtime.state = snap({ a: { up: false }, b: { up: false } });
+  runtime.publishState(snap({ a: { up: false }, b: { up: false } }));
   ask(5);
   t.equal(handler.handle(query('t.test', 'A'), { transport: 'udp', clientAddress: '192.0.2.1' })![3] & 0xf, 2, 'all_down: servfail');
-  runtime.state = snap({ a: { up: false } });
+  runtime.publishState(snap({ a: { up: false } }));
   ask(2);
-  runtime.state = snap({ a: { up: false }, b: { up: false } });
+  runtime.publishState(snap({ a: { up: false }, b: { up: false } }));
   ask(2);
   t.same(changes, [['t.test', true], ['t.test', false], ['t.test', true]], 'one callback per transition');
   t.equal((await eventsFor('t.test')) - before, 2, 'two entries into all-down counted');
@@ -56,9 +56,9 @@ groups: { g: [a, b] }
   const handler = new Handler(runtime, undefined, { onAllDown: (name, down) => changes.push([name.name, down]) });
   const ask = (type: 'A' | 'AAAA') => handler.handle(query('a.s.test', type), { transport: 'udp', clientAddress: '192.0.2.1' });
   ask('A');
-  runtime.state = snap({ a: { up: false }, b: { up: false } }, 's.test');
+  runtime.publishState(snap({ a: { up: false }, b: { up: false } }, 's.test'));
   ask('AAAA'); // the spell is seen through the AAAA answers only
-  runtime.state = snap({}, 's.test');
+  runtime.publishState(snap({}, 's.test'));
   ask('A');
   ask('AAAA');
   t.same(changes, [['a.s.test', true], ['a.s.test', false]]);
