@@ -66,6 +66,12 @@ records:
   const countedBeforeDeath = await scrapeQueries();
   t.ok(countedBeforeDeath >= 40 + 12 + 1, `the scrape counts every worker's queries (${countedBeforeDeath})`);
 
+  // A reload reaches every worker with the primary's generation: they compile the texts it loaded.
+  server.proc.kill('SIGHUP');
+  const primaryLoad = await server.waitForLog((l) => l.msg === 'zones reloaded' && l.trigger === 'sighup', 30_000);
+  const firstRoll = await server.waitForLog((l) => l.msg === 'rolling reload done', 30_000);
+  t.match(firstRoll, { workers: 2, ok: true, generation: primaryLoad.generation }, "both workers serve the primary's generation after a reload");
+
   const [victim] = workerPids;
   process.kill(victim, 'SIGKILL');
   // On the batched UDP path (#9) each worker owns an SO_REUSEPORT socket: until the kernel has
@@ -79,13 +85,14 @@ records:
   }
   t.equal(answered, 10, 'the other worker kept answering');
   const restarted = await server.waitForLog((l) => l.msg === 'worker restarted' && l.replaces === victim, 30_000);
-  await server.waitForLog((l) => l.msg === 'worker listening' && l.worker === restarted.worker, 30_000);
+  const replacement = await server.waitForLog((l) => l.msg === 'worker listening' && l.worker === restarted.worker, 30_000);
   t.pass('the dead worker was replaced');
+  t.equal(replacement.generation, primaryLoad.generation, "the replacement starts with the primary's zones and generation (not its own load of the files)");
   const countedAfterDeath = await scrapeQueries();
   t.ok(countedAfterDeath >= countedBeforeDeath + 10, `the dead worker's queries still counted: ${countedBeforeDeath} before, ${countedAfterDeath} after 10 more`);
 
   server.proc.kill('SIGHUP');
-  const reload = await server.waitForLog((l) => l.msg === 'rolling reload done', 30_000);
+  const reload = await server.waitForLog((l) => l.msg === 'rolling reload done' && l !== firstRoll, 30_000);
   t.equal(reload.workers, 2, 'both workers reloaded');
   t.equal(reload.ok, true);
   t.equal(decode((await udpQuery(server.port, query('mail.app.example.com')))!).answers[0].address, '192.0.2.25', 'answering after the reload');
