@@ -110,8 +110,9 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   let ns: Nameserver;
   try {
     await reloads.start();
-    // Started before the first probe round: answering begins only once it finished (or its
-    // start-up limit passed) and never says "all down" for lack of data.
+    // The state store and the prober start before any listener opens: answering begins only once
+    // a first probe round finished (or its start-up limit passed), never saying "all down" for
+    // lack of data.
     if (o.demoBackends) demo = await DemoBackends.start(runtime.zones, o.logger);
     let stateFile: StateFileWriter | undefined;
     if (o.redis && o.stateFile) {

@@ -57,7 +57,12 @@ export interface Answerer<H> {
   ready: boolean;
 }
 
-type Member<H> = Answerer<H> & { readonly exited: Promise<void> };
+/**
+ * `greeted`: it has its whole state (at spawn, or in reply to its 'hello'). A cluster worker reads
+ * nothing sent before its process listens to the channel, so it is sent no state before it asks:
+ * a state it lost would make every later delta fail to apply.
+ */
+type Member<H> = Answerer<H> & { readonly exited: Promise<void>; greeted: boolean };
 
 export interface AnswererPoolOptions<H, Out, In> {
   size: number;
@@ -119,7 +124,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     const { transport } = this.o;
     const handle = transport.spawn(slot);
     let ended = () => {};
-    const a: Member<H> = { slot, handle, replaces, ready: false, exited: new Promise((resolve) => (ended = resolve)) };
+    const a: Member<H> = { slot, handle, replaces, ready: false, greeted: this.o.stateAtSpawn, exited: new Promise((resolve) => (ended = resolve)) };
     this.members.add(a);
     this.o.spawned?.(a);
     if (this.o.stateAtSpawn) this.publisher.whole(a, this.o.currentState());
@@ -130,6 +135,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
         if (!this.members.has(a)) return;
         if (message?.type === 'hello') {
           if (!a.ready && this.o.zonesRequest !== undefined) transport.post(handle, this.o.zonesRequest(this.o.currentZones()));
+          a.greeted = true;
           return this.publisher.whole(a, this.o.currentState());
         }
         if (message?.type === 'ready') {
@@ -174,7 +180,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
   }
 
   publishState(snapshot: StateSnapshot): void {
-    this.publisher.publish(snapshot, this.members);
+    this.publisher.publish(snapshot, [...this.members].filter((a) => a.greeted));
   }
 
   /** Sends a request that is answered by id; null when the answerer ends or time runs out first. */
@@ -218,7 +224,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     let generation = 0;
     for (const a of [...this.members]) {
       if (!this.members.has(a)) continue; // ended during the run (the publisher forgot it)
-      this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
+      if (a.greeted) this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
       const reply = await this.ask(a, (id) => this.o.reloadRequest(id, zones), RELOAD_TIMEOUT_MS);
       if (isReloaded(reply)) {
         ok &&= reply.ok;

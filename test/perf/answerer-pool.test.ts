@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { EventEmitter } from 'node:events';
-import { makeSnapshot } from '../../src/state/snapshot.js';
+import { makeSnapshot, recordDelta } from '../../src/state/snapshot.js';
 import { AnswererFailedToStart, AnswererPool, type AnswererExit } from '../../src/server/answerer-pool.js';
 import type { ZoneTexts } from '../../src/server/reload.js';
 
@@ -173,6 +173,7 @@ t.test('rolling reloads: one at a time, requests fold in, answerers still starti
   spawned[1].end({ code: 1 });
   t.ok(await until(() => spawned.length === 3), 'the dead one is replaced');
   t.same(await second, { ok: true, generation: 3 }, 'the second run: the one that died does not count');
+  spawned[2].say({ type: 'hello' }); // the replacement asks for its state, and compiles
   const third = pool.reload();
   await tick();
   answer(spawned[0], 4);
@@ -243,5 +244,22 @@ t.test("zones: a starting answerer's 'hello' gets them before the state; a run g
   await tick();
   answer(spawned[1]);
   t.same(await second, { ok: true, generation: 3 });
+  await pool.close();
+});
+
+t.test('a cluster worker is sent no state before it asks for it (it would not read it); then deltas where they apply', async (t) => {
+  const { pool, spawned } = fakePool({ size: 1 });
+  const snap = makeSnapshot(new Map([['z/a', { up: true }]]), true);
+  pool.publishState(snap);
+  t.same(spawned[0].posted, [], 'nothing before its hello');
+  spawned[0].say({ type: 'hello' });
+  t.same(spawned[0].posted.map((m) => m.type), ['state'], "the whole state on 'hello'");
+  const held = (spawned[0].last('state') as unknown as { version: number }).version;
+  const next = makeSnapshot(new Map([['z/a', { up: false }]]), true);
+  recordDelta(next, { from: held, changed: new Set(['z/a']) });
+  pool.publishState(next);
+  t.equal(spawned[0].posted.at(-1)?.type, 'delta', 'then a delta from the state its hello got');
+  spawned[0].say({ type: 'ready', generation: 1 });
+  await pool.start;
   await pool.close();
 });
