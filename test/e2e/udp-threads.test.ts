@@ -1,7 +1,7 @@
 /**
- * `serve --udp-threads 2` (#8) end to end: one process whose UDP is answered by two threads
+ * `serve --udp-threads 2` end to end: one process whose UDP is answered by two threads
  * waiting in recvmmsg and whose TCP, probes and admin stay on the main thread. A probed site
- * going down and up reaches every thread; /metrics adds up the threads' queries and the main
+ * going down and up reaches every thread, a reload too (with the main thread's generation); /metrics adds up the threads' queries and the main
  * thread's; /readyz counts the threads listening; conflicting flags are refused. Skipped where the batched addon is not built, unless
  * SITEDNS_REQUIRE_ADDON=1.
  */
@@ -44,6 +44,14 @@ async function run(): Promise<void> {
 
     const tcp = await tcpQueries(server.port, [query('boston.app.example.com'), query('geneva.app.example.com')]);
     t.same(tcp.map((r) => decode(r).answers[0]?.address), ['203.0.113.10', '198.51.100.30'], 'TCP is answered by the main thread');
+
+    // A reload rolls through the threads, which serve the main thread's generation (they compile
+    // the texts it loaded).
+    server.proc.kill('SIGHUP');
+    const load = await server.waitForLog((l) => l.msg === 'zones reloaded' && l.trigger === 'sighup');
+    const rolled = await server.waitForLog((l) => l.msg === 'UDP threads reloaded', 30_000);
+    t.match(rolled, { threads: 2, ok: true, generation: load.generation }, "both threads reloaded, to the main thread's generation");
+    t.same(await allAnswers(), ['203.0.113.10'], 'and answer after it');
 
     // Empty datagrams are dropped in C and counted per socket: the threads' counters reach /metrics.
     for (let i = 0; i < 3; i++) t.equal(await udpQuery(server.port, Buffer.alloc(0), '127.0.0.1', 200), null, 'an empty datagram gets no reply');
