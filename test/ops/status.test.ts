@@ -126,7 +126,7 @@ t.test('GET /v1/status of the state store: the same sites, with the store and it
   const follower = new StateFollower({ store, runtime, logger: createLogger('silent') });
   t.teardown(() => follower.stop());
   await follower.start(1000);
-  runtime.state = snapshot; // the snapshot under test, in place of what the follower combined
+  runtime.publishState(snapshot); // the snapshot under test, in place of what the follower combined
   registerStateRoutes(router, { store, follower, runtime });
   const body = await getStatus(router);
   t.same(body.sites, JSON.parse(JSON.stringify(view.sites)));
