@@ -187,7 +187,8 @@ for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real U
     const why = (await import('../../src/server/udp-batched.js')).batchedUnavailable();
     if (why !== null) return t.skip(`batched UDP path unavailable: ${why}`);
   }
-  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/'), prebuild: true }, createLogger('error'));
+  // The threads compile the texts this load kept (as serve-app's store keeps them for threads).
+  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/', { keepTexts: udpPath === 'threads' }), prebuild: true }, createLogger('error'));
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const ns = await startNameserver({
@@ -195,7 +196,7 @@ for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real U
     listen: ['127.0.0.1:0'],
     logger: createLogger('error'),
     rrl: { ratePerSecond: 1, windowSeconds: 5, slip: 2, exempt: ['192.0.2.0/24'] },
-    ...(udpPath === 'threads' ? { udpThreads: { threads: 1, logLevel: 'error' } } : { udpPath }),
+    ...(udpPath === 'threads' ? { udpThreads: { threads: 1, logLevel: 'error', zonesPath: 'zones/', zoneTexts: () => reloads.zoneTexts() } } : { udpPath }),
   });
   t.teardown(() => ns.stop());
   // Every path counts in its own registry: the UDP threads in theirs (summed into /metrics).
