@@ -4,8 +4,9 @@
  *
  *   await zoneStore.load() -> prebuilt-answer table -> runtime.publishZones (one assignment)
  *
- * The table is built before the set is published, so no query ever builds it; a load that
- * changed nothing publishes nothing. `publishLoad` is
+ * The table is built before the set is published, so no query ever builds it. A load that changed
+ * nothing publishes the set served already (its table is built): subscribers still hear of it,
+ * so a reload always rolls through the answerers. `publishLoad` is
  * those steps; ReloadController adds, for the process that reads the files, serialized reloads,
  * the config metrics and the log lines; AnswererZones is an answerer's side, compiling the texts
  * its primary loaded (never the disk: every answerer serves the primary's generation, even when
@@ -56,8 +57,6 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
   const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : Object.freeze({ ...loaded.zoneSet, generation: options.generation });
   const report = zoneSet === loaded.zoneSet ? loaded : { ...loaded, zoneSet };
   if (zoneSet.zones.size === 0 && runtime.zones.zones.size === 0) throw new NoZonesError(zoneStore.path, report);
-  // Nothing changed: the store returns the set served already, and there is nothing to publish.
-  if (zoneSet === runtime.zones) return report;
   if (options.prebuild) prebuildTable(zoneSet);
   runtime.publishZones(zoneSet);
   return report;
