@@ -17,7 +17,7 @@ import { reloadZoneSet, withError } from './zones.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const { ZoneStore } = await import(new URL('server/zone-store.js', dist));
-const { prebuiltTable } = await import(new URL('server/fast-path.js', dist));
+const { prebuildTable } = await import(new URL('server/fast-path.js', dist));
 
 const { values } = parseArgs({ options: { names: { type: 'string', default: '100000' } } });
 const info = machine();
@@ -49,7 +49,7 @@ console.log(`idle 2 s: longest stall ${idle.longest} ms`);
 const store = new ZoneStore(dir);
 const first = await stalls(() => store.load());
 console.log(`first load: ${first.total} ms, longest stall ${first.longest} ms, ${first.result.compiledFiles} files compiled here`);
-const table = await stalls(async () => prebuiltTable(first.result.zoneSet));
+const table = await stalls(async () => prebuildTable(first.result.zoneSet));
 console.log(`prebuilt table of the whole set: ${table.total} ms`);
 const edits = [
   ['one error in the largest file', withError(set.text)],
