@@ -186,7 +186,7 @@ function readValue(text: string, file: string): { value: unknown; lineOf: LineOf
   const read = readWithJsYaml(text);
   if (read === undefined) return readDocument(text, file); // every YAML problem is reported there, with yaml's wording and line
   if ('deepAt' in read) return { problems: [{ file, line: read.deepAt, path: '(yaml)', message: `nested deeper than ${MAX_NESTING_DEPTH} levels`, code: 'EZONE_LIMIT' }] };
-  if (aliasExpansionTooLarge(read.value)) return { problems: [{ file, line: 1, path: '(yaml)', message: 'aliases expand the file too much (a resource exhaustion attack?)', code: 'EZONE_LIMIT' }] };
+  if (HAS_ANCHOR.test(text) && aliasExpansionTooLarge(read.value)) return { problems: [{ file, line: 1, path: '(yaml)', message: 'aliases expand the file too much (a resource exhaustion attack?)', code: 'EZONE_LIMIT' }] };
   return { value: read.value, lineOf: lineLocator(text, read.value, readLineWithJsYaml) };
 }
 /**
@@ -211,6 +211,12 @@ const yaml12Float = new jsyaml.Type('tag:yaml.org,2002:float', {
 const yaml12CoreSchema = jsyaml.FAILSAFE_SCHEMA.extend({
   implicit: [(jsyaml as unknown as { types: { null: jsyaml.Type; bool: jsyaml.Type } }).types.null, (jsyaml as unknown as { types: { bool: jsyaml.Type } }).types.bool, yaml12Int, yaml12Float],
 });
+
+/**
+ * An alias needs an anchor, and an anchor property follows a line start, a space or a flow
+ * indicator (YAML 1.2 §6.9.2); without one the value cannot expand, so its size is not walked.
+ */
+const HAS_ANCHOR = /(?:^|[\s[{,])&[^\s]/m;
 
 /** Tags are left to the `yaml` path (its exact semantics: unknown tags are warnings there). */
 const HAS_TAG = /(?:^|[\s[{,-])![^\s]/m;
