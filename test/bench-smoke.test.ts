@@ -1,5 +1,5 @@
 /**
- * CI runs every bench once at a tiny size so they keep working (#8). Nothing here is timed:
+ * CI runs every bench once at a tiny size so they keep working. Nothing here is timed:
  * the assertions are about the benches completing and reporting, not about speed.
  * Skips what needs dnsperf (or gdnsd) when it is not installed.
  */

@@ -1,5 +1,5 @@
 /**
- * Table-driven tests of the socket-free handler: every RFC behaviour #2 lists under "Answers".
+ * Table-driven tests of the socket-free handler: every RFC behaviour docs/zones.md lists under "Answers".
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';

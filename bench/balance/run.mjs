@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Balance-quality benchmark (issue #4): `npm run bench:balance` (= tsc, then this file).
+ * Balance-quality benchmark: `npm run bench:balance` (= tsc, then this file).
  *
  * Three sites of 1000/1000/500 concurrent sessions, Poisson arrivals at 70 % of the total,
  * exponential sessions (mean 30 s), loads reported every 1 s and arriving 2 s late, zero TTL,

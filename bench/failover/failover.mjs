@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Failover benchmark (issue #3), through the Redis path: backend dies -> `sitedns probe` sees it
+// Failover benchmark, through the Redis path: backend dies -> `sitedns probe` sees it
 // -> Redis -> a separate `sitedns serve --redis` -> the first answer without it.
 //
 //   node bench/failover/failover.mjs [--kills 25] [--loss-minutes 10] [--interval 1s]

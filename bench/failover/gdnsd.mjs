@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// For comparison (issue #3): the same kill as failover.mjs against gdnsd (Debian package) with
+// For comparison: the same kill as failover.mjs against gdnsd (Debian package) with
 // its http_status monitor at its minimum interval (2 s) and simplefo (primary a, secondary b).
 //
 //   node bench/failover/gdnsd.mjs [--kills 10] [--down-thresh 2]

@@ -78,7 +78,7 @@ export function fuzzHandler(zones: ZoneSet, seed: number, count: number, onProgr
     const problem = checkReply(p.bytes, out, transport);
     if (problem) fail(i, p, `${problem}; reply ${out.toString('hex')}`);
     else if (valid) stats.validAnswered++;
-    // Rate limiting reads every UDP reply back and may cut it down to a TC=1 slip (#7).
+    // Rate limiting reads every UDP reply back and may cut it down to a TC=1 slip.
     try {
       if (responseRateClass(out) === '') fail(i, p, `no rate-limiting class for reply ${out.toString('hex')}`);
       const slip = slipResponse(out);

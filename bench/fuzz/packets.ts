@@ -3,8 +3,8 @@
  * (bench/fuzz/). Deterministic for a seed: a failure is reproduced by its seed and index.
  *
  * Every packet is classed by what the server must do with it, from its bytes alone:
- *   'silent' — under 12 bytes, or QR=1: no reply at all (issue #2, "no reply at all to packets
- *              with QR=1 or under 12 bytes"; answering responses invites reflection loops).
+ *   'silent' — under 12 bytes, or QR=1: no reply at all (RFC 1035 §4.1.1:
+ *              a QR=1 message is a response; answering responses invites reflection loops).
  *   'answer' — everything else: some reply (FORMERR, NOTIMP, REFUSED, ... or an answer), with
  *              the packet's ID and QR=1. The handler drops nothing else (no RRL on loopback).
  */

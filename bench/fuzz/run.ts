@@ -1,5 +1,5 @@
 /**
- * The long fuzz run (#7): millions of packets through the in-process Handler, then a real
+ * The long fuzz run: millions of packets through the in-process Handler, then a real
  * `sitedns serve` process over UDP and TCP. Prints a JSON summary; exits 1 on any failure.
  *
  *   npm run build

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/qps/batched.mjs (#9): UDP QPS of sitedns on both UDP paths (node:dgram and the batched
+ * bench/qps/batched.mjs: UDP QPS of sitedns on both UDP paths (node:dgram and the batched
  * recvmmsg/sendmmsg addon) and of gdnsd, side by side in one run, per name kind. The servers
  * are measured alternately for each kind on the same machine, so a busy neighbour hurts all
  * three alike; the ratio column is batched/gdnsd.
@@ -82,7 +82,7 @@ async function stop(server) {
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || '100');
 
-/** /proc/<pid>/stat fields from #3 (state) on, or null when the process is gone. */
+/** /proc/<pid>/stat fields from the third (state) on, or null when the process is gone. */
 function statFields(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -102,7 +102,7 @@ function cpuSeconds(pid) {
   let ticks = 0;
   for (const p of pids) {
     const f = statFields(p);
-    if (f) ticks += Number(f[11]) + Number(f[12]); // utime #14, stime #15
+    if (f) ticks += Number(f[11]) + Number(f[12]); // utime is field 14, stime field 15
   }
   return ticks / CLK_TCK;
 }

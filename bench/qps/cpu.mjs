@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/qps/cpu.mjs (#8): server CPU time per answered query, sitedns and gdnsd side by side,
+ * bench/qps/cpu.mjs: server CPU time per answered query, sitedns and gdnsd side by side,
  * at the SAME fixed query rate.
  *
  *   npm run build && node bench/qps/cpu.mjs                 # pool and site, 60k QPS, 3 rounds
@@ -78,7 +78,7 @@ try {
   const noThreads = await udpThreadsUnavailable();
   if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
   if (values['udp-threads'] && !values['no-udp-threads'] && noThreads === null) {
-    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg (#8).
+    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg.
     const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
     servers.push({ ...t, key: 'sitedns-threads', label: `sitedns 1p ${workers} UDP threads` });
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * bench/qps/latency.mjs (#8): latency under load, the p99 target of #8 ("p99 <= 1 ms at half of
- * the maximum rate"), measured with more care than run.mjs's one run per round:
+ * bench/qps/latency.mjs: latency under load, against the p99 target (p99 <= 1 ms at half of
+ * the maximum rate), measured with more care than run.mjs's one run per round:
  *
  *   npm run build && node bench/qps/latency.mjs        # pool and site, ~8 min on 2 cores
  *   node bench/qps/latency.mjs --kinds site --rates half,60000 --repeats 5

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * What response rate limiting (#7) adds per UDP query, in process: handleInto alone, then
+ * What response rate limiting adds per UDP query, in process: handleInto alone, then
  * handleInto plus the batched path's RRL step (rrl.checkBytes) for clients spread over 1,000
  * IPv4 /24s, and over 1,000 IPv6 /56s. bench/qps cannot show this: dnsperf runs on loopback,
  * which is exempt, and a flood from one network is exactly what RRL exists to limit.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/qps (#8): sitedns side by side with gdnsd on the same machine, in one run.
+ * bench/qps: sitedns side by side with gdnsd on the same machine, in one run.
  *
  *   npm run build && node bench/qps/run.mjs            # the full bench (~6 min on 2 cores)
  *   node bench/qps/run.mjs --duration 1 --latency-duration 1 --rounds 1   # quick look
@@ -24,7 +24,7 @@
  * every core) for every UDP path in --udp-paths; sitedns with --workers 1.
  *
  * UDP paths: `--udp-paths dgram,batched` (or env SITEDNS_BENCH_UDP_PATHS) adds a sitedns column
- * per path (`serve --udp-path`), e.g. the batched recvmmsg path of #9. The path each server
+ * per path (`serve --udp-path`), e.g. the batched recvmmsg path. The path each server
  * really used is printed (a path that fell back says so).
  *
  * Also `serve --udp-threads N` (one process; UDP on N threads that wait in recvmmsg, TCP on the

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/qps/spin.mjs (#8): what `serve --udp-threads N --udp-spin <µs>` buys and what it costs,
+ * bench/qps/spin.mjs: what `serve --udp-threads N --udp-spin <µs>` buys and what it costs,
  * against gdnsd, so the default (DEFAULT_SPIN_MICROS in src/server/udp-threads.ts) can be
  * justified.
  *

@@ -11,7 +11,7 @@ export const PER_ZONE = 1000;
 
 /**
  * `probe` (a YAML flow mapping, e.g. `{ tcp: "127.0.0.1:47999", interval: 60s }`) gives every
- * site that probe (bench/scale/probed.mjs: 10,000 probed sites, #8).
+ * site that probe (bench/scale/probed.mjs: 10,000 probed sites).
  */
 export function zoneText(z, count, probe) {
   const zone = `z${z}.scale.test`;

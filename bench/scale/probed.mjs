@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/scale/probed.mjs (#8): the steady-state cost of following 10,000 probed sites.
+ * bench/scale/probed.mjs: the steady-state cost of following 10,000 probed sites.
  *
  *   npm run build && node bench/scale/probed.mjs                  # 100 files, 10,000 probed sites
  *   node bench/scale/probed.mjs --seconds 10 --workers 2          # shorter, or in the cluster

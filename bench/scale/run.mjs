@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/scale (#8): a generated zone set of --names names (default 100,000: pools, groups,
+ * bench/scale: a generated zone set of --names names (default 100,000: pools, groups,
  * sites and static records, bench/scale/generate.mjs).
  *
  *   npm run build && node bench/scale/run.mjs          # 100,000 names

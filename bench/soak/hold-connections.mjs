@@ -1,5 +1,5 @@
 // Holds many idle TCP connections to a DNS server (loopback only), for the TCP abuse test and
-// bench (#7). Runs in its own process so that it can be given a raised fd limit (`ulimit -n`).
+// bench. Runs in its own process so that it can be given a raised fd limit (`ulimit -n`).
 //
 //   node bench/soak/hold-connections.mjs <port> <count> [sources=20] [mode=idle-after-query|silent]
 //

@@ -1,5 +1,5 @@
 /**
- * Processes for the abuse and fault tests (#7): sitedns and helpers started under a raised fd
+ * Processes for the abuse and fault tests: sitedns and helpers started under a raised fd
  * limit. Holding 1,000+ connections needs more descriptors than the common soft limit of 1024;
  * a process may raise its own soft limit up to the hard limit, so each child is started through
  * `sh -c 'ulimit -n N; exec ...'`. `fdLimits()` tells a test what it can count on.

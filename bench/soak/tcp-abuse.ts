@@ -1,5 +1,5 @@
 /**
- * TCP abuse, the long version (#7): UDP throughput of one `sitedns serve` alone, then while a
+ * TCP abuse, the long version: UDP throughput of one `sitedns serve` alone, then while a
  * separate process holds N idle TCP connections (default 5,000 from 100 loopback addresses) and
  * slow-drip clients keep reconnecting. Prints JSON; exits 1 if any UDP query went unanswered.
  *

@@ -114,7 +114,7 @@ function sumSeries(registries: Metric[][]): Metric[] {
 /** The cluster workers' registries, kept across missed scrapes and restarts (by worker id). */
 const keptWorkers = new KeptRegistries<number>();
 
-/** Other registries of this process to add in (the UDP threads of `serve --udp-threads`, #8). */
+/** Other registries of this process to add in (the UDP threads of `serve --udp-threads`). */
 const answererSources = new Set<(timeoutMs: number) => Promise<Metric[][]>>();
 
 /** Adds a source of registries to this process's /metrics; returns its removal. */

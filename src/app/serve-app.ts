@@ -2,10 +2,10 @@
  * The composition behind `sitedns serve`: nameserver + state store + follower + (embedded)
  * prober + admin listener (+ demo backends). serve.ts parses flags and calls this.
  *
- * Two modes, one code path (issue #3):
+ * Two modes, one code path:
  * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
  * - --redis: a RedisStateStore written by `sitedns probe` processes; this process only follows it
- *   (and keeps a last-known-state file for starts while Redis is down, #7).
+ *   (and keeps a last-known-state file for starts while Redis is down).
  * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
  * watch, admin API) and the follower publishes the state, both into one Runtime that the
  * nameserver answers from and the prober follows. Answering starts only once the first probe

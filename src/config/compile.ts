@@ -24,7 +24,7 @@ import type { LoadedZoneFile } from './load.js';
 import type { PoolConfig, RecordType, ZoneFile } from './schema.js';
 import type { AllDown } from '../model/zone-model.js';
 
-/** Limits that keep a generated zone from exhausting memory (#7). */
+/** Limits that keep a generated zone from exhausting memory. */
 export const MAX_NAMES_PER_ZONE = 50_000;
 export const MAX_RECORDS_PER_RRSET = 1000;
 /** RFC 1035 §2.3.4: 255 octets on the wire, i.e. 253 characters of text without the final dot. */
@@ -77,7 +77,7 @@ export function makeZoneSet(zones: Iterable<ZoneModel>): ZoneSet {
   return Object.freeze({ zones: map, generation: ++generationCounter, loadedAt: Date.now() });
 }
 
-/** The RRsets of every node without any (Pool/Group/Site Names, CNAMEs): one shared array (#8). */
+/** The RRsets of every node without any (Pool/Group/Site Names, CNAMEs): one shared array, not an empty one per node. */
 const NO_RRSETS: readonly RRset[] = Object.freeze([]);
 
 const STATIC_TYPES: readonly RecordType[] = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'];
@@ -93,7 +93,7 @@ const MIN_SLICE_LENGTH = 13;
  * `text` as a string of its own. The YAML parsers hand out substrings of the zone file's text
  * (and toLowerCase of a lower-case string is the same string), which V8 keeps as slices: one
  * such name in the model keeps the whole file text alive (~37 KB per 1,000-name file) for as
- * long as the zone is served (#8). Concatenating and slicing again copies the characters.
+ * long as the zone is served. Concatenating and slicing again copies the characters.
  */
 function detached(text: string): string {
   return text.length < MIN_SLICE_LENGTH ? text : (' ' + text).slice(1);
@@ -395,13 +395,13 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, ns, glue: Object.freeze(glueFor(ns)) }));
   }
   // Lookup results are memoized per node on first use (lookup.ts), not computed here for every
-  // name: with prebuilt answers (#8) the hot path no longer reads them, and precomputing them
+  // name: prebuilt answers serve the hot path without them, and precomputing them would
   // cost a third of the compile time and ~60 MB per 100,000 names (bench/scale).
   return Object.freeze(zone);
 }
 
 /**
- * Absurd static data (#7): names that only become too long once the zone is appended, and
+ * Absurd static data: names that only become too long once the zone is appended, and
  * RDATA or RRsets too big for any DNS message, are errors here rather than broken answers later.
  */
 function checkStaticLimits(

@@ -98,13 +98,13 @@ export const siteSchema = z
   .object({
     /** Site Name override; relative to the zone unless it ends with "." (default: <id>.<zone>). */
     name: dnsName.optional(),
-    /** At most 100 (#7): a site is a place with a few service addresses, and answers must fit a message. */
+    /** At most 100: a site is a place with a few service addresses, and answers must fit a message. */
     addresses: z.array(ipAddress).min(1).max(MAX_ADDRESSES_PER_SITE, `at most ${MAX_ADDRESSES_PER_SITE} addresses per site`),
     /** utilization = load / capacity. */
     capacity: z.number().positive().default(1),
-    /** Offload threshold of this site when it is an offload target (#4, seeds 000/001). */
+    /** Offload threshold of this site when it is an offload target (seeds 000/001). */
     threshold: fraction.optional(),
-    /** Relative cost of sending traffic here (offload choice by cost, #4). */
+    /** Relative cost of sending traffic here (offload choice by cost). */
     cost: z.number().min(0).optional(),
     /** Failover order for this Site Name, overriding the order of its first group. */
     failover: z.array(z.string()).optional(),
@@ -134,14 +134,14 @@ export const poolSchema = z
     policy: policySchema.default('least-busy'),
     /** Sites in this pool (default: every site of the zone). */
     sites: z.array(z.string()).min(1).optional(),
-    /** Client network -> group; longest prefix wins (#4, seeds 003/004). */
+    /** Client network -> group; longest prefix wins (seeds 003/004). */
     topology: z.record(z.string(), z.union([z.array(z.string()), z.string()])).optional(),
     /** Seed 002 hysteresis: stay on the current site below `stay_below`, move only for a `differential` gain. */
     hysteresis: z
       .object({ stay_below: fraction.default(0.5), differential: z.number().positive().max(10).default(0.2) })
       .strict()
       .optional(),
-    /** Offload policy (#4, seeds 000/001). */
+    /** Offload policy (seeds 000/001). */
     primary: z.string().optional(),
     offload: z.array(z.string()).optional(),
     thresholds: z

@@ -1,5 +1,5 @@
 /**
- * Prebuilt answers (#8): response bytes compiled once by the general encoder (response.ts) and
+ * Prebuilt answers: response bytes compiled once by the general encoder (response.ts) and
  * replayed per query with only the ID, RD/CD, the question (the client's letter case) and the
  * OPT patched in. This module reads and writes those bytes; which answer a query gets is decided
  * by server/fast-path.ts.

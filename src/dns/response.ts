@@ -30,7 +30,7 @@ export function responseLimit(edns: EdnsInfo | null, transport: Transport): numb
 }
 
 // RFC 1035 §4.1.1: the OPCODE "is set by the originator of a query and copied into the
-// response" (it matters for NOTIMP replies to other opcodes; found by the fuzzer, #7).
+// response" (it matters for NOTIMP replies to other opcodes; a case bench/fuzz found).
 const OPCODE_MASK = 0x7800;
 
 function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
@@ -201,7 +201,7 @@ export { QTYPE };
 export type { ZoneModel };
 
 /**
- * Response rate limiting's "slip" (#7): the header and question of a response we built, with
+ * Response rate limiting's "slip": the header and question of a response we built, with
  * TC=1 and no records but its OPT, so a real client retries over TCP while a spoofed victim
  * gets no amplification. Our writer puts the OPT last; it is found by its length.
  */

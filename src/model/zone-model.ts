@@ -141,7 +141,7 @@ export interface NameNode {
   /**
    * The node's RRsets but its CNAME, in zone-file order; find one with `rrsetOf` (model/resolve.ts).
    * An array, not a Map: a node holds one or two types, and a Map costs ~180 bytes even when
-   * empty (100,000 names: ~13 MB, #8). Nodes without any share one empty array.
+   * empty (100,000 names: ~13 MB). Nodes without any share one empty array.
    */
   readonly rrsets: readonly RRset[];
   readonly cname: RRset | undefined;
@@ -150,7 +150,7 @@ export interface NameNode {
    * Lookup results memoized on first use (server/lookup.ts) for the types this node is likely
    * asked for (A, AAAA, ANY, CNAME and every type it holds); other types are resolved per query.
    * Undefined until the name is first looked up: most names of a large zone set never are (the
-   * prebuilt table answers them), and an empty Map per name cost ~18 MB at 100,000 names (#8).
+   * prebuilt table answers them), and an empty Map per name costs ~18 MB at 100,000 names.
    * The one field written after compilation: nodes are sealed, not frozen.
    */
   results: Map<number, LookupResult> | undefined;

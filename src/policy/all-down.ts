@@ -1,5 +1,5 @@
 /**
- * What a name answers when none of its candidate sites is up (`all_down:` per name, #4). One
+ * What a name answers when none of its candidate sites is up (`all_down:` per name). One
  * place, so every policy agrees. Every selection made here carries `allDown: true`, which the
  * handler's all-down watch (all-down-watch.ts) turns into one log line and one metric increment
  * per transition.

@@ -13,8 +13,8 @@ export function usable(candidates: readonly SiteModel[], family: Family, snapsho
 
 /**
  * The one-site selection for (site, constant reason), built once and shared: a Pool or Site Name
- * answered with one site then costs no allocation per query (#8: `node --expose-gc
- * bench/qps/handler.mjs` counted 73 GCs per 1,000,000 pool queries before). Callers never mutate
+ * answered with one site then costs no allocation per query (`node --expose-gc
+ * bench/qps/handler.mjs` counts the GCs per 1,000,000 pool queries). Callers never mutate
  * a Selection (select.ts copies to add a scope), so sharing is safe; `reason` must come from a
  * small fixed set, as every caller's does.
  */

@@ -1,5 +1,5 @@
 /**
- * Prepared selection (#8): the part of a policy's choice that depends only on the state
+ * Prepared selection: the part of a policy's choice that depends only on the state
  * snapshot, worked out once per snapshot instead of once per query.
  *
  * selectAnswer (select.ts) is the reference and stays a pure function of (name, family,

@@ -2,8 +2,8 @@
  * The one anti-flap state machine (docs/state.md "Anti-flap"). Pure: (state, input, config) ->
  * (state, next delay); fed by raw probe results, tested with tables (test/probe/debounce.test.ts).
  *
- * Fast failover and no false failover pull in opposite directions (issue #3: "a longer fall count
- * alone cannot meet both targets"), so failures are told apart:
+ * Fast failover and no false failover pull in opposite directions (a longer fall count
+ * alone cannot meet both targets), so failures are told apart:
  * - A decisive failure is the site's own word that it is not serving: connection refused, a bad
  *   HTTP status, a body without the expected text, a TLS failure. `fall` consecutive decisive
  *   failures take the site down.

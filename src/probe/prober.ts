@@ -243,7 +243,7 @@ export class Prober {
     const report = this.reports.get(task.site.key);
     let pushSilentMs = 0;
     if (task.pushIntervalMs !== undefined) {
-      // Silent for 3 report intervals counts as down (issue #3); the prober's start is the first
+      // Silent for 3 report intervals counts as down; the prober's start is the first
       // moment we could have heard from it.
       const last = Math.max(report?.at ?? 0, this.startedAt, task.startedAt);
       const silent = now - last;

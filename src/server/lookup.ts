@@ -44,7 +44,7 @@ export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResu
   const result = resolveNode(zone, node, qtype);
   // Memoized for the types a node is likely asked for (A, AAAA, ANY, its own types), so the map
   // stays bounded whatever types clients send. resolveNode reads only the frozen zone. The map
-  // is created here, on the name's first lookup, not per name at compile time (#8).
+  // is created here, on the name's first lookup, not per name at compile time (bench/scale: memory per name).
   if (qtype === QTYPE.A || qtype === QTYPE.AAAA || qtype === QTYPE.ANY || qtype === QTYPE.CNAME || rrsetOf(node, qtype) !== undefined) {
     (node.results ??= new Map()).set(qtype, result);
   }

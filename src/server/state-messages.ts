@@ -1,5 +1,5 @@
 /**
- * The state messages every answerer gets (#8): cluster workers over IPC (workers.ts), UDP threads
+ * The state messages every answerer gets: cluster workers over IPC (workers.ts), UDP threads
  * over their MessagePort (udp-threads.ts). A 'state' is the whole snapshot; a 'delta' only the
  * sites that changed since the snapshot `from`, for a receiver known to hold that one
  * (StatePublisher). The receiving side applies either with applyStateMessage.

@@ -96,7 +96,7 @@ export function combine(contents: StoreContents, now: number, options: CombineOp
  * One site's state, exactly as `combine()` computes it for `key` (undefined: no voter has a
  * view of it and it is not forced, so combine() would not list it). A site's state depends only
  * on the voters, their views of that key, the forced state of that key and `now`; the follower
- * re-combines only the sites a notice touched this way (#8).
+ * re-combines only the sites a notice touched this way.
  */
 export function combineSite(contents: StoreContents, key: string, voters: Voters, now: number): SiteState | undefined {
   let views: ProbeView[] | undefined;

@@ -8,9 +8,9 @@
  * state keeps being answered; each condition is logged once when it starts and once when it
  * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
  *
- * Incremental recomputes (#8): with 10,000 probed sites a full recompute (combine() over every
- * site) once per load batch, up to 20 a second while probe results flow, cost about a quarter of
- * the process's CPU then (docs/benchmarks.md, "10,000 probed sites"). A site's state
+ * Incremental recomputes: with 10,000 probed sites a full recompute (combine() over every
+ * site) once per load batch, up to 20 a second while probe results flow, costs about a quarter of
+ * the process's CPU (docs/benchmarks.md, "10,000 probed sites"). A site's state
  * depends only on the voters, the voters' views of that site key, its forced state and the time
  * (combine.ts), so a recompute after view notices only re-combines the keys those notices named
  * and carries every other state over from the last combined map, provided the voters are the
@@ -94,7 +94,7 @@ export class StateFollower {
   private lastSites: ReadonlyMap<string, SiteState> | null = null;
   /** An urgent recompute waiting for the end of this event-loop turn. */
   private urgentPending: NodeJS.Immediate | undefined;
-  /** Site keys named by view notices since the last recompute (#8). */
+  /** Site keys named by view notices since the last recompute. */
   private touched = new Set<string>();
   /** Something other than a view changed since the last recompute: the next one is full. */
   private fullNeeded = true;
@@ -239,13 +239,13 @@ export class StateFollower {
     this.markUp();
     if (notice.t === 'report') return; // reports reach answers through the probers' views
     // A view changes the state of the site it names only (combine() groups views by notice.key,
-    // as it is, whatever site it names); anything else may change any site (#8).
+    // as it is, whatever site it names); anything else may change any site.
     if (notice.t === 'view') this.touched.add(notice.key);
     else this.fullNeeded = true;
     if (urgent) {
       // Every verdict that arrives in this event-loop turn joins one recompute, run before the
       // loop reads more input (setImmediate: well under a millisecond later). With 10,000
-      // probed sites the first round used to recompute everything once per verdict (#8).
+      // probed sites, one recompute per verdict would redo everything thousands of times.
       this.urgentPending ??= setImmediate(() => {
         this.urgentPending = undefined;
         this.recompute(this.now(), 'changes');
@@ -262,7 +262,7 @@ export class StateFollower {
   private tick(): void {
     stateAgeSeconds.set(Number.isFinite(this.ageMs()) ? this.ageMs() / 1000 : -1); // -1: never heard from the store
     // 'changes': in full only when the voters, their staleness or a forced state's expiry changed
-    // (with 10,000 sites a full recompute four times a second was half the follower's CPU, #8).
+    // (with 10,000 sites a full recompute four times a second costs half the follower's CPU).
     this.recompute(this.now(), 'changes');
   }
 
@@ -304,8 +304,8 @@ export class StateFollower {
     const combined = combine(input, now, options);
     // Carried-over views are not what notices update: the first recompute after the window is full.
     this.base = carrying ? null : { voters: voters.voters, stale: voters.stale, nextExpiry: nextExpiry(input, now) };
-    // Site by site, not as a JSON signature of all of them (#8: at 10,000 sites the signature
-    // was most of a recompute); the gauges are set for the sites that changed only.
+    // Site by site, not as a JSON signature of all of them (at 10,000 sites the signature
+    // costs most of a recompute); the gauges are set for the sites that changed only.
     const changed = this.lastSites === null ? 'all' : changedSites(this.lastSites, combined.sites);
     const fresh = this.storeUp && !combined.stale;
     // Freshness is part of what a snapshot says (/v1/status, explain, readiness): when only it
@@ -326,7 +326,7 @@ export class StateFollower {
     return true;
   }
 
-  /** Re-combines the touched sites only; the other states are the last map's (#8). */
+  /** Re-combines the touched sites only; the other states are the last map's. */
   private recomputeTouched(input: StoreContents, touched: ReadonlySet<string>, voters: Voters, now: number): void {
     const before = this.lastSites!;
     let sites: Map<string, SiteState> | null = null; // copied on the first change (the old snapshot stays as it was)
@@ -360,7 +360,7 @@ export class StateFollower {
     if (changed === 'all') {
       for (const zone of this.runtime.zones.zones.values()) for (const site of zone.sites) setGauges(site);
     } else {
-      // The changed keys only, not a walk over every site of every zone per swap (#8).
+      // The changed keys only, not a walk over every site of every zone per swap.
       const index = sitesByKey(this.runtime.zones);
       for (const key of changed) {
         const site = index.get(key);

@@ -1,5 +1,5 @@
 /**
- * The last-known-state file (issue #7): a nameserver following Redis keeps its latest site
+ * The last-known-state file: a nameserver following Redis keeps its latest site
  * states on disk, so one that starts while Redis is down answers from them instead of assuming
  * every site up. Written atomically (temporary file + rename), at most once per `minIntervalMs`.
  * Format (JSON): { "version": 1, "writtenAt": <ms>, "sites": { "<zone>/<site>": SiteState } }.

@@ -1,5 +1,5 @@
 /**
- * The batched UDP addon (#9) driven directly with a trivial echo callback: the C side's
+ * The batched UDP addon driven directly with a trivial echo callback: the C side's
  * filtering, bounds, backpressure and lifetime rules, independent of the DNS handler.
  * Skipped where the addon is not built, unless SITEDNS_REQUIRE_ADDON=1 (CI sets it).
  */

@@ -1,5 +1,5 @@
 /**
- * The batched UDP addon's blocking API (#8, serve --udp-threads): openBlocking/receive/send/
+ * The batched UDP addon's blocking API (serve --udp-threads): openBlocking/receive/send/
  * waitAny driven directly, on real loopback sockets. receive() blocks the calling thread, so the
  * tests on this thread send their datagrams FIRST (they queue in the socket buffer), then call
  * receive()/send(), and only then let the event loop collect the replies; the serving loop of

@@ -1,5 +1,5 @@
 /**
- * The batched UDP path (#9) in-process and end to end: same answers as node:dgram byte for byte,
+ * The batched UDP path in-process and end to end: same answers as node:dgram byte for byte,
  * the chosen path in the log, and the native counters in the metrics.
  */
 import t from 'tap';

@@ -1,4 +1,4 @@
-/** The end-to-end serve tests on the batched UDP path (#9), forced; see serve-dgram.test.ts. */
+/** The end-to-end serve tests on the batched UDP path, forced; see serve-dgram.test.ts. */
 import t from 'tap';
 import { batchedUnavailable } from '../../src/server/udp-batched.js';
 

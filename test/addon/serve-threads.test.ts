@@ -1,5 +1,5 @@
 /**
- * The end-to-end serve and ops tests with UDP answered by threads (`serve --udp-threads 2`, #8),
+ * The end-to-end serve and ops tests with UDP answered by threads (`serve --udp-threads 2`),
  * forced through SITEDNS_UDP_THREADS; see serve-dgram.test.ts and serve-batched.test.ts. The ops
  * suite covers what must reach the threads: file-watch and SIGHUP reloads, drains, explain.
  */

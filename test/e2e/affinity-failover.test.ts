@@ -1,13 +1,13 @@
 /**
- * End to end: DNS failover of the Site Name (seed 004, "Site Name"; #3 embedded probing in
- * `sitedns serve`): the client's site dies, its Site Name now resolves to the next site of the
+ * End to end: DNS failover of the Site Name (seed 004, "Site Name"; embedded probing in
+ * `sitedns serve`): the client's site dies, its Site Name resolves to the next site of the
  * group, and that site takes the client onto its own Site Name (stages 510-540).
  * The harness is test/helpers/affinity-e2e.ts.
  */
 import t from 'tap';
 import { ADDRESSES, Browser, SITE_IDS, hostOf, resolveA, siteOf, startAll, until } from '../helpers/affinity-e2e.js';
 
-/** DNS failover of the Site Name: `serve` probes the sites' /health in-process (#3, embedded mode). */
+/** DNS failover of the Site Name: `serve` probes the sites' /health in-process (embedded mode). */
 t.test(
   'affinity end to end: the client moves to the next site of its group when its site dies',
   async (t) => {

@@ -1,5 +1,5 @@
 /**
- * `serve --udp-threads 2 --udp-spin <µs>` (#8) end to end: under a burst of queries every one
+ * `serve --udp-threads 2 --udp-spin <µs>` end to end: under a burst of queries every one
  * is answered, /metrics reports sitedns_udp_spin_total by outcome, `--udp-spin 0` never polls,
  * and out-of-range values are refused. Whether a thread spins depends on timing, so the
  * spin-then-sleep rule itself is tested deterministically on the addon (test/addon/

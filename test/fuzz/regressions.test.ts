@@ -1,5 +1,5 @@
 /**
- * Packets the fuzzer found mishandled, kept as fixed cases (#7). Each names the fix.
+ * Packets the fuzzer found mishandled, kept as fixed cases. Each names the fix.
  */
 import t from 'tap';
 import { fuzzZones, checkReply } from '../../bench/fuzz/handler-fuzz.js';

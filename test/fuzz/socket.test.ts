@@ -33,7 +33,7 @@ t.test('fuzzed UDP and TCP against a real server', async (t) => {
   t.notOk(server.logs.some((l) => /uncaught|unhandled/i.test(JSON.stringify(l))), 'no uncaught error logged');
 });
 
-// The UDP threads' blocking sockets (`serve --udp-threads`, #8) read the same garbage through
+// The UDP threads' blocking sockets (`serve --udp-threads`) read the same garbage through
 // their own receive path in C, then the same handler.
 const noThreads = udpThreadsUnavailable();
 t.test('fuzzed UDP against serve --udp-threads 2', { skip: noThreads !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1' ? noThreads : false }, async (t) => {

@@ -1,5 +1,5 @@
 /**
- * Access to the admin listener (src/admin/http.ts, #7): loopback by default; a non-loopback
+ * Access to the admin listener (src/admin/http.ts): loopback by default; a non-loopback
  * address is refused without a token; with a token, every state-changing route needs it
  * (everything but health when not on loopback); a wrong token of any length is rejected.
  */

@@ -1,5 +1,5 @@
 /**
- * Faults with real processes (#7): redis-server, `sitedns probe`, `sitedns serve --redis`, and
+ * Faults with real processes: redis-server, `sitedns probe`, `sitedns serve --redis`, and
  * HTTP health backends in this process.
  *  1. Redis stopped under query load: every query answered from the last state; after Redis is
  *     back, a change that happened during the outage is picked up.

@@ -1,5 +1,5 @@
 /**
- * Probes never follow redirects to other hosts (#7, src/probe/checks.ts): a health endpoint
+ * Probes never follow redirects to other hosts (src/probe/checks.ts): a health endpoint
  * that redirects elsewhere must not make the prober fetch (and trust) another host. Same-host
  * redirects are followed only with `follow_redirects: true`. Real HTTP servers on 127.0.0.1 and
  * 127.0.0.2 (two hosts as far as URLs go).

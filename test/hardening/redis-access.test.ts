@@ -1,5 +1,5 @@
 /**
- * Redis URLs with a password and with TLS (#7): the state store (src/state/redis-store.ts,
+ * Redis URLs with a password and with TLS: the state store (src/state/redis-store.ts,
  * ioredis) against a real redis-server with `requirepass`, and with `--tls-port` when this
  * redis-server was built with TLS. The CA of the test certificate reaches the client through
  * NODE_EXTRA_CA_CERTS, so a spawned `sitedns serve --redis rediss://...` verifies the server

@@ -1,5 +1,5 @@
 /**
- * TCP abuse against a real `sitedns serve` (#7): 1,000 idle connections and a slow-drip client,
+ * TCP abuse against a real `sitedns serve`: 1,000 idle connections and a slow-drip client,
  * while UDP queries are still all answered. The connections are held by a separate process
  * (bench/soak/hold-connections.mjs); both processes get a raised fd limit (`ulimit -n`), since
  * 1,000 connections need more than the usual soft limit of 1024. bench/soak/tcp-abuse.ts is the

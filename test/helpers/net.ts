@@ -19,7 +19,7 @@ export interface Started {
 
 /** Starts `sitedns <args>` and resolves once it reports its DNS port. */
 export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  // One process unless a test asks for workers (#8: `serve` defaults to every core).
+  // One process unless a test asks for workers (`serve` defaults to every core).
   const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const followed = followJsonLines(proc);
   const logs = followed.lines;

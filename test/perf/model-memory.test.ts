@@ -1,5 +1,5 @@
 /**
- * The compiled model's per-name costs (#8, docs/benchmarks.md "Scale"): at 100,000 names every
+ * The compiled model's per-name costs (docs/benchmarks.md "Scale"): at 100,000 names every
  * object per name shows in RSS, so the model keeps none it does not need.
  */
 import t from 'tap';

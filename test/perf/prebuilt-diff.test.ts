@@ -1,5 +1,5 @@
 /**
- * Differential test (#8): the prebuilt fast path must answer byte for byte what the general
+ * Differential test: the prebuilt fast path must answer byte for byte what the general
  * encoder (dns/response.ts) answers, over many names, types, EDNS variants, flags, letter cases,
  * transports and site states. Both handlers get the same deterministic random source and are
  * called in lockstep, so their policies choose alike.

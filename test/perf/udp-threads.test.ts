@@ -1,5 +1,5 @@
 /**
- * The UDP threads of `serve --udp-threads N` (#8, src/server/udp-threads.ts), driven in-process
+ * The UDP threads of `serve --udp-threads N` (src/server/udp-threads.ts), driven in-process
  * through the built module (a Worker runs dist/server/udp-thread.js): real threads, real
  * SO_REUSEPORT sockets on loopback, queries over UDP from fresh source ports so that every
  * thread's socket gets some. State swaps, deltas, reloads, metrics (kept across missed scrapes

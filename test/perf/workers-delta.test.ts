@@ -1,5 +1,5 @@
 /**
- * `serve --workers N` sends workers deltas (#8): after an incremental recompute only the changed
+ * `serve --workers N` sends workers deltas: after an incremental recompute only the changed
  * sites go over IPC; a worker gets the whole snapshot first (start, restart), before a reload,
  * and after full recomputes. Real processes: the primary probes a TCP listener of this test.
  */

@@ -1,5 +1,5 @@
 /**
- * `serve --workers N` (#8): workers share the UDP and TCP sockets; a worker that dies is
+ * `serve --workers N`: workers share the UDP and TCP sockets; a worker that dies is
  * restarted while the others keep answering; SIGHUP reloads every worker in turn; SIGTERM stops
  * them all. Also the state IPC message's round trip.
  */
@@ -74,7 +74,7 @@ records:
 
   const [victim] = workerPids;
   process.kill(victim, 'SIGKILL');
-  // On the batched UDP path (#9) each worker owns an SO_REUSEPORT socket: until the kernel has
+  // On the batched UDP path each worker owns an SO_REUSEPORT socket: until the kernel has
   // torn the killed process down, its socket still takes its share of datagrams (and loses
   // them). Once the primary has seen the exit, the socket is gone and the survivor gets all.
   await server.waitForLog((l) => l.msg === 'worker died; restarting it' && l.worker === victim, 30_000);

@@ -1,5 +1,5 @@
 /**
- * Prepared selection (#8): which names it prepares, and that it gives exactly what selectAnswer
+ * Prepared selection: which names it prepares, and that it gives exactly what selectAnswer
  * gives (the same Selection, from the same draw) over random snapshots, clocks and draws,
  * including loads turning stale while a snapshot stays and a clock that moves back.
  */

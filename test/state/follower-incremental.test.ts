@@ -1,5 +1,5 @@
 /**
- * The follower's incremental recompute (#8) against the full one: random notices over a few
+ * The follower's incremental recompute against the full one: random notices over a few
  * hundred sites and several probers, at random times; after every recompute the snapshot must
  * hold exactly what a full `combine()` of the same contents at the same moment gives.
  */

@@ -1,5 +1,5 @@
 /*
- * bench/qps/floor/echo.c (#8): the smallest UDP "server" there is, to measure the floor under
+ * bench/qps/floor/echo.c: the smallest UDP "server" there is, to measure the floor under
  * bench/qps/cpu.mjs. It answers every datagram with itself, QR bit set (dnsperf counts that as
  * a response), with no DNS logic at all.
  *

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * bench/qps/floor/node-echo.mjs (#8): sitedns's batched UDP transport with no DNS logic, to
+ * bench/qps/floor/node-echo.mjs: sitedns's batched UDP transport with no DNS logic, to
  * measure the floor under bench/qps/cpu.mjs. `listenBatchedUdp`, the transport of
  * `serve --udp-path batched`, given a handler that only copies each query to its reply slot and
  * sets QR: what a Node.js process costs per query before any DNS work is done.

@@ -899,7 +899,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
  *   options as for open(), plus receiveTimeoutMs (default 100). No libuv handle and no callback:
  *   the thread that opened it calls receive() and send() in its own loop, the way gdnsd's UDP
  *   threads wait in recvmmsg. Why: the event loop costs ~15-20 % of a core per batch at 110k QPS
- *   (libuv phases, Node's check phase, napi_make_callback; docs/benchmarks.md, third session),
+ *   (libuv phases, Node's check phase, napi_make_callback; docs/benchmarks.md, "CPU per query at a fixed rate"),
  *   and a thread that blocks in the kernel pays none of it. A handle belongs to the thread (the
  *   N-API environment) that opened it.
  */
