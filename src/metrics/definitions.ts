@@ -299,6 +299,19 @@ export const udpBatchDroppedTotal = new Counter({
   },
 });
 
+/** Native counter name -> `event` label: datagrams the batched path handled in a particular way. */
+const UDP_BATCH_EVENTS = { large: 'large', noPktinfo: 'no_pktinfo' } as const;
+
+export const udpBatchEventsTotal = new Counter({
+  name: 'sitedns_udp_batch_events_total',
+  help: 'Batched UDP path: queries longer than a slot, read from the spare area and answered (large), and datagrams on a wildcard socket that came without their destination address, answered from the address the routing table picks (no_pktinfo), by event',
+  labelNames: ['event'] as const,
+  registers: [registry],
+  collect() {
+    copyTotals(this, 'event', UDP_BATCH_EVENTS);
+  },
+});
+
 const UDP_SPIN_OUTCOMES = { spinHits: 'hit', spinMisses: 'miss' } as const;
 
 export const udpSpinTotal = new Counter({

@@ -96,6 +96,8 @@ function run(): void {
     const text = await registry.metrics();
     t.match(text, /sitedns_udp_batch_dropped_total\{reason="oversize"\} 0/);
     t.match(text, /sitedns_udp_batch_errors_total\{kind="send"\} 0/);
+    t.match(text, /sitedns_udp_batch_events_total\{event="large"\} [1-9]/, 'long queries exported as large');
+    t.match(text, /sitedns_udp_batch_events_total\{event="no_pktinfo"\} 0/);
   });
 
   t.test('node:dgram on a wildcard address: one socket per local address, or a one-line refusal', async (t) => {
