@@ -1,4 +1,5 @@
 /** Coded errors of the site-affinity middleware (configuration mistakes fail at start-up). */
+import { CodedError } from '../util/coded-error.js';
 
 export type AffinityErrorCode =
   | 'EAFFINITY_ZONE' // the zone file could not be loaded or compiled
@@ -8,11 +9,4 @@ export type AffinityErrorCode =
   | 'EAFFINITY_HOOK' // a hook returned something unusable (a Promise, an unknown group)
   | 'EAFFINITY_NOWHERE'; // the site is in no pool and no group: nowhere to redistribute to
 
-export class AffinityError extends Error {
-  readonly code: AffinityErrorCode;
-  constructor(code: AffinityErrorCode, message: string) {
-    super(message);
-    this.name = 'AffinityError';
-    this.code = code;
-  }
-}
+export class AffinityError extends CodedError<AffinityErrorCode> {}

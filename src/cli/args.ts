@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
+import { CodedError } from '../util/coded-error.js';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -25,11 +26,9 @@ export type Flags = Record<string, FlagSpec>;
 export type FlagValues<F extends Flags> = { readonly [K in keyof F as K extends 'help' ? never : K]: F[K] extends { value: infer V extends z.ZodType } ? z.output<V> : never };
 
 /** A flag value its type refuses: `--flag: "value" why`. */
-export class FlagError extends Error {
-  readonly code = 'EFLAG';
+export class FlagError extends CodedError<'EFLAG'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'FlagError';
+    super('EFLAG', message);
   }
 }
 

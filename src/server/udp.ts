@@ -24,6 +24,7 @@ import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js'
 import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
+import { CodedError } from '../util/coded-error.js';
 
 export interface UdpListener {
   readonly address: string;
@@ -95,15 +96,8 @@ export async function listenUdpPath(
 }
 
 /** Why a UDP listener cannot start (a coded, one-line error). */
-export class UdpListenError extends Error {
-  /** EUDP_WILDCARD, or the errno code of the bind that failed (EADDRINUSE, ...). */
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'UdpListenError';
-    this.code = code;
-  }
-}
+/** `code`: EUDP_WILDCARD, or the errno code of the bind that failed (EADDRINUSE, ...). */
+export class UdpListenError extends CodedError {}
 
 /** 4 or 6 for 0.0.0.0 or :: (any spelling), else 0. */
 export function wildcardFamily(host: string): 0 | 4 | 6 {

@@ -11,6 +11,7 @@
  *   number is whole milliseconds.
  */
 import { z } from 'zod';
+import { CodedError } from './coded-error.js';
 
 const UNIT_MS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
 const UNITS = Object.keys(UNIT_MS) as (keyof typeof UNIT_MS)[];
@@ -20,11 +21,9 @@ const DURATION_RE = new RegExp(`^${UNITS.map((u) => `(?:${PART}${u})?`).join('')
 const BARE_NUMBER_RE = /^\d+(?:\.\d+)?$/;
 const EXAMPLES = 'e.g. 500ms, 1.5s, 1h30m, 2d';
 
-export class DurationError extends Error {
-  readonly code = 'EDURATION';
+export class DurationError extends CodedError<'EDURATION'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'DurationError';
+    super('EDURATION', message);
   }
 }
 
