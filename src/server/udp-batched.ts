@@ -207,8 +207,19 @@ export function batchAnswerer(step: AnswerStep, buffer: ArrayBuffer, batch: numb
     inViews.push(Buffer.from(buffer, inBase + i * slot, slot));
     outViews.push(Buffer.from(buffer, outBase + i * slot, slot));
   }
-  /** A datagram longer than a slot, in one piece: its slot, then its part of `over` (rare: copied). */
-  const largeQuery = (i: number, length: number): Buffer => Buffer.concat([inViews[i], Buffer.from(buffer, overBase + i * overLength, length - slot)], length);
+  /**
+   * A datagram longer than a slot, in one piece: its slot, then its part of `over`, copied into
+   * one scratch buffer made at the first such datagram and reused (the step keeps no reference to
+   * the query), so a sender of long datagrams costs copies, not allocations.
+   */
+  const overBytes = new Uint8Array(buffer, overBase, batch * overLength);
+  let largeScratch: Buffer | null = null;
+  const largeQuery = (i: number, length: number): Buffer => {
+    largeScratch ??= Buffer.allocUnsafe(MAX_DATAGRAM);
+    inViews[i].copy(largeScratch, 0, 0, slot);
+    largeScratch.set(overBytes.subarray(i * overLength, i * overLength + length - slot), slot);
+    return largeScratch;
+  };
   const ctx = new PeerContext('udp');
   return (count: number): void => {
     for (let i = 0; i < count; i++) {
