@@ -52,6 +52,28 @@ t.test('schema problems carry file:line: path: message', async (t) => {
   }
 });
 
+t.test('a duration field takes the duration syntax: a YAML number needs a unit, except 0', async (t) => {
+  const site = (probe: string) => BASE + `sites:\n  boston:\n    addresses: [203.0.113.1]\n    probe:\n${probe}`;
+  t.same(
+    problems(site('      http: "http://x/"\n      interval: 2000\n')),
+    ['z.yaml:10: sites.boston.probe.interval: 2000 is not a duration: give it a unit (d, h, m, s, ms), e.g. 2000ms or 2000s'],
+    'an unquoted YAML number: file:line: path: the message naming the units',
+  );
+  t.same(
+    problems(site('      push_interval: 1.5\n')),
+    ['z.yaml:9: sites.boston.probe.push_interval: 1.5 is not a duration: give it a unit (d, h, m, s, ms), e.g. 1.5ms or 1.5s'],
+  );
+  t.same(
+    problems(site('      tcp: "192.0.2.9:80"\n      timeout: "500"\n')),
+    ['z.yaml:10: sites.boston.probe.timeout: "500" is not a duration: give it a unit (d, h, m, s, ms), e.g. 500ms or 500s'],
+    'a quoted number: the same message, quoted',
+  );
+  // 0 is zero in every unit: it reaches the field's own range.
+  t.same(problems(site('      http: "http://x/"\n      interval: 0\n')), ['z.yaml:10: sites.boston.probe.interval: at least 100ms']);
+  const loaded = parseZoneText(site('      push_interval: 0\n      http: "http://x/"\n      interval: 2s\n      timeout: 1m\n'), 'z.yaml');
+  t.match('config' in loaded && loaded.config.sites?.boston.probe, { push_interval: 0, interval: 2000, timeout: 60_000 }, '0 and durations with units are milliseconds');
+});
+
 t.test('a second pool fits in one zone', async (t) => {
   const found = problems(BASE + `sites:
   web-boston: { addresses: [203.0.113.10] }

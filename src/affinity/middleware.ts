@@ -20,7 +20,11 @@ import { buildLocation, parseHost, parseTarget, type RequestTarget } from './url
 import { affinityZone, compileZoneFile, type AffinityZone } from './zone.js';
 import { durationMs } from '../util/duration.js';
 
-/** A duration as text (`60s`, `1h30m`; docs/zones.md#durations) or a number of milliseconds. */
+/**
+ * A duration as text (`60s`, `1h30m`; docs/zones.md#durations), or a JavaScript number of whole
+ * milliseconds: in JavaScript code a number is milliseconds by JavaScript's own convention
+ * (setTimeout, Date), unlike a YAML or JSON number.
+ */
 export type Duration = number | string;
 
 export interface SiteAffinityOptions {
@@ -88,6 +92,10 @@ export const DEFAULT_BUSY_PAGE = `<!doctype html>
 
 function optionMs(value: Duration | undefined, fallback: number, option: string): number {
   if (value === undefined) return fallback;
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) && value >= 0) return value;
+    throw new AffinityError('EAFFINITY_OPTION', `${option}: ${value} is not a duration: a number is whole milliseconds, 0 or more`);
+  }
   try {
     return durationMs(value);
   } catch (error) {

@@ -53,7 +53,8 @@ export async function runDrain(argv: string[]): Promise<number> {
   }
   const { flags, positionals } = read;
   const key = await resolveKey(flags, positionals[0]);
-  const request = { for: flags.for, reason: flags.reason, by: flags.by ?? `${os.userInfo().username}@${os.hostname()}`, state: flags.up ? ('up' as const) : ('down' as const) };
+  // The flag was checked here; the store and the admin API take it as a duration with its unit.
+  const request = { for: `${flags.for}ms`, reason: flags.reason, by: flags.by ?? `${os.userInfo().username}@${os.hostname()}`, state: flags.up ? ('up' as const) : ('down' as const) };
   if (flags.redis) {
     const store = await openRedis(flags.redis, flags['redis-prefix']);
     try {

@@ -8,7 +8,7 @@ import type { ForcedState, LoadReport, StateStore } from './types.js';
 export const DEFAULT_DRAIN_MS = 3_600_000;
 
 export interface DrainRequest {
-  /** How long: a duration ("30m", "2h"; docs/zones.md#durations), or a number of milliseconds. */
+  /** How long: a duration ("30m", "2h"; docs/zones.md#durations); a JSON number other than 0 is refused. */
   readonly for?: string | number;
   readonly reason?: string;
   readonly by?: string;

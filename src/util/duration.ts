@@ -1,14 +1,13 @@
 /**
  * The one duration syntax of sitedns, for zone files, command-line flags, the admin API and the
- * affinity middleware's options (docs/zones.md#durations):
+ * affinity middleware's text options (docs/zones.md#durations):
  *
  * - text is one or more `<number><unit>` parts, units `d h m s ms`, largest first, each unit at
  *   most once: `500ms`, `1.5s`, `2m`, `1h30m`, `2d`. A part may hold a fraction (`1.5s`, `0.5h`);
  *   the sum is rounded to whole milliseconds.
- * - text without a unit is refused (is `30` seconds or minutes?), except `0`, which is zero in
+ * - a number without a unit is refused (is `30` seconds or minutes?), whether text (`"30"`) or a
+ *   number of the format (an unquoted YAML number, a JSON number), except `0`, which is zero in
  *   every unit.
- * - where the format has numbers of its own (a YAML or JSON number, a JavaScript number), a
- *   number is whole milliseconds.
  */
 import { z } from 'zod';
 import { CodedError } from './coded-error.js';
@@ -39,20 +38,24 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(rounded) ? rounded : undefined;
 }
 
-/** A duration as text, or as a number of milliseconds -> milliseconds; a DurationError says what is wrong. */
+/**
+ * A duration -> milliseconds; a DurationError says what is wrong. A number (YAML, JSON) is held to
+ * the same syntax as text: only `0` needs no unit.
+ */
 export function durationMs(value: string | number): number {
-  if (typeof value === 'number') {
-    if (Number.isSafeInteger(value) && value >= 0) return value;
-    throw new DurationError(`${value} is not a duration: a number is whole milliseconds, 0 or more`);
-  }
-  const ms = parseDuration(value);
+  const text = String(value);
+  const ms = parseDuration(text);
   if (ms !== undefined) return ms;
-  const text = value.trim();
-  if (BARE_NUMBER_RE.test(text)) throw new DurationError(`"${value}" is not a duration: give it a unit (${UNITS.join(', ')}), e.g. ${text}ms or ${text}s`);
-  throw new DurationError(`"${value}" is not a duration (a number and a unit: ${UNITS.join(', ')}, largest first; ${EXAMPLES})`);
+  const shown = typeof value === 'number' ? text : `"${value}"`;
+  const bare = text.trim();
+  if (BARE_NUMBER_RE.test(bare)) throw new DurationError(`${shown} is not a duration: give it a unit (${UNITS.join(', ')}), e.g. ${bare}ms or ${bare}s`);
+  throw new DurationError(`${shown} is not a duration (a number and a unit: ${UNITS.join(', ')}, largest first; ${EXAMPLES})`);
 }
 
-/** The zod type every schema uses for a duration (zone files, flags, request bodies): milliseconds out. */
+/**
+ * The zod type every schema uses for a duration (zone files, flags, request bodies): milliseconds
+ * out. It takes numbers too, so that a YAML or JSON number is refused with durationMs's message.
+ */
 export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
     return durationMs(value);

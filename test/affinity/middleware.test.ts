@@ -149,6 +149,9 @@ t.test('stage 570: 503 with Retry-After and the busy page; overflow redirect whe
   r = await request(custom.port, 'boston.app.example.com', `/?_affinity=${fresh('boston', { initial: 'chicago', group: 'americas' })}`);
   t.equal(r.body, '<p>Come back soon</p>');
   t.equal(r.headers['retry-after'], '30', 'default Retry-After');
+  const numeric = await serve(t, { isBusy: () => true, retryAfter: 12_000 });
+  r = await request(numeric.port, 'boston.app.example.com', `/?_affinity=${fresh('boston', { initial: 'chicago', group: 'americas' })}`);
+  t.equal(r.headers['retry-after'], '12', 'a JavaScript number option is milliseconds');
 });
 
 t.test('wrap style around a plain handler', async (t) => {
@@ -239,7 +242,8 @@ t.test('configuration errors are coded and say what to fix', async (t) => {
   t.match(code(() => siteAffinity({ ...base, hasSession: undefined as any })), ['EAFFINITY_OPTION', /hasSession/]);
   t.match(code(() => siteAffinity({ ...base, maxAge: 'soon' })), ['EAFFINITY_OPTION', /maxAge/]);
   t.match(code(() => siteAffinity({ ...base, clockSkew: '5000' })), ['EAFFINITY_OPTION', /^clockSkew: "5000" is not a duration: give it a unit \(d, h, m, s, ms\)/], 'text without a unit');
-  t.match(code(() => siteAffinity({ ...base, retryAfter: -1 })), ['EAFFINITY_OPTION', /^retryAfter: -1 is not a duration/]);
+  t.match(code(() => siteAffinity({ ...base, retryAfter: -1 })), ['EAFFINITY_OPTION', /^retryAfter: -1 is not a duration: a number is whole milliseconds/]);
+  t.match(code(() => siteAffinity({ ...base, maxAge: 1.5 })), ['EAFFINITY_OPTION', /^maxAge: 1\.5 is not a duration: a number is whole milliseconds/]);
   t.equal(code(() => siteAffinity({ ...base, maxAge: '1m30s', clockSkew: 5000, retryAfter: '0.5m' }))[0], 'none', 'the duration syntax of docs/zones.md, or milliseconds');
   t.match(code(() => siteAffinity({ ...base, param: 'a b' })), ['EAFFINITY_OPTION', /param/]);
   t.match(code(() => siteAffinity({ ...base, zone: 'test/fixtures/missing.yaml' })), ['EAFFINITY_ZONE', /missing\.yaml/]);

@@ -99,6 +99,18 @@ t.test('embedded: failover, recovery, least-busy, drains, status', async (t) => 
     const status = await adminRequest(http, 'GET', '/v1/status');
     t.equal(status.body.sites.find((s: any) => s.site === 'e2e.test/a').state, 'up', 'status no longer shows it');
     t.equal((await adminRequest(http, 'POST', '/v1/sites/e2e.test/a/drain', { for: 'soon' })).status, 400, 'a bad duration is refused');
+    t.same(
+      await adminRequest(http, 'POST', '/v1/sites/e2e.test/a/drain', { for: 1_800_000 }),
+      { status: 400, body: { error: '1800000 is not a duration: give it a unit (d, h, m, s, ms), e.g. 1800000ms or 1800000s' } },
+      'a JSON number without a unit is refused, naming the units',
+    );
+    t.same(
+      await adminRequest(http, 'POST', '/v1/sites/e2e.test/a/drain', { for: 0 }),
+      { status: 400, body: { error: '0 is not longer than 0' } },
+      'a JSON 0 is a duration (zero), refused only as a drain not longer than 0',
+    );
+    const after = await adminRequest(http, 'GET', '/v1/status');
+    t.equal(after.body.sites.find((s: any) => s.site === 'e2e.test/a').state, 'up', 'nothing refused was drained');
   });
 });
 

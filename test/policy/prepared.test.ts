@@ -15,7 +15,7 @@ import { lcg, nameOf, NOW, RESOLVER, zoneOf } from '../helpers/policy.js';
 const SITES = `sites:
   a: { addresses: [192.0.2.10, "2001:db8::10"], capacity: 1000 }
   b: { addresses: [192.0.2.20], capacity: 1000 }
-  c: { addresses: [192.0.2.30, "2001:db8::30"], capacity: 500, probe: { tcp: "192.0.2.30:443", interval: 2000 } }
+  c: { addresses: [192.0.2.30, "2001:db8::30"], capacity: 500, probe: { tcp: "192.0.2.30:443", interval: 2s } }
   d: { addresses: ["2001:db8::40"], capacity: 250 }
 groups:
   east: [a, b]

@@ -3,12 +3,11 @@ import t from 'tap';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { DEFAULT_DRAIN_MS, drain, drainDurationMs } from '../../src/state/service.js';
 
-t.test('accepted: a duration, or a JSON number of milliseconds; none given: the default', async (t) => {
+t.test('accepted: a duration; none given: the default', async (t) => {
   t.equal(drainDurationMs(undefined), DEFAULT_DRAIN_MS);
   t.equal(drainDurationMs('30m'), 1_800_000);
   t.equal(drainDurationMs('1h30m'), 5_400_000);
   t.equal(drainDurationMs('2d'), 172_800_000);
-  t.equal(drainDurationMs(90_000), 90_000);
 });
 
 t.test('refused, with a message for the API caller', async (t) => {
@@ -16,6 +15,7 @@ t.test('refused, with a message for the API caller', async (t) => {
   t.match(drainDurationMs('soon'), { error: /^"soon" is not a duration \(a number and a unit: d, h, m, s, ms/ });
   t.same(drainDurationMs('0s'), { error: '"0s" is not longer than 0' });
   t.same(drainDurationMs(0), { error: '0 is not longer than 0' });
+  t.same(drainDurationMs(90_000), { error: '90000 is not a duration: give it a unit (d, h, m, s, ms), e.g. 90000ms or 90000s' }, 'a JSON number without a unit');
   t.match(drainDurationMs(-5), { error: /^-5 is not a duration/ });
 });
 

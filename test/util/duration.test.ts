@@ -18,8 +18,7 @@ const accepted: [string | number, number][] = [
   ['0', 0],
   ['0ms', 0],
   [' 10s ', 10_000],
-  // A YAML, JSON or JavaScript number is whole milliseconds.
-  [2000, 2000],
+  // A YAML or JSON number: only 0 needs no unit, as in text.
   [0, 0],
 ];
 
@@ -37,8 +36,10 @@ const refused: [string | number, RegExp][] = [
   ['.5s', /^"\.5s" is not a duration/],
   ['1us', /^"1us" is not a duration/],
   ['999999999999d', /^"999999999999d" is not a duration/],
-  [-1, /^-1 is not a duration: a number is whole milliseconds/],
-  [1.5, /^1\.5 is not a duration: a number is whole milliseconds/],
+  // A YAML or JSON number is held to the syntax of text: it needs a unit.
+  [2000, /^2000 is not a duration: give it a unit \(d, h, m, s, ms\), e\.g\. 2000ms or 2000s$/],
+  [1.5, /^1\.5 is not a duration: give it a unit \(d, h, m, s, ms\), e\.g\. 1\.5ms or 1\.5s$/],
+  [-1, /^-1 is not a duration \(a number and a unit: d, h, m, s, ms, largest first/],
 ];
 
 t.test('accepted spellings -> milliseconds', async (t) => {
@@ -52,8 +53,7 @@ t.test('accepted spellings -> milliseconds', async (t) => {
 t.test('refused spellings -> a coded error naming the units', async (t) => {
   for (const [value, message] of refused) {
     t.throws(() => durationMs(value), { code: 'EDURATION', name: 'DurationError', message }, JSON.stringify(value));
-    // Text is refused naming the units it may carry; a number is refused saying numbers are milliseconds.
-    if (typeof value === 'string') t.throws(() => durationMs(value), { message: /d, h, m, s, ms/ }, `${JSON.stringify(value)}: the units are listed`);
+    t.throws(() => durationMs(value), { message: /d, h, m, s, ms/ }, `${JSON.stringify(value)}: the units are listed`);
     const parsed = duration.safeParse(value);
     t.equal(parsed.success, false, `${JSON.stringify(value)} (zod type)`);
     if (!parsed.success) t.match(parsed.error.issues[0].message, message, `${JSON.stringify(value)} (zod type message)`);
