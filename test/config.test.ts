@@ -70,8 +70,10 @@ t.test('a duration field takes the duration syntax: a YAML number needs a unit, 
   );
   // 0 is zero in every unit: it reaches the field's own range.
   t.same(problems(site('      http: "http://x/"\n      interval: 0\n')), ['z.yaml:10: sites.boston.probe.interval: at least 100ms']);
-  const loaded = parseZoneText(site('      push_interval: 0\n      http: "http://x/"\n      interval: 2s\n      timeout: 1m\n'), 'z.yaml');
-  t.match('config' in loaded && loaded.config.sites?.boston.probe, { push_interval: 0, interval: 2000, timeout: 60_000 }, '0 and durations with units are milliseconds');
+  // A report schedule of 0 would reschedule the prober at once, forever: it has interval's range.
+  t.same(problems(site('      push_interval: 0\n')), ['z.yaml:9: sites.boston.probe.push_interval: at least 100ms']);
+  const loaded = parseZoneText(site('      push_interval: 250ms\n      http: "http://x/"\n      interval: 2s\n      timeout: 1m\n'), 'z.yaml');
+  t.match('config' in loaded && loaded.config.sites?.boston.probe, { push_interval: 250, interval: 2000, timeout: 60_000 }, 'durations with units are milliseconds');
 });
 
 t.test('a second pool fits in one zone', async (t) => {

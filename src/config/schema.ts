@@ -51,13 +51,16 @@ export const soaSchema = z
   .strict();
 
 /** Health probe of a site. The target need not be the site's answered address. */
+/** How often a site is probed or pushes its load: a schedule below 100ms is a busy loop, not a probe. */
+const probeInterval = duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h'));
+
 export const probeSchema = z
   .object({
     http: z.string().url().optional(),
     https: z.string().url().optional(),
     tcp: z.string().regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}$/, 'use host:port or [v6]:port').optional(),
     // Bounded: a 0 ms interval would probe in a busy loop; hours-long timeouts never fail.
-    interval: duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h')).optional(),
+    interval: probeInterval.optional(),
     timeout: duration.pipe(z.number().min(10, 'at least 10ms').max(60_000, 'at most 60s')).optional(),
     rise: z.number().int().min(1).max(100).optional(),
     fall: z.number().int().min(1).max(100).optional(),
@@ -76,7 +79,7 @@ export const probeSchema = z
     /** Follow redirects to other hosts (default: never; same-host redirects are not followed either). */
     follow_redirects: z.boolean().optional(),
     /** Pushed load reports (seed 002): expected interval; a site silent for 3 intervals counts as down. */
-    push_interval: duration.optional(),
+    push_interval: probeInterval.optional(),
   })
   .strict()
   .superRefine((p, ctx) => {
