@@ -8,7 +8,7 @@
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../metrics/definitions.js';
-import { metricsNeedAggregation, renderClusterMetrics, serveMetricsToPrimary } from '../admin/cluster-metrics.js';
+import { renderAnswererMetrics } from '../admin/answerer-metrics.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { ZoneSet } from '../model/zone-model.js';
@@ -48,8 +48,6 @@ export interface OpsOptions extends OpsConfig {
   signals?: boolean;
   /** After `stop`, exit the process if it is still alive at stopTimeoutMs (serve only). */
   forceExit?: boolean;
-  /** This is a cluster primary: /metrics adds up the workers' registries (serve --workers N). */
-  clusterPrimary?: boolean;
 }
 
 export interface OpsTarget {
@@ -79,12 +77,6 @@ export interface Ops {
   readiness(): Readiness;
   /** Stop: unready, stop watching, run `stopNameserver` (answers what is in flight), stop hooks, admin last. */
   stop(stopNameserver: () => Promise<void>): Promise<void>;
-}
-
-/** A cluster worker's part: the per-query observer, its metrics served to the primary's /metrics. */
-export function workerObserver(querySample: number, logger: Logger): QueryMetrics {
-  serveMetricsToPrimary();
-  return new QueryMetrics({ logger: componentLogger(logger, 'query'), sample: querySample }, undefined, componentLogger(logger, 'handler'));
 }
 
 export function prepareOps(options: OpsOptions): Ops {
@@ -124,7 +116,7 @@ export function prepareOps(options: OpsOptions): Ops {
   };
   const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
     routeRuntime = runtime;
-    registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api'), metrics: () => (metricsNeedAggregation(options.clusterPrimary === true) ? renderClusterMetrics() : renderMetrics()) });
+    registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api'), metrics: () => renderAnswererMetrics() });
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {

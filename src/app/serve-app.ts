@@ -42,11 +42,6 @@ export interface ServeAppOptions {
   udpPath?: NameserverOptions['udpPath'];
   /** `--udp-threads N`: UDP answered by N threads of this process. */
   udpThreads?: Omit<NonNullable<NameserverOptions['udpThreads']>, 'zonesPath' | 'zoneTexts'>;
-  /**
-   * `serve --workers N`: this process is the cluster primary. It answers no queries (`listen` is
-   * empty; no prebuilt table) and keeps the zone texts its workers compile (reloads.zoneTexts).
-   */
-  clusterPrimary?: boolean;
   /** Admin listener host:port; null = none. */
   http: string | null;
   /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
@@ -103,9 +98,9 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     await zoneStore.close().catch(() => undefined); // its loader thread, once a reload started one
   };
 
-  // With UDP threads or cluster workers the store keeps its zones' texts: they compile those.
-  const zoneStore = new ZoneStore(o.zonesPath, { keepTexts: o.udpThreads !== undefined || o.clusterPrimary === true });
-  const reloads = new ReloadController({ zoneStore, prebuild: o.clusterPrimary !== true }, componentLogger(o.logger, 'reload'));
+  // With UDP threads the store keeps its zones' texts: the threads compile those.
+  const zoneStore = new ZoneStore(o.zonesPath, { keepTexts: o.udpThreads !== undefined });
+  const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;
   let ns: Nameserver;
   try {

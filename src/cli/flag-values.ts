@@ -33,3 +33,6 @@ export const MAX_FLAG_DURATION_MS = 24 * 86_400_000;
 export const flagDuration = duration.refine((ms) => ms <= MAX_FLAG_DURATION_MS, 'is longer than 24d');
 
 export const logLevel = z.enum(LOG_LEVELS, { error: `is not one of ${LOG_LEVELS.join(', ')}` });
+
+/** A flag `serve` no longer takes: any value, from argv or the environment, is refused with `why` (what to use instead). */
+export const refused = (why: string) => z.undefined({ error: why });

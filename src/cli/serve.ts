@@ -1,18 +1,18 @@
 /** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts, operations in src/app/ops.ts). */
-import { prepareOps, workerObserver, type Ops, type OpsConfig } from '../app/ops.js';
+import { prepareOps, type Ops, type OpsConfig } from '../app/ops.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
-import cluster from 'node:cluster';
+import os from 'node:os';
 import { z } from 'zod';
-import { startNameserver, type Nameserver } from '../server/nameserver.js';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
-import { WorkerLink, defaultWorkers, startPrimary } from '../server/workers.js';
-import { parseHostPort, resolveListenPorts } from '../util/listen.js';
-import { createLogger, type Logger } from '../util/logger.js';
+import { CodedError } from '../util/coded-error.js';
+import { createLogger } from '../util/logger.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
-import { autoOrWholeNumber, flagDuration, fraction, logLevel, on, optionalText, text, texts, wholeNumber } from './flag-values.js';
+import { autoOrWholeNumber, flagDuration, fraction, logLevel, on, optionalText, refused, text, texts, wholeNumber } from './flag-values.js';
+
+const WORKERS_REFUSED = 'is not accepted: UDP uses every core through --udp-threads (auto, the default: one thread per core; 0: the main thread)';
 
 const udpPath = z.enum(['auto', 'dgram', 'batched'] as const satisfies readonly UdpPathChoice[], { error: 'is not auto, dgram or batched' });
 
@@ -40,9 +40,10 @@ export const serveFlags = {
   'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting', value: wholeNumber },
   'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting', value: wholeNumber },
   'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited', value: texts },
-  workers: { type: 'string', default: 'auto', help: 'processes answering queries (node:cluster; the primary probes and serves the admin routes); auto = every core, 1 = no cluster', value: autoOrWholeNumber },
-  'udp-path': { type: 'string', default: 'auto', help: 'UDP implementation: auto (batched addon when built, else dgram), dgram, batched', value: udpPath },
-  'udp-threads': { type: 'string', default: '0', help: 'answer UDP on this many threads of ONE process, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = every core, 0 = off (use --workers)', value: autoOrWholeNumber },
+  'udp-threads': { type: 'string', default: 'auto', help: 'answer UDP on this many threads, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = one per core where the addon loads, else the main thread; 0 = the main thread\'s event loop', value: autoOrWholeNumber },
+  'udp-path': { type: 'string', default: 'auto', help: 'with --udp-threads 0: UDP implementation, auto (batched addon when built, else dgram), dgram, batched', value: udpPath },
+  // Refused with a pointer to --udp-threads, so that a unit file or an env file that still sets it fails loudly.
+  workers: { type: 'string', help: 'not accepted: --udp-threads sets how UDP uses the cores', value: refused(WORKERS_REFUSED) },
   // Text here: its number is read only when --udp-threads applies (see runServe).
   'udp-spin': { type: 'string', help: `with --udp-threads: microseconds a thread that is behind (8+ queued datagrams per receive) polls for the next datagram before it sleeps (saves the wake-up under saturation; a thread that keeps up sleeps at once); 0 = never, at most ${MAX_SPIN_MICROS}; default ${DEFAULT_SPIN_MICROS}`, value: optionalText },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'], value: logLevel },
@@ -53,6 +54,30 @@ export const serveFlags = {
 } satisfies Flags;
 
 export type ServeFlags = FlagValues<typeof serveFlags>;
+
+/** Why `serve` cannot answer UDP the way its flags ask (EUDP_THREADS). */
+export class UdpThreadsError extends CodedError<'EUDP_THREADS'> {
+  constructor(message: string) {
+    super('EUDP_THREADS', message);
+  }
+}
+
+/**
+ * How many UDP threads `serve` runs; 0 is the main thread's event loop. `auto` (the default) is
+ * one per core where the batched addon loads (the fastest mode: docs/benchmarks.md), else the
+ * main thread, with `fallback` saying why; a number given explicitly needs the addon and is
+ * refused without it, as is --udp-path dgram beside it (the threads use the addon's sockets).
+ */
+export function chooseUdpThreads(requested: 'auto' | number, path: UdpPathChoice, cores: number, unavailable: string | null): { threads: number; fallback?: string } {
+  if (requested === 0) return { threads: 0 };
+  if (requested === 'auto') {
+    if (path === 'dgram') return { threads: 0, fallback: '--udp-path dgram asks for node:dgram, which answers on the main thread' };
+    return unavailable === null ? { threads: cores } : { threads: 0, fallback: unavailable };
+  }
+  if (path === 'dgram') throw new UdpThreadsError("--udp-threads uses the batched addon's sockets: --udp-path dgram does not apply (--udp-threads 0 answers on the main thread)");
+  if (unavailable !== null) throw new UdpThreadsError(`${unavailable} (--udp-threads 0 answers on the main thread without it)`);
+  return { threads: requested };
+}
 
 export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url>]
 
@@ -106,21 +131,12 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const { flags, fromArgv } = read;
   const logger = createLogger(flags['log-level']);
-  let workers: number;
-  let udpThreads = 0;
+  let udpThreads: number;
   let spinMicros = DEFAULT_SPIN_MICROS;
   try {
-    workers = flags.workers === 'auto' ? await defaultWorkers() : flags.workers;
-    if (workers < 1) throw new Error('--workers: at least 1');
-    udpThreads = flags['udp-threads'] === 'auto' ? await defaultWorkers() : flags['udp-threads'];
-    if (udpThreads > 0) {
-      // Threads of one process or processes of node:cluster: one concurrency model at a time.
-      if (flags.workers !== 'auto' && workers > 1) throw new Error('--udp-threads answers from one process: leave --workers (and SITEDNS_WORKERS) out, or set it to 1');
-      if (flags['udp-path'] === 'dgram') throw new Error('--udp-threads uses the batched addon\'s sockets: --udp-path dgram does not apply');
-      const why = udpThreadsUnavailable();
-      if (why !== null) throw new Error(why);
-      workers = 1;
-    }
+    const choice = chooseUdpThreads(flags['udp-threads'], flags['udp-path'], os.availableParallelism(), udpThreadsUnavailable());
+    udpThreads = choice.threads;
+    if (choice.fallback !== undefined) logger.warn({ reason: choice.fallback }, `UDP answered on the main thread's event loop, not on threads: ${choice.fallback}`);
     const spin = flags['udp-spin'];
     if (spin !== undefined && udpThreads === 0) {
       // Given on the command line without threads, it is a mistake; from SITEDNS_UDP_SPIN (an env
@@ -135,28 +151,20 @@ export async function runServe(argv: string[]): Promise<number> {
     logger.fatal({ err: error }, (error as Error).message);
     return 1;
   }
-  // `serve --workers N` (src/server/workers.ts): the primary keeps the state side (store,
-  // prober, admin) and feeds N workers that answer DNS; a worker runs the nameserver only.
-  if (cluster.isWorker) return runWorker(flags, logger);
-  const primaryMode = workers > 1;
-  let listen = flags.listen;
   let app: ServeApp | undefined;
   let ops: Ops;
   try {
     // Serving starts only after the first probe round (or the start-up limit), so once attached
     // the first state is known and /readyz may say ready.
-    ops = prepareOps({ ...opsConfig(flags), logger, forceExit: true, stateKnown: () => true, clusterPrimary: primaryMode });
-    if (primaryMode) listen = await resolveListenPorts(listen);
+    ops = prepareOps({ ...opsConfig(flags), logger, forceExit: true, stateKnown: () => true });
     const { http, 'state-file': stateFile } = flags;
     app = await startServeApp({
       zonesPath: flags.zones,
-      // The cluster primary opens no DNS listener: its workers do.
-      listen: primaryMode ? [] : listen,
+      listen: flags.listen,
       logger,
       tcp: tcpOptions(flags),
       rrl: rrlOptions(flags),
       udpPath: flags['udp-path'],
-      clusterPrimary: primaryMode,
       udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: flags['log-level'], querySample: flags['query-log-sample'], spinMicros } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),
@@ -180,7 +188,6 @@ export async function runServe(argv: string[]): Promise<number> {
     return 1;
   }
   const running = app;
-  if (primaryMode) return runPrimary(running, ops, workers, listen, logger);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping');
@@ -189,70 +196,5 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  return 0;
-}
-
-/** The cluster primary: forks the workers, hands them every zone set and snapshot published here. */
-async function runPrimary(app: ServeApp, ops: Ops, workers: number, listen: string[], logger: Logger): Promise<number> {
-  const runtime = app.runtime;
-  const primary = startPrimary({
-    workers,
-    logger,
-    env: { SITEDNS_RESOLVED_LISTEN: listen.join(',') },
-    currentState: () => runtime.state,
-    zoneTexts: () => app.reloads.zoneTexts(),
-    onReady: () => {
-      for (const spec of listen) {
-        const { host, port } = parseHostPort(spec);
-        logger.info({ address: host, port, workers }, 'listening on UDP and TCP');
-      }
-    },
-  });
-  // Every snapshot the follower publishes goes to every worker (IPC 'state' or 'delta'); every
-  // zone set the reload path publishes (whatever triggered it) rolls through them.
-  runtime.subscribeState((snapshot) => primary.publishState(snapshot));
-  runtime.subscribeZones(() => void primary.reload());
-
-  const stopped = new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      ops
-        .stop(() => primary.stop().then(() => app.stop()))
-        .then(() => resolve(0), () => resolve(0));
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  const code = await Promise.race([stopped, primary.failed]);
-  if (code !== 0) await app.stop().catch(() => undefined);
-  return code;
-}
-
-/** A cluster worker: the nameserver only; its zones, state and reloads come from the primary. */
-async function runWorker(flags: ServeFlags, logger: Logger): Promise<number> {
-  const link = new WorkerLink(flags.zones, logger);
-  let ns: Nameserver;
-  try {
-    ns = await startNameserver({
-      runtime: await link.ready(),
-      listen: (process.env.SITEDNS_RESOLVED_LISTEN ?? '').split(',').filter(Boolean),
-      logger,
-      tcp: tcpOptions(flags),
-      rrl: rrlOptions(flags),
-      udpPath: flags['udp-path'],
-      observer: workerObserver(flags['query-log-sample'], logger),
-    });
-  } catch (error) {
-    logger.fatal({ err: error }, (error as Error).message);
-    // Exit now: the IPC channel keeps this process alive, so a worker that cannot start (port
-    // taken, say) would neither serve nor exit, and the primary would wait for it forever instead
-    // of failing the start (AnswererPool: one of the first N that ends before it listens).
-    // Disconnecting instead would exit with code 0 (node:cluster's worker exits so on disconnect).
-    // pino writes synchronously: the fatal line is out.
-    process.exit(1);
-  }
-  await link.serve(ns);
-  // Close the IPC channel so the process can exit.
-  if (process.connected) process.disconnect();
   return 0;
 }

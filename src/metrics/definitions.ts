@@ -12,8 +12,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const registry = new Registry();
 // The event-loop lag histogram samples with a timer; prom-client's default 10 ms wakes every
-// process 100 times a second even when idle: 3.6 % of a core for an idle `serve` (primary and
-// two workers) against 1.0-2.4 % at 100 ms (10 s of /proc CPU time). 100 ms still gives
+// process 100 times a second even when idle: 3.6 % of a core for three idle `serve` processes
+// against 1.0-2.4 % at 100 ms (10 s of /proc CPU time). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
 const EVENT_LOOP_MONITORING_MS = 100;
 // Process metrics come from the main thread only: a UDP thread (serve --udp-threads) shares the
@@ -114,7 +114,7 @@ export const queriesTotal = new Counter({
   help: 'DNS queries answered (or dropped), by zone, query type, response code and transport',
   labelNames: ['zone', 'qtype', 'rcode', 'transport'] as const,
   registers: [registry],
-  // Reads that bypass renderMetrics (a cluster worker's registry sent to the primary) flush the
+  // Reads that bypass renderMetrics (a UDP thread's registry sent to the main thread) flush the
   // per-query tallies too: this metric is registered first, so its collect runs first.
   collect: runScrapeHooks,
 });
@@ -332,7 +332,7 @@ export const probersLive = new Gauge({
 
 export const clusterStateMessagesTotal = new Counter({
   name: 'sitedns_cluster_state_messages_total',
-  help: 'State messages the cluster primary sent its workers: whole snapshots (hello, reload, full recomputes) and deltas (the sites an incremental recompute changed)',
+  help: 'State messages the main thread sent the UDP threads: whole snapshots (start, hello, reload, full recomputes) and deltas (the sites an incremental recompute changed)',
   labelNames: ['kind'] as const,
   registers: [registry],
 });

@@ -1,19 +1,18 @@
 /**
- * The lifecycle the answerers of `serve --workers N` (cluster workers, workers.ts) and of
- * `serve --udp-threads N` (worker threads, udp-threads.ts) share, once, over a transport
+ * The lifecycle of the answerers of `serve --udp-threads N` (udp-threads.ts), over a transport
  * that starts, reaches and ends one answerer: N slots; the start fails if one of the first N ends
- * before it says 'ready' (and the others are stopped); each state snapshot to every answerer
- * (StatePublisher), the whole one on 'hello'; the zone texts the primary serves to each new
- * answerer and, in rolling reloads, to every one; an answerer that ends later is replaced in its
- * slot after a back-off; requests answered by id; 'stop', then kill. The callers keep their own
- * log lines (hooks).
+ * before it says 'ready' (and the others are stopped); the whole state at spawn, then each state
+ * snapshot to every answerer (StatePublisher), the whole one again on 'hello'; the zone texts the
+ * main thread serves, in rolling reloads, to every one; an answerer that ends later is replaced
+ * in its slot after a back-off; requests answered by id; 'stop', then kill. The caller keeps its
+ * own log lines (hooks).
  */
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { ZoneTexts } from './reload.js';
 import { StatePublisher, type DeltaMessage, type StateMessage } from './state-messages.js';
 
 /**
- * Restart delays for answerers that die (cluster workers, UDP threads): 100 ms, doubling with
+ * Restart delays for answerers that die: 100 ms, doubling with
  * every death in the last 10 s, at most 5 s, so a crash loop does not eat the machine.
  */
 export class RestartBackoff {
@@ -35,7 +34,7 @@ type Reloaded = { type: 'reloaded'; ok: boolean; generation: number };
 const isReloaded = (reply: unknown): reply is Reloaded => (reply as Reloaded | null)?.type === 'reloaded';
 
 /** `error`: what made it end, when the transport knows (a thread's uncaught error). */
-export type AnswererExit = { code: number | null; signal?: string | null; error?: Error };
+export type AnswererExit = { code: number | null; error?: Error };
 
 /** How to start, reach and end one kind of answerer. */
 export interface AnswererTransport<H, Out, In> {
@@ -57,35 +56,19 @@ export interface Answerer<H> {
   ready: boolean;
 }
 
-/**
- * `greeted`: it has its whole state (at spawn, or in reply to its 'hello'). A cluster worker reads
- * nothing sent before its process listens to the channel, so it is sent no state before it asks:
- * a state it lost would make every later delta fail to apply.
- */
-type Member<H> = Answerer<H> & { readonly exited: Promise<void>; greeted: boolean };
+type Member<H> = Answerer<H> & { readonly exited: Promise<void> };
 
 export interface AnswererPoolOptions<H, Out, In> {
   size: number;
   transport: AnswererTransport<H, Out, In>;
-  /** The snapshot a (re)started answerer gets: the current one. */
+  /** The snapshot a (re)started answerer gets as soon as it is spawned (it reads it before it listens): the current one. */
   currentState: () => StateSnapshot;
-  /**
-   * Send the whole state as soon as it is spawned: a UDP thread reads its mailbox before it
-   * listens and cannot ask. A cluster worker asks with 'hello' instead.
-   */
-  stateAtSpawn: boolean;
-  /** The zones a (re)started answerer compiles, and every answerer at a rolling reload: the primary's current ones. */
+  /** The zones every answerer compiles at a rolling reload: the main thread's current ones. */
   currentZones: () => ZoneTexts;
-  /**
-   * The message that hands an answerer its zones in reply to its first 'hello' (before the whole
-   * state): a cluster worker compiles them before it listens. A UDP thread gets them at spawn.
-   */
-  zonesRequest?: (zones: ZoneTexts) => Out;
   /** Asks one answerer to compile `zones` (the same for every answerer of a run) and reply 'reloaded'. */
   reloadRequest: (id: number, zones: ZoneTexts) => Out;
   /** How long close() waits for an answerer to stop before it is killed. */
   killAfterMs: number;
-  spawned?: (answerer: Answerer<H>) => void;
   listening?: (answerer: Answerer<H>, ready: Ready<In>) => void;
   restarting: (answerer: Answerer<H>, exit: AnswererExit, restartInMs: number) => void;
   reloaded: (result: { ok: boolean; generation: number }, answerers: number) => void;
@@ -124,20 +107,15 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     const { transport } = this.o;
     const handle = transport.spawn(slot);
     let ended = () => {};
-    const a: Member<H> = { slot, handle, replaces, ready: false, greeted: this.o.stateAtSpawn, exited: new Promise((resolve) => (ended = resolve)) };
+    const a: Member<H> = { slot, handle, replaces, ready: false, exited: new Promise((resolve) => (ended = resolve)) };
     this.members.add(a);
-    this.o.spawned?.(a);
-    if (this.o.stateAtSpawn) this.publisher.whole(a, this.o.currentState());
+    this.publisher.whole(a, this.o.currentState());
     return new Promise((resolve, reject) => {
       transport.onMessage(handle, (message) => {
-        // Cluster IPC may deliver a message after 'exit': a late 'hello' would leave the
-        // publisher an entry for a dead answerer, a late 'ready' a log line.
+        // A message may arrive after 'exit': a late 'hello' would leave the publisher an entry
+        // for a dead answerer, a late 'ready' a log line.
         if (!this.members.has(a)) return;
-        if (message?.type === 'hello') {
-          if (!a.ready && this.o.zonesRequest !== undefined) transport.post(handle, this.o.zonesRequest(this.o.currentZones()));
-          a.greeted = true;
-          return this.publisher.whole(a, this.o.currentState());
-        }
+        if (message?.type === 'hello') return this.publisher.whole(a, this.o.currentState());
         if (message?.type === 'ready') {
           a.ready = true;
           // One still starting when the pool began to stop missed its 'stop'.
@@ -180,7 +158,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
   }
 
   publishState(snapshot: StateSnapshot): void {
-    this.publisher.publish(snapshot, [...this.members].filter((a) => a.greeted));
+    this.publisher.publish(snapshot, this.members);
   }
 
   /** Sends a request that is answered by id; null when the answerer ends or time runs out first. */
@@ -214,7 +192,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
 
   /**
    * Every answerer in turn, those still starting too (they reload once they listen), all to the
-   * zones current when the run starts: one generation, even if the primary reloads meanwhile
+   * zones current when the run starts: one generation, even if the main thread reloads meanwhile
    * (that reload asks for the next run).
    */
   private async rollReload(): Promise<{ ok: boolean; generation: number }> {
@@ -224,7 +202,7 @@ export class AnswererPool<H, Out, In extends AnswererMessage> {
     let generation = 0;
     for (const a of [...this.members]) {
       if (!this.members.has(a)) continue; // ended during the run (the publisher forgot it)
-      if (a.greeted) this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
+      this.publisher.whole(a, this.o.currentState()); // a reload starts from a whole snapshot
       const reply = await this.ask(a, (id) => this.o.reloadRequest(id, zones), RELOAD_TIMEOUT_MS);
       if (isReloaded(reply)) {
         ok &&= reply.ok;

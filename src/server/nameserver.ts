@@ -1,12 +1,11 @@
 /**
- * The listeners of one answering process: UDP and TCP on every --listen address (or, with
- * --udp-threads, TCP here and UDP in the threads), answering from a Runtime whose zones and state
- * are published by others (server/reload.ts, state/follower.ts, the primary's messages); stop.
+ * The listeners of `serve`: UDP and TCP on every --listen address (or, with --udp-threads, TCP
+ * here and UDP in the threads), answering from a Runtime whose zones and state are published by
+ * others (server/reload.ts, state/follower.ts); stop.
  */
-import cluster from 'node:cluster';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { addMetricsSource } from '../admin/cluster-metrics.js';
+import { addMetricsSource } from '../admin/answerer-metrics.js';
 import type { PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../state/runtime.js';
 import { parseHostPort, resolveListenPorts } from '../util/listen.js';
@@ -49,7 +48,7 @@ export interface Nameserver {
   stop(): Promise<void>;
 }
 
-/** The handler every answerer builds (this process, a cluster worker, a UDP thread). */
+/** The handler every answerer builds (the main thread, a UDP thread). */
 export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv, observer?: HandlerObserver): Handler {
   return new Handler(runtime, env, {
     // Logged once per transition (policy/all-down-watch.ts), never per query.
@@ -72,7 +71,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
   try {
     if (options.udpThreads !== undefined && options.listen.length > 0) {
       // Every thread binds each address itself (SO_REUSEPORT), so a port 0 is resolved first,
-      // to one free for UDP and TCP alike, as for cluster workers; names become addresses.
+      // to one free for UDP and TCP alike; names become addresses.
       const listen: { host: string; port: number }[] = [];
       for (const spec of await resolveListenPorts(options.listen)) {
         const { host, port } = parseHostPort(spec);
@@ -119,8 +118,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       }
       udp.push(u);
       tcp.push(t);
-      // In a cluster the primary announces the listener once all workers are up.
-      log.info({ address: host, port: u.port, udpPath: u.path }, cluster.isWorker ? 'worker listening on UDP and TCP' : 'listening on UDP and TCP');
+      log.info({ address: host, port: u.port, udpPath: u.path }, 'listening on UDP and TCP');
     }
   } catch (error) {
     removeMetricsSource();

@@ -1,6 +1,6 @@
 /**
  * The one way zones are (re)loaded, whatever the trigger (start, SIGHUP, a file change, POST
- * /v1/reload) and whoever answers (this process, a cluster worker, a UDP thread):
+ * /v1/reload) and whoever answers (the main thread, a UDP thread):
  *
  *   await zoneStore.load() -> prebuilt-answer table -> runtime.publishZones (one assignment)
  *
@@ -79,8 +79,8 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
 }
 
 /**
- * A cluster worker's or UDP thread's zones: compiled from the texts its primary sends. The texts
- * were checked by the primary, which reported any problem: one here is a bug, logged at debug.
+ * A UDP thread's zones: compiled from the texts the main thread sends. The texts were checked
+ * by the main thread, which reported any problem: one here is a bug, logged at debug.
  */
 export class AnswererZones {
   private texts: [string, string][] = [];
@@ -125,7 +125,7 @@ export interface ReloadOutcome {
 
 export interface ReloadControllerOptions {
   readonly zoneStore: ZoneStore;
-  /** This process answers queries: build the prebuilt table before each publish (not a cluster primary or `sitedns probe`). */
+  /** This process answers queries: build the prebuilt table before each publish (not `sitedns probe`). */
   readonly prebuild: boolean;
 }
 

@@ -1,6 +1,6 @@
 /**
- * The state messages every answerer gets: cluster workers over IPC (workers.ts), UDP threads
- * over their MessagePort (udp-threads.ts). A 'state' is the whole snapshot; a 'delta' only the
+ * The state messages every UDP thread gets over its MessagePort (udp-threads.ts). A 'state' is
+ * the whole snapshot; a 'delta' only the
  * sites that changed since the snapshot `from`, for a receiver known to hold that one
  * (StatePublisher). The receiving side applies either with applyStateMessage.
  */
@@ -16,7 +16,7 @@ export interface StateMessage {
 }
 export interface DeltaMessage {
   type: 'delta';
-  /** The version of the snapshot the worker must hold to apply this. */
+  /** The version of the snapshot the receiver must hold to apply this. */
   from: number;
   version: number;
   takenAt: number;
@@ -31,7 +31,7 @@ export function stateMessage(snapshot: StateSnapshot): StateMessage {
   return { type: 'state', version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites: [...snapshot.sites] };
 }
 
-/** The sites of `snapshot` that changed since the snapshot `delta.from` (for workers holding that one). */
+/** The sites of `snapshot` that changed since the snapshot `delta.from` (for receivers holding that one). */
 export function deltaMessage(snapshot: StateSnapshot, delta: SnapshotDelta): DeltaMessage {
   const sites: [string, SiteState][] = [];
   const removed: string[] = [];
@@ -52,7 +52,7 @@ export function applyDeltaMessage(current: StateSnapshot, message: DeltaMessage)
   return Object.freeze({ sites, version: message.version, takenAt: message.takenAt, fresh: message.fresh });
 }
 
-/** The worker's copy of the primary's snapshot (same version, so logs and metrics agree). */
+/** The receiver's copy of the main thread's snapshot (same version, so logs and metrics agree). */
 export function snapshotFromMessage(message: StateMessage): StateSnapshot {
   return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh });
 }
@@ -60,7 +60,6 @@ export function snapshotFromMessage(message: StateMessage): StateSnapshot {
 /**
  * A 'state' or 'delta' message applied to the snapshot a receiver holds: the new snapshot, or
  * null when a delta does not start from `latest` (the receiver then asks for the whole state).
- * Cluster workers (WorkerLink) and UDP threads (udp-thread.ts) apply state the same way.
  */
 export function applyStateMessage(latest: StateSnapshot | null, message: StateMessage | DeltaMessage): StateSnapshot | null {
   if (message.type === 'state') return snapshotFromMessage(message);
@@ -68,8 +67,7 @@ export function applyStateMessage(latest: StateSnapshot | null, message: StateMe
 }
 
 /**
- * The sending side, for any kind of receiver (cluster worker, UDP thread): remembers the
- * version each receiver was last sent, and sends it a delta when it holds the snapshot the delta
+ * The sending side: remembers the version each receiver was last sent, and sends it a delta when it holds the snapshot the delta
  * starts from, else the whole state.
  */
 export class StatePublisher<T> {

@@ -1,6 +1,6 @@
 /**
  * Batched UDP transport: a thin adapter from the native addon in native/udp-batch to the answer
- * step. The addon owns the socket (SO_REUSEPORT, so every cluster worker binds its own), drains
+ * step. The addon owns the socket (SO_REUSEPORT, so every UDP thread binds its own), drains
  * it with recvmmsg into ONE ArrayBuffer shared with this module, calls `onBatch(count)` once per
  * batch, and sends what we wrote back with one sendmmsg, each reply from the address its query
  * was sent to (IP_PKTINFO / IPV6_PKTINFO on a wildcard socket). Per datagram this module only
@@ -233,10 +233,7 @@ export function batchAnswerer(step: AnswerStep, buffer: ArrayBuffer, batch: numb
   };
 }
 
-/**
- * Opens a batched UDP listener with the signature of listenUdp(). `options.exclusive` is moot:
- * the socket is always this process's own (SO_REUSEPORT lets every worker bind the same port).
- */
+/** Opens a batched UDP listener with the signature of listenUdp(). */
 export async function listenBatchedUdp(handler: HandlerCore, host: string, port: number, options: BatchedUdpOptions = {}): Promise<BatchedUdpListener> {
   const addon = loadAddon();
   if (typeof addon === 'string') throw new Error(addon);

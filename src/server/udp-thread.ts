@@ -10,8 +10,7 @@
  * with exactly the event-loop path's per-batch code (`batchAnswerer` and the answer step), each
  * reply from the address its query was sent to.
  *
- * The thread compiles its own zones (JavaScript objects cannot be shared between threads, as
- * between cluster workers), from the texts the main thread serves (AnswererZones, reload.ts; not
+ * The thread compiles its own zones (JavaScript objects cannot be shared between threads), from the texts the main thread serves (AnswererZones, reload.ts; not
  * the files: a broken file's last good version is in them), and holds its own state snapshot. The main thread reaches it only
  * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
  * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
@@ -23,7 +22,7 @@
  * a metrics request (prom-client's getMetricsAsJSON settles on promise jobs), so pino's writes,
  * timers and promises of this thread are not starved.
  *
- * Mailbox messages: 'state' / 'delta' (as for cluster workers, workers.ts), 'reload', 'stop',
+ * Mailbox messages: 'state' / 'delta' (state-messages.ts), 'reload', 'stop',
  * { type: 'metrics', id }. Replies: 'ready', 'reloaded', 'hello' (a delta did not apply), 'metrics'.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';

@@ -4,8 +4,7 @@
  * state store, probes and the admin listener stay on the main thread's event loop. The thread's
  * side, and why it blocks, is in udp-thread.ts.
  *
- * This is the cluster primary's job (workers.ts) done for threads, with the same messages and
- * the same rules, and the same code for them (AnswererPool, answerer-pool.ts):
+ * The threads' lifecycle is AnswererPool's (answerer-pool.ts):
  * - every thread compiles the zone texts the main thread loaded (AnswererZones, reload.ts; never
  *   the files) and starts from the current state snapshot; it listens only once it holds one, so
  *   a (re)started thread never answers from an empty snapshot;
@@ -16,8 +15,8 @@
  *   rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
- * - /metrics asks every thread for its registry and sums them with this process's (as for
- *   cluster workers, admin/cluster-metrics.ts); a thread that misses a scrape counts with its
+ * - /metrics asks every thread for its registry and sums them with this process's
+ *   (admin/answerer-metrics.ts); a thread that misses a scrape counts with its
  *   last registry, and a dead thread's counters stay in the sums (KeptRegistries);
  * - /readyz says not ready while no thread listens (live(): app/ops.ts).
  *
@@ -27,7 +26,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import { KeptRegistries } from '../admin/cluster-metrics.js';
+import { KeptRegistries } from '../admin/answerer-metrics.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
@@ -192,7 +191,6 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
       kill: (thread) => void thread.worker.terminate(),
     },
     currentState: o.currentState,
-    stateAtSpawn: true, // read before it listens (udp-thread.ts)
     currentZones: o.zoneTexts,
     reloadRequest: (id, zones) => ({ type: 'reload', id, zones }),
     killAfterMs: 2000,

@@ -46,11 +46,6 @@ export type UdpPathChoice = 'auto' | 'dgram' | 'batched';
 export interface UdpOptions {
   /** Called for each failed send (counted by metrics); never throws. */
   onSendError?: (error: Error) => void;
-  /**
-   * false (the default) lets node:cluster workers share one socket bound by the primary;
-   * true binds a socket of this process's own.
-   */
-  exclusive?: boolean;
   /** Response rate limiting (rrl.ts); null or disabled: every response is sent. */
   rrl?: ResponseRateLimiter | null;
   /** The host's interfaces, for a wildcard address on node:dgram (default: os.networkInterfaces()). */
@@ -194,7 +189,7 @@ function bindSocket(step: AnswerStep, host: string, port: number, options: UdpOp
       reject(error);
     };
     socket.once('error', failed);
-    socket.bind({ address: host, port, exclusive: options.exclusive ?? false }, () => {
+    socket.bind({ address: host, port }, () => {
       socket.off('error', failed);
       // An ICMP-induced error on a UDP socket must not take the server down.
       socket.on('error', (error) => onSendError(error));

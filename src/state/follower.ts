@@ -2,7 +2,7 @@
  * Keeps a nameserver's state snapshot true: reads the store in full on (re)connect and every
  * `resyncMs` (the safety net), applies change notices as they come, and after each change swaps
  * the runtime's state with ONE assignment (Runtime.publishState: a query never awaits the store;
- * cluster workers and UDP threads receive each snapshot as a subscriber).
+ * UDP threads receive each snapshot as a subscriber).
  *
  * Fail static: while the store is unreachable, or no prober is heart-beating, the last known
  * state keeps being answered; each condition is logged once when it starts and once when it
@@ -343,7 +343,7 @@ export class StateFollower {
     if (sites === null) return;
     this.lastSites = sites;
     const snapshot = makeSnapshot(sites, this.storeUp && !voters.stale, now);
-    // The cluster primary sends workers these sites only (workers.ts); it can when the snapshot
+    // The UDP threads are sent these sites only (state-messages.ts); they can when the snapshot
     // being replaced is the one this map was copied from.
     if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed! });
     this.swap(snapshot, changed!);

@@ -5,8 +5,8 @@
  * subscriber. The handler reads `zones` and `state` as plain fields, once per query.
  *
  * Who publishes: the reload path (server/reload.ts) publishes zones whatever triggered the load;
- * the state follower (state/follower.ts), or the primary's messages in a cluster worker or UDP
- * thread, publishes snapshots. Who subscribes: the answerers in other processes and threads (to
+ * the state follower (state/follower.ts), or the main thread's messages in a UDP thread,
+ * publishes snapshots. Who subscribes: the answerers in other threads (to
  * receive each zone set and snapshot), the prober (to probe the sites of the zones served).
  */
 import type { ZoneSet } from '../model/zone-model.js';

@@ -63,7 +63,7 @@ export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boole
 
 /**
  * How a snapshot differs from the one it replaced, when the follower knows (an incremental
- * recompute): the cluster primary then sends workers only these sites. Kept beside the
+ * recompute): the UDP threads are then sent only these sites. Kept beside the
  * snapshot, not in it, so a snapshot is the same value wherever it is read.
  */
 export interface SnapshotDelta {

@@ -11,8 +11,8 @@ export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: 
 }
 
 /**
- * `--listen host:0` asks for a free port; cluster workers must all get the same one, so the
- * primary picks a port free for both UDP and TCP first.
+ * `--listen host:0` asks for a free port; UDP threads must all get the same one, so the
+ * main thread picks a port free for both UDP and TCP first.
  */
 export async function resolveListenPorts(listen: readonly string[]): Promise<string[]> {
   const out: string[] = [];

@@ -11,6 +11,9 @@ import { batchedUnavailable, listenBatchedUdp } from '../../src/server/udp-batch
 import { compileText, decode, makeHandler, query } from '../helpers/dns.js';
 import { CLI, startSitedns, udpQuery } from '../helpers/net.js';
 import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
+import { followJsonLines } from '../helpers/json-lines.js';
 
 const ZONE = `zone: b.test
 soa: { mname: ns1.b.test, rname: h.b.test }
@@ -149,7 +152,9 @@ function run(): void {
     });
   }
 
-  t.test('serve --workers 2 --udp-path batched: each worker binds its own SO_REUSEPORT socket', async (t) => {
+  t.test('serve with no UDP flag answers on one UDP thread per core', async (t) => {
+    const noThreads = udpThreadsUnavailable();
+    if (noThreads !== null) return t.skip(noThreads);
     const port = await new Promise<number>((resolve) => {
       const probe = dgram.createSocket('udp4');
       probe.bind(0, '127.0.0.1', () => {
@@ -157,23 +162,17 @@ function run(): void {
         probe.close(() => resolve(p));
       });
     });
-    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', '--listen', `127.0.0.1:${port}`, '--workers', '2', '--udp-path', 'batched', '--http', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env };
+    delete env.SITEDNS_UDP_THREADS;
+    delete env.SITEDNS_UDP_PATH;
+    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', '--listen', `127.0.0.1:${port}`, '--http', 'off'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     t.teardown(() => {
       proc.kill('SIGTERM');
     });
-    let text = '';
-    const workers = await new Promise<any[]>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        text += d.toString();
-        const lines = text.split('\n').filter((l) => l.includes('worker listening on UDP and TCP')).map((l) => JSON.parse(l));
-        if (lines.length >= 2) resolve(lines);
-      };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', onData);
-      proc.once('exit', (code) => reject(new Error(`exited ${code}: ${text}`)));
-    });
-    t.same(workers.map((w) => w.udpPath), ['batched', 'batched']);
-    t.not(workers[0].pid, workers[1].pid, 'two worker processes');
+    const logs = followJsonLines(proc, 60_000);
+    const listening = await logs.waitFor((l) => l.msg === 'listening on UDP and TCP');
+    t.match(listening, { udpPath: 'threads', udpThreads: os.availableParallelism(), port }, 'the default: one thread per core');
+    t.notOk(logs.lines.some((l) => /main thread's event loop/.test(l.msg ?? '')), 'no fallback where the addon loads');
     for (let i = 0; i < 10; i++) {
       const reply = await udpQuery(port, query('boston.app.example.com', 'A', { id: i }), '127.0.0.1', 3000);
       t.ok(reply !== null && decode(reply).rcode === 0, `query ${i} answered`);

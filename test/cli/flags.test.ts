@@ -10,7 +10,7 @@ import { FlagError, readFlags, type Flags } from '../../src/cli/args.js';
 import { checkFlags } from '../../src/cli/check.js';
 import { drainFlags } from '../../src/cli/drain.js';
 import { probeFlags } from '../../src/cli/probe.js';
-import { serveFlags } from '../../src/cli/serve.js';
+import { chooseUdpThreads, serveFlags, UdpThreadsError } from '../../src/cli/serve.js';
 import { statusFlags } from '../../src/cli/status.js';
 import { CLI } from '../helpers/net.js';
 
@@ -54,8 +54,7 @@ t.test('serve: defaults, typed', async (t) => {
   t.equal(f['tcp-max-connections'], 2000);
   t.equal(f['rrl-rate'], 100);
   t.same(f['rrl-exempt'], ['127.0.0.0/8', '::1/128']);
-  t.equal(f.workers, 'auto');
-  t.equal(f['udp-threads'], 0);
+  t.equal(f['udp-threads'], 'auto', 'UDP threads, one per core, where the addon loads');
   t.equal(f['udp-path'], 'auto');
   t.equal(f['log-level'], 'info');
   t.equal(f['query-log-sample'], 0);
@@ -64,10 +63,10 @@ t.test('serve: defaults, typed', async (t) => {
 });
 
 t.test('serve: argv wins over the environment, the environment over the default', async (t) => {
-  const env = { SITEDNS_STALE_AFTER: '2m', SITEDNS_WORKERS: '3', SITEDNS_REDIS_URL: 'redis://10.0.0.1:6379', LOG_LEVEL: 'warn' };
+  const env = { SITEDNS_STALE_AFTER: '2m', SITEDNS_UDP_THREADS: '3', SITEDNS_REDIS_URL: 'redis://10.0.0.1:6379', LOG_LEVEL: 'warn' };
   const f = flagsOf(['--stale-after', '1h30m', '--listen', '127.0.0.1:53', '--listen', '[::1]:53', '--probe'], serveFlags, env);
   t.equal(f['stale-after'], 5_400_000, 'argv');
-  t.equal(f.workers, 3, 'SITEDNS_WORKERS');
+  t.equal(f['udp-threads'], 3, 'SITEDNS_UDP_THREADS');
   t.equal(f.redis, 'redis://10.0.0.1:6379', 'SITEDNS_REDIS_URL');
   t.equal(f['log-level'], 'warn', 'LOG_LEVEL');
   t.same(f.listen, ['127.0.0.1:53', '[::1]:53']);
@@ -82,7 +81,11 @@ t.test('serve: a refused value names the flag, where it came from, and the value
     [['--tcp-idle-timeout', 'soon'], {}, /^--tcp-idle-timeout: "soon" is not a duration \(a number and a unit: d, h, m, s, ms/],
     [['--stop-timeout', '25d'], {}, /^--stop-timeout: "25d" is longer than 24d$/],
     [['--tcp-max-connections', '2k'], {}, /^--tcp-max-connections: "2k" is not a whole number$/],
-    [['--workers', 'many'], {}, /^--workers: "many" is not a whole number or auto$/],
+    [['--udp-threads', 'many'], {}, /^--udp-threads: "many" is not a whole number or auto$/],
+    // --workers is refused, whatever its value, pointing at --udp-threads: an old unit file fails loudly.
+    [['--workers', '2'], {}, /^--workers: "2" is not accepted: UDP uses every core through --udp-threads \(auto, the default: one thread per core; 0: the main thread\)$/],
+    [['--workers', '1'], {}, /^--workers: "1" is not accepted: UDP uses every core through --udp-threads/],
+    [[], { SITEDNS_WORKERS: '2' }, /^--workers \(from SITEDNS_WORKERS\): "2" is not accepted: UDP uses every core through --udp-threads/],
     [['--udp-path', 'raw'], {}, /^--udp-path: "raw" is not auto, dgram or batched$/],
     [['--log-level', 'loud'], {}, /^--log-level: "loud" is not one of fatal, error, warn, info, debug, trace, silent$/],
     [['--query-log-sample', '2'], {}, /^--query-log-sample: "2" is not a fraction from 0 to 1$/],
@@ -92,6 +95,32 @@ t.test('serve: a refused value names the flag, where it came from, and the value
     const error = refusal(argv, serveFlags, env);
     t.ok(error instanceof FlagError, `${argv.join(' ')}${Object.keys(env).join(' ')}: a FlagError`);
     t.equal(error?.code, 'EFLAG');
+    t.match(error?.message, message);
+  }
+});
+
+t.test('serve: UDP threads where the addon loads, else the main thread; asked-for threads without it are refused', async (t) => {
+  const noAddon = 'batched UDP addon not built';
+  t.same(chooseUdpThreads('auto', 'auto', 4, null), { threads: 4 }, 'the default: one thread per core');
+  t.same(chooseUdpThreads('auto', 'batched', 2, null), { threads: 2 });
+  t.same(chooseUdpThreads(3, 'auto', 2, null), { threads: 3 }, 'a number is taken as it is');
+  t.same(chooseUdpThreads(0, 'auto', 4, null), { threads: 0 }, '0: the main thread, no reason to log');
+  t.same(chooseUdpThreads(0, 'dgram', 4, noAddon), { threads: 0 });
+  t.same(chooseUdpThreads('auto', 'auto', 4, noAddon), { threads: 0, fallback: noAddon }, 'the default without the addon: the main thread, saying why');
+  t.match(chooseUdpThreads('auto', 'dgram', 4, null), { threads: 0, fallback: /--udp-path dgram/ }, 'auto with --udp-path dgram: the main thread, saying why');
+  for (const [requested, path, unavailable, message] of [
+    [2, 'auto', noAddon, /^batched UDP addon not built \(--udp-threads 0 answers on the main thread without it\)$/],
+    [2, 'dgram', null, /--udp-path dgram does not apply/],
+  ] as const) {
+    const error = (() => {
+      try {
+        chooseUdpThreads(requested, path, 4, unavailable);
+      } catch (e) {
+        return e as UdpThreadsError;
+      }
+    })();
+    t.ok(error instanceof UdpThreadsError, `--udp-threads ${requested} --udp-path ${path}: refused`);
+    t.equal(error?.code, 'EUDP_THREADS');
     t.match(error?.message, message);
   }
 });
@@ -128,9 +157,10 @@ t.test('probe, status, check', async (t) => {
 });
 
 t.test('the command line: one line on stderr, exit 1', async (t) => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SITEDNS_WORKERS: '' } });
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SITEDNS_UDP_THREADS: '' } });
   for (const [args, message] of [
     [['serve', '--listen', '127.0.0.1:0', '--http', 'off', '--stale-after', '3000'], 'sitedns serve: --stale-after: "3000" is not a duration'],
+    [['serve', '--listen', '127.0.0.1:0', '--http', 'off', '--workers', '2'], 'sitedns serve: --workers: "2" is not accepted: UDP uses every core through --udp-threads'],
     [['drain', 'boston', '--for', '90'], 'sitedns drain: --for: "90" is not a duration'],
     [['probe', '--once', '--startup-limit', 'soon'], 'sitedns probe: --startup-limit: "soon" is not a duration'],
   ] as const) {

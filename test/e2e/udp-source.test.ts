@@ -80,7 +80,7 @@ for (const path of PATHS) {
     }
     const listen = ['--listen', '0.0.0.0:0', ...(v6 ? ['--listen', '[::]:0'] : [])];
     // Stopped whatever happens, and given a minute to start (UDP threads compile the zones first).
-    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', ...listen, '--http', 'off', ...path.args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...path.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'serve', '--zones', 'zones/', ...listen, '--http', 'off', ...path.args], { env: { ...process.env, SITEDNS_UDP_THREADS: '0', ...path.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     t.teardown(() => void proc.kill('SIGKILL'));
     const server = { logs: followJsonLines(proc, 60_000) };
     for (const address of v6 ? ['0.0.0.0', '::'] : ['0.0.0.0']) await server.logs.waitFor((l) => l.msg === 'listening on UDP and TCP' && l.address === address);

@@ -1,17 +1,22 @@
 /**
  * `serve --udp-threads 2` end to end: one process whose UDP is answered by two threads
  * waiting in recvmmsg and whose TCP, probes and admin stay on the main thread. A probed site
- * going down and up reaches every thread, a reload too (with the main thread's generation); /metrics adds up the threads' queries and the main
- * thread's; /readyz counts the threads listening; conflicting flags are refused. Skipped where the batched addon is not built, unless
+ * going down and up reaches every thread (by deltas), a drain too, and a reload (with the main
+ * thread's generation, the drain kept); /metrics adds up the threads' queries and the main
+ * thread's; /readyz counts the threads listening; a thread that cannot bind fails the start;
+ * conflicting flags are refused. Skipped where the batched addon is not built, unless
  * SITEDNS_REQUIRE_ADDON=1.
  */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import net from 'node:net';
+import { adminRequest } from '../../src/admin/http.js';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 import { decode, query } from '../helpers/dns.js';
 import { probeTarget, probedZonesDir } from '../helpers/probe-target.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { serveRefusal, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+import { CLI, serveRefusal, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 async function run(): Promise<void> {
   t.test('a probed site flips in every thread; metrics add up threads and main thread', async (t) => {
@@ -36,11 +41,15 @@ async function run(): Promise<void> {
       for (let i = 0; i < 100 && (await bostonAnswer()) !== address; i++) await new Promise((r) => setTimeout(r, 100));
       t.same(await allAnswers(), [address], what);
     };
+    const deltas = async () => metric(parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text()), 'sitedns_cluster_state_messages_total', { kind: 'delta' }) ?? 0;
     await until('boston up in every thread', '203.0.113.10');
+    const deltasBefore = await deltas();
     await close();
     await until('boston down in every thread (the follower\'s state reached them)', '198.51.100.30');
     await open(port);
     await until('and up again', '203.0.113.10');
+    // A probe result is an incremental recompute: the threads get the changed site only.
+    t.ok((await deltas()) > deltasBefore, 'the flips went to the threads as deltas');
 
     const tcp = await tcpQueries(server.port, [query('boston.app.example.com'), query('geneva.app.example.com')]);
     t.same(tcp.map((r) => decode(r).answers[0]?.address), ['203.0.113.10', '198.51.100.30'], 'TCP is answered by the main thread');
@@ -70,7 +79,29 @@ async function run(): Promise<void> {
     const ready = await fetch(`http://127.0.0.1:${admin.port}/readyz`);
     t.equal(ready.status, 200, '/readyz: ready');
     t.match(await ready.json(), { status: 'ready', udpListening: true, udpThreads: { live: 2, total: 2 } }, '/readyz says how many threads listen');
+
+    // A drain through the admin API (a full recompute: the whole state) reaches every thread,
+    // and a reload, which sends each thread the whole state again, keeps it.
+    const drained = await adminRequest(`127.0.0.1:${admin.port}`, 'POST', '/v1/sites/app.example.com/boston/drain', { reason: 'test', for: '10m' });
+    t.equal(drained.status, 200, 'drained through the main thread');
+    await until('a drain reaches every thread', '198.51.100.30');
+    server.proc.kill('SIGHUP');
+    await server.waitForLog((l) => l.msg === 'UDP threads reloaded' && l !== rolled, 30_000);
+    t.same(await allAnswers(), ['198.51.100.30'], 'still drained in every thread after the reload');
     t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
+  });
+
+  t.test('a thread that cannot bind its port fails the start: exit 1 rather than waiting for it', async (t) => {
+    const taken = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => taken.bind({ port: 0, address: '127.0.0.1', exclusive: true }, resolve));
+    t.teardown(() => taken.close());
+    const { port } = taken.address();
+    // spawnSync: the taken port needs no event loop (the kernel refuses the bind); 20 s is far
+    // more than a start takes, so a server that waits for its threads forever fails here.
+    const r = spawnSync(process.execPath, [CLI, 'serve', '--zones', 'zones', '--listen', `127.0.0.1:${port}`, '--udp-threads', '2', '--http', 'off'], { encoding: 'utf8', timeout: 20_000 });
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    t.ok(lines.some((l) => l.level === 'fatal' && /EADDRINUSE|address already in use/i.test(l.msg)), 'the server says why');
+    t.equal(r.status, 1, 'the server exits 1');
   });
 
   t.test('several --listen addresses: every thread waits on all of them', async (t) => {
@@ -95,7 +126,6 @@ async function run(): Promise<void> {
       t.equal(r.status, 1, `${what}: exit 1`);
       t.match(r.output, pattern, what);
     };
-    refuse(['--udp-threads', '2', '--workers', '2'], /--udp-threads answers from one process/, '--workers 2 with --udp-threads');
     refuse(['--udp-threads', '2', '--udp-path', 'dgram'], /--udp-path dgram does not apply/, '--udp-path dgram with --udp-threads');
     refuse(['--udp-threads', 'two'], /--udp-threads: .*two.* is not a whole number/, 'not a number');
   });

@@ -7,8 +7,8 @@
  *  3. A nameserver restarted while Redis is down answers from its last-known-state file.
  *  4. A zone file replaced by garbage, by an empty file, and deleted: SIGHUP reload keeps the old
  *     zone serving and reports the error.
- * One worker (`--workers 1`), so that a reload is visible to the next query without waiting for
- * the cluster to relay it. The outage lasts OUTAGE_SECONDS (default 5; docs/security.md has the 60 s run:
+ * UDP on the main thread (`--udp-threads 0`), so that a reload is visible to the next query
+ * without waiting for the UDP threads to compile it. The outage lasts OUTAGE_SECONDS (default 5; docs/security.md has the 60 s run:
  * `OUTAGE_SECONDS=60 npx tap --timeout 600 test/hardening/faults.test.ts`).
  */
 import t from 'tap';
@@ -108,7 +108,7 @@ records: { static: { A: [192.0.2.7] } }
   };
   let prober: Proc = startProber();
   t.teardown(() => prober.stop());
-  let serve = await startServe(['--workers', '1', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--redis', url, '--state-file', stateFile, '--stale-after', '3s'], 1024);
+  let serve = await startServe(['--udp-threads', '0', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--redis', url, '--state-file', stateFile, '--stale-after', '3s'], 1024);
   t.teardown(() => serve.stop());
 
   t.ok(await waitForAnswer(serve.port, A), 'both sites up: the least busy (a) is answered');
@@ -159,7 +159,7 @@ records: { static: { A: [192.0.2.7] } }
     t.ok(existsSync(stateFile), 'state file written');
     await serve.stop();
     await redis.stop();
-    serve = await startServe(['--workers', '1', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--redis', url, '--state-file', stateFile, '--startup-limit', '1s'], 1024);
+    serve = await startServe(['--udp-threads', '0', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--redis', url, '--state-file', stateFile, '--startup-limit', '1s'], 1024);
     t.ok(await serve.waitFor((l) => /answering from the last-known-state file/.test(l.msg ?? '')), 'logged clearly');
     t.equal(await answer(serve.port), B, 'b answered, as last known (every-site-up would answer a)');
     const load = await loadFor(serve.port, 1000);

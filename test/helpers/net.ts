@@ -19,8 +19,9 @@ export interface Started {
 
 /** Starts `sitedns <args>` and resolves once it reports its DNS port. */
 export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  // One process unless a test asks for workers (`serve` defaults to every core).
-  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SITEDNS_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // UDP on the main thread's event loop (the fallback path) unless a test asks for threads
+  // (`serve` defaults to one per core): one thread per server keeps a full test run light.
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SITEDNS_UDP_THREADS: process.env.SITEDNS_UDP_THREADS ?? '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const followed = followJsonLines(proc);
   const logs = followed.lines;
   const waitForLog = (predicate: (l: any) => boolean, timeoutMs = 10_000) => followed.waitFor(predicate, timeoutMs);
@@ -93,10 +94,11 @@ export async function tcpQueries(port: number, packets: Buffer[], expect = packe
 }
 
 /**
- * Runs `sitedns serve --listen 127.0.0.1:0 --http off <args>` (no SITEDNS_WORKERS from this
- * environment) and returns its exit status and output: for flag combinations it must refuse.
+ * Runs `sitedns serve --listen 127.0.0.1:0 --http off <args>` (no SITEDNS_UDP_THREADS from this
+ * environment, unless `env` sets it) and returns its exit status and output: for flag
+ * combinations it must refuse.
  */
-export function serveRefusal(args: string[]): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+export function serveRefusal(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_UDP_THREADS: '', ...env } });
   return { status: r.status, output: r.stdout + r.stderr };
 }

@@ -2,7 +2,7 @@
  * A probed site whose health a test switches: a TCP listener Boston's probe connects to (open:
  * up; closed: connection refused, down), and a zone with Boston (probed) and Geneva (unprobed)
  * in one group, under a Pool Name. Used by the tests that check state reaching every answerer
- * (cluster workers, UDP threads).
+ * (UDP threads).
  */
 import net from 'node:net';
 import { tempZonesDir } from './dns.js';

@@ -1,5 +1,5 @@
 /**
- * A reload of a broken zone file does not stop answering: `serve --workers 1` (the thread that
+ * A reload of a broken zone file does not stop answering: `serve --udp-threads 0` (the thread that
  * answers is the one that reloads) over 20,000 names gets a steady UDP query stream and admin
  * polls while its largest file (10,000 names: about a second to parse and compile on one thread)
  * gets a wrong address and SIGHUP reloads it. Reading, parsing, validating

@@ -1,9 +1,9 @@
 /**
- * AnswererPool (src/server/answerer-pool.ts), the lifecycle cluster workers and UDP threads
- * share, over a fake transport: start and start failure, state on spawn and on 'hello', replies
- * by id (timeout, exit), the primary's zones on a starting answerer's 'hello', serialized rolling
- * reloads that fold requests in, include answerers still starting and give every answerer of a run
- * the same zones, restarts in the same slot, and stop then kill.
+ * AnswererPool (src/server/answerer-pool.ts), the UDP threads' lifecycle, over a fake transport:
+ * start and start failure, state on spawn and on 'hello', deltas where they apply, replies by id
+ * (timeout, exit), serialized rolling reloads that fold requests in, include answerers still
+ * starting and give every answerer of a run the same zones, restarts in the same slot, and stop
+ * then kill.
  */
 import t from 'tap';
 import { EventEmitter } from 'node:events';
@@ -31,7 +31,7 @@ class Fake extends EventEmitter {
   }
 }
 
-function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boolean; zonesOnHello?: boolean }) {
+function fakePool(o: { size: number; stopsWhenTold?: boolean }) {
   const zones = { current: { generation: 1, texts: [['z.yaml', 'zone: z.test']] } as ZoneTexts };
   const spawned: Fake[] = [];
   const events: string[] = [];
@@ -41,6 +41,7 @@ function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boo
     transport: {
       spawn: (slot) => {
         const fake = new Fake(slot);
+        events.push(`spawned ${slot}${spawned.some((f) => f.slot === slot) ? ' (replacement)' : ''}`);
         spawned.push(fake);
         return fake;
       },
@@ -52,16 +53,13 @@ function fakePool(o: { size: number; stateAtSpawn?: boolean; stopsWhenTold?: boo
       onExit: (fake, listener) => fake.on('exit', listener),
       kill: (fake) => {
         fake.killed = true;
-        fake.end({ code: null, signal: 'SIGKILL' });
+        fake.end({ code: 1 });
       },
     },
     currentState: () => state,
-    stateAtSpawn: o.stateAtSpawn ?? false,
     currentZones: () => zones.current,
-    zonesRequest: o.zonesOnHello ? (z) => ({ type: 'zones', zones: z }) : undefined,
     reloadRequest: (id, z) => ({ type: 'reload', id, zones: z }),
     killAfterMs: 50,
-    spawned: (a) => events.push(`spawned ${a.slot}${a.replaces !== undefined ? ' (replacement)' : ''}`),
     listening: (a) => events.push(`listening ${a.slot}`),
     restarting: (a) => events.push(`restarting ${a.slot} ${a.ready ? 'died' : 'could not start'}`),
     reloaded: ({ ok }, n) => events.push(`reloaded ${n} ${ok}`),
@@ -75,24 +73,19 @@ const until = async (check: () => boolean) => {
   return check();
 };
 
-t.test('starts once every slot listens; state at spawn or on hello', async (t) => {
-  const threads = fakePool({ size: 2, stateAtSpawn: true });
-  t.same(threads.spawned.map((f) => f.posted.map((m) => m.type)), [['state'], ['state']], 'threads get the whole state at spawn');
-  const workers = fakePool({ size: 2 });
-  t.same(workers.spawned.map((f) => f.posted.length), [0, 0], 'workers ask for it');
-  workers.spawned[0].say({ type: 'hello' });
-  t.equal(workers.spawned[0].last('state')?.type, 'state', "'hello' gets the whole state");
+t.test("starts once every slot listens; the whole state at spawn, again on 'hello'", async (t) => {
+  const { pool, spawned } = fakePool({ size: 2 });
+  t.same(spawned.map((f) => f.posted.map((m) => m.type)), [['state'], ['state']], 'the whole state at spawn: a thread reads it before it listens');
+  spawned[0].say({ type: 'hello' });
+  t.same(spawned[0].posted.map((m) => m.type), ['state', 'state'], "'hello' (out of step) gets the whole state again");
   let started = false;
-  void workers.pool.start.then(() => (started = true));
-  workers.spawned[0].say({ type: 'ready', generation: 1 });
+  void pool.start.then(() => (started = true));
+  spawned[0].say({ type: 'ready', generation: 1 });
   await tick();
   t.notOk(started, 'one of two is not started');
-  workers.spawned[1].say({ type: 'ready', generation: 1 });
-  t.same((await workers.pool.start).length, 2, 'started with both ready messages');
-  for (const { pool, spawned } of [threads, workers]) {
-    for (const f of spawned) f.say({ type: 'ready', generation: 1 });
-    await pool.close();
-  }
+  spawned[1].say({ type: 'ready', generation: 1 });
+  t.same((await pool.start).length, 2, 'started with both ready messages');
+  await pool.close();
 });
 
 t.test('one of the first N that ends before it listens fails the start; nothing restarts', async (t) => {
@@ -119,9 +112,10 @@ t.test('stopped while starting is not a failed start; messages after exit are ig
   t.ok(spawned[1].killed, 'the one still starting is killed');
   await tick();
   t.equal(failure, null, 'no start failure after close()');
+  const posted = spawned[1].posted.length;
   spawned[1].say({ type: 'hello' });
   spawned[1].say({ type: 'ready', generation: 1 });
-  t.equal(spawned[1].last('state'), undefined, "a 'hello' after exit gets no state");
+  t.equal(spawned[1].posted.length, posted, "a 'hello' after exit gets no state");
   t.notOk(events.includes('listening 1'), "a 'ready' after exit is not logged");
 });
 
@@ -173,7 +167,6 @@ t.test('rolling reloads: one at a time, requests fold in, answerers still starti
   spawned[1].end({ code: 1 });
   t.ok(await until(() => spawned.length === 3), 'the dead one is replaced');
   t.same(await second, { ok: true, generation: 3 }, 'the second run: the one that died does not count');
-  spawned[2].say({ type: 'hello' }); // the replacement asks for its state, and compiles
   const third = pool.reload();
   await tick();
   answer(spawned[0], 4);
@@ -217,21 +210,15 @@ t.test("close: 'stop' to every answerer, killed when it does not end in time; on
   t.same(pool.answerers(), []);
 });
 
-t.test("zones: a starting answerer's 'hello' gets them before the state; a run gives every answerer the zones current at its start", async (t) => {
-  const { pool, spawned, zones } = fakePool({ size: 2, zonesOnHello: true });
-  spawned[0].say({ type: 'hello' });
-  t.same(spawned[0].posted.map((m) => m.type), ['zones', 'state'], 'the zones first, then the whole state');
-  t.equal(spawned[0].last('zones')?.zones, zones.current, 'the current zones');
+t.test('a run gives every answerer the zones current at its start', async (t) => {
+  const { pool, spawned, zones } = fakePool({ size: 2 });
   for (const f of spawned) f.say({ type: 'ready', generation: 1 });
   await pool.start;
-  spawned[0].say({ type: 'hello' }); // out of step later: the state only
-  t.same(spawned[0].posted.map((m) => m.type), ['zones', 'state', 'state'], "a 'hello' once listening gets the state only");
-
   const answer = (f: Fake) => f.say({ type: 'reloaded', id: f.last('reload')!.id!, ok: true, generation: f.last('reload')!.zones!.generation });
   zones.current = { generation: 2, texts: [] };
   const first = pool.reload();
   await tick();
-  zones.current = { generation: 3, texts: [] }; // the primary reloads again during the run
+  zones.current = { generation: 3, texts: [] }; // the main thread reloads again during the run
   const second = pool.reload();
   answer(spawned[0]);
   await tick();
@@ -247,19 +234,18 @@ t.test("zones: a starting answerer's 'hello' gets them before the state; a run g
   await pool.close();
 });
 
-t.test('a cluster worker is sent no state before it asks for it (it would not read it); then deltas where they apply', async (t) => {
-  const { pool, spawned } = fakePool({ size: 1 });
-  const snap = makeSnapshot(new Map([['z/a', { up: true }]]), true);
-  pool.publishState(snap);
-  t.same(spawned[0].posted, [], 'nothing before its hello');
-  spawned[0].say({ type: 'hello' });
-  t.same(spawned[0].posted.map((m) => m.type), ['state'], "the whole state on 'hello'");
+t.test('state: deltas to the answerers holding the snapshot they start from, the whole state to others', async (t) => {
+  const { pool, spawned } = fakePool({ size: 2 });
   const held = (spawned[0].last('state') as unknown as { version: number }).version;
   const next = makeSnapshot(new Map([['z/a', { up: false }]]), true);
   recordDelta(next, { from: held, changed: new Set(['z/a']) });
   pool.publishState(next);
-  t.equal(spawned[0].posted.at(-1)?.type, 'delta', 'then a delta from the state its hello got');
-  spawned[0].say({ type: 'ready', generation: 1 });
+  t.same(spawned.map((f) => f.posted.at(-1)?.type), ['delta', 'delta'], 'a delta from the state both were sent at spawn');
+  const stray = makeSnapshot(new Map([['z/a', { up: true }]]), true);
+  recordDelta(stray, { from: 424242, changed: new Set(['z/a']) });
+  pool.publishState(stray);
+  t.same(spawned.map((f) => f.posted.at(-1)?.type), ['state', 'state'], 'a delta from a snapshot they were not sent goes whole');
+  for (const f of spawned) f.say({ type: 'ready', generation: 1 });
   await pool.start;
   await pool.close();
 });

@@ -23,7 +23,7 @@ const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', imp
 const { makeSnapshot, recordDelta } = snapshotModule;
 const storeModule = (await import(new URL('../../dist/server/zone-store.js', import.meta.url).href)) as typeof import('../../src/server/zone-store.js');
 const reloadModule = (await import(new URL('../../dist/server/reload.js', import.meta.url).href)) as typeof import('../../src/server/reload.js');
-const clusterMetrics = (await import(new URL('../../dist/admin/cluster-metrics.js', import.meta.url).href)) as typeof import('../../src/admin/cluster-metrics.js');
+const answererMetrics = (await import(new URL('../../dist/admin/answerer-metrics.js', import.meta.url).href)) as typeof import('../../src/admin/answerer-metrics.js');
 
 /** Every value of a metric over registries (summed /metrics would show this). */
 const total = (registries: Metric[][], name = 'sitedns_queries_total') =>
@@ -266,7 +266,7 @@ function freeUdpPort(): Promise<number> {
   }));
 }
 
-/** KeptRegistries (admin/cluster-metrics.ts) on made-up registries: what /metrics sums for answerers that come and go. */
+/** KeptRegistries (admin/answerer-metrics.ts) on made-up registries: what /metrics sums for answerers that come and go. */
 async function keptRegistries(t: Test): Promise<void> {
   const registry = (queries: number, busy: number) =>
     [
@@ -274,7 +274,7 @@ async function keptRegistries(t: Test): Promise<void> {
       { name: 'busy', help: 'b', type: 'gauge', aggregator: 'sum', values: [{ labels: {}, value: busy }] },
       { name: 'lat', help: 'l', type: 'histogram', aggregator: 'sum', values: [{ metricName: 'lat_bucket', labels: { le: 0.1 }, value: queries }, { metricName: 'lat_count', labels: {}, value: queries }] },
     ] as unknown as Metric[];
-  const kept = new clusterMetrics.KeptRegistries<string>();
+  const kept = new answererMetrics.KeptRegistries<string>();
   let sums = kept.merge(new Map([['a', registry(5, 1)], ['b', registry(7, 1)]]));
   t.equal(total(sums, 'q_total'), 12);
   sums = kept.merge(new Map([['a', registry(6, 1)], ['b', null]]));

@@ -1,53 +1,16 @@
 /**
- * Metrics under `serve --workers N` (node:cluster): the workers answer the queries, so their
- * per-query metrics live in their processes; the primary's /metrics asks every worker for its
- * registry (prom-client's cluster protocol and aggregation, AggregatorRegistry) and adds its own
- * (state, probes, config). Gauges of one process are 0 in the others, so summing is right.
- * Workers (and threads) that miss a scrape or are replaced keep their counts in the sums
- * (KeptRegistries), so a summed counter never steps back.
- * The UDP threads of `serve --udp-threads` are added the same way (addMetricsSource); their
- * registries have no process metrics (metrics.ts collects those on the main thread only).
+ * /metrics with UDP threads (`serve --udp-threads N`): the threads answer the UDP queries, so
+ * their per-query metrics live in their own registries; /metrics asks every thread for its
+ * registry and sums them with this thread's (state, probes, config, TCP), series by series
+ * (prom-client's aggregation). Gauges of one thread are 0 in the others, so summing is right.
+ * Threads that miss a scrape or are replaced keep their counts in the sums (KeptRegistries), so
+ * a summed counter never steps back. The threads' registries have no process metrics (metrics.ts
+ * collects those on the main thread only).
  */
-import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { registry, renderMetrics, runScrapeHooks } from '../metrics/definitions.js';
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
-import { registry, runScrapeHooks } from '../metrics/definitions.js';
-
-const GET_METRICS_REQ = 'prom-client:getMetricsReq';
-const GET_METRICS_RES = 'prom-client:getMetricsRes';
-
-/** In a worker: answer the primary's metric requests from sitedns's registry (prom-client does the IPC). */
-export function serveMetricsToPrimary(): void {
-  AggregatorRegistry.setRegistries([registry]);
-  new AggregatorRegistry(); // installs prom-client's worker-side listener (idempotent)
-}
-
-let requestSeq = 0;
-
-function askWorker(worker: Worker, timeoutMs: number): Promise<Metric[] | null> {
-  const requestId = `sitedns-${process.pid}-${++requestSeq}`;
-  return new Promise((resolve) => {
-    const done = (value: Metric[] | null) => {
-      clearTimeout(timer);
-      worker.off('message', onMessage);
-      resolve(value);
-    };
-    const onMessage = (message: any) => {
-      if (message?.type !== GET_METRICS_RES || message.requestId !== requestId) return;
-      done(message.error ? null : (message.metrics as Metric[][]).flat());
-    };
-    // A worker that does not answer (restarting, stuck) counts with its last reply (KeptRegistries)
-    // rather than failing the scrape.
-    const timer = setTimeout(() => done(null), timeoutMs);
-    worker.on('message', onMessage);
-    try {
-      worker.send({ type: GET_METRICS_REQ, requestId });
-    } catch {
-      done(null);
-    }
-  });
-}
 
 /** The types whose series only grow; a gauge describes its answerer and ends with it. */
 const MONOTONIC = new Set(['counter', 'histogram', 'summary']);
@@ -55,14 +18,14 @@ const MONOTONIC = new Set(['counter', 'histogram', 'summary']);
 const typeOf = (m: Metric): string => m.type as unknown as string;
 
 /**
- * The registries /metrics sums for answerers that come and go (cluster workers, UDP threads),
+ * The registries /metrics sums for answerers that come and go (UDP threads),
  * kept so that the summed counters never step back:
  * - one that does not answer a scrape in time (compiling a reload, stuck, dying) counts with
  *   its last answered registry instead of dropping out of the sum;
  * - the counters, histograms and summaries (their _sum and _count) of one that ended are kept
  *   as a retired base, so its replacement, which counts from 0 again, adds to them. Its gauges
  *   are dropped: they described it. The base holds one value per series, however many ended.
- * Keys name one answerer's life (a worker id, a thread): a replacement has a new key.
+ * Keys name one answerer's life (a thread): a replacement has a new key.
  */
 export class KeptRegistries<K> {
   private readonly last = new Map<K, Metric[]>();
@@ -111,10 +74,7 @@ function sumSeries(registries: Metric[][]): Metric[] {
   return [...byName.values()].map(({ metric, values }) => ({ ...metric, values: [...values.values()] }));
 }
 
-/** The cluster workers' registries, kept across missed scrapes and restarts (by worker id). */
-const keptWorkers = new KeptRegistries<number>();
-
-/** Other registries of this process to add in (the UDP threads of `serve --udp-threads`). */
+/** The registries of the answering threads (`serve --udp-threads`), added to this thread's. */
 const answererSources = new Set<(timeoutMs: number) => Promise<Metric[][]>>();
 
 /** Adds a source of registries to this process's /metrics; returns its removal. */
@@ -123,23 +83,15 @@ export function addMetricsSource(source: (timeoutMs: number) => Promise<Metric[]
   return () => answererSources.delete(source);
 }
 
-/** True when /metrics must aggregate: this is a cluster primary, or threads answer queries too. */
-export function metricsNeedAggregation(clusterPrimary: boolean): boolean {
-  return clusterPrimary || answererSources.size > 0;
-}
-
-/** The primary's /metrics: its own registry plus every worker's (and thread's), summed per series. */
-export async function renderClusterMetrics(timeoutMs = 2000): Promise<string> {
+/** /metrics: this thread's registry, plus every answering thread's summed in, series by series. */
+export async function renderAnswererMetrics(timeoutMs = 2000): Promise<string> {
+  if (answererSources.size === 0) return renderMetrics();
   runScrapeHooks();
   const own = (await registry.getMetricsAsJSON()) as unknown as Metric[];
-  const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
-  const replies = await Promise.all(workers.map(async (w) => [w.id, await askWorker(w, timeoutMs)] as const));
-  const threads = (await Promise.all([...answererSources].map((source) => source(timeoutMs)))).flat();
-  // Only workers alive now: one that died meanwhile may have been retired by a later scrape.
-  const others = [...keptWorkers.merge(new Map(replies.filter(([id]) => cluster.workers?.[id]?.isConnected() === true))), ...threads];
+  const others = (await Promise.all([...answererSources].map((source) => source(timeoutMs)))).flat();
   // A metric only this registry has is kept as it is: prom-client omits some default metrics
   // when aggregating (process start time, ...), which is right for copies from many processes
-  // but would drop the one copy the UDP threads' process has (threads export no process metrics).
+  // but would drop the one copy this process has (threads export no process metrics).
   const elsewhere = new Set(others.flatMap((registry) => registry.map((m) => m.name)));
   const ownKept = own.map((m) => (elsewhere.has(m.name) ? m : { ...m, aggregator: 'sum' as const }));
   return AggregatorRegistry.aggregate([ownKept, ...others] as never).metrics();
