@@ -13,7 +13,7 @@ import { join } from 'node:path';
 t.setTimeout(500_000);
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_WORKERS: '' } });
+const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_UDP_THREADS: '' } });
 const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 
 t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (t) => {
@@ -34,15 +34,15 @@ t.test('bench/qps/rrl.mjs: what rate limiting adds per query', async (t) => {
 
 t.test('bench/qps/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'qps.json');
-  const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--workers', '2', '--no-install', '--json', json];
+  const args = ['bench/qps/run.mjs', '--duration', '1', '--latency-duration', '1', '--rounds', '1', '--kinds', 'pool', '--threads', '2', '--no-install', '--json', json];
   if (!have('gdnsd')) args.push('--no-gdnsd');
   const addon = process.env.SITEDNS_REQUIRE_ADDON === '1'; // serve --udp-threads needs it
   const r = run(args);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
-  t.ok(servers.has('sitedns-dgram') && servers.has('sitedns-1'), 'cluster and single-worker sitedns measured');
-  if (addon) t.ok(servers.has('sitedns-threads'), 'serve --udp-threads measured (UDP and TCP, checked below)');
+  t.ok(servers.has('sitedns-auto'), 'sitedns with UDP on the main thread measured');
+  if (addon) t.ok(servers.has('sitedns-threads'), 'the default serve --udp-threads N measured (UDP and TCP, checked below)');
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows) t.ok(row.udp.completed > 0 && row.tcp.completed > 0, `${row.kind} ${row.label}: answers over UDP and TCP`);
   t.match(r.stdout, /\| kind \| server \| UDP QPS/, 'summary table printed');
@@ -52,7 +52,7 @@ t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { 
   const json = join(out, 'cpu.json');
   // 2 s: CPU time comes in 10 ms ticks, and a C echo spends ~25 ms on 2,000 queries.
   const addon = process.env.SITEDNS_REQUIRE_ADDON === '1';
-  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--workers', '2', '--no-install', '--json', json]);
+  const r = run(['bench/qps/cpu.mjs', '--rate', '2000', '--seconds', '2', '--rounds', '1', '--kinds', 'site', '--threads', '2', '--no-install', '--json', json]);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   const servers = new Set(result.rows.map((row: any) => row.server));
@@ -116,22 +116,21 @@ t.test('bench/qps/latency.mjs --pin-client/--pin-servers: every process of every
 });
 
 t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {
-  const r = run(['bench/scale/probed.mjs', '--names', '2000', '--seconds', '2', '--every', '1', '--workers', '2']);
+  const r = run(['bench/scale/probed.mjs', '--names', '2000', '--seconds', '2', '--every', '1', '--udp-threads', '2']);
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /first probe round done after \d+ ms/, 'the first probe round completed');
-  t.match(r.stdout, /primary: [\d.]+ % of a core over \d+ s; RSS \d+-\d+ MB/, 'the primary measured');
-  t.match(r.stdout, /worker \d+: [\d.]+ % of a core/, 'a worker measured');
+  t.match(r.stdout, /process: [\d.]+ % of a core over \d+ s; RSS \d+-\d+ MB/, 'the process measured');
 });
 
 t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
   const json = join(out, 'scale.json');
   const addon = process.env.SITEDNS_REQUIRE_ADDON === '1';
-  const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--workers', '2', '--no-install', '--json', json, ...(addon ? ['--udp-threads'] : [])]);
+  const r = run(['bench/scale/run.mjs', '--names', '1500', '--duration', '3', '--rate', '200', '--threads', '2', '--main-thread', '--no-install', '--json', json]);
   t.equal(r.status, 0, r.stderr);
   const result = JSON.parse(readFileSync(json, 'utf8'));
   t.equal(result.compile.problems, 0, 'the generated zones compile');
   t.ok(result.compile.names >= 1500);
-  t.equal(result.cluster.rssMB.length, 2, 'RSS of both workers');
-  t.ok(result.cluster.dnsperf.completed > 0, 'queries answered during the reload');
-  if (addon) t.ok(result.udpThreads.dnsperf.completed > 0 && result.udpThreads.reloadMs > 0, '--udp-threads: answered during a reload that rolled through the threads');
+  t.equal(result.mainThread.rssMB.length, 1, 'RSS of the one process');
+  t.ok(result.mainThread.dnsperf.completed > 0, '--udp-threads 0: queries answered during the reload');
+  if (addon) t.ok(result.udpThreads.dnsperf.completed > 0 && result.udpThreads.reloadMs > 0, '--udp-threads 2: answered during a reload that rolled through the threads');
 });

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * bench/qps/batched.mjs: UDP QPS of sitedns on both UDP paths (node:dgram and the batched
- * recvmmsg/sendmmsg addon) and of gdnsd, side by side in one run, per name kind. The servers
+ * bench/qps/batched.mjs: UDP QPS of sitedns on both of the main thread's UDP paths
+ * (`serve --udp-threads 0`: node:dgram and the batched recvmmsg/sendmmsg addon) and of gdnsd
+ * with one UDP thread, side by side in one run, per name kind. The servers
  * are measured alternately for each kind on the same machine, so a busy neighbour hurts all
  * three alike; the ratio column is batched/gdnsd.
  *
  *   node bench/qps/batched.mjs [--seconds 6] [--clients 4] [--kinds pool,site,static,nxdomain]
- *                              [--workers N] [--rounds 1] [--cpu-rate 10000] [--json out.json]
+ *                              [--rounds 1] [--cpu-rate 10000] [--json out.json]
  *
  * --cpu-rate R adds a second, machine-load-robust figure: each server answers dnsperf at a
  * fixed R queries/s and we read its CPU time (utime+stime of /proc/<pid>/stat, all threads)
@@ -14,8 +15,7 @@
  * with the neighbours; CPU per query mostly does not.
  *
  * Needs dnsperf; gdnsd is measured when installed (apt-get install -y gdnsd dnsperf). Run
- * `npm run build` first (it serves dist/). sitedns runs `--workers 1` (one process) unless
- * --workers N is given; gdnsd then gets N UDP threads. Loopback only, random ports.
+ * `npm run build` first (it serves dist/). Loopback only, random ports.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
@@ -33,7 +33,6 @@ const { values: opts } = parseArgs({
     seconds: { type: 'string', default: '6' },
     clients: { type: 'string', default: '4' },
     kinds: { type: 'string', default: 'pool,site,static,nxdomain' },
-    workers: { type: 'string' },
     rounds: { type: 'string', default: '1' },
     json: { type: 'string' },
     'cpu-rate': { type: 'string' },
@@ -44,7 +43,7 @@ const { values: opts } = parseArgs({
 const KINDS = Object.fromEntries(QPS_KINDS.map((k) => [k.kind, k]));
 const sitednsZone = sitednsZoneText();
 const gdnsdZone = gdnsdZoneText();
-const gdnsdConfig = (port, dir) => gdnsdConfigText(port, Math.max(1, Number(opts.workers ?? 1)), `${dir}/run`, `${dir}/state`);
+const gdnsdConfig = (port, dir) => gdnsdConfigText(port, 1, `${dir}/run`, `${dir}/state`);
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -92,8 +91,7 @@ function statFields(pid) {
   }
 }
 
-/** CPU seconds (user + system, all threads) used so far by the process and its live children
- * (cluster workers). */
+/** CPU seconds (user + system, all threads) used so far by the process and its live children. */
 function cpuSeconds(pid) {
   const pids = [pid];
   for (const entry of readdirSync('/proc')) {
@@ -126,13 +124,12 @@ async function main() {
   const dir = mkdtempSync(path.join(tmpdir(), 'sitedns-bench-batched-'));
   mkdirSync(path.join(dir, 'zones'));
   writeFileSync(path.join(dir, 'zones', `${ZONE}.yaml`), sitednsZone);
-  const serveHelp = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8' }).stdout;
-  // One process unless --workers says otherwise (`serve` itself defaults to every core).
-  const workerArgs = serveHelp.includes('--workers') ? ['--workers', opts.workers ?? '1', '--http', 'off'] : [];
+  // UDP on the main thread's event loop (`serve` itself defaults to one UDP thread per core).
+  const mainThreadArgs = ['--udp-threads', '0', '--http', 'off'];
 
   const servers = [
-    { label: 'sitedns dgram', start: (port) => startServer('sitedns dgram', process.execPath, [CLI, 'serve', '--zones', path.join(dir, 'zones'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...workerArgs], { SITEDNS_UDP_PATH: 'dgram' }, port) },
-    { label: 'sitedns batched', start: (port) => startServer('sitedns batched', process.execPath, [CLI, 'serve', '--zones', path.join(dir, 'zones'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...workerArgs], { SITEDNS_UDP_PATH: 'batched' }, port) },
+    { label: 'sitedns dgram', start: (port) => startServer('sitedns dgram', process.execPath, [CLI, 'serve', '--zones', path.join(dir, 'zones'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...mainThreadArgs], { SITEDNS_UDP_PATH: 'dgram' }, port) },
+    { label: 'sitedns batched', start: (port) => startServer('sitedns batched', process.execPath, [CLI, 'serve', '--zones', path.join(dir, 'zones'), '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', ...mainThreadArgs], { SITEDNS_UDP_PATH: 'batched' }, port) },
   ];
   if (have('gdnsd')) {
     servers.push({
@@ -184,7 +181,7 @@ async function main() {
   const best = (rs) => (rs ? Math.max(...rs.map((r) => r.qps)) : NaN);
   const fmt = (n) => (Number.isFinite(n) ? n.toFixed(0) : '-');
   const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '-');
-  console.log(`\nUDP QPS (best of ${opts.rounds} round(s)), dnsperf -c ${opts.clients} -l ${opts.seconds}, sitedns --workers ${opts.workers ?? 1}, gdnsd ${opts.workers ?? 1} UDP thread(s), ${cpus().length} CPUs`);
+  console.log(`\nUDP QPS (best of ${opts.rounds} round(s)), dnsperf -c ${opts.clients} -l ${opts.seconds}, sitedns --udp-threads 0, gdnsd 1 UDP thread, ${cpus().length} CPUs`);
   console.log(`load average before: ${loadBefore}; after: ${loadAfter}${version ? `; ${version}` : ''}`);
   console.log('| kind | sitedns dgram | sitedns batched | gdnsd | batched/dgram | batched/gdnsd |');
   console.log('|---|---|---|---|---|---|');

@@ -6,8 +6,8 @@
  *   npm run build && node bench/qps/cpu.mjs                 # pool and site, 60k QPS, 3 rounds
  *   node bench/qps/cpu.mjs --rate 40000 --seconds 4 --kinds pool,site,static,nxdomain
  *   node bench/qps/cpu.mjs --variant 'no-prebuilt:SITEDNS_PREBUILT=0'   # A/B: one more sitedns
- *                                                    # started with that environment
- *   node bench/qps/cpu.mjs --no-udp-threads          # without `serve --udp-threads N`
+ *                                                    # (default mode) started with that environment
+ *   node bench/qps/cpu.mjs --no-udp-threads          # without the default `serve --udp-threads N`
  *
  * Why next to run.mjs: on a 2-core machine dnsperf needs about one core, so "maximum QPS" is
  * decided as much by how the scheduler shares the cores as by the server's cost, and run.mjs's
@@ -24,10 +24,11 @@
  *     only copies; what a Node.js process costs before any DNS logic;
  *   - `C echo, blocking recvmmsg`: gdnsd's way of waiting (2 syscalls per batch);
  *   - `C echo, epoll`: the batched path's way of waiting, without Node (3 per batch).
- * Same number of processes as sitedns has workers. Needs a C compiler for the C ones.
- * And `serve --udp-threads N` (unless --no-udp-threads, where the batched addon is built): one
- * process whose UDP threads wait in recvmmsg, so no event-loop turn per batch (it replaced the
- * third session's prototype, bench/qps/floor/blocking-loop, in the fourth).
+ * As many processes as sitedns has UDP threads (--threads N, default every core). Needs a C
+ * compiler for the C ones.
+ * sitedns runs twice: the default `serve --udp-threads N` (unless --no-udp-threads, where the
+ * batched addon is built: UDP threads that wait in recvmmsg, so no event-loop turn per batch),
+ * and `--udp-threads 0 --udp-path <--udp-path>` (UDP on the main thread's event loop).
  *
  * Prints, per kind and server: the answered rate, CPU µs per query (mean and per-round range),
  * and each server's CPU per query as a multiple of gdnsd's (lower is better).
@@ -42,7 +43,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '60000' },
     seconds: { type: 'string', default: '5' },
     clients: { type: 'string', default: '16' },
-    workers: { type: 'string', default: '' },
+    threads: { type: 'string', default: '' },
     rounds: { type: 'string', default: '3' },
     kinds: { type: 'string', default: 'pool,site' },
     'udp-path': { type: 'string', default: 'batched' },
@@ -58,7 +59,7 @@ const { values } = parseArgs({
 });
 
 const info = machine();
-const workers = values.workers ? Number(values.workers) : info.nproc;
+const threads = values.threads ? Number(values.threads) : info.nproc;
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const clients = Number(values.clients);
@@ -72,22 +73,23 @@ process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
 const rows = [];
 try {
   const zonesDir = writeSitednsZones(sitednsZone());
-  if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), key: 'gdnsd', label: `gdnsd ${workers}+${workers} threads` });
-  const s = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'] });
-  servers.push({ ...s, key: 'sitedns', label: `sitedns ${workers}w ${s.udpPathUsed}` });
+  if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads })), key: 'gdnsd', label: `gdnsd ${threads}+${threads} threads` });
   const noThreads = await udpThreadsUnavailable();
   if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
-  if (values['udp-threads'] && !values['no-udp-threads'] && noThreads === null) {
-    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg.
-    const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
-    servers.push({ ...t, key: 'sitedns-threads', label: `sitedns 1p ${workers} UDP threads` });
+  const withThreads = values['udp-threads'] && !values['no-udp-threads'] && noThreads === null;
+  if (withThreads) {
+    // The default `serve`: one process, UDP on N threads that wait in recvmmsg.
+    const t = await startSitedns({ zonesDir, threads });
+    servers.push({ ...t, key: 'sitedns-threads', label: `sitedns ${threads} UDP threads` });
   }
-  if (values.floor && !values['no-floor']) servers.push(...(await startEchoFloor(workers)));
+  const s = await startSitedns({ zonesDir, udpPath: values['udp-path'] });
+  servers.push({ ...s, key: 'sitedns', label: `sitedns main thread ${s.udpPathUsed}` });
+  if (values.floor && !values['no-floor']) servers.push(...(await startEchoFloor(threads)));
   for (const variant of values.variant) {
     const [name, settings = ''] = variant.split(':');
     const env = Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const v = await startSitedns({ zonesDir, workers, udpPath: values['udp-path'], env });
-    servers.push({ ...v, key: `sitedns-${name}`, label: `sitedns ${workers}w ${v.udpPathUsed} ${name}` });
+    const v = await startSitedns({ zonesDir, threads: withThreads ? threads : 0, udpPath: values['udp-path'], env });
+    servers.push({ ...v, key: `sitedns-${name}`, label: `sitedns ${withThreads ? `${threads} UDP threads` : `main thread ${v.udpPathUsed}`} ${name}` });
   }
 
   console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}, dnsperf ${info.dnsperf}, gdnsd ${info.gdnsd}`);

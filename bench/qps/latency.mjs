@@ -9,7 +9,8 @@
  *   node bench/qps/latency.mjs --seconds 1 --full-seconds 1 --repeats 1 --rates half,2000   # quick look
  *
  * Servers: gdnsd (N+N threads), `sitedns serve --udp-threads N` (its defaults, spin included),
- * optionally `sitedns serve --workers N --udp-path batched` (--workers-too), and the C echo
+ * optionally `sitedns serve --udp-threads 0 --udp-path batched` (UDP on the main thread's event
+ * loop: --main-thread-too), and the C echo
  * floor (bench/qps/floor/echo.c, N processes in a blocking recvmmsg: no DNS work at all). The
  * floor is there to say how much of a p99 is the machine's and dnsperf's rather than the
  * server's: on a 2-core machine dnsperf shares the cores with whatever it measures.
@@ -57,7 +58,7 @@ const { values } = parseArgs({
     'full-rounds': { type: 'string', default: '2' },
     clients: { type: 'string', default: '16' },
     threads: { type: 'string', default: '' },
-    'workers-too': { type: 'boolean', default: false },
+    'main-thread-too': { type: 'boolean', default: false },
     floor: { type: 'boolean', default: true },
     'no-floor': { type: 'boolean', default: false },
     'compare-pipe': { type: 'boolean', default: false },
@@ -117,12 +118,12 @@ try {
   if (have('gdnsd')) servers.push({ ...(await startGdnsd({ threads })), key: 'gdnsd', dns: true, label: `gdnsd ${threads}+${threads} threads` });
   else console.error('without gdnsd: no gdnsd-half rate either');
   if (noThreads === null) {
-    const t = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(threads)] });
+    const t = await startSitedns({ zonesDir, threads });
     servers.push({ ...t, key: 'sitedns-threads', dns: true, label: `sitedns ${threads} UDP threads` });
   }
-  if (values['workers-too']) {
-    const w = await startSitedns({ zonesDir, workers: threads, udpPath: 'batched' });
-    servers.push({ ...w, key: 'sitedns-workers', dns: true, label: `sitedns ${threads} workers ${w.udpPathUsed}` });
+  if (values['main-thread-too']) {
+    const m = await startSitedns({ zonesDir, udpPath: 'batched' });
+    servers.push({ ...m, key: 'sitedns-main', dns: true, label: `sitedns main thread ${m.udpPathUsed}` });
   }
   if (values.floor && !values['no-floor']) servers.push(...(await startEchoFloor(threads, { node: false, waits: ['blocking'] })).map((f) => ({ ...f, dns: false })));
   await new Promise((resolve) => setTimeout(resolve, 500)); // forked echo processes bind their sockets

@@ -158,11 +158,15 @@ export function startProcess(command, args, { env = {}, ready, timeoutMs = 60_00
   });
 }
 
-/** sitedns serving `zonesDir` with N workers on the given UDP path; resolves with its port. */
-export async function startSitedns({ zonesDir, workers, udpPath = 'dgram', extraArgs = [], env = {} }) {
-  const started = await startProcess(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--workers', String(workers), '--udp-path', udpPath, '--log-level', 'info', '--http', 'off', ...extraArgs], {
-    env: { SITEDNS_WORKERS: String(workers), ...env },
-    label: `sitedns (${workers} workers, ${udpPath})`,
+/**
+ * sitedns serving `zonesDir`: UDP on `threads` threads (`serve --udp-threads N`, the default
+ * mode), or with 0 on the main thread's event loop by `udpPath`; resolves with its port.
+ */
+export async function startSitedns({ zonesDir, threads = 0, udpPath = 'auto', extraArgs = [], env = {} }) {
+  const udp = threads > 0 ? ['--udp-threads', String(threads)] : ['--udp-threads', '0', '--udp-path', udpPath];
+  const started = await startProcess(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', ...udp, '--log-level', 'info', '--http', 'off', ...extraArgs], {
+    env,
+    label: threads > 0 ? `sitedns (${threads} UDP threads)` : `sitedns (main thread, ${udpPath})`,
     ready: (line) => line.includes('"msg":"listening on UDP and TCP"'),
   });
   const info = JSON.parse(started.line);

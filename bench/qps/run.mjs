@@ -17,18 +17,16 @@
  *   - the sitedns/gdnsd ratio of each (of the means over rounds), and the range of the per-round
  *     ratios (each sitedns run against gdnsd's run of the same round).
  * Rounds matter on a small machine: dnsperf's client sockets are spread over the servers'
- * SO_REUSEPORT sockets (sitedns workers, gdnsd threads) by a hash of the source port, so with
+ * SO_REUSEPORT sockets (sitedns and gdnsd UDP threads) by a hash of the source port, so with
  * -c 4 and 2 sockets one run in eight puts every flow on one socket, for either server. More
  * rounds, or more clients (--clients 16), even that out.
- * Servers: gdnsd with one UDP and one TCP thread per core; sitedns with --workers N (default:
- * every core) for every UDP path in --udp-paths; sitedns with --workers 1.
- *
- * UDP paths: `--udp-paths dgram,batched` (or env SITEDNS_BENCH_UDP_PATHS) adds a sitedns column
- * per path (`serve --udp-path`), e.g. the batched recvmmsg path. The path each server
- * really used is printed (a path that fell back says so).
- *
- * Also `serve --udp-threads N` (one process; UDP on N threads that wait in recvmmsg, TCP on the
- * main thread), where the batched addon is built; `--no-udp-threads` leaves it out.
+ * Servers: gdnsd with one UDP and one TCP thread per core (--threads N: N of each); sitedns's
+ * default, `serve --udp-threads N` (one process; UDP on N threads that wait in recvmmsg, TCP on
+ * the main thread), where the batched addon is built (`--no-udp-threads` leaves it out); and
+ * sitedns with UDP on the main thread's event loop (`--udp-threads 0`), one column per UDP path
+ * in `--udp-paths auto,dgram,batched` (or env SITEDNS_BENCH_UDP_PATHS; default auto: the batched
+ * addon when built), `--no-main-thread` leaves those out. The path each server really used is
+ * printed (a path that fell back says so).
  *
  * Installs gdnsd and dnsperf from Debian when missing (as root; --no-install to skip). Without
  * gdnsd the sitedns figures are still printed, without ratios.
@@ -43,18 +41,18 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     'latency-duration': { type: 'string', default: '4' },
     clients: { type: 'string', default: '4' },
-    workers: { type: 'string', default: '' },
+    threads: { type: 'string', default: '' },
     rounds: { type: 'string', default: '2' },
     kinds: { type: 'string', default: KINDS.map((k) => k.kind).join(',') },
-    'udp-paths': { type: 'string', default: process.env.SITEDNS_BENCH_UDP_PATHS ?? 'dgram' },
+    'udp-paths': { type: 'string', default: process.env.SITEDNS_BENCH_UDP_PATHS ?? 'auto' },
     gdnsd: { type: 'boolean', default: true },
     'no-gdnsd': { type: 'boolean', default: false },
     install: { type: 'boolean', default: true },
     'no-install': { type: 'boolean', default: false },
     tcp: { type: 'boolean', default: true },
     'no-tcp': { type: 'boolean', default: false },
-    single: { type: 'boolean', default: true },
-    'no-single': { type: 'boolean', default: false },
+    'main-thread': { type: 'boolean', default: true },
+    'no-main-thread': { type: 'boolean', default: false },
     general: { type: 'boolean', default: false },
     'udp-threads': { type: 'boolean', default: true },
     'no-udp-threads': { type: 'boolean', default: false },
@@ -63,7 +61,7 @@ const { values } = parseArgs({
 });
 
 const info = machine();
-const workers = values.workers ? Number(values.workers) : info.nproc;
+const threads = values.threads ? Number(values.threads) : info.nproc;
 const duration = Number(values.duration);
 const latencyDuration = Number(values['latency-duration']);
 const clients = Number(values.clients);
@@ -77,28 +75,27 @@ const servers = [];
 const stopAll = () => Promise.all(servers.map((s) => s.stop()));
 process.on('SIGINT', () => stopAll().then(() => process.exit(130)));
 
-const results = { machine: info, startedAt: new Date().toISOString(), loadAtStart: load(), settings: { workers, duration, latencyDuration, clients, rounds, udpPaths }, rows: [] };
+const results = { machine: info, startedAt: new Date().toISOString(), loadAtStart: load(), settings: { threads, duration, latencyDuration, clients, rounds, udpPaths }, rows: [] };
 try {
   const zonesDir = writeSitednsZones(sitednsZone());
-  if (wantGdnsd && have('gdnsd')) servers.push({ ...(await startGdnsd({ threads: workers })), label: `gdnsd ${workers}+${workers} threads`, key: 'gdnsd' });
-  for (const path of udpPaths) {
-    const s = await startSitedns({ zonesDir, workers, udpPath: path });
-    servers.push({ ...s, label: `sitedns ${workers}w ${s.udpPathUsed}${s.udpPathUsed !== path ? ` (asked ${path})` : ''}`, key: `sitedns-${path}` });
-  }
-  if (values.single && !values['no-single']) {
-    const s = await startSitedns({ zonesDir, workers: 1, udpPath: udpPaths[0] });
-    servers.push({ ...s, label: `sitedns 1w ${s.udpPathUsed}`, key: 'sitedns-1' });
-  }
+  if (wantGdnsd && have('gdnsd')) servers.push({ ...(await startGdnsd({ threads })), label: `gdnsd ${threads}+${threads} threads`, key: 'gdnsd' });
   const noThreads = await udpThreadsUnavailable();
   if (noThreads !== null) console.error(`serve --udp-threads left out: ${noThreads}`);
-  if (values['udp-threads'] && !values['no-udp-threads'] && noThreads === null) {
-    // `serve --udp-threads N`: one process, UDP on N threads that wait in recvmmsg, TCP on its event loop.
-    const s = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(workers)] });
-    servers.push({ ...s, label: `sitedns 1p ${workers} UDP threads`, key: 'sitedns-threads' });
+  const withThreads = values['udp-threads'] && !values['no-udp-threads'] && noThreads === null;
+  if (withThreads) {
+    // The default `serve`: one process, UDP on N threads that wait in recvmmsg, TCP on its event loop.
+    const s = await startSitedns({ zonesDir, threads });
+    servers.push({ ...s, label: `sitedns ${threads} UDP threads`, key: 'sitedns-threads' });
+  }
+  if (values['main-thread'] && !values['no-main-thread']) {
+    for (const path of udpPaths) {
+      const s = await startSitedns({ zonesDir, udpPath: path });
+      servers.push({ ...s, label: `sitedns main thread ${s.udpPathUsed}${s.udpPathUsed !== path && path !== 'auto' ? ` (asked ${path})` : ''}`, key: `sitedns-${path}` });
+    }
   }
   if (values.general) {
-    const s = await startSitedns({ zonesDir, workers, udpPath: udpPaths[0], env: { SITEDNS_PREBUILT: '0' } });
-    servers.push({ ...s, label: `sitedns ${workers}w general encoder`, key: 'sitedns-general' });
+    const s = await startSitedns({ zonesDir, threads: withThreads ? threads : 0, udpPath: udpPaths[0], env: { SITEDNS_PREBUILT: '0' } });
+    servers.push({ ...s, label: `sitedns ${withThreads ? `${threads} UDP threads` : 'main thread'} general encoder`, key: 'sitedns-general' });
   }
 
   console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}, dnsperf ${info.dnsperf}, gdnsd ${info.gdnsd}`);

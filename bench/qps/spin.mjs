@@ -121,7 +121,7 @@ try {
   for (const spin of spins) {
     // A later --http overrides startSitedns's '--http off' (node:util parseArgs keeps the last).
     const metricsPort = await freePort();
-    const s = await startSitedns({ zonesDir, workers: 1, udpPath: 'batched', extraArgs: ['--udp-threads', String(threads), '--udp-spin', String(spin), '--http', `127.0.0.1:${metricsPort}`] });
+    const s = await startSitedns({ zonesDir, threads, extraArgs: ['--udp-spin', String(spin), '--http', `127.0.0.1:${metricsPort}`] });
     servers.push({ ...s, metricsPort, key: `spin-${spin}`, spin, label: `sitedns ${threads} UDP threads, spin ${spin} µs` });
   }
 

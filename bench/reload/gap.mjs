@@ -2,7 +2,7 @@
 /**
  * No reload, whatever the files hold, stops answering or the admin listener: a 100,000-name zone
  * set (bench/reload/zones.mjs: the largest file the loader accepts and 1,000-name files), served
- * by `sitedns serve --workers 1`, a 1,000 QPS UDP query stream and 100 polls a second of /healthz;
+ * by `sitedns serve --udp-threads 0`, a 1,000 QPS UDP query stream and 100 polls a second of /healthz;
  * then one error goes into the largest file (or, with --edit valid, one address changes in it)
  * and SIGHUP reloads. Reports the longest gap between consecutive answers and between HTTP
  * responses (target <= 50 ms) and the reload's duration as logged. About a minute.

@@ -1,6 +1,6 @@
 /**
  * The measurement of bench/reload/gap.mjs and test/ops/reload-gap.test.ts: a running
- * `sitedns serve --workers 1` (one process: the thread that answers DNS is the one that reloads),
+ * `sitedns serve --udp-threads 0` (UDP on the main thread: the thread that answers DNS is the one that reloads),
  * a steady UDP query stream and a steady poll of its admin listener; midway, `edit` rewrites a
  * zone file and SIGHUP reloads it. Reports the longest gap between consecutive answers and
  * between consecutive HTTP responses, what the reload logged, and the queries left unanswered.
@@ -25,8 +25,7 @@ function dnsQuery(id, name) {
 
 /** Starts serve on loopback ports; resolves with the process, its DNS and admin ports, and its log. */
 async function startServe(zonesDir) {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--workers', '1', '--http', '127.0.0.1:0', '--watch-debounce', '0', '--log-level', 'info'], {
-    env: { ...process.env, SITEDNS_WORKERS: '1' },
+  const proc = spawn(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--udp-threads', '0', '--http', '127.0.0.1:0', '--watch-debounce', '0', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];

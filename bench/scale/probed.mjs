@@ -3,15 +3,15 @@
  * bench/scale/probed.mjs: the steady-state cost of following 10,000 probed sites.
  *
  *   npm run build && node bench/scale/probed.mjs                  # 100 files, 10,000 probed sites
- *   node bench/scale/probed.mjs --seconds 10 --workers 2          # shorter, or in the cluster
+ *   node bench/scale/probed.mjs --seconds 10 --udp-threads 0      # shorter, UDP on the main thread
  *   node bench/scale/probed.mjs --skip 45                         # over the second probe round
  *
  * Generates the bench/scale zone set (100,000 names in 100 files, 100 sites each) with a TCP
  * probe on every site (`{ tcp: <listener>, interval: 60s }`) against a local listener that
- * accepts and closes, starts `serve --workers N` (default 1), waits for "first probe round done",
- * then samples the CPU time (/proc/<pid>/stat, user + system) and RSS every --every seconds for
- * --seconds seconds (RSS also every 250 ms, for its range). With --workers > 1 the figures are
- * the primary's (it probes and follows the state) and each worker's.
+ * accepts and closes, starts `serve --udp-threads N` (default auto, as `serve`), waits for "first
+ * probe round done" and for the UDP threads to listen, then samples the CPU time
+ * (/proc/<pid>/stat, user + system, every thread) and RSS every --every seconds for --seconds
+ * seconds (RSS also every 250 ms, for its range).
  *
  * With `interval: 60s` the whole first round runs at start (spread over 250 ms) and the second
  * one 54-66 s later (±10 % jitter), so the 40 s right after the first round see no probe result
@@ -29,14 +29,13 @@ import { generate } from './generate.mjs';
 const { values } = parseArgs({
   options: {
     names: { type: 'string', default: '100000' },
-    workers: { type: 'string', default: '1' },
+    'udp-threads': { type: 'string', default: 'auto' },
     seconds: { type: 'string', default: '40' },
     every: { type: 'string', default: '5' },
     skip: { type: 'string', default: '0' },
     interval: { type: 'string', default: '60s' },
   },
 });
-const workers = Number(values.workers);
 const seconds = Number(values.seconds);
 const every = Number(values.every);
 
@@ -49,7 +48,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sitedns-probed-'));
 const { zones } = generate(dir, Number(values.names), { probe: `{ tcp: "${target}", interval: ${values.interval} }` });
 const info = machine();
 console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}; load ${load()}`);
-console.log(`zone set: ${values.names} names in ${zones} files, ${zones * 100} sites probed (tcp ${target}, every ${values.interval}); serve --workers ${workers}`);
+console.log(`zone set: ${values.names} names in ${zones} files, ${zones * 100} sites probed (tcp ${target}, every ${values.interval}); serve --udp-threads ${values['udp-threads']}`);
 
 function rssMB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -59,23 +58,16 @@ function rssMB(pid) {
 let server;
 try {
   const t0 = performance.now();
-  server = await startProcess(process.execPath, [CLI, 'serve', '--zones', dir, '--listen', '127.0.0.1:0', '--workers', String(workers), '--http', 'off', '--log-level', 'info'], {
+  server = await startProcess(process.execPath, [CLI, 'serve', '--zones', dir, '--listen', '127.0.0.1:0', '--udp-threads', values['udp-threads'], '--http', 'off', '--log-level', 'info'], {
     label: 'sitedns',
     timeoutMs: 180_000,
     maxLines: 20_000,
     ready: (line) => line.includes('"msg":"first probe round done"') || line.includes('start-up limit reached'),
   });
   console.log(`${server.line.includes('first probe round done') ? 'first probe round done' : 'START-UP LIMIT REACHED before the first round'} after ${Math.round(performance.now() - t0)} ms`);
-  // In the cluster, wait for the workers too (their compile is not the steady state).
-  while (workers > 1 && !server.lines.some((l) => l.includes('"msg":"listening on UDP and TCP"'))) await new Promise((r) => setTimeout(r, 100));
-  const pids = () => {
-    const seen = new Set();
-    for (const line of server.lines) {
-      const m = /"msg":"worker (?:listening|restarted)"/.test(line) && /"worker":(\d+)/.exec(line);
-      if (m) seen.add(Number(m[1]));
-    }
-    return [server.proc.pid, ...seen];
-  };
+  // Wait for the listeners too (the UDP threads' compile is not the steady state).
+  while (!server.lines.some((l) => l.includes('"msg":"listening on UDP and TCP"'))) await new Promise((r) => setTimeout(r, 100));
+  const pids = () => [server.proc.pid];
   if (Number(values.skip) > 0) await new Promise((r) => setTimeout(r, Number(values.skip) * 1000));
   const watched = pids();
   const range = new Map(watched.map((p) => [p, { min: Infinity, max: 0 }]));
@@ -90,7 +82,7 @@ try {
   const start = new Map(watched.map((p) => [p, procStat(p)?.ticks ?? NaN]));
   let last = new Map(start);
   const startedAt = performance.now();
-  console.log(`pid(s): ${watched.join(', ')}${workers > 1 ? ' (primary first)' : ''}; sampling from ${values.skip} s after the first round`);
+  console.log(`pid: ${watched.join(', ')}; sampling from ${values.skip} s after the first round`);
   for (let t = every; t <= seconds; t += every) {
     await new Promise((r) => setTimeout(r, startedAt + t * 1000 - performance.now()));
     const row = watched.map((p) => {
@@ -106,7 +98,7 @@ try {
   for (const p of watched) {
     const pct = (((last.get(p) - start.get(p)) / TICKS_PER_SECOND) * 100) / wall;
     const r = range.get(p);
-    console.log(`${p === server.proc.pid ? (workers > 1 ? 'primary' : 'process') : `worker ${p}`}: ${pct.toFixed(1)} % of a core over ${wall.toFixed(0)} s; RSS ${r.min}-${r.max} MB (sampled every 250 ms); load ${load()}`);
+    console.log(`process: ${pct.toFixed(1)} % of a core over ${wall.toFixed(0)} s; RSS ${r.min}-${r.max} MB (sampled every 250 ms); load ${load()}`);
   }
 } finally {
   await server?.stop();

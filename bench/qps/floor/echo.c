@@ -9,7 +9,7 @@
  *           threads wait (2 syscalls per batch).
  * epoll:    epoll_wait (level-triggered, as libuv registers a uv_poll), recvmmsg(MSG_DONTWAIT),
  *           sendmmsg: how sitedns's batched path waits inside Node's event loop (3 per batch).
- * Each process binds its own SO_REUSEPORT socket, like sitedns's workers and gdnsd's threads.
+ * Each process binds its own SO_REUSEPORT socket, like sitedns's and gdnsd's UDP threads.
  * Stopping the first process (SIGTERM) stops and reaps the others; they also die with it
  * (PR_SET_PDEATHSIG) if it is killed outright.
  */

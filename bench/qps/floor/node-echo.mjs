@@ -7,7 +7,7 @@
  *
  *   node bench/qps/floor/node-echo.mjs <port> <processes>
  *
- * Needs `npm run build`. Each process opens its own SO_REUSEPORT socket, as each `serve` worker
+ * Needs `npm run build`. Each process opens its own SO_REUSEPORT socket, as each `serve` UDP thread
  * does; the first forks the others and stops them when it stops.
  */
 import { fork } from 'node:child_process';
