@@ -34,7 +34,7 @@ export const serveFlags = {
   'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses', value: wholeNumber },
   'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most', value: wholeNumber },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most', value: wholeNumber },
-  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per worker); 0 = off', value: wholeNumber },
+  'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per UDP thread); 0 = off', value: wholeNumber },
   'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again', value: wholeNumber },
   'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all', value: wholeNumber },
   'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting', value: wholeNumber },

@@ -96,7 +96,7 @@ export class ZoneStore {
       changed = { problems: [], files: loadChangedTexts(this.options.source(), this.lastDigest, false) };
     } else if (this.last === undefined) {
       // The first load runs here: nothing is served yet, and starting the thread (its modules:
-      // ~0.3 s of CPU per process) would only delay the start of every worker process.
+      // ~0.3 s of CPU) would only delay the start.
       changed = loadChangedFiles(this.path, this.lastDigest, false);
     } else {
       try {

@@ -127,7 +127,7 @@ function run(addon: UdpBatchAddon): void {
     t.equal(echo.seen[0].port, c.port);
   });
 
-  t.test('SO_REUSEPORT: a second socket binds the same port (one per cluster worker)', async (t) => {
+  t.test('SO_REUSEPORT: a second socket binds the same port (one per UDP thread)', async (t) => {
     const a = openEcho(addon);
     t.teardown(a.close);
     const b = openEcho(addon, { port: a.port });

@@ -68,7 +68,7 @@ async function run(): Promise<void> {
     const udp = metric(m, 'sitedns_queries_total', { transport: 'udp' });
     t.ok(udp >= 72, `the threads' UDP queries are counted (${udp})`);
     t.equal(metric(m, 'sitedns_queries_total', { transport: 'tcp' }), 2, 'the main thread\'s TCP queries too');
-    // docs/metrics.md: the state messages to threads are counted like those to cluster workers
+    // docs/metrics.md: the state messages to the threads are counted
     // (the flips above went as deltas or whole states; a thread gets a whole one when it starts).
     t.ok(metric(m, 'sitedns_cluster_state_messages_total', { kind: 'whole' }) >= 2, 'state messages to the threads are counted');
     t.equal(metric(m, 'sitedns_udp_batch_dropped_total', { reason: 'empty' }), 3, 'the threads\' socket counters are summed');
