@@ -25,7 +25,12 @@ export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}):
   const followed = followJsonLines(proc);
   const logs = followed.lines;
   const waitForLog = (predicate: (l: any) => boolean, timeoutMs = 10_000) => followed.waitFor(predicate, timeoutMs);
-  const listening = await waitForLog((l) => l.msg === 'listening on UDP and TCP');
+  // UDP threads compile the zones before they listen: seconds on a busy machine. A server that
+  // does not come up is killed, so that the test fails rather than waits for it.
+  const listening = await waitForLog((l) => l.msg === 'listening on UDP and TCP', 30_000).catch((error: Error) => {
+    proc.kill('SIGKILL');
+    throw error;
+  });
   return {
     proc,
     port: listening.port,
@@ -95,10 +100,9 @@ export async function tcpQueries(port: number, packets: Buffer[], expect = packe
 
 /**
  * Runs `sitedns serve --listen 127.0.0.1:0 --http off <args>` (no SITEDNS_UDP_THREADS from this
- * environment, unless `env` sets it) and returns its exit status and output: for flag
- * combinations it must refuse.
+ * environment) and returns its exit status and output: for flag combinations it must refuse.
  */
-export function serveRefusal(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_UDP_THREADS: '', ...env } });
+export function serveRefusal(args: string[]): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--http', 'off', ...args], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, SITEDNS_UDP_THREADS: '' } });
   return { status: r.status, output: r.stdout + r.stderr };
 }
