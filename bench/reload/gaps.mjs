@@ -1,9 +1,12 @@
 /**
  * The measurement of bench/reload/gap.mjs and test/ops/reload-gap.test.ts: a running
- * `sitedns serve --udp-threads 0` (UDP on the main thread: the thread that answers DNS is the one that reloads),
- * a steady UDP query stream and a steady poll of its admin listener; midway, `edit` rewrites a
- * zone file and SIGHUP reloads it. Reports the longest gap between consecutive answers and
- * between consecutive HTTP responses, what the reload logged, and the queries left unanswered.
+ * `sitedns serve --udp-threads 0` (UDP on the main thread: the thread that answers DNS is the one
+ * that reloads) or `--udp-threads N` (UDP answered by N threads that each compile the new zones),
+ * a steady UDP query stream and a steady poll of its admin listener (served by the main thread's
+ * event loop, as probe results are); midway, `edit` rewrites a zone file and SIGHUP reloads it. Reports the
+ * longest gap between consecutive answers and between consecutive HTTP responses, what the
+ * reload logged (with its longest slice on each thread that compiled), the main thread's longest
+ * event-loop delay measured inside the process (loop-delay.mjs), and the queries left unanswered.
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -11,6 +14,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+const LOOP_DELAY = new URL('./loop-delay.mjs', import.meta.url).href;
 
 /** A DNS query for `name` A, ID `id` (RFC 1035 §4.1). */
 function dnsQuery(id, name) {
@@ -24,8 +28,8 @@ function dnsQuery(id, name) {
 }
 
 /** Starts serve on loopback ports; resolves with the process, its DNS and admin ports, and its log. */
-async function startServe(zonesDir) {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--udp-threads', '0', '--http', '127.0.0.1:0', '--watch-debounce', '0', '--log-level', 'info'], {
+async function startServe(zonesDir, udpThreads) {
+  const proc = spawn(process.execPath, ['--import', LOOP_DELAY, CLI, 'serve', '--zones', zonesDir, '--listen', '127.0.0.1:0', '--udp-threads', String(udpThreads), '--http', '127.0.0.1:0', '--watch-debounce', '0', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];
@@ -70,12 +74,13 @@ function longestGap(times, from, to) {
 }
 
 /**
- * @param {{ zonesDir: string, names: string[], edit: () => void, rate?: number, pollHz?: number, beforeMs?: number, afterMs?: number, reloadTimeoutMs?: number }} o
+ * @param {{ zonesDir: string, names: string[], edit: () => void, udpThreads?: number, rate?: number, pollHz?: number, beforeMs?: number, afterMs?: number, reloadTimeoutMs?: number }} o
  */
 export async function measureReloadGaps(o) {
   const rate = o.rate ?? 1000;
   const pollHz = o.pollHz ?? 100;
-  const server = await startServe(o.zonesDir);
+  const udpThreads = o.udpThreads ?? 0;
+  const server = await startServe(o.zonesDir, udpThreads);
   const socket = dgram.createSocket('udp4');
   const answers = [];
   const sentAt = new Map();
@@ -113,17 +118,38 @@ export async function measureReloadGaps(o) {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
   })();
+  /** The main thread's longest event-loop delay since the last call (loop-delay.mjs). */
+  const loopDelay = async () => {
+    const seen = server.logs.length;
+    const logged = server.waitFor((l) => l.msg === 'event loop delay' && server.logs.indexOf(l) >= seen, 10_000);
+    server.proc.kill('SIGUSR2');
+    return await logged;
+  };
   try {
+    await loopDelay(); // from here: the same traffic, no reload (the machine's noise)
     await new Promise((r) => setTimeout(r, o.beforeMs ?? 2000));
+    const idleDelay = await loopDelay();
     const from = performance.now();
     o.edit();
     const reloadLogged = server.waitFor((l) => l.trigger === 'sighup' && /^zones reloaded/.test(l.msg ?? ''), o.reloadTimeoutMs ?? 120_000);
     server.proc.kill('SIGHUP');
     const reload = await reloadLogged;
+    // Each UDP thread compiles a changed set after the main thread (a broken edit changes nothing).
+    const compiled = (l) => l.msg === 'zones compiled' && l.generation === reload.generation;
+    if (udpThreads > 0 && reload.problems === 0) await server.waitFor((l) => server.logs.filter(compiled).length >= udpThreads && compiled(l), o.reloadTimeoutMs ?? 120_000);
     await new Promise((r) => setTimeout(r, o.afterMs ?? 2000));
     const to = performance.now();
+    const delay = await loopDelay();
     const problems = server.logs.filter((l) => (l.level === 'error' || l.level === 50) && l.trigger === 'sighup').map((l) => l.msg);
     return {
+      mainSlices: reload.slices,
+      mainSliceMs: reload.sliceMs,
+      threadSliceMs: server.logs.filter(compiled).map((l) => l.sliceMs),
+      eventLoopDelayMs: delay.maxMs,
+      idleEventLoopDelayMs: idleDelay.maxMs,
+      /** The main thread's time on a CPU and waiting for one, from the edit to the end. */
+      mainRanMs: Math.round(delay.ranMs),
+      mainWaitedMs: Math.round(delay.waitedMs),
       answerGapMs: Math.round(longestGap(answers, from, to)),
       httpGapMs: Math.round(longestGap(responses, from, to)),
       reloadMs: reload.ms,

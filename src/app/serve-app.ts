@@ -98,8 +98,8 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     await zoneStore.close().catch(() => undefined); // its loader thread, once a reload started one
   };
 
-  // With UDP threads the store keeps its zones' texts: the threads compile those.
-  const zoneStore = new ZoneStore(o.zonesPath, { keepTexts: o.udpThreads !== undefined });
+  // With UDP threads the store keeps its zones as validated: the threads compile those.
+  const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined });
   const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;
   let ns: Nameserver;

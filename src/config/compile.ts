@@ -23,6 +23,7 @@ import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.j
 import type { LoadedZoneFile } from './load.js';
 import type { PoolConfig, RecordType, ZoneFile } from './schema.js';
 import type { AllDown } from '../model/zone-model.js';
+import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
 
 /** Limits that keep a generated zone from exhausting memory. */
 export const MAX_NAMES_PER_ZONE = 50_000;
@@ -100,8 +101,17 @@ function detached(text: string): string {
 }
 
 export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: ConfigProblem[] } {
+  return runAtOnce(compileZoneSteps(loaded));
+}
+
+/** Names (or sites, records) handled between two pause points of compileZoneSteps: well under a millisecond. */
+const NAMES_PER_STEP = 256;
+
+/** compileZone as steps that pause every NAMES_PER_STEP names (util/slices.ts runs them). */
+export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { problems: ConfigProblem[] }> {
   const cfg: ZoneFile = loaded.config;
   const sink = new ProblemSink(loaded);
+  const pause = pauseEvery(NAMES_PER_STEP);
   const origin = detached(lower(cfg.zone.replace(/\.$/, '')));
 
   /** Owner/target name -> absolute lower-case name without the trailing dot (sharing no memory with the file's text). */
@@ -146,7 +156,9 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   }
 
   const cnames = new Map<string, string>();
-  for (const [ownerText, set] of Object.entries(cfg.records)) {
+  for (const ownerText of Object.keys(cfg.records)) {
+    if (pause()) yield;
+    const set = cfg.records[ownerText];
     const owner = absolute(ownerText);
     const base: (string | number)[] = ['records', ownerText];
     if (!inZone(owner)) {
@@ -187,6 +199,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   const cutNames = [...staticSets.entries()].filter(([name, t]) => name !== origin && t.has(QTYPE.NS)).map(([n]) => n);
   const isBelowCut = (name: string) => cutNames.some((cut) => name !== cut && name.endsWith(`.${cut}`));
   for (const [name, types] of staticSets) {
+    if (pause()) yield;
     if (!isBelowCut(name)) continue;
     for (const t of types.keys()) {
       if (t !== QTYPE.A && t !== QTYPE.AAAA) sink.add(['records', relativeKey(name, origin)], `${name} is below the delegation and may only hold glue (A/AAAA)`, 'EZONE_CONFLICT');
@@ -199,13 +212,14 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     }
   }
 
-  checkStaticLimits(staticSets, origin, cfg, sink);
+  yield* checkStaticLimits(staticSets, origin, cfg, sink, pause);
 
   // ---- sites, groups, pools ---------------------------------------------------------------
   const dynamicTtl = cfg.dynamic_ttl;
   const sites: SiteModel[] = [];
   const siteById = new Map<string, SiteModel>();
   for (const [id, s] of Object.entries(cfg.sites)) {
+    if (pause()) yield;
     const name = s.name ? absolute(s.name) : absolute(id);
     const v4 = s.addresses.filter((a) => isIP(a) === 4).map(detached);
     const v6 = s.addresses.filter((a) => isIP(a) === 6).map((a) => ipaddr.IPv6.parse(a).toString());
@@ -291,6 +305,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
     addDynamic(Object.freeze({ kind: 'group', name: g.name, zone: origin, pool: poolOfGroup(g), sites: g.sites, group: g, site: undefined, allDown: g.allDown, ttl: dynamicTtl }), ['groups', g.id]);
   }
   for (const site of sites) {
+    if (pause()) yield;
     const sCfg = cfg.sites[site.id];
     const order = failoverOrder(site, sCfg.failover, groups, pools, siteRef);
     addDynamic(
@@ -319,6 +334,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
   }
   const emptyNonTerminals = new Set<string>();
   for (const name of allNames) {
+    if (pause()) yield;
     let parent = name;
     while (parent !== origin) {
       const dot = parent.indexOf('.');
@@ -342,6 +358,7 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
 
   const nodes = new Map<string, NameNode>();
   for (const name of allNames) {
+    if (pause()) yield;
     if (isBelowCut(name) || cutNames.includes(name)) continue; // answered by referral
     const all = rrsetsOf(name);
     const cname = all.find((set) => set.type === QTYPE.CNAME);
@@ -404,12 +421,13 @@ export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: Con
  * Absurd static data: names that only become too long once the zone is appended, and
  * RDATA or RRsets too big for any DNS message, are errors here rather than broken answers later.
  */
-function checkStaticLimits(
+function* checkStaticLimits(
   staticSets: Map<string, Map<number, { ttl: number; rdata: Rdata[] }>>,
   origin: string,
   cfg: ZoneFile,
   sink: ProblemSink,
-): void {
+  pause: () => boolean,
+): Steps<void> {
   const pathOf = (owner: string): (string | number)[] => {
     const key = relativeKey(owner, origin);
     if (key in cfg.records) return ['records', key];
@@ -419,6 +437,7 @@ function checkStaticLimits(
   };
   const nameLength = (part: RdataPart) => (Buffer.isBuffer(part) ? part.length : part.name.length + 2);
   for (const [owner, types] of staticSets) {
+    if (pause()) yield;
     if (owner.length > MAX_NAME_TEXT) {
       sink.add(pathOf(owner), `${owner.slice(0, 40)}... is ${owner.length} characters with the zone; a DNS name holds at most ${MAX_NAME_TEXT}`, 'EZONE_LIMIT');
       continue;

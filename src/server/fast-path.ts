@@ -22,6 +22,7 @@ import { PreparedSelection } from '../policy/prepared.js';
 import type { Family } from '../policy/types.js';
 import type { Selection } from '../model/selection.js';
 import { lookup } from './lookup.js';
+import { pauseEvery, runAtOnce, runInSlices, type SliceStats, type Steps } from '../util/slices.js';
 
 /** Most (name, type) answers memoized per name: a flood of odd types must not grow memory. */
 const MAX_TYPES_PER_NAME = 8;
@@ -134,12 +135,57 @@ const MARKER = 4;
 /** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
 const SOA_SUFFIX = 8;
 
+/** Names handled between two pause points of tableSteps. */
+const NAMES_PER_STEP = 1024;
+
+/** The hash table and per-name arrays of a PrebuiltTable (tableSteps builds them). */
+interface TableParts {
+  readonly slots: Int32Array;
+  readonly mask: number;
+  readonly names: string[];
+  readonly zones: (ZoneModel | undefined)[];
+  readonly flags: Uint8Array;
+  readonly hashes: Int32Array;
+  readonly wireStart: Int32Array;
+  readonly wire: Uint8Array;
+}
+
+/** The table of `zoneSet` as steps that pause every NAMES_PER_STEP names (util/slices.ts runs them). */
+function* tableSteps(zoneSet: ZoneSet): Steps<PrebuiltTable> {
+  const pause = pauseEvery(NAMES_PER_STEP);
+  const collected = yield* collectNames(zoneSet, pause);
+  const count = collected.names.length;
+  let size = 16;
+  while (size < count * 2) size *= 2;
+  const slots = new Int32Array(size).fill(-1);
+  const mask = size - 1;
+  const names = collected.names;
+  const hashes = new Int32Array(count);
+  const wireStart = new Int32Array(count + 1);
+  let bytes = 0;
+  for (const name of names) bytes += name.length + 2;
+  const wire = new Uint8Array(bytes);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (pause()) yield;
+    wireStart[i] = at;
+    at = writeWireName(names[i], wire, at);
+    const h = hashWireName(wire, wireStart[i], at);
+    hashes[i] = h;
+    let slot = h & mask;
+    while (slots[slot] !== -1) slot = (slot + 1) & mask;
+    slots[slot] = i;
+  }
+  wireStart[count] = at;
+  return new PrebuiltTable(zoneSet, { slots, mask, names, zones: collected.zones, flags: collected.flags, hashes, wireStart, wire });
+}
+
 export class PrebuiltTable {
   private readonly slots: Int32Array;
   private readonly mask: number;
   /** Per name index: text, zone, flags, hash and wire bytes (in one slab: no object per name). */
-  private readonly names: string[] = [];
-  private readonly zones: (ZoneModel | undefined)[] = [];
+  private readonly names: string[];
+  private readonly zones: (ZoneModel | undefined)[];
   private readonly flags: Uint8Array;
   private readonly hashes: Int32Array;
   private readonly wireStart: Int32Array;
@@ -150,32 +196,11 @@ export class PrebuiltTable {
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
   readonly refused: PrebuiltAnswer;
 
-  constructor(readonly zoneSet: ZoneSet) {
-    const collected = collectNames(zoneSet);
-    const count = collected.names.length;
-    let size = 16;
-    while (size < count * 2) size *= 2;
-    this.slots = new Int32Array(size).fill(-1);
-    this.mask = size - 1;
-    this.names = collected.names;
-    this.zones = collected.zones;
-    this.flags = collected.flags;
-    this.hashes = new Int32Array(count);
-    this.wireStart = new Int32Array(count + 1);
-    let bytes = 0;
-    for (const name of this.names) bytes += name.length + 2;
-    this.wire = new Uint8Array(bytes);
-    let at = 0;
-    for (let i = 0; i < count; i++) {
-      this.wireStart[i] = at;
-      at = writeWireName(this.names[i], this.wire, at);
-      const h = hashWireName(this.wire, this.wireStart[i], at);
-      this.hashes[i] = h;
-      let slot = h & this.mask;
-      while (this.slots[slot] !== -1) slot = (slot + 1) & this.mask;
-      this.slots[slot] = i;
-    }
-    this.wireStart[count] = at;
+  constructor(
+    readonly zoneSet: ZoneSet,
+    parts: TableParts,
+  ) {
+    ({ slots: this.slots, mask: this.mask, names: this.names, zones: this.zones, flags: this.flags, hashes: this.hashes, wireStart: this.wireStart, wire: this.wire } = parts);
     const refusedQuery = syntheticQuery('', QTYPE.A);
     this.refused = PrebuiltAnswer.fromResponse(rcodeResponse(refusedQuery, RCODE.REFUSED), refusedQuery.questionEnd);
   }
@@ -280,7 +305,7 @@ function writeWireName(name: string, out: Uint8Array, at: number): number {
 }
 
 /** Every name the table must know, with the facts the fast path needs about it. */
-function collectNames(zoneSet: ZoneSet): { names: string[]; zones: (ZoneModel | undefined)[]; flags: Uint8Array } {
+function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: string[]; zones: (ZoneModel | undefined)[]; flags: Uint8Array }> {
   const index = new Map<string, number>();
   const names: string[] = [];
   const zones: (ZoneModel | undefined)[] = [];
@@ -332,8 +357,14 @@ function collectNames(zoneSet: ZoneSet): { names: string[]; zones: (ZoneModel | 
       zones[i] = z;
       flagList[i] = (flagList[i] & ~MARKER & ~DELEGATED) | (z !== undefined && isDelegated(z, name) ? DELEGATED : 0);
     };
-    for (const name of zone.nodes.keys()) add(name);
-    for (const name of zone.emptyNonTerminals) add(name);
+    for (const name of zone.nodes.keys()) {
+      add(name);
+      if (pause()) yield;
+    }
+    for (const name of zone.emptyNonTerminals) {
+      add(name);
+      if (pause()) yield;
+    }
     for (const name of zone.cuts.keys()) add(name);
     add(zone.origin);
     const apex = slot(zone.origin);
@@ -354,16 +385,28 @@ function collectNames(zoneSet: ZoneSet): { names: string[]; zones: (ZoneModel | 
 }
 
 /**
- * One table per ZoneSet. The reload path (reload.ts) builds it before it publishes the set, so a
- * query never waits for it (100,000 names: ~0.3 s); a handler finds it here.
+ * One table per ZoneSet. The reload path (reload.ts) builds it in slices before it publishes the
+ * set, so a query never waits for it (100,000 names: ~0.3 s); a handler finds it here.
  */
 const tables = new WeakMap<ZoneSet, PrebuiltTable>();
 let builtOnQueryPath = 0;
 
-/** Builds the table of `zones` (once per set): before the set is published. */
+/** Builds the table of `zones` (once per set) at once. */
 export function prebuildTable(zones: ZoneSet): PrebuiltTable {
   let table = tables.get(zones);
-  if (table === undefined) tables.set(zones, (table = new PrebuiltTable(zones)));
+  if (table === undefined) tables.set(zones, (table = runAtOnce(tableSteps(zones))));
+  return table;
+}
+
+/** Builds the table of `zones` (once per set) in slices: before the set is published. */
+export async function prebuildTableInSlices(zones: ZoneSet, slices?: SliceStats): Promise<PrebuiltTable> {
+  let table = tables.get(zones);
+  if (table === undefined) {
+    table = await runInSlices(tableSteps(zones), slices);
+    // Two loads of one set may have built it side by side: the first one kept is the table.
+    table = tables.get(zones) ?? table;
+    tables.set(zones, table);
+  }
   return table;
 }
 

@@ -4,33 +4,37 @@
  *
  *   await zoneStore.load() -> prebuilt-answer table -> runtime.publishZones (one assignment)
  *
- * The table is built before the set is published, so no query ever builds it. A load that changed
+ * The table is built before the set is published, so no query ever builds it. The compile and
+ * the table run in slices of a few milliseconds (util/slices.ts), so the thread that loads keeps
+ * answering queries and handling probe results meanwhile. A load that changed
  * nothing publishes the set served already (its table is built): subscribers still hear of it,
  * so a reload always rolls through the answerers. `publishLoad` is
  * those steps; ReloadController adds, for the process that reads the files, serialized reloads,
- * the config metrics and the log lines; AnswererZones is an answerer's side, compiling the texts
- * its primary loaded (never the disk: every answerer serves the primary's generation, even when
+ * the config metrics and the log lines; AnswererZones is an answerer's side, compiling the files
+ * its primary validated (never the disk: every answerer serves the primary's generation, even when
  * a file changes during a rolling reload).
  *
  * ZoneStore keeps each broken or deleted file's last good zone, so a bad edit never takes a zone
  * off the air; the problem is logged as `file:line: path: message` once (not again at every later
  * reload while it stays unfixed) and counted in `sitedns_config_reload_errors_total`.
  */
+import type { ValidatedFile } from '../config/changed-files.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
 import { Runtime } from '../state/runtime.js';
 import type { Logger } from '../util/logger.js';
-import { prebuildTable } from './fast-path.js';
+import type { SliceStats } from '../util/slices.js';
+import { prebuildTableInSlices } from './fast-path.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
 export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';
 
-/** The zone texts a primary serves, for its answerers to compile, with the primary's generation. */
+/** The zones a primary serves, as validated, for its answerers to compile, with the primary's generation. */
 export interface ZoneTexts {
   readonly generation: number;
-  /** [file, text] of every zone served (the last good version of a broken file included). */
-  readonly texts: [string, string][];
+  /** Every zone served (the last good version of a broken file included). */
+  readonly files: readonly ValidatedFile[];
 }
 
 /** Nothing to serve: the first load found no zone (the runtime still has none). */
@@ -68,22 +72,23 @@ function withGeneration(set: ZoneSet, generation: number): ZoneSet {
  * Loads through the store, builds the prebuilt table, publishes: the steps every load takes.
  * Throws NoZonesError, publishing nothing, when neither the runtime nor the load has a zone.
  */
-export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, options: PublishOptions): Promise<ReloadReport> {
-  const loaded = await zoneStore.load();
+export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, options: PublishOptions): Promise<ReloadReport & { slices: SliceStats }> {
+  const slices: SliceStats = { slices: 0, longestMs: 0 };
+  const loaded = await zoneStore.load(slices);
   const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : withGeneration(loaded.zoneSet, options.generation);
-  const report = zoneSet === loaded.zoneSet ? loaded : { ...loaded, zoneSet };
+  const report = { ...loaded, zoneSet, slices };
   if (zoneSet.zones.size === 0 && runtime.zones.zones.size === 0) throw new NoZonesError(zoneStore.path, report);
-  if (options.prebuild) prebuildTable(zoneSet);
+  if (options.prebuild) await prebuildTableInSlices(zoneSet, slices);
   runtime.publishZones(zoneSet);
   return report;
 }
 
 /**
- * A UDP thread's zones: compiled from the texts the main thread sends. The texts were checked
- * by the main thread, which reported any problem: one here is a bug, logged at debug.
+ * A UDP thread's zones: compiled from the validated files the main thread sends (nothing to
+ * read or parse here). The main thread reported any problem: one here is a bug, logged at debug.
  */
 export class AnswererZones {
-  private texts: [string, string][] = [];
+  private files: readonly ValidatedFile[] = [];
   private previous: Promise<unknown> = Promise.resolve();
   private readonly store: ZoneStore;
 
@@ -92,23 +97,33 @@ export class AnswererZones {
     path: string,
     private readonly log: Logger,
   ) {
-    this.store = new ZoneStore(path, { source: () => this.texts.map(([file, text]) => ({ path: file, text })) });
+    this.store = new ZoneStore(path, { source: () => this.files });
   }
 
   /**
-   * Loads run one after another, each with its own texts: the store reads `texts` when its load
+   * Loads run one after another, each with its own files: the store reads `files` when its load
    * runs, so two reload messages handled in one pass must not share them.
    */
   load(zones: ZoneTexts): Promise<ReloadReport> {
     const run = this.previous.then(async () => {
-      this.texts = zones.texts;
+      this.files = zones.files;
+      const started = performance.now();
       const report = await publishLoad(this.store, this.runtime, { prebuild: true, generation: zones.generation });
       for (const p of report.problems) this.log.debug({ code: p.code }, formatProblem(p));
+      if (report.compiledFiles !== 0) this.log.info({ generation: report.zoneSet.generation, ...sliceFields(report, started) }, 'zones compiled');
       return report;
     });
     this.previous = run.catch(() => undefined);
     return run;
   }
+}
+
+/**
+ * A load's duration, its slices and the longest of them (ms): the longest this thread stopped
+ * answering for it (on a busy machine, with the time it waited for a CPU meanwhile).
+ */
+function sliceFields(report: { slices: SliceStats }, started: number): { ms: number; slices: number; sliceMs: number } {
+  return { ms: Math.round((performance.now() - started) * 10) / 10, slices: report.slices.slices, sliceMs: Math.round(report.slices.longestMs * 10) / 10 };
 }
 
 export interface ReloadOutcome {
@@ -153,9 +168,9 @@ export class ReloadController {
     return this.last;
   }
 
-  /** The texts and generation served now, for answerers that compile them (the store keeps texts). */
+  /** The zones and generation served now, for answerers that compile them (a store that keeps them). */
   zoneTexts(): ZoneTexts {
-    return { generation: this.zoneStore.zoneSet.generation, texts: this.zoneStore.goodTexts() };
+    return { generation: this.zoneStore.zoneSet.generation, files: this.zoneStore.validatedFiles() };
   }
 
   /** The first load; rejects (NoZonesError) when it finds no zone to serve. */
@@ -181,7 +196,7 @@ export class ReloadController {
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const started = performance.now();
-    let report: ReloadReport;
+    let report: Awaited<ReturnType<typeof publishLoad>>;
     try {
       report = await publishLoad(this.zoneStore, this.runtime, { prebuild: this.prebuild });
     } catch (error) {
@@ -206,7 +221,7 @@ export class ReloadController {
         zones: outcome.zones,
         problems: outcome.problems.length,
         kept: report.keptFiles.length > 0 ? report.keptFiles : undefined,
-        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...sliceFields(report, started),
       },
       trigger === 'start' ? 'zones loaded' : outcome.problems.length === 0 ? 'zones reloaded' : 'zones reloaded; broken files keep their last good zone',
     );

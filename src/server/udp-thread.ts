@@ -10,8 +10,12 @@
  * with exactly the event-loop path's per-batch code (`batchAnswerer` and the answer step), each
  * reply from the address its query was sent to.
  *
- * The thread compiles its own zones (JavaScript objects cannot be shared between threads), from the texts the main thread serves (AnswererZones, reload.ts; not
- * the files: a broken file's last good version is in them), and holds its own state snapshot. The main thread reaches it only
+ * The thread compiles its own zones (JavaScript objects cannot be shared between threads), from
+ * the validated files the main thread serves (AnswererZones, reload.ts; not the disk: a broken
+ * file's last good version is in them), and holds its own state snapshot. The compile runs in
+ * slices on this thread's event loop: while one runs, the loop polls its sockets without waiting
+ * and gives the event loop a turn after every wake-up, so the thread answers between slices. The
+ * main thread reaches it only
  * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
  * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
  * answers the batch, so a state swap posted before a query arrived is always in effect for it.
@@ -73,6 +77,8 @@ let latest: StateSnapshot | null = null;
 let seen = -1;
 let stopping = false;
 let turnSoon = false;
+/** Reloads in progress: while any runs, each pass polls and turns (the compile's slices run in the turns). */
+let loading = 0;
 
 const reply = (message: UdpThreadReply) => mailbox.postMessage(message);
 
@@ -98,14 +104,14 @@ function handle(message: UdpThreadRequest): void {
     }
     case 'reload': {
       const { id } = message;
-      zones.load(message.zones).then(
+      loading++;
+      zones.load(message.zones).finally(() => loading--).then(
         (r) => reply({ type: 'reloaded', id, generation: r.zoneSet.generation, ok: r.problems.length === 0 }),
         (error: Error) => {
           log.error({ err: error }, 'reload failed; still serving the zones of before');
           reply({ type: 'reloaded', id, generation: runtime.zones.generation, ok: false });
         },
       );
-      turnSoon = true; // the load completes (publishes) on this thread's next turn
       return;
     }
     case 'metrics':
@@ -130,8 +136,9 @@ async function serve(): Promise<void> {
   let batches = 0;
   while (!stopping) {
     let handle = single;
-    if (handle === null) {
-      const ready = addon.waitAny(handles, data.receiveTimeoutMs, next);
+    if (handle === null || loading > 0) {
+      handle = null;
+      const ready = addon.waitAny(handles, loading > 0 ? 0 : data.receiveTimeoutMs, next);
       if (ready >= 0) {
         handle = handles[ready];
         next = (ready + 1) % handles.length; // the next wait starts after it: no socket starves
@@ -144,7 +151,7 @@ async function serve(): Promise<void> {
       addon.send(handle, count); // also when told to stop: the queries in hand are answered
     }
     if (count < 0 || stopping) break;
-    if (count === 0 || turnSoon || ++batches >= YIELD_EVERY_BATCHES) {
+    if (count === 0 || turnSoon || loading > 0 || ++batches >= YIELD_EVERY_BATCHES) {
       batches = 0;
       turnSoon = false;
       await nextTurn();

@@ -6,17 +6,19 @@
  * Reading, parsing and validating of every reload run on the loader thread
  * (config/zone-loader.ts), which also compiles each changed file once to find compile problems;
  * this thread compiles only the files that changed and passed all of that (the first load, before
- * anything is served, runs here whole). The others keep their (frozen, immutable) ZoneModel: with
- * 100,000 names in 100 files (bench/scale) a one-file edit costs this thread the compile of that
- * file only, and the old and new sets share their unchanged zones instead of doubling the memory
- * during the swap.
+ * anything is served, reads and parses here). The others keep their (frozen, immutable) ZoneModel:
+ * with 100,000 names in 100 files (bench/scale) a one-file edit costs this thread the compile of
+ * that file only, and the old and new sets share their unchanged zones instead of doubling the
+ * memory during the swap. That compile (half a second for the largest file the loader accepts)
+ * runs in slices (util/slices.ts): the thread answers queries and probe results between them.
  */
-import { compileZone, makeZoneSet } from '../config/compile.js';
-import { loadChangedFiles, loadChangedTexts, type ChangedFiles, type ZoneText } from '../config/changed-files.js';
+import { compileZoneSteps, makeZoneSet } from '../config/compile.js';
+import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, type ValidatedFile } from '../config/changed-files.js';
 import type { ConfigProblem } from '../config/errors.js';
 import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
+import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
 
 export interface ReloadReport {
   readonly zoneSet: ZoneSet;
@@ -29,14 +31,14 @@ export interface ReloadReport {
   readonly compiledFiles?: number;
 }
 
-/** Where a load reads its files: the zones path on disk by default (read on the loader thread). */
-export type ZoneSource = () => ZoneText[];
+/** Where a load gets its files: the zones path on disk by default (read on the loader thread). */
+export type ZoneSource = () => readonly ValidatedFile[];
 
 export interface ZoneStoreOptions {
-  /** Texts to load instead of the zones path, read and parsed on the calling thread. */
+  /** Files validated elsewhere (an answerer's primary) to compile instead of the zones path. */
   readonly source?: ZoneSource;
-  /** Keep the text of every served zone (goodTexts). */
-  readonly keepTexts?: boolean;
+  /** Keep every served zone as a ValidatedFile (validatedFiles), for answerers to compile. */
+  readonly keepValidated?: boolean;
   readonly loader?: ZoneLoader;
 }
 
@@ -48,10 +50,10 @@ export class ZoneStore {
    */
   private lastDigest = new Map<string, string>();
   /**
-   * The text of each last good zone, kept only with `keepTexts`: the UDP threads of
+   * Each last good zone as validated, kept only with `keepValidated`: the UDP threads of
    * `serve --udp-threads` compile exactly what this store serves, kept files included.
    */
-  private lastText = new Map<string, string>();
+  private lastValidated = new Map<string, ValidatedFile>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
   /** The load in progress: loads run one after the other, each from the result of the one before. */
@@ -65,9 +67,9 @@ export class ZoneStore {
     this.loader = options.loader ?? new ZoneLoader();
   }
 
-  /** [file, text] of every zone served now (with `keepTexts`; else empty). */
-  goodTexts(): [string, string][] {
-    return [...this.lastText];
+  /** Every zone served now (with `keepValidated`; else empty). */
+  validatedFiles(): ValidatedFile[] {
+    return [...this.lastValidated.values()];
   }
 
   get zoneSet(): ZoneSet {
@@ -84,16 +86,18 @@ export class ZoneStore {
     return this.loader.close();
   }
 
-  load(): Promise<ReloadReport> {
-    const next = this.running.then(() => this.loadNow());
+  /** Loads and compiles (in slices: `slices` counts them); the new set is swapped in at the end. */
+  load(slices?: SliceStats): Promise<ReloadReport> {
+    const next = this.running.then(() => this.loadNow(slices));
     this.running = next.catch(() => {});
     return next;
   }
 
-  private async loadNow(): Promise<ReloadReport> {
+  private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
-      changed = { problems: [], files: loadChangedTexts(this.options.source(), this.lastDigest, false) };
+      const files = this.options.source().map((f): FileLoad => (this.lastDigest.get(f.file) === f.digest ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
+      changed = { problems: [], files };
     } else if (this.last === undefined) {
       // The first load runs here: nothing is served yet, and starting the thread (its modules:
       // ~0.3 s of CPU) would only delay the start.
@@ -108,13 +112,13 @@ export class ZoneStore {
         return this.last;
       }
     }
-    return this.apply(changed);
+    return runInSlices(this.applySteps(changed), slices);
   }
 
   /** Compiles the loaded files and swaps in the new set (this thread: the models stay here). */
-  private apply(changed: ChangedFiles): ReloadReport {
+  private *applySteps(changed: ChangedFiles): Steps<ReloadReport> {
     const problems: ConfigProblem[] = [...changed.problems];
-    const nextText = new Map<string, string>();
+    const nextValidated = new Map<string, ValidatedFile>();
     const next = new Map<string, ZoneModel>();
     const nextDigest = new Map<string, string>();
     const presentFiles = new Set<string>();
@@ -128,12 +132,14 @@ export class ZoneStore {
         continue;
       }
       let zone = result.status === 'unchanged' ? this.lastGood.get(file) : undefined;
-      let text = result.status === 'unchanged' ? this.lastText.get(file) : undefined;
+      let validated = result.status === 'unchanged' ? this.lastValidated.get(file) : undefined;
       if (result.status === 'loaded') {
         compiledFiles++;
-        text = result.text;
-        const lineOf = lineOfText(result.text);
-        const compiled = compileZone({ file, config: result.config, lineOf });
+        validated = { file, digest: result.digest, config: result.config };
+        // An answerer's files come without their text: its problems (bugs) are logged at line 0.
+        const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
+        const config = yield* unpackConfigSteps(result.config);
+        const compiled = yield* compileZoneSteps({ file, config, lineOf });
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;
@@ -152,7 +158,7 @@ export class ZoneStore {
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, result.digest);
-      if (this.options.keepTexts && text !== undefined) nextText.set(file, text);
+      if (this.options.keepValidated && validated !== undefined) nextValidated.set(file, validated);
     }
     const kept: string[] = [];
     for (const [file, zone] of this.lastGood) {
@@ -161,7 +167,7 @@ export class ZoneStore {
       if (seen.has(zone.origin)) continue;
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
-      if (this.options.keepTexts) nextText.set(file, this.lastText.get(file)!);
+      if (this.options.keepValidated) nextValidated.set(file, this.lastValidated.get(file)!);
       seen.set(zone.origin, file);
       kept.push(file);
       if (!presentFiles.has(file)) {
@@ -173,7 +179,7 @@ export class ZoneStore {
     const zonesChanged = next.size !== this.lastGood.size || [...next].some(([file, zone]) => this.lastGood.get(file) !== zone);
     this.lastGood = next;
     this.lastDigest = nextDigest;
-    this.lastText = nextText;
+    this.lastValidated = nextValidated;
     if (zonesChanged) this.current = makeZoneSet(next.values());
     this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;

@@ -188,7 +188,7 @@ for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real U
     if (why !== null) return t.skip(`batched UDP path unavailable: ${why}`);
   }
   // The threads compile the texts this load kept (as serve-app's store keeps them for threads).
-  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/', { keepTexts: udpPath === 'threads' }), prebuild: true }, createLogger('error'));
+  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/', { keepValidated: udpPath === 'threads' }), prebuild: true }, createLogger('error'));
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const ns = await startNameserver({

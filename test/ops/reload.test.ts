@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadChangedTexts } from '../../src/config/changed-files.js';
 import { renderMetrics } from '../../src/metrics/definitions.js';
 import { prepareOps } from '../../src/app/ops.js';
 import { startServeApp } from '../../src/app/serve-app.js';
@@ -239,18 +240,20 @@ t.test('serve: after every kind of reload the prebuilt table is there before the
 t.test('an answerer keeps its zone set (and prebuilt table) when a reload changed nothing', async (t) => {
   const runtime = new Runtime();
   const zones = new AnswererZones(runtime, 'primary', memoryLogger('warn').logger);
-  const texts: [string, string][] = [['r.yaml', zone('192.0.2.10')]];
-  await zones.load({ generation: 7, texts });
+  // What a primary sends: each file as its loader validated it.
+  const validated = (text: string) => loadChangedTexts([{ path: 'r.yaml', text }], new Map(), false).filter((f) => f.status === 'loaded');
+  const files = validated(zone('192.0.2.10'));
+  await zones.load({ generation: 7, files });
   const first = runtime.zones;
   t.equal(first.generation, 7, 'numbered as the primary');
-  await zones.load({ generation: 7, texts });
-  t.equal(runtime.zones, first, 'the same texts and generation: the same set object');
-  // Two loads asked in one pass each compile their own texts, in order.
-  const a = zones.load({ generation: 8, texts: [['r.yaml', zone('192.0.2.20')]] });
-  const b = zones.load({ generation: 9, texts: [['r.yaml', zone('192.0.2.30')]] });
+  await zones.load({ generation: 7, files });
+  t.equal(runtime.zones, first, 'the same files and generation: the same set object');
+  // Two loads asked in one pass each compile their own files, in order.
+  const a = zones.load({ generation: 8, files: validated(zone('192.0.2.20')) });
+  const b = zones.load({ generation: 9, files: validated(zone('192.0.2.30')) });
   t.equal((await a).zoneSet.generation, 8);
   t.equal((await b).zoneSet.generation, 9);
   const handler = new Handler(runtime, fixedEnv());
   const answer = decode(handler.handle(query('www.r.test', 'A'), { transport: 'udp', clientAddress: '127.0.0.1' })!);
-  t.same(answer.answers.map((r: { address?: string }) => r.address), ['192.0.2.30'], 'the last message\'s texts are served');
+  t.same(answer.answers.map((r: { address?: string }) => r.address), ['192.0.2.30'], 'the last message\'s files are served');
 });

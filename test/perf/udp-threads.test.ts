@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import type { ValidatedFile } from '../../src/config/changed-files.js';
 import type { StateSnapshot, SiteState } from '../../src/state/snapshot.js';
 import type { Metric, UdpThreads } from '../../src/server/udp-threads.js';
 import { prepareOps } from '../../src/app/ops.js';
@@ -54,13 +55,13 @@ async function run(t: Test): Promise<void> {
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const store = reloads.zoneStore;
-  let textsOverride: [string, string][] | undefined;
+  let textsOverride: ValidatedFile[] | undefined;
   let state: StateSnapshot = makeSnapshot(sites({ up: true }), true);
   const spawned: { worker: Worker; index: number }[] = [];
   const pool: UdpThreads = await threadsModule.startUdpThreads({
     threads: 2,
     zonesPath: dir,
-    zoneTexts: () => (textsOverride === undefined ? reloads.zoneTexts() : { generation: 0, texts: textsOverride }),
+    zoneTexts: () => (textsOverride === undefined ? reloads.zoneTexts() : { generation: 0, files: textsOverride }),
     listen: [{ host: '127.0.0.1', port: await freeUdpPort() }],
     logger,
     logLevel: 'warn',

@@ -6,6 +6,7 @@ import t from 'tap';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { loadChangedTexts } from '../../src/config/changed-files.js';
 import { formatProblem } from '../../src/config/errors.js';
 import { ZoneLoader } from '../../src/config/zone-loader.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
@@ -61,14 +62,20 @@ t.test('the loader thread parses only what changed and returns plain data', asyn
   t.match(b.status === 'failed' ? formatProblem(b.problems[0]) : '', /b\.yaml:5: records\.www\.A\[0\]: "192\.0\.2\.300" is not an IPv4 address/);
 });
 
-t.test('a store with a source loads the given texts on the calling thread', async (t) => {
-  let texts = [{ path: 'x/a.yaml', text: zone('a.test', '192.0.2.10') }];
-  const store = new ZoneStore('x', { source: () => texts });
-  t.equal((await store.load()).zoneSet.zones.size, 1);
-  texts = [{ path: 'x/a.yaml', text: 'zone: [' }];
-  const broken = await store.load();
-  t.equal(broken.keptFiles.length, 1, 'the last good zone stays');
-  t.match(broken.problems.map(formatProblem).join('\n'), /a\.yaml:1: \(yaml\)/);
+t.test('a store with a source compiles the validated files it is given', async (t) => {
+  const validated = (text: string) => loadChangedTexts([{ path: 'x/a.yaml', text }], new Map(), false).filter((f) => f.status === 'loaded');
+  let files = validated(zone('a.test', '192.0.2.10'));
+  const store = new ZoneStore('x', { source: () => files });
+  const first = await store.load();
+  t.equal(first.zoneSet.zones.size, 1);
+  t.equal(first.compiledFiles, 1);
+  const again = await store.load();
+  t.equal(again.compiledFiles, 0, 'the same digest: not compiled again');
+  t.equal(again.zoneSet, first.zoneSet, 'and the same set');
+  files = [];
+  const gone = await store.load();
+  t.equal(gone.keptFiles.length, 1, 'a file no longer given keeps its last good zone');
+  t.equal(gone.zoneSet.zones.size, 1);
 });
 
 t.test('a load whose loader thread ends fails with a coded problem; the next load starts another thread', async (t) => {
