@@ -2,9 +2,9 @@
 /**
  * How long a reload blocks the calling thread (the one that answers DNS), apart from the loader
  * thread: a ZoneStore over a --names zone set (bench/reload/zones.mjs) is loaded, then reloaded
- * after each edit of its largest file, while a 1 ms timer records the longest stall of this
- * thread's event loop. Also shows what building the prebuilt-answer table of the new set costs
- * (the first query after a swap builds it, unless the reload does).
+ * after each edit of its largest file the way every reload runs (publishLoad: load, compile,
+ * prebuilt table, publish), while a 1 ms timer records the longest stall of this thread's event
+ * loop. Also shows what building the prebuilt-answer table of the whole set at once costs.
  *
  *   npm run build && node bench/reload/blocked.mjs [--names 100000]
  */
@@ -18,6 +18,8 @@ import { reloadZoneSet, withError } from './zones.mjs';
 const dist = new URL('../../dist/', import.meta.url);
 const { ZoneStore } = await import(new URL('server/zone-store.js', dist));
 const { prebuildTable } = await import(new URL('server/fast-path.js', dist));
+const { publishLoad } = await import(new URL('server/reload.js', dist));
+const { Runtime } = await import(new URL('state/runtime.js', dist));
 
 const { values } = parseArgs({ options: { names: { type: 'string', default: '100000' } } });
 const info = machine();
@@ -47,10 +49,11 @@ async function stalls(work) {
 const idle = await stalls(() => new Promise((r) => setTimeout(r, 2000)));
 console.log(`idle 2 s: longest stall ${idle.longest} ms`);
 const store = new ZoneStore(dir);
+const runtime = new Runtime();
 const first = await stalls(() => store.load());
 console.log(`first load: ${first.total} ms, longest stall ${first.longest} ms, ${first.result.compiledFiles} files compiled here`);
 const table = await stalls(async () => prebuildTable(first.result.zoneSet));
-console.log(`prebuilt table of the whole set: ${table.total} ms`);
+console.log(`prebuilt table of the whole set at once: ${table.total} ms`);
 const edits = [
   ['one error in the largest file', withError(set.text)],
   ['a valid edit of the largest file', set.text.replace(/\{ A: \[10\.[0-9.]+\] \}(?![\s\S]*\{ A: \[)/, '{ A: [192.0.2.99] }')],
@@ -58,8 +61,10 @@ const edits = [
 ];
 for (const [label, text] of edits) {
   if (text !== undefined) writeFileSync(set.file, text);
-  const r = await stalls(() => store.load());
-  console.log(`${label.padEnd(34)} load ${String(r.total).padStart(5)} ms, longest stall of this thread ${String(r.longest).padStart(5)} ms; compiled here: ${r.result.compiledFiles}; problems: ${r.result.problems.length}; new set: ${r.result.zoneSet !== first.result.zoneSet}`);
+  const r = await stalls(() => publishLoad(store, runtime, { prebuild: true }));
+  console.log(
+    `${label.padEnd(34)} load ${String(r.total).padStart(5)} ms, longest stall of this thread ${String(r.longest).padStart(5)} ms; ${r.result.slices.slices} slices, longest ${Math.round(r.result.slices.longestMs)} ms; compiled here: ${r.result.compiledFiles}; problems: ${r.result.problems.length}; new set: ${r.result.zoneSet !== first.result.zoneSet}`,
+  );
 }
 await store.close();
 rmSync(dir, { recursive: true, force: true });

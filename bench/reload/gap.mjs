@@ -44,7 +44,7 @@ for (const edit of values.edit.split(',')) {
     console.log(`  longest gap between answers: ${r.answerGapMs} ms (${r.answered} answered of ${r.sent} sent; ${r.unanswered} unanswered)`);
     console.log(`  longest gap between HTTP responses: ${r.httpGapMs} ms (${r.httpResponses} responses)`);
     console.log(`  inside: main thread's longest event-loop delay ${r.eventLoopDelayMs} ms (${r.idleEventLoopDelayMs} ms in as long before it, without a reload); longest compile slice: main ${r.mainSliceMs} ms${r.threadSliceMs.length > 0 ? `, UDP threads ${r.threadSliceMs.join(', ')} ms` : ''}`);
-    console.log(`  main thread from the edit on: ${r.mainRanMs} ms on a CPU, ${r.mainWaitedMs} ms waiting for one`);
+    console.log(`  main thread from the edit on: ${r.mainRanMs} ms on a CPU, ${r.mainWaitedMs} ms waiting for one; at most ${r.mainCpuBlockMs} ms of CPU between two turns of its event loop (${r.idleMainCpuBlockMs} ms before)`);
     met &&= r.answerGapMs <= 50 && r.httpGapMs <= 50;
   }
 }

@@ -118,7 +118,7 @@ export async function measureReloadGaps(o) {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
   })();
-  /** The main thread's longest event-loop delay since the last call (loop-delay.mjs). */
+  /** What the main thread measured since the last call (loop-delay.mjs). */
   const loopDelay = async () => {
     const seen = server.logs.length;
     const logged = server.waitFor((l) => l.msg === 'event loop delay' && server.logs.indexOf(l) >= seen, 10_000);
@@ -147,6 +147,9 @@ export async function measureReloadGaps(o) {
       threadSliceMs: server.logs.filter(compiled).map((l) => l.sliceMs),
       eventLoopDelayMs: delay.maxMs,
       idleEventLoopDelayMs: idleDelay.maxMs,
+      /** The most CPU time the main thread used between two turns of its event loop (5 ms timer). */
+      mainCpuBlockMs: delay.cpuBetweenTicksMs,
+      idleMainCpuBlockMs: idleDelay.cpuBetweenTicksMs,
       /** The main thread's time on a CPU and waiting for one, from the edit to the end. */
       mainRanMs: Math.round(delay.ranMs),
       mainWaitedMs: Math.round(delay.waitedMs),

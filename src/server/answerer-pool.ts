@@ -2,10 +2,10 @@
  * The lifecycle of the answerers of `serve --udp-threads N` (udp-threads.ts), over a transport
  * that starts, reaches and ends one answerer: N slots; the start fails if one of the first N ends
  * before it says 'ready' (and the others are stopped); the whole state at spawn, then each state
- * snapshot to every answerer (StatePublisher), the whole one again on 'hello'; the zone texts the
- * main thread serves, in rolling reloads, to every one; an answerer that ends later is replaced
- * in its slot after a back-off; requests answered by id; 'stop', then kill. The caller keeps its
- * own log lines (hooks).
+ * snapshot to every answerer (StatePublisher), the whole one again on 'hello'; the validated zone
+ * files the main thread serves, in rolling reloads, to every one; an answerer that ends later is
+ * replaced in its slot after a back-off; requests answered by id; 'stop', then kill. The caller
+ * keeps its own log lines (hooks).
  */
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { ZoneTexts } from './reload.js';

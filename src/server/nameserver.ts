@@ -33,7 +33,7 @@ export interface NameserverOptions {
   /**
    * `serve --udp-threads N` (udp-threads.ts): UDP is answered by N threads that wait in
    * recvmmsg, and this thread answers TCP only. Replaces udpPath. The threads compile `zoneTexts`
-   * (the texts this process loaded) at start and at every zone set published to the runtime.
+   * (the files this process validated) at start and at every zone set published to the runtime.
    */
   udpThreads?: { threads: number; logLevel: string; querySample?: number; spinMicros?: number; zonesPath: string; zoneTexts: () => ZoneTexts };
 }

@@ -5,13 +5,13 @@
  * side, and why it blocks, is in udp-thread.ts.
  *
  * The threads' lifecycle is AnswererPool's (answerer-pool.ts):
- * - every thread compiles the zone texts the main thread loaded (AnswererZones, reload.ts; never
+ * - every thread compiles the zone files the main thread validated (AnswererZones, reload.ts; never
  *   the files) and starts from the current state snapshot; it listens only once it holds one, so
  *   a (re)started thread never answers from an empty snapshot;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
  *   starts from (StatePublisher), and a thread out of step says 'hello' and gets the whole state;
  * - reloads roll one thread at a time (compiling blocks that thread; the others answer), threads
- *   still starting included, every thread of a run to the same texts and generation, and one
+ *   still starting included, every thread of a run to the same files and generation, and one
  *   rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
@@ -79,7 +79,7 @@ export interface UdpThreadsOptions {
   rrl?: Partial<RrlOptions>;
   querySample?: number;
   /**
-   * The texts of every zone the main thread serves (its last good versions, kept files included)
+   * Every zone the main thread serves, as validated (its last good versions, kept files included)
    * and their generation: threads compile these rather than the files, so they serve what it
    * serves even when a file is broken or changes between two loads.
    */

@@ -32,7 +32,7 @@ class Fake extends EventEmitter {
 }
 
 function fakePool(o: { size: number; stopsWhenTold?: boolean }) {
-  const zones = { current: { generation: 1, texts: [['z.yaml', 'zone: z.test']] } as ZoneTexts };
+  const zones = { current: { generation: 1, files: [] } as ZoneTexts };
   const spawned: Fake[] = [];
   const events: string[] = [];
   const state = makeSnapshot(new Map(), true);
@@ -215,7 +215,7 @@ t.test('a run gives every answerer the zones current at its start', async (t) =>
   for (const f of spawned) f.say({ type: 'ready', generation: 1 });
   await pool.start;
   const answer = (f: Fake) => f.say({ type: 'reloaded', id: f.last('reload')!.id!, ok: true, generation: f.last('reload')!.zones!.generation });
-  zones.current = { generation: 2, texts: [] };
+  zones.current = { generation: 2, files: [] };
   const first = pool.reload();
   await tick();
   zones.current = { generation: 3, texts: [] }; // the main thread reloads again during the run

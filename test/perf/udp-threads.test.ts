@@ -50,8 +50,8 @@ function sites(boston: SiteState): Map<string, SiteState> {
 async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
-  // The main thread's reload path, as serve-app builds it: threads compile the texts it loaded.
-  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepTexts: true }), prebuild: true }, logger);
+  // The main thread's reload path, as serve-app builds it: threads compile the files it validated.
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: true }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const store = reloads.zoneStore;
@@ -221,7 +221,7 @@ async function swappedWhileStarting(t: Test): Promise<void> {
   const { startNameserver } = (await import(new URL('../../dist/server/nameserver.js', import.meta.url).href)) as typeof import('../../src/server/nameserver.js');
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger } = memoryLogger('warn');
-  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepTexts: true }), prebuild: true }, logger);
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: true }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const runtime = reloads.runtime;
