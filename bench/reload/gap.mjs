@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, machine } from '../qps/lib.mjs';
 import { measureReloadGaps } from './gaps.mjs';
-import { reloadZoneSet, withError } from './zones.mjs';
+import { reloadZoneSet, withError, withNewAddress } from './zones.mjs';
 
 const { values } = parseArgs({
   options: { names: { type: 'string', default: '100000' }, rate: { type: 'string', default: '1000' }, edit: { type: 'string', default: 'error,valid' }, 'udp-threads': { type: 'string', default: '0,2' } },
@@ -33,7 +33,7 @@ for (const edit of values.edit.split(',')) {
   for (const udpThreads of values['udp-threads'].split(',').map(Number)) {
     const dir = mkdtempSync(join(tmpdir(), 'sitedns-gap-'));
     const set = reloadZoneSet(dir, Number(values.names));
-    const edited = edit === 'valid' ? set.text.replace(/\{ A: \[10\.[0-9.]+\] \}(?![\s\S]*\{ A: \[)/, '{ A: [192.0.2.99] }') : withError(set.text);
+    const edited = edit === 'valid' ? withNewAddress(set.text) : withError(set.text);
     if (edited === set.text) throw new Error('the edit changed nothing');
     const mode = `--udp-threads ${udpThreads}`;
     console.log(`\n${mode}, edit ${edit}: ${set.names} names (largest file ${Buffer.byteLength(set.text)} bytes); load ${load()}`);

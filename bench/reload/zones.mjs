@@ -30,6 +30,13 @@ export function withError(text) {
   return `${text.slice(0, at)}{ A: [10.0.0.300${text.slice(end)}`;
 }
 
+/** A valid edit: the last A record of the file gets another address (192.0.2.99). */
+export function withNewAddress(text) {
+  const at = text.lastIndexOf('{ A: [');
+  const end = text.indexOf(']', at);
+  return `${text.slice(0, at)}{ A: [192.0.2.99${text.slice(end)}`;
+}
+
 /** The same zone with an anchor on the first site's addresses and an alias to it on the last site's. */
 export function withAlias(text) {
   const first = text.indexOf('addresses: [');

@@ -68,11 +68,14 @@ function withGeneration(set: ZoneSet, generation: number): ZoneSet {
   return copy;
 }
 
+/** A load's report, with the slices its compile and table ran in on this thread. */
+export type PublishedReport = ReloadReport & { readonly slices: SliceStats };
+
 /**
  * Loads through the store, builds the prebuilt table, publishes: the steps every load takes.
  * Throws NoZonesError, publishing nothing, when neither the runtime nor the load has a zone.
  */
-export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, options: PublishOptions): Promise<ReloadReport & { slices: SliceStats }> {
+export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, options: PublishOptions): Promise<PublishedReport> {
   const slices: SliceStats = { slices: 0, longestMs: 0 };
   const loaded = await zoneStore.load(slices);
   const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : withGeneration(loaded.zoneSet, options.generation);
@@ -122,7 +125,7 @@ export class AnswererZones {
  * A load's duration, its slices and the longest of them (ms): the longest this thread stopped
  * answering for it (on a busy machine, with the time it waited for a CPU meanwhile).
  */
-function sliceFields(report: { slices: SliceStats }, started: number): { ms: number; slices: number; sliceMs: number } {
+function sliceFields(report: PublishedReport, started: number): { ms: number; slices: number; sliceMs: number } {
   return { ms: Math.round((performance.now() - started) * 10) / 10, slices: report.slices.slices, sliceMs: Math.round(report.slices.longestMs * 10) / 10 };
 }
 
@@ -196,7 +199,7 @@ export class ReloadController {
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const started = performance.now();
-    let report: Awaited<ReturnType<typeof publishLoad>>;
+    let report: PublishedReport;
     try {
       report = await publishLoad(this.zoneStore, this.runtime, { prebuild: this.prebuild });
     } catch (error) {
