@@ -218,7 +218,7 @@ t.test('a run gives every answerer the zones current at its start', async (t) =>
   zones.current = { generation: 2, files: [] };
   const first = pool.reload();
   await tick();
-  zones.current = { generation: 3, texts: [] }; // the main thread reloads again during the run
+  zones.current = { generation: 3, files: [] }; // the main thread reloads again during the run
   const second = pool.reload();
   answer(spawned[0]);
   await tick();
