@@ -144,6 +144,8 @@ export async function measureReloadGaps(o) {
     return {
       mainSlices: reload.slices,
       mainSliceMs: reload.sliceMs,
+      threadMs: server.logs.filter(compiled).map((l) => l.ms),
+      threadSlices: server.logs.filter(compiled).map((l) => l.slices),
       threadSliceMs: server.logs.filter(compiled).map((l) => l.sliceMs),
       eventLoopDelayMs: delay.maxMs,
       idleEventLoopDelayMs: idleDelay.maxMs,
