@@ -9,7 +9,7 @@
  */
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { ZoneTexts } from './reload.js';
-import { StatePublisher, type DeltaMessage, type StateMessage } from './state-messages.js';
+import { StatePublisher, type DeltaMessage, type StateMessage } from '../state/messages.js';
 
 /**
  * Restart delays for answerers that die: 100 ms, doubling with

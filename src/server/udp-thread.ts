@@ -26,7 +26,7 @@
  * a metrics request (prom-client's getMetricsAsJSON settles on promise jobs), so pino's writes,
  * timers and promises of this thread are not starved.
  *
- * Mailbox messages: 'state' / 'delta' (state-messages.ts), 'reload', 'stop',
+ * Mailbox messages: 'state' / 'delta' (state/messages.ts), 'reload', 'stop',
  * { type: 'metrics', id }. Replies: 'ready', 'reloaded', 'hello' (a delta did not apply), 'metrics'.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -40,7 +40,7 @@ import { AnswerStep } from './answer-step.js';
 import { AnswererZones } from './reload.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, sharedBufferBytes, type UdpBatchAddon } from './udp-batched.js';
-import { applyStateMessage, type DeltaMessage, type StateMessage } from './state-messages.js';
+import { applyStateMessage, type DeltaMessage, type StateMessage } from '../state/messages.js';
 import type { UdpThreadData, UdpThreadReply, UdpThreadRequest } from './udp-threads.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 

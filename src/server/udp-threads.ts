@@ -32,7 +32,7 @@ import type { Logger } from '../util/logger.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { ZoneTexts } from './reload.js';
 import type { RrlOptions } from './rrl.js';
-import type { DeltaMessage, StateMessage } from './state-messages.js';
+import type { DeltaMessage, StateMessage } from '../state/messages.js';
 import { DEFAULT_BATCH, DEFAULT_SLOT, loadAddon } from './udp-batched.js';
 import type { UdpListener } from './udp.js';
 

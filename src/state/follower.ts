@@ -343,7 +343,7 @@ export class StateFollower {
     if (sites === null) return;
     this.lastSites = sites;
     const snapshot = makeSnapshot(sites, this.storeUp && !voters.stale, now);
-    // The UDP threads are sent these sites only (state-messages.ts); they can when the snapshot
+    // The UDP threads are sent these sites only (state/messages.ts); they can when the snapshot
     // being replaced is the one this map was copied from.
     if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed! });
     this.swap(snapshot, changed!);

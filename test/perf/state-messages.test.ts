@@ -1,11 +1,11 @@
 /**
- * The state messages the main thread posts to the UDP threads (src/server/state-messages.ts):
+ * The state messages the main thread posts to the UDP threads (src/state/messages.ts):
  * a whole snapshot and a delta survive the MessagePort's structured clone, and a delta applies
  * only to the snapshot it starts from.
  */
 import t from 'tap';
 import { makeSnapshot } from '../../src/state/snapshot.js';
-import { applyDeltaMessage, applyStateMessage, deltaMessage, snapshotFromMessage, stateMessage } from '../../src/server/state-messages.js';
+import { applyDeltaMessage, applyStateMessage, deltaMessage, snapshotFromMessage, stateMessage } from '../../src/state/messages.js';
 
 t.test('a whole snapshot survives the message unchanged', async (t) => {
   const snapshot = makeSnapshot(new Map([['app.example.com/boston', { up: false, reason: 'probe: timeout', checkedAt: 5 }], ['app.example.com/chicago', { up: true, load: 3, utilization: 0.03 }]]), true, 1234);

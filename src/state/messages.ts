@@ -5,7 +5,7 @@
  * (StatePublisher). The receiving side applies either with applyStateMessage.
  */
 import { clusterStateMessagesTotal } from '../metrics/definitions.js';
-import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from '../state/snapshot.js';
+import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from './snapshot.js';
 
 export interface StateMessage {
   type: 'state';
