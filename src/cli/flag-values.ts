@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { duration } from '../util/duration.js';
-import { LOG_LEVELS } from '../util/logger.js';
+import { LOG_LEVELS } from '../util/log-levels.js';
 
 /** A flag with a default: always text. */
 export const text = z.string();

@@ -114,6 +114,15 @@ interface Entry {
   readonly item: boolean;
 }
 
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+const TAB = 0x09;
+const COLON = 0x3a;
+const HASH = 0x23;
+const DQUOTE = 0x22;
+const SQUOTE = 0x27;
+const BACKSLASH = 0x5c;
 const NOT_CONTENT = -1;
 
 /**
@@ -134,12 +143,24 @@ export function lineLocator(text: string, value: unknown, readLine: (line: strin
   const indents = new Int32Array(count);
   for (let l = 0; l < count; l++) {
     let i = starts[l];
-    while (text.charCodeAt(i) === 0x20) i++;
+    while (text.charCodeAt(i) === SPACE) i++;
     const c = text.charCodeAt(i);
-    indents[l] = i >= text.length || c === 0x0a || c === 0x0d || c === 0x23 /* # */ ? NOT_CONTENT : i - starts[l];
+    indents[l] = i >= text.length || c === LF || c === CR || c === HASH ? NOT_CONTENT : i - starts[l];
   }
-  const lineText = (l: number) => text.slice(starts[l] + Math.max(0, indents[l]), l + 1 < starts.length ? starts[l + 1] : text.length).replace(/\r?\n$/, '');
-  const isDash = (l: number) => /^-(?:[ \t]|$)/.test(lineText(l));
+  // A line's text after its indentation, without its line break, as offsets: a scan of every line
+  // of a block (keysOf) takes no substring but the keys.
+  const contentStart = (l: number) => starts[l] + Math.max(0, indents[l]);
+  const contentEnd = (l: number) => {
+    let end = l + 1 < starts.length ? starts[l + 1] : text.length;
+    if (text.charCodeAt(end - 1) === LF) end -= text.charCodeAt(end - 2) === CR && end - 2 >= starts[l] ? 2 : 1;
+    return end;
+  };
+  const lineText = (l: number) => text.slice(contentStart(l), contentEnd(l));
+  const isDash = (l: number) => {
+    const at = contentStart(l);
+    const next = at + 1 < contentEnd(l) ? text.charCodeAt(at + 1) : SPACE;
+    return text.charCodeAt(at) === 0x2d /* - */ && (next === SPACE || next === TAB);
+  };
 
   let whole: LineOf | undefined;
   const wholeDocument: LineOf = (path) => (whole ??= parseWithLines(text).lineOf)(path);
@@ -151,8 +172,10 @@ export function lineLocator(text: string, value: unknown, readLine: (line: strin
     keys = new Map();
     for (let l = block.first; l < block.end; l++) {
       if (indents[l] !== block.indent || isDash(l)) continue;
-      const raw = rawKey(lineText(l));
-      if (raw === undefined) continue;
+      const from = contentStart(l);
+      const colon = keyColon(text, from, contentEnd(l));
+      if (colon === -1) continue;
+      const raw = text.slice(from, colon).trimEnd();
       keys.set(raw, keys.has(raw) ? NOT_CONTENT : l);
     }
     keyIndex.set(block.first, keys);
@@ -181,8 +204,8 @@ export function lineLocator(text: string, value: unknown, readLine: (line: strin
   };
   /** The block collection holding the value of a mapping entry, when it starts on the next lines. */
   const valueBlock = (block: Block, start: number, end: number): Block | undefined => {
-    const after = rawKeyRest(lineText(start));
-    if (after === undefined || !/^(?:#.*)?$/.test(after.trim())) return undefined;
+    const colon = keyColon(text, contentStart(start), contentEnd(start));
+    if (colon === -1 || !/^(?:#.*)?$/.test(text.slice(colon + 1, contentEnd(start)).trim())) return undefined;
     for (let l = start + 1; l < end; l++) {
       if (indents[l] === NOT_CONTENT) continue;
       if (indents[l] < block.indent || (indents[l] === block.indent && !isDash(l))) return undefined;
@@ -278,36 +301,37 @@ function keyCandidates(key: string): string[] {
   return [key, JSON.stringify(key), `'${key.replaceAll("'", "''")}'`];
 }
 
-/** The key of a `key: value` line as written (quotes kept), or undefined if it is none. */
-function rawKey(line: string): string | undefined {
-  const colon = keyColon(line);
-  return colon === undefined ? undefined : line.slice(0, colon).trimEnd();
-}
-
-/** What follows the `key:` of a line, or undefined if it is no `key:` line. */
-function rawKeyRest(line: string): string | undefined {
-  const colon = keyColon(line);
-  return colon === undefined ? undefined : line.slice(colon + 1);
-}
-
-function keyColon(line: string): number | undefined {
-  let i = 0;
-  const q = line[0];
-  if (q === '"' || q === "'") {
-    for (i = 1; i < line.length; i++) {
-      if (q === '"' && line[i] === '\\') i++;
-      else if (line[i] === q) {
-        if (q === "'" && line[i + 1] === "'") i++;
+/**
+ * The offset of the `:` that ends the key of the `key: value` line text[from, to) (plain, double-
+ * or single-quoted key), or -1 if it is no such line.
+ */
+function keyColon(text: string, from: number, to: number): number {
+  const q = from < to ? text.charCodeAt(from) : -1;
+  if (q === DQUOTE || q === SQUOTE) {
+    let i = from + 1;
+    for (; i < to; i++) {
+      const c = text.charCodeAt(i);
+      if (q === DQUOTE && c === BACKSLASH) i++;
+      else if (c === q) {
+        if (q === SQUOTE && i + 1 < to && text.charCodeAt(i + 1) === SQUOTE) i++;
         else break;
       }
     }
-    if (i >= line.length) return undefined;
+    if (i >= to) return -1;
     i++;
-    while (line[i] === ' ' || line[i] === '\t') i++;
-    return line[i] === ':' && (i + 1 >= line.length || line[i + 1] === ' ' || line[i + 1] === '\t') ? i : undefined;
+    while (i < to && (text.charCodeAt(i) === SPACE || text.charCodeAt(i) === TAB)) i++;
+    return i < to && text.charCodeAt(i) === COLON && endsKey(text, i + 1, to) ? i : -1;
   }
-  if (q === '?' || q === '[' || q === '{' || q === '&' || q === '!' || q === '*' || q === '|' || q === '>') return undefined;
-  const m = /:(?:[ \t]|$)/.exec(line);
-  if (m === null || / #/.test(line.slice(0, m.index))) return undefined;
-  return m.index;
+  if (q !== -1 && '?[{&!*|>'.includes(text[from])) return -1;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === COLON && endsKey(text, i + 1, to)) return i;
+    if (c === SPACE && i + 1 < to && text.charCodeAt(i + 1) === HASH) return -1; // a comment before any `key:`
+  }
+  return -1;
+}
+
+/** Whether a `:` followed by text[at] ends a key: at the line's end, or before a space or tab. */
+function endsKey(text: string, at: number, to: number): boolean {
+  return at >= to || text.charCodeAt(at) === SPACE || text.charCodeAt(at) === TAB;
 }

@@ -2,8 +2,6 @@
  * Record data as compiled once from zone files (RDATA parts, names kept apart so the writer can
  * compress them) and the RR shape the message writer takes.
  */
-import ipaddr from 'ipaddr.js';
-
 /** A name inside RDATA; `compress` is false where RFC 3597 §4 / RFC 2782 forbid compression. */
 export interface NamePart {
   readonly name: string;
@@ -12,18 +10,56 @@ export interface NamePart {
 export type RdataPart = Buffer | NamePart;
 export type Rdata = readonly RdataPart[];
 
+// RDATA bytes use Buffer.allocUnsafe (every byte is written): a slice of Node's shared pool
+// instead of an ArrayBuffer and native backing store of its own per record, which cost ~3 MB for
+// the 16,000 MX records of bench/scale.
+
+/**
+ * The bytes of an address that `net.isIP` accepts (callers check that first): four decimal octets
+ * for IPv4; for IPv6 the text forms of RFC 4291 §2.2 (hex groups, one `::`, a dotted IPv4 tail),
+ * a zone index (`%eth0`) dropped.
+ */
 export function ipv4Rdata(address: string): Rdata {
-  return [Buffer.from(ipaddr.IPv4.parse(address).toByteArray())];
+  return [writeIPv4(address, Buffer.allocUnsafe(4), 0)];
 }
 export function ipv6Rdata(address: string): Rdata {
-  return [Buffer.from(ipaddr.IPv6.parse(address).toByteArray())];
+  const bytes = Buffer.allocUnsafe(16).fill(0);
+  const zone = address.indexOf('%');
+  const text = zone === -1 ? address : address.slice(0, zone);
+  const gap = text.indexOf('::');
+  const head = gap === -1 ? text : text.slice(0, gap);
+  const tail = gap === -1 ? '' : text.slice(gap + 2);
+  let at = 0;
+  for (const group of head === '' ? [] : head.split(':')) at = writeIPv6Group(group, bytes, at);
+  const tailGroups = tail === '' ? [] : tail.split(':');
+  at = 16 - tailGroups.reduce((n, group) => n + (group.includes('.') ? 4 : 2), 0);
+  for (const group of tailGroups) at = writeIPv6Group(group, bytes, at);
+  return [bytes];
+}
+function writeIPv4(address: string, bytes: Buffer, at: number): Buffer {
+  let octet = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 0x2e /* . */) {
+      bytes[at++] = octet;
+      octet = 0;
+    } else octet = octet * 10 + c - 0x30;
+  }
+  bytes[at] = octet;
+  return bytes;
+}
+/** One group of an IPv6 address (hex, or the dotted IPv4 tail) at `at`; returns the next offset. */
+function writeIPv6Group(group: string, bytes: Buffer, at: number): number {
+  if (group.includes('.')) {
+    writeIPv4(group, bytes, at);
+    return at + 4;
+  }
+  bytes.writeUInt16BE(parseInt(group, 16), at);
+  return at + 2;
 }
 export function nameRdata(target: string): Rdata {
   return [{ name: target, compress: true }];
 }
-// The fixed parts below use Buffer.allocUnsafe (every byte is written): a slice of Node's shared
-// pool instead of an ArrayBuffer and native backing store of its own per record, which cost
-// ~3 MB for the 16,000 MX records of bench/scale.
 export function mxRdata(preference: number, exchange: string): Rdata {
   const pref = Buffer.allocUnsafe(2);
   pref.writeUInt16BE(preference);
@@ -38,6 +74,16 @@ export function srvRdata(priority: number, weight: number, port: number, target:
 }
 /** RFC 1035 §3.3.14: character-strings of at most 255 bytes; longer text is split. */
 export function txtRdata(strings: readonly string[]): Rdata {
+  if (strings.length === 1 && strings[0].length <= 85) {
+    // The common case, one short string (at most 255 bytes even if every character takes 3): one
+    // length byte and the text, in one slice of the pool.
+    const text = strings[0];
+    const length = Buffer.byteLength(text, 'utf8');
+    const bytes = Buffer.allocUnsafe(1 + length);
+    bytes[0] = length;
+    bytes.write(text, 1, 'utf8');
+    return [bytes];
+  }
   const parts: Buffer[] = [];
   for (const text of strings) {
     const bytes = Buffer.from(text, 'utf8');

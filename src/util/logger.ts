@@ -4,10 +4,9 @@
  * (transitions, reloads and errors once each; queries only when sampled): docs/metrics.md#logs.
  */
 import { pino, type Logger } from 'pino';
+import { LOG_LEVELS } from './log-levels.js';
 
 export type { Logger };
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function createLogger(level = process.env.SITEDNS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info'): Logger {
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
