@@ -102,3 +102,17 @@ t.test('sitedns check: exit 1 with one line per problem; exit 0 on the sample', 
   t.equal(good.status, 0, good.stderr);
   t.match(good.stdout, /ok: zone app\.example\.com/);
 });
+
+t.test('sitedns check loads neither pino, ioredis, prom-client nor dns2', async (t) => {
+  const script = `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+await import('./dist/cli/check.js');
+console.log(JSON.stringify(Object.keys(require.cache)));`;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  const loaded: string[] = JSON.parse(run.stdout);
+  t.ok(loaded.some((path) => path.includes('ipaddr.js')), 'the packages check needs are seen');
+  for (const unwanted of ['pino', 'ioredis', 'prom-client', 'dns2']) {
+    t.notOk(loaded.some((path) => path.includes(`node_modules/${unwanted}/`)), `${unwanted} is not loaded`);
+  }
+});

@@ -140,6 +140,18 @@ t.test('the error path is linear: a 1 MiB file with one error, a duplicate key o
   }
 });
 
+t.test('a target name with one bad character after a long run of letters is refused at once', async (t) => {
+  // 40 letters and a "!": a regular expression of (label.?)+ tries every split of the run (2^40).
+  for (const target of [`${'a'.repeat(40)}!`, `${'a'.repeat(5000)}!`, `${'ab-'.repeat(30)}c!.lim.test.`]) {
+    const started = performance.now();
+    const found = problems(`${HEAD}records:\n  www: { CNAME: "${target}" }\n  mx: { MX: "10 ${target}" }\n`);
+    const ms = performance.now() - started;
+    t.same(found, [`zones/lim.yaml:5: records.www.CNAME: "${target}" is not a domain name`, `zones/lim.yaml:6: records.mx.MX: "${target}" is not a domain name`]);
+    t.ok(ms < 1000, `${target.length} characters: ${Math.round(ms)} ms`);
+  }
+  t.same(problems(`${HEAD}records:\n  www: { CNAME: ${'a'.repeat(40)}.lim.test. }\n`), [], 'the same run without the bad character is a name');
+});
+
 t.test('a problem repeated identically is reported once per file', async (t) => {
   const loaded = parseZoneText(`${HEAD}records:\n  a: { A: [192.0.2.1] }\n  a: { A: [192.0.2.2] }\n  a: { A: [192.0.2.3] }\n`, 'z.yaml');
   t.ok('problems' in loaded);
