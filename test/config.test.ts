@@ -116,3 +116,19 @@ console.log(JSON.stringify(Object.keys(require.cache)));`;
     t.notOk(loaded.some((path) => path.includes(`node_modules/${unwanted}/`)), `${unwanted} is not loaded`);
   }
 });
+
+t.test('sitedns check: problems reading a file come first, then compile problems, in file order', async (t) => {
+  const dir = tempZonesDir({
+    'a.yaml': BASE,
+    'b.yaml': BASE,
+    'c.yaml': BASE.replaceAll('app.example.com', 'c.example.com') + 'records:\n  www: { CNAME: "bad!" }\n',
+    'd.yaml': BASE + 'colour: blue\n',
+  });
+  const run = spawnSync(process.execPath, ['dist/cli/index.js', 'check', dir], { encoding: 'utf8' });
+  t.equal(run.status, 1);
+  const lines = run.stderr.trim().split('\n');
+  t.equal(lines.length, 3, run.stderr);
+  t.match(lines[0], /d\.yaml:5: colour: unknown key$/);
+  t.match(lines[1], /b\.yaml:1: zone: zone app\.example\.com is also defined in .*a\.yaml$/);
+  t.match(lines[2], /c\.yaml:6: records\.www\.CNAME: "bad!" is not a domain name$/);
+});

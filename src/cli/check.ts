@@ -1,7 +1,7 @@
 /** `sitedns check <zones>`: validate; exit 1 with one line per problem (file:line: path: message). */
-import { compileZoneFiles } from '../config/compile.js';
-import { formatProblem } from '../config/errors.js';
-import { loadZoneDirectory } from '../config/load.js';
+import { zoneSetCompiler } from '../config/compile.js';
+import { formatProblem, type ConfigProblem } from '../config/errors.js';
+import { zoneFileLoads } from '../config/load.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { optionalText } from './flag-values.js';
 
@@ -24,17 +24,28 @@ export function runCheck(argv: string[]): number {
     return 0;
   }
   const path = read.positionals[0] ?? read.flags.zones ?? 'zones';
-  const loaded = loadZoneDirectory(path);
-  const compiled = compileZoneFiles(loaded.files);
-  const problems = [...loaded.problems, ...compiled.problems];
+  // One file at a time: each is compiled as soon as it is read, and only its problems or its
+  // summary line are kept (a 100,000-name set holds no more than its largest file in memory).
+  const readProblems: ConfigProblem[] = [];
+  const compileProblems: ConfigProblem[] = [];
+  const summaries: string[] = [];
+  const compile = zoneSetCompiler();
+  for (const loaded of zoneFileLoads(path)) {
+    if ('problems' in loaded) {
+      readProblems.push(...loaded.problems);
+      continue;
+    }
+    const z = compile(loaded);
+    if ('problems' in z) compileProblems.push(...z.problems);
+    else summaries.push(`${z.file}: ok: zone ${z.origin}: ${z.nodes.size} names, ${z.sites.length} sites, ${z.groups.length} groups, ${z.pools.length} pools`);
+  }
+  const problems = [...readProblems, ...compileProblems];
   for (const p of problems) console.error(formatProblem(p));
   if (problems.length > 0) return 1;
-  if (compiled.zones.length === 0) {
+  if (summaries.length === 0) {
     console.error(`${path}: no zone files (*.yaml) found`);
     return 1;
   }
-  for (const z of compiled.zones) {
-    console.log(`${z.file}: ok: zone ${z.origin}: ${z.nodes.size} names, ${z.sites.length} sites, ${z.groups.length} groups, ${z.pools.length} pools`);
-  }
+  for (const line of summaries) console.log(line);
   return 0;
 }

@@ -51,24 +51,33 @@ export function compileZoneFiles(files: readonly LoadedZoneFile[]): CompileOutco
   const zones: ZoneModel[] = [];
   const problems: ConfigProblem[] = [];
   const failedFiles: string[] = [];
-  const seen = new Map<string, string>();
+  const compile = zoneSetCompiler();
   for (const loaded of files) {
-    const result = compileZone(loaded);
+    const result = compile(loaded);
     if ('problems' in result) {
       problems.push(...result.problems);
       failedFiles.push(loaded.file);
-      continue;
-    }
-    const other = seen.get(result.origin);
-    if (other !== undefined) {
-      problems.push({ file: loaded.file, line: loaded.lineOf(['zone']), path: 'zone', message: `zone ${result.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' });
-      failedFiles.push(loaded.file);
-      continue;
-    }
-    seen.set(result.origin, loaded.file);
-    zones.push(result);
+    } else zones.push(result);
   }
   return { zones, problems, failedFiles };
+}
+
+/**
+ * compileZone for the files of one zone set, one at a time (`sitedns check` keeps no file or zone
+ * once it is reported): a zone that an earlier file of the set defines is a conflict.
+ */
+export function zoneSetCompiler(): (loaded: LoadedZoneFile) => ZoneModel | { problems: ConfigProblem[] } {
+  const seen = new Map<string, string>();
+  return (loaded) => {
+    const result = compileZone(loaded);
+    if ('problems' in result) return result;
+    const other = seen.get(result.origin);
+    if (other !== undefined) {
+      return { problems: [{ file: loaded.file, line: loaded.lineOf(['zone']), path: 'zone', message: `zone ${result.origin} is also defined in ${other}`, code: 'EZONE_CONFLICT' }] };
+    }
+    seen.set(result.origin, loaded.file);
+    return result;
+  };
 }
 
 let generationCounter = 0;

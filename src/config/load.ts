@@ -78,21 +78,32 @@ export function loadZoneDirectory(path: string): LoadOutcome {
   const files: LoadedZoneFile[] = [];
   const problems: ConfigProblem[] = [];
   const failedFiles: string[] = [];
+  for (const result of zoneFileLoads(path)) {
+    if ('problems' in result) {
+      problems.push(...result.problems);
+      failedFiles.push(result.path);
+    } else files.push(result);
+  }
+  return { files, problems, failedFiles };
+}
+
+/**
+ * The zone files of a directory (or a single file), loaded one at a time as the caller asks for
+ * them, each with the problems that failed it (`path` as listed); a path that cannot be listed is
+ * one problem.
+ */
+export function* zoneFileLoads(path: string): Generator<LoadedZoneFile | { path: string; problems: ConfigProblem[] }> {
   let list: string[];
   try {
     list = listZoneFiles(path);
   } catch (error) {
-    problems.push({ file: displayName(path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' });
-    return { files, problems, failedFiles: [path] };
+    yield { path, problems: [{ file: displayName(path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' }] };
+    return;
   }
   for (const file of list) {
     const result = loadZoneFile(file);
-    if ('problems' in result) {
-      problems.push(...result.problems);
-      failedFiles.push(file);
-    } else files.push(result);
+    yield 'problems' in result ? { path: file, problems: result.problems } : result;
   }
-  return { files, problems, failedFiles };
 }
 
 export function loadZoneFile(file: string): LoadedZoneFile | { problems: ConfigProblem[] } {
