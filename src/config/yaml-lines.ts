@@ -137,6 +137,12 @@ const MAX_ENTRY_DOCUMENTS = 64;
  * parser did; longer entries are read by `yaml`. Lines are 1-based, as `documentLineOf` gives them.
  */
 export function lineLocator(text: string, value: unknown, readLine: (line: string) => unknown): LineOf {
+  // Its tables are built on the first line asked for: a file without problems never needs them.
+  let locate: LineOf | undefined;
+  return (path) => (locate ??= textLocator(text, value, readLine))(path);
+}
+
+function textLocator(text: string, value: unknown, readLine: (line: string) => unknown): LineOf {
   const starts = [0];
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
   const count = text.endsWith('\n') ? starts.length - 1 : starts.length;
