@@ -9,8 +9,9 @@
  *   level;
  * - it is read with js-yaml (~3 µs per name) under a schema equal to `yaml`'s YAML 1.2 core schema
  *   (see yaml12CoreSchema); anchors and aliases too, with the expanded size bounded;
- * - the value is validated by zod (the compiled schema, see compiledSchema); the line of each problem is found on the text by
- *   config/yaml-lines.ts lineLocator, which builds the `yaml` document of the entry at fault only;
+ * - the value is validated by zod (its compiled schema once a process has read 512 KiB, see
+ *   schemaFor); the line of each problem is found on the text by config/yaml-lines.ts
+ *   lineLocator, which builds the `yaml` document of the entry at fault only;
  * - a text js-yaml refuses (syntax, duplicate keys) or that uses tags is read by `yaml`'s document
  *   API, which reports every YAML error with its line; duplicate keys are found there with one
  *   Set per mapping (yaml's own `uniqueKeys` compares each key with every earlier one).
@@ -161,17 +162,26 @@ export function parseZoneText(text: string, file: string): LoadedZoneFile | { pr
   if (read.value === null || read.value === undefined) {
     return { problems: [{ file, line: 1, path: '(root)', message: 'the file is empty', code: 'EZONE_SCHEMA' }] };
   }
-  const parsed = (compiledSchema ??= z.compile(zoneFileSchema)).safeParse(read.value);
+  const parsed = schemaFor(text).safeParse(read.value);
   if (!parsed.success) return { problems: unique(issuesToProblems(parsed.error, file, read.lineOf)) };
   return { file, config: parsed.data, lineOf: read.lineOf };
 }
 
 /**
- * The schema as one generated function (zod's z.compile), made on the first file read: a valid
- * file is validated in about half the time of the schema's own walk (~4 µs per name); a file with
- * a problem falls back to that walk, so the problems read the same.
+ * The schema as one generated function (zod's z.compile): a valid file is validated in about half
+ * the time of the schema's own walk (~4 µs per name instead of ~8), and a file with a problem
+ * falls back to that walk, so the problems read the same. Generating it costs ~60 ms, what the
+ * walk of ~15,000 names saves: it is made once the process has read this much zone text.
  */
+const COMPILE_SCHEMA_AFTER_BYTES = 512 * 1024;
+let textValidated = 0;
 let compiledSchema: typeof zoneFileSchema | undefined;
+
+function schemaFor(text: string): typeof zoneFileSchema {
+  textValidated += text.length;
+  if (compiledSchema === undefined && textValidated < COMPILE_SCHEMA_AFTER_BYTES) return zoneFileSchema;
+  return (compiledSchema ??= z.compile(zoneFileSchema));
+}
 
 /**
  * lineOf for a text that passed parseZoneText elsewhere (the loader thread): js-yaml reads it
