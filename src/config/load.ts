@@ -12,9 +12,11 @@
  * - the value is validated by zod (its compiled schema once a process has read 512 KiB, see
  *   schemaFor); the line of each problem is found on the text by config/yaml-lines.ts
  *   lineLocator, which builds the `yaml` document of the entry at fault only;
- * - a text js-yaml refuses (syntax, duplicate keys) or that uses tags is read by `yaml`'s document
- *   API, which reports every YAML error with its line; duplicate keys are found there with one
- *   Set per mapping (yaml's own `uniqueKeys` compares each key with every earlier one).
+ * - a text that uses tags, or one of up to DOCUMENT_PATH_MAX_BYTES that js-yaml refuses (syntax,
+ *   duplicate keys), is read by `yaml`'s document API, which reports every YAML error with its
+ *   line; duplicate keys are found there with one Set per mapping (yaml's own `uniqueKeys`
+ *   compares each key with every earlier one). A larger text js-yaml refuses is reported with
+ *   js-yaml's first error and its line.
  * A problem repeated identically (same line, path and message) is reported once per file.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, readdirSync, statSync, type Stats } from 'node:fs';
@@ -213,6 +215,12 @@ function unique(problems: ConfigProblem[]): ConfigProblem[] {
 function readValue(text: string, file: string): { value: unknown; lineOf: LineOf } | { problems: ConfigProblem[] } {
   const read = readWithJsYaml(text);
   if (read === undefined) return readDocument(text, file); // every YAML problem is reported there, with yaml's wording and line
+  if ('refused' in read) {
+    if (text.length <= DOCUMENT_PATH_MAX_BYTES) return readDocument(text, file);
+    const { line, reason } = read.refused;
+    const message = reason === 'duplicated mapping key' ? 'Map keys must be unique' : reason;
+    return { problems: [{ file, line, path: '(yaml)', message, code: 'EZONE_YAML' }] };
+  }
   if ('deepAt' in read) return { problems: [{ file, line: read.deepAt, path: '(yaml)', message: `nested deeper than ${MAX_NESTING_DEPTH} levels`, code: 'EZONE_LIMIT' }] };
   if (HAS_ANCHOR.test(text) && aliasExpansionTooLarge(read.value)) return { problems: [{ file, line: 1, path: '(yaml)', message: 'aliases expand the file too much (a resource exhaustion attack?)', code: 'EZONE_LIMIT' }] };
   return { value: read.value, lineOf: lineLocator(text, read.value, readLineWithJsYaml) };
@@ -252,16 +260,28 @@ const HAS_TAG = /(?:^|[\s[{,-])![^\s]/m;
 const JS_YAML_OPTIONS = { schema: yaml12CoreSchema, json: false, maxDepth: 2 * MAX_NESTING_DEPTH + 2 } as jsyaml.LoadOptions;
 
 /**
- * js-yaml's reading of a text: its value, the line where it gave up on the nesting (js-yaml
- * counts about two levels per collection), or undefined for anything else it refuses and for tags.
+ * A text js-yaml refuses is read again by `yaml`'s document API, which reports every YAML error,
+ * up to this size; a larger one is reported with js-yaml's first error only. yaml reads about
+ * 25 µs per line (0.7-1 s for a 1 MiB file), and an error must be reported within a second
+ * whatever the file's size.
  */
-function readWithJsYaml(text: string): { value: unknown } | { deepAt: number } | undefined {
+const DOCUMENT_PATH_MAX_BYTES = 128 * 1024;
+
+type JsYamlRead = { value: unknown } | { deepAt: number } | { refused: { line: number; reason: string } };
+
+/**
+ * js-yaml's reading of a text: its value, the line where it gave up on the nesting (js-yaml
+ * counts about two levels per collection), the first error it met (line and reason), or
+ * undefined for tags.
+ */
+function readWithJsYaml(text: string): JsYamlRead | undefined {
   if (HAS_TAG.test(text)) return undefined;
   try {
     return { value: jsyaml.load(text, JS_YAML_OPTIONS) };
   } catch (error) {
-    const mark = (error as { mark?: { line: number } }).mark;
-    return /maxDepth/.test((error as Error).message) ? { deepAt: (mark?.line ?? 0) + 1 } : undefined;
+    const { mark, reason } = error as { mark?: { line: number }; reason?: string };
+    const line = (mark?.line ?? 0) + 1;
+    return /maxDepth/.test((error as Error).message) ? { deepAt: line } : { refused: { line, reason: reason ?? (error as Error).message.split('\n')[0] } };
   }
 }
 
