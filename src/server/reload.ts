@@ -157,6 +157,7 @@ export class ReloadController {
   private last: ReloadOutcome | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private queued: Promise<ReloadOutcome> | null = null;
+  private served: ZoneTexts = { generation: 0, files: [] };
 
   constructor(
     options: ReloadControllerOptions,
@@ -164,6 +165,9 @@ export class ReloadController {
   ) {
     this.zoneStore = options.zoneStore;
     this.prebuild = options.prebuild;
+    this.runtime.subscribeZones((zones) => {
+      this.served = { generation: zones.generation, files: this.zoneStore.validatedFiles() };
+    });
   }
 
   /** The latest outcome (undefined before the first load). */
@@ -171,9 +175,14 @@ export class ReloadController {
     return this.last;
   }
 
-  /** The zones and generation served now, for answerers that compile them (a store that keeps them). */
+  /**
+   * The zones and generation served now, for answerers that compile them (a store that keeps
+   * them). Taken when a set is published, not read from the store: the store holds the next set
+   * while its table is built in slices, and an answerer started then must serve what this
+   * process serves.
+   */
   zoneTexts(): ZoneTexts {
-    return { generation: this.zoneStore.zoneSet.generation, files: this.zoneStore.validatedFiles() };
+    return this.served;
   }
 
   /** The first load; rejects (NoZonesError) when it finds no zone to serve. */
