@@ -37,6 +37,8 @@ t.test('schema problems carry file:line: path: message', async (t) => {
     [BASE + 'groups:\n  americas: [boston]\n', /^z\.yaml:6: groups\.americas\[0\]: unknown site "boston"$/],
     [BASE + 'records:\n  www: { CNAME: a.example., A: 192.0.2.1 }\n', /^z\.yaml:6: records\.www: CNAME cannot stand beside other data/],
     [BASE + 'records:\n  mail: { A: [192.0.2.300] }\n', /^z\.yaml:6: records\.mail\.A\[0\]: "192\.0\.2\.300" is not an IPv4 address$/],
+    [BASE + 'records:\n  ll: { AAAA: "fe80::1%eth0" }\n', /^z\.yaml:6: records\.ll\.AAAA: "fe80::1%eth0" is not an IPv6 address$/],
+    [BASE + 'sites:\n  boston:\n    addresses: ["fe80::1%eth0"]\n', /^z\.yaml:7: sites\.boston\.addresses\[0\]: not an IPv4 or IPv6 address$/],
     [BASE + 'records:\n  x: { MX: "mail" }\n', /^z\.yaml:6: records\.x\.MX: "mail" is not "preference exchange"$/],
     [BASE + 'sites:\n  boston: { addresses: [203.0.113.1] }\nrecords:\n  boston: { A: 192.0.2.1 }\n', /sites\.boston: boston\.app\.example\.com is a site name and cannot also hold static/],
     [BASE + 'sites:\n  boston: { addresses: [203.0.113.1] }\npool: { name: "@", policy: offload }\n', /pool\.primary: policy offload needs a primary site/],

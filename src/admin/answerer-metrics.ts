@@ -20,7 +20,7 @@ const typeOf = (m: Metric): string => m.type as unknown as string;
 /**
  * The registries /metrics sums for answerers that come and go (UDP threads),
  * kept so that the summed counters never step back:
- * - one that does not answer a scrape in time (compiling a reload, stuck, dying) counts with
+ * - one that does not answer a scrape in time (busy, stuck, dying) counts with
  *   its last answered registry instead of dropping out of the sum;
  * - the counters, histograms and summaries (their _sum and _count) of one that ended are kept
  *   as a retired base, so its replacement, which counts from 0 again, adds to them. Its gauges

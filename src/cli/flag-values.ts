@@ -34,5 +34,5 @@ export const flagDuration = duration.refine((ms) => ms <= MAX_FLAG_DURATION_MS, 
 
 export const logLevel = z.enum(LOG_LEVELS, { error: `is not one of ${LOG_LEVELS.join(', ')}` });
 
-/** A flag `serve` no longer takes: any value, from argv or the environment, is refused with `why` (what to use instead). */
+/** A flag `serve` refuses: any value, from argv or the environment, is refused with `why` (what to use instead). */
 export const refused = (why: string) => z.undefined({ error: why });

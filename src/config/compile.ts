@@ -601,7 +601,8 @@ function parseRdata(type: RecordType, text: string, absolute: (n: string) => str
     case 'A':
       return isIP(text) === 4 ? ipv4Rdata(text) : `"${text}" is not an IPv4 address`;
     case 'AAAA':
-      return isIP(text) === 6 ? ipv6Rdata(text) : `"${text}" is not an IPv6 address`;
+      // A zone index (fe80::1%eth0) names a link of this host, nothing in DNS data (RFC 4007 §11).
+      return isIP(text) === 6 && !text.includes('%') ? ipv6Rdata(text) : `"${text}" is not an IPv6 address`;
     case 'CNAME':
     case 'NS':
     case 'PTR': {

@@ -12,7 +12,7 @@
  * - the value is validated by zod (its compiled schema once a process has read 512 KiB, see
  *   schemaFor); the line of each problem is found on the text by config/yaml-lines.ts
  *   lineLocator, which builds the `yaml` document of the entry at fault only;
- * - a text that uses tags, or one of up to DOCUMENT_PATH_MAX_BYTES that js-yaml refuses (syntax,
+ * - a text that uses tags, or one of up to DOCUMENT_PATH_MAX_CHARS that js-yaml refuses (syntax,
  *   duplicate keys), is read by `yaml`'s document API, which reports every YAML error with its
  *   line; duplicate keys are found there with one Set per mapping (yaml's own `uniqueKeys`
  *   compares each key with every earlier one). A larger text js-yaml refuses is reported with
@@ -216,7 +216,7 @@ function readValue(text: string, file: string): { value: unknown; lineOf: LineOf
   const read = readWithJsYaml(text);
   if (read === undefined) return readDocument(text, file); // every YAML problem is reported there, with yaml's wording and line
   if ('refused' in read) {
-    if (text.length <= DOCUMENT_PATH_MAX_BYTES) return readDocument(text, file);
+    if (text.length <= DOCUMENT_PATH_MAX_CHARS) return readDocument(text, file);
     const { line, reason } = read.refused;
     const message = reason === 'duplicated mapping key' ? 'Map keys must be unique' : reason;
     return { problems: [{ file, line, path: '(yaml)', message, code: 'EZONE_YAML' }] };
@@ -261,11 +261,12 @@ const JS_YAML_OPTIONS = { schema: yaml12CoreSchema, json: false, maxDepth: 2 * M
 
 /**
  * A text js-yaml refuses is read again by `yaml`'s document API, which reports every YAML error,
- * up to this size; a larger one is reported with js-yaml's first error only. yaml reads about
+ * up to this many characters; a larger one is reported with js-yaml's first error only, in
+ * js-yaml's words (a repeated key in yaml's: "Map keys must be unique"). yaml reads about
  * 25 µs per line (0.7-1 s for a 1 MiB file), and an error must be reported within a second
  * whatever the file's size.
  */
-const DOCUMENT_PATH_MAX_BYTES = 128 * 1024;
+const DOCUMENT_PATH_MAX_CHARS = 128 * 1024;
 
 type JsYamlRead = { value: unknown } | { deepAt: number } | { refused: { line: number; reason: string } };
 

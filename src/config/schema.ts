@@ -12,8 +12,9 @@ import { duration } from '../util/duration.js';
 import { ALL_DOWN_RULES, POLICY_NAMES, type ProbeConfig } from '../model/zone-model.js';
 
 export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an IPv4 address' });
-export const ipv6 = z.string().refine((s) => isIP(s) === 6, { message: 'not an IPv6 address' });
-export const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IPv4 or IPv6 address' });
+// A zone index (fe80::1%eth0) names a link of this host: it has no meaning in DNS data (RFC 4007 §11).
+export const ipv6 = z.string().refine((s) => isIP(s) === 6 && !s.includes('%'), { message: 'not an IPv6 address' });
+export const ipAddress = z.string().refine((s) => isIP(s) !== 0 && !s.includes('%'), { message: 'not an IPv4 or IPv6 address' });
 
 /** RFC 1035 §2.3.4: labels of 1..63 octets, names up to 255 octets on the wire. */
 const LABEL_RE = /^(?:\*|[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)$/;
@@ -50,9 +51,10 @@ export const soaSchema = z
   })
   .strict();
 
-/** Health probe of a site. The target need not be the site's answered address. */
 /** How often a site is probed or pushes its load: a schedule below 100ms is a busy loop, not a probe. */
 const probeInterval = duration.pipe(z.number().min(100, 'at least 100ms').max(3_600_000, 'at most 1h'));
+
+/** Health probe of a site. The target need not be the site's answered address. */
 
 export const probeSchema = z
   .object({

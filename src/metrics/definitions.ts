@@ -12,7 +12,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const registry = new Registry();
 // The event-loop lag histogram samples with a timer; prom-client's default 10 ms wakes every
-// process 100 times a second even when idle: 3.6 % of a core for three idle `serve` processes
+// process 100 times a second even when idle: 3.6 % of a core for three idle `serve` processes (measured with
+// the process-per-core mode sitedns no longer has)
 // against 1.0-2.4 % at 100 ms (10 s of /proc CPU time). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
 const EVENT_LOOP_MONITORING_MS = 100;

@@ -14,9 +14,8 @@
  * the validated files the main thread serves (AnswererZones, reload.ts; not the disk: a broken
  * file's last good version is in them), and holds its own state snapshot. The compile runs in
  * slices on this thread's event loop: while one runs, the loop polls its sockets without waiting
- * and gives the event loop a turn after every wake-up, so the thread answers between slices. The
- * main thread reaches it only
- * through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
+ * and gives the event loop a turn after every wake-up, so the thread answers between slices.
+ * The main thread reaches it only through a mailbox (a MessagePort read with receiveMessageOnPort, plus a shared counter the main
  * thread bumps after each post): the loop looks at the counter after every wake-up, BEFORE it
  * answers the batch, so a state swap posted before a query arrived is always in effect for it.
  * An idle socket wakes the loop every receiveTimeoutMs (SO_RCVTIMEO), so reloads, metric requests

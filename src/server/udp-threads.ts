@@ -10,7 +10,7 @@
  *   a (re)started thread never answers from an empty snapshot;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
  *   starts from (StatePublisher), and a thread out of step says 'hello' and gets the whole state;
- * - reloads roll one thread at a time (compiling blocks that thread; the others answer), threads
+ * - reloads roll one thread at a time (it compiles in slices and answers between them), threads
  *   still starting included, every thread of a run to the same files and generation, and one
  *   rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot

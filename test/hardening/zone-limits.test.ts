@@ -135,8 +135,8 @@ t.test('the error path is linear: a 1 MiB file with one error, a duplicate key o
     const ms = performance.now() - started;
     t.match(p.join('\n'), expected, what);
     t.equal(p.length, 1, `${what}: one problem`);
-    // A generous bound for a busy CI machine: these take 0.1-0.4 s on an idle 2-core one, and
-    // yaml's document of the whole file (25 µs a line) took 1-7 s.
+    // A generous bound for a busy CI machine: these take 0.1-0.5 s on an idle 2-core one; yaml's
+    // document of the whole file (25 µs a line) takes 1-7 s.
     t.ok(ms < 3000, `${what}: ${Math.round(ms)} ms`);
   }
 });
