@@ -29,9 +29,10 @@ async function reloadGaps(t: Test, edit: (text: string) => string, udpThreads = 
   t.ok(result.answered > 1000, `answers kept coming: ${result.answered} of ${result.sent}`);
   t.ok(result.unanswered <= result.sent / 100, `at most 1 % unanswered: ${result.unanswered}`);
   // Parsing and compiling that file at once stops a thread for a second or more; the bound
-  // leaves room for a busy 2-core machine's scheduling (the loader thread runs beside this one).
-  t.ok(result.answerGapMs < 300, `longest gap between answers: ${result.answerGapMs} ms`);
-  t.ok(result.httpGapMs < 300, `longest gap between HTTP responses: ${result.httpGapMs} ms`);
+  // leaves room for a busy 2-core machine's scheduling (the loader thread, and with UDP threads
+  // the main thread's own compile, run beside this one; a parallel test file beside both).
+  t.ok(result.answerGapMs < 600, `longest gap between answers: ${result.answerGapMs} ms`);
+  t.ok(result.httpGapMs < 600, `longest gap between HTTP responses: ${result.httpGapMs} ms`);
   return { file, edited, result };
 }
 
