@@ -254,7 +254,8 @@ async function swappedWhileStarting(t: Test): Promise<void> {
   await ns.stop();
 }
 
-async function until(t: Test, check: () => boolean, what: string, tries = 100): Promise<void> {
+// Up to 30 s: a thread's start (a worker, its modules, a compile) takes seconds on a busy CI machine.
+async function until(t: Test, check: () => boolean, what: string, tries = 600): Promise<void> {
   for (let i = 0; i < tries && !check(); i++) await new Promise((r) => setTimeout(r, 50));
   t.ok(check(), what);
 }
