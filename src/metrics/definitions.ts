@@ -325,6 +325,31 @@ export const udpSpinTotal = new Counter({
   },
 });
 
+/** The UDP thread this registry belongs to (its `thread` label); null on the main thread. */
+let udpThreadIndex: number | null = null;
+export function setUdpThreadIndex(index: number): void {
+  udpThreadIndex = index;
+}
+
+export const udpThreadReceivedTotal = new Counter({
+  name: 'sitedns_udp_thread_received_total',
+  help: 'serve --udp-threads: datagrams each UDP thread received, by thread (steering: one thread takes them all until it falls behind)',
+  labelNames: ['thread'] as const,
+  registers: [registry],
+  collect() {
+    if (udpThreadIndex === null) return;
+    this.reset();
+    this.inc({ thread: String(udpThreadIndex) }, readUdpBatchTotals().received ?? 0);
+  },
+});
+
+export const udpSteeringSwitchesTotal = new Counter({
+  name: 'sitedns_udp_steering_switches_total',
+  help: 'serve --udp-threads: changes of which threads the kernel hands datagrams to, by the mode switched to (single: thread 0; spread: all; away: all but thread 0 while it compiles a reload)',
+  labelNames: ['to'] as const,
+  registers: [registry],
+});
+
 export const probersLive = new Gauge({
   name: 'sitedns_probers_live',
   help: 'Probers whose heartbeat is fresh (they vote on site state); 0 while answering from the last known state',

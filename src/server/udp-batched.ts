@@ -93,6 +93,8 @@ export interface UdpBatchAddon {
   send(handle: object, count: number): void;
   /** Index of a handle with a datagram waiting, or -1 after timeoutMs; the scan starts at `start`. */
   waitAny(handles: object[], timeoutMs: number, start: number): number;
+  /** Attaches a program picking the socket of the handle's reuseport group: [first, first + count), 0: the kernel's choice; 0 or an errno. */
+  steer(handle: object, first: number, count: number): number;
 }
 
 /** The layout this module was written against; a different build is refused. */

@@ -28,10 +28,12 @@
  * Mailbox messages: 'state' / 'delta' (state/messages.ts), 'reload', 'stop',
  * { type: 'metrics', id }. Replies: 'ready', 'reloaded', 'hello' (a delta did not apply), 'metrics'.
  */
+import { availableParallelism } from 'node:os';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { QueryMetrics } from '../admin/query-metrics.js';
-import { registry, runScrapeHooks } from '../metrics/definitions.js';
+import { registry, runScrapeHooks, setUdpThreadIndex, udpSteeringSwitchesTotal } from '../metrics/definitions.js';
+import { countReceive, joinAfterFirst, startSteering } from '../policy/udp-steering.js';
 import { Runtime } from '../state/runtime.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { answeringHandler } from './nameserver.js';
@@ -66,11 +68,16 @@ const rrl = new ResponseRateLimiter(data.rrl);
 
 const buffer = new ArrayBuffer(sharedBufferBytes(data.batch, data.slot));
 const answer = batchAnswerer(new AnswerStep(handler, rrl), buffer, data.batch, data.slot);
+const shared = joinAfterFirst(new Int32Array(data.steering), data.index, 5000);
 const sockets = data.listen.map(({ host, port }) =>
   addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, spinMicros: data.spinMicros, sendTimeoutMs: 200 }, buffer),
 );
 // This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.
 const retire = sockets.map((s) => countSocket(addon, s.handle));
+setUdpThreadIndex(data.index);
+const steering = startSteering({ counters: shared, index: data.index, threads: data.threads, cores: availableParallelism(), now: () => performance.now(),
+  attach: (first, count) => sockets.reduce((errno, s) => errno || addon.steer(s.handle, first, count), 0),
+  refused: (errno) => log.debug({ errno }, 'reuseport steering refused; the kernel distributes datagrams'), switched: (mode) => udpSteeringSwitchesTotal.inc({ to: mode }) });
 
 let latest: StateSnapshot | null = null;
 let seen = -1;
@@ -104,7 +111,8 @@ function handle(message: UdpThreadRequest): void {
     case 'reload': {
       const { id } = message;
       loading++;
-      zones.load(message.zones).finally(() => loading--).then(
+      steering?.setBusy(true); // the others answer while this thread compiles
+      zones.load(message.zones).finally(() => steering?.setBusy(--loading > 0)).then(
         (r) => reply({ type: 'reloaded', id, generation: r.zoneSet.generation, ok: r.problems.length === 0 }),
         (error: Error) => {
           log.error({ err: error }, 'reload failed; still serving the zones of before');
@@ -146,9 +154,11 @@ async function serve(): Promise<void> {
     const count = handle === null ? 0 : addon.receive(handle);
     readMailbox(); // before answering: a state posted before these queries arrived applies to them
     if (count > 0 && handle !== null) {
+      countReceive(shared, data.index, count);
       answer(count);
       addon.send(handle, count); // also when told to stop: the queries in hand are answered
     }
+    steering?.tick();
     if (count < 0 || stopping) break;
     if (count === 0 || turnSoon || loading > 0 || ++batches >= YIELD_EVERY_BATCHES) {
       batches = 0;

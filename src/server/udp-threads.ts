@@ -1,25 +1,20 @@
 /**
- * `serve --udp-threads N`: UDP answered by N worker threads of this process, each waiting
- * in recvmmsg on a socket of its own (SO_REUSEPORT), the way gdnsd's UDP threads do; TCP, the
- * state store, probes and the admin listener stay on the main thread's event loop. The thread's
- * side, and why it blocks, is in udp-thread.ts.
- *
- * The threads' lifecycle is AnswererPool's (answerer-pool.ts):
- * - every thread compiles the zone files the main thread validated (AnswererZones, reload.ts; never
- *   the files) and starts from the current state snapshot; it listens only once it holds one, so
- *   a (re)started thread never answers from an empty snapshot;
+ * `serve --udp-threads N`: UDP answered by N worker threads of this process, each waiting in
+ * recvmmsg on a socket of its own (SO_REUSEPORT), the way gdnsd's UDP threads do; TCP, the state
+ * store, probes and the admin listener stay on the main thread's event loop. The thread's side,
+ * and why it blocks, is in udp-thread.ts; which thread the kernel hands datagrams to (thread 0
+ * until it falls behind) in policy/udp-steering.ts. The lifecycle is AnswererPool's:
+ * - a thread compiles the zone files the main thread validated (AnswererZones, reload.ts; never
+ *   the files) and listens only once it holds the current state snapshot, never an empty one;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
- *   starts from (StatePublisher), and a thread out of step says 'hello' and gets the whole state;
+ *   starts from (StatePublisher); a thread out of step says 'hello' and gets the whole state;
  * - reloads roll one thread at a time (it compiles in slices and answers between them), threads
- *   still starting included, every thread of a run to the same files and generation, and one
- *   rolling reload at a time;
+ *   still starting included, all to the same files and generation, one rolling reload at a time;
  * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
  *   start at all fails the start;
- * - /metrics asks every thread for its registry and sums them with this process's
- *   (admin/answerer-metrics.ts); a thread that misses a scrape counts with its
- *   last registry, and a dead thread's counters stay in the sums (KeptRegistries);
+ * - /metrics sums every thread's registry with this process's (admin/answerer-metrics.ts), a
+ *   thread that misses a scrape with its last one, a dead thread's kept (KeptRegistries);
  * - /readyz says not ready while no thread listens (live(): app/ops.ts).
- *
  * Delivery: the main thread posts to the thread's MessagePort, then bumps a shared counter; the
  * thread, which never runs its event loop while busy, checks the counter after every wake-up and
  * reads its port with receiveMessageOnPort (udp-thread.ts).
@@ -29,6 +24,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { KeptRegistries } from '../admin/answerer-metrics.js';
 import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
+import { steeringCounters } from '../policy/udp-steering.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { ZoneTexts } from './reload.js';
 import type { RrlOptions } from './rrl.js';
@@ -41,6 +37,8 @@ export type Metric = MetricObjectWithValues<MetricValue<string>>;
 /** What a UDP thread starts with (structured-cloned; the port is transferred). */
 export interface UdpThreadData {
   index: number;
+  threads: number;
+  steering: SharedArrayBuffer;
   zonesPath: string;
   /** The main thread's zone texts when the thread starts (UdpThreadsOptions.zoneTexts). */
   zones: ZoneTexts;
@@ -78,22 +76,13 @@ export interface UdpThreadsOptions {
   logLevel: string;
   rrl?: Partial<RrlOptions>;
   querySample?: number;
-  /**
-   * Every zone the main thread serves, as validated (its last good versions, kept files included)
-   * and their generation: threads compile these rather than the files, so they serve what it
-   * serves even when a file is broken or changes between two loads.
-   */
+  /** Every zone the main thread serves as validated (its last good versions included) and their generation: what threads compile. */
   zoneTexts: () => ZoneTexts;
   /** The snapshot a (re)started thread starts from: the main thread's current one. */
   currentState: () => StateSnapshot;
   /** How long an idle thread waits before it looks at its mailbox (default 100 ms). */
   receiveTimeoutMs?: number;
-  /**
-   * Before sleeping in recvmmsg, a thread that is behind (its receives take 8+ datagrams on
-   * average, and most waits are shorter than this) polls for up to this long (µs; 0 = never):
-   * under saturation it saves the scheduler's sleep and wake-up; a thread that keeps up sleeps
-   * at once (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS).
-   */
+  /** A thread that is behind polls this long (µs; 0 = never) before it sleeps in recvmmsg (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS). */
   spinMicros?: number;
   /** Called with every thread started (and restarted); tests use it to end one. */
   onSpawn?: (worker: Worker, index: number) => void;
@@ -105,10 +94,7 @@ export interface UdpThreads {
   publishState(snapshot: StateSnapshot): void;
   /** Rolling reload of every thread's zones; resolves when all have reloaded. */
   reload(): Promise<{ ok: boolean; generation: number }>;
-  /**
-   * The threads' registries, for /metrics: every live thread's (its last one when it does not
-   * answer in time), plus the counters of threads that died (KeptRegistries: sums never step back).
-   */
+  /** The registries for /metrics: every live thread's (its last one if it does not answer in time) and dead threads' (KeptRegistries). */
   metrics(timeoutMs?: number): Promise<Metric[][]>;
   /** Thread ids of the live threads (tests). */
   threadIds(): number[];
@@ -143,12 +129,15 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
   if (why !== null) throw new Error(why);
   const log = o.logger.child({ component: 'udp-threads' });
   const kept = new KeptRegistries<Answerer<Thread>>();
+  const steering = steeringCounters(o.threads);
 
   const spawn = (index: number): Thread => {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     const data: UdpThreadData = {
       index,
+      threads: o.threads,
+      steering,
       zonesPath: o.zonesPath,
       zones: o.zoneTexts(),
       listen: o.listen,

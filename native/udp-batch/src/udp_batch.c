@@ -75,6 +75,10 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <linux/filter.h>
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
 
 #include <node_api.h>
 #include <uv.h>
@@ -1135,6 +1139,44 @@ static napi_value js_wait_any(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * steer(handle, first, count) -> 0 or an errno: which socket of the handle's SO_REUSEPORT group
+ * (its port and address) the kernel gives each datagram, as a classic BPF program attached to
+ * the group (SO_ATTACH_REUSEPORT_CBPF, Linux >= 4.5; any member's setsockopt sets it for all).
+ * The program returns a socket index: the order the sockets joined the group, where a socket that
+ * leaves is replaced by the last one. count 1: always `first`; count > 1: a random index in
+ * [first, first + count); count 0: an index no group has, for which the kernel falls back to its
+ * own distribution (the hash of the source and destination; the same as no program at all).
+ * An index the group does not have (a thread that restarts) falls back the same way.
+ */
+static napi_value js_steer(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  uint32_t first = 0, count = 0;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = argc >= 3 ? get_blocking(env, argv[0]) : NULL;
+  if (s == NULL || napi_get_value_uint32(env, argv[1], &first) != napi_ok || napi_get_value_uint32(env, argv[2], &count) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "steer(blocking handle, first, count)");
+    return NULL;
+  }
+  struct sock_filter code[4];
+  unsigned short len = 0;
+  if (count == 0) {
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+  } else if (count == 1) {
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, first);
+  } else {
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM));
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count);
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, first);
+    code[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
+  }
+  struct sock_fprog prog = { .len = len, .filter = code };
+  int err = s->closing ? EBADF : setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == 0 ? 0 : errno;
+  NAPI_OK(napi_create_int32(env, err, &result));
+  return result;
+}
+
 /* stats(handle) -> { received, sent, ..., lastErrno } (numbers; exact up to 2^53). */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1185,6 +1227,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "receive", NULL, js_receive, NULL, NULL, NULL, napi_enumerable, NULL },
     { "send", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL },
     { "waitAny", NULL, js_wait_any, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "steer", NULL, js_steer, NULL, NULL, NULL, napi_enumerable, NULL },
     { "constants", NULL, js_constants, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
