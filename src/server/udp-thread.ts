@@ -75,7 +75,7 @@ const sockets = data.listen.map(({ host, port }) =>
 // This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.
 const retire = sockets.map((s) => countSocket(addon, s.handle));
 setUdpThreadIndex(data.index);
-const steering = startSteering({ counters: shared, index: data.index, threads: data.threads, cores: availableParallelism(), now: () => performance.now(),
+const steering = startSteering({ counters: shared, index: data.index, threads: data.steer, cores: availableParallelism(), now: () => performance.now(),
   attach: (first, count) => sockets.reduce((errno, s) => errno || addon.steer(s.handle, first, count), 0),
   refused: (errno) => log.debug({ errno }, 'reuseport steering refused; the kernel distributes datagrams'), switched: (mode) => udpSteeringSwitchesTotal.inc({ to: mode }) });
 

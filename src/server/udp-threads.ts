@@ -10,14 +10,12 @@
  *   starts from (StatePublisher); a thread out of step says 'hello' and gets the whole state;
  * - reloads roll one thread at a time (it compiles in slices and answers between them), threads
  *   still starting included, all to the same files and generation, one rolling reload at a time;
- * - a thread that dies is restarted (RestartBackoff), the others keep answering; one that cannot
- *   start at all fails the start;
+ * - a thread that dies is restarted (RestartBackoff) while the others answer; one that cannot start fails the start;
  * - /metrics sums every thread's registry with this process's (admin/answerer-metrics.ts), a
  *   thread that misses a scrape with its last one, a dead thread's kept (KeptRegistries);
  * - /readyz says not ready while no thread listens (live(): app/ops.ts).
- * Delivery: the main thread posts to the thread's MessagePort, then bumps a shared counter; the
- * thread, which never runs its event loop while busy, checks the counter after every wake-up and
- * reads its port with receiveMessageOnPort (udp-thread.ts).
+ * Delivery: the main thread posts to the thread's MessagePort and bumps a shared counter, which the
+ * thread checks after every wake-up before it reads its port (receiveMessageOnPort; udp-thread.ts).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
@@ -37,7 +35,8 @@ export type Metric = MetricObjectWithValues<MetricValue<string>>;
 /** What a UDP thread starts with (structured-cloned; the port is transferred). */
 export interface UdpThreadData {
   index: number;
-  threads: number;
+  /** Threads the steering spreads over (policy/udp-steering.ts; below 2: none). */
+  steer: number;
   steering: SharedArrayBuffer;
   zonesPath: string;
   /** The main thread's zone texts when the thread starts (UdpThreadsOptions.zoneTexts). */
@@ -84,6 +83,8 @@ export interface UdpThreadsOptions {
   receiveTimeoutMs?: number;
   /** A thread that is behind polls this long (µs; 0 = never) before it sleeps in recvmmsg (udp_batch.c receive_waiting; default DEFAULT_SPIN_MICROS). */
   spinMicros?: number;
+  /** false: no steering, the kernel's distribution (tests that query every thread). */
+  steer?: boolean;
   /** Called with every thread started (and restarted); tests use it to end one. */
   onSpawn?: (worker: Worker, index: number) => void;
 }
@@ -98,9 +99,8 @@ export interface UdpThreads {
   metrics(timeoutMs?: number): Promise<Metric[][]>;
   /** Thread ids of the live threads (tests). */
   threadIds(): number[];
-  /** Threads listening now, fewer than `threads` while a dead one restarts (/readyz, sitedns_udp_threads_live). */
+  /** Threads listening now, fewer than `threads` (configured: --udp-threads N) while a dead one restarts (/readyz, sitedns_udp_threads_live). */
   live(): number;
-  /** Threads configured (--udp-threads N). */
   readonly threads: number;
   close(): Promise<void>;
 }
@@ -136,7 +136,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
     const signal = new SharedArrayBuffer(4);
     const data: UdpThreadData = {
       index,
-      threads: o.threads,
+      steer: o.steer === false ? 0 : o.threads,
       steering,
       zonesPath: o.zonesPath,
       zones: o.zoneTexts(),

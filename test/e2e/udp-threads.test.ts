@@ -31,7 +31,8 @@ async function run(): Promise<void> {
     t.match(server.logs.find((l) => l.msg === 'listening on UDP and TCP'), { udpPath: 'threads', udpThreads: 2 });
 
     const bostonAnswer = async () => decode((await udpQuery(server.port, query('boston.app.example.com')))!).answers[0]?.address;
-    // 24 queries from fresh source ports reach both threads' sockets.
+    // 24 queries from fresh source ports: at this load thread 0 takes them all (policy/udp-steering.ts);
+    // test/perf/udp-threads.test.ts, without steering, shows that state and reloads reach every thread.
     const allAnswers = async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 24; i++) seen.add(await bostonAnswer());

@@ -68,6 +68,7 @@ async function run(t: Test): Promise<void> {
     currentState: () => state,
     receiveTimeoutMs: 50,
     onSpawn: (worker, index) => spawned.push({ worker, index }),
+    steer: false, // the kernel's distribution: queries from fresh source ports reach both threads
   });
   t.teardown(() => pool.close());
   const port = pool.listeners[0].port;
