@@ -6,7 +6,7 @@
  * - single: every datagram to thread 0's socket (index 0: it joins each group first). At moderate
  *   load one thread answers more cheaply than several: its recvmmsg batches are longer, so it
  *   sleeps and wakes less often per query, and one isolate's answer code stays hot in cache and
- *   JIT (docs/benchmarks.md, "Steering": ~25 % less CPU per query at 40k QPS on 2 cores).
+ *   JIT (docs/benchmarks.md, "Steering": ~20 % less CPU per query at 40k QPS on 2 cores).
  * - spread: the kernel's own distribution (hash of source and destination), once thread 0 falls
  *   behind: then the other cores are worth their wake-ups. Single is tried again after a hold
  *   that doubles while single keeps falling behind at once (gdnsd's anti-flap idea).
