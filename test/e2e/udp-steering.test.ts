@@ -48,13 +48,19 @@ async function run(): Promise<void> {
     t.ok(burst[1] - light[1] > 0, `thread 1 answered part of the burst (thread 0: ${burst[0] - light[0]}, thread 1: ${burst[1] - light[1]})`);
     t.ok(metric(await metrics(), 'sitedns_udp_steering_switches_total', { to: 'spread' }) >= 1, 'a switch to spread counted');
 
-    // After the hold (1 s; longer if single fell behind again at once), single again.
-    let back = 0;
-    for (let i = 0; i < 100 && back === 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      back = metric(await metrics(), 'sitedns_udp_steering_switches_total', { to: 'single' });
+    // After the hold (1 s; longer if single fell behind again at once), single again: every
+    // switch to spread has been followed by one back, and the burst is all received.
+    let settled = false;
+    let last = await received();
+    for (let i = 0; i < 150 && !settled; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const m = await metrics();
+      const now = [0, 1].map((thread) => metric(m, 'sitedns_udp_thread_received_total', { thread: String(thread) }));
+      const switches = (to: string) => metric(m, 'sitedns_udp_steering_switches_total', { to });
+      settled = switches('single') >= 1 && switches('single') === switches('spread') && now[0] === last[0] && now[1] === last[1];
+      last = now;
     }
-    t.ok(back >= 1, 'back to single once quiet');
+    t.ok(settled, 'back to single once quiet');
     const quiet = await received();
     for (let i = 0; i < 20; i++) t.not(await udpQuery(server.port, query('boston.app.example.com')), null, `light query ${i} answered`);
     const after = await received();
