@@ -1,6 +1,7 @@
 /** Zone loading and compiling: every error names file, line and path. */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { compileZoneFiles } from '../src/config/compile.js';
 import { formatProblem } from '../src/config/errors.js';
 import { parseZoneText } from '../src/config/load.js';
@@ -103,6 +104,23 @@ t.test('sitedns check: exit 1 with one line per problem; exit 0 on the sample', 
   const good = spawnSync(process.execPath, ['dist/cli/index.js', 'check', 'zones/'], { encoding: 'utf8' });
   t.equal(good.status, 0, good.stderr);
   t.match(good.stdout, /ok: zone app\.example\.com/);
+});
+
+t.test('sitedns check: every path given is checked, as one zone set', async (t) => {
+  const dir = tempZonesDir({ 'a.yaml': BASE, 'b.yaml': BASE.replaceAll('app.example.com', 'b.example.com') + 'colour: blue\n', 'c.yaml': BASE.replaceAll('app.example.com', 'c.example.com') });
+  const empty = tempZonesDir({});
+  const both = spawnSync(process.execPath, ['dist/cli/index.js', 'check', join(dir, 'a.yaml'), join(dir, 'b.yaml')], { encoding: 'utf8' });
+  t.equal(both.status, 1, 'the second file\'s problem fails the check');
+  t.match(both.stderr, /b\.yaml:5: colour: unknown key/);
+  const good = spawnSync(process.execPath, ['dist/cli/index.js', 'check', join(dir, 'a.yaml'), join(dir, 'c.yaml')], { encoding: 'utf8' });
+  t.equal(good.status, 0, good.stderr);
+  t.match(good.stdout, /a\.yaml: ok: zone app\.example\.com[\s\S]*c\.yaml: ok: zone c\.example\.com/, 'a summary line for each file');
+  const twice = spawnSync(process.execPath, ['dist/cli/index.js', 'check', join(dir, 'a.yaml'), 'zones/'], { encoding: 'utf8' });
+  t.equal(twice.status, 1, 'one zone set: app.example.com from two paths is defined twice');
+  t.match(twice.stderr, /zone app\.example\.com is also defined in/);
+  const none = spawnSync(process.execPath, ['dist/cli/index.js', 'check', join(dir, 'c.yaml'), empty], { encoding: 'utf8' });
+  t.equal(none.status, 1, 'a path with no zone file fails the check');
+  t.match(none.stderr, /: no zone files \(\*\.yaml\) found/);
 });
 
 t.test('sitedns check loads neither pino, ioredis, prom-client nor dns2', async (t) => {

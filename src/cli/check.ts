@@ -1,4 +1,4 @@
-/** `sitedns check <zones>`: validate; exit 1 with one line per problem (file:line: path: message). */
+/** `sitedns check <zones>...`: validate; exit 1 with one line per problem (file:line: path: message). */
 import { zoneSetCompiler } from '../config/compile.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import { zoneFileLoads } from '../config/load.js';
@@ -10,10 +10,12 @@ export const checkFlags = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
 
-export const checkHelp = `Usage: sitedns check [<zones-dir-or-file>] [--zones <path>]
+export const checkHelp = `Usage: sitedns check [<zones-dir-or-file>...] [--zones <path>]
 
-Validates zone files without serving them. Prints one line per problem,
-"file:line: path: message", and exits 1 if there is any; prints a summary and exits 0 otherwise.
+Validates zone files without serving them, every file and directory given (checked as one zone
+set: a zone defined twice is a problem), by default zones/. Prints one line per problem,
+"file:line: path: message", and exits 1 if there is any, or if a path holds no zone file;
+prints a summary and exits 0 otherwise.
 
 ${flagHelp(checkFlags)}`;
 
@@ -23,29 +25,34 @@ export function runCheck(argv: string[]): number {
     console.log(checkHelp);
     return 0;
   }
-  const path = read.positionals[0] ?? read.flags.zones ?? 'zones';
+  const paths = read.positionals.length > 0 ? read.positionals : [read.flags.zones ?? 'zones'];
+  if (read.positionals.length > 0 && read.flags.zones !== undefined) paths.unshift(read.flags.zones);
   // One file at a time: each is compiled as soon as it is read, and only its problems or its
   // summary line are kept (a 100,000-name set holds no more than its largest file in memory).
   const readProblems: ConfigProblem[] = [];
   const compileProblems: ConfigProblem[] = [];
   const summaries: string[] = [];
+  const empty: string[] = [];
   const compile = zoneSetCompiler();
-  for (const loaded of zoneFileLoads(path)) {
-    if ('problems' in loaded) {
-      readProblems.push(...loaded.problems);
-      continue;
+  for (const path of paths) {
+    let files = 0;
+    for (const loaded of zoneFileLoads(path)) {
+      files++;
+      if ('problems' in loaded) {
+        readProblems.push(...loaded.problems);
+        continue;
+      }
+      const z = compile(loaded);
+      if ('problems' in z) compileProblems.push(...z.problems);
+      else summaries.push(`${z.file}: ok: zone ${z.origin}: ${z.nodes.size} names, ${z.sites.length} sites, ${z.groups.length} groups, ${z.pools.length} pools`);
     }
-    const z = compile(loaded);
-    if ('problems' in z) compileProblems.push(...z.problems);
-    else summaries.push(`${z.file}: ok: zone ${z.origin}: ${z.nodes.size} names, ${z.sites.length} sites, ${z.groups.length} groups, ${z.pools.length} pools`);
+    // A path that holds no zone file is a mistake (a typo, an empty glob), not a pass.
+    if (files === 0) empty.push(`${path}: no zone files (*.yaml) found`);
   }
   const problems = [...readProblems, ...compileProblems];
   for (const p of problems) console.error(formatProblem(p));
-  if (problems.length > 0) return 1;
-  if (summaries.length === 0) {
-    console.error(`${path}: no zone files (*.yaml) found`);
-    return 1;
-  }
+  for (const line of empty) console.error(line);
+  if (problems.length > 0 || empty.length > 0) return 1;
   for (const line of summaries) console.log(line);
   return 0;
 }
