@@ -26,7 +26,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI, freePort, load, machine } from '../qps/lib.mjs';
+import { CLI, dnsQuery, freePort, load, machine } from '../qps/lib.mjs';
 import { generate } from '../scale/generate.mjs';
 
 const { values } = parseArgs({
@@ -53,14 +53,6 @@ if (Number(values.names) > 0) {
 }
 
 /** A DNS query for `qname` A (RFC 1035 §4.1). */
-function dnsQuery(id, qname) {
-  const labels = qname.split('.').filter(Boolean).map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(1, 4);
-  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-}
-
 const port = await freePort();
 const args = [CLI, 'serve', '--zones', zonesDir, '--listen', `127.0.0.1:${port}`, '--udp-threads', values['udp-threads'], '--http', 'off', '--log-level', 'info'];
 

@@ -50,6 +50,16 @@ export function requireDnsperf(allowInstall, { gdnsd = true } = {}) {
 }
 
 /** Mean of some figures; NaN for none. */
+/** A DNS query for `name` A with ID `id`, RD set (RFC 1035 §4.1), for benches that send their own. */
+export function dnsQuery(id, name) {
+  const labels = name.split('.').filter(Boolean).map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(0x0100, 2); // RD
+  header.writeUInt16BE(1, 4);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
 export const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 /** Median of some figures (the mean of the middle two for an even count); NaN for none. */

@@ -11,21 +11,9 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { CLI, dnsQuery } from '../qps/lib.mjs';
 
-export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 const LOOP_DELAY = new URL('./loop-delay.mjs', import.meta.url).href;
-
-/** A DNS query for `name` A, ID `id` (RFC 1035 §4.1). */
-function dnsQuery(id, name) {
-  const labels = name.split('.').filter(Boolean);
-  const qname = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(id, 0);
-  header.writeUInt16BE(0x0100, 2); // RD
-  header.writeUInt16BE(1, 4);
-  return Buffer.concat([header, qname, Buffer.from([0, 1, 0, 1])]);
-}
 
 /** Starts serve on loopback ports; resolves with the process, its DNS and admin ports, and its log. */
 async function startServe(zonesDir, udpThreads) {
