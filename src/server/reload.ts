@@ -23,6 +23,7 @@ import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
 import { Runtime } from '../state/runtime.js';
+import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
@@ -38,10 +39,9 @@ export interface ZoneTexts {
 }
 
 /** Nothing to serve: the first load found no zone (the runtime still has none). */
-export class NoZonesError extends Error {
-  readonly code = 'ENO_ZONES';
+export class NoZonesError extends CodedError<'ENO_ZONES'> {
   constructor(readonly path: string, readonly report: ReloadReport) {
-    super(`no zone could be loaded from ${path}`);
+    super('ENO_ZONES', `no zone could be loaded from ${path}`);
   }
 }
 
