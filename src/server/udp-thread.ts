@@ -75,8 +75,21 @@ const sockets = data.listen.map(({ host, port }) =>
 // This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.
 const retire = sockets.map((s) => countSocket(addon, s.handle));
 setUdpThreadIndex(data.index);
+/**
+ * One program on every listen address's group, or none: a group the kernel refused would keep
+ * the kernel's distribution while the others are steered, so those go back to it too.
+ */
+function attachSteering(first: number, count: number): number {
+  for (const [i, s] of sockets.entries()) {
+    const errno = addon.steer(s.handle, first, count);
+    if (errno === 0) continue;
+    for (const done of sockets.slice(0, i)) addon.steer(done.handle, 0, 0);
+    return errno;
+  }
+  return 0;
+}
 const steering = startSteering({ counters: shared, index: data.index, threads: data.steer, cores: availableParallelism(), now: () => performance.now(),
-  attach: (first, count) => sockets.reduce((errno, s) => errno || addon.steer(s.handle, first, count), 0),
+  attach: (first, count) => attachSteering(first, count),
   refused: (errno) => log.debug({ errno }, 'reuseport steering refused; the kernel distributes datagrams'), switched: (mode) => udpSteeringSwitchesTotal.inc({ to: mode }) });
 
 let latest: StateSnapshot | null = null;
