@@ -2,6 +2,8 @@
  * Record data as compiled once from zone files (RDATA parts, names kept apart so the writer can
  * compress them) and the RR shape the message writer takes.
  */
+import { parseDottedQuad } from '../util/ipv4.js';
+
 /** A name inside RDATA; `compress` is false where RFC 3597 §4 / RFC 2782 forbid compression. */
 export interface NamePart {
   readonly name: string;
@@ -36,16 +38,9 @@ export function ipv6Rdata(address: string): Rdata {
   for (const group of tailGroups) at = writeIPv6Group(group, bytes, at);
   return [bytes];
 }
+/** A dotted quad the caller checked (net.isIP) -> its 4 bytes at `at`. */
 function writeIPv4(address: string, bytes: Buffer, at: number): Buffer {
-  let octet = 0;
-  for (let i = 0; i < address.length; i++) {
-    const c = address.charCodeAt(i);
-    if (c === 0x2e /* . */) {
-      bytes[at++] = octet;
-      octet = 0;
-    } else octet = octet * 10 + c - 0x30;
-  }
-  bytes[at] = octet;
+  bytes.writeUInt32BE(parseDottedQuad(address), at);
   return bytes;
 }
 /** One group of an IPv6 address (hex, or the dotted IPv4 tail) at `at`; returns the next offset. */
