@@ -149,6 +149,8 @@ t.test('one load at a time: triggers during a load coalesce into one more load a
   t.same(outcomes.map((o) => o.trigger), ['sighup', 'watch', 'watch']);
   t.ok(outcomes[1].generation > outcomes[0].generation, 'the coalesced load comes after the first, and read the edit');
   t.equal(reloads.runtime.zones.generation, outcomes[1].generation);
+  const answered = decode(new Handler(reloads.runtime, fixedEnv()).handle(query('www.r.test'), { transport: 'udp', clientAddress: '192.0.2.9' })!).answers.map((a: any) => a.address);
+  t.same(answered, ['192.0.2.11'], 'the coalesced load served the edit');
 });
 
 t.test('the watcher reloads after a save (write + rename), debounced into one reload', async (t) => {
