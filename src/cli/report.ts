@@ -1,7 +1,8 @@
 /** `sitedns report <site> <load>`: push a load report (seed 002) the way a site would. */
 import os from 'node:os';
 import { splitSiteKey } from '../state/keys.js';
-import { parseLoad, reportLoad } from '../state/service.js';
+import { LOAD_VALUE_RULE, loadValue } from '../state/load-value.js';
+import { reportLoad } from '../state/service.js';
 import { resolveSiteRef } from '../state/site-ref.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { fetchStatus } from './status.js';
@@ -29,8 +30,8 @@ export async function runReport(argv: string[]): Promise<number> {
   const { flags, positionals } = read;
   const [ref, loadText] = positionals;
   if (!ref || loadText === undefined) throw new Error('usage: sitedns report <site> <load>');
-  const load = parseLoad({ load: loadText });
-  if (typeof load !== 'number') throw new Error(`"${loadText}" is not a load (a number >= 0)`);
+  const load = loadValue(loadText);
+  if (load === undefined) throw new Error(`"${loadText}" is not a load (${LOAD_VALUE_RULE})`);
   const status = await fetchStatus(flags);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);

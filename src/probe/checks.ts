@@ -11,6 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { ProbeConfig } from '../model/zone-model.js';
+import { LOAD_VALUE_RULE, loadValue } from '../state/load-value.js';
 import type { ProbeResult } from './debounce.js';
 
 export const DEFAULT_INTERVAL_MS = 1000;
@@ -171,11 +172,11 @@ function judge(status: number, headers: http.IncomingHttpHeaders, body: string, 
   let note = '';
   if (o.loadHeader !== undefined) {
     const raw = headers[o.loadHeader];
-    load = toNumber(Array.isArray(raw) ? raw[0] : raw);
-    if (load === undefined) note = ` (no numeric ${o.loadHeader} header)`;
+    load = loadValue(Array.isArray(raw) ? raw[0] : raw);
+    if (load === undefined) note = ` (no ${o.loadHeader} header with ${LOAD_VALUE_RULE})`;
   } else if (o.loadField !== undefined) {
     load = loadFromJson(body, o.loadField);
-    if (load === undefined) note = ` (no numeric "${o.loadField}" in the body)`;
+    if (load === undefined) note = ` (no "${o.loadField}" with ${LOAD_VALUE_RULE} in the body)`;
   }
   return load === undefined ? { ok: true, decisive: false, reason: `HTTP ${status}${note}`, rttMs } : { ok: true, decisive: false, reason: `HTTP ${status}`, rttMs, load };
 }
@@ -192,16 +193,7 @@ export function loadFromJson(body: string, field: string): number | undefined {
     if (value === null || typeof value !== 'object') return undefined;
     value = (value as Record<string, unknown>)[part];
   }
-  return toNumber(value);
-}
-
-function toNumber(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
-  if (typeof value === 'string' && value.trim() !== '') {
-    const n = Number(value);
-    return Number.isFinite(n) ? n : undefined;
-  }
-  return undefined;
+  return loadValue(value);
 }
 
 function round(ms: number): number {

@@ -40,10 +40,12 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
 
 const finite = z.number().finite();
 const time = z.number().finite().nonnegative();
+// The rule of state/load-value.ts, for loads read back from Redis.
+const load = z.number().finite().nonnegative();
 
 export const probeViewSchema = z.object({
   up: z.boolean(),
-  load: finite.optional(),
+  load: load.optional(),
   utilization: finite.optional(),
   rttMs: finite.nonnegative().optional(),
   checkedAt: time,
@@ -60,7 +62,7 @@ export const forcedSchema = z.object({
   at: time,
 });
 
-export const reportSchema = z.object({ load: finite, at: time, by: z.string().optional() });
+export const reportSchema = z.object({ load, at: time, by: z.string().optional() });
 
 export const proberInfoSchema = z.object({
   id: z.string().min(1),

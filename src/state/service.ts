@@ -3,6 +3,7 @@
  * listener's routes (admin/state-routes.ts) and the CLI when it talks to Redis directly.
  */
 import { duration } from '../util/duration.js';
+import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 import type { ForcedState, LoadReport, StateStore } from './types.js';
 
 export const DEFAULT_DRAIN_MS = 3_600_000;
@@ -41,10 +42,8 @@ export async function undrain(store: StateStore, key: string): Promise<void> {
 }
 
 export function parseLoad(body: unknown): number | { error: string } {
-  const load = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).load : undefined;
-  const n = typeof load === 'string' && load.trim() !== '' ? Number(load) : load;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return { error: 'body must be {"load": <number >= 0>}' };
-  return n;
+  const load = loadValue(body !== null && typeof body === 'object' ? (body as Record<string, unknown>).load : undefined);
+  return load ?? { error: `body must be {"load": <${LOAD_VALUE_RULE}>}` };
 }
 
 export async function reportLoad(store: StateStore, key: string, load: number, by?: string, now = Date.now()): Promise<LoadReport> {

@@ -18,7 +18,7 @@ t.test('HTTP: 2xx healthy with the load from a JSON field or a header, rtt measu
   const none = await compileCheck({ http: b.url, load: 'missing', timeout: 1000 })!.run();
   t.equal(none.ok, true, 'a missing load field is still healthy');
   t.equal(none.load, undefined);
-  t.match(none.reason, /no numeric "missing"/);
+  t.match(none.reason, /no "missing" with a number >= 0/);
 });
 
 t.test('HTTP: a bad status or missing body text is decisive', async (t) => {
@@ -78,6 +78,20 @@ t.test('load paths', async (t) => {
   t.equal(loadFromJson('{"stats": {"load": "7"}}', 'stats.load'), 7);
   t.equal(loadFromJson('not json', 'load'), undefined);
   t.equal(loadFromJson('{"load": null}', 'load'), undefined);
+  t.equal(loadFromJson('{"load": -50}', 'load'), undefined, 'a negative load is refused, as the push API refuses it');
+  t.equal(loadFromJson('{"load": "-0.5"}', 'load'), undefined);
+  t.equal(loadFromJson('{"load": 0}', 'load'), 0);
+});
+
+t.test('HTTP: a negative load from a probe is no load, and the check says why', async (t) => {
+  const b = await startBackend('127.0.0.2', -50);
+  t.teardown(() => b.stop());
+  for (const probe of [{ load: 'load' }, { load_header: 'X-Load' }]) {
+    const r = await compileCheck({ http: b.url, timeout: 1000, ...probe })!.run();
+    t.equal(r.ok, true, 'still healthy');
+    t.equal(r.load, undefined, `${Object.keys(probe)[0]}: no load taken`);
+    t.match(r.reason, /with a number >= 0/);
+  }
 });
 
 t.test('HTTPS: certificate checked unless insecure; Host and SNI from `host`', { skip: !hasOpenssl() && 'openssl not installed' }, async (t) => {
