@@ -29,14 +29,16 @@ export function oneSite(site: SiteModel, reason: string): Selection {
 
 /**
  * A `sites` selection: the chosen site first, then (when the pool's `answers` asks for more than
- * one) the other usable sites in the order given, up to that many.
+ * one) the other sites of `others`, read cyclically from index `from`, up to that many. Policies
+ * that draw start right after the drawn site, so on equal terms every site is as often second as
+ * first: reading from the top would make the first-listed site everyone's second answer.
  */
-export function answerWith(name: DynamicName, chosen: SiteModel, others: readonly SiteModel[], reason: string): Selection {
+export function answerWith(name: DynamicName, chosen: SiteModel, others: readonly SiteModel[], reason: string, from = 0): Selection {
   const count = name.pool?.answers ?? 1;
   if (count <= 1 || others.length <= 1) return oneSite(chosen, reason);
   const sites = [chosen];
-  for (const site of others) {
-    if (sites.length >= count) break;
+  for (let j = 0; j < others.length && sites.length < count; j++) {
+    const site = others[(from + j) % others.length];
     if (site !== chosen) sites.push(site);
   }
   return { kind: 'sites', sites, reason };

@@ -22,7 +22,7 @@
  *
  * Unknown or stale loads (load.ts) count as the mean of the known ones: such a site gets its
  * capacity's share, neither flooded (as "unknown = idle" would) nor starved. With no load known at
- * all the split is by capacity. Ties need no rule: equal sites get equal weights.
+ * all the split is by capacity. Equal sites get equal weights, so the draw needs no tie rule.
  */
 import type { SiteModel } from '../model/zone-model.js';
 import { measuredAt, stateOf, type StateSnapshot } from '../state/snapshot.js';
@@ -86,21 +86,22 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
   const now = env.now();
   const memory = env.memory;
   const perAnswer = memory !== undefined ? (name.pool?.loadPerAnswer ?? 0) : 0;
-  let chosen: SiteModel;
+  let index = 0;
   let utilizations: (number | undefined)[] | undefined;
-  if (sites.length === 1) {
-    chosen = sites[0];
-  } else {
+  if (sites.length > 1) {
     utilizations = [];
     const weights: number[] = [];
     headroomWeights(sites, snapshot, now, perAnswer, memory, weights, utilizations);
-    chosen = sites[weightedIndex(weights, env.random())];
+    index = weightedIndex(weights, env.random());
   }
+  const chosen = sites[index];
   if (perAnswer > 0) memory!.recordAnswer(chosen, now);
   if ((name.pool?.answers ?? 1) <= 1) return oneSite(chosen, LEAST_BUSY);
-  // More answers: the rest by utilization, lowest first (unknown last), order kept on ties.
-  const order = sites.map((s, i) => ({ s, u: utilizations?.[i] ?? Infinity, i }));
-  order.sort((a, b) => a.u - b.u || a.i - b.i);
+  // More answers: the rest by utilization, lowest first (unknown last); ties in the order that
+  // follows the drawn site, cyclically, so equal sites share the later places evenly too.
+  const n = sites.length;
+  const order = sites.map((s, i) => ({ s, u: utilizations?.[i] ?? Infinity, after: (i - index - 1 + n) % n }));
+  order.sort((a, b) => a.u - b.u || a.after - b.after);
   return answerWith(name, chosen, order.map((o) => o.s), LEAST_BUSY);
 };
 

@@ -19,20 +19,19 @@ export const roundRobin: SitePolicy = (name, candidates, family, snapshot, _clie
   const memory = env.memory?.of(name);
   const position = memory === undefined ? 0 : memory.next++ % sites.length;
   if (memory !== undefined && memory.next >= Number.MAX_SAFE_INTEGER) memory.next = 0;
-  const chosen = sites[position];
-  return answerWith(name, chosen, [...sites.slice(position), ...sites.slice(0, position)], 'round robin');
+  return answerWith(name, sites[position], sites, 'round robin', position);
 };
 
 export const weighted: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
   const sites = usable(candidates, family, snapshot);
   if (sites.length === 0) return undefined;
-  const chosen = sites.length === 1 ? sites[0] : sites[weightedIndex(sites.map((s) => s.capacity), env.random())];
-  return answerWith(name, chosen, sites, 'weighted by capacity');
+  const index = sites.length === 1 ? 0 : weightedIndex(sites.map((s) => s.capacity), env.random());
+  return answerWith(name, sites[index], sites, 'weighted by capacity', index + 1);
 };
 
 export const random: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
   const sites = usable(candidates, family, snapshot);
   if (sites.length === 0) return undefined;
-  const chosen = sites[Math.min(sites.length - 1, Math.floor(env.random() * sites.length))];
-  return answerWith(name, chosen, sites, 'random');
+  const index = Math.min(sites.length - 1, Math.floor(env.random() * sites.length));
+  return answerWith(name, sites[index], sites, 'random', index + 1);
 };

@@ -127,3 +127,20 @@ t.test('AnswerLog counts answers since a time, by 250 ms buckets', async (t) => 
   t.equal(log.since(NOW + 6000, NOW + 7000), 0, 'nothing since');
   t.equal(log.since(NOW - 60_000, NOW + 40_000), 0, 'older than the ring (32 s): forgotten');
 });
+
+t.test('answers: 2 with equal or unknown loads: every site is second as often as first', async (t) => {
+  const z = zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+  c: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: least-busy, answers: 2 }
+`);
+  const p = nameOf(z, '@');
+  for (const [label, s] of [['equal', snap({ a: { u: 0.4 }, b: { u: 0.4 }, c: { u: 0.4 } })], ['unknown', snap({})]] as const) {
+    const seconds: Record<string, number> = { a: 0, b: 0, c: 0 };
+    for (const draw of [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) seconds[answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([draw]))!).split(',')[1]]++;
+    t.same(seconds, { a: 3, b: 3, c: 3 }, `${label} loads: second places shared evenly`);
+  }
+  // A lower load still comes second before the order that follows the drawn site.
+  t.equal(answerOf(leastBusy(p, p.sites, 4, snap({ a: { u: 0.3 }, b: { u: 0.3 }, c: { u: 0.2 } }), RESOLVER, env([0]))!), 'a,c');
+});

@@ -96,3 +96,17 @@ pool: { name: "@", all_down: all }
   t.equal(answerOf(selectAnswer(nameOf(z2, 'g'), 4, down, RESOLVER, env())), 'b', 'group all_down first: first in group order');
   t.equal(answerOf(selectAnswer(nameOf(z2, '@'), 4, down, RESOLVER, env())), 'a,b', 'pool all_down all: every address');
 });
+
+t.test('answers: 2: weighted and random start the rest after the drawn site', async (t) => {
+  for (const policy of ['weighted', 'random']) {
+    const p = nameOf(zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+  c: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: ${policy}, answers: 2 }
+`), '@');
+    const pick = policy === 'weighted' ? weighted : random;
+    const answers = [0.1, 0.5, 0.9].map((draw) => answerOf(pick(p, p.sites, 4, snap({}), RESOLVER, env([draw]))!));
+    t.same(answers, ['a,b', 'b,c', 'c,a'], `${policy}: each site second once in three`);
+  }
+});
