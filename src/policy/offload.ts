@@ -86,15 +86,19 @@ function offloadTo(
   env: PolicyEnv,
   why: string,
 ): Selection | undefined {
-  let chosen: SiteModel;
   switch (pool.offloadChoice) {
-    case 'client':
-      chosen = byClientHash(sites, client);
-      break;
+    case 'client': {
+      // The answer depends on every bit of the ECS source prefix (byClientHash), so that is the
+      // scope a resolver may cache it for (RFC 7871 §7.2.1); without ECS there is no scope to give.
+      const reason = `${why} (by client)`;
+      const ecs = client.ecs;
+      const chosen = [byClientHash(sites, client)];
+      return ecs !== null && ecs.sourcePrefix > 0 ? { kind: 'sites', sites: chosen, reason, scope: ecs.sourcePrefix } : { kind: 'sites', sites: chosen, reason };
+    }
     case 'cost': {
-      chosen = sites[0];
+      let chosen = sites[0];
       for (const site of sites) if (site.cost < chosen.cost) chosen = site;
-      break;
+      return { kind: 'sites', sites: [chosen], reason: `${why} (by cost)` };
     }
     case 'load': {
       const picked = leastBusy(name, sites, family, snapshot, client, env);
@@ -102,7 +106,6 @@ function offloadTo(
       return { ...picked, reason: `${why} (by load)` };
     }
   }
-  return { kind: 'sites', sites: [chosen], reason: `${why} (by ${pool.offloadChoice})` };
 }
 
 /**

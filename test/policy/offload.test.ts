@@ -69,6 +69,16 @@ t.test('offload choice by client: stable, spread, minimal movement', async (t) =
   t.equal(byClientHash(pool.pool!.offload, { address: '10.0.7.1', ecs: null }), byClientHash(pool.pool!.offload, { address: '10.0.7.200', ecs: null }));
 });
 
+t.test('offload choice by client: the ECS scope is the source prefix that decided (RFC 7871 §7.2.1)', async (t) => {
+  const pool = nameOf(zoneWith('client'), '@');
+  const ecs = (sourcePrefix: number) => ({ family: 1 as const, sourcePrefix, address: Buffer.from([198, 51, 100, 0]) });
+  const offloaded = selectAnswer(pool, 4, snap({ boston: { u: 0.89 } }), { address: '10.0.0.1', ecs: ecs(24) }, env([0]));
+  t.match(offloaded, { kind: 'sites', reason: /by client/, scope: 24 });
+  t.equal(selectAnswer(pool, 4, snap({ boston: { u: 0.89 } }), { address: '10.0.0.1', ecs: ecs(20) }, env([0])).scope, 20);
+  t.equal(selectAnswer(pool, 4, snap({ boston: { u: 0.89 } }), { address: '10.0.0.1', ecs: null }, env([0])).scope, undefined, 'no ECS, no scope');
+  t.equal(selectAnswer(pool, 4, snap({ boston: { u: 0.1 } }), { address: '10.0.0.1', ecs: ecs(24) }, env([0])).scope, undefined, 'the primary does not depend on the client');
+});
+
 t.test('offload choice by load: least-busy among the eligible', async (t) => {
   const pool = nameOf(zoneWith('load'), '@');
   const s = snap({ boston: { u: 0.89 }, chicago: { u: 0.1 }, geneva: { u: 0.5 } });
