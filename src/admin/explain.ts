@@ -87,12 +87,25 @@ function explainDynamic(
   // may get another of the tied sites: explain and the answer agree on the policy, not the dice).
   // The policies' memory (round-robin position, hysteresis site, recent answers) is read from the
   // handler's but written to a copy: explaining must not move the next real answer.
+  const now = env.now();
   let draws = 0;
-  const countingEnv: PolicyEnv = { now: env.now, random: () => (draws++, env.random()), memory: env.memory ? new MemoryView(env.memory) : undefined };
-  const selection = selectAnswer(name, family, snapshot, client, countingEnv);
+  const weights = new Map<SiteModel, number>();
+  const observingEnv: PolicyEnv = {
+    now: () => now,
+    random: () => (draws++, env.random()),
+    memory: env.memory ? new MemoryView(env.memory) : undefined,
+    observeDraw: (sites, w) => sites.forEach((site, i) => weights.set(site, w[i])),
+  };
+  const selection = selectAnswer(name, family, snapshot, client, observingEnv);
+  const odds = answerOdds(name, family, snapshot, client, env.memory, now, draws, selection);
   const chosen = new Set(selection.kind === 'sites' ? selection.sites : []);
-  const candidates = name.sites.map((site, order) => candidate(site, order, family, snapshot, chosen, env.now()));
+  const candidates = name.sites.map((site, order) => ({
+    ...candidate(site, order, family, snapshot, chosen, now),
+    weight: weights.get(site) ?? null,
+    probability: round4(odds.get(site) ?? 0),
+  }));
   const answer = [...staticAnswer, ...dynamicRecords(name, selection, family)];
+  const other = [...odds].filter(([k]) => typeof k === 'string').map(([k, p]) => [k, round4(p)]);
   return {
     rcode: selection.kind === 'servfail' ? 'SERVFAIL' : selection.kind === 'drop' ? '(no reply)' : 'NOERROR',
     answer,
@@ -104,12 +117,60 @@ function explainDynamic(
     selection: selectionView(selection),
     allDown: selection.allDown === true,
     usedRandom: draws > 0,
-    why: describe(name, selection, draws > 0),
+    otherOutcomes: Object.fromEntries(other),
+    why: describe(name, selection, draws > 0 ? odds : undefined),
   };
 }
 
+/** What the first answer may be for this query now, and how likely: site, `sorry` or `drop`. */
+type Outcome = SiteModel | 'sorry' | 'nodata' | 'servfail' | 'drop';
+
+/**
+ * The chance of each outcome, found by replaying the policy over evenly spaced values of its
+ * random draws (the policies are pure: the same draws give the same answer). One draw: 10,000
+ * values, so a share is exact to 0.01 %; two or more (offload's share, then its choice among
+ * the offload sites): a 100 x 100 grid of the first two, 1 % steps. No draw: the answer is certain.
+ */
+function answerOdds(
+  name: DynamicName,
+  family: 4 | 6,
+  snapshot: Runtime['state'],
+  client: ClientInfo,
+  memory: PolicyMemory | undefined,
+  now: number,
+  draws: number,
+  selection: Selection,
+): Map<Outcome, number> {
+  const odds = new Map<Outcome, number>();
+  if (draws === 0) {
+    odds.set(outcomeOf(selection), 1);
+    return odds;
+  }
+  const steps = draws === 1 ? 10_000 : 100;
+  const inner = draws === 1 ? 1 : steps;
+  const share = 1 / (steps * inner);
+  for (let i = 0; i < steps; i++) {
+    for (let j = 0; j < inner; j++) {
+      const values = [(i + 0.5) / steps, (j + 0.5) / inner];
+      let n = 0;
+      const replay: PolicyEnv = { now: () => now, random: () => (n < 2 ? values[n++] : 0.5), memory: memory ? new MemoryView(memory) : undefined };
+      const outcome = outcomeOf(selectAnswer(name, family, snapshot, client, replay));
+      odds.set(outcome, (odds.get(outcome) ?? 0) + share);
+    }
+  }
+  return odds;
+}
+
+function outcomeOf(selection: Selection): Outcome {
+  return selection.kind === 'sites' ? selection.sites[0] : selection.kind;
+}
+
+function round4(p: number): number {
+  return Math.round(p * 10_000) / 10_000;
+}
+
 /** A candidate: its place and addresses, then its state as `sitedns status` shows it (state/status.ts). */
-function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runtime['state'], chosen: Set<SiteModel>, now: number): Record<string, unknown> {
+function candidate(site: SiteModel, order: number, family: 4 | 6, snapshot: Runtime['state'], chosen: Set<SiteModel>, now: number) {
   const view = siteView(site.key, snapshot.sites.get(site.key), site, now);
   return {
     order,
@@ -148,19 +209,20 @@ function selectionView(selection: Selection): Record<string, unknown> {
   };
 }
 
-function describe(name: DynamicName, selection: Selection, random: boolean): string {
+function describe(name: DynamicName, selection: Selection, odds: Map<Outcome, number> | undefined): string {
   const what = `${name.kind} name ${name.name}`;
+  const chance = odds === undefined ? '' : `; chosen partly at random: ${[...odds].sort((a, b) => b[1] - a[1]).map(([o, p]) => `${typeof o === 'string' ? o : o.id} ${(p * 100).toFixed(1)} %`).join(', ')}; another query may get another answer`;
   switch (selection.kind) {
     case 'sites':
-      return `${what}: ${selection.sites.map((s) => s.id).join(', ')} (${selection.reason})${random ? '; chosen partly at random (ties, weights): another query may get another site' : ''}`;
+      return `${what}: ${selection.sites.map((s) => s.id).join(', ')} (${selection.reason})${chance}`;
     case 'sorry':
-      return `${what}: the pool's sorry address (${selection.reason})`;
+      return `${what}: the pool's sorry address (${selection.reason})${chance}`;
     case 'nodata':
       return `${what}: no address (${selection.reason})`;
     case 'servfail':
       return `${what}: SERVFAIL (${selection.reason})`;
     case 'drop':
-      return `${what}: no reply (${selection.reason})`;
+      return `${what}: no reply (${selection.reason})${chance}`;
   }
 }
 

@@ -92,6 +92,7 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
     utilizations = [];
     const weights: number[] = [];
     headroomWeights(sites, snapshot, now, perAnswer, memory, weights, utilizations);
+    env.observeDraw?.(sites, weights);
     index = weightedIndex(weights, env.random());
   }
   const chosen = sites[index];

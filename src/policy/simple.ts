@@ -25,13 +25,17 @@ export const roundRobin: SitePolicy = (name, candidates, family, snapshot, _clie
 export const weighted: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
   const sites = usable(candidates, family, snapshot);
   if (sites.length === 0) return undefined;
-  const index = sites.length === 1 ? 0 : weightedIndex(sites.map((s) => s.capacity), env.random());
+  if (sites.length === 1) return answerWith(name, sites[0], sites, 'weighted by capacity');
+  const weights = sites.map((s) => s.capacity);
+  env.observeDraw?.(sites, weights);
+  const index = weightedIndex(weights, env.random());
   return answerWith(name, sites[index], sites, 'weighted by capacity', index + 1);
 };
 
 export const random: SitePolicy = (name, candidates, family, snapshot, _client, env) => {
   const sites = usable(candidates, family, snapshot);
   if (sites.length === 0) return undefined;
+  env.observeDraw?.(sites, sites.map(() => 1));
   const index = Math.min(sites.length - 1, Math.floor(env.random() * sites.length));
   return answerWith(name, sites[index], sites, 'random', index + 1);
 };

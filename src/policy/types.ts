@@ -27,6 +27,11 @@ export interface PolicyEnv {
    * at the first site, hysteresis has no current site, least-busy adds no correction).
    */
   readonly memory?: PolicyMemory;
+  /**
+   * Told the sites and weights of each weighted draw a policy makes, before it draws. explain
+   * shows them; the query path leaves it unset.
+   */
+  readonly observeDraw?: (sites: readonly SiteModel[], weights: readonly number[]) => void;
 }
 
 export type Family = 4 | 6;
