@@ -50,6 +50,19 @@ t.test('Site Name fails over to the next site of its group, in order, wrapping',
   runtime.publishState(down());
 });
 
+t.test('Site Name of an up site without the family: NODATA with the SOA, on the general and the prebuilt path', async (t) => {
+  runtime.publishState(makeSnapshot(new Map(), true));
+  for (const site of ['chicago', 'geneva']) {
+    const r = ask(handler, query(`${site}.app.example.com`, 'AAAA'))!;
+    t.equal(r.rcode, 0, `${site} AAAA NOERROR`);
+    t.same(a(r), [], `${site} is up and IPv4-only: no other site's IPv6 address`);
+    t.equal(r.authorities[0]?.type, TYPE.SOA, 'NODATA carries the SOA');
+  }
+  runtime.publishState(makeSnapshot(new Map([['app.example.com/chicago', { up: false, reason: 'test' }]]), true));
+  t.same(a(ask(handler, query('chicago.app.example.com', 'AAAA'))), ['2001:db8:b::10'], 'chicago down: the next site of its group with the family');
+  runtime.publishState(makeSnapshot(new Map(), true));
+});
+
 t.test('Pool Name skips down sites and sites without the asked family', async (t) => {
   runtime.publishState(makeSnapshot(new Map([['app.example.com/boston', { up: false }]]), true));
   for (let i = 0; i < 20; i++) t.not(a(ask(handler, query('app.example.com')))[0], '203.0.113.10');

@@ -74,7 +74,8 @@ pool: { name: "@", sorry: 192.0.2.250, all_down: sorry }
     ['c', { c: { up: false } }, 4, 'a', false], // wraps
     ['a', { a: { up: false }, b: { up: false }, c: { up: false } }, 4, 'a', true], // all down: first (the site itself)
     ['a', { a: { up: false } }, 6, 'b'],
-    ['a', {}, 6, 'b'], // a has no IPv6 address: next in order that has
+    ['a', {}, 6, 'nodata', false], // a is up but has no IPv6 address: its own site, so NODATA (seed 004, App. A)
+    ['b', { b: { up: false } }, 6, 'b', false], // down, no later site has IPv6: the all_down rule for the family (first: itself)
     ['c', { a: { up: false }, b: { up: false }, c: { up: false } }, 4, 'servfail', true],
     ['d', { d: { up: false } }, 4, 'nodata', true],
     ['@', { a: { up: false }, b: { up: false }, c: { up: false }, d: { up: false } }, 4, 'sorry', true],
