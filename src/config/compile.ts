@@ -563,6 +563,7 @@ function compilePool(
   if (primary && offload.includes(primary)) sink.add([...path, 'offload'], `the primary "${primary.id}" cannot also be an offload site`, 'EZONE_CONFLICT');
   if (new Set(offload).size !== offload.length) sink.add([...path, 'offload'], 'a site appears twice in offload', 'EZONE_CONFLICT');
   if (p.offload_choice !== undefined && p.policy !== 'offload') sink.add([...path, 'offload_choice'], 'offload_choice applies to policy offload only', 'EZONE_SCHEMA');
+  if (p.primary_keeps !== undefined && p.policy !== 'offload') sink.add([...path, 'primary_keeps'], 'primary_keeps applies to policy offload only', 'EZONE_SCHEMA');
   if (p.load_per_answer !== undefined && p.policy !== 'least-busy' && p.policy !== 'offload') {
     sink.add([...path, 'load_per_answer'], 'load_per_answer applies to policies least-busy and offload only', 'EZONE_SCHEMA');
   }
@@ -581,6 +582,7 @@ function compilePool(
     offload: Object.freeze(offload),
     thresholds: Object.freeze(thresholds),
     offloadChoice: p.offload_choice ?? 'load',
+    primaryKeeps: p.primary_keeps ?? 0.05,
     sorry4: Object.freeze(sorry.filter((a) => isIP(a) === 4).map(ipv4Rdata)),
     sorry6: Object.freeze(sorry.filter((a) => isIP(a) === 6).map(ipv6Rdata)),
     allDown,

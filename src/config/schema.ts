@@ -154,6 +154,8 @@ export const poolSchema = z
       .strict()
       .optional(),
     offload_choice: z.enum(['client', 'cost', 'load']).optional(),
+    /** Offload policy: the share of new answers the primary keeps while it is up and below `drop`. */
+    primary_keeps: z.number().min(0).max(0.5).optional(),
     sorry: z.array(ipAddress).or(ipAddress).optional(),
     all_down: allDownSchema.optional(),
     /** Answers per query: 1 (default) hands out one site; more lists several sites, best first. */

@@ -96,6 +96,8 @@ export interface PoolModel {
   readonly offload: readonly SiteModel[];
   readonly thresholds: { readonly offload: number; readonly throttle: number; readonly drop: number };
   readonly offloadChoice: 'client' | 'cost' | 'load';
+  /** Offload: the smallest share of new answers the primary keeps while it is up, below T3. */
+  readonly primaryKeeps: number;
   readonly sorry4: readonly Rdata[];
   readonly sorry6: readonly Rdata[];
   readonly allDown: AllDown;

@@ -5,10 +5,15 @@
  * | primary                | answer                                                               |
  * |------------------------|----------------------------------------------------------------------|
  * | u < T1, or u unknown   | the primary                                                          |
- * | T1 <= u < T2           | offload share (u - T1)/(T2 - T1) to eligible offload sites, rest primary |
- * | T2 <= u < T3           | throttle share (u - T2)/(T3 - T2) to the sorry address; the rest offloaded (all of it while an offload site is eligible) |
+ * | T1 <= u < T2           | offload share min((u - T1)/(T2 - T1), 1 - K) to eligible offload sites, rest primary |
+ * | T2 <= u < T3           | throttle share (u - T2)/(T3 - T2) to the sorry address; of the rest, 1 - K offloaded and K primary |
  * | u >= T3                | drop the query (no response, claim 9)                                |
  * | down                   | an eligible offload site (any up one if none is eligible), else all_down |
+ *
+ * K is `primary_keeps` (default 0.05): the primary keeps serving a share of new sessions while
+ * work is offloaded ("offloading at least a portion", claim 1), and throttling answers the sorry
+ * address for a share of the queries, not instead of the primary (claims 16-19). With no
+ * eligible offload site the primary keeps everything that is not throttled.
  *
  * An offload site is eligible while it is up, has the asked family, and its utilization is under
  * its own `threshold` (unknown counts as under). When none is eligible, offloading stops (claim 1)
@@ -51,15 +56,19 @@ export function offloadSelect(
   if (u === undefined || u < t1) return oneSite(primary, u === undefined ? 'primary (load unknown)' : 'primary below the offload threshold');
   if (u >= t3) return { kind: 'drop', reason: 'primary above the drop threshold' };
   const draw = env.random();
+  const mostOffloaded = 1 - pool.primaryKeeps;
   if (u >= t2) {
     const throttleShare = (u - t2) / (t3 - t2);
     const hasSorry = (family === 4 ? pool.sorry4 : pool.sorry6).length > 0;
     if (hasSorry && draw < throttleShare) return { kind: 'sorry', reason: 'throttled: primary above the throttle threshold' };
-    if (eligible.length > 0) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the throttle threshold');
-    return oneSite(primary, 'primary: every offload site over its threshold');
+    if (eligible.length === 0) return oneSite(primary, 'primary: every offload site over its threshold');
+    // The same draw, spread again over what was not throttled, splits the rest.
+    const rest = hasSorry ? (draw - throttleShare) / (1 - throttleShare) : draw;
+    if (rest < mostOffloaded) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the throttle threshold');
+    return oneSite(primary, 'primary keeps its share above the throttle threshold');
   }
   if (eligible.length === 0) return oneSite(primary, 'primary: every offload site over its threshold');
-  const offloadShare = (u - t1) / (t2 - t1);
+  const offloadShare = Math.min(mostOffloaded, (u - t1) / (t2 - t1));
   if (draw < offloadShare) return offloadTo(name, pool, eligible, family, snapshot, client, env, 'offloaded: primary above the offload threshold');
   return oneSite(primary, 'primary keeps its share above the offload threshold');
 }

@@ -53,6 +53,8 @@ t.test('policy problems', async (t) => {
     ['pool: { name: "@", policy: offload, primary: a, offload: [x] }\n', /pool\.offload\[0\]: unknown site "x"$/],
     ['pool: { name: "@", policy: least-busy, primary: a }\n', /pool\.policy: primary, offload and thresholds apply to policy offload only$/],
     ['pool: { name: "@", offload_choice: cost }\n', /pool\.offload_choice: offload_choice applies to policy offload only$/],
+    ['pool: { name: "@", primary_keeps: 0.1 }\n', /pool\.primary_keeps: primary_keeps applies to policy offload only$/],
+    ['pool: { name: "@", policy: offload, primary: a, offload: [b], primary_keeps: 0.6 }\n', /pool\.primary_keeps: /],
     ['pool: { name: "@", policy: offload, primary: a, offload: [b], offload_choice: price }\n', /pool\.offload_choice: /],
     ['pool: { name: "@", policy: round-robin, load_per_answer: 1 }\n', /pool\.load_per_answer: load_per_answer applies to policies least-busy and offload only$/],
     ['pool: { name: "@", policy: fastest }\n', /pool\.policy: /],

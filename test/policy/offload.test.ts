@@ -54,6 +54,29 @@ t.test('the thresholds, by cost (geneva cheaper)', async (t) => {
   t.same([answerOf(allDown), allDown.allDown], ['boston,chicago,geneva', true], 'everything down: all_down');
 });
 
+t.test('the primary keeps K of the new answers above T1, and above T2 beside the sorry share', async (t) => {
+  const shares = (keeps: string, u: number) => {
+    const pool = nameOf(zoneOf(`sites:
+  boston: { addresses: [203.0.113.10] }
+  chicago: { addresses: [203.0.113.20] }
+pool: { name: "@", policy: offload, primary: boston, offload: [chicago], thresholds: { offload: 0.7, throttle: 0.8, drop: 0.95 }, offload_choice: cost, sorry: 192.0.2.250${keeps} }
+`), '@');
+    const count: Record<string, number> = {};
+    for (let i = 0; i < 1000; i++) {
+      const answer = answerOf(selectAnswer(pool, 4, snap({ boston: { u } }), RESOLVER, env([(i + 0.5) / 1000])));
+      count[answer] = (count[answer] ?? 0) + 1;
+    }
+    return count;
+  };
+  // 85 %: throttle share (0.85 - 0.8) / 0.15 = 1/3; of the other 2/3, 5 % stay on the primary.
+  t.same(shares('', 0.85), { sorry: 333, chicago: 634, boston: 33 });
+  t.same(shares(', primary_keeps: 0.2', 0.85), { sorry: 333, chicago: 534, boston: 133 });
+  t.same(shares(', primary_keeps: 0', 0.85), { sorry: 333, chicago: 667 }, 'K 0: everything not throttled is offloaded');
+  // Just below T2 the offload share (0.99) is capped at 1 - K.
+  t.same(shares(', primary_keeps: 0.2', 0.799), { chicago: 800, boston: 200 });
+  t.same(shares(', primary_keeps: 0.2', 0.72), { chicago: 200, boston: 800 }, 'below the cap: (u - T1) / (T2 - T1)');
+});
+
 t.test('offload choice by client: stable, spread, minimal movement', async (t) => {
   const pool = nameOf(zoneWith('client'), '@');
   const busy = { boston: { u: 0.89 } }; // share 0.95
