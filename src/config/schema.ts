@@ -66,6 +66,8 @@ export const probeSchema = z
     timeout: duration.pipe(z.number().min(10, 'at least 10ms').max(60_000, 'at most 60s')).optional(),
     rise: z.number().int().min(1).max(100).optional(),
     fall: z.number().int().min(1).max(100).optional(),
+    /** Flap damping: the half-life of the penalty each fall adds (probe/debounce.ts); 0 turns it off. */
+    flap_half_life: duration.pipe(z.number().max(3_600_000, 'at most 1h')).optional(),
     /** JSON field of the response body holding the site's load, e.g. `load` reads {"load": 0.42}. */
     load: z.string().min(1).optional(),
     /** Response header holding the site's load. */

@@ -25,6 +25,7 @@ export interface ProbeConfig {
   readonly timeout?: number;
   readonly rise?: number;
   readonly fall?: number;
+  readonly flap_half_life?: number;
   readonly load?: string;
   readonly load_header?: string;
   readonly expect_status?: readonly number[];

@@ -171,7 +171,7 @@ export class Prober {
       site,
       signature: signatureOf(site),
       check,
-      cfg: debounceConfig({ rise: probe.rise, fall: probe.fall, intervalMs }),
+      cfg: debounceConfig({ rise: probe.rise, fall: probe.fall, intervalMs, flapHalfLifeMs: probe.flap_half_life }),
       pushIntervalMs: probe.push_interval,
       startedAt: Date.now(),
       health: initialHealth(Date.now()),

@@ -1,6 +1,6 @@
 /** Table tests of the one anti-flap state machine (src/probe/debounce.ts). */
 import t from 'tap';
-import { debounceConfig, initialHealth, step, type HealthStatus, type ProbeResult } from '../../src/probe/debounce.js';
+import { debounceConfig, flapHoldMs, initialHealth, step, type HealthStatus, type ProbeResult } from '../../src/probe/debounce.js';
 
 const OK: ProbeResult = { ok: true, decisive: false, reason: 'HTTP 200' };
 const REFUSED: ProbeResult = { ok: false, decisive: true, reason: 'connection refused' };
@@ -75,8 +75,8 @@ for (const row of rows) {
   });
 }
 
-t.test('defaults: rise 2, fall 2, soft fall 6, re-check 100 ms at a 1 s interval', async (t) => {
-  t.same(debounceConfig({ intervalMs: 1000 }), { rise: 2, fall: 2, softFall: 6, intervalMs: 1000, recheckMs: 100 });
+t.test('defaults: rise 2, fall 2, soft fall 6, re-check 100 ms at a 1 s interval, flap half-life 10 s', async (t) => {
+  t.same(debounceConfig({ intervalMs: 1000 }), { rise: 2, fall: 2, softFall: 6, intervalMs: 1000, recheckMs: 100, flapHalfLifeMs: 10_000 });
   t.equal(debounceConfig({ intervalMs: 200 }).recheckMs, 50, 're-check at most a quarter interval');
   t.equal(debounceConfig({ intervalMs: 1000, fall: 1 }).softFall, 3);
 });
@@ -91,4 +91,50 @@ t.test('since moves only when the status changes', async (t) => {
   t.equal(s.status, 'down');
   t.equal(s.since, 30);
   t.equal(s.reason, 'connection refused');
+});
+
+t.test('flap damping: down as fast, back later after repeated falls, the penalty decays', async (t) => {
+  const cfg = debounceConfig({ intervalMs: 1000 });
+  let state = { ...initialHealth(0), status: 'up' as HealthStatus };
+  let now = 0;
+  const feed = (result: ProbeResult, after = 100) => {
+    now += after;
+    const out = step(state, { result, now, pushAlive: false }, cfg);
+    state = out.state;
+    return out;
+  };
+  // First fall: down after fall (2) refusals, back after rise (2) successes, as without damping.
+  feed(REFUSED);
+  t.equal(feed(REFUSED).state.status, 'down', 'first fall: down at the fall-th refusal');
+  t.equal(state.penalty, 1);
+  feed(OK);
+  t.equal(feed(OK).state.status, 'up', 'one fall: no hold');
+  // Second fall 0.5 s later: down as fast, but held after rise.
+  feed(REFUSED, 500);
+  t.equal(feed(REFUSED).state.status, 'down', 'second fall: still down at once');
+  t.ok(state.penalty > 1.9 && state.penalty < 2, `penalty ${state.penalty}: 1 decayed a little, plus 1`);
+  feed(OK);
+  const held = feed(OK);
+  t.equal(held.state.status, 'down', 'rise met, but held down');
+  t.match(held.state.reason, /^held down: flapping \(penalty 1\.9\d, back in about 10 s\): HTTP 200$/);
+  t.same([held.recheck, held.nextInMs], [false, 1000], 'held: probed at the normal interval, not re-checked');
+  // Still held 5 s later; free once the penalty has decayed to 1 (about one half-life after the fall).
+  t.equal(feed(OK, 5000).state.status, 'down');
+  t.equal(feed(OK, 5000).state.status, 'up', 'back after about a half-life');
+  // Many falls in a row: the penalty stops at 8, so a hold lasts at most three half-lives.
+  for (let i = 0; i < 20; i++) {
+    state = { ...state, status: 'up', okStreak: 0 };
+    feed(REFUSED, 10);
+    feed(REFUSED, 10);
+  }
+  t.equal(state.penalty, 8);
+  t.equal(flapHoldMs(state, state.penaltyAt, cfg), 30_000);
+});
+
+t.test('flap damping off with a half-life of 0; an unknown site is never held', async (t) => {
+  const off = debounceConfig({ intervalMs: 1000, flapHalfLifeMs: 0 });
+  const s = { ...initialHealth(0), status: 'down' as HealthStatus, penalty: 5, penaltyAt: 0 };
+  t.equal(step(step(s, { result: OK, now: 1, pushAlive: false }, off).state, { result: OK, now: 2, pushAlive: false }, off).state.status, 'up');
+  const on = debounceConfig({ intervalMs: 1000 });
+  t.equal(step({ ...initialHealth(0), penalty: 5 }, { result: OK, now: 1, pushAlive: false }, on).state.status, 'up', 'unknown: one success is up');
 });
