@@ -77,3 +77,32 @@ t.test('a site without a probe takes its load from pushed reports', async (t) =>
   const v = (await store.readAll()).views.get('t')!.get('p.test/n')!;
   t.same([v.up, v.load, v.utilization], [true, 4, 0.4]);
 });
+
+t.test('flap damping with a real backend flapping every 0.75 s: fewer down/up cycles', async (t) => {
+  const cycles = async (host: string, halfLife: string) => {
+    const b = await startBackend(host, 5);
+    const store = new MemoryStateStore();
+    const prober = new Prober({ store, logger, id: 't' });
+    await prober.start();
+    prober.setZones(zone(`  f: { addresses: [192.0.2.40], probe: { http: "${b.url}", interval: 200ms, flap_half_life: ${halfLife} } }\n`));
+    await prober.firstRound(10_000);
+    const flapper = setInterval(() => (b.status = b.status === 200 ? 503 : 200), 750);
+    let last: boolean | undefined;
+    let falls = 0;
+    const watcher = setInterval(async () => {
+      const up = (await store.readAll()).views.get('t')?.get('p.test/f')?.up;
+      if (last === true && up === false) falls++;
+      last = up;
+    }, 20);
+    await new Promise((r) => setTimeout(r, 6000));
+    clearInterval(flapper);
+    clearInterval(watcher);
+    prober.stop();
+    await b.stop();
+    return falls;
+  };
+  const undamped = await cycles('127.0.0.5', '0s');
+  const damped = await cycles('127.0.0.6', '10s');
+  t.ok(undamped >= 3, `undamped: ${undamped} falls in 6 s`);
+  t.ok(damped <= 2, `damped: ${damped} falls in 6 s (the second fall holds the site down)`);
+});
