@@ -79,5 +79,5 @@ export function formatStatus(report: StatusReport): string {
   const store = report.store;
   const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.fresh === false ? ' (no live prober: last known state)' : ''}`;
   const probers = report.probers.length === 0 ? 'probers: none' : `probers: ${report.probers.map((p) => `${p.id} (${p.live ? 'live' : 'STALE'}, ${ago(p.heartbeatAgeMs)})`).join(', ')}`;
-  return [fmt(header), ...lines.map(fmt), '', storeLine, probers].join('\n');
+  return [fmt(header), ...lines.map(fmt), '', storeLine, probers, ...report.warnings.map((w) => `warning: ${w}`)].join('\n');
 }

@@ -277,6 +277,7 @@ export class Prober {
       view.loadAt = loadAt;
     }
     if (task.rttMs !== undefined) view.rttMs = task.rttMs;
+    if (!up && pushSilentMs === 0 && task.health.decisive >= task.cfg.fall) view.decisive = true;
     return view;
   }
 

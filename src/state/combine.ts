@@ -6,7 +6,11 @@
  * - A prober is live while its heartbeat is younger than `staleAfterMs`. Only live probers vote,
  *   so a dead prober neither freezes nor flips the answers.
  * - A site is down when a strict majority of the live probers that have a view of it say down
- *   (a tie keeps it up: one prober's bad network path must not take a site out).
+ *   (a tie keeps it up: one prober's bad network path must not take a site out), or when at
+ *   least half of them saw a decisive failure (connection refused, a bad status: the site's own
+ *   "no", which a lossy path does not produce), so one faulty prober of two cannot hold a dead
+ *   site in the answers. An odd number of live probers avoids ties; the follower warns on an
+ *   even one.
  * - Load and utilization are the median of the voters' values; RTT the lowest.
  * - When no prober is live at all, the last views of the probers that were live last (heartbeats
  *   within `staleAfterMs` of the newest one) are used as they are (fail static: keep the last
@@ -40,6 +44,12 @@ function median(values: number[]): number | undefined {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The warning for a live prober count that allows ties (undefined: none needed). */
+export function quorumWarning(liveCount: number): string | undefined {
+  if (liveCount === 0 || liveCount % 2 === 1) return undefined;
+  return `${liveCount} live probers, an even number: a tie of timeouts keeps a site up (decisive failures seen by half still take it down); run an odd number`;
 }
 
 export function liveProbers(contents: StoreContents, now: number, staleAfterMs: number): string[] {
@@ -121,7 +131,8 @@ function withForced(base: SiteState | undefined, forced: ForcedState): SiteState
 
 function vote(views: ProbeView[], several: boolean): SiteState {
   const downs = views.filter((v) => !v.up);
-  const up = !(downs.length * 2 > views.length);
+  const decisiveDowns = downs.filter((v) => v.decisive === true).length;
+  const up = !(downs.length * 2 > views.length || (decisiveDowns > 0 && decisiveDowns * 2 >= views.length));
   const loads = views.flatMap((v) => (v.load === undefined ? [] : [v.load]));
   const utils = views.flatMap((v) => (v.utilization === undefined ? [] : [v.utilization]));
   const rtts = views.flatMap((v) => (v.rttMs === undefined ? [] : [v.rttMs]));
@@ -129,7 +140,7 @@ function vote(views: ProbeView[], several: boolean): SiteState {
   let reason: string;
   if (!several) reason = views[0].reason;
   else if (up) reason = downs.length === 0 ? views[0].reason : `up: ${views.length - downs.length}/${views.length} probers (others: ${downs[0].reason})`;
-  else reason = `${downs.length}/${views.length} probers: ${downs[0].reason}`;
+  else reason = `${downs.length}/${views.length} probers${downs.length * 2 > views.length ? '' : ', decisive'}: ${downs[0].reason}`;
   const state: { -readonly [K in keyof SiteState]: SiteState[K] } = { up, reason, checkedAt: Math.max(...views.map((v) => v.checkedAt)) };
   const load = median(loads);
   if (load !== undefined) state.load = load;

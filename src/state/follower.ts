@@ -24,7 +24,7 @@ import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnec
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';
-import { combine, combineSite, liveProbers, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
+import { combine, combineSite, liveProbers, quorumWarning, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
@@ -90,6 +90,8 @@ export class StateFollower {
   private carryUntil = 0;
   private batchTimer: NodeJS.Timeout | undefined;
   private probersStale = false;
+  /** The quorum warning last logged (once per change of the live prober count's parity). */
+  private quorumWarned: string | undefined;
   /** The site states last swapped in (what recompute compares against). */
   private lastSites: ReadonlyMap<string, SiteState> | null = null;
   /** An urgent recompute waiting for the end of this event-loop turn. */
@@ -286,6 +288,11 @@ export class StateFollower {
     }
     const voters = votersOf(input, now, options);
     probersLive.set(voters.live.length);
+    const even = quorumWarning(voters.live.length);
+    if (even !== this.quorumWarned) {
+      this.quorumWarned = even;
+      if (even !== undefined) this.log.warn({ probers: voters.live }, even);
+    }
     if (voters.stale !== this.probersStale) {
       this.probersStale = voters.stale;
       if (voters.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');

@@ -52,6 +52,7 @@ export const probeViewSchema = z.object({
   loadAt: time.optional(),
   since: time,
   reason: z.string(),
+  decisive: z.boolean().optional(),
 });
 
 export const forcedSchema = z.object({

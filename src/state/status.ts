@@ -9,7 +9,7 @@
  * the store is back), marked `expired`.
  */
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
-import { combine, liveProbers, DEFAULT_STALE_AFTER_MS } from './combine.js';
+import { combine, liveProbers, quorumWarning, DEFAULT_STALE_AFTER_MS } from './combine.js';
 import { loadIsStale, UNKNOWN_SITE_STATE, type SiteState, type StateSnapshot } from './snapshot.js';
 import type { StoreContents } from './types.js';
 
@@ -68,6 +68,8 @@ export interface StatusReport {
   readonly store: StoreView;
   readonly probers: readonly ProberRow[];
   readonly sites: readonly SiteView[];
+  /** Problems an operator should fix (an even number of live probers). */
+  readonly warnings: readonly string[];
   /** The clock the view was computed at (ms since the epoch): ages in the table are relative to it. */
   readonly now: number;
 }
@@ -117,10 +119,13 @@ export function statusView(zones: ZoneSet | undefined, snapshot: Pick<StateSnaps
   if (zones) for (const zone of zones.zones.values()) for (const site of zone.sites) models.set(site.key, site);
   const keys = [...new Set([...models.keys(), ...snapshot.sites.keys()])].sort();
   const known = store.ageMs !== undefined && Number.isFinite(store.ageMs);
+  const probers = store.contents ? proberRows(store.contents, now, store.staleAfterMs) : [];
+  const quorum = quorumWarning(probers.filter((p) => p.live).length);
   return {
     store: { kind: store.kind, connected: store.connected, ...(known && { ageMs: store.ageMs }), fresh: snapshot.fresh },
-    probers: store.contents ? proberRows(store.contents, now, store.staleAfterMs) : [],
+    probers,
     sites: keys.map((key) => siteView(key, snapshot.sites.get(key), models.get(key), now)),
+    warnings: quorum === undefined ? [] : [quorum],
     now,
   };
 }

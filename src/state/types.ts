@@ -18,6 +18,8 @@ export interface ProbeView {
   /** When `up` last changed. */
   readonly since: number;
   readonly reason: string;
+  /** Down on the site's own word (refused, a bad status), not silence: half the voters suffice. */
+  readonly decisive?: boolean;
 }
 
 /** An operator's drain (`down`) or force-up, expiring by itself at `until`. */

@@ -106,3 +106,21 @@ t.test('flap damping with a real backend flapping every 0.75 s: fewer down/up cy
   t.ok(undamped >= 3, `undamped: ${undamped} falls in 6 s`);
   t.ok(damped <= 2, `damped: ${damped} falls in 6 s (the second fall holds the site down)`);
 });
+
+t.test('a view says when the site went down on its own word (refused), not on silence', async (t) => {
+  const refused = await startBackend('127.0.0.7', 5);
+  const silent = await startBackend('127.0.0.8', 5);
+  t.teardown(() => silent.stop());
+  const store = new MemoryStateStore();
+  const prober = new Prober({ store, logger, id: 't' });
+  t.teardown(() => prober.stop());
+  await prober.start();
+  prober.setZones(zone(`  r: { addresses: [192.0.2.50], probe: { http: "${refused.url}", interval: 200ms } }\n  s: { addresses: [192.0.2.60], probe: { http: "${silent.url}", interval: 200ms, timeout: 50ms } }\n`));
+  await prober.firstRound(10_000);
+  await refused.stop();
+  silent.dropRate = 1;
+  const viewOf = async (k: string) => (await store.readAll()).views.get('t')?.get(k);
+  await eventually('both down', async () => (await viewOf('p.test/r'))?.up === false && (await viewOf('p.test/s'))?.up === false, 15_000);
+  t.equal((await viewOf('p.test/r'))!.decisive, true, 'refused: decisive');
+  t.equal((await viewOf('p.test/s'))!.decisive, undefined, 'timeouts: not decisive');
+});

@@ -33,6 +33,37 @@ t.test('majority of live probers', async (t) => {
   }
 });
 
+t.test('decisive failures: half of the voters suffice; timeouts need a strict majority', async (t) => {
+  const timeout = (up: boolean) => view(up, up ? {} : { reason: 'timeout after 500ms' });
+  const refused = () => view(false, { decisive: true });
+  const rows: [string, ProbeView[], boolean][] = [
+    ['one of two refused: down (one faulty prober cannot hold a dead site up)', [refused(), view(true)], false],
+    ['one of two timed out: a tie keeps it up', [timeout(false), view(true)], true],
+    ['two of four refused: down', [refused(), refused(), view(true), view(true)], false],
+    ['one of four refused, one timed out: up', [refused(), timeout(false), view(true), view(true)], true],
+    ['one of three refused: up (less than half)', [refused(), view(true), view(true)], true],
+  ];
+  for (const [name, views, up] of rows) {
+    const c = contents(Object.fromEntries(views.map((v, i) => [`p${i}`, { age: 100, views: { [K]: v } }])));
+    const site = combine(c, NOW, opts).sites.get(K)!;
+    t.equal(site.up, up, name);
+    if (!up && name.startsWith('one of two')) t.equal(site.reason, '1/2 probers, decisive: connection refused');
+  }
+});
+
+t.test('an even number of live probers is warned about', async (t) => {
+  const { quorumWarning } = await import('../../src/state/combine.js');
+  t.equal(quorumWarning(0), undefined);
+  t.equal(quorumWarning(1), undefined);
+  t.equal(quorumWarning(3), undefined);
+  t.match(quorumWarning(2), /^2 live probers, an even number: .* run an odd number$/);
+  const { statusFromContents } = await import('../../src/state/status.js');
+  const two = contents({ p0: { age: 100, views: { [K]: view(true) } }, p1: { age: 100, views: { [K]: view(true) } } });
+  t.same(statusFromContents(two, NOW, 'redis').warnings, [quorumWarning(2)]);
+  const three = contents({ p0: { age: 100, views: {} }, p1: { age: 100, views: {} }, p2: { age: 100, views: {} } });
+  t.same(statusFromContents(three, NOW, 'redis').warnings, []);
+});
+
 t.test('a dead prober does not vote (neither freezes nor flips)', async (t) => {
   const c = contents({ dead: { age: 10_000, views: { [K]: view(false) } }, live: { age: 100, views: { [K]: view(true) } } });
   const r = combine(c, NOW, opts);
