@@ -65,7 +65,7 @@ export function explain(runtime: Runtime, env: PolicyEnv, q: ExplainQuery): Reco
     case 'nodata':
       return { ...base, rcode: 'NOERROR', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: `the name exists but has no ${typeName(qtype)} records (NODATA)` };
     case 'referral':
-      return { ...base, rcode: 'NOERROR', authoritative: false, authority: records([result.ns]), additional: records(result.glue), why: `delegated below the zone: referral to ${result.ns.owner}` };
+      return { ...base, rcode: 'NOERROR', authoritative: result.answer.length > 0, answer: records(result.answer), authority: records([result.ns]), additional: records(result.glue), why: `delegated below the zone: referral to ${result.ns.owner}` };
   }
   const staticAnswer = records(result.answer);
   if (result.dynamic === undefined) {

@@ -4,7 +4,7 @@
  * metrics right before a scrape (metrics.ts explains why). Measured cost: docs/metrics.md.
  */
 import { QTYPE } from '../dns/constants.js';
-import { RCODE_NAME, typeName } from '../dns/constants.js';
+import { RCODE, RCODE_NAME, typeName } from '../dns/constants.js';
 import type { DynamicName } from '../model/zone-model.js';
 import type { Selection } from '../model/selection.js';
 import type { HandlerObserver, QueryEvent } from '../server/query-event.js';
@@ -13,7 +13,7 @@ import { answerLatency, beforeScrape, handlerErrorsTotal, queriesTotal, siteAnsw
 
 /**
  * Query types with their own label value; any other type counts as "other" so that a client
- * sending random types cannot grow the label set (cardinality stays zones x 20 x 17 x 2).
+ * sending random types cannot grow the label set (cardinality stays zones x 20 x RCODE_SLOTS x 2).
  */
 const LABELLED_TYPES = [...Object.values(QTYPE), 12, 35, 46, 48, 64, 65];
 const TYPE_LABELS: string[] = ['other'];
@@ -28,10 +28,21 @@ TYPE_LABELS[TYPE_INDEX[48]] = 'DNSKEY';
 TYPE_LABELS[TYPE_INDEX[64]] = 'SVCB';
 TYPE_LABELS[TYPE_INDEX[65]] = 'HTTPS';
 
-/** Header RCODEs 0..15, then "dropped" (no reply at all). */
-const RCODE_SLOTS = 17;
-const DROPPED = 16;
-const RCODE_LABELS = Array.from({ length: RCODE_SLOTS }, (_, i) => (i === DROPPED ? 'dropped' : (RCODE_NAME[i] ?? `RCODE${i}`)));
+/**
+ * Label slots: header RCODEs 0..15, then the extended RCODEs we send (RFC 6891 §6.1.3, e.g.
+ * BADVERS), then "dropped" (no reply at all).
+ */
+const EXTENDED_RCODES: readonly number[] = Object.values(RCODE).filter((r) => r > 0xf);
+const RCODE_SLOTS = 16 + EXTENDED_RCODES.length + 1;
+const DROPPED = RCODE_SLOTS - 1;
+const RCODE_LABELS = Array.from({ length: RCODE_SLOTS }, (_, i) => (i === DROPPED ? 'dropped' : i > 0xf ? RCODE_NAME[EXTENDED_RCODES[i - 16]] : (RCODE_NAME[i] ?? `RCODE${i}`)));
+/** A QueryEvent's rcode -> its slot (an extended RCODE we never send would count by its low 4 bits). */
+function rcodeSlot(ev: QueryEvent): number {
+  if (ev.dropped) return DROPPED;
+  if (ev.rcode <= 0xf) return ev.rcode & 0xf;
+  const extended = EXTENDED_RCODES.indexOf(ev.rcode);
+  return extended < 0 ? ev.rcode & 0xf : 16 + extended;
+}
 const TRANSPORTS = ['udp', 'tcp'] as const;
 const CELLS = TYPE_LABELS.length * RCODE_SLOTS * TRANSPORTS.length;
 /** Label value for queries outside every zone (REFUSED) or not parsed far enough (FORMERR). */
@@ -89,8 +100,7 @@ export class QueryMetrics implements HandlerObserver {
       this.lastZone = ev.zone;
       this.lastZoneCells = cells = found;
     }
-    const rcode = ev.dropped ? DROPPED : ev.rcode & 0xf;
-    cells[(TYPE_INDEX[ev.qtype] * RCODE_SLOTS + rcode) * 2 + (ev.transport === 'tcp' ? 1 : 0)]++;
+    cells[(TYPE_INDEX[ev.qtype] * RCODE_SLOTS + rcodeSlot(ev)) * 2 + (ev.transport === 'tcp' ? 1 : 0)]++;
     let seconds = -1;
     if (ev.startedAt !== 0) {
       seconds = (performance.now() - ev.startedAt) / 1000;
@@ -170,7 +180,7 @@ export class QueryMetrics implements HandlerObserver {
         name: ev.name,
         qtype: typeName(ev.qtype),
         zone: ev.zone || undefined,
-        rcode: ev.dropped ? 'dropped' : RCODE_LABELS[ev.rcode & 0xf],
+        rcode: RCODE_LABELS[rcodeSlot(ev)],
         site: ev.site || undefined,
         us: seconds >= 0 ? Math.round(seconds * 1e6) : undefined,
         err: ev.error ?? undefined,

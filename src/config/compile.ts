@@ -84,7 +84,19 @@ let generationCounter = 0;
 export function makeZoneSet(zones: Iterable<ZoneModel>): ZoneSet {
   const map = new Map<string, ZoneModel>();
   for (const z of zones) map.set(z.origin, z);
-  return Object.freeze({ zones: map, generation: ++generationCounter, loadedAt: Date.now() });
+  return Object.freeze({ zones: map, nested: hasNestedZone(map), generation: ++generationCounter, loadedAt: Date.now() });
+}
+
+/** Whether some origin lies below another origin of the set. */
+function hasNestedZone(origins: ReadonlyMap<string, ZoneModel>): boolean {
+  for (const origin of origins.keys()) {
+    for (let n = origin; n.length > 0; ) {
+      const dot = n.indexOf('.');
+      n = dot < 0 ? '' : n.slice(dot + 1);
+      if (origins.has(n)) return true;
+    }
+  }
+  return false;
 }
 
 /** The RRsets of every node without any (Pool/Group/Site Names, CNAMEs): one shared array, not an empty one per node. */
@@ -404,7 +416,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     negativeSoa,
     nodes,
     emptyNonTerminals,
-    cuts: new Map<string, LookupResult>(),
+    cuts: new Map<string, Extract<LookupResult, { kind: 'referral' }>>(),
     apexGlue,
     sites: Object.freeze(sites),
     pools: Object.freeze(pools),
@@ -417,7 +429,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
   zone.nxdomain = Object.freeze({ kind: 'nxdomain', zone, answer: Object.freeze([]) });
   for (const cut of cutNames) {
     const ns = rrsetOfName(cut, QTYPE.NS)!;
-    zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, ns, glue: Object.freeze(glueFor(ns)) }));
+    zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, answer: Object.freeze([]), ns, glue: Object.freeze(glueFor(ns)) }));
   }
   // Lookup results are memoized per node on first use (lookup.ts), not computed here for every
   // name: prebuilt answers serve the hot path without them, and precomputing them would

@@ -12,8 +12,8 @@ import type { DecodeFailure, DecodedQuery, EdnsInfo } from './decode.js';
 
 export type Transport = 'udp' | 'tcp';
 
-// Flags (RFC 1035 §4.1.1): QR=1 always; RD and CD are copied from the query; RA stays clear
-// (no recursion here).
+// Flags (RFC 1035 §4.1.1): QR=1 always; RD is copied from the query, and CD too for QUERY (CD
+// means something only there: RFC 4035 §3.1.6); RA stays clear (no recursion here).
 const FLAG_QR = 0x8000;
 const FLAG_AA = 0x0400;
 const FLAG_TC = 0x0200;
@@ -34,7 +34,8 @@ export function responseLimit(edns: EdnsInfo | null, transport: Transport): numb
 const OPCODE_MASK = 0x7800;
 
 function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
-  return FLAG_QR | (queryFlags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
+  const copied = (queryFlags & OPCODE_MASK) === 0 ? OPCODE_MASK | FLAG_RD | FLAG_CD : OPCODE_MASK | FLAG_RD;
+  return FLAG_QR | (queryFlags & copied) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
 }
 
 /** Appends the OPT (and the ECS option, when the query had one) if the query spoke EDNS. */
@@ -105,9 +106,9 @@ export function buildResponse(
       sections.additional = result.additional;
       if (result.dynamic !== undefined && selection !== null) {
         if (selection.kind === 'servfail') return rcodeResponse(query, RCODE.SERVFAIL, false);
-        if (selection.kind === 'nodata' || dynamicRecords === null || dynamicRecords.length === 0) {
-          if (sections.answer.length === 0) sections.authority = [result.zone.negativeSoa];
-        } else sections.dynamic = dynamicRecords;
+        // No address: NODATA, with the SOA after any CNAMEs that led here (RFC 2308 §3).
+        if (selection.kind === 'nodata' || dynamicRecords === null || dynamicRecords.length === 0) sections.authority = [result.zone.negativeSoa];
+        else sections.dynamic = dynamicRecords;
       }
       break;
     case 'nodata':
@@ -120,8 +121,10 @@ export function buildResponse(
       sections.authority = [result.zone.negativeSoa];
       break;
     case 'referral':
-      // RFC 1034 §4.3.2 step 3b: a referral is not authoritative.
-      aa = false;
+      // RFC 1034 §4.3.2 step 3b: a referral is not authoritative; after CNAMEs (step 3a) it is,
+      // as AA speaks for the question name, the first owner in the answer (RFC 1035 §4.1.1).
+      aa = result.answer.length > 0;
+      sections.answer = result.answer;
       sections.authority = [result.ns];
       sections.additional = result.glue;
       sections.glueRequired = true;

@@ -1,10 +1,10 @@
 /**
  * Name resolution inside one zone (RFC 1034 §4.3.2, for an authoritative server): from a node and
- * a query type to a result kind. Pure; used at compile time to precompute the common results and
- * at query time for the rest.
+ * a query type to a result kind. Pure: reads only the frozen zones (server/lookup.ts memoizes
+ * the results per node).
  */
 import { QTYPE } from '../dns/constants.js';
-import type { DynamicName, LookupResult, NameNode, RRset, ZoneModel } from './zone-model.js';
+import type { DynamicName, LookupResult, NameNode, RRset, ZoneModel, ZoneSet } from './zone-model.js';
 
 /** Longest CNAME chain followed inside a zone before answering what we have. */
 export const MAX_CNAME_CHAIN = 8;
@@ -12,19 +12,58 @@ export const MAX_CNAME_CHAIN = 8;
 /** RFC 8482 §4.2: answer ANY with one RRset; these types are preferred, in order. */
 const ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.CNAME, QTYPE.MX, QTYPE.TXT, QTYPE.NS, QTYPE.SOA];
 
-export function resolveNode(zone: ZoneModel, node: NameNode, qtype: number): LookupResult {
+/** The most specific served zone containing `name` (lower-case, no trailing dot). */
+export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
+  const map = zones.zones;
+  let n = name;
+  for (;;) {
+    const zone = map.get(n);
+    if (zone !== undefined) return zone;
+    if (n.length === 0) return undefined;
+    const dot = n.indexOf('.');
+    n = dot < 0 ? '' : n.slice(dot + 1);
+  }
+}
+
+/**
+ * The referral for `name` when it is at or below a delegation point of `zone` (RFC 1034 §4.3.2
+ * step 3b). DS at the cut itself is the parent side's to answer, authoritatively (RFC 4035
+ * §3.1.4.1): no referral for it.
+ */
+export function referralFor(zone: ZoneModel, name: string, qtype: number): Referral | undefined {
+  if (zone.cuts.size === 0) return undefined;
+  let n = name;
+  while (n.length > zone.origin.length) {
+    const referral = zone.cuts.get(n);
+    if (referral !== undefined) return qtype === QTYPE.DS && n === name ? undefined : referral;
+    const dot = n.indexOf('.');
+    if (dot < 0) break;
+    n = n.slice(dot + 1);
+  }
+  return undefined;
+}
+
+/**
+ * `node`'s answer for `qtype`, following CNAMEs inside the zone (RFC 1034 §4.3.2 step 3a). Where
+ * the chain ends decides the kind: the type's RRset (answer); a name without it (NODATA, RFC
+ * 2308 §3) or no name at all (NXDOMAIN, RFC 6604 §3), both with the chain; a delegation (the
+ * chain plus the referral, step 3b); out of the zone, a loop or too long (the chain: the client's
+ * resolver continues from the last CNAME).
+ */
+export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qtype: number): LookupResult {
   const chain: RRset[] = [];
-  let current: NameNode | undefined = node;
+  let current = node;
   let type = qtype;
-  for (let depth = 0; current !== undefined; depth++) {
+  for (let depth = 1; ; depth++) {
     if (type === QTYPE.ANY) type = anyType(current);
     if (current.cname !== undefined && type !== QTYPE.CNAME) {
       chain.push(current.cname);
-      if (depth + 1 >= MAX_CNAME_CHAIN) return answerOf(zone, chain, undefined, 4, []);
-      const target = current.cname.records[0].rdata[0] as { name: string };
-      const next = zone.nodes.get(target.name);
-      // Out of zone or missing target: the client's resolver continues from the CNAME.
-      if (next === undefined || chain.some((c) => c.owner === target.name)) return chain.length > 0 ? answerOf(zone, chain, undefined, 4, []) : zone.nodata;
+      const target = (current.cname.records[0].rdata[0] as { name: string }).name;
+      if (depth >= MAX_CNAME_CHAIN || chain.some((c) => c.owner === target) || findZone(zones, target) !== zone) return answerOf(zone, chain, undefined, 4, []);
+      const referral = referralFor(zone, target, type);
+      if (referral !== undefined) return Object.freeze({ ...referral, answer: Object.freeze(chain) });
+      const next = zone.nodes.get(target);
+      if (next === undefined) return negativeOf(zone.emptyNonTerminals.has(target) ? 'nodata' : 'nxdomain', zone, chain);
       current = next;
       continue;
     }
@@ -37,10 +76,8 @@ export function resolveNode(zone: ZoneModel, node: NameNode, qtype: number): Loo
       const additional = type === QTYPE.NS && current.name === zone.origin ? zone.apexGlue : [];
       return answerOf(zone, chain, undefined, 4, additional);
     }
-    if (chain.length > 0) return answerOf(zone, chain, undefined, 4, []);
-    return zone.nodata;
+    return chain.length > 0 ? negativeOf('nodata', zone, chain) : zone.nodata;
   }
-  return zone.nodata;
 }
 
 function anyType(node: NameNode): number {
@@ -64,4 +101,8 @@ function answerOf(
   additional: readonly RRset[],
 ): LookupResult {
   return Object.freeze({ kind: 'answer', zone, answer: Object.freeze(answer), dynamic, family, additional });
+}
+
+function negativeOf(kind: 'nodata' | 'nxdomain', zone: ZoneModel, chain: RRset[]): LookupResult {
+  return Object.freeze({ kind, zone, answer: Object.freeze(chain) });
 }

@@ -137,7 +137,14 @@ export type LookupResult =
     }
   | { readonly kind: 'nodata'; readonly zone: ZoneModel; readonly answer: readonly RRset[] }
   | { readonly kind: 'nxdomain'; readonly zone: ZoneModel; readonly answer: readonly RRset[] }
-  | { readonly kind: 'referral'; readonly zone: ZoneModel; readonly ns: RRset; readonly glue: readonly RRset[] };
+  | {
+      readonly kind: 'referral';
+      readonly zone: ZoneModel;
+      /** CNAMEs followed to the delegated name (RFC 1034 §4.3.2 step 3b after 3a); empty for a plain referral. */
+      readonly answer: readonly RRset[];
+      readonly ns: RRset;
+      readonly glue: readonly RRset[];
+    };
 
 export interface NameNode {
   readonly name: string;
@@ -170,8 +177,8 @@ export interface ZoneModel {
   readonly nodes: ReadonlyMap<string, NameNode>;
   /** Names that exist only because something lies below them (empty non-terminals). */
   readonly emptyNonTerminals: ReadonlySet<string>;
-  /** Delegation points below the apex -> referral result. */
-  readonly cuts: ReadonlyMap<string, LookupResult>;
+  /** Delegation points below the apex -> referral result (its `answer` empty). */
+  readonly cuts: ReadonlyMap<string, Extract<LookupResult, { kind: 'referral' }>>;
   /** Additional-section glue for the apex NS RRset. */
   readonly apexGlue: readonly RRset[];
   readonly sites: readonly SiteModel[];
@@ -184,6 +191,8 @@ export interface ZoneModel {
 
 export interface ZoneSet {
   readonly zones: ReadonlyMap<string, ZoneModel>;
+  /** Some served zone lies inside another: a name's zone is then found by walking up (findZone). */
+  readonly nested: boolean;
   /** Increases with every successful (re)load. */
   readonly generation: number;
   readonly loadedAt: number;

@@ -312,14 +312,7 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
   const flagList: number[] = [];
   const origins = zoneSet.zones;
   // Zones inside other served zones (rare): then a name's zone is found by walking up.
-  let nested = false;
-  for (const origin of origins.keys()) {
-    for (let n = origin; n.length > 0 && !nested; ) {
-      const dot = n.indexOf('.');
-      n = dot < 0 ? '' : n.slice(dot + 1);
-      if (origins.has(n)) nested = true;
-    }
-  }
+  const nested = zoneSet.nested;
   const zoneOf = (name: string): ZoneModel | undefined => {
     for (let n = name; ; ) {
       const z = origins.get(n);

@@ -122,6 +122,7 @@ export class Handler {
     ev.name = '';
     ev.dropped = false;
     ev.error = null;
+    ev.rcode = 0;
     let n: number;
     try {
       n = this.prebuilt ? this.fastPath(query, queryLength, ctx, out, ev) : GENERAL;
@@ -134,7 +135,8 @@ export class Handler {
     }
     this.client.ctx = null;
     ev.dropped = n < 0;
-    ev.rcode = n >= 4 ? out[3] & 0xf : -1;
+    // The header holds an RCODE's low 4 bits; an extended one (RFC 6891 §6.1.3) is set where it is chosen.
+    if (ev.rcode <= 0xf) ev.rcode = n >= 4 ? out[3] & 0xf : -1;
     this.observer.onQuery?.(ev);
     ev.ctx = null;
     return n < 0 ? NO_RESPONSE : n;
@@ -227,7 +229,10 @@ export class Handler {
     const query = decoded.query;
     ev.qtype = query.qtype;
     ev.name = query.qname;
-    if (query.edns !== null && query.edns.version > 0) return rcodeResponse(query, RCODE.BADVERS);
+    if (query.edns !== null && query.edns.version > 0) {
+      ev.rcode = RCODE.BADVERS;
+      return rcodeResponse(query, RCODE.BADVERS);
+    }
     // Zone transfers are not offered; meta-types other than ANY are not queries we answer.
     if (query.qtype === QTYPE.AXFR || query.qtype === QTYPE.IXFR) return rcodeResponse(query, RCODE.REFUSED);
     if (query.qtype === QTYPE.OPT) return rcodeResponse(query, RCODE.FORMERR);

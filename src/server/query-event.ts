@@ -13,6 +13,7 @@ export interface QueryEvent {
   transport: Transport;
   zone: string;
   qtype: number;
+  /** The whole RCODE: the header's 4 bits, or an extended RCODE such as BADVERS (16); -1 with no reply. */
   rcode: number;
   /** Site ids answered for a dynamic name, or '' */
   site: string;

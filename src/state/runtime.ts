@@ -13,7 +13,7 @@ import type { ZoneSet } from '../model/zone-model.js';
 import { EMPTY_SNAPSHOT, type StateSnapshot } from './snapshot.js';
 
 /** The zones of a runtime before its first load: no zone, generation 0. */
-export const NO_ZONES: ZoneSet = Object.freeze({ zones: new Map(), generation: 0, loadedAt: 0 });
+export const NO_ZONES: ZoneSet = Object.freeze({ zones: new Map(), nested: false, generation: 0, loadedAt: 0 });
 
 export type Unsubscribe = () => void;
 
