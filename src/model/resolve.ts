@@ -26,16 +26,16 @@ export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
 }
 
 /**
- * The referral for `name` when it is at or below a delegation point of `zone` (RFC 1034 §4.3.2
- * step 3b). DS at the cut itself is the parent side's to answer, authoritatively (RFC 4035
- * §3.1.4.1): no referral for it.
+ * What a name at or below a delegation point of `zone` answers: the referral (RFC 1034 §4.3.2
+ * step 3b); but DS at the cut itself is the parent side's to answer, authoritatively (RFC 4035
+ * §3.1.4.1), and the zone holds no DS: NODATA. Undefined for a name of the zone's own.
  */
-export function referralFor(zone: ZoneModel, name: string, qtype: number): Referral | undefined {
+export function atDelegation(zone: ZoneModel, name: string, qtype: number): LookupResult | undefined {
   if (zone.cuts.size === 0) return undefined;
   let n = name;
   while (n.length > zone.origin.length) {
     const referral = zone.cuts.get(n);
-    if (referral !== undefined) return qtype === QTYPE.DS && n === name ? undefined : referral;
+    if (referral !== undefined) return qtype === QTYPE.DS && n === name ? zone.nodata : referral;
     const dot = n.indexOf('.');
     if (dot < 0) break;
     n = n.slice(dot + 1);
@@ -60,8 +60,8 @@ export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qty
       chain.push(current.cname);
       const target = (current.cname.records[0].rdata[0] as { name: string }).name;
       if (depth >= MAX_CNAME_CHAIN || chain.some((c) => c.owner === target) || findZone(zones, target) !== zone) return answerOf(zone, chain, undefined, 4, []);
-      const referral = referralFor(zone, target, type);
-      if (referral !== undefined) return Object.freeze({ ...referral, answer: Object.freeze(chain) });
+      const delegated = atDelegation(zone, target, type);
+      if (delegated !== undefined) return delegated.kind === 'referral' ? Object.freeze({ ...delegated, answer: Object.freeze(chain) }) : negativeOf('nodata', zone, chain);
       const next = zone.nodes.get(target);
       if (next === undefined) return negativeOf(zone.emptyNonTerminals.has(target) ? 'nodata' : 'nxdomain', zone, chain);
       current = next;

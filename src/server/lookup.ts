@@ -4,7 +4,7 @@
  * findZone) and the node's memoized result for this type.
  */
 import { QTYPE } from '../dns/constants.js';
-import { findZone, referralFor, resolveNode, rrsetOf } from '../model/resolve.js';
+import { atDelegation, findZone, resolveNode, rrsetOf } from '../model/resolve.js';
 import type { LookupResult, ZoneSet } from '../model/zone-model.js';
 
 export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
@@ -12,8 +12,8 @@ export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
 export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResult {
   const zone = findZone(zones, qname);
   if (zone === undefined) return REFUSED;
-  const referral = referralFor(zone, qname, qtype);
-  if (referral !== undefined) return referral;
+  const delegated = atDelegation(zone, qname, qtype);
+  if (delegated !== undefined) return delegated;
   const node = zone.nodes.get(qname);
   if (node === undefined) return zone.emptyNonTerminals.has(qname) ? zone.nodata : zone.nxdomain;
   // A node's results are kept across reloads that keep its zone, so they must not depend on the
