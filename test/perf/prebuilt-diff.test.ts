@@ -19,8 +19,9 @@ import { decode, ecsOption, fixedEnv, query } from '../helpers/dns.js';
 const SAMPLE = readFileSync(new URL('../fixtures/app.example.com.yaml', import.meta.url), 'utf8');
 
 // A parent zone whose SOA names live inside it (so NXDOMAIN bodies compress against questions
-// like x.hostmaster.example.net), a child zone below it, delegations, CNAME chains, ENTs, big
-// RRsets that truncate, and pools with sorry addresses and every all_down.
+// like x.hostmaster.example.net), a child zone below it, delegations, CNAME chains (ending in an
+// answer, NODATA, NXDOMAIN, a referral, another zone), ENTs, big RRsets that truncate, and pools
+// with sorry addresses and every all_down.
 const PARENT = `zone: example.net
 ttl: 600
 soa: { mname: ns1.example.net, rname: hostmaster.example.net, minimum: 30 }
@@ -49,6 +50,12 @@ records:
   ns.sub: { A: [192.0.2.50] }
   srv._tcp: { SRV: ["0 5 443 mx.example.net."] }
   caa: { CAA: ['0 issue "ca.test"'] }
+  dangling: { CNAME: gone.example.net. }
+  dangling2: { CNAME: dangling.example.net. }
+  tosub: { CNAME: host.sub.example.net. }
+  tocut: { CNAME: sub.example.net. }
+  toent: { CNAME: ent.chain.example.net. }
+  tochild: { CNAME: gone.child.example.net. }
 `;
 const CHILD = `zone: child.example.net
 soa: { mname: ns.child.example.net, rname: admin.example.org, minimum: 5 }
@@ -91,7 +98,7 @@ names.add('');
 names.add('x.deep.ent.chain.example.net');
 names.add('www.child.example.net');
 
-const TYPES = ['A', 'AAAA', 'ANY', 'MX', 'TXT', 'NS', 'SOA', 'CNAME', 'SRV', 'CAA', 'PTR', 999, 'AXFR', 41];
+const TYPES = ['A', 'AAAA', 'ANY', 'MX', 'TXT', 'NS', 'SOA', 'CNAME', 'SRV', 'CAA', 'PTR', 43 /* DS */, 999, 'AXFR', 41];
 type Edns = Parameters<typeof query>[2]['edns'];
 const EDNS: Edns[] = [
   false,
@@ -141,7 +148,7 @@ t.test('prebuilt answers are byte-identical to the general encoder', async (t) =
         for (const edns of EDNS) {
           for (const transport of ['udp', 'tcp'] as const) {
             seed++;
-            const q = query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, edns });
+            const q = query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, opcode: seed % 31 === 0 ? 2 : 0, edns });
             ctx.transport = transport;
             const a = fast.handle(q, ctx);
             const b = slow.handle(q, ctx);
