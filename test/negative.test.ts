@@ -4,6 +4,7 @@
  * rcode BADVERS is counted under. test/e2e/negative-knot.test.ts compares the same cases with knot.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { QueryMetrics } from '../src/admin/query-metrics.js';
 import { Handler } from '../src/server/handler.js';
 import { Runtime } from '../src/state/runtime.js';
@@ -11,28 +12,7 @@ import { renderMetrics } from '../src/metrics/definitions.js';
 import { compileText, decode, makeHandler, query, TYPE } from './helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from './helpers/metrics.js';
 
-export const NEGATIVE_ZONE = `zone: example.net
-ttl: 600
-soa: { mname: ns1.example.net, rname: hostmaster.example.net, minimum: 30 }
-nameservers:
-  ns1.example.net: [192.0.2.1]
-sites:
-  v4only: { addresses: [192.0.2.80] }
-pool: { name: pool, policy: first }
-records:
-  "@": { A: [192.0.2.5] }
-  www: { CNAME: example.net. }
-  dangling: { CNAME: gone.example.net. }
-  chain: { CNAME: dangling.example.net. }
-  tosub: { CNAME: host.sub.example.net. }
-  tocut: { CNAME: sub.example.net. }
-  toent: { CNAME: ent.example.net. }
-  x.ent: { A: [192.0.2.7] }
-  topool: { CNAME: pool.example.net. }
-  out: { CNAME: elsewhere.other.test. }
-  sub: { NS: [ns.sub.example.net.] }
-  ns.sub: { A: [192.0.2.50] }
-`;
+const NEGATIVE_ZONE = readFileSync(new URL('./fixtures/negative.example.net.yaml', import.meta.url), 'utf8');
 
 const zones = compileText(NEGATIVE_ZONE);
 const { handler } = makeHandler(zones);
