@@ -138,3 +138,29 @@ t.test('BADVERS is counted as rcode="BADVERS" in /metrics and the query log, not
   t.equal(delta({ zone: 'example.net', rcode: 'NOERROR' }), 1, 'one NOERROR: the next query is not BADVERS');
   t.same(lines.filter((l) => l.msg === 'query').map((l) => l.rcode), ['BADVERS', 'NOERROR'], 'query log');
 });
+
+t.test('explain tells the same ends of a CNAME chain, and DS at a cut', async (t) => {
+  const { explain } = await import('../src/admin/explain.js');
+  const runtime = new Runtime(zones);
+  const h = new Handler(runtime);
+  const explained = (name: string, type: string) => explain(runtime, h.env, { name: `${name}.example.net`, type }) as any;
+  const dangling = explained('dangling', 'A');
+  t.equal(dangling.rcode, 'NXDOMAIN');
+  t.same(dangling.answer.map((r: any) => r.type), ['CNAME']);
+  t.match(dangling.why, /^CNAME to gone\.example\.net: no such name/);
+  const nodata = explained('www', 'MX');
+  t.equal(nodata.rcode, 'NOERROR');
+  t.same(nodata.authority.map((r: any) => r.type), ['SOA']);
+  t.match(nodata.why, /^CNAME to example\.net: .*NODATA/);
+  const referral = explained('tosub', 'A');
+  t.equal(referral.authoritative, true, 'AA for the CNAME part');
+  t.same(referral.answer.map((r: any) => r.type), ['CNAME']);
+  t.same(referral.authority.map((r: any) => r.type), ['NS']);
+  t.match(referral.why, /^CNAME to host\.sub\.example\.net: delegated/);
+  const plain = explained('x.sub', 'A');
+  t.equal(plain.authoritative, false, 'a plain referral has no AA');
+  t.same(plain.answer, []);
+  const ds = explained('sub', 'DS');
+  t.equal(ds.rcode, 'NOERROR');
+  t.same(ds.authority.map((r: any) => r.type), ['SOA'], 'DS at the cut: NODATA');
+});

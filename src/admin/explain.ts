@@ -61,11 +61,11 @@ export function explain(runtime: Runtime, env: PolicyEnv, q: ExplainQuery): Reco
   const base = { question, zone: result.zone.origin, state: stateInfo };
   switch (result.kind) {
     case 'nxdomain':
-      return { ...base, rcode: 'NXDOMAIN', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: 'no such name in the zone' };
+      return { ...base, rcode: 'NXDOMAIN', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: `${viaChain(result.answer)}no such name in the zone` };
     case 'nodata':
-      return { ...base, rcode: 'NOERROR', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: `the name exists but has no ${typeName(qtype)} records (NODATA)` };
+      return { ...base, rcode: 'NOERROR', answer: records(result.answer), authority: records([result.zone.negativeSoa]), why: `${viaChain(result.answer)}the name exists but has no ${typeName(qtype)} records (NODATA)` };
     case 'referral':
-      return { ...base, rcode: 'NOERROR', authoritative: result.answer.length > 0, answer: records(result.answer), authority: records([result.ns]), additional: records(result.glue), why: `delegated below the zone: referral to ${result.ns.owner}` };
+      return { ...base, rcode: 'NOERROR', authoritative: result.answer.length > 0, answer: records(result.answer), authority: records([result.ns]), additional: records(result.glue), why: `${viaChain(result.answer)}delegated below the zone: referral to ${result.ns.owner}` };
   }
   const staticAnswer = records(result.answer);
   if (result.dynamic === undefined) {
@@ -236,6 +236,12 @@ function dynamicRecords(name: DynamicName, selection: Selection, family: 4 | 6):
     return rdatas.map((rdata) => ({ name: name.name, type, ttl: name.ttl, data: rdataText(family === 4 ? QTYPE.A : QTYPE.AAAA, rdata) }));
   }
   return [];
+}
+
+/** "CNAME to <target>: " when a chain of CNAMEs led to the negative answer or referral. */
+function viaChain(chain: readonly RRset[]): string {
+  if (chain.length === 0) return '';
+  return `CNAME to ${(chain[chain.length - 1].records[0].rdata[0] as { name: string }).name}: `;
 }
 
 function records(rrsets: readonly RRset[]): ExplainedRecord[] {
