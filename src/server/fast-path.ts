@@ -21,6 +21,7 @@ import type { NameMemory, PolicyMemory } from '../policy/memory.js';
 import { PreparedSelection } from '../policy/prepared.js';
 import type { Family } from '../policy/types.js';
 import type { Selection } from '../model/selection.js';
+import { atDelegation, findZone } from '../model/resolve.js';
 import { lookup } from './lookup.js';
 import { pauseEvery, runAtOnce, runInSlices, type SliceStats, type Steps } from '../util/slices.js';
 
@@ -313,25 +314,8 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
   const origins = zoneSet.zones;
   // Zones inside other served zones (rare): then a name's zone is found by walking up.
   const nested = zoneSet.nested;
-  const zoneOf = (name: string): ZoneModel | undefined => {
-    for (let n = name; ; ) {
-      const z = origins.get(n);
-      if (z !== undefined) return z;
-      if (n.length === 0) return undefined;
-      const dot = n.indexOf('.');
-      n = dot < 0 ? '' : n.slice(dot + 1);
-    }
-  };
-  const isDelegated = (zone: ZoneModel, name: string): boolean => {
-    if (zone.cuts.size === 0) return false;
-    for (let n = name; n.length > zone.origin.length; ) {
-      if (zone.cuts.has(n)) return true;
-      const dot = n.indexOf('.');
-      if (dot < 0) break;
-      n = n.slice(dot + 1);
-    }
-    return false;
-  };
+  // At or below a delegation point: a referral for every type but DS at the point itself.
+  const isDelegated = (zone: ZoneModel, name: string): boolean => atDelegation(zone, name, QTYPE.A) !== undefined;
   const slot = (name: string): number => {
     let i = index.get(name);
     if (i === undefined) {
@@ -346,7 +330,7 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
   for (const zone of origins.values()) {
     const add = (name: string) => {
       const i = slot(name);
-      const z = nested ? zoneOf(name) : zone;
+      const z = nested ? findZone(zoneSet, name) : zone;
       zones[i] = z;
       flagList[i] = (flagList[i] & ~MARKER & ~DELEGATED) | (z !== undefined && isDelegated(z, name) ? DELEGATED : 0);
     };
