@@ -2,7 +2,8 @@
  * End-to-end, real sockets: sitedns and knot (the reference authoritative server) serve the same
  * records (test/fixtures/negative.example.net.yaml), and every case of test/negative.test.ts
  * gets the same RCODE, flags and sections from both. Without knotd, the comparison is skipped
- * and sitedns' answers are still checked against the expected rows.
+ * and sitedns' answers are still checked against the expected rows. Then BADVERS as /metrics
+ * counts it.
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
 import { decode, query, tempZonesDir, TYPE, type Decoded } from '../helpers/dns.js';
+import { metric, parseMetrics } from '../helpers/metrics.js';
 import { startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 
 const ZONE_YAML = readFileSync(new URL('../fixtures/negative.example.net.yaml', import.meta.url), 'utf8');
 // The same records as a master file; the Pool Name becomes the one address its single site has.
@@ -130,4 +133,22 @@ t.test('sitedns answers as knot does: CNAMEs into negatives and referrals, DS at
       t.same(ours, knots, `${name} ${typeof type === 'number' ? typeName(type) : type}${opcode ? ` opcode ${opcode}` : ''} (${transport}): as knot`);
     }
   }
+});
+
+t.test('/metrics counts BADVERS under its own rcode, from the UDP threads too', async (t) => {
+  // UDP threads where the addon runs (each thread's tallies are summed by label), else the main thread.
+  const threads = udpThreadsUnavailable() === null ? '2' : '0';
+  const server = await startSitedns(['serve', '--zones', tempZonesDir({ 'example.net.yaml': ZONE_YAML }), '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--udp-threads', threads]);
+  t.teardown(() => server.stop());
+  const admin = await server.waitForLog((l) => l.msg === 'admin listening');
+  for (let i = 0; i < 4; i++) {
+    const reply = decode((await udpQuery(server.port, query('www.example.net', 'A', { id: i, edns: { version: 1 } })))!);
+    t.equal(reply.extendedRcode, 16, `UDP reply ${i} is BADVERS`);
+  }
+  const [tcp] = await tcpQueries(server.port, [query('www.example.net', 'A', { edns: { version: 1 } })]);
+  t.equal(decode(tcp).extendedRcode, 16, 'TCP reply is BADVERS');
+  const m = parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text());
+  t.equal(metric(m, 'sitedns_queries_total', { rcode: 'BADVERS', transport: 'udp' }), 4, `UDP (udp-threads ${threads})`);
+  t.equal(metric(m, 'sitedns_queries_total', { rcode: 'BADVERS', transport: 'tcp' }), 1, 'TCP');
+  t.equal(metric(m, 'sitedns_queries_total', { rcode: 'NOERROR' }), 0, 'none counted as NOERROR');
 });
