@@ -44,14 +44,26 @@ export function responseRateClass(reply: Uint8Array, length: number = reply.leng
     if (pos < 0 || pos + 10 > length) return RATE_CLASS_NONE;
     pos += 10 + ((reply[pos + 8] << 8) | reply[pos + 9]);
   }
-  // NODATA by the question, like an answer (hashed only when it is the verdict).
-  if (reply[8] === 0 && reply[9] === 0) return questionClass(RATE_KIND.nodata, reply, nameEnd);
+  if (reply[8] === 0 && reply[9] === 0) {
+    // No authority: an extended RCODE (BADVERS) is an error, its upper bits in the OPT's TTL
+    // (RFC 6891 §6.1.3); else NODATA by the question, like an answer (hashed only when it is the verdict).
+    const upper = extendedRcodeBits(reply, pos, length);
+    if (upper !== 0) return RATE_KIND.error * RATE_KIND_SHIFT + ((upper << 4) | rcode);
+    return questionClass(RATE_KIND.nodata, reply, nameEnd);
+  }
   const ownerEnd = skipName(reply, pos, length);
   if (ownerEnd < 0 || ownerEnd + 2 > length) return RATE_CLASS_NONE;
   const owner = hashNameAt(reply, pos, length);
   if (owner < 0) return RATE_CLASS_NONE;
   if (rcode === 3) return RATE_KIND.nxdomain * RATE_KIND_SHIFT + (owner & RATE_HASH_MASK);
   return ((reply[ownerEnd] << 8) | reply[ownerEnd + 1]) === QTYPE.NS ? RATE_KIND.referral * RATE_KIND_SHIFT + (owner & RATE_HASH_MASK) : questionClass(RATE_KIND.nodata, reply, nameEnd);
+}
+
+/** The OPT's extended-RCODE byte when the record at `pos` is our OPT (root owner, type 41), else 0. */
+function extendedRcodeBits(reply: Uint8Array, pos: number, length: number): number {
+  if (reply[10] === 0 && reply[11] === 0) return 0;
+  if (pos + 11 > length || reply[pos] !== 0 || ((reply[pos + 1] << 8) | reply[pos + 2]) !== QTYPE.OPT) return 0;
+  return reply[pos + 5];
 }
 
 /** A class standing for the question (name and QTYPE bytes, lower-cased). */

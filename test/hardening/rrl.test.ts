@@ -112,6 +112,10 @@ t.test('what counts as identical', async (t) => {
   t.equal(cls(reply('mail.app.example.com', 'A', { edns: { udpSize: 1232 } })), cls(reply('mail.app.example.com')), 'EDNS does not matter');
   t.equal(rateClassKind(cls(reply('nodata.example', 'A'))), RATE_KIND.error);
   t.not(cls(reply('nodata.example', 'A')), cls(query('mail.app.example.com', 'A')), 'REFUSED and FORMERR are two classes');
+  const badvers = cls(reply('mail.app.example.com', 'A', { edns: { version: 1 } }));
+  t.equal(rateClassKind(badvers), RATE_KIND.error, 'BADVERS is an error, by its extended RCODE');
+  t.equal(badvers, cls(reply('x.app.example.com', 'TXT', { edns: { version: 2 } })), 'BADVERS: one account, whatever the question');
+  t.not(badvers, cls(reply('mail.app.example.com', 'A', { edns: { version: 0 } })), 'not the answer of the same question');
   const answer = reply('mail.app.example.com');
   const slot = Buffer.alloc(2048, 0xee);
   answer.copy(slot);
