@@ -7,8 +7,8 @@
  * a summed counter never steps back. The threads' registries have no process metrics (metrics.ts
  * collects those on the main thread only).
  */
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { registry, renderMetrics, runScrapeHooks } from '../metrics/definitions.js';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+import { registry, runScrapeHooks, siteAnswersTotal } from '../metrics/definitions.js';
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
 
@@ -85,8 +85,21 @@ export function addMetricsSource(source: (timeoutMs: number) => Promise<Metric[]
 
 /** /metrics: this thread's registry, plus every answering thread's summed in, series by series. */
 export async function renderAnswererMetrics(timeoutMs = 2000): Promise<string> {
-  if (answererSources.size === 0) return renderMetrics();
+  return (await summedRegistry(timeoutMs)).metrics();
+}
+
+/** Every `sitedns_site_answers_total` series, every answerer's summed (the status page's shares). */
+export async function siteAnswerCounts(timeoutMs = 2000): Promise<{ name: string; site: string; value: number }[]> {
+  const { name } = await siteAnswersTotal.get();
+  const metric = (await summedRegistry(timeoutMs)).getSingleMetric(name);
+  if (metric === undefined) return [];
+  const { values } = await metric.get();
+  return values.map((v) => ({ name: String(v.labels.name), site: String(v.labels.site), value: v.value }));
+}
+
+async function summedRegistry(timeoutMs: number): Promise<Registry> {
   runScrapeHooks();
+  if (answererSources.size === 0) return registry;
   const own = (await registry.getMetricsAsJSON()) as unknown as Metric[];
   const others = (await Promise.all([...answererSources].map((source) => source(timeoutMs)))).flat();
   // A metric only this registry has is kept as it is: prom-client omits some default metrics
@@ -94,5 +107,5 @@ export async function renderAnswererMetrics(timeoutMs = 2000): Promise<string> {
   // but would drop the one copy this process has (threads export no process metrics).
   const elsewhere = new Set(others.flatMap((registry) => registry.map((m) => m.name)));
   const ownKept = own.map((m) => (elsewhere.has(m.name) ? m : { ...m, aggregator: 'sum' as const }));
-  return AggregatorRegistry.aggregate([ownKept, ...others] as never).metrics();
+  return AggregatorRegistry.aggregate([ownKept, ...others] as never);
 }

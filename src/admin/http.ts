@@ -36,6 +36,8 @@ interface Route {
   handler: RouteHandler;
   /** Changes state: needs the token when one is set. */
   mutating: boolean;
+  /** A page a browser navigates to: a 401 asks for Basic credentials, which a browser can send. */
+  page: boolean;
 }
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -44,8 +46,8 @@ export class AdminRouter {
   private readonly routes: Route[] = [];
 
   /** `path` like `/v1/sites/:zone/:site/load`. */
-  add(method: string, path: string, handler: RouteHandler, options: { mutating?: boolean } = {}): void {
-    this.routes.push({ method: method.toUpperCase(), segments: path.split('/').filter(Boolean), handler, mutating: options.mutating ?? method.toUpperCase() !== 'GET' });
+  add(method: string, path: string, handler: RouteHandler, options: { mutating?: boolean; page?: boolean } = {}): void {
+    this.routes.push({ method: method.toUpperCase(), segments: path.split('/').filter(Boolean), handler, mutating: options.mutating ?? method.toUpperCase() !== 'GET', page: options.page ?? false });
   }
 
   match(method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
@@ -89,12 +91,29 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-function tokenMatches(expected: string, header: string | undefined): boolean {
-  if (!header || !header.startsWith('Bearer ')) return false;
+/**
+ * `Authorization: Bearer <token>`; for reads also Basic (RFC 7617) with the token as the password
+ * and any user name: a browser cannot add a bearer token to a page it navigates to (the status
+ * page), but asks for Basic credentials on a 401 and sends them with the page's own requests.
+ * Never for a change: a browser also sends cached Basic credentials with a request another site
+ * makes it send (cross-site request forgery), and a bearer token it never sends on its own.
+ */
+function tokenMatches(expected: string, header: string | undefined, basic: boolean): boolean {
+  const given = presentedToken(header, basic);
+  if (given === undefined) return false;
   // Hash both sides so the comparison is constant-time whatever the lengths.
   const a = createHash('sha256').update(expected).digest();
-  const b = createHash('sha256').update(header.slice(7)).digest();
+  const b = createHash('sha256').update(given).digest();
   return timingSafeEqual(a, b);
+}
+
+function presentedToken(header: string | undefined, basic: boolean): string | undefined {
+  if (header === undefined) return undefined;
+  if (header.startsWith('Bearer ')) return header.slice(7);
+  if (!basic || !header.startsWith('Basic ')) return undefined;
+  const credentials = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = credentials.indexOf(':');
+  return colon < 0 ? undefined : credentials.slice(colon + 1);
 }
 
 export async function startAdminServer(router: AdminRouter, options: AdminServerOptions): Promise<AdminServer> {
@@ -137,8 +156,9 @@ async function handle(router: AdminRouter, options: AdminServerOptions, req: htt
   if (found === 'method') return send(res, { status: 405, body: { error: 'method not allowed' } });
   const needsToken = options.token !== undefined && (found.route.mutating || !isLoopback(options.host));
   const isHealth = url.pathname === '/healthz' || url.pathname === '/readyz';
-  if (needsToken && !isHealth && !tokenMatches(options.token!, req.headers.authorization)) {
-    return send(res, { status: 401, body: { error: 'bearer token required' }, headers: { 'www-authenticate': 'Bearer' } });
+  if (needsToken && !isHealth && !tokenMatches(options.token!, req.headers.authorization, !found.route.mutating)) {
+    const challenge = found.route.page ? 'Basic realm="sitedns admin", charset="UTF-8"' : 'Bearer';
+    return send(res, { status: 401, body: { error: 'bearer token required' }, headers: { 'www-authenticate': challenge } });
   }
   let body: unknown;
   if (method === 'POST' || method === 'PUT' || method === 'DELETE') {

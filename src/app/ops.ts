@@ -1,6 +1,6 @@
 /**
  * Operations for a running nameserver: admin routes (metrics, health, readiness, explain, status,
- * reload), per-query metrics and sampled query logs, live reload on SIGHUP and on zone file
+ * reload, the status page and its history), per-query metrics and sampled query logs, live reload on SIGHUP and on zone file
  * changes, all-down tracking, and the graceful stop. `serve` uses it in steps:
  * `prepareOps()` before the nameserver starts (the handler takes its observer at construction),
  * `registerRoutes(router, runtime)` on the admin listener's router (serve-app owns the listener),
@@ -8,7 +8,9 @@
  */
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { allDownNames, beforeScrape, ready as readyGauge, registry, renderMetrics, udpThreadsLive } from '../metrics/definitions.js';
-import { renderAnswererMetrics } from '../admin/answerer-metrics.js';
+import { renderAnswererMetrics, siteAnswerCounts } from '../admin/answerer-metrics.js';
+import { AnswerHistory } from '../admin/answer-history.js';
+import { registerStatusPage } from '../admin/status-page.js';
 import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { ZoneSet } from '../model/zone-model.js';
@@ -117,6 +119,10 @@ export function prepareOps(options: OpsOptions): Ops {
   const registerRoutes = (r: AdminRouter, runtime: Runtime) => {
     routeRuntime = runtime;
     registerOpsRoutes(r, { runtime, env: () => target?.handler?.env ?? env, readiness, status: options.status, reload: () => reload('api'), metrics: () => renderAnswererMetrics() });
+    const history = new AnswerHistory({ runtime, counts: () => siteAnswerCounts(), now: () => env.now() });
+    history.start();
+    cleanups.push(() => history.stop());
+    registerStatusPage(r, history);
   };
 
   const reload = (trigger: ReloadTrigger = 'api') => {
