@@ -18,6 +18,8 @@ const PART = '(\\d+(?:\\.\\d+)?)';
 /** One optional group per unit, in the order of UNITS ("m" is tried before "ms"; backtracking sorts out "500ms"). */
 const DURATION_RE = new RegExp(`^${UNITS.map((u) => `(?:${PART}${u})?`).join('')}$`);
 const BARE_NUMBER_RE = /^\d+(?:\.\d+)?$/;
+/** What parseDuration accepts, as one ECMA-262 pattern (for the zone format's JSON Schema). */
+export const DURATION_PATTERN = `^\\s*(?:0|(?=\\d)${UNITS.map((u) => `(?:${PART}${u})?`).join('')})\\s*$`;
 const EXAMPLES = 'e.g. 500ms, 1.5s, 1h30m, 2d';
 
 export class DurationError extends CodedError<'EDURATION'> {
