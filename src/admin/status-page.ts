@@ -2,7 +2,7 @@
  * The status page of the admin listener: GET / is one static HTML+JS file (web/status.html, no
  * external resource, so it works offline) that polls GET /v1/status and GET /v1/history on the
  * same listener; both are ordinary routes, so the listener's token rules apply to the page and its
- * data alike (docs/metrics.md "Status page").
+ * data alike (docs/status-page.md).
  */
 import { readFileSync } from 'node:fs';
 import type { AnswerHistory } from './answer-history.js';
