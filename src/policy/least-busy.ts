@@ -78,6 +78,54 @@ export function headroomWeights(
     const ceiling = mean + (perAnswer > 0 ? MARGIN_WITH_ANSWER_COUNT : MARGIN_REPORTS_ONLY);
     for (let i = 0; i < sites.length; i++) weights[i] = sites[i].capacity * Math.max(0, ceiling - (utilizations[i] ?? mean));
   }
+  capShares(sites, weights);
+}
+
+/** No site draws more than this multiple of its capacity share of the answers. */
+export const MAX_SHARE_OF_CAPACITY = 2;
+
+/**
+ * Slow start: a site just back, or far below the others (a report of 0 % while they sit at
+ * 60 %), would get every answer until its next load report and be buried at high query rates.
+ * Its share is capped at MAX_SHARE_OF_CAPACITY x capacity / total capacity, and what it loses
+ * goes to the other sites in proportion to their weights (by capacity when they have none), as
+ * water fills: HAProxy's `slowstart` and Envoy's slow-start mode bound a returning server
+ * likewise, but by time; a bound by share needs no clock and no `load_per_answer`.
+ */
+function capShares(sites: readonly SiteModel[], weights: number[]): void {
+  let total = 0;
+  let capacity = 0;
+  for (let i = 0; i < sites.length; i++) {
+    total += weights[i];
+    capacity += sites[i].capacity;
+  }
+  if (!(total > 0)) return;
+  // Shares (summing to 1) instead of weights from here on; each pass caps at least one more site.
+  const capped: boolean[] = [];
+  for (let i = 0; i < sites.length; i++) weights[i] /= total;
+  for (let pass = 0; pass < sites.length; pass++) {
+    let excess = 0;
+    for (let i = 0; i < sites.length; i++) {
+      const limit = (MAX_SHARE_OF_CAPACITY * sites[i].capacity) / capacity;
+      if (weights[i] > limit + 1e-12) {
+        excess += weights[i] - limit;
+        weights[i] = limit;
+        capped[i] = true;
+      }
+    }
+    if (excess === 0) return;
+    let open = 0;
+    let openCapacity = 0;
+    for (let i = 0; i < sites.length; i++) {
+      if (capped[i]) continue;
+      open += weights[i];
+      openCapacity += sites[i].capacity;
+    }
+    if (openCapacity === 0) return;
+    for (let i = 0; i < sites.length; i++) {
+      if (!capped[i]) weights[i] += open > 0 ? (excess * weights[i]) / open : (excess * sites[i].capacity) / openCapacity;
+    }
+  }
 }
 
 export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _client, env) => {

@@ -61,7 +61,7 @@ t.test('unknown and stale loads', async (t) => {
   const stale = snap({ a: { u: 0.4 }, b: { u: 0.6 }, c: { utilization: 0, loadAt: NOW - 6000 } });
   near(t, shares(stale), { a: 0.8, c: 0.2 }, 'stale = unknown');
   const fresh = snap({ a: { u: 0.4 }, b: { u: 0.6 }, c: { utilization: 0, loadAt: NOW - 4000 } });
-  t.ok(shares(fresh).c! > 0.5, 'a 4 s old load is still used');
+  t.ok(shares(fresh).c! > 0.3, 'a 4 s old load is still used (more than the 0.2 an unknown load gets)');
   // checkedAt stands in for loadAt; load/capacity when no utilization is given.
   const byLoad = snap({ a: { load: 400, checkedAt: NOW }, b: { load: 600, checkedAt: NOW }, c: { load: 0, checkedAt: NOW - 60_000 } });
   near(t, shares(byLoad), { a: 0.8, c: 0.2 }, 'load / capacity, checkedAt for staleness');
@@ -143,4 +143,27 @@ pool: { name: "@", policy: least-busy, answers: 2 }
   }
   // A lower load still comes second before the order that follows the drawn site.
   t.equal(answerOf(leastBusy(p, p.sites, 4, snap({ a: { u: 0.3 }, b: { u: 0.3 }, c: { u: 0.2 } }), RESOLVER, env([0]))!), 'a,c');
+});
+
+t.test('slow start: no site draws more than twice its capacity share', async (t) => {
+  // a and b at 60 %, c (capacity 500 of 2500) just back at 0 %: headroom alone gives c every
+  // answer; capped at 2 x 0.2, and a and b (no headroom) share the rest by capacity.
+  near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0.6 }, c: { u: 0 } })), { a: 0.3, b: 0.3, c: 0.4 }, 'c capped at 0.4');
+  // Three equal sites at 60 / 60 / 0 (the measured case): the idle one at 2/3, not all.
+  const equal = zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+  c: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: least-busy }
+`);
+  near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0.6 }, c: { u: 0 } }), 4, nameOf(equal, '@')), { a: 1 / 6, b: 1 / 6, c: 2 / 3 }, 'equal capacities: 2/3 at most');
+  // What a capped site loses goes to the others by their weights: to b, not to a (above the ceiling).
+  near(t, shares(snap({ a: { u: 0.5 }, b: { u: 0.3 }, c: { u: 0 } })), { b: 0.6, c: 0.4 }, 'c capped, the rest to b by headroom');
+  // Two sites: twice a half share is everything, so nothing changes.
+  const two = zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+pool: { name: "@", policy: least-busy }
+`);
+  near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0 } }), 4, nameOf(two, '@')), { b: 1 }, 'two sites: no cap below 100 %');
 });
