@@ -40,6 +40,8 @@ export interface ServeAppOptions {
   rrl?: NameserverOptions['rrl'];
   /** UDP implementation: auto, dgram, batched. */
   udpPath?: NameserverOptions['udpPath'];
+  /** NSID, server identity and DNS cookies. */
+  edns?: NameserverOptions['edns'];
   /** `--udp-threads N`: UDP answered by N threads of this process. */
   udpThreads?: Omit<NonNullable<NameserverOptions['udpThreads']>, 'zonesPath' | 'zoneTexts'>;
   /** Admin listener host:port; null = none. */
@@ -138,6 +140,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       logger: o.logger,
       tcp: o.tcp,
       observer: o.observer,
+      edns: o.edns,
       rrl: o.rrl,
       udpPath: o.udpPath,
       udpThreads: o.udpThreads === undefined ? undefined : { ...o.udpThreads, zonesPath: o.zonesPath, zoneTexts: () => reloads.zoneTexts() },

@@ -12,6 +12,16 @@ export const text = z.string();
 export const optionalText = z.string().optional();
 /** A repeatable flag with a default. */
 export const texts = z.array(z.string());
+/**
+ * Cookie secrets (RFC 9018 §4.4's 16-byte SipHash key): 32 hex digits each, given repeated or
+ * comma-separated; undefined when none is given.
+ */
+export const cookieSecrets = z
+  .array(z.string())
+  .optional()
+  .transform((list) => list?.flatMap((item) => item.split(',')).filter((item) => item !== ''))
+  .refine((list) => list === undefined || list.every((item) => /^[0-9a-fA-F]{32}$/.test(item)), 'is not a list of 32-hex-digit secrets');
+
 /** A boolean flag: given or not. */
 export const on = z.boolean().default(false);
 

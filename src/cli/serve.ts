@@ -8,9 +8,11 @@ import { z } from 'zod';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
 import { CodedError } from '../util/coded-error.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { randomCookieSecret } from '../dns/cookies.js';
+import type { EdnsAnswering } from '../server/handler.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
-import { autoOrWholeNumber, flagDuration, fraction, logLevel, on, optionalText, refused, text, texts, wholeNumber } from './flag-values.js';
+import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalText, refused, text, texts, wholeNumber } from './flag-values.js';
 
 const WORKERS_REFUSED = 'is not accepted: UDP uses every core through --udp-threads (auto, the default: one thread per core; 0: the main thread)';
 
@@ -40,6 +42,9 @@ export const serveFlags = {
   'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting', value: wholeNumber },
   'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting', value: wholeNumber },
   'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited', value: texts },
+  nsid: { type: 'string', help: 'answer the NSID option (RFC 5001) and CH TXT id.server / hostname.bind with this text; "hostname" for the host\'s name (default: off)', value: optionalText },
+  'version-bind': { type: 'string', help: 'answer CH TXT version.bind with this text (default: REFUSED)', value: optionalText },
+  'cookie-secret': { type: 'string', multiple: true, help: 'DNS cookie secret, 32 hex digits (RFC 9018); the first makes server cookies, every one is accepted (rotation: docs/security.md); nameservers sharing it accept each other\'s cookies (default: random per process)', value: cookieSecrets },
   'udp-threads': { type: 'string', default: 'auto', help: 'answer UDP on this many threads, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = one per core where the addon loads, else the main thread; 0 = the main thread\'s event loop', value: autoOrWholeNumber },
   'udp-path': { type: 'string', default: 'auto', help: 'with --udp-threads 0: UDP implementation, auto (batched addon when built, else dgram), dgram, batched', value: udpPath },
   // Refused with a pointer to --udp-threads, so that a unit file or an env file that still sets it fails loudly.
@@ -119,6 +124,17 @@ function rrlOptions(flags: ServeFlags) {
   };
 }
 
+/** NSID, CH TXT identity and DNS cookies (server/handler.ts); a process given no secret makes one. */
+function ednsAnswering(flags: ServeFlags, logger: Logger): EdnsAnswering {
+  const nsid = flags.nsid === 'hostname' ? os.hostname() : (flags.nsid ?? null);
+  let secrets = flags['cookie-secret'];
+  if (secrets === undefined || secrets.length === 0) {
+    secrets = [randomCookieSecret()];
+    logger.info('DNS cookie secret: random for this process (its server cookies are valid only here and until it stops; --cookie-secret shares one among nameservers)');
+  }
+  return { identity: { nsid, versionBind: flags['version-bind'] ?? null }, cookieSecrets: secrets };
+}
+
 function opsConfig(flags: ServeFlags): OpsConfig {
   return { querySample: flags['query-log-sample'], watchDebounceMs: flags['watch-debounce'], stopTimeoutMs: flags['stop-timeout'] };
 }
@@ -165,6 +181,7 @@ export async function runServe(argv: string[]): Promise<number> {
       tcp: tcpOptions(flags),
       rrl: rrlOptions(flags),
       udpPath: flags['udp-path'],
+      edns: ednsAnswering(flags, logger),
       udpThreads: udpThreads > 0 ? { threads: udpThreads, logLevel: flags['log-level'], querySample: flags['query-log-sample'], spinMicros } : undefined,
       observer: ops.observer,
       registerRoutes: (router, { runtime }) => ops.registerRoutes(router, runtime),

@@ -1,4 +1,4 @@
-/** DNS numbers used by sitedns (RFC 1035 §3.2, RFC 6891, RFC 7871). */
+/** DNS numbers used by sitedns (RFC 1035 §3.2, RFC 6891, RFC 7871, RFC 5001, RFC 7873). */
 export const QTYPE = {
   A: 1,
   NS: 2,
@@ -41,13 +41,15 @@ export const RCODE = {
   REFUSED: 5,
   /** Extended RCODE 16 (RFC 6891 §9): upper 8 bits in the OPT TTL, lower 4 bits 0. */
   BADVERS: 16,
+  /** Extended RCODE 23 (RFC 7873 §8): a server cookie is needed. */
+  BADCOOKIE: 23,
 } as const;
 export const RCODE_NAME: Record<number, string> = Object.fromEntries(Object.entries(RCODE).map(([k, v]) => [v, k]));
 
 export const OPCODE_QUERY = 0;
 
 /** EDNS option codes. */
-export const EDNS_OPTION = { ECS: 8, COOKIE: 10, PADDING: 12 } as const;
+export const EDNS_OPTION = { NSID: 3, ECS: 8, COOKIE: 10, PADDING: 12 } as const;
 
 /** Largest UDP payload we advertise and send (DNS flag day 2020: avoids IP fragmentation). */
 export const EDNS_UDP_PAYLOAD = 1232;

@@ -10,6 +10,7 @@
  */
 import dns2 from 'dns2';
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, HEADER_LEN, OPCODE_QUERY, QTYPE } from './constants.js';
+import { cookieLengthProblem } from './cookies.js';
 
 export interface ClientSubnet {
   /** 1 = IPv4, 2 = IPv6 (RFC 7871 §6). */
@@ -27,6 +28,10 @@ export interface EdnsInfo {
   readonly dnssecOk: boolean;
   /** EDNS Client Subnet, validated (RFC 7871 §7.1.2); null when absent. */
   readonly ecs: ClientSubnet | null;
+  /** The query asked for our name server identifier (RFC 5001 §2.3). */
+  readonly nsid: boolean;
+  /** The COOKIE option's data (RFC 7873 §4: client cookie, then any server cookie), its length checked; null when absent. */
+  readonly cookie: Buffer | null;
 }
 
 export interface DecodedQuery {
@@ -119,7 +124,7 @@ function readQuestionName(buf: Buffer, offset: number): number {
  * Stands in for an OPT we could not read, so that the FORMERR still carries an OPT
  * (the client spoke EDNS; RFC 6891 §7) at the classic size.
  */
-const MINIMAL_EDNS: EdnsInfo = Object.freeze({ udpSize: CLASSIC_UDP_LIMIT, version: 0, dnssecOk: false, ecs: null });
+const MINIMAL_EDNS: EdnsInfo = Object.freeze({ udpSize: CLASSIC_UDP_LIMIT, version: 0, dnssecOk: false, ecs: null, nsid: false, cookie: null });
 
 /** Parses the OPT RR whose TYPE field is at `typeOffset` (owner is the root). */
 function readOpt(raw: Buffer, typeOffset: number): EdnsInfo | string {
@@ -132,6 +137,8 @@ function readOpt(raw: Buffer, typeOffset: number): EdnsInfo | string {
   const end = start + rdlength;
   if (end > raw.length) return 'OPT RDATA overruns the message';
   let ecs: ClientSubnet | null = null;
+  let nsid = false;
+  let cookie: Buffer | null = null;
   let pos = start;
   while (pos < end) {
     if (pos + 4 > end) return 'EDNS option header truncated';
@@ -144,10 +151,17 @@ function readOpt(raw: Buffer, typeOffset: number): EdnsInfo | string {
       const parsed = readClientSubnet(raw, dataStart, length);
       if (typeof parsed === 'string') return parsed;
       ecs = parsed;
+    } else if (code === EDNS_OPTION.NSID) {
+      nsid = true;
+    } else if (code === EDNS_OPTION.COOKIE && cookie === null) {
+      // RFC 7873 §5.2.2: a malformed length is a FORMERR. Only the first COOKIE option counts.
+      const problem = cookieLengthProblem(length);
+      if (problem !== null) return problem;
+      cookie = Buffer.from(raw.subarray(dataStart, dataStart + length));
     }
     pos = dataStart + length;
   }
-  return { udpSize: Math.max(udpSize, CLASSIC_UDP_LIMIT), version, dnssecOk: (flags & 0x8000) !== 0, ecs };
+  return { udpSize: Math.max(udpSize, CLASSIC_UDP_LIMIT), version, dnssecOk: (flags & 0x8000) !== 0, ecs, nsid, cookie };
 }
 
 /**

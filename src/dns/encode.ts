@@ -101,7 +101,7 @@ export class MessageWriter {
     if (!this.name(rr.owner, true) || this.length + 10 > savedLimit) return this.rollback(start);
     const b = this.buf;
     b.writeUInt16BE(rr.type, this.length);
-    b.writeUInt16BE(1, this.length + 2);
+    b.writeUInt16BE(rr.rrClass ?? 1, this.length + 2);
     b.writeUInt32BE(rr.ttl >>> 0, this.length + 4);
     const rdlengthAt = this.length + 8;
     this.length += 10;
@@ -131,8 +131,8 @@ export class MessageWriter {
     for (const [name, offset] of this.offsets) if (offset >= start) this.offsets.delete(name);
   }
 
-  /** RFC 6891 §6.1.2: the OPT pseudo-RR. Extended RCODE's upper 8 bits go in the TTL. */
-  opt(udpPayload: number, extendedRcode: number, dnssecOk: boolean, options: Buffer | null = null): void {
+  /** RFC 6891 §6.1.2: the OPT pseudo-RR, its options `options` then `more`. Extended RCODE's upper 8 bits go in the TTL. */
+  opt(udpPayload: number, extendedRcode: number, dnssecOk: boolean, options: Buffer | null = null, more: Buffer | null = null): void {
     const b = this.buf;
     b[this.length] = 0;
     b.writeUInt16BE(QTYPE.OPT, this.length + 1);
@@ -140,11 +140,15 @@ export class MessageWriter {
     b[this.length + 5] = extendedRcode >> 4;
     b[this.length + 6] = 0; // version 0
     b.writeUInt16BE(dnssecOk ? 0x8000 : 0, this.length + 7);
-    b.writeUInt16BE(options === null ? 0 : options.length, this.length + 9);
+    b.writeUInt16BE((options === null ? 0 : options.length) + (more === null ? 0 : more.length), this.length + 9);
     this.length += OPT_RECORD_LEN;
     if (options !== null) {
       options.copy(b, this.length);
       this.length += options.length;
+    }
+    if (more !== null) {
+      more.copy(b, this.length);
+      this.length += more.length;
     }
   }
 
@@ -166,6 +170,16 @@ export function ecsOption(ecs: ClientSubnet, scopePrefix: number): Buffer {
   out[6] = ecs.sourcePrefix;
   out[7] = scopePrefix;
   ecs.address.copy(out, 8, 0, addressLength);
+  return out;
+}
+
+/** RFC 5001 §2.3: the NSID option of a response, carrying `text` (UTF-8). */
+export function nsidOption(text: string): Buffer {
+  const data = Buffer.from(text, 'utf8');
+  const out = Buffer.alloc(4 + data.length);
+  out.writeUInt16BE(EDNS_OPTION.NSID, 0);
+  out.writeUInt16BE(data.length, 2);
+  data.copy(out, 4);
   return out;
 }
 

@@ -13,7 +13,8 @@
  *
  * Only queries of the common shape come here: QUERY opcode, one question of class IN, no
  * answer/authority records, at most one OPT of version 0 (with at most one valid ECS option,
- * echoed with scope 0: the answers prebuilt here do not depend on the client). Anything else, or
+ * echoed with scope 0: the answers prebuilt here do not depend on the client; no COOKIE or NSID
+ * option, whose reply options the general path writes). Anything else, or
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
@@ -205,6 +206,9 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
         if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || clientSubnetProblem(q, opt + 4, optionLength) !== null) return;
         scan.ecsStart = opt;
         scan.ecsLength = 4 + optionLength;
+      } else if (code === EDNS_OPTION.COOKIE || code === EDNS_OPTION.NSID) {
+        // Answered per query (a server cookie for this client, our identifier): general path.
+        return;
       }
       opt += 4 + optionLength;
     }

@@ -113,10 +113,12 @@ export function soaRdata(
   return [{ name: mname, compress: true }, { name: rname, compress: true }, fixed];
 }
 
-/** One RR to write: owner, type, TTL and RDATA (class is always IN). */
+/** One RR to write: owner, type, TTL and RDATA; class IN unless `rrClass` says otherwise. */
 export interface WireRecord {
   readonly owner: string;
   readonly type: number;
   readonly ttl: number;
   readonly rdata: Rdata;
+  /** CH for the server's identity (RFC 4892); absent: IN. */
+  readonly rrClass?: number;
 }

@@ -2,12 +2,16 @@
  * The only response builder: a lookup result (and, for Pool/Group/Site Names, the policy's
  * Selection) -> response bytes. Header flags, EDNS (RFC 6891), negative answers (RFC 2308),
  * referrals, and truncation to the transport's size all live here.
+ *
+ * `extra`: EDNS options the handler adds to the reply's OPT after the ECS echo (NSID, RFC 5001;
+ * COOKIE, RFC 7873), as encoded option bytes; written only when the query spoke EDNS.
  */
 import type { LookupResult, RRset, ZoneModel } from '../model/zone-model.js';
 import type { Selection } from '../model/selection.js';
-import { CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
+import { CLASS_CH, CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
 import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch } from './encode.js';
-import type { WireRecord } from './records.js';
+import { txtRdata, type WireRecord } from './records.js';
+import { skipName } from './decode.js';
 import type { DecodeFailure, DecodedQuery, EdnsInfo } from './decode.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -38,17 +42,17 @@ function responseFlags(queryFlags: number, aa: boolean, rcode: number): number {
   return FLAG_QR | (queryFlags & copied) | (aa ? FLAG_AA : 0) | (rcode & 0xf);
 }
 
-/** Appends the OPT (and the ECS option, when the query had one) if the query spoke EDNS. */
-function finishOpt(edns: EdnsInfo | null, rcode: number, arcount: number, scope: number | undefined): number {
+/** Appends the OPT (with the ECS option when the query had one, then `extra`) if the query spoke EDNS. */
+function finishOpt(edns: EdnsInfo | null, rcode: number, arcount: number, scope: number | undefined, extra: Buffer | null): number {
   if (edns === null) return arcount;
   const ecs = edns.ecs === null ? null : ecsOption(edns.ecs, scope ?? 0);
-  writer.opt(EDNS_UDP_PAYLOAD, rcode, edns.dnssecOk, ecs);
+  writer.opt(EDNS_UDP_PAYLOAD, rcode, edns.dnssecOk, ecs, extra);
   return arcount + 1;
 }
 
-function optLength(edns: EdnsInfo | null): number {
+function optLength(edns: EdnsInfo | null, extra: Buffer | null): number {
   if (edns === null) return 0;
-  return OPT_RECORD_LEN + (edns.ecs === null ? 0 : 8 + Math.ceil(edns.ecs.sourcePrefix / 8));
+  return OPT_RECORD_LEN + (edns.ecs === null ? 0 : 8 + Math.ceil(edns.ecs.sourcePrefix / 8)) + (extra === null ? 0 : extra.length);
 }
 
 /** A reply to a packet we could not take as a query (FORMERR, NOTIMP). */
@@ -62,19 +66,31 @@ export function failureResponse(raw: Buffer, failure: Extract<DecodeFailure, { a
   }
   // FORMERR for a bad OPT is answered without ECS (we could not read it).
   const edns = failure.edns === null ? null : { ...failure.edns, ecs: null };
-  writer.setCounts(0, 0, finishOpt(edns, failure.rcode, 0, undefined));
+  writer.setCounts(0, 0, finishOpt(edns, failure.rcode, 0, undefined, null));
   return writer.finish();
 }
 
 /** A reply with just a header, the question and an RCODE (REFUSED, SERVFAIL, BADVERS, NOTIMP). */
-export function rcodeResponse(query: DecodedQuery, rcode: number, aa = false): Buffer {
+export function rcodeResponse(query: DecodedQuery, rcode: number, aa = false, extra: Buffer | null = null): Buffer {
   writer.reset();
   writer.header(query.id, responseFlags(query.flags, aa, rcode), 1, 0, 0, 0);
   writer.question(query.raw, query.questionEnd, query.qname);
   // BADVERS (RFC 6891 §6.1.3) answers with our version (0) and no options.
-  const edns = rcode === RCODE.BADVERS && query.edns !== null ? { ...query.edns, ecs: null } : query.edns;
-  writer.setCounts(0, 0, finishOpt(edns, rcode, 0, undefined));
+  const badvers = rcode === RCODE.BADVERS && query.edns !== null;
+  const edns = badvers ? { ...query.edns, ecs: null } : query.edns;
+  writer.setCounts(0, 0, finishOpt(edns, rcode, 0, undefined, badvers ? null : extra));
   return writer.finish();
+}
+
+/**
+ * A CH-class TXT answer about this server (RFC 4892 §2: `id.server`, `hostname.bind`,
+ * `version.bind`): authoritative, the question's name as owner, TTL 0 (it describes the server
+ * that answered, not a name a resolver may cache for another).
+ */
+export function chaosTxtResponse(query: DecodedQuery, text: string, transport: Transport, extra: Buffer | null): Buffer {
+  const record: WireRecord = { owner: query.qname, type: QTYPE.TXT, ttl: 0, rdata: txtRdata([text]), rrClass: CLASS_CH };
+  const answer: RRset = { owner: record.owner, type: record.type, ttl: record.ttl, records: [record] };
+  return write(query, transport, RCODE.NOERROR, true, { answer: [answer], dynamic: null, authority: [], additional: [], glueRequired: false }, undefined, extra);
 }
 
 interface Sections {
@@ -96,6 +112,7 @@ export function buildResponse(
   transport: Transport,
   dynamicRecords: readonly WireRecord[] | null,
   selection: Selection | null,
+  extra: Buffer | null = null,
 ): Buffer {
   let rcode: number = RCODE.NOERROR;
   let aa = true;
@@ -105,7 +122,7 @@ export function buildResponse(
       sections.answer = result.answer;
       sections.additional = result.additional;
       if (result.dynamic !== undefined && selection !== null) {
-        if (selection.kind === 'servfail') return rcodeResponse(query, RCODE.SERVFAIL, false);
+        if (selection.kind === 'servfail') return rcodeResponse(query, RCODE.SERVFAIL, false, extra);
         // No address: NODATA, with the SOA after any CNAMEs that led here (RFC 2308 §3).
         if (selection.kind === 'nodata' || dynamicRecords === null || dynamicRecords.length === 0) sections.authority = [result.zone.negativeSoa];
         else sections.dynamic = dynamicRecords;
@@ -130,11 +147,11 @@ export function buildResponse(
       sections.glueRequired = true;
       break;
   }
-  return write(query, transport, rcode, aa, sections, selection?.scope);
+  return write(query, transport, rcode, aa, sections, selection?.scope, extra);
 }
 
-function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boolean, s: Sections, scope: number | undefined): Buffer {
-  const limit = responseLimit(query.edns, transport) - optLength(query.edns);
+function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boolean, s: Sections, scope: number | undefined, extra: Buffer | null): Buffer {
+  const limit = responseLimit(query.edns, transport) - optLength(query.edns, extra);
   writer.reset();
   writer.header(query.id, responseFlags(query.flags, aa, rcode), 1, 0, 0, 0);
   writer.question(query.raw, query.questionEnd, query.qname);
@@ -178,7 +195,7 @@ function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boo
     }
   }
   if (truncated) writer.buf.writeUInt16BE(writer.buf.readUInt16BE(2) | FLAG_TC, 2);
-  ar = finishOpt(query.edns, rcode, ar, scope);
+  ar = finishOpt(query.edns, rcode, ar, scope, extra);
   writer.setCounts(an, ns, ar);
   return writer.finish();
 }
@@ -206,29 +223,51 @@ export type { ZoneModel };
 /**
  * Response rate limiting's "slip": the header and question of a response we built, with
  * TC=1 and no records but its OPT, so a real client retries over TCP while a spoofed victim
- * gets no amplification. Our writer puts the OPT last; it is found by its length.
+ * gets no amplification.
  */
 export function slipResponse(reply: Buffer): Buffer {
+  return emptiedReply(reply, FLAG_TC, -1);
+}
+
+/**
+ * RFC 7873 §5.2.3: BADCOOKIE, the slip for a query that carried a client cookie but no valid
+ * server cookie: the header and question of a response we built, with no records but its OPT,
+ * whose COOKIE option holds the fresh server cookie the client retries with (over UDP, and then
+ * exempt from rate limiting).
+ */
+export function badCookieResponse(reply: Buffer): Buffer {
+  return emptiedReply(reply, 0, RCODE.BADCOOKIE);
+}
+
+/**
+ * `reply` (built here, so well-formed) without its records, the OPT kept (our writer puts it
+ * last), `flags` set in the header; with `rcode` >= 0, the RCODE replaced (its upper 8 bits in
+ * the OPT, RFC 6891 §6.1.3; no OPT, no extended RCODE: then nothing but the flags changes).
+ */
+function emptiedReply(reply: Buffer, flags: number, rcode: number): Buffer {
   let pos = HEADER_LEN;
-  if (reply.readUInt16BE(4) === 1) {
-    while (pos < reply.length && reply[pos] !== 0 && reply[pos] < 64) pos += 1 + reply[pos];
-    pos = Math.min(reply.length, pos + 5);
-  }
+  const nameEnd = reply.readUInt16BE(4) === 1 ? skipName(reply, pos) : -1;
+  if (nameEnd > 0) pos = Math.min(reply.length, nameEnd + 4);
+  const questionEnd = pos;
   let opt: Buffer | null = null;
-  if (reply.readUInt16BE(10) > 0) {
-    for (const rdlength of [0, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]) {
-      const at = reply.length - OPT_RECORD_LEN - rdlength;
-      if (at < pos) break;
-      if (reply[at] === 0 && reply.readUInt16BE(at + 1) === QTYPE.OPT && reply.readUInt16BE(at + 9) === rdlength) {
-        opt = reply.subarray(at);
-        break;
-      }
-    }
+  const records = reply.readUInt16BE(6) + reply.readUInt16BE(8) + reply.readUInt16BE(10);
+  for (let i = 0; i < records && pos > 0 && pos < reply.length; i++) {
+    const start = pos;
+    pos = skipName(reply, pos);
+    if (pos < 0 || pos + 10 > reply.length) break;
+    const next = pos + 10 + reply.readUInt16BE(pos + 8);
+    if (i === records - 1 && reply[start] === 0 && reply.readUInt16BE(pos) === QTYPE.OPT && next === reply.length) opt = reply.subarray(start);
+    pos = next;
   }
-  const out = Buffer.allocUnsafe(pos + (opt?.length ?? 0));
-  reply.copy(out, 0, 0, pos);
-  if (opt) opt.copy(out, pos);
-  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
+  const out = Buffer.allocUnsafe(questionEnd + (opt?.length ?? 0));
+  reply.copy(out, 0, 0, questionEnd);
+  if (opt) opt.copy(out, questionEnd);
+  let headerFlags = out.readUInt16BE(2) | flags;
+  if (rcode >= 0 && opt !== null) {
+    headerFlags = (headerFlags & ~0xf) | (rcode & 0xf);
+    out[questionEnd + 5] = rcode >> 4;
+  }
+  out.writeUInt16BE(headerFlags, 2);
   out.writeUInt16BE(0, 6);
   out.writeUInt16BE(0, 8);
   out.writeUInt16BE(opt ? 1 : 0, 10);

@@ -5,14 +5,18 @@
  * handler, response rate limiting with slip, and their counters.
  *
  * Response rate limiting applies to UDP only: a TCP client has completed a handshake, so its
- * address is not spoofed and it cannot aim replies at someone else (rrl.ts).
+ * address is not spoofed and it cannot aim replies at someone else (rrl.ts). For the same reason
+ * a UDP query with a valid server cookie is exempt (RFC 7873 §5.2.5: only a client that received
+ * our reply at that address holds it), and a limited query that carried a client cookie without
+ * one slips as BADCOOKIE with a fresh server cookie (RFC 7873 §5.2.3) instead of TC=1: the client
+ * retries over UDP, proven.
  *
  * `answer()` keeps the handler's CONTRACT (handler.ts): synchronous, never throws, keeps no
  * reference to its arguments, and allocates nothing unless a reply slips.
  */
 import { rateLimitedTotal, transportEventsTotal } from '../metrics/definitions.js';
-import { slipResponse } from '../dns/response.js';
-import type { Handler } from './handler.js';
+import { badCookieResponse, slipResponse } from '../dns/response.js';
+import { COOKIE_PROVEN, COOKIE_UNPROVEN, type Handler } from './handler.js';
 import type { RequestContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 
@@ -31,8 +35,8 @@ export const transportEvents = {
   },
 } as const;
 
-/** The part of the handler the step calls (a transport benchmark passes an echo). */
-export type HandlerCore = Pick<Handler, 'handleInto'>;
+/** The part of the handler the step calls (a transport benchmark passes an echo, without cookies). */
+export type HandlerCore = Pick<Handler, 'handleInto'> & Partial<Pick<Handler, 'lastCookie'>>;
 
 export class AnswerStep {
   private readonly rrl: ResponseRateLimiter | null;
@@ -60,6 +64,8 @@ export class AnswerStep {
     }
     if (n <= 0) return -1;
     if (this.rrl === null) return n;
+    const cookie = this.handler.lastCookie;
+    if (cookie === COOKIE_PROVEN) return n;
     const verdict = this.rrl.checkClient(ctx, out, n);
     if (verdict === 'send') return n;
     if (verdict === 'drop') {
@@ -67,6 +73,7 @@ export class AnswerStep {
       return -1;
     }
     rateLimitedSlip.inc();
-    return slipResponse(out.subarray(0, n)).copy(out, 0);
+    const reply = out.subarray(0, n);
+    return (cookie === COOKIE_UNPROVEN ? badCookieResponse(reply) : slipResponse(reply)).copy(out, 0);
   }
 }

@@ -32,12 +32,18 @@
  * packets) takes the general path through dns/response.ts, which the prebuilt bytes
  * match byte for byte (test/perf/prebuilt-diff.test.ts).
  *
+ * EDNS options answered per query (RFC 5001 NSID, RFC 7873 COOKIE) and the CH-class identity
+ * names (RFC 4892) take the general path; `lastCookie` tells the answer step whether the
+ * query's source was proven by a valid server cookie (it is then exempt from rate limiting).
+ *
  * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
  * and a counted event; packets that must not be answered give null / -1.
  */
-import { CLASS_ANY, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
+import { CLASS_ANY, CLASS_CH, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
+import { COOKIE_OPTION_LEN, type ServerCookies } from '../dns/cookies.js';
+import { nsidOption } from '../dns/encode.js';
 import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
-import { buildResponse, failureResponse, rcodeResponse } from '../dns/response.js';
+import { buildResponse, chaosTxtResponse, failureResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/records.js';
 import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
 import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
@@ -50,7 +56,7 @@ import { ClientView } from './client-view.js';
 import { tableOnQueryPath, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
-import type { RequestContext } from './request-context.js';
+import { clientAddressBytes, type RequestContext } from './request-context.js';
 
 /** Out buffer sizes a transport must provide to handleInto (see CONTRACT above). */
 export const UDP_RESPONSE_MAX = EDNS_UDP_PAYLOAD;
@@ -62,7 +68,37 @@ export interface HandlerOptions {
    * to compare, as the differential test and bench/qps do). Output is the same either way.
    */
   prebuilt?: boolean;
+  /** Who this server says it is (NSID and CH TXT); absent: neither is answered. */
+  identity?: ServerIdentity;
+  /** DNS Cookies (RFC 7873, RFC 9018); absent: COOKIE options are ignored. */
+  cookies?: ServerCookies | null;
 }
+
+/** `serve --nsid` and `--version-bind`: what NSID and the CH TXT names answer; null: not answered (REFUSED). */
+export interface ServerIdentity {
+  /** The NSID option (RFC 5001) and CH TXT `id.server` / `hostname.bind` (RFC 4892 §2). */
+  readonly nsid: string | null;
+  /** CH TXT `version.bind`. */
+  readonly versionBind: string | null;
+}
+
+/**
+ * `serve --nsid`, `--version-bind` and `--cookie-secret`, as every answerer (the main thread, each
+ * UDP thread) takes them: plain data, so a thread gets them in its workerData.
+ */
+export interface EdnsAnswering {
+  identity: ServerIdentity;
+  /** Hex secrets: the first makes server cookies, all are accepted (dns/cookies.ts); none: cookies are ignored. */
+  cookieSecrets: string[];
+}
+
+/** What the last query's COOKIE option proved (Handler.lastCookie). */
+export const COOKIE_NONE = 0;
+/** A client cookie without a valid server cookie: the source is not proven (RFC 7873 §5.2.3, §5.2.4). */
+export const COOKIE_UNPROVEN = 1;
+/** A valid server cookie: the client received our earlier reply at this address (RFC 7873 §5.2.5). */
+export const COOKIE_PROVEN = 2;
+export type CookieProof = typeof COOKIE_NONE | typeof COOKIE_UNPROVEN | typeof COOKIE_PROVEN;
 
 /** handleInto's internal verdicts besides a length. */
 const NO_RESPONSE = -1;
@@ -79,6 +115,14 @@ export class Handler {
   private table: PrebuiltTable | null = null;
 
   private readonly prebuilt: boolean;
+  private readonly identity: ServerIdentity;
+  private readonly cookies: ServerCookies | null;
+  /** Encoded NSID option (null: not configured) and the scratch the reply's options are written to. */
+  private readonly nsid: Buffer | null;
+  private readonly replyOptions: Buffer;
+  private readonly address = new Uint8Array(16);
+  /** What the COOKIE option of the query handled last proved (read by the answer step). */
+  lastCookie: CookieProof = COOKIE_NONE;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
   /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
@@ -95,6 +139,10 @@ export class Handler {
     options: HandlerOptions = {},
   ) {
     this.prebuilt = options.prebuilt ?? process.env.SITEDNS_PREBUILT !== '0';
+    this.identity = options.identity ?? { nsid: null, versionBind: null };
+    this.cookies = options.cookies ?? null;
+    this.nsid = this.identity.nsid === null ? null : nsidOption(this.identity.nsid);
+    this.replyOptions = Buffer.alloc((this.nsid?.length ?? 0) + COOKIE_OPTION_LEN);
     const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
     this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
     this.env = withMemory(env);
@@ -123,6 +171,7 @@ export class Handler {
     ev.dropped = false;
     ev.error = null;
     ev.rcode = 0;
+    this.lastCookie = COOKIE_NONE;
     let n: number;
     try {
       n = this.prebuilt ? this.fastPath(query, queryLength, ctx, out, ev) : GENERAL;
@@ -233,16 +282,18 @@ export class Handler {
       ev.rcode = RCODE.BADVERS;
       return rcodeResponse(query, RCODE.BADVERS);
     }
+    const extra = this.optionsFor(query, ctx);
     // Zone transfers are not offered; meta-types other than ANY are not queries we answer.
-    if (query.qtype === QTYPE.AXFR || query.qtype === QTYPE.IXFR) return rcodeResponse(query, RCODE.REFUSED);
-    if (query.qtype === QTYPE.OPT) return rcodeResponse(query, RCODE.FORMERR);
-    if (query.qclass !== CLASS_IN && query.qclass !== CLASS_ANY) return rcodeResponse(query, RCODE.REFUSED);
+    if (query.qtype === QTYPE.AXFR || query.qtype === QTYPE.IXFR) return rcodeResponse(query, RCODE.REFUSED, false, extra);
+    if (query.qtype === QTYPE.OPT) return rcodeResponse(query, RCODE.FORMERR, false, extra);
+    if (query.qclass === CLASS_CH) return this.chaos(query, ctx, extra);
+    if (query.qclass !== CLASS_IN && query.qclass !== CLASS_ANY) return rcodeResponse(query, RCODE.REFUSED, false, extra);
 
     const result = lookup(this.runtime.zones, query.qname, query.qtype);
-    if (result.kind === 'refused') return rcodeResponse(query, RCODE.REFUSED);
+    if (result.kind === 'refused') return rcodeResponse(query, RCODE.REFUSED, false, extra);
     ev.zone = result.zone.origin;
     if (result.kind !== 'answer' || result.dynamic === undefined) {
-      return buildResponse(query, result, ctx.transport, null, null);
+      return buildResponse(query, result, ctx.transport, null, null, extra);
     }
     const dynamic = result.dynamic;
     let selection = chosen;
@@ -254,7 +305,40 @@ export class Handler {
     if (selection.kind === 'drop') return null;
     const records = this.recordsFor(dynamic, selection, result.family);
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
-    return buildResponse(query, result, ctx.transport, records, selection);
+    return buildResponse(query, result, ctx.transport, records, selection, extra);
+  }
+
+  /**
+   * The reply's NSID (when asked and configured: RFC 5001 §2.3) and COOKIE options (RFC 7873
+   * §5.2: a client cookie always gets a server cookie back), as option bytes; null for none.
+   * Sets lastCookie.
+   */
+  private optionsFor(query: DecodedQuery, ctx: RequestContext): Buffer | null {
+    const edns = query.edns;
+    if (edns === null) return null;
+    let length = 0;
+    if (edns.nsid && this.nsid !== null) {
+      this.nsid.copy(this.replyOptions, 0);
+      length = this.nsid.length;
+    }
+    if (edns.cookie !== null && this.cookies !== null) {
+      const addressLength = clientAddressBytes(ctx, this.address);
+      if (addressLength > 0) {
+        const { valid, option } = this.cookies.reply(edns.cookie, this.address, addressLength);
+        option.copy(this.replyOptions, length);
+        length += option.length;
+        this.lastCookie = valid ? COOKIE_PROVEN : COOKIE_UNPROVEN;
+      }
+    }
+    return length === 0 ? null : this.replyOptions.subarray(0, length);
+  }
+
+  /** CH class: the server's identity (RFC 4892 §2) where configured; REFUSED for the rest. */
+  private chaos(query: DecodedQuery, ctx: RequestContext, extra: Buffer | null): Buffer {
+    const name = query.qname;
+    const text = name === 'id.server' || name === 'hostname.bind' ? this.identity.nsid : name === 'version.bind' ? this.identity.versionBind : null;
+    if (text === null || (query.qtype !== QTYPE.TXT && query.qtype !== QTYPE.ANY)) return rcodeResponse(query, RCODE.REFUSED, false, extra);
+    return chaosTxtResponse(query, text, ctx.transport, extra);
   }
 
   /** A dynamic name's A/AAAA records for the chosen sites, built once per (name, choice). */

@@ -10,7 +10,8 @@ import type { PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../state/runtime.js';
 import { parseHostPort, resolveListenPorts } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
-import { Handler } from './handler.js';
+import { ServerCookies } from '../dns/cookies.js';
+import { Handler, type EdnsAnswering } from './handler.js';
 import type { HandlerObserver } from './query-event.js';
 import type { ZoneTexts } from './reload.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
@@ -30,6 +31,8 @@ export interface NameserverOptions {
   observer?: HandlerObserver;
   /** UDP implementation: auto (batched when built, else dgram), dgram, batched. */
   udpPath?: UdpPathChoice;
+  /** NSID, server identity and DNS cookies, the same in every answerer (EdnsAnswering). */
+  edns?: EdnsAnswering;
   /**
    * `serve --udp-threads N` (udp-threads.ts): UDP is answered by N threads that wait in
    * recvmmsg, and this thread answers TCP only. Replaces udpPath. The threads compile `zoneTexts`
@@ -49,19 +52,20 @@ export interface Nameserver {
 }
 
 /** The handler every answerer builds (the main thread, a UDP thread). */
-export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv, observer?: HandlerObserver): Handler {
+export function answeringHandler(runtime: Runtime, log: Logger, env?: PolicyEnv, observer?: HandlerObserver, edns?: EdnsAnswering): Handler {
+  const cookies = edns === undefined || edns.cookieSecrets.length === 0 ? null : new ServerCookies(edns.cookieSecrets, env?.now);
   return new Handler(runtime, env, {
     // Logged once per transition (policy/all-down-watch.ts), never per query.
     onAllDown: (name, allDown, selection) =>
       allDown ? log.warn({ name: name.name, answer: selection.reason }, 'all sites of the name are down') : log.info({ name: name.name }, 'a site of the name is up again'),
     ...observer,
-  });
+  }, { identity: edns?.identity, cookies });
 }
 
 export async function startNameserver(options: NameserverOptions): Promise<Nameserver> {
   const log = options.logger.child({ component: 'nameserver' });
   const runtime = options.runtime;
-  const handler = answeringHandler(runtime, log, options.env, options.observer);
+  const handler = answeringHandler(runtime, log, options.env, options.observer, options.edns);
   const rrl = new ResponseRateLimiter(options.rrl);
   let removeMetricsSource = () => {};
   const unsubscribe: (() => void)[] = [];
@@ -78,7 +82,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
         listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
       }
       const zonesBefore = runtime.zones;
-      threads = await startUdpThreads({ ...options.udpThreads, listen, logger: options.logger, rrl: options.rrl, currentState: () => runtime.state });
+      threads = await startUdpThreads({ ...options.udpThreads, listen, logger: options.logger, rrl: options.rrl, edns: options.edns, currentState: () => runtime.state });
       const pool = threads;
       unsubscribe.push(runtime.subscribeState((snapshot) => pool.publishState(snapshot)));
       // Every zone set published here, whatever triggered its load, rolls through the threads,

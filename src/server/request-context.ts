@@ -67,3 +67,32 @@ export class PeerContext implements RequestContext {
     return this.text;
   }
 }
+
+/**
+ * The client's address as bytes into out[0 ..]: 4 for IPv4 (an IPv4-mapped IPv6 address counts
+ * as its IPv4 address, as rate limiting takes it), 16 for IPv6, 0 when the text is not an address.
+ */
+export function clientAddressBytes(ctx: RequestContext, out: Uint8Array): number {
+  if (ctx.clientFamily !== undefined && ctx.clientBytes !== undefined) {
+    const b = ctx.clientBytes;
+    if (ctx.clientFamily === 4 || isIPv4Mapped(b)) {
+      const from = ctx.clientFamily === 4 ? 0 : 12;
+      for (let i = 0; i < 4; i++) out[i] = b[from + i];
+      return 4;
+    }
+    for (let i = 0; i < 16; i++) out[i] = b[i];
+    return 16;
+  }
+  try {
+    const bytes = ipaddr.process(ctx.clientAddress).toByteArray();
+    for (let i = 0; i < bytes.length; i++) out[i] = bytes[i];
+    return bytes.length;
+  } catch {
+    return 0;
+  }
+}
+
+function isIPv4Mapped(b: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
+}

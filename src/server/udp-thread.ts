@@ -63,7 +63,7 @@ const runtime = new Runtime();
 const zones = new AnswererZones(runtime, data.zonesPath, log);
 await zones.load(data.zones);
 const observer = new QueryMetrics({ logger: componentLogger(log, 'query'), sample: data.querySample }, undefined, componentLogger(log, 'handler'));
-const handler = answeringHandler(runtime, log, undefined, observer);
+const handler = answeringHandler(runtime, log, undefined, observer, data.edns);
 const rrl = new ResponseRateLimiter(data.rrl);
 
 const buffer = new ArrayBuffer(sharedBufferBytes(data.batch, data.slot));

@@ -26,6 +26,7 @@ import { steeringCounters } from '../policy/udp-steering.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { ZoneTexts } from './reload.js';
 import type { RrlOptions } from './rrl.js';
+import type { EdnsAnswering } from './handler.js';
 import type { DeltaMessage, StateMessage } from '../state/messages.js';
 import { DEFAULT_BATCH, DEFAULT_SLOT, loadAddon } from './udp-batched.js';
 import type { UdpListener } from './udp.js';
@@ -44,6 +45,7 @@ export interface UdpThreadData {
   /** Numeric addresses and fixed ports (resolved by the main thread). */
   listen: { host: string; port: number }[];
   rrl: Partial<RrlOptions>;
+  edns: EdnsAnswering | undefined;
   logLevel: string;
   querySample: number;
   batch: number;
@@ -74,6 +76,8 @@ export interface UdpThreadsOptions {
   logger: Logger;
   logLevel: string;
   rrl?: Partial<RrlOptions>;
+  /** NSID, identity and cookie secrets: the main thread's, so every thread answers alike. */
+  edns?: EdnsAnswering;
   querySample?: number;
   /** Every zone the main thread serves as validated (its last good versions included) and their generation: what threads compile. */
   zoneTexts: () => ZoneTexts;
@@ -142,6 +146,7 @@ export async function startUdpThreads(o: UdpThreadsOptions): Promise<UdpThreads>
       zones: o.zoneTexts(),
       listen: o.listen,
       rrl: o.rrl ?? {},
+      edns: o.edns,
       logLevel: o.logLevel,
       querySample: o.querySample ?? 0,
       batch: DEFAULT_BATCH,
