@@ -13,8 +13,8 @@
  *
  * Only queries of the common shape come here: QUERY opcode, one question of class IN, no
  * answer/authority records, at most one OPT of version 0 (with at most one valid ECS option,
- * echoed with scope 0: the answers prebuilt here do not depend on the client; no COOKIE or NSID
- * option, whose reply options the general path writes). Anything else, or
+ * echoed with scope 0: the answers prebuilt here do not depend on the client; a COOKIE or NSID
+ * option only where the handler does not answer it). Anything else, or
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
@@ -138,6 +138,11 @@ export class QueryScan {
    */
   ecsStart = -1;
   ecsLength = 0;
+  /**
+   * The OPT holds a COOKIE or NSID option: a handler that answers them (a server cookie for this
+   * client, its identifier) takes the general path, which writes their reply options.
+   */
+  perQueryOption = false;
 }
 
 export { hashWireName };
@@ -182,6 +187,7 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.udpSize = 0;
   scan.ecsStart = -1;
   scan.ecsLength = 0;
+  scan.perQueryOption = false;
   if (q[11] === 0) {
     if (questionEnd !== length) return;
   } else {
@@ -196,6 +202,7 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
     if (end !== length) return;
     scan.ecsStart = -1;
     scan.ecsLength = 0;
+    scan.perQueryOption = false;
     while (opt < end) {
       if (opt + 4 > end) return;
       const code = (q[opt] << 8) | q[opt + 1];
@@ -207,8 +214,7 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
         scan.ecsStart = opt;
         scan.ecsLength = 4 + optionLength;
       } else if (code === EDNS_OPTION.COOKIE || code === EDNS_OPTION.NSID) {
-        // Answered per query (a server cookie for this client, our identifier): general path.
-        return;
+        scan.perQueryOption = true;
       }
       opt += 4 + optionLength;
     }

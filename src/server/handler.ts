@@ -123,6 +123,8 @@ export class Handler {
   private readonly address = new Uint8Array(16);
   /** What the COOKIE option of the query handled last proved (read by the answer step). */
   lastCookie: CookieProof = COOKIE_NONE;
+  /** NSID or cookies are on: queries with those options need the general path. */
+  private readonly answersOptions: boolean;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
   /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
@@ -143,6 +145,7 @@ export class Handler {
     this.cookies = options.cookies ?? null;
     this.nsid = this.identity.nsid === null ? null : nsidOption(this.identity.nsid);
     this.replyOptions = Buffer.alloc((this.nsid?.length ?? 0) + COOKIE_OPTION_LEN);
+    this.answersOptions = this.nsid !== null || this.cookies !== null;
     const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
     this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
     this.env = withMemory(env);
@@ -197,6 +200,8 @@ export class Handler {
     scanQuery(q, length, scan);
     // Meta types keep their special answers on the general path: OPT FORMERR, AXFR/IXFR REFUSED.
     if (!scan.ok || scan.qtype === QTYPE.OPT || scan.qtype === QTYPE.AXFR || scan.qtype === QTYPE.IXFR) return GENERAL;
+    // NSID and COOKIE options this handler answers are written per query, on the general path.
+    if (scan.perQueryOption && this.answersOptions) return GENERAL;
     const zones = this.runtime.zones;
     if (this.tableZones !== zones) {
       this.table = tableOnQueryPath(zones);

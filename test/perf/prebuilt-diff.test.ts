@@ -5,6 +5,7 @@
  * called in lockstep, so their policies choose alike.
  */
 import t from 'tap';
+import { ServerCookies } from '../../src/dns/cookies.js';
 import { readFileSync } from 'node:fs';
 import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
 import { formatProblem } from '../../src/config/errors.js';
@@ -166,6 +167,55 @@ t.test('prebuilt answers are byte-identical to the general encoder', async (t) =
   t.ok(compared > 10000);
   t.ok(fast.answeredBy.prebuilt > compared * 0.4, `prebuilt answered ${fast.answeredBy.prebuilt} of ${compared}`);
   t.equal(slow.answeredBy.prebuilt, 0, 'the reference handler never took the fast path');
+});
+
+t.test('with NSID and cookies on, queries carrying them give the general path\'s bytes', async (t) => {
+  // One secret and one clock for both handlers; the server cookie below is valid at that time.
+  const options = () => ({ identity: { nsid: 'ns-1', versionBind: 'v1' }, cookies: new ServerCookies(['e5e973e5a6b2a43f48e7dc849e37bfcf'], () => 0x6553f100 * 1000 + 5000) });
+  const fast = new Handler(new Runtime(zones), fixedEnv(), {}, { prebuilt: true, ...options() });
+  const slow = new Handler(new Runtime(zones), fixedEnv(), {}, { prebuilt: false, ...options() });
+  const learned = slow.handle(query('www.example.net', 'A', { edns: { options: Buffer.from('000a00080102030405060708', 'hex') } }), { transport: 'udp', clientAddress: '203.0.113.9' })!;
+  const serverCookie = learned.subarray(learned.length - 28);
+  t.equal(serverCookie.readUInt16BE(0), 10, 'the general path gave a cookie');
+  const ednsCases: Edns[] = [
+    ...EDNS,
+    { options: serverCookie }, // client + valid server cookie
+    { options: Buffer.from('000a0018' + '0102030405060708' + '01000000' + '6553f100' + '0011223344556677', 'hex') }, // invalid server cookie
+    { options: Buffer.from('000a0009010203040506070809', 'hex') }, // 9 bytes: FORMERR
+    { options: Buffer.from([0, 3, 0, 0]) }, // NSID asked
+    { options: Buffer.concat([Buffer.from([0, 3, 0, 0]), ecsOption('198.51.100.7', 24), Buffer.from('000a00080102030405060708', 'hex')]) },
+  ];
+  const ctx = new PeerContext('udp');
+  ctx.setText('203.0.113.9');
+  let compared = 0;
+  let mismatches = 0;
+  let seed = 0;
+  for (const name of names) {
+    for (const type of ['A', 'AAAA', 'MX', 'TXT', 'SOA']) {
+      for (const edns of ednsCases) {
+        for (const transport of ['udp', 'tcp'] as const) {
+          seed++;
+          const q = query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, edns });
+          ctx.transport = transport;
+          const a = fast.handle(q, ctx);
+          const b = slow.handle(q, ctx);
+          compared++;
+          if (a === null || b === null ? a !== b : !a.equals(b)) {
+            mismatches++;
+            if (mismatches <= 10) t.fail(`${name} ${type} ${JSON.stringify(edns)} ${transport}: fast ${a?.toString('hex')} != general ${b?.toString('hex')}`);
+          }
+        }
+      }
+    }
+  }
+  t.equal(mismatches, 0, `${compared} queries compared`);
+  t.ok(fast.answeredBy.prebuilt > 0, 'queries without those options still take the fast path');
+  for (const qclass of [3]) {
+    for (const name of ['id.server', 'hostname.bind', 'version.bind', 'www.example.net']) {
+      const q = query(name, 'TXT', { qclass, edns: { options: Buffer.from([0, 3, 0, 0]) } });
+      t.same(fast.handle(q, ctx), slow.handle(q, ctx), `CH TXT ${name}`);
+    }
+  }
 });
 
 t.test('the fast path answers what it covers, with the question letter case echoed', async (t) => {
