@@ -5,7 +5,7 @@
  * Written here rather than taken from npm: `siphash` keeps each 64-bit word as an object and
  * allocates new ones in every round, and `siphash24` copies the key and the data into
  * WebAssembly memory per call; a server cookie is hashed on the query path, where this version
- * allocates nothing (64-bit words as two 32-bit halves in local variables). It is checked against
+ * allocates nothing (64-bit words as two 32-bit halves in one module-level Uint32Array). It is checked against
  * the reference implementation's vectors and RFC 9018 Appendix A (test/util/siphash.test.ts).
  */
 
@@ -23,64 +23,48 @@ function readLE32(b: Uint8Array, at: number): number {
   return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 }
 
-// The state v0..v3, each as (high, low) 32-bit halves; module-level so a hash allocates nothing.
-let v0h = 0, v0l = 0, v1h = 0, v1l = 0, v2h = 0, v2l = 0, v3h = 0, v3l = 0;
+/**
+ * The state v0..v3 as (high, low) 32-bit halves: v[2i] high, v[2i + 1] low. Module-level, so a
+ * hash allocates nothing; a Uint32Array wraps every sum to 32 bits.
+ */
+const v = new Uint32Array(8);
 
-/** One SipRound (the paper's §2.1), on the module-level state. */
+/** vA += vB; vB = (vB <<< r) ^ vA, on 64-bit words (0 < r < 32). */
+function addRotateXor(a: number, b: number, r: number): void {
+  const al = v[2 * a + 1];
+  const bh = v[2 * b];
+  const bl = v[2 * b + 1];
+  const low = (al + bl) >>> 0;
+  v[2 * a] = v[2 * a] + bh + (low < al ? 1 : 0);
+  v[2 * a + 1] = low;
+  v[2 * b] = ((bh << r) | (bl >>> (32 - r))) ^ v[2 * a];
+  v[2 * b + 1] = ((bl << r) | (bh >>> (32 - r))) ^ low;
+}
+
+/** vI <<<= 32. */
+function swapHalves(i: number): void {
+  const high = v[2 * i];
+  v[2 * i] = v[2 * i + 1];
+  v[2 * i + 1] = high;
+}
+
+/** One SipRound (the paper's §2.1). */
 function sipRound(): void {
-  let l: number;
-  let t: number;
-  // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
-  l = (v0l + v1l) >>> 0;
-  v0h = (v0h + v1h + (l < v0l ? 1 : 0)) >>> 0;
-  v0l = l;
-  t = v1h;
-  v1h = ((v1h << 13) | (v1l >>> 19)) >>> 0;
-  v1l = ((v1l << 13) | (t >>> 19)) >>> 0;
-  v1h = (v1h ^ v0h) >>> 0;
-  v1l = (v1l ^ v0l) >>> 0;
-  t = v0h;
-  v0h = v0l;
-  v0l = t;
-  // v2 += v3; v3 <<<= 16; v3 ^= v2
-  l = (v2l + v3l) >>> 0;
-  v2h = (v2h + v3h + (l < v2l ? 1 : 0)) >>> 0;
-  v2l = l;
-  t = v3h;
-  v3h = ((v3h << 16) | (v3l >>> 16)) >>> 0;
-  v3l = ((v3l << 16) | (t >>> 16)) >>> 0;
-  v3h = (v3h ^ v2h) >>> 0;
-  v3l = (v3l ^ v2l) >>> 0;
-  // v0 += v3; v3 <<<= 21; v3 ^= v0
-  l = (v0l + v3l) >>> 0;
-  v0h = (v0h + v3h + (l < v0l ? 1 : 0)) >>> 0;
-  v0l = l;
-  t = v3h;
-  v3h = ((v3h << 21) | (v3l >>> 11)) >>> 0;
-  v3l = ((v3l << 21) | (t >>> 11)) >>> 0;
-  v3h = (v3h ^ v0h) >>> 0;
-  v3l = (v3l ^ v0l) >>> 0;
-  // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
-  l = (v2l + v1l) >>> 0;
-  v2h = (v2h + v1h + (l < v2l ? 1 : 0)) >>> 0;
-  v2l = l;
-  t = v1h;
-  v1h = ((v1h << 17) | (v1l >>> 15)) >>> 0;
-  v1l = ((v1l << 17) | (t >>> 15)) >>> 0;
-  v1h = (v1h ^ v2h) >>> 0;
-  v1l = (v1l ^ v2l) >>> 0;
-  t = v2h;
-  v2h = v2l;
-  v2l = t;
+  addRotateXor(0, 1, 13);
+  swapHalves(0);
+  addRotateXor(2, 3, 16);
+  addRotateXor(0, 3, 21);
+  addRotateXor(2, 1, 17);
+  swapHalves(2);
 }
 
 function absorb(mh: number, ml: number): void {
-  v3h = (v3h ^ mh) >>> 0;
-  v3l = (v3l ^ ml) >>> 0;
+  v[6] ^= mh;
+  v[7] ^= ml;
   sipRound();
   sipRound();
-  v0h = (v0h ^ mh) >>> 0;
-  v0l = (v0l ^ ml) >>> 0;
+  v[0] ^= mh;
+  v[1] ^= ml;
 }
 
 /**
@@ -89,14 +73,14 @@ function absorb(mh: number, ml: number): void {
  */
 export function siphash24(key: SipKey, data: Uint8Array, start: number, end: number, out: Uint8Array, at: number): void {
   const k0l = key[0], k0h = key[1], k1l = key[2], k1h = key[3];
-  v0h = (k0h ^ 0x736f6d65) >>> 0;
-  v0l = (k0l ^ 0x70736575) >>> 0;
-  v1h = (k1h ^ 0x646f7261) >>> 0;
-  v1l = (k1l ^ 0x6e646f6d) >>> 0;
-  v2h = (k0h ^ 0x6c796765) >>> 0;
-  v2l = (k0l ^ 0x6e657261) >>> 0;
-  v3h = (k1h ^ 0x74656462) >>> 0;
-  v3l = (k1l ^ 0x79746573) >>> 0;
+  v[0] = k0h ^ 0x736f6d65;
+  v[1] = k0l ^ 0x70736575;
+  v[2] = k1h ^ 0x646f7261;
+  v[3] = k1l ^ 0x6e646f6d;
+  v[4] = k0h ^ 0x6c796765;
+  v[5] = k0l ^ 0x6e657261;
+  v[6] = k1h ^ 0x74656462;
+  v[7] = k1l ^ 0x79746573;
   const length = end - start;
   const whole = start + (length & ~7);
   let pos = start;
@@ -110,13 +94,13 @@ export function siphash24(key: SipKey, data: Uint8Array, start: number, end: num
     else mh |= data[pos + i] << (8 * (i - 4));
   }
   absorb(mh >>> 0, ml >>> 0);
-  v2l = (v2l ^ 0xff) >>> 0;
+  v[5] ^= 0xff;
   sipRound();
   sipRound();
   sipRound();
   sipRound();
-  const hh = (v0h ^ v1h ^ v2h ^ v3h) >>> 0;
-  const hl = (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
+  const hh = (v[0] ^ v[2] ^ v[4] ^ v[6]) >>> 0;
+  const hl = (v[1] ^ v[3] ^ v[5] ^ v[7]) >>> 0;
   for (let i = 0; i < 4; i++) {
     out[at + i] = (hl >>> (8 * i)) & 0xff;
     out[at + 4 + i] = (hh >>> (8 * i)) & 0xff;

@@ -130,39 +130,51 @@ const STATES = [
   makeSnapshot(new Map([['app.example.com/boston', { up: true, utilization: 0.9 }], ['app.example.com/chicago', { up: true, utilization: 0.1 }]]), true),
 ];
 
+/**
+ * Asks `fast` and `slow` every query `queries` yields, over UDP and TCP from one client; fails on
+ * the first 10 replies that differ.
+ */
+function compare(t: Tap.Test, fast: Handler, slow: Handler, queries: () => Generator<{ label: string; q: Buffer }>): { compared: number; mismatches: number } {
+  const ctx = new PeerContext('udp');
+  ctx.setText('203.0.113.9');
+  let compared = 0;
+  let mismatches = 0;
+  for (const { label, q } of queries()) {
+    for (const transport of ['udp', 'tcp'] as const) {
+      ctx.transport = transport;
+      const a = fast.handle(q, ctx);
+      const b = slow.handle(q, ctx);
+      compared++;
+      if (a === null || b === null ? a !== b : !a.equals(b)) {
+        mismatches++;
+        if (mismatches <= 10) t.fail(`${label} ${transport}: fast ${a?.toString('hex')} != general ${b?.toString('hex')}`);
+      }
+    }
+  }
+  return { compared, mismatches };
+}
+
 t.test('prebuilt answers are byte-identical to the general encoder', async (t) => {
   const randoms = [0.1, 0.7, 0.4, 0.95, 0.3];
   const fastRuntime = new Runtime(zones);
   const slowRuntime = new Runtime(zones);
   const fast = new Handler(fastRuntime, fixedEnv(undefined, randoms), {}, { prebuilt: true });
   const slow = new Handler(slowRuntime, fixedEnv(undefined, randoms), {}, { prebuilt: false });
-  const ctx = new PeerContext('udp');
-  ctx.setText('203.0.113.9');
-  let compared = 0;
-  let mismatches = 0;
   let seed = 0;
-  for (const state of STATES) {
-    fastRuntime.publishState(state);
-    slowRuntime.publishState(state);
-    for (const name of names) {
-      for (const type of TYPES) {
-        for (const edns of EDNS) {
-          for (const transport of ['udp', 'tcp'] as const) {
+  const { compared, mismatches } = compare(t, fast, slow, function* () {
+    for (const state of STATES) {
+      fastRuntime.publishState(state);
+      slowRuntime.publishState(state);
+      for (const name of names) {
+        for (const type of TYPES) {
+          for (const edns of EDNS) {
             seed++;
-            const q = query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, opcode: seed % 31 === 0 ? 2 : 0, edns });
-            ctx.transport = transport;
-            const a = fast.handle(q, ctx);
-            const b = slow.handle(q, ctx);
-            compared++;
-            if (a === null || b === null ? a !== b : !a.equals(b)) {
-              mismatches++;
-              if (mismatches <= 10) t.fail(`${name} ${type} ${JSON.stringify(edns)} ${transport}: fast ${a?.toString('hex')} != general ${b?.toString('hex')}`);
-            }
+            yield { label: `${name} ${type} ${JSON.stringify(edns)}`, q: query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, opcode: seed % 31 === 0 ? 2 : 0, edns }) };
           }
         }
       }
     }
-  }
+  });
   t.equal(mismatches, 0, `${compared} queries compared`);
   t.ok(compared > 10000);
   t.ok(fast.answeredBy.prebuilt > compared * 0.4, `prebuilt answered ${fast.answeredBy.prebuilt} of ${compared}`);
@@ -185,36 +197,24 @@ t.test('with NSID and cookies on, queries carrying them give the general path\'s
     { options: Buffer.from([0, 3, 0, 0]) }, // NSID asked
     { options: Buffer.concat([Buffer.from([0, 3, 0, 0]), ecsOption('198.51.100.7', 24), Buffer.from('000a00080102030405060708', 'hex')]) },
   ];
-  const ctx = new PeerContext('udp');
-  ctx.setText('203.0.113.9');
-  let compared = 0;
-  let mismatches = 0;
   let seed = 0;
-  for (const name of names) {
-    for (const type of ['A', 'AAAA', 'MX', 'TXT', 'SOA']) {
-      for (const edns of ednsCases) {
-        for (const transport of ['udp', 'tcp'] as const) {
+  const { compared, mismatches } = compare(t, fast, slow, function* () {
+    for (const name of names) {
+      for (const type of ['A', 'AAAA', 'MX', 'TXT', 'SOA']) {
+        for (const edns of ednsCases) {
           seed++;
-          const q = query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, edns });
-          ctx.transport = transport;
-          const a = fast.handle(q, ctx);
-          const b = slow.handle(q, ctx);
-          compared++;
-          if (a === null || b === null ? a !== b : !a.equals(b)) {
-            mismatches++;
-            if (mismatches <= 10) t.fail(`${name} ${type} ${JSON.stringify(edns)} ${transport}: fast ${a?.toString('hex')} != general ${b?.toString('hex')}`);
-          }
+          yield { label: `${name} ${type} ${JSON.stringify(edns)}`, q: query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, edns }) };
         }
       }
     }
-  }
+  });
   t.equal(mismatches, 0, `${compared} queries compared`);
   t.ok(fast.answeredBy.prebuilt > 0, 'queries without those options still take the fast path');
-  for (const qclass of [3]) {
-    for (const name of ['id.server', 'hostname.bind', 'version.bind', 'www.example.net']) {
-      const q = query(name, 'TXT', { qclass, edns: { options: Buffer.from([0, 3, 0, 0]) } });
-      t.same(fast.handle(q, ctx), slow.handle(q, ctx), `CH TXT ${name}`);
-    }
+  const ctx = { transport: 'udp' as const, clientAddress: '203.0.113.9' };
+  for (const name of ['id.server', 'hostname.bind', 'version.bind', 'www.example.net']) {
+    const q = query(name, 'TXT', { qclass: 3, edns: { options: Buffer.from([0, 3, 0, 0]) } });
+    const a = fast.handle(q, ctx)!;
+    t.ok(a.equals(slow.handle(q, ctx)!), `CH TXT ${name}: rcode ${a[3] & 0xf}, the same bytes`);
   }
 });
 
