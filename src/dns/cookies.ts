@@ -62,8 +62,8 @@ export class ServerCookies {
   /** Hash input: client cookie, version, reserved, timestamp, client address (at most 16). */
   private readonly input = Buffer.alloc(CLIENT_COOKIE_LEN + 8 + 16);
   private readonly hash = Buffer.alloc(8);
-  /** The reply option written by `reply()`; reused, valid until the next call. */
-  private readonly option = Buffer.alloc(COOKIE_OPTION_LEN);
+  /** The reply option `reply()` writes; reused, valid until the next call. */
+  readonly option = Buffer.alloc(COOKIE_OPTION_LEN);
 
   /**
    * `secrets`: the first makes cookies, every one is accepted (hex text or 16 bytes each).
@@ -77,27 +77,28 @@ export class ServerCookies {
   }
 
   /**
-   * The reply's COOKIE option for a query's cookie `cookie` (a length cookieLengthProblem
-   * accepts) from the client whose address bytes are address[0 .. addressLength) (4 or 16):
-   * `valid` says whether the query carried a valid server cookie, `option` holds the option
-   * bytes (reused by the next call).
+   * The reply's COOKIE option for a query's cookie, the option data src[start .. start + length)
+   * (a length cookieLengthProblem accepts), from the client whose address bytes are
+   * address[0 .. addressLength) (4 or 16), written to `option` (reused by the next call).
+   * Returns whether the query carried a valid server cookie.
    */
-  reply(cookie: Uint8Array, address: Uint8Array, addressLength: number): { valid: boolean; option: Buffer } {
+  reply(src: Uint8Array, start: number, length: number, address: Uint8Array, addressLength: number): boolean {
     const now = Math.floor(this.now() / 1000) >>> 0;
     const out = this.option;
-    for (let i = 0; i < CLIENT_COOKIE_LEN; i++) out[4 + i] = cookie[i];
+    for (let i = 0; i < CLIENT_COOKIE_LEN; i++) out[4 + i] = src[start + i];
     let valid = false;
-    if (cookie.length === CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN && cookie[CLIENT_COOKIE_LEN] === VERSION) {
-      const stamp = ((cookie[12] << 24) | (cookie[13] << 16) | (cookie[14] << 8) | cookie[15]) >>> 0;
+    if (length === CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN && src[start + CLIENT_COOKIE_LEN] === VERSION) {
+      const at = start + 12;
+      const stamp = ((src[at] << 24) | (src[at + 1] << 16) | (src[at + 2] << 8) | src[at + 3]) >>> 0;
       // RFC 1982 serial arithmetic: the signed 32-bit distance from now.
       const age = (now - stamp) | 0;
       if (age <= MAX_AGE_S && age >= -MAX_AHEAD_S) {
         for (let k = 0; k < this.keys.length && !valid; k++) {
-          this.hashOf(this.keys[k], cookie, address, addressLength);
-          valid = this.hashMatches(cookie, CLIENT_COOKIE_LEN + 8);
+          this.hashOf(this.keys[k], src, start, address, addressLength);
+          valid = this.hashMatches(src, start + CLIENT_COOKIE_LEN + 8);
           if (valid && k === 0 && age < RENEW_AGE_S) {
-            for (let i = 0; i < SERVER_COOKIE_LEN; i++) out[4 + CLIENT_COOKIE_LEN + i] = cookie[CLIENT_COOKIE_LEN + i];
-            return { valid, option: out };
+            for (let i = 0; i < SERVER_COOKIE_LEN; i++) out[4 + CLIENT_COOKIE_LEN + i] = src[start + CLIENT_COOKIE_LEN + i];
+            return true;
           }
         }
       }
@@ -108,15 +109,15 @@ export class ServerCookies {
     out[14] = 0;
     out[15] = 0;
     out.writeUInt32BE(now, 16);
-    this.hashOf(this.keys[0], out.subarray(4, 20), address, addressLength);
-    this.hash.copy(out, 20);
-    return { valid, option: out };
+    this.hashOf(this.keys[0], out, 4, address, addressLength);
+    for (let i = 0; i < 8; i++) out[20 + i] = this.hash[i];
+    return valid;
   }
 
-  /** SipHash of client cookie + version + reserved + timestamp (cookieAndStamp[0 .. 16)) + address, into this.hash. */
-  private hashOf(key: SipKey, cookieAndStamp: Uint8Array, address: Uint8Array, addressLength: number): void {
+  /** SipHash of client cookie + version + reserved + timestamp (src[start .. start + 16)) + address, into this.hash. */
+  private hashOf(key: SipKey, src: Uint8Array, start: number, address: Uint8Array, addressLength: number): void {
     const input = this.input;
-    for (let i = 0; i < CLIENT_COOKIE_LEN + 8; i++) input[i] = cookieAndStamp[i];
+    for (let i = 0; i < CLIENT_COOKIE_LEN + 8; i++) input[i] = src[start + i];
     for (let i = 0; i < addressLength; i++) input[CLIENT_COOKIE_LEN + 8 + i] = address[i];
     siphash24(key, input, 0, CLIENT_COOKIE_LEN + 8 + addressLength, this.hash, 0);
   }

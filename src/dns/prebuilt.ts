@@ -13,14 +13,16 @@
  *
  * Only queries of the common shape come here: QUERY opcode, one question of class IN, no
  * answer/authority records, at most one OPT of version 0 (with at most one valid ECS option,
- * echoed with scope 0: the answers prebuilt here do not depend on the client; a COOKIE or NSID
- * option only where the handler does not answer it). Anything else, or
+ * echoed with scope 0: the answers prebuilt here do not depend on the client). The handler's own
+ * reply options (NSID, a server cookie) follow the ECS echo, as the general path writes them.
+ * Anything else, or
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
 import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
 import { FNV_OFFSET, FNV_PRIME, hashWireName } from './name-hash.js';
 import { OPT_RECORD_LEN, encodeName } from './encode.js';
 import { clientSubnetProblem, decodeQuery, type DecodedQuery } from './decode.js';
+import { cookieLengthProblem } from './cookies.js';
 
 /** Response header flags the answer contributes (AA and RCODE); QR, RD and CD are added per query. */
 const FLAG_QR = 0x8000;
@@ -138,11 +140,11 @@ export class QueryScan {
    */
   ecsStart = -1;
   ecsLength = 0;
-  /**
-   * The OPT holds a COOKIE or NSID option: a handler that answers them (a server cookie for this
-   * client, its identifier) takes the general path, which writes their reply options.
-   */
-  perQueryOption = false;
+  /** The query's first COOKIE option (RFC 7873 §4), its length valid: its data at q[cookieStart, + cookieLength); -1 without one. */
+  cookieStart = -1;
+  cookieLength = 0;
+  /** The query carries an NSID option (RFC 5001 §2.3). */
+  nsid = false;
 }
 
 export { hashWireName };
@@ -187,7 +189,9 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.udpSize = 0;
   scan.ecsStart = -1;
   scan.ecsLength = 0;
-  scan.perQueryOption = false;
+  scan.cookieStart = -1;
+  scan.cookieLength = 0;
+  scan.nsid = false;
   if (q[11] === 0) {
     if (questionEnd !== length) return;
   } else {
@@ -200,9 +204,6 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
     let opt = t + OPT_RECORD_LEN;
     const end = opt + rdlength;
     if (end !== length) return;
-    scan.ecsStart = -1;
-    scan.ecsLength = 0;
-    scan.perQueryOption = false;
     while (opt < end) {
       if (opt + 4 > end) return;
       const code = (q[opt] << 8) | q[opt + 1];
@@ -213,8 +214,13 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
         if (scan.ecsStart >= 0 || opt + 4 + optionLength > end || clientSubnetProblem(q, opt + 4, optionLength) !== null) return;
         scan.ecsStart = opt;
         scan.ecsLength = 4 + optionLength;
-      } else if (code === EDNS_OPTION.COOKIE || code === EDNS_OPTION.NSID) {
-        scan.perQueryOption = true;
+      } else if (code === EDNS_OPTION.COOKIE && scan.cookieStart < 0) {
+        // decode.ts's rule: the first COOKIE counts; a malformed length goes the general way for its FORMERR.
+        if (opt + 4 + optionLength > end || cookieLengthProblem(optionLength) !== null) return;
+        scan.cookieStart = opt + 4;
+        scan.cookieLength = optionLength;
+      } else if (code === EDNS_OPTION.NSID) {
+        scan.nsid = true;
       }
       opt += 4 + optionLength;
     }
@@ -231,21 +237,23 @@ export function scanQuery(q: Buffer, length: number, scan: QueryScan): void {
   scan.ok = true;
 }
 
-/** Largest response for the scanned query, minus its OPT (mirrors response.ts responseLimit). */
-export function prebuiltLimit(scan: QueryScan, tcp: boolean): number {
+/** Largest response for the scanned query, minus its OPT with `extraLength` bytes of reply options (mirrors response.ts responseLimit). */
+export function prebuiltLimit(scan: QueryScan, tcp: boolean, extraLength: number): number {
   const limit = tcp ? 65535 : scan.edns ? Math.min(scan.udpSize, EDNS_UDP_PAYLOAD) : CLASSIC_UDP_LIMIT;
-  return scan.edns ? limit - OPT_RECORD_LEN - scan.ecsLength : limit;
+  return scan.edns ? limit - OPT_RECORD_LEN - scan.ecsLength - extraLength : limit;
 }
 
 /**
  * Writes `answer` for the scanned query into `out`. `delta` moves a template's pointers (0 for
- * exact answers). Returns the length, or -1 when it does not fit `limit`/`out` (general path).
+ * exact answers); `extra` holds the reply options after the ECS echo (response.ts's `extra`), or
+ * null. Returns the length, or -1 when it does not fit `limit`/`out` (general path).
  */
-export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer, delta: number, limit: number, out: Buffer): number {
+export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer, delta: number, limit: number, out: Buffer, extra: Buffer | null = null): number {
   const questionEnd = scan.questionEnd;
   const body = answer.body;
   const bodyEnd = questionEnd + body.length;
-  if (bodyEnd > limit || bodyEnd + (scan.edns ? OPT_RECORD_LEN + scan.ecsLength : 0) > out.length) return -1;
+  const extraLength = extra === null || !scan.edns ? 0 : extra.length;
+  if (bodyEnd > limit || bodyEnd + (scan.edns ? OPT_RECORD_LEN + scan.ecsLength + extraLength : 0) > out.length) return -1;
   out[0] = q[0];
   out[1] = q[1];
   const flags = FLAG_QR | (scan.flags & FLAGS_COPIED) | answer.flags;
@@ -287,11 +295,13 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
   out[bodyEnd + 7] = scan.dnssecOk ? 0x80 : 0;
   out[bodyEnd + 8] = 0;
   const ecsLength = scan.ecsLength;
-  out[bodyEnd + 9] = ecsLength >> 8;
-  out[bodyEnd + 10] = ecsLength & 0xff;
+  const optionsLength = ecsLength + extraLength;
+  out[bodyEnd + 9] = optionsLength >> 8;
+  out[bodyEnd + 10] = optionsLength & 0xff;
   // The ECS echo (RFC 7871 §7.2.1, scope 0): the query's option bytes as they came.
   for (let i = 0, from = scan.ecsStart, to = bodyEnd + OPT_RECORD_LEN; i < ecsLength; i++) out[to + i] = q[from + i];
-  return bodyEnd + OPT_RECORD_LEN + ecsLength;
+  if (extraLength > 0) out.set(extra!, bodyEnd + OPT_RECORD_LEN + ecsLength);
+  return bodyEnd + OPT_RECORD_LEN + optionsLength;
 }
 
 export { encodeName };

@@ -32,9 +32,10 @@
  * packets) takes the general path through dns/response.ts, which the prebuilt bytes
  * match byte for byte (test/perf/prebuilt-diff.test.ts).
  *
- * EDNS options answered per query (RFC 5001 NSID, RFC 7873 COOKIE) and the CH-class identity
- * names (RFC 4892) take the general path; `lastCookie` tells the answer step whether the
- * query's source was proven by a valid server cookie (it is then exempt from rate limiting).
+ * The reply options answered per query (RFC 5001 NSID, RFC 7873 COOKIE) are written by both
+ * paths from one function (replyOptionsFor); the CH-class identity names (RFC 4892) take the
+ * general path. `lastCookie` tells the answer step whether the query's source was proven by a
+ * valid server cookie (it is then exempt from rate limiting).
  *
  * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
  * and a counted event; packets that must not be answered give null / -1.
@@ -123,8 +124,6 @@ export class Handler {
   private readonly address = new Uint8Array(16);
   /** What the COOKIE option of the query handled last proved (read by the answer step). */
   lastCookie: CookieProof = COOKIE_NONE;
-  /** NSID or cookies are on: queries with those options need the general path. */
-  private readonly answersOptions: boolean;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
   /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
@@ -145,7 +144,6 @@ export class Handler {
     this.cookies = options.cookies ?? null;
     this.nsid = this.identity.nsid === null ? null : nsidOption(this.identity.nsid);
     this.replyOptions = Buffer.alloc((this.nsid?.length ?? 0) + COOKIE_OPTION_LEN);
-    this.answersOptions = this.nsid !== null || this.cookies !== null;
     const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
     this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
     this.env = withMemory(env);
@@ -200,17 +198,16 @@ export class Handler {
     scanQuery(q, length, scan);
     // Meta types keep their special answers on the general path: OPT FORMERR, AXFR/IXFR REFUSED.
     if (!scan.ok || scan.qtype === QTYPE.OPT || scan.qtype === QTYPE.AXFR || scan.qtype === QTYPE.IXFR) return GENERAL;
-    // NSID and COOKIE options this handler answers are written per query, on the general path.
-    if (scan.perQueryOption && this.answersOptions) return GENERAL;
     const zones = this.runtime.zones;
     if (this.tableZones !== zones) {
       this.table = tableOnQueryPath(zones);
       this.tableZones = zones;
     }
     const table = this.table!;
-    const limit = prebuiltLimit(scan, ctx.transport === 'tcp');
+    const extra = scan.edns ? this.replyOptionsFor(scan.nsid, q, scan.cookieStart, scan.cookieLength, ctx) : null;
+    const limit = prebuiltLimit(scan, ctx.transport === 'tcp', extra === null ? 0 : extra.length);
     const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
-    if (i < 0) return this.fastMiss(q, table, limit, out, ev);
+    if (i < 0) return this.fastMiss(q, table, limit, out, ev, extra);
     if (table.isMarker(i)) return GENERAL;
     const answer = table.answer(i, scan.qtype);
     if (answer === null) return GENERAL;
@@ -218,7 +215,7 @@ export class Handler {
     ev.qtype = scan.qtype;
     ev.name = table.nameOf(i);
     if (answer instanceof PrebuiltAnswer) {
-      const n = writePrebuilt(q, scan, answer, 0, limit, out);
+      const n = writePrebuilt(q, scan, answer, 0, limit, out, extra);
       return n < 0 ? GENERAL : n;
     }
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt. A
@@ -232,7 +229,7 @@ export class Handler {
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
     const prebuilt = answer.answerFor(selection);
     if (prebuilt !== null) {
-      const n = writePrebuilt(q, scan, prebuilt, 0, limit, out);
+      const n = writePrebuilt(q, scan, prebuilt, 0, limit, out, extra);
       if (n >= 0) return n;
     }
     // Several sites, or too large for this client: the general encoder, with the same choice.
@@ -240,7 +237,7 @@ export class Handler {
   }
 
   /** A name not in the table: NXDOMAIN from its zone's template, or REFUSED (lookup.ts's walk). */
-  private fastMiss(q: Buffer, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent): number {
+  private fastMiss(q: Buffer, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
     const nameEnd = scan.nameEnd;
     let start = HEADER_LEN;
@@ -257,12 +254,12 @@ export class Handler {
       ev.qtype = scan.qtype;
       ev.nameFrom(q, nameEnd);
       // The template was built for the apex; this name is `start - 12` bytes longer.
-      const n = writePrebuilt(q, scan, template, start - HEADER_LEN, limit, out);
+      const n = writePrebuilt(q, scan, template, start - HEADER_LEN, limit, out, extra);
       return n < 0 ? GENERAL : n;
     }
     ev.qtype = scan.qtype;
     ev.nameFrom(q, nameEnd);
-    const n = writePrebuilt(q, scan, table.refused, 0, limit, out);
+    const n = writePrebuilt(q, scan, table.refused, 0, limit, out, extra);
     return n < 0 ? GENERAL : n;
   }
 
@@ -287,7 +284,8 @@ export class Handler {
       ev.rcode = RCODE.BADVERS;
       return rcodeResponse(query, RCODE.BADVERS);
     }
-    const extra = this.optionsFor(query, ctx);
+    const edns = query.edns;
+    const extra = edns === null ? null : this.replyOptionsFor(edns.nsid, edns.cookie, 0, edns.cookie?.length ?? 0, ctx);
     // Zone transfers are not offered; meta-types other than ANY are not queries we answer.
     if (query.qtype === QTYPE.AXFR || query.qtype === QTYPE.IXFR) return rcodeResponse(query, RCODE.REFUSED, false, extra);
     if (query.qtype === QTYPE.OPT) return rcodeResponse(query, RCODE.FORMERR, false, extra);
@@ -315,27 +313,26 @@ export class Handler {
 
   /**
    * The reply's NSID (when asked and configured: RFC 5001 §2.3) and COOKIE options (RFC 7873
-   * §5.2: a client cookie always gets a server cookie back), as option bytes; null for none.
-   * Sets lastCookie.
+   * §5.2: a client cookie always gets a server cookie back) for an EDNS query whose COOKIE data
+   * is cookie[cookieStart, + cookieLength) (cookie null: none), as option bytes (a view of one
+   * scratch buffer); null for none. Sets lastCookie. The fast and general paths both call it, so
+   * their options are the same bytes.
    */
-  private optionsFor(query: DecodedQuery, ctx: RequestContext): Buffer | null {
-    const edns = query.edns;
-    if (edns === null) return null;
+  private replyOptionsFor(nsidAsked: boolean, cookie: Uint8Array | null, cookieStart: number, cookieLength: number, ctx: RequestContext): Buffer | null {
     let length = 0;
-    if (edns.nsid && this.nsid !== null) {
+    if (nsidAsked && this.nsid !== null) {
       this.nsid.copy(this.replyOptions, 0);
       length = this.nsid.length;
     }
-    if (edns.cookie !== null && this.cookies !== null) {
+    if (cookie !== null && cookieStart >= 0 && this.cookies !== null) {
       const addressLength = clientAddressBytes(ctx, this.address);
       if (addressLength > 0) {
-        const { valid, option } = this.cookies.reply(edns.cookie, this.address, addressLength);
-        option.copy(this.replyOptions, length);
-        length += option.length;
-        this.lastCookie = valid ? COOKIE_PROVEN : COOKIE_UNPROVEN;
+        this.lastCookie = this.cookies.reply(cookie, cookieStart, cookieLength, this.address, addressLength) ? COOKIE_PROVEN : COOKIE_UNPROVEN;
+        this.cookies.option.copy(this.replyOptions, length);
+        length += this.cookies.option.length;
       }
     }
-    return length === 0 ? null : this.replyOptions.subarray(0, length);
+    return length === 0 ? null : length === this.replyOptions.length ? this.replyOptions : this.replyOptions.subarray(0, length);
   }
 
   /** CH class: the server's identity (RFC 4892 §2) where configured; REFUSED for the rest. */
