@@ -285,3 +285,28 @@ t.test('rate limiting: a valid server cookie is exempt; a client cookie alone sl
     break;
   }
 });
+
+t.test('a resolver that shares a /24 with a flooder is answered once it sends its cookie', async (t) => {
+  const clock = { ms: 1_700_000_000_000 };
+  const { handler } = handlerWith({ cookies: new ServerCookies([SECRET_A], () => clock.ms) });
+  const step = new AnswerStep(handler, new ResponseRateLimiter({ ratePerSecond: 5, windowSeconds: 15, slip: 0, exempt: [] }, () => clock.ms));
+  const out = Buffer.alloc(1232);
+  const flooder = { transport: 'udp' as const, clientAddress: '198.51.100.66' };
+  const resolver = { transport: 'udp' as const, clientAddress: '198.51.100.20' };
+  const plain = query('www.e.test', 'A', { edns: {} });
+  let flooderAnswered = 0;
+  for (let i = 0; i < 500; i++) if (step.answer(plain, plain.length, flooder, out) > 0) flooderAnswered++;
+  t.ok(flooderAnswered <= 5, `the flooder's network is limited (${flooderAnswered} of 500 answered)`);
+  t.equal(step.answer(plain, plain.length, resolver, out), -1, 'the resolver, without a cookie, shares its fate');
+  const first = handler.handle(query('www.e.test', 'A', { edns: { options: cookie('a1a2a3a4a5a6a7a8') } }), resolver)!;
+  const withCookie = query('www.e.test', 'A', { edns: { options: option(10, replyOptions(first)!.get(10)!) } });
+  let answered = 0;
+  for (let i = 0; i < 100; i++) {
+    step.answer(plain, plain.length, flooder, out);
+    const n = step.answer(withCookie, withCookie.length, resolver, out);
+    if (n > 0 && decode(Buffer.from(out.subarray(0, n))).answers.length === 1) answered++;
+  }
+  t.equal(answered, 100, 'with its cookie, every one of its queries is answered while the flood goes on');
+  const stolen = step.answer(withCookie, withCookie.length, flooder, out);
+  t.equal(stolen, -1, 'the same cookie sent from the flooder\'s address proves nothing');
+});
