@@ -19,6 +19,7 @@
 import { createRequire } from 'node:module';
 import dns from 'node:dns/promises';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { setUdpBatchTotalsReader } from '../metrics/definitions.js';
 import { AnswerStep, type HandlerCore } from './answer-step.js';
 import { UDP_RESPONSE_MAX } from './handler.js';
@@ -115,7 +116,14 @@ export function sharedBufferBytes(batch: number, slot: number): number {
   return batch * META_WORDS * 4 + 2 * batch * slot + batch * Math.max(0, MAX_DATAGRAM - slot);
 }
 
-const ADDON_PATH = '../../native/udp-batch/build/Release/udp_batch.node';
+/**
+ * The addon's file: node-gyp's build next to the sources, or the file SITEDNS_UDP_ADDON names (a
+ * build against another Node's headers, kept apart so that both Nodes' builds coexist: .ci/run
+ * tests a second Node that way).
+ */
+export function addonFile(): string {
+  return process.env.SITEDNS_UDP_ADDON || fileURLToPath(new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url));
+}
 
 let loaded: UdpBatchAddon | string | undefined;
 
@@ -124,7 +132,7 @@ export function loadAddon(): UdpBatchAddon | string {
   if (loaded !== undefined) return loaded;
   if (process.platform !== 'linux') return (loaded = `batched UDP path is Linux-only (this is ${process.platform})`);
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as UdpBatchAddon;
+    const addon = createRequire(import.meta.url)(addonFile()) as UdpBatchAddon;
     const c = addon.constants();
     for (const [key, value] of Object.entries(LAYOUT)) {
       if (c[key as keyof AddonConstants] !== value) return (loaded = `batched UDP addon layout mismatch (${key}); rebuild it with npm rebuild or npm ci`);

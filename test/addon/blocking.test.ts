@@ -12,13 +12,12 @@ import dgram from 'node:dgram';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { loadAddon, LAYOUT, sharedBufferBytes, type UdpBatchAddon } from '../../src/server/udp-batched.js';
+import { addonFile, loadAddon, LAYOUT, sharedBufferBytes, type UdpBatchAddon } from '../../src/server/udp-batched.js';
 import { MAX_SPIN_MICROS } from '../../src/server/udp-threads.js';
 
 const { META_WORDS, M_IN_LEN, M_OUT_LEN, M_PORT, M_FAMILY, M_ADDR, M_LOCAL, MAX_DATAGRAM } = LAYOUT;
-const ADDON_FILE = fileURLToPath(new URL('../../native/udp-batch/build/Release/udp_batch.node', import.meta.url));
+const ADDON_FILE = addonFile();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type BlockingOptions = { host?: string; port?: number; batch?: number; slot?: number; receiveTimeoutMs?: number; sendTimeoutMs?: number; faultSendEagain?: number; reusePort?: number; spinMicros?: number };
