@@ -3,7 +3,7 @@
 #   docker run --rm -p 127.0.0.1:5353:5353/udp -p 127.0.0.1:5353:5353/tcp sitedns
 #     (the sample zones with their demo health endpoints, like `npm start`; docker-compose.yml
 #     runs the real layout: Redis, a prober, two nameservers, three example sites)
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # The batched UDP addon (native/udp-batch: `--udp-path batched`, the default `auto`, and
 # `--udp-threads`) is C built by node-gyp against this image's own Node headers
@@ -21,7 +21,7 @@ RUN npx tsc -p tsconfig.json \
  && rm -rf native/udp-batch/build/Release/obj.target native/udp-batch/build/Release/.deps \
  && npm prune --omit=dev --no-audit --no-fund && rm -rf src test bench
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app /app
@@ -30,5 +30,10 @@ COPY --from=build /app /app
 USER node
 ENV SITEDNS_STATE_FILE=/tmp/sitedns/last-state.json
 EXPOSE 53/udp 53/tcp 5353/udp 5353/tcp 8053/tcp
+# Healthy while the admin listener's /readyz says ready (zones loaded, first state known, UDP
+# listening). It asks the listener `serve` opens from SITEDNS_HTTP (default 127.0.0.1:8053): set
+# the listener with SITEDNS_HTTP, not --http, so that the check finds it. Containers that run no
+# admin listener (`probe`, examples/site) turn it off (docker-compose.yml: `healthcheck: disable`).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["node", "docker/healthcheck.mjs"]
 ENTRYPOINT ["node", "dist/cli/index.js"]
-CMD ["serve", "--zones", "zones", "--listen", "0.0.0.0:5353", "--http", "127.0.0.1:8053", "--demo-backends"]
+CMD ["serve", "--zones", "zones", "--listen", "0.0.0.0:5353", "--demo-backends"]
