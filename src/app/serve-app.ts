@@ -25,10 +25,18 @@ import { RedisStateStore } from '../state/redis-store.js';
 import type { Runtime } from '../state/runtime.js';
 import { StateFileWriter } from '../state/state-file.js';
 import type { StateStore } from '../state/types.js';
+import { CodedError } from '../util/coded-error.js';
 import { parseHostPort } from '../util/listen.js';
 import { componentLogger, type Logger } from '../util/logger.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8053';
+
+/** The admin address given with --http could not be opened (EADMIN_LISTEN): the start fails. */
+export class AdminListenError extends CodedError<'EADMIN_LISTEN'> {
+  constructor(message: string) {
+    super('EADMIN_LISTEN', message);
+  }
+}
 export const DEFAULT_STARTUP_LIMIT_MS = 3000;
 
 export interface ServeAppOptions {
@@ -174,7 +182,7 @@ async function startAdmin(o: ServeAppOptions, router: AdminRouter, log: Logger):
     log.info({ address: admin.address, port: admin.port }, 'admin listening');
     return admin;
   } catch (error) {
-    if (o.httpExplicit) throw new Error(`admin listener ${o.http}: ${(error as Error).message}`);
+    if (o.httpExplicit) throw new AdminListenError(`--http ${o.http}: admin listener: ${(error as Error).message}`);
     // The default address is busy (another sitedns on this machine): serve DNS anyway.
     log.warn({ address: o.http, err: (error as Error).message }, 'admin listener not started (default address in use); status/drain need --http');
     return undefined;

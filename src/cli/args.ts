@@ -92,7 +92,7 @@ export function readFlags<F extends Flags>(argv: string[], flags: F): ReadFlags<
 /**
  * One flag's value through its type, or a FlagError naming the flag (and the environment variable
  * it came from) and the value. A type's message says what is wrong ("is not a whole number"); one
- * that already quotes the value (a duration's) stands as it is.
+ * that starts with a quoted value (a duration's; a Redis URL's, its password hidden) stands as it is.
  */
 export function flagValue<V extends z.ZodType>(name: string, raw: unknown, type: V, variable?: string): z.output<V> {
   const parsed = type.safeParse(raw);
@@ -100,7 +100,7 @@ export function flagValue<V extends z.ZodType>(name: string, raw: unknown, type:
   const message = parsed.error.issues[0]?.message ?? 'is not valid';
   const quoted = JSON.stringify(raw);
   const flag = variable === undefined ? `--${name}` : `--${name} (from ${variable})`;
-  throw new FlagError(`${flag}: ${message.startsWith(quoted) ? message : `${quoted} ${message}`}`);
+  throw new FlagError(`${flag}: ${message.startsWith('"') ? message : `${quoted} ${message}`}`);
 }
 
 export function flagHelp(flags: Flags): string {

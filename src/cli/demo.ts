@@ -1,10 +1,13 @@
 /** `sitedns demo`: list, stop, start or load the demo backends of `npm start` (serve --demo-backends). */
+import { parseLoad } from '../state/service.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
+import { formatTable, outputFlag, printReport } from './output.js';
 import { admin, targetFlags } from './state-target.js';
 
 export const demoFlags = {
   http: targetFlags.http,
   'http-token': targetFlags['http-token'],
+  output: outputFlag,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
 
@@ -17,6 +20,17 @@ it reports ("drift" lets it wander again).
 
 ${flagHelp(demoFlags)}`;
 
+const USAGE = 'usage: sitedns demo [list | stop <site> | start <site> | load <site> <n|drift>]';
+
+/** One demo backend, as GET /v1/demo lists it (src/demo/backends.ts). */
+interface DemoBackendInfo {
+  site: string;
+  address: string;
+  running: boolean;
+  load: number;
+  fixed: boolean;
+}
+
 export async function runDemo(argv: string[]): Promise<number> {
   const read = readFlags(argv, demoFlags);
   if (read.help) {
@@ -24,19 +38,27 @@ export async function runDemo(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags, positionals } = read;
-  const [action = 'list', site, arg] = positionals;
+  const [action = 'list', site, arg, ...extra] = positionals;
+  if (extra.length > 0 || (action === 'list' && site !== undefined)) throw new Error(USAGE);
   if (action === 'list') {
-    const body = await admin(flags, 'GET', '/v1/demo');
-    for (const b of body.backends) console.log(`${b.site.padEnd(12)} ${b.address.padEnd(18)} ${b.running ? 'running' : 'STOPPED'}  load ${b.load}${b.fixed ? ' (fixed)' : ''}`);
+    const body = (await admin(flags, 'GET', '/v1/demo')) as { backends: DemoBackendInfo[] };
+    printReport(flags.output, body, formatBackends);
     return 0;
   }
-  if (!['stop', 'start', 'load'].includes(action) || !site) throw new Error(`usage: sitedns demo [list | stop <site> | start <site> | load <site> <n|drift>]`);
+  if (!['stop', 'start', 'load'].includes(action) || !site) throw new Error(USAGE);
   let body: unknown;
   if (action === 'load') {
     if (arg === undefined) throw new Error('usage: sitedns demo load <site> <n|drift>');
-    body = { load: arg === 'drift' ? null : Number(arg) };
-  }
-  const b = await admin(flags, 'POST', `/v1/demo/${encodeURIComponent(site)}/${action}`, body);
-  console.log(`${b.site}: ${b.running ? 'running' : 'stopped'}, load ${b.load}${b.fixed ? ' (fixed)' : ''}`);
+    const load = arg === 'drift' ? null : parseLoad({ load: arg });
+    if (load !== null && typeof load !== 'number') throw new Error(`load: "${arg}" is not a load (a number >= 0) or drift`);
+    body = { load };
+  } else if (arg !== undefined) throw new Error(USAGE);
+  const backend = (await admin(flags, 'POST', `/v1/demo/${encodeURIComponent(site)}/${action}`, body)) as DemoBackendInfo;
+  printReport(flags.output, backend, (b) => `${b.site}: ${b.running ? 'running' : 'stopped'}, load ${b.load}${b.fixed ? ' (fixed)' : ''}`);
   return 0;
+}
+
+function formatBackends(body: { backends: DemoBackendInfo[] }): string {
+  const rows = body.backends.map((b) => [b.site, b.address, b.running ? 'running' : 'STOPPED', `${b.load}${b.fixed ? ' (fixed)' : ''}`]);
+  return formatTable(['SITE', 'ADDRESS', 'STATE', 'LOAD'], rows).join('\n');
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { duration } from '../util/duration.js';
+import { parseHostPort } from '../util/listen.js';
 import { LOG_LEVELS } from '../util/log-levels.js';
 
 /** A flag with a default: always text. */
@@ -22,6 +23,18 @@ export const cookieSecrets = z
   .transform((list) => list?.flatMap((item) => item.split(',')).filter((item) => item !== ''))
   .refine((list) => list === undefined || list.every((item) => /^[0-9a-fA-F]{32}$/.test(item)), 'is not a list of 32-hex-digit secrets');
 
+/** Repeatable host:port addresses ([v6]:port for IPv6; a host name is resolved at start). */
+export const listenAddresses = z.array(z.string()).superRefine((specs, ctx) => {
+  for (const spec of specs) {
+    try {
+      parseHostPort(spec);
+    } catch (error) {
+      const why = (error as Error).message;
+      ctx.addIssue({ code: 'custom', message: why.startsWith('"') ? why : `"${spec}": ${why}` });
+      return;
+    }
+  }
+});
 /** A boolean flag: given or not. */
 export const on = z.boolean().default(false);
 
@@ -46,3 +59,34 @@ export const logLevel = z.enum(LOG_LEVELS, { error: `is not one of ${LOG_LEVELS.
 
 /** A flag `serve` refuses: any value, from argv or the environment, is refused with `why` (what to use instead). */
 export const refused = (why: string) => z.undefined({ error: why });
+
+/**
+ * A Redis URL as ioredis reads it: redis:// or rediss:// (TLS), host:port alone, or a Unix socket
+ * path; a value it would throw on only as the store starts (a port that is not a number, say) is
+ * refused with the flags instead. Empty means no Redis. The message quotes the value with its
+ * password hidden, so readFlags prints it as it is.
+ */
+export const optionalRedisUrl = z
+  .string()
+  .optional()
+  .superRefine((url, ctx) => {
+    if (url === undefined || url === '' || redisUrlParses(url)) return;
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(withoutPassword(url))} is not a Redis URL (redis://[:password@]host[:port][/db], rediss:// for TLS, or a socket path)` });
+  });
+
+function redisUrlParses(url: string): boolean {
+  if (url.startsWith('/') && !url.startsWith('//')) return true;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== 'redis' && scheme !== 'rediss') return false;
+  try {
+    new URL(scheme !== undefined ? url : url.startsWith('//') ? `redis:${url}` : `redis://${url}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The URL with what stands between the user name's colon and the @ masked. */
+export function withoutPassword(url: string): string {
+  return url.replace(/(^|\/\/)([^/@:]*):[^/@]*@/, '$1$2:***@');
+}

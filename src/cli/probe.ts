@@ -7,16 +7,18 @@ import { RedisStateStore } from '../state/redis-store.js';
 import { statusFromContents } from '../state/status.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
-import { flagDuration, logLevel, on, optionalText, text } from './flag-values.js';
+import { flagDuration, logLevel, on, optionalRedisUrl, optionalText, text } from './flag-values.js';
+import { outputFlag, printReport } from './output.js';
 import { formatStatus } from './status.js';
 
 export const probeFlags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
-  redis: { type: 'string', help: 'write the state to Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalText },
+  redis: { type: 'string', help: 'write the state to Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
   'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key', value: text },
   'prober-id': { type: 'string', help: 'this prober\'s id (default: host-pid); several probers combine by majority', value: optionalText },
   once: { type: 'boolean', help: 'probe every site once (first round), print the table and exit (no Redis needed)', value: on },
   'startup-limit': { type: 'string', default: '5s', help: 'with --once: wait at most this long for the first round', value: flagDuration },
+  output: { ...outputFlag, help: `with --once: ${outputFlag.help}` },
   'log-level': { type: 'string', default: 'info', help: 'trace, debug, info, warn, error', env: ['LOG_LEVEL'], value: logLevel },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
@@ -37,7 +39,9 @@ export async function runProbe(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags } = read;
-  const logger = createLogger(flags.once ? 'warn' : flags['log-level']);
+  // The logs share stdout with --once's report: JSON output stays one document (the report says
+  // what the warnings would).
+  const logger = createLogger(flags.once ? (flags.output === 'json' ? 'silent' : 'warn') : flags['log-level']);
   // The zones come the way `serve` loads them (server/reload.ts); this process answers no query.
   const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones), prebuild: false }, componentLogger(logger, 'reload'));
   await reloads.start();
@@ -50,7 +54,7 @@ export async function runProbe(argv: string[]): Promise<number> {
     prober.follow(runtime);
     await prober.firstRound(flags['startup-limit']);
     await prober.stop(false);
-    console.log(formatStatus(statusFromContents(await store.readAll(), Date.now(), 'none (--once)', runtime.zones)));
+    printReport(flags.output, statusFromContents(await store.readAll(), Date.now(), 'none (--once)', runtime.zones), formatStatus);
     return 0;
   }
   if (!flags.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');

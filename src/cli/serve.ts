@@ -7,12 +7,13 @@ import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
+import { NoZonesError } from '../server/reload.js';
 import { CodedError } from '../util/coded-error.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { randomCookieSecret } from '../dns/cookies.js';
 import type { EdnsAnswering } from '../server/handler.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
-import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalText, refused, text, texts, wholeNumber } from './flag-values.js';
+import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalRedisUrl, optionalText, refused, text, texts, wholeNumber, listenAddresses } from './flag-values.js';
 
 const WORKERS_REFUSED = 'is not accepted: UDP uses every core through --udp-threads (auto, the default: one thread per core; 0: the main thread)';
 
@@ -20,10 +21,10 @@ const udpPath = z.enum(['auto', 'dgram', 'batched'] as const satisfies readonly 
 
 export const serveFlags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
-  listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)', value: texts },
+  listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)', value: listenAddresses },
   http: { type: 'string', help: `admin listener host:port (metrics, health, explain, status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})`, value: optionalText },
   'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)', value: optionalText },
-  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'], value: optionalText },
+  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
   'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)', value: text },
   probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)', value: on },
   'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)', value: optionalText },
@@ -139,6 +140,27 @@ function opsConfig(flags: ServeFlags): OpsConfig {
   return { querySample: flags['query-log-sample'], watchDebounceMs: flags['watch-debounce'], stopTimeoutMs: flags['stop-timeout'] };
 }
 
+/**
+ * A start that failed: one fatal log line, then the error for the command line, which prints it
+ * on stderr as one line and exits 1. The message names the flag and its value: the errors of
+ * listening say which --listen or --http address, a zone set that cannot load says --zones. The
+ * stack is logged only for what was not foreseen; a coded or system error's message says it all.
+ */
+function failedStart(logger: Logger, error: unknown, flags: ServeFlags): never {
+  const e = error as Error & { code?: unknown };
+  const message = e instanceof NoZonesError ? `--zones ${flags.zones}: ${e.message}` : e.message;
+  if (typeof e.code === 'string') logger.fatal({ code: e.code }, message);
+  else logger.fatal({ err: e }, message);
+  throw new StartError(message);
+}
+
+/** `serve` could not start (ESTART); the message is the one line the command line prints. */
+export class StartError extends CodedError<'ESTART'> {
+  constructor(message: string) {
+    super('ESTART', message);
+  }
+}
+
 export async function runServe(argv: string[]): Promise<number> {
   const read = readFlags(argv, serveFlags);
   if (read.help) {
@@ -164,8 +186,7 @@ export async function runServe(argv: string[]): Promise<number> {
       if (spinMicros > MAX_SPIN_MICROS) throw new Error(`--udp-spin: at most ${MAX_SPIN_MICROS} (microseconds)`);
     }
   } catch (error) {
-    logger.fatal({ err: error }, (error as Error).message);
-    return 1;
+    failedStart(logger, error, flags);
   }
   let app: ServeApp | undefined;
   let ops: Ops;
@@ -200,9 +221,8 @@ export async function runServe(argv: string[]): Promise<number> {
     // SIGHUP, file changes and POST /v1/reload go through app.reloads from here on.
     await ops.attach({ runtime: app.runtime, reloads: app.reloads, handler: app.ns.handler, threads: app.ns.threads });
   } catch (error) {
-    logger.fatal({ err: error }, (error as Error).message);
     await app?.stop().catch(() => {});
-    return 1;
+    failedStart(logger, error, flags);
   }
   const running = app;
   await new Promise<void>((resolve) => {

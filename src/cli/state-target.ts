@@ -8,10 +8,10 @@ import { DEFAULT_PREFIX } from '../state/keys.js';
 import { RedisStateStore } from '../state/redis-store.js';
 import { createLogger } from '../util/logger.js';
 import type { FlagValues, Flags } from './args.js';
-import { optionalText, text } from './flag-values.js';
+import { optionalRedisUrl, optionalText, text } from './flag-values.js';
 
 export const targetFlags = {
-  redis: { type: 'string', help: 'act on the state in Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalText },
+  redis: { type: 'string', help: 'act on the state in Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
   'redis-prefix': { type: 'string', default: DEFAULT_PREFIX, help: 'prefix of every Redis key', value: text },
   http: { type: 'string', default: DEFAULT_ADMIN_LISTEN, help: 'admin listener of a running `sitedns serve` (without --redis)', value: text },
   'http-token': { type: 'string', help: 'bearer token of the admin listener', value: optionalText },

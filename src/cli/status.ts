@@ -2,15 +2,17 @@
 import { statusFromContents, type SiteView, type StatusReport } from '../state/status.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { on } from './flag-values.js';
+import { formatTable, outputFlag, printReport } from './output.js';
 import { admin, openRedis, targetFlags, type Target } from './state-target.js';
 
 export const statusFlags = {
   ...targetFlags,
-  json: { type: 'boolean', help: 'print the report as JSON', value: on },
+  output: outputFlag,
+  json: { type: 'boolean', help: 'short for --output json', value: on },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
 
-export const statusHelp = `Usage: sitedns status [--redis <url> | --http <host:port>] [--json]
+export const statusHelp = `Usage: sitedns status [--redis <url> | --http <host:port>] [--output json]
 
 Shows every site: state (up, down, drained, forced-up, unknown), load, utilization ("stale" when
 older than the site's limit: the policies then ignore it), last check and why (a drain's who,
@@ -39,7 +41,7 @@ export async function runStatus(argv: string[]): Promise<number> {
     return 0;
   }
   const report = await fetchStatus(read.flags);
-  console.log(read.flags.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+  printReport(read.flags.json ? 'json' : read.flags.output, report, formatStatus);
   return 0;
 }
 
@@ -74,10 +76,8 @@ export function formatStatus(report: StatusReport): string {
     r.checkedAt === undefined ? '-' : ago(report.now - r.checkedAt),
     why(r, report.now),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   const store = report.store;
   const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.fresh === false ? ' (no live prober: last known state)' : ''}`;
   const probers = report.probers.length === 0 ? 'probers: none' : `probers: ${report.probers.map((p) => `${p.id} (${p.live ? 'live' : 'STALE'}, ${ago(p.heartbeatAgeMs)})`).join(', ')}`;
-  return [fmt(header), ...lines.map(fmt), '', storeLine, probers, ...report.warnings.map((w) => `warning: ${w}`)].join('\n');
+  return [...formatTable(header, lines), '', storeLine, probers, ...report.warnings.map((w) => `warning: ${w}`)].join('\n');
 }

@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminRouter } from '../admin/http.js';
 import type { ZoneSet } from '../model/zone-model.js';
+import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 
 export interface DemoBackendInfo {
@@ -37,6 +38,18 @@ function loopbackTarget(probe: { http?: string; https?: string; tcp?: string }):
   } else return undefined;
   host = host.replace(/^\[|\]$/g, '');
   return host.startsWith('127.') || host === '::1' || host === 'localhost' ? { host, port } : undefined;
+}
+
+/** A demo backend could not listen on its probe's address (EDEMO_LISTEN). */
+export class DemoBackendError extends CodedError<'EDEMO_LISTEN'> {
+  constructor(message: string) {
+    super('EDEMO_LISTEN', message);
+  }
+}
+
+function listenFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EADDRINUSE' ? 'address already in use (EADDRINUSE)' : (error as Error).message;
 }
 
 export class DemoBackend {
@@ -110,12 +123,15 @@ export class DemoBackends {
         const target = site.probe ? loopbackTarget(site.probe) : undefined;
         if (!target) continue;
         const backend = new DemoBackend(site.id, target.host, target.port, log, initial[backends.size % initial.length]);
+        // A port someone else listens on would have the prober check that endpoint, not the
+        // demo's: the start fails instead, saying which site and address.
         try {
           await backend.start();
-          backends.set(site.id, backend);
         } catch (error) {
-          log.warn({ site: site.id, address: `${target.host}:${target.port}`, err: (error as Error).message }, 'demo backend not started');
+          await Promise.all([...backends.values()].map((b) => b.stop()));
+          throw new DemoBackendError(`--demo-backends: ${site.id}'s endpoint ${target.host}:${target.port} (its probe's target): ${listenFailure(error)}; stop what listens there, or serve without --demo-backends`);
         }
+        backends.set(site.id, backend);
       }
     }
     const demo = new DemoBackends(backends);
@@ -141,7 +157,11 @@ export class DemoBackends {
           await backend.stop();
           break;
         case 'start':
-          await backend.start();
+          try {
+            await backend.start();
+          } catch (error) {
+            return { status: 409, body: { error: `${backend.site}'s endpoint ${backend.host}:${backend.port}: ${listenFailure(error)}` } };
+          }
           break;
         case 'load': {
           const load = (req.body as { load?: unknown } | undefined)?.load;

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { addMetricsSource } from '../admin/answerer-metrics.js';
 import type { PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../state/runtime.js';
-import { parseHostPort, resolveListenPorts } from '../util/listen.js';
+import { listenError, parseHostPort, resolveListenPorts } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { ServerCookies } from '../dns/cookies.js';
 import { Handler, type EdnsAnswering } from './handler.js';
@@ -79,7 +79,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       const listen: { host: string; port: number }[] = [];
       for (const spec of await resolveListenPorts(options.listen)) {
         const { host, port } = parseHostPort(spec);
-        listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address, port });
+        listen.push({ host: net.isIP(host) !== 0 ? host : (await dns.lookup(host).catch((error) => Promise.reject(listenError(spec, 'name', error)))).address, port });
       }
       const zonesBefore = runtime.zones;
       threads = await startUdpThreads({ ...options.udpThreads, listen, logger: options.logger, rrl: options.rrl, edns: options.edns, currentState: () => runtime.state });
@@ -95,7 +95,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       removeMetricsSource = addMetricsSource((timeoutMs) => pool.metrics(timeoutMs));
       udp.push(...threads.listeners);
       for (const { host, port } of listen) {
-        tcp.push(await listenTcp(handler, host, port, options.tcp));
+        tcp.push(await listenTcp(handler, host, port, options.tcp).catch((error) => Promise.reject(listenError(net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`, 'TCP', error))));
         log.info({ address: host, port, udpPath: 'threads', udpThreads: options.udpThreads.threads }, 'listening on UDP and TCP');
       }
     }
@@ -107,12 +107,16 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       let u: Awaited<ReturnType<typeof listenUdpPath>> | undefined;
       let t: Awaited<ReturnType<typeof listenTcp>> | undefined;
       for (let attempt = 1; t === undefined; attempt++) {
-        u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
+        try {
+          u = await listenUdpPath(options.udpPath ?? 'auto', handler, host, port, { rrl });
+        } catch (error) {
+          throw listenError(spec, 'UDP', error);
+        }
         try {
           t = await listenTcp(handler, host, u.port, options.tcp);
         } catch (error) {
           await u.close();
-          if (port !== 0 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw error;
+          if (port !== 0 || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw listenError(spec, 'TCP', error);
         }
       }
       if (u === undefined) throw new Error('unreachable: no UDP listener');

@@ -24,7 +24,7 @@ import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js'
 import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
-import { CodedError } from '../util/coded-error.js';
+import { ListenError } from '../util/listen.js';
 
 export interface UdpListener {
   readonly address: string;
@@ -92,7 +92,7 @@ export async function listenUdpPath(
 
 /** Why a UDP listener cannot start (a coded, one-line error). */
 /** `code`: EUDP_WILDCARD, or the errno code of the bind that failed (EADDRINUSE, ...). */
-export class UdpListenError extends CodedError {}
+export class UdpListenError extends ListenError {}
 
 /** 4 or 6 for 0.0.0.0 or :: (any spelling), else 0. */
 export function wildcardFamily(host: string): 0 | 4 | 6 {

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { CodedError } from './coded-error.js';
 
 /** "127.0.0.1:5353", "[::1]:5353", ":5353" -> host and port. */
 export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
@@ -8,6 +9,20 @@ export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: 
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+/**
+ * A --listen address that could not be opened, the start fails with it; the message is one line
+ * that names the address (`--listen 127.0.0.1:53: UDP: bind: address already in use
+ * (EADDRINUSE)`). `code`: the errno code of the bind (EADDRINUSE, EACCES, ...), else its own.
+ */
+export class ListenError extends CodedError {}
+
+/** `error` as a ListenError naming `spec` and what was being opened; one that names it already is kept. */
+export function listenError(spec: string, what: string, error: unknown): ListenError {
+  if (error instanceof ListenError) return error;
+  const { code, message } = error as NodeJS.ErrnoException;
+  return new ListenError(code ?? 'ELISTEN', `--listen ${spec}: ${what}: ${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ''}`);
 }
 
 /**
