@@ -4,6 +4,8 @@
  * it runs: `sitedns check` does not load the Redis client, the metrics registry or the server
  * (~0.4 s of start-up).
  */
+import { readFileSync } from 'node:fs';
+
 type Run = (argv: string[]) => number | Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Run> }> = {
@@ -14,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Run> }> = 
   drain: { summary: 'take a site out of the answers for a while (who/why/until)', load: async () => (await import('./drain.js')).runDrain },
   undrain: { summary: 'end a drain now', load: async () => (await import('./drain.js')).runUndrain },
   report: { summary: 'push a load report for a site (seed 002)', load: async () => (await import('./report.js')).runReport },
+  explain: { summary: 'the answer a running serve would give a name now, and why', load: async () => (await import('./explain.js')).runExplain },
   demo: { summary: 'stop/start/load the demo backends of npm start', load: async () => (await import('./demo.js')).runDemo },
 };
 
@@ -27,10 +30,22 @@ ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`)
   .join('\n')}
 
-Run "sitedns <command> --help" for a command's flags. Every flag also reads SITEDNS_<FLAG>.`;
+Run "sitedns help <command>" (or "sitedns <command> --help") for a command's flags. Every flag
+also reads SITEDNS_<FLAG>. "sitedns --version" (-V) prints the version.`;
+
+/** package.json's version: dist/cli/index.js is two directories below it, as src/cli/index.ts is. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [first, ...afterFirst] = argv;
+  if (first === '--version' || first === '-V') {
+    console.log(version());
+    return 0;
+  }
+  // `sitedns help <command>` is `sitedns <command> --help`.
+  const [command, ...rest] = first === 'help' && afterFirst.length > 0 ? [afterFirst[0], '--help'] : argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(mainHelp);
     return command === undefined ? 1 : 0;
