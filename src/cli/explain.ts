@@ -6,7 +6,7 @@ import { admin, targetFlags } from './state-target.js';
 
 export const explainFlags = {
   type: { type: 'string', default: 'A', help: 'the query type (A, AAAA, TXT, MX, TYPE65, ...)', value: text },
-  client: { type: 'string', default: '127.0.0.1', help: "the resolver's address: topology and rate of answers depend on it", value: text },
+  client: { type: 'string', default: '127.0.0.1', help: "the resolver's address the answer is for (a pool's topology matches on it)", value: text },
   ecs: { type: 'string', help: 'an EDNS Client Subnet, address/prefix, as a resolver would send it', value: optionalText },
   http: targetFlags.http,
   'http-token': targetFlags['http-token'],
