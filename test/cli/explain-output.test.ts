@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { tempZonesDir } from '../helpers/dns.js';
-import { CLI, startSitedns } from '../helpers/net.js';
+import { CLI, freeTcpPort, startSitedns } from '../helpers/net.js';
 
 const exec = promisify(execFile);
 
@@ -22,14 +22,6 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Someone else's listener on a port: it hangs up on every connection (probes of it fail at once). */
@@ -56,7 +48,7 @@ records:
 }
 
 t.test('explain, and --output json wherever a table is printed', async (t) => {
-  const dir = tempZonesDir({ 'out.yaml': zoneText(await freePort(), await freePort()) });
+  const dir = tempZonesDir({ 'out.yaml': zoneText(await freeTcpPort(), await freeTcpPort()) });
   const ns = await startSitedns(['serve', '--zones', dir, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--demo-backends']);
   t.teardown(() => ns.stop());
   const http = `127.0.0.1:${(await ns.waitForLog((l) => l.msg === 'admin listening')).port}`;
@@ -89,7 +81,7 @@ t.test('explain, and --output json wherever a table is printed', async (t) => {
     const noName = await cli('explain', '--http', http);
     t.equal(noName.code, 1);
     t.match(noName.stderr, /^sitedns explain: usage: sitedns explain <name>/);
-    const nobody = await cli('explain', 'out.test', '--http', `127.0.0.1:${await freePort()}`);
+    const nobody = await cli('explain', 'out.test', '--http', `127.0.0.1:${await freeTcpPort()}`);
     t.equal(nobody.code, 1);
     t.match(nobody.stderr, /cannot reach the admin listener at 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
   });
@@ -142,7 +134,7 @@ t.test('explain, and --output json wherever a table is printed', async (t) => {
 });
 
 t.test('probe --once --output json: the report its table is made from', async (t) => {
-  const dir = tempZonesDir({ 'out.yaml': zoneText(await freePort(), await freePort()) });
+  const dir = tempZonesDir({ 'out.yaml': zoneText(await freeTcpPort(), await freeTcpPort()) });
   const r = await cli('probe', '--zones', dir, '--once', '--startup-limit', '2s', '--output', 'json');
   t.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
@@ -154,7 +146,7 @@ t.test('serve --demo-backends fails its start when a backend\'s port is taken', 
   const squatter = await listenSquatter(0, '127.0.0.1');
   t.teardown(() => squatter.close());
   const taken = (squatter.address() as net.AddressInfo).port;
-  const dir = tempZonesDir({ 'out.yaml': zoneText(await freePort(), taken) });
+  const dir = tempZonesDir({ 'out.yaml': zoneText(await freeTcpPort(), taken) });
   const r = await cli('serve', '--zones', dir, '--listen', '127.0.0.1:0', '--http', 'off', '--demo-backends', '--udp-threads', '0');
   t.equal(r.code, 1, 'exit 1: it does not probe the other listener');
   t.equal(r.stderr, `sitedns serve: --demo-backends: b's endpoint 127.0.0.1:${taken} (its probe's target): address already in use (EADDRINUSE); stop what listens there, or serve without --demo-backends\n`);

@@ -7,14 +7,13 @@
  * Needs `npm run build` (the sites import the built `sitedns/affinity`; sitedns runs from dist).
  */
 import http from 'node:http';
-import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { LookupFunction } from 'node:net';
 import { decode, query, tempZonesDir } from './dns.js';
 import { followJsonLines } from './json-lines.js';
-import { startSitedns, udpQuery } from './net.js';
+import { freeTcpPort, startSitedns, udpQuery } from './net.js';
 
 export const SITE_SERVER = fileURLToPath(new URL('../../examples/site/server.js', import.meta.url));
 export const SECRET = 'e2e shared secret of the three sites';
@@ -69,13 +68,8 @@ export async function startSite(id: SiteId, zoneFile: string, port: number): Pro
 }
 
 /** A port free on 127.0.0.2 (the others are tried when the sites start). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, ADDRESSES.a);
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+export function freePort(): Promise<number> {
+  return freeTcpPort(ADDRESSES.a);
 }
 
 // ---- the client: resolves through sitedns, follows redirects, keeps cookies per host ----------

@@ -8,6 +8,15 @@ import { followJsonLines } from './json-lines.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
+/** A TCP port nothing listens on at `host` now (bound, then closed). */
+export async function freeTcpPort(host = '127.0.0.1'): Promise<number> {
+  const server = net.createServer().listen(0, host);
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 export interface Started {
   proc: ChildProcess;
   port: number;

@@ -6,9 +6,8 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startSitedns } from '../helpers/net.js';
+import { freeTcpPort, startSitedns } from '../helpers/net.js';
 
 const SCRIPT = fileURLToPath(new URL('../../docker/healthcheck.mjs', import.meta.url));
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -20,15 +19,6 @@ function check(http: string | undefined): Promise<{ code: number; stderr: string
   return new Promise((resolve) => {
     execFile(process.execPath, [SCRIPT], { env, encoding: 'utf8', timeout: 10_000 }, (error, _stdout, stderr) => resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stderr }));
   });
-}
-
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 t.test('healthy once serve is ready, on the address SITEDNS_HTTP names; a wildcard is asked on loopback', async (t) => {
@@ -47,7 +37,7 @@ t.test('healthy once serve is ready, on the address SITEDNS_HTTP names; a wildca
 });
 
 t.test('unhealthy, saying why: nothing listening, no admin listener, an address that is not host:port', async (t) => {
-  const port = await closedPort();
+  const port = await freeTcpPort();
   const refused = await check(`127.0.0.1:${port}`);
   t.equal(refused.code, 1);
   t.match(refused.stderr, `not ready: http://127.0.0.1:${port}/readyz: ECONNREFUSED`);
