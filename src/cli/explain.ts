@@ -55,6 +55,8 @@ interface Candidate {
   load: number | null;
   utilization: number | null;
   loadStale: boolean | null;
+  /** The chance that this site is the answer (1 when the policy draws nothing). */
+  probability?: number;
   reason: string;
 }
 
@@ -96,9 +98,10 @@ export function formatExplain(e: Explained): string {
       c.utilization === null ? '-' : `${Math.round(c.utilization * 100)}%${c.loadStale ? ' stale' : ''}`,
       c.hasFamily ? c.addresses.join(' ') : `(no ${e.family} address)`,
       c.chosen ? 'yes' : '',
+      c.probability === undefined ? '-' : `${Math.round(c.probability * 1000) / 10}%`,
       c.reason,
     ]);
-    lines.push('', ...formatTable(['SITE', 'STATE', 'LOAD', 'UTIL', 'ADDRESSES', 'CHOSEN', 'WHY'], rows));
+    lines.push('', ...formatTable(['SITE', 'STATE', 'LOAD', 'UTIL', 'ADDRESSES', 'CHOSEN', 'CHANCE', 'WHY'], rows));
   }
   const s = e.state;
   lines.push('', `state: version ${s.version}, ${s.fresh ? 'fresh' : 'NOT FRESH (no live prober: last known state)'}${s.ageSeconds === null ? '' : `, ${s.ageSeconds.toFixed(1)}s old`}; zones generation ${s.zonesGeneration}`);

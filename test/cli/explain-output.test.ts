@@ -60,9 +60,9 @@ t.test('explain, and --output json wherever a table is printed', async (t) => {
     t.match(r.stdout, /^ {2}out\.test +0 +A +192\.0\.2\.10$/m, 'the answer record');
     t.match(r.stdout, /^why: pool name out\.test: a \(/m);
     t.match(r.stdout, /^policy: first, IPv4/m);
-    t.match(r.stdout, /^SITE +STATE +LOAD +UTIL +ADDRESSES +CHOSEN +WHY$/m);
-    t.match(r.stdout, /^a +up +\S+ +\S+ +192\.0\.2\.10 +yes +/m, 'a is chosen');
-    t.match(r.stdout, /^b +up +\S+ +\S+ +192\.0\.2\.20 {2,}/m, 'b is not');
+    t.match(r.stdout, /^SITE +STATE +LOAD +UTIL +ADDRESSES +CHOSEN +CHANCE +WHY$/m);
+    t.match(r.stdout, /^a +up +\S+ +\S+ +192\.0\.2\.10 +yes +100% +/m, 'a is chosen, always');
+    t.match(r.stdout, /^b +up +\S+ +\S+ +192\.0\.2\.20 {2,}0% +/m, 'b is not');
     t.match(r.stdout, /^state: version \d+, fresh/m);
 
     const json = await cli('explain', 'www.out.test', '--type', 'AAAA', '--http', http, '--output', 'json');
