@@ -16,7 +16,7 @@ const connections = Number(values.connections);
 const queries = Number(values.queries);
 const limits = fdLimits();
 const fds = Math.min(limits.hard, connections + 2000);
-const server = await startServe(['--zones', 'zones/', '--listen', '127.0.0.1:0', '--tcp-idle-timeout', '600s', '--tcp-query-timeout', '2s', '--tcp-max-connections', String(connections + 500)], fds);
+const server = await startServe(['--zones', 'zones/', '--listen', '127.0.0.1:0', '--tcp-idle-timeout', '600s', '--tcp-query-timeout', '2s', '--tcp-max-connections', String(connections + 500), '--tcp-max-per-network', String(connections)], fds);
 const result: Record<string, unknown> = { connections, queries, fdLimits: limits, loadavgStart: loadavg().map((x) => x.toFixed(2)) };
 let failed = false;
 try {

@@ -35,8 +35,9 @@ export const serveFlags = {
   'tcp-idle-timeout': { type: 'string', default: '10s', help: 'close TCP connections idle this long (RFC 7766 §6.2.3)', value: flagDuration },
   'tcp-query-timeout': { type: 'string', default: '5s', help: 'a TCP query must arrive whole this long after its first byte (the first: after connecting)', value: flagDuration },
   'tcp-max-in-flight': { type: 'string', default: '64', help: 'answered TCP queries a client may leave unread before reading from it pauses', value: wholeNumber },
-  'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most', value: wholeNumber },
+  'tcp-max-connections': { type: 'string', default: '2000', help: 'open TCP connections at most; when reached, the longest-idle one is closed to admit a new one (RFC 7766 §6.2.3)', value: wholeNumber },
   'tcp-max-per-client': { type: 'string', default: '64', help: 'open TCP connections per client address at most', value: wholeNumber },
+  'tcp-max-per-network': { type: 'string', default: '256', help: 'open TCP connections per client network (IPv4 /24, IPv6 /56) at most', value: wholeNumber },
   'rrl-rate': { type: 'string', default: '100', help: 'UDP response rate limit: identical responses per second per client network (per UDP thread); 0 = off', value: wholeNumber },
   'rrl-window': { type: 'string', default: '15', help: 'seconds of excess a flooding network pays back before it is answered again', value: wholeNumber },
   'rrl-slip': { type: 'string', default: '2', help: 'send every Nth rate-limited response truncated (TC=1) instead of dropping it; 0 = drop all', value: wholeNumber },
@@ -110,6 +111,7 @@ function tcpOptions(flags: ServeFlags) {
     maxQueriesInFlight: flags['tcp-max-in-flight'],
     maxConnections: flags['tcp-max-connections'],
     maxConnectionsPerClient: flags['tcp-max-per-client'],
+    maxConnectionsPerNetwork: flags['tcp-max-per-network'],
   };
 }
 

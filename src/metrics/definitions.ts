@@ -247,7 +247,7 @@ export const handlerErrorsTotal = new Counter({
 
 export const transportEventsTotal = new Counter({
   name: 'sitedns_transport_events_total',
-  help: 'Transport events: UDP send errors, TCP accepts, rejects (caps), timeouts, overflows',
+  help: 'Transport events: UDP send errors, TCP accepts, rejects (caps), evictions (longest idle, when full), timeouts, overflows',
   labelNames: ['transport', 'event'] as const,
   registers: [registry],
 });

@@ -29,6 +29,7 @@ export const transportEvents = {
   tcp: {
     accept: transportEventsTotal.labels('tcp', 'accept'),
     reject: transportEventsTotal.labels('tcp', 'reject'),
+    evict: transportEventsTotal.labels('tcp', 'evict'),
     timeout: transportEventsTotal.labels('tcp', 'timeout'),
     overflow: transportEventsTotal.labels('tcp', 'overflow'),
     error: transportEventsTotal.labels('tcp', 'error'),

@@ -1,6 +1,7 @@
 /**
  * TCP transport (RFC 7766): 2-byte length framing, pipelined queries answered in order, an idle
- * timeout, caps on connections (total and per client) and on unanswered bytes, and write
+ * timeout, caps on connections (per client address and network; when the total is reached the
+ * longest-idle connection makes room: tcp-admission.ts) and on unanswered bytes, and write
  * backpressure: when a client stops reading we stop reading from it, and if its backlog still
  * grows past the cap the connection is closed. dns2's TCP server has no connection cap and no
  * write backpressure, so it is not used.
@@ -8,6 +9,7 @@
 import net from 'node:net';
 import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js';
 import { TCP_RESPONSE_MAX } from './handler.js';
+import { ConnectionTable } from './tcp-admission.js';
 import type { RequestContext } from './request-context.js';
 
 type TcpEvent = keyof typeof transportEvents.tcp;
@@ -21,8 +23,12 @@ export interface TcpOptions {
    * connection (an inactivity timer alone is reset by every byte).
    */
   firstQueryTimeoutMs?: number;
+  /** Open connections at most; when reached, the longest-idle one is closed to admit a new one. */
   maxConnections?: number;
+  /** Open connections per client address at most; over it a new one is refused. */
   maxConnectionsPerClient?: number;
+  /** Open connections per client network (IPv4 /24, IPv6 /56) at most; over it a new one is refused. */
+  maxConnectionsPerNetwork?: number;
   /**
    * Answered queries whose responses the client has not taken yet. At the cap we stop reading
    * (and stop answering what was already read) until the client catches up.
@@ -49,6 +55,8 @@ const DEFAULTS = {
   firstQueryTimeoutMs: 5_000,
   maxConnections: 2000,
   maxConnectionsPerClient: 64,
+  // An eighth of the table: filling it takes eight networks, and eviction answers the rest.
+  maxConnectionsPerNetwork: 256,
   maxQueriesInFlight: 64,
   maxPendingWriteBytes: 256 * 1024,
 };
@@ -66,7 +74,7 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
     transportEvents.tcp[event].inc();
     options.onEvent?.(event);
   };
-  const perClient = new Map<string, number>();
+  const table = new ConnectionTable<net.Socket>({ maxConnections: opts.maxConnections, maxPerAddress: opts.maxConnectionsPerClient, maxPerNetwork: opts.maxConnectionsPerNetwork });
   const sockets = new Set<net.Socket>();
   /** Connections holding part of a query: at stop they are answered before being closed. */
   const midQuery = new Set<net.Socket>();
@@ -74,14 +82,17 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
 
   const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => {
     const client = socket.remoteAddress ?? '';
-    const count = perClient.get(client) ?? 0;
-    if (closing || sockets.size >= opts.maxConnections || count >= opts.maxConnectionsPerClient) {
+    const admission = closing ? null : table.admit(socket, client);
+    if (admission === null || !admission.admitted) {
       onEvent('reject');
       socket.destroy();
       return;
     }
+    if (admission.evict !== null) {
+      onEvent('evict');
+      admission.evict.destroy();
+    }
     onEvent('accept');
-    perClient.set(client, count + 1);
     sockets.add(socket);
     socket.on('error', () => onEvent('error'));
 
@@ -100,9 +111,7 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
       if (deadline !== null) clearTimeout(deadline);
       sockets.delete(socket);
       midQuery.delete(socket);
-      const n = (perClient.get(client) ?? 1) - 1;
-      if (n <= 0) perClient.delete(client);
-      else perClient.set(client, n);
+      table.remove(socket);
     });
 
     const unblock = () => {
@@ -170,6 +179,7 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
     };
 
     socket.on('data', (chunk: Buffer) => {
+      table.touch(socket);
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       if (!blocked) answerPending();
     });
@@ -185,7 +195,7 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
       resolve({
         address: addr.address,
         port: addr.port,
-        connections: () => sockets.size,
+        connections: () => table.size,
         close: (graceMs = 3000) =>
           new Promise<void>((done) => {
             closing = true;

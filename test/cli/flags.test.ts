@@ -52,6 +52,7 @@ t.test('serve: defaults, typed', async (t) => {
   t.equal(f['tcp-idle-timeout'], 10_000);
   t.equal(f['tcp-query-timeout'], 5000);
   t.equal(f['tcp-max-connections'], 2000);
+  t.equal(f['tcp-max-per-network'], 256);
   t.equal(f['rrl-rate'], 100);
   t.same(f['rrl-exempt'], ['127.0.0.0/8', '::1/128']);
   t.equal(f['udp-threads'], 'auto', 'UDP threads, one per core, where the addon loads');

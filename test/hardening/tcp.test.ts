@@ -83,9 +83,10 @@ t.test('per-client and total connection caps', async (t) => {
   const b = await Promise.all([1, 2, 3].map(() => connect(l.port, '127.0.0.2')));
   t.same(await Promise.all(b.map((s) => closedWithin(s, 300))), [false, false, false], 'another client address has its own allowance');
   const c = await connect(l.port, '127.0.0.3');
-  t.ok(await closedWithin(c, 2000), 'over the total cap of 6: closed');
+  t.notOk(await closedWithin(c, 300), 'over the total cap of 6: admitted');
+  t.equal([...a, ...b].filter((s) => s.destroyed || s.readableEnded).length, 3, 'in place of the longest-idle connection');
   t.equal(l.connections(), 6);
-  t.ok(events.filter((e) => e === 'reject').length >= 3, 'rejections are reported');
+  t.ok(events.filter((e) => e === 'reject').length >= 2, 'rejections are reported');
   t.equal((await tcpEventCount('reject')) - rejectsBefore, events.filter((e) => e === 'reject').length, 'and counted in sitedns_transport_events_total');
   const open = [...a, ...b].filter((s) => !s.destroyed && !s.readableEnded);
   const [r] = await (async () => {
@@ -95,6 +96,39 @@ t.test('per-client and total connection caps', async (t) => {
   })();
   t.equal(decode(r).id, 7, 'connections within the caps are served');
   for (const s of [...a, ...b, c]) s.destroy();
+});
+
+t.test('a full listener closes its longest-idle connection to admit a new client (RFC 7766 §6.2.3)', async (t) => {
+  const evictsBefore = await tcpEventCount('evict');
+  const { l, events } = await listener(t, { maxConnections: 4, maxConnectionsPerClient: 10, idleTimeoutMs: 30_000, firstQueryTimeoutMs: 30_000 });
+  const idle: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) idle.push(await connect(l.port, `127.0.1.${i + 1}`));
+  // The oldest one asks a query: the second oldest is now the one idle longest.
+  idle[0].write(frame(query('mail.app.example.com', 'A', { id: 1 })));
+  await replies(idle[0], 1);
+  const newcomer = await connect(l.port, '127.0.2.1');
+  t.ok(await closedWithin(idle[1], 2000), 'the connection idle longest is closed');
+  newcomer.write(frame(query('mail.app.example.com', 'A', { id: 2 })));
+  const [r] = await replies(newcomer, 1);
+  t.equal(decode(r).id, 2, 'the new client is served');
+  t.same(await Promise.all([idle[0], idle[2], idle[3]].map((s) => closedWithin(s, 200))), [false, false, false], 'the others stay open');
+  t.equal(l.connections(), 4);
+  t.same(events.filter((e) => e === 'evict' || e === 'reject'), ['evict'], 'one eviction, no rejection');
+  t.equal((await tcpEventCount('evict')) - evictsBefore, 1, 'counted in sitedns_transport_events_total');
+  for (const s of [...idle, newcomer]) s.destroy();
+});
+
+t.test('per-network cap: one /24 holds at most its share, other networks get in', async (t) => {
+  const { l, events } = await listener(t, { maxConnections: 100, maxConnectionsPerClient: 2, maxConnectionsPerNetwork: 3, idleTimeoutMs: 30_000, firstQueryTimeoutMs: 30_000 });
+  const first = [await connect(l.port, '127.0.3.1'), await connect(l.port, '127.0.3.1'), await connect(l.port, '127.0.3.2')];
+  t.same(await Promise.all(first.map((s) => closedWithin(s, 300))), [false, false, false], 'three from 127.0.3.0/24, two per address');
+  const fourth = await connect(l.port, '127.0.3.3');
+  t.ok(await closedWithin(fourth, 2000), 'a fourth from the /24, from a fresh address: refused');
+  const other = await connect(l.port, '127.0.4.1');
+  t.notOk(await closedWithin(other, 300), 'another /24 is admitted');
+  t.equal(events.filter((e) => e === 'reject').length, 1);
+  t.equal(l.connections(), 4);
+  for (const s of [...first, fourth, other]) s.destroy();
 });
 
 t.test('a client that connects and sends nothing is closed at the first-query deadline', async (t) => {

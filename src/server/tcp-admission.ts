@@ -1,0 +1,108 @@
+/**
+ * Which TCP connections may stay open: the admission policy of tcp.ts, with no sockets in it.
+ *
+ * - Per client address and per client network (IPv4 /24, IPv6 /56, the prefixes an ISP hands
+ *   one customer): over either cap a new connection is refused. A few hosts in one network can
+ *   so hold at most `maxPerNetwork` of the table, never all of it.
+ * - In total: when the table is full, the connection idle longest is closed to admit the new one
+ *   (RFC 7766 §6.2.3: a server may close idle connections, and under pressure should close the
+ *   idle ones first). Refusing the newcomer instead would let anyone who opens enough idle
+ *   connections deny TCP to everyone, and with it the retry that truncated and rate-limited
+ *   (TC=1) UDP answers ask for. A legitimate client sends its query right after connecting,
+ *   so it is the connection least likely to be chosen.
+ *
+ * "Idle" is measured from the last bytes a connection delivered (touch()): the table keeps its
+ * connections in that order, so the choice costs O(1) per admission and per read.
+ */
+import ipaddr from 'ipaddr.js';
+
+export interface AdmissionLimits {
+  /** Open connections at most; when full, the longest-idle one makes room. */
+  maxConnections: number;
+  /** Open connections per client address at most; over it a new one is refused. */
+  maxPerAddress: number;
+  /** Open connections per client network (IPv4 /24, IPv6 /56) at most; over it a new one is refused. */
+  maxPerNetwork: number;
+}
+
+/** The prefixes that make one client network (RFC 6177 suggests /56 for an IPv6 customer site). */
+export const NETWORK_PREFIX = { ipv4: 24, ipv6: 56 } as const;
+
+/** admit()'s verdict: admitted (closing `evict` first, when not null), or refused and why. */
+export type Admission<C> = { admitted: true; evict: C | null } | { admitted: false; reason: 'address' | 'network' | 'full' };
+
+/**
+ * The client network of an address, as text: "192.0.2.0/24", "2001:db8:0:100::/56". An
+ * IPv4-mapped IPv6 address counts as its IPv4 address; text that is no address is its own network.
+ */
+export function clientNetwork(address: string): string {
+  try {
+    const parsed = ipaddr.process(address);
+    const [family, bits] = parsed.kind() === 'ipv4' ? [ipaddr.IPv4, NETWORK_PREFIX.ipv4] : [ipaddr.IPv6, NETWORK_PREFIX.ipv6];
+    return `${family.networkAddressFromCIDR(`${parsed.toString()}/${bits}`).toString()}/${bits}`;
+  } catch {
+    return address;
+  }
+}
+
+interface Entry {
+  readonly address: string;
+  readonly network: string;
+}
+
+export class ConnectionTable<C> {
+  /** Open connections, the longest idle first (a Map iterates in insertion order). */
+  private readonly byIdle = new Map<C, Entry>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly perNetwork = new Map<string, number>();
+
+  constructor(private readonly limits: AdmissionLimits) {}
+
+  get size(): number {
+    return this.byIdle.size;
+  }
+
+  /**
+   * Decides on a new connection from `address`; when admitted it is in the table, and the caller
+   * closes `evict` (already removed from the table).
+   */
+  admit(connection: C, address: string): Admission<C> {
+    const network = clientNetwork(address);
+    if ((this.perAddress.get(address) ?? 0) >= this.limits.maxPerAddress) return { admitted: false, reason: 'address' };
+    if ((this.perNetwork.get(network) ?? 0) >= this.limits.maxPerNetwork) return { admitted: false, reason: 'network' };
+    let evict: C | null = null;
+    if (this.byIdle.size >= this.limits.maxConnections) {
+      const longestIdle = this.byIdle.keys().next();
+      if (longestIdle.done) return { admitted: false, reason: 'full' }; // a table of size 0
+      evict = longestIdle.value;
+      this.remove(evict);
+    }
+    this.byIdle.set(connection, { address, network });
+    bump(this.perAddress, address, 1);
+    bump(this.perNetwork, network, 1);
+    return { admitted: true, evict };
+  }
+
+  /** `connection` delivered bytes: it becomes the last to be chosen for closing. */
+  touch(connection: C): void {
+    const entry = this.byIdle.get(connection);
+    if (entry === undefined) return;
+    this.byIdle.delete(connection);
+    this.byIdle.set(connection, entry);
+  }
+
+  /** Forgets a closed connection; a connection already forgotten is ignored. */
+  remove(connection: C): void {
+    const entry = this.byIdle.get(connection);
+    if (entry === undefined) return;
+    this.byIdle.delete(connection);
+    bump(this.perAddress, entry.address, -1);
+    bump(this.perNetwork, entry.network, -1);
+  }
+}
+
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n <= 0) counts.delete(key);
+  else counts.set(key, n);
+}
