@@ -134,3 +134,12 @@ t.test('bench/scale/run.mjs at a tiny size', { skip: have('dnsperf') ? false : '
   t.ok(result.mainThread.dnsperf.completed > 0, '--udp-threads 0: queries answered during the reload');
   if (addon) t.ok(result.udpThreads.dnsperf.completed > 0 && result.udpThreads.reloadMs > 0, '--udp-threads 2: answered during a reload that rolled through the threads');
 });
+
+t.test('bench/tcp-flood/run.mjs at a tiny size: idle connections, a TCP client and UDP capacity', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const r = run(['bench/tcp-flood/run.mjs', '--seconds', '1', '--slots', '100', '--sources', '10', '--legit-rate', '20']);
+  t.equal(r.status, 0, r.stderr);
+  const rows = r.stdout.split('\n').filter((l) => l.startsWith('{"layout"')).map((l) => JSON.parse(l));
+  t.same(rows.map((row) => row.layout), ['one', 'spread'], 'both layouts measured');
+  for (const row of rows) t.ok(row.udpAlone > 0 && row.udpAttacked > 0 && row.attackerOpen > 0, `${row.layout}: UDP measured with and without the attacker's connections`);
+  t.match(r.stdout, /\| layout \| attacker connected \| UDP QPS alone/, 'summary table printed');
+});
