@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * TCP connection exhaustion: can idle connections deny TCP to everyone? One `sitedns serve`
- * (default flags: UDP threads, --tcp-max-connections 2000), first alone, then while
+ * (default flags: UDP threads, --tcp-max-connections 2000), alone, then while
  * attacker.mjs holds 2,000 idle connections from 40 loopback addresses (50 each, under the
- * per-address cap of 64) and reopens each one the server closes. In both phases a legitimate
+ * per-address cap of 64) and reopens each one the server closes, then alone again. In each phase a legitimate
  * client on 127.0.0.1 sends TCP queries, one new connection each (as a resolver retrying after
  * TC=1 does), and dnsperf measures UDP capacity.
  *
@@ -11,6 +11,8 @@
  * 256 connections); `spread` gives each its own /24, so only closing the longest-idle
  * connection when the table is full (RFC 7766 §6.2.3) lets the legitimate client in.
  * Targets: >= 95 % of the legitimate client's queries answered, UDP within 10 % of no attack.
+ * Also printed: the CPU the server and the attacker take with the attack alone running (no UDP
+ * load), in % of one core: on a shared 2-core machine the UDP ratio also carries the attacker's.
  *
  *   npm run build
  *   node bench/tcp-flood/run.mjs [--layout one|spread|both] [--seconds 5] [--legit-rate 50]
@@ -19,7 +21,7 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { CLI, dnsQuery, dnsperf, freePort, load, machine, printTable, requireDnsperf, startProcess, writeSitednsZones } from '../qps/lib.mjs';
+import { CLI, dnsQuery, dnsperf, freePort, load, machine, printTable, requireDnsperf, startProcess, TICKS_PER_SECOND, treeTicks, writeSitednsZones } from '../qps/lib.mjs';
 import { sitednsZone, ZONE } from '../qps/zones.mjs';
 
 const { values } = parseArgs({
@@ -86,6 +88,13 @@ async function tcpEvents(httpPort) {
   return events;
 }
 
+/** The CPU each of `pids` takes over `ms`, in % of one core. */
+async function cpuOf(pids, ms) {
+  const before = pids.map(treeTicks);
+  await new Promise((r) => setTimeout(r, ms));
+  return pids.map((pid, i) => Math.round((100 * (treeTicks(pid) - before[i])) / TICKS_PER_SECOND / (ms / 1000)));
+}
+
 /** UDP capacity (dnsperf) and the legitimate client's TCP queries, at the same time. */
 async function measure(port) {
   const [udp, tcp] = await Promise.all([
@@ -126,24 +135,34 @@ for (const layout of layouts) {
     const alone = await measure(port);
     const attacker = await startAttacker(port, layout);
     const held = attacker.state();
+    const [attackCpu, attackerCpu] = await cpuOf([server.proc.pid, attacker.proc.pid], 2000);
     const before = await tcpEvents(httpPort);
     const attacked = await measure(port);
     const after = await tcpEvents(httpPort);
     const during = attacker.state();
     await attacker.stop();
+    // Measured again once the attacker is gone: the figure alone is the mean of before and after,
+    // so that a machine whose load drifts (or a server still warming up) does not bias the ratio.
+    await new Promise((r) => setTimeout(r, 1000));
+    const aloneAfter = await measure(port);
+    const udpAlone = Math.round((alone.udpQps + aloneAfter.udpQps) / 2);
     const row = {
       layout,
       attackerOpen: held?.open,
-      udpAlone: alone.udpQps,
+      udpAlone,
+      udpAloneRuns: `${udpAlone} (${alone.udpQps}, ${aloneAfter.udpQps})`,
       udpAttacked: attacked.udpQps,
-      udpRatio: (attacked.udpQps / alone.udpQps).toFixed(2),
-      tcpAlone: `${alone.tcpAnswered}/${alone.tcpSent}`,
+      udpRatio: (attacked.udpQps / udpAlone).toFixed(2),
+      tcpAlone: `${alone.tcpAnswered + aloneAfter.tcpAnswered}/${alone.tcpSent + aloneAfter.tcpSent}`,
       tcpAttacked: `${attacked.tcpAnswered}/${attacked.tcpSent}`,
       tcpAnsweredPct: ((100 * attacked.tcpAnswered) / attacked.tcpSent).toFixed(1),
+      attackCpu,
+      attackerCpu,
+      attackCpus: `${attackCpu} / ${attackerCpu}`,
       evictions: (after.evict ?? 0) - (before.evict ?? 0),
       rejections: (after.reject ?? 0) - (before.reject ?? 0),
       attackerReopened: (during?.opened ?? 0) - (held?.opened ?? 0),
-      load: `${alone.load} / ${attacked.load}`,
+      load: `${alone.load} / ${attacked.load} / ${aloneAfter.load}`,
     };
     rows.push(row);
     console.log(JSON.stringify(row));
@@ -153,8 +172,8 @@ for (const layout of layouts) {
 }
 console.log();
 printTable(
-  ['layout', 'attacker connected', 'UDP QPS alone', 'UDP QPS attacked', 'ratio', 'TCP alone', 'TCP attacked', 'TCP answered %', 'evictions', 'rejections', 'load 1m/5m/15m alone / attacked'],
-  ['layout', 'attackerOpen', 'udpAlone', 'udpAttacked', 'udpRatio', 'tcpAlone', 'tcpAttacked', 'tcpAnsweredPct', 'evictions', 'rejections', 'load'],
+  ['layout', 'attacker connected', 'UDP QPS alone (before, after)', 'UDP QPS attacked', 'ratio', 'TCP alone', 'TCP attacked', 'TCP answered %', 'CPU % server / attacker (attack only)', 'evictions', 'rejections', 'load 1m/5m/15m before / attacked / after'],
+  ['layout', 'attackerOpen', 'udpAloneRuns', 'udpAttacked', 'udpRatio', 'tcpAlone', 'tcpAttacked', 'tcpAnsweredPct', 'attackCpus', 'evictions', 'rejections', 'load'],
   rows,
 );
 const met = rows.every((r) => Number(r.tcpAnsweredPct) >= 95 && Number(r.udpRatio) >= 0.9);
