@@ -4,8 +4,8 @@
  * registry and sums them with this thread's (state, probes, config, TCP), series by series
  * (prom-client's aggregation). Gauges of one thread are 0 in the others, so summing is right.
  * Threads that miss a scrape or are replaced keep their counts in the sums (KeptRegistries), so
- * a summed counter never steps back. The threads' registries have no process metrics (metrics.ts
- * collects those on the main thread only).
+ * a summed counter never steps back. The threads' registries have no process metrics
+ * (metrics/definitions.ts collects those on the main thread only).
  */
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { registry, runScrapeHooks, siteAnswersTotal } from '../metrics/definitions.js';

@@ -1,6 +1,7 @@
 /**
  * Every metric sitedns exports, defined once (docs/metrics.md lists them). Components import the
- * metric they update; nothing else registers metrics. Names are `sitedns_*`.
+ * metric they update; nothing else registers metrics. Names are `sitedns_*`, except the process's
+ * own (prom-client's default metrics, `process_*` and `nodejs_*`).
  *
  * Per-query updates must stay cheap. prom-client hashes and validates the label set on every
  * `inc()`/`observe()` (measured: ~0.5 µs each, more than answering a query), so the per-query
@@ -9,6 +10,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SITEDNS_VERSION } from '../util/version.js';
 
 export const registry = new Registry();
 // The event-loop lag histogram samples with a timer; prom-client's default 10 ms wakes every
@@ -17,9 +19,18 @@ export const registry = new Registry();
 // against 1.0-2.4 % at 100 ms (10 s of /proc CPU time). 100 ms still gives
 // ~150 samples per 15 s scrape and catches every stall longer than 100 ms.
 const EVENT_LOOP_MONITORING_MS = 100;
+/**
+ * prom-client's gauges of a total (sums over their `type` label's series, which stay): a gauge's
+ * name must not end in `_total`, the counter suffix (Prometheus naming conventions).
+ */
+const TOTAL_NAMED_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 // Process metrics come from the main thread only: a UDP thread (serve --udp-threads) shares the
-// process, so its copy would double every sum, and its event loop is meant to be blocked.
-if (isMainThread) collectDefaultMetrics({ register: registry, prefix: 'sitedns_process_', eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
+// process, so its copy would double every sum, and its event loop is meant to be blocked. They
+// keep prom-client's standard names (`process_*`, `nodejs_*`), which stock Node.js dashboards use.
+if (isMainThread) {
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_MS });
+  for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name);
+}
 
 const scrapeHooks = new Set<() => void>();
 
@@ -139,6 +150,13 @@ export const siteUp = new Gauge({
   name: 'sitedns_site_up',
   help: '1 when the site is up (answers may use it), 0 when down or drained',
   labelNames: ['zone', 'site'] as const,
+  registers: [registry],
+});
+
+export const siteState = new Gauge({
+  name: 'sitedns_site_state',
+  help: 'The site\'s state, one series per state of the status view (up, down, drained, forced-up, unknown): 1 for the state it is in, 0 for the others',
+  labelNames: ['zone', 'site', 'state'] as const,
   registers: [registry],
 });
 
@@ -356,9 +374,19 @@ export const probersLive = new Gauge({
   registers: [registry],
 });
 
-export const clusterStateMessagesTotal = new Counter({
-  name: 'sitedns_cluster_state_messages_total',
+export const udpThreadStateMessagesTotal = new Counter({
+  name: 'sitedns_udp_thread_state_messages_total',
   help: 'State messages the main thread sent the UDP threads: whole snapshots (start, hello, reload, full recomputes) and deltas (the sites an incremental recompute changed)',
   labelNames: ['kind'] as const,
   registers: [registry],
 });
+
+// Describes the process, so the main thread alone exports it, like the process metrics: the UDP
+// threads' registries are summed into /metrics (admin/answerer-metrics.ts).
+export const buildInfo = new Gauge({
+  name: 'sitedns_build_info',
+  help: 'Always 1; the labels say which sitedns version runs on which Node.js',
+  labelNames: ['version', 'node'] as const,
+  registers: isMainThread ? [registry] : [],
+});
+buildInfo.labels(SITEDNS_VERSION, process.versions.node).set(1);

@@ -20,13 +20,14 @@
  * every re-read, store outages and reconnects (the carry-over window), and any notice other
  * than a view (probers, forced states).
  */
-import { probersLive, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../metrics/definitions.js';
+import { probersLive, siteState, siteUp, siteUtilization, stateAgeSeconds, stateStoreConnected } from '../metrics/definitions.js';
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';
 import { combine, combineSite, liveProbers, quorumWarning, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
+import { siteCondition, SITE_CONDITIONS } from './status.js';
 import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
 
 export interface FollowerOptions {
@@ -362,6 +363,8 @@ export class StateFollower {
     const setGauges = (site: SiteModel) => {
       const s: SiteState = stateOf(snapshot, site.key);
       siteUp.labels(site.zone, site.id).set(s.up ? 1 : 0);
+      const condition = siteCondition(snapshot.sites.get(site.key));
+      for (const state of SITE_CONDITIONS) siteState.labels(site.zone, site.id, state).set(state === condition ? 1 : 0);
       if (s.utilization !== undefined) siteUtilization.labels(site.zone, site.id).set(s.utilization);
     };
     if (changed === 'all') {

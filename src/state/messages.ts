@@ -4,7 +4,7 @@
  * sites that changed since the snapshot `from`, for a receiver known to hold that one
  * (StatePublisher). The receiving side applies either with applyStateMessage.
  */
-import { clusterStateMessagesTotal } from '../metrics/definitions.js';
+import { udpThreadStateMessagesTotal } from '../metrics/definitions.js';
 import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from './snapshot.js';
 
 export interface StateMessage {
@@ -78,7 +78,7 @@ export class StatePublisher<T> {
   /** The whole snapshot to one receiver (a new one, one that said 'hello', before a reload). */
   whole(target: T, snapshot: StateSnapshot, message: StateMessage = stateMessage(snapshot)): void {
     this.sentVersion.set(target, snapshot.version);
-    clusterStateMessagesTotal.labels('whole').inc();
+    udpThreadStateMessagesTotal.labels('whole').inc();
     this.send(target, message);
   }
 
@@ -90,7 +90,7 @@ export class StatePublisher<T> {
     for (const target of targets) {
       if (delta !== undefined && this.sentVersion.get(target) === delta.from) {
         this.sentVersion.set(target, snapshot.version);
-        clusterStateMessagesTotal.labels('delta').inc();
+        udpThreadStateMessagesTotal.labels('delta').inc();
         this.send(target, (partial ??= deltaMessage(snapshot, delta)));
       } else {
         this.whole(target, snapshot, (whole ??= stateMessage(snapshot)));

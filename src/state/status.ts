@@ -17,7 +17,8 @@ import type { StoreContents } from './types.js';
  * - `unknown`: no monitor has a verdict yet; answers count the site as up (docs/state.md).
  * - `drained` / `forced-up`: an operator's forced state overrides the probes until it expires.
  */
-export type SiteCondition = 'up' | 'down' | 'drained' | 'forced-up' | 'unknown';
+export const SITE_CONDITIONS = ['up', 'down', 'drained', 'forced-up', 'unknown'] as const;
+export type SiteCondition = (typeof SITE_CONDITIONS)[number];
 
 export interface ForcedView {
   readonly state: 'down' | 'up';
@@ -91,7 +92,7 @@ export function siteView(key: string, state: SiteState | undefined, site: SiteMo
   // In the documented field order (docs/state.md), which `status --json` prints; no undefined values.
   const view: SiteView = {
     site: key,
-    state: conditionOf(state),
+    state: siteCondition(state),
     up: s.up,
     ...(s.load !== undefined && { load: s.load }),
     ...(s.utilization !== undefined && { utilization: s.utilization }),
@@ -104,7 +105,8 @@ export function siteView(key: string, state: SiteState | undefined, site: SiteMo
   return view;
 }
 
-function conditionOf(state: SiteState | undefined): SiteCondition {
+/** A site's condition from its state (undefined: no state known yet). */
+export function siteCondition(state: SiteState | undefined): SiteCondition {
   if (state === undefined) return 'unknown';
   if (state.forced) return state.forced.state === 'down' ? 'drained' : 'forced-up';
   return state.up ? 'up' : 'down';

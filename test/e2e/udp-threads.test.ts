@@ -16,6 +16,7 @@ import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 import { decode, query } from '../helpers/dns.js';
 import { probeTarget, probedZonesDir } from '../helpers/probe-target.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
+import { SITEDNS_VERSION } from '../../src/util/version.js';
 import { CLI, serveRefusal, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 
 async function run(): Promise<void> {
@@ -42,7 +43,7 @@ async function run(): Promise<void> {
       for (let i = 0; i < 100 && (await bostonAnswer()) !== address; i++) await new Promise((r) => setTimeout(r, 100));
       t.same(await allAnswers(), [address], what);
     };
-    const deltas = async () => metric(parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text()), 'sitedns_cluster_state_messages_total', { kind: 'delta' }) ?? 0;
+    const deltas = async () => metric(parseMetrics(await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text()), 'sitedns_udp_thread_state_messages_total', { kind: 'delta' }) ?? 0;
     await until('boston up in every thread', '203.0.113.10');
     const deltasBefore = await deltas();
     await close();
@@ -71,10 +72,11 @@ async function run(): Promise<void> {
     t.equal(metric(m, 'sitedns_queries_total', { transport: 'tcp' }), 2, 'the main thread\'s TCP queries too');
     // docs/metrics.md: the state messages to the threads are counted
     // (the flips above went as deltas or whole states; a thread gets a whole one when it starts).
-    t.ok(metric(m, 'sitedns_cluster_state_messages_total', { kind: 'whole' }) >= 2, 'state messages to the threads are counted');
+    t.ok(metric(m, 'sitedns_udp_thread_state_messages_total', { kind: 'whole' }) >= 2, 'state messages to the threads are counted');
     t.equal(metric(m, 'sitedns_udp_batch_dropped_total', { reason: 'empty' }), 3, 'the threads\' socket counters are summed');
-    const started = metric(m, 'sitedns_process_process_start_time_seconds');
+    const started = metric(m, 'process_start_time_seconds');
     t.ok(started > Date.now() / 1000 - 600 && started <= Date.now() / 1000, `process metrics are there, once (start time ${started}, not a sum over threads)`);
+    t.equal(metric(m, 'sitedns_build_info', { version: SITEDNS_VERSION, node: process.versions.node }), 1, 'build info is there, once');
     // docs/metrics.md: /readyz and sitedns_udp_threads_live count the threads listening.
     t.equal(metric(m, 'sitedns_udp_threads_live'), 2, 'sitedns_udp_threads_live: both threads listen');
     const ready = await fetch(`http://127.0.0.1:${admin.port}/readyz`);

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { StateFollower } from '../../src/state/follower.js';
-import { siteUp } from '../../src/metrics/definitions.js';
+import { siteState, siteUp } from '../../src/metrics/definitions.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { stateOf } from '../../src/state/snapshot.js';
 import type { Notice, StateStore } from '../../src/state/types.js';
@@ -112,4 +112,14 @@ t.test('the memory store behaves the same for a follower', async (t) => {
   await store.setForced('z.test/a', { state: 'up', by: 'ops', reason: 'probe wrong', until: Date.now() + 60_000, at: Date.now() });
   await turn();
   t.equal(await gauge(), 1, 'and 1 once forced up');
+  // sitedns_site_state tells the states apart: one series per state, 1 for the site's.
+  const states = async () => Object.fromEntries((await siteState.get()).values.filter((v) => v.labels.zone === 'z.test' && v.labels.site === 'a').map((v) => [v.labels.state, v.value]));
+  t.same(await states(), { up: 0, down: 0, drained: 0, 'forced-up': 1, unknown: 0 }, 'sitedns_site_state: forced-up');
+  await store.setForced('z.test/a', { state: 'down', by: 'ops', reason: 'maintenance', until: Date.now() + 60_000, at: Date.now() });
+  await turn();
+  t.equal(await gauge(), 0, 'sitedns_site_up 0 while drained, as while down');
+  t.same(await states(), { up: 0, down: 0, drained: 1, 'forced-up': 0, unknown: 0 }, 'sitedns_site_state: drained, not down');
+  await store.setForced('z.test/a', null);
+  await turn();
+  t.same(await states(), { up: 0, down: 1, drained: 0, 'forced-up': 0, unknown: 0 }, 'sitedns_site_state: down once undrained');
 });
