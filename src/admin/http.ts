@@ -148,9 +148,20 @@ export async function startAdminServer(router: AdminRouter, options: AdminServer
   };
 }
 
+/** Whether every `%` of the path starts a valid UTF-8 escape (RFC 3986 §2.1): route parameters are decoded. */
+function wellEncoded(path: string): boolean {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function handle(router: AdminRouter, options: AdminServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = (req.method ?? 'GET').toUpperCase();
+  if (!wellEncoded(url.pathname)) return send(res, { status: 400, body: { error: 'the path has a malformed %-encoding' } });
   const found = router.match(method, url.pathname);
   if (found === undefined) return send(res, { status: 404, body: { error: 'not found' } });
   if (found === 'method') return send(res, { status: 405, body: { error: 'method not allowed' } });
@@ -163,7 +174,7 @@ async function handle(router: AdminRouter, options: AdminServerOptions, req: htt
   let body: unknown;
   if (method === 'POST' || method === 'PUT' || method === 'DELETE') {
     const raw = await readBody(req);
-    if (raw === null) return send(res, { status: 413, body: { error: `body over ${MAX_BODY_BYTES} bytes` } });
+    if (raw === null) return send(res, { status: 413, body: { error: `body over ${MAX_BODY_BYTES} bytes` }, headers: { connection: 'close' } });
     if (raw.length > 0) {
       try {
         body = JSON.parse(raw);
@@ -184,15 +195,30 @@ async function handle(router: AdminRouter, options: AdminServerOptions, req: htt
   send(res, response);
 }
 
+/** How much of an over-size body is read and thrown away so the client reads its 413 rather than a reset. */
+const MAX_DISCARD_BYTES = 16 * MAX_BODY_BYTES;
+
+/**
+ * The body as text, or null when it is over MAX_BODY_BYTES. An over-size body is refused from
+ * its Content-Length when it has one; otherwise the rest is read and dropped (up to
+ * MAX_DISCARD_BYTES, then the connection is closed), because a server that closes while the
+ * client still sends makes the client see a reset instead of the answer (RFC 9110 §15.5.14).
+ */
 function readBody(req: http.IncomingMessage): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES;
+    if (over) resolve(null);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
+      if (!over && size > MAX_BODY_BYTES) {
+        over = true;
+        chunks.length = 0;
         resolve(null);
-        req.destroy();
+      }
+      if (over) {
+        if (size > MAX_DISCARD_BYTES) req.destroy();
         return;
       }
       chunks.push(c);

@@ -11,7 +11,7 @@
 import type { AdminRequest, AdminResponse, AdminRouter } from './http.js';
 import type { Runtime } from '../state/runtime.js';
 import type { StateFollower } from '../state/follower.js';
-import { siteKey } from '../state/keys.js';
+import { siteKey, siteRefProblem } from '../state/keys.js';
 import { drain, parseLoad, reportLoad, undrain, type DrainRequest } from '../state/service.js';
 import { statusView, type StatusReport } from '../state/status.js';
 import type { StateStore } from '../state/types.js';
@@ -30,6 +30,8 @@ export function buildStatus(ctx: StateRouteContext, now = Date.now()): StatusRep
 
 export function registerStateRoutes(router: AdminRouter, ctx: StateRouteContext): void {
   const known = (req: AdminRequest): string | AdminResponse => {
+    const problem = siteRefProblem(req.params.zone) ?? siteRefProblem(req.params.site);
+    if (problem !== undefined) return { status: 400, body: { error: problem } };
     const key = siteKey(req.params.zone, req.params.site);
     for (const zone of ctx.runtime.zones.zones.values()) for (const site of zone.sites) if (site.key === key) return key;
     return { status: 404, body: { error: `no site ${key} in the served zones` } };

@@ -96,6 +96,14 @@ export function decode<T>(schema: z.ZodType<T>, text: string | null | undefined)
   }
 }
 
+/** C0 and C1 control characters and DEL: no zone name or site id holds one, and a log line or terminal must not get one. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Why `ref` (a site key, id or Site Name as given) cannot name a site, or undefined when it can. */
+export function siteRefProblem(ref: string): string | undefined {
+  return CONTROL_CHARACTER.test(ref) ? `${JSON.stringify(ref)} holds a control character: no site is named so` : undefined;
+}
+
 /** `zone/site` keys: zones are lower-case names without the trailing dot, site ids lower-case labels. */
 export function siteKey(zone: string, site: string): string {
   return `${zone.toLowerCase().replace(/\.$/, '')}/${site.toLowerCase()}`;

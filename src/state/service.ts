@@ -16,8 +16,11 @@ export interface DrainRequest {
   readonly state?: 'down' | 'up';
 }
 
-/** How long a drain lasts (`--for`, the request's `for`): a duration longer than 0. */
-export const drainDuration = duration.refine((ms) => ms > 0, 'is not longer than 0');
+/** The longest drain: its end must stay a date every reader can write (explain, status). */
+export const MAX_DRAIN_MS = 365 * 86_400_000;
+
+/** How long a drain lasts (`--for`, the request's `for`): a duration longer than 0, at most 365d. */
+export const drainDuration = duration.refine((ms) => ms > 0, 'is not longer than 0').refine((ms) => ms <= MAX_DRAIN_MS, 'is longer than 365d, the longest drain');
 
 export function drainDurationMs(value: string | number | undefined): number | { error: string } {
   if (value === undefined) return DEFAULT_DRAIN_MS;

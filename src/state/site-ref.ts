@@ -1,9 +1,14 @@
 /**
  * How operators name a site on the command line: `boston` (when only one zone has it),
  * `boston.app.example.com` (the Site Name, when it is the default <id>.<zone>) or the key
- * `app.example.com/boston`.
+ * `app.example.com/boston`. Only a site in `keys` is named: acting on a site that does not exist
+ * is an error, whether through the admin listener or straight on Redis.
  */
+import { siteRefProblem } from './keys.js';
+
 export function resolveSiteRef(ref: string, keys: Iterable<string>): { key: string } | { error: string } {
+  const problem = siteRefProblem(ref);
+  if (problem !== undefined) return { error: problem };
   const wanted = ref.toLowerCase().replace(/\.$/, '');
   const all = [...new Set(keys)];
   if (all.includes(wanted)) return { key: wanted };
@@ -15,6 +20,5 @@ export function resolveSiteRef(ref: string, keys: Iterable<string>): { key: stri
   });
   if (matches.length === 1) return { key: matches[0] };
   if (matches.length > 1) return { error: `"${ref}" is ambiguous: ${matches.join(', ')} (use zone/site)` };
-  if (wanted.includes('/')) return { key: wanted };
   return { error: `no site "${ref}"${all.length ? ` (known: ${all.sort().join(', ')})` : ''}` };
 }
