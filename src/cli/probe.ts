@@ -3,9 +3,10 @@ import { Prober } from '../probe/prober.js';
 import { ReloadController } from '../server/reload.js';
 import { ZoneStore } from '../server/zone-store.js';
 import { MemoryStateStore } from '../state/memory-store.js';
-import { RedisStateStore } from '../state/redis-store.js';
+import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
 import { statusFromContents } from '../state/status.js';
 import { componentLogger, createLogger } from '../util/logger.js';
+import { redactUrl } from '../util/redact.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { flagDuration, logLevel, on, optionalRedisUrl, optionalText, text } from './flag-values.js';
 import { outputFlag, printReport } from './output.js';
@@ -65,12 +66,17 @@ export async function runProbe(argv: string[]): Promise<number> {
     // Leftovers of probers that crashed long ago must not linger in `status`.
     await store.pruneProbers(3_600_000);
   } catch (error) {
+    // Refused credentials do not fix themselves, as an outage does: stop and say so.
+    if (error instanceof StoreAuthError) {
+      await store.close();
+      throw error;
+    }
     logger.warn({ err: (error as Error).message }, 'Redis not reachable yet: probing anyway and writing once it is');
   }
   const prober = new Prober({ store, logger, id: flags['prober-id'] || undefined });
   await prober.start();
   prober.follow(runtime);
-  logger.info({ prober: prober.id, zones: [...runtime.zones.zones.keys()], redis: flags.redis }, 'probing');
+  logger.info({ prober: prober.id, zones: [...runtime.zones.zones.keys()], redis: redactUrl(flags.redis) }, 'probing');
   process.on('SIGHUP', () => void reloads.reload('sighup'));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -5,7 +5,8 @@
 import { adminRequest } from '../admin/http.js';
 import { DEFAULT_ADMIN_LISTEN } from '../app/serve-app.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
-import { RedisStateStore } from '../state/redis-store.js';
+import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
+import { redactUrl } from '../util/redact.js';
 import { createLogger } from '../util/logger.js';
 import type { FlagValues, Flags } from './args.js';
 import { optionalRedisUrl, optionalText, text } from './flag-values.js';
@@ -26,7 +27,8 @@ export async function openRedis(url: string, prefix: string): Promise<RedisState
     await store.ready(3000);
   } catch (error) {
     await store.close();
-    throw new Error(`cannot reach Redis at ${url}: ${(error as Error).message}`);
+    if (error instanceof StoreAuthError) throw error;
+    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
   }
   return store;
 }

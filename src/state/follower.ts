@@ -149,26 +149,29 @@ export class StateFollower {
     this.timers.push(setInterval(() => void this.resync(), this.resyncMs));
     this.timers.push(setInterval(() => this.tick(), this.tickMs));
     for (const t of this.timers) t.unref?.();
+    let storeError: string | undefined;
     try {
       await this.store.ready(limitMs);
       if (await this.resync()) return 'store';
-    } catch {
-      /* fall through: fail static from the file */
+    } catch (error) {
+      // Fall through: fail static from the file. The reason is logged with it (an unreachable
+      // store and refused credentials call for different fixes).
+      storeError = (error as Error).message;
     }
     if (this.everRead) return 'store';
-    return this.startFromFile();
+    return this.startFromFile(storeError);
   }
 
-  private startFromFile(): StartSource {
+  private startFromFile(storeError: string | undefined): StartSource {
     const path = this.stateFile?.path;
     const loaded = path ? readStateFile(path) : { error: 'disabled' };
     if ('error' in loaded) {
-      this.log.warn({ stateFile: path ?? null, why: loaded.error }, 'state store unreachable at start and no last-known-state file: answering with every site up, load unknown');
+      this.log.warn({ stateFile: path ?? null, why: loaded.error, store: storeError }, 'state store unreachable at start and no last-known-state file: answering with every site up, load unknown');
       return 'assumed-up';
     }
     if (!this.everRead) {
       this.swap(makeSnapshot(loaded.sites, false), 'all');
-      this.log.warn({ stateFile: path, writtenAt: new Date(loaded.writtenAt).toISOString(), sites: loaded.sites.size }, 'state store unreachable at start: answering from the last-known-state file');
+      this.log.warn({ stateFile: path, writtenAt: new Date(loaded.writtenAt).toISOString(), sites: loaded.sites.size, store: storeError }, 'state store unreachable at start: answering from the last-known-state file');
     }
     return 'state-file';
   }

@@ -9,7 +9,9 @@
  * are retried every 100 ms .. 1 s.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
+import { redactUrl } from '../util/redact.js';
 import { decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
 import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
 
@@ -18,6 +20,16 @@ export interface RedisStoreOptions {
   prefix?: string;
   logger: Logger;
 }
+
+/** Redis refused the credentials (NOAUTH: a password is needed; WRONGPASS: the user or password is wrong). */
+export class StoreAuthError extends CodedError<'ESTORE_AUTH'> {
+  constructor(message: string) {
+    super('ESTORE_AUTH', message);
+  }
+}
+
+/** Redis's replies to a client whose credentials it does not accept (Redis 6+ and older servers). */
+const AUTH_REFUSED = /^(NOAUTH|WRONGPASS)\b|^ERR (invalid password|AUTH <password> called without any password configured)/;
 
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
@@ -30,6 +42,9 @@ export class RedisStateStore implements StateStore {
   private subscribed = false;
   private closed = false;
   private badValues = 0;
+  /** Redis's last refusal of the credentials, until a connection is ready again. */
+  private authRefusal: string | undefined;
+  private readonly where: string;
 
   constructor(options: RedisStoreOptions) {
     this.keys = keyNames(options.prefix ?? DEFAULT_PREFIX);
@@ -43,10 +58,18 @@ export class RedisStateStore implements StateStore {
     };
     this.cmd = new Redis(options.url, { ...common, connectionName: 'sitedns' });
     this.sub = new Redis(options.url, { ...common, connectionName: 'sitedns-sub', commandTimeout: undefined });
+    this.where = redactUrl(options.url);
     for (const client of [this.cmd, this.sub]) {
       // ioredis reports every failed (re)connect as an 'error' event; the state follower logs the
-      // outage once, so these stay at debug level.
-      client.on('error', (error) => this.log.debug({ err: error.message }, 'redis error'));
+      // outage once, so these stay at debug level. A refused password is no outage that passes
+      // by itself: it is logged once, at error.
+      client.on('error', (error) => {
+        if (!AUTH_REFUSED.test(error.message)) return this.log.debug({ err: error.message }, 'redis error');
+        if (this.authRefusal === undefined) this.log.error({ redis: this.where, err: error.message }, 'Redis refused the credentials: check the password (and user) in the Redis URL');
+        this.authRefusal = error.message;
+        for (const l of this.connectionListeners) l(false);
+      });
+      client.on('ready', () => (this.authRefusal = undefined));
     }
     this.cmd.on('ready', () => this.maybeConnected());
     this.sub.on('ready', () => {
@@ -89,18 +112,25 @@ export class RedisStateStore implements StateStore {
   ready(timeoutMs: number): Promise<void> {
     if (this.connected()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.connectionListeners.delete(listener);
-        reject(new Error(`Redis not reachable within ${timeoutMs}ms`));
-      }, timeoutMs);
-      const listener = (connected: boolean) => {
-        if (!connected) return;
+      const settle = (error?: Error) => {
         clearTimeout(timer);
         this.connectionListeners.delete(listener);
-        resolve();
+        if (error) reject(error);
+        else resolve();
       };
+      const timer = setTimeout(() => settle(this.refusedError() ?? new Error(`Redis not reachable within ${timeoutMs}ms`)), timeoutMs);
+      // Refused credentials end the wait at once: retrying will not change Redis's answer.
+      const listener = (connected: boolean) => (connected ? settle() : this.authRefusal !== undefined && settle(this.refusedError()));
       this.connectionListeners.add(listener);
     });
+  }
+
+  /** The error for Redis's last refusal of the credentials, if it refused them. */
+  private refusedError(): StoreAuthError | undefined {
+    const refusal = this.authRefusal;
+    if (refusal === undefined) return undefined;
+    const why = refusal.startsWith('NOAUTH') ? 'it needs a password (redis://:PASSWORD@host:port)' : 'the user or password is wrong';
+    return new StoreAuthError(`Redis at ${this.where} refused the credentials (${refusal.split(' ')[0]}): ${why}`);
   }
 
   async readAll(): Promise<StoreContents> {
