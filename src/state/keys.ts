@@ -39,7 +39,9 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
 }
 
 const finite = z.number().finite();
-const time = z.number().finite().nonnegative();
+/** The last millisecond a JavaScript Date holds (ECMA-262, "Time Values and Time Range"): a later time cannot be shown. */
+const LAST_DATE_MS = 8.64e15;
+const time = z.number().finite().nonnegative().max(LAST_DATE_MS);
 // The rule of state/load-value.ts, for loads read back from Redis.
 const load = z.number().finite().nonnegative();
 

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { loadValue } from '../../src/state/load-value.js';
 import { parseLoad } from '../../src/state/service.js';
-import { decode, encode, probeViewSchema, reportSchema } from '../../src/state/keys.js';
+import { decode, encode, forcedSchema, probeViewSchema, reportSchema } from '../../src/state/keys.js';
 
 t.test('loadValue: finite numbers >= 0, as numbers or numeric strings', async (t) => {
   for (const [value, expected] of [
@@ -24,4 +24,11 @@ t.test('a negative load stored in Redis is not taken', async (t) => {
   const view = { up: true, checkedAt: 1, since: 1, reason: 'HTTP 200' };
   t.equal(decode(probeViewSchema, encode({ ...view, load: -1 })), undefined);
   t.same(decode(probeViewSchema, encode({ ...view, load: 1 })), { ...view, load: 1 });
+});
+
+t.test('a drain stored in Redis that ends past the last date is not taken', async (t) => {
+  const forced = { state: 'down', by: 'ops', reason: 'r', at: 1 } as const;
+  t.equal(decode(forcedSchema, encode({ ...forced, until: 1e300 })), undefined, 'explain and status could not write its end');
+  t.equal(decode(forcedSchema, encode({ ...forced, until: 8.64e15 + 1 })), undefined);
+  t.same(decode(forcedSchema, encode({ ...forced, until: 8.64e15 })), { ...forced, until: 8.64e15 });
 });
