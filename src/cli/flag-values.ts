@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { duration } from '../util/duration.js';
 import { parseHostPort } from '../util/listen.js';
 import { LOG_LEVELS } from '../util/log-levels.js';
+import { redactUrl } from '../util/redact.js';
 
 /** A flag with a default: always text. */
 export const text = z.string();
@@ -71,7 +72,7 @@ export const optionalRedisUrl = z
   .optional()
   .superRefine((url, ctx) => {
     if (url === undefined || url === '' || redisUrlParses(url)) return;
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(withoutPassword(url))} is not a Redis URL (redis://[:password@]host[:port][/db], rediss:// for TLS, or a socket path)` });
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(redactUrl(url))} is not a Redis URL (redis://[:password@]host[:port][/db], rediss:// for TLS, or a socket path)` });
   });
 
 function redisUrlParses(url: string): boolean {
@@ -87,6 +88,3 @@ function redisUrlParses(url: string): boolean {
 }
 
 /** The URL with what stands between the user name's colon and the @ masked. */
-export function withoutPassword(url: string): string {
-  return url.replace(/(^|\/\/)([^/@:]*):[^/@]*@/, '$1$2:***@');
-}

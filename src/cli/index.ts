@@ -4,7 +4,7 @@
  * it runs: `sitedns check` does not load the Redis client, the metrics registry or the server
  * (~0.4 s of start-up).
  */
-import { readFileSync } from 'node:fs';
+import { SITEDNS_VERSION } from '../util/version.js';
 
 type Run = (argv: string[]) => number | Promise<number>;
 
@@ -33,15 +33,10 @@ ${Object.entries(COMMANDS)
 Run "sitedns help <command>" (or "sitedns <command> --help") for a command's flags. Every flag
 also reads SITEDNS_<FLAG>. "sitedns --version" (-V) prints the version.`;
 
-/** package.json's version: dist/cli/index.js is two directories below it, as src/cli/index.ts is. */
-function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
-
 async function main(argv: string[]): Promise<number> {
   const [first, ...afterFirst] = argv;
   if (first === '--version' || first === '-V') {
-    console.log(version());
+    console.log(SITEDNS_VERSION);
     return 0;
   }
   // `sitedns help <command>` is `sitedns <command> --help`.
