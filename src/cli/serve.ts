@@ -11,7 +11,7 @@ import { NoZonesError } from '../server/reload.js';
 import { CodedError } from '../util/coded-error.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { randomCookieSecret } from '../dns/cookies.js';
-import type { EdnsAnswering } from '../server/handler.js';
+import type { EdnsAnswering } from '../dns/reply-options.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
 import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalRedisUrl, optionalText, refused, text, texts, wholeNumber, listenAddresses } from './flag-values.js';
 

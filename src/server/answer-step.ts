@@ -16,7 +16,8 @@
  */
 import { rateLimitedTotal, transportEventsTotal } from '../metrics/definitions.js';
 import { badCookieResponse, slipResponse } from '../dns/response.js';
-import { COOKIE_PROVEN, COOKIE_UNPROVEN, type Handler } from './handler.js';
+import { COOKIE_PROVEN, COOKIE_UNPROVEN } from '../dns/reply-options.js';
+import type { Handler } from './handler.js';
 import type { RequestContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
 

@@ -33,17 +33,17 @@
  * match byte for byte (test/perf/prebuilt-diff.test.ts).
  *
  * The reply options answered per query (RFC 5001 NSID, RFC 7873 COOKIE) are written by both
- * paths from one function (replyOptionsFor); the CH-class identity names (RFC 4892) take the
- * general path. `lastCookie` tells the answer step whether the query's source was proven by a
- * valid server cookie (it is then exempt from rate limiting).
+ * paths from dns/reply-options.ts; the CH-class identity names (RFC 4892) take the general path.
+ * `lastCookie` tells the answer step whether the query's source was proven by a valid server
+ * cookie (it is then exempt from rate limiting).
  *
  * `handle()`/`handleInto()` never throw: any unexpected error while answering becomes SERVFAIL
  * and a counted event; packets that must not be answered give null / -1.
  */
 import { CLASS_ANY, CLASS_CH, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
-import { COOKIE_OPTION_LEN, type ServerCookies } from '../dns/cookies.js';
-import { nsidOption } from '../dns/encode.js';
+import type { ServerCookies } from '../dns/cookies.js';
 import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
+import { COOKIE_NONE, ReplyOptions, type CookieProof, type ServerIdentity } from '../dns/reply-options.js';
 import { buildResponse, chaosTxtResponse, failureResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/records.js';
 import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
@@ -75,32 +75,6 @@ export interface HandlerOptions {
   cookies?: ServerCookies | null;
 }
 
-/** `serve --nsid` and `--version-bind`: what NSID and the CH TXT names answer; null: not answered (REFUSED). */
-export interface ServerIdentity {
-  /** The NSID option (RFC 5001) and CH TXT `id.server` / `hostname.bind` (RFC 4892 §2). */
-  readonly nsid: string | null;
-  /** CH TXT `version.bind`. */
-  readonly versionBind: string | null;
-}
-
-/**
- * `serve --nsid`, `--version-bind` and `--cookie-secret`, as every answerer (the main thread, each
- * UDP thread) takes them: plain data, so a thread gets them in its workerData.
- */
-export interface EdnsAnswering {
-  identity: ServerIdentity;
-  /** Hex secrets: the first makes server cookies, all are accepted (dns/cookies.ts); none: cookies are ignored. */
-  cookieSecrets: string[];
-}
-
-/** What the last query's COOKIE option proved (Handler.lastCookie). */
-export const COOKIE_NONE = 0;
-/** A client cookie without a valid server cookie: the source is not proven (RFC 7873 §5.2.3, §5.2.4). */
-export const COOKIE_UNPROVEN = 1;
-/** A valid server cookie: the client received our earlier reply at this address (RFC 7873 §5.2.5). */
-export const COOKIE_PROVEN = 2;
-export type CookieProof = typeof COOKIE_NONE | typeof COOKIE_UNPROVEN | typeof COOKIE_PROVEN;
-
 /** handleInto's internal verdicts besides a length. */
 const NO_RESPONSE = -1;
 const GENERAL = -2;
@@ -116,14 +90,8 @@ export class Handler {
   private table: PrebuiltTable | null = null;
 
   private readonly prebuilt: boolean;
-  private readonly identity: ServerIdentity;
-  private readonly cookies: ServerCookies | null;
-  /** Encoded NSID option (null: not configured) and the scratch the reply's options are written to. */
-  private readonly nsid: Buffer | null;
-  private readonly replyOptions: Buffer;
+  private readonly replyOptions: ReplyOptions;
   private readonly address = new Uint8Array(16);
-  /** What the COOKIE option of the query handled last proved (read by the answer step). */
-  lastCookie: CookieProof = COOKIE_NONE;
   /** How many responses came from prebuilt bytes and how many from the general encoder. */
   readonly answeredBy = { prebuilt: 0, general: 0 };
   /** Clock, random source and the policies' memory (one PolicyMemory per handler). */
@@ -140,10 +108,7 @@ export class Handler {
     options: HandlerOptions = {},
   ) {
     this.prebuilt = options.prebuilt ?? process.env.SITEDNS_PREBUILT !== '0';
-    this.identity = options.identity ?? { nsid: null, versionBind: null };
-    this.cookies = options.cookies ?? null;
-    this.nsid = this.identity.nsid === null ? null : nsidOption(this.identity.nsid);
-    this.replyOptions = Buffer.alloc((this.nsid?.length ?? 0) + COOKIE_OPTION_LEN);
+    this.replyOptions = new ReplyOptions(options.identity, options.cookies ?? null);
     const every = observer.onQuery !== undefined ? (observer.timeEvery ?? 0) : 0;
     this.timeMask = every > 0 ? 2 ** Math.round(Math.log2(every)) - 1 : -1;
     this.env = withMemory(env);
@@ -172,7 +137,7 @@ export class Handler {
     ev.dropped = false;
     ev.error = null;
     ev.rcode = 0;
-    this.lastCookie = COOKIE_NONE;
+    this.replyOptions.lastCookie = COOKIE_NONE;
     let n: number;
     try {
       n = this.prebuilt ? this.fastPath(query, queryLength, ctx, out, ev) : GENERAL;
@@ -311,34 +276,19 @@ export class Handler {
     return buildResponse(query, result, ctx.transport, records, selection, extra);
   }
 
-  /**
-   * The reply's NSID (when asked and configured: RFC 5001 §2.3) and COOKIE options (RFC 7873
-   * §5.2: a client cookie always gets a server cookie back) for an EDNS query whose COOKIE data
-   * is cookie[cookieStart, + cookieLength) (cookie null: none), as option bytes (a view of one
-   * scratch buffer); null for none. Sets lastCookie. The fast and general paths both call it, so
-   * their options are the same bytes.
-   */
+  /** What the COOKIE option of the query handled last proved (read by the answer step). */
+  get lastCookie(): CookieProof {
+    return this.replyOptions.lastCookie;
+  }
+
   private replyOptionsFor(nsidAsked: boolean, cookie: Uint8Array | null, cookieStart: number, cookieLength: number, ctx: RequestContext): Buffer | null {
-    let length = 0;
-    if (nsidAsked && this.nsid !== null) {
-      this.nsid.copy(this.replyOptions, 0);
-      length = this.nsid.length;
-    }
-    if (cookie !== null && cookieStart >= 0 && this.cookies !== null) {
-      const addressLength = clientAddressBytes(ctx, this.address);
-      if (addressLength > 0) {
-        this.lastCookie = this.cookies.reply(cookie, cookieStart, cookieLength, this.address, addressLength) ? COOKIE_PROVEN : COOKIE_UNPROVEN;
-        this.cookies.option.copy(this.replyOptions, length);
-        length += this.cookies.option.length;
-      }
-    }
-    return length === 0 ? null : length === this.replyOptions.length ? this.replyOptions : this.replyOptions.subarray(0, length);
+    const addressLength = cookie === null ? 0 : clientAddressBytes(ctx, this.address);
+    return this.replyOptions.optionsFor(nsidAsked, cookie, cookieStart, cookieLength, this.address, addressLength);
   }
 
   /** CH class: the server's identity (RFC 4892 §2) where configured; REFUSED for the rest. */
   private chaos(query: DecodedQuery, ctx: RequestContext, extra: Buffer | null): Buffer {
-    const name = query.qname;
-    const text = name === 'id.server' || name === 'hostname.bind' ? this.identity.nsid : name === 'version.bind' ? this.identity.versionBind : null;
+    const text = this.replyOptions.chaosText(query.qname);
     if (text === null || (query.qtype !== QTYPE.TXT && query.qtype !== QTYPE.ANY)) return rcodeResponse(query, RCODE.REFUSED, false, extra);
     return chaosTxtResponse(query, text, ctx.transport, extra);
   }

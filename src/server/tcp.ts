@@ -1,7 +1,7 @@
 /**
  * TCP transport (RFC 7766): 2-byte length framing, pipelined queries answered in order, an idle
  * timeout, caps on connections (per client address and network; when the total is reached the
- * longest-idle connection makes room: tcp-admission.ts) and on unanswered bytes, and write
+ * longest-idle connection makes room: policy/tcp-admission.ts) and on unanswered bytes, and write
  * backpressure: when a client stops reading we stop reading from it, and if its backlog still
  * grows past the cap the connection is closed. dns2's TCP server has no connection cap and no
  * write backpressure, so it is not used.
@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js';
 import { TCP_RESPONSE_MAX } from './handler.js';
-import { ConnectionTable } from './tcp-admission.js';
+import { ConnectionTable } from '../policy/tcp-admission.js';
 import type { RequestContext } from './request-context.js';
 
 type TcpEvent = keyof typeof transportEvents.tcp;

@@ -26,7 +26,7 @@ import { steeringCounters } from '../policy/udp-steering.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
 import type { ZoneTexts } from './reload.js';
 import type { RrlOptions } from './rrl.js';
-import type { EdnsAnswering } from './handler.js';
+import type { EdnsAnswering } from '../dns/reply-options.js';
 import type { DeltaMessage, StateMessage } from '../state/messages.js';
 import { DEFAULT_BATCH, DEFAULT_SLOT, loadAddon } from './udp-batched.js';
 import type { UdpListener } from './udp.js';

@@ -6,7 +6,8 @@
 import t from 'tap';
 import { ServerCookies, parseCookieSecret } from '../../src/dns/cookies.js';
 import { AnswerStep } from '../../src/server/answer-step.js';
-import { COOKIE_NONE, COOKIE_PROVEN, COOKIE_UNPROVEN, Handler, type HandlerOptions } from '../../src/server/handler.js';
+import { COOKIE_NONE, COOKIE_PROVEN, COOKIE_UNPROVEN } from '../../src/dns/reply-options.js';
+import { Handler, type HandlerOptions } from '../../src/server/handler.js';
 import { ResponseRateLimiter } from '../../src/server/rrl.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { compileText, decode, fixedEnv, query } from '../helpers/dns.js';

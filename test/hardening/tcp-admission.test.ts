@@ -1,10 +1,10 @@
 /**
- * The TCP admission policy (src/server/tcp-admission.ts), socket-free: caps per address and per
+ * The TCP admission policy (src/policy/tcp-admission.ts), socket-free: caps per address and per
  * network (IPv4 /24, IPv6 /56) refuse; a full table closes its longest-idle connection
  * (RFC 7766 §6.2.3). tcp.test.ts shows the same with real sockets.
  */
 import t from 'tap';
-import { clientNetwork, ConnectionTable } from '../../src/server/tcp-admission.js';
+import { clientNetwork, ConnectionTable } from '../../src/policy/tcp-admission.js';
 
 t.test('client networks are the /24 and the /56', async (t) => {
   const cases: [string, string][] = [
