@@ -104,7 +104,7 @@ function explainDynamic(
     weight: weights.get(site) ?? null,
     probability: round4(odds.get(site) ?? 0),
   }));
-  const answer = [...staticAnswer, ...dynamicRecords(name, selection, family)];
+  const answer = [...staticAnswer, ...dynamicRecords(name, result.dynamicOwner, selection, family)];
   const other = [...odds].filter(([k]) => typeof k === 'string').map(([k, p]) => [k, round4(p)]);
   return {
     rcode: selection.kind === 'servfail' ? 'SERVFAIL' : selection.kind === 'drop' ? '(no reply)' : 'NOERROR',
@@ -226,14 +226,15 @@ function describe(name: DynamicName, selection: Selection, odds: Map<Outcome, nu
   }
 }
 
-function dynamicRecords(name: DynamicName, selection: Selection, family: 4 | 6): ExplainedRecord[] {
+/** The records the answer carries: owned by the name asked when a wildcard name answers (RFC 4592 §3.3.1). */
+function dynamicRecords(name: DynamicName, owner: string, selection: Selection, family: 4 | 6): ExplainedRecord[] {
   const type = family === 4 ? 'A' : 'AAAA';
   if (selection.kind === 'sites') {
-    return selection.sites.flatMap((s) => (family === 4 ? s.v4 : s.v6).map((data) => ({ name: name.name, type, ttl: name.ttl, data })));
+    return selection.sites.flatMap((s) => (family === 4 ? s.v4 : s.v6).map((data) => ({ name: owner, type, ttl: name.ttl, data })));
   }
   if (selection.kind === 'sorry') {
     const rdatas = family === 4 ? (name.pool?.sorry4 ?? []) : (name.pool?.sorry6 ?? []);
-    return rdatas.map((rdata) => ({ name: name.name, type, ttl: name.ttl, data: rdataText(family === 4 ? QTYPE.A : QTYPE.AAAA, rdata) }));
+    return rdatas.map((rdata) => ({ name: owner, type, ttl: name.ttl, data: rdataText(family === 4 ? QTYPE.A : QTYPE.AAAA, rdata) }));
   }
   return [];
 }

@@ -221,12 +221,17 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
   for (const [name, types] of staticSets) {
     if (pause()) yield;
     if (!isBelowCut(name)) continue;
+    if (isWildcard(name)) {
+      sink.add(['records', relativeKey(name, origin)], `the wildcard ${name} is below a delegation and never matches: every name there is referred (RFC 1034 §4.3.2 step 3b)`, 'EZONE_CONFLICT');
+      continue;
+    }
     for (const t of types.keys()) {
       if (t !== QTYPE.A && t !== QTYPE.AAAA) sink.add(['records', relativeKey(name, origin)], `${name} is below the delegation and may only hold glue (A/AAAA)`, 'EZONE_CONFLICT');
     }
   }
   for (const cut of cutNames) {
     const types = staticSets.get(cut)!;
+    if (isWildcard(cut)) sink.add(['records', relativeKey(cut, origin)], 'a wildcard cannot own NS: synthesized delegations are undefined (RFC 4592 §4.2)', 'EZONE_CONFLICT');
     for (const t of types.keys()) {
       if (t !== QTYPE.NS) sink.add(['records', relativeKey(cut, origin)], `a delegation point holds only NS (and glue below it)`, 'EZONE_CONFLICT');
     }
@@ -377,6 +382,8 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
   const rrsetOfName = (name: string, type: number): RRset | undefined => rrsetsOf(name).find((set) => set.type === type);
 
   const nodes = new Map<string, NameNode>();
+  // RFC 4592 §3.3.1: every wildcard by the closest encloser it answers below.
+  const wildcards = new Map<string, NameNode>();
   for (const name of allNames) {
     if (pause()) yield;
     if (isBelowCut(name) || cutNames.includes(name)) continue; // answered by referral
@@ -384,7 +391,14 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     const cname = all.find((set) => set.type === QTYPE.CNAME);
     // A CNAME stands alone (checked above): its node holds no other RRset.
     const rrsets = cname === undefined ? all : all.filter((set) => set !== cname);
-    nodes.set(name, Object.seal({ name, rrsets: rrsets.length === 0 ? NO_RRSETS : Object.freeze(rrsets), cname, dynamic: dynamicByName.get(name)?.d, results: undefined }));
+    const node: NameNode = Object.seal({ name, rrsets: rrsets.length === 0 ? NO_RRSETS : Object.freeze(rrsets), cname, dynamic: dynamicByName.get(name)?.d, results: undefined });
+    nodes.set(name, node);
+    if (isWildcard(name)) wildcards.set(wildcardEncloser(name), node);
+  }
+  // RFC 4592 §4.9: an empty non-terminal wildcard (`*.x` with names only below it) answers
+  // NODATA for the names it matches: a node without data.
+  for (const name of emptyNonTerminals) {
+    if (isWildcard(name) && !isBelowCut(name)) wildcards.set(wildcardEncloser(name), Object.seal({ name, rrsets: NO_RRSETS, cname: undefined, dynamic: undefined, results: undefined }));
   }
 
   const soaSet = rrsetOfName(origin, QTYPE.SOA)!;
@@ -416,6 +430,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     negativeSoa,
     nodes,
     emptyNonTerminals,
+    wildcards,
     cuts: new Map<string, Extract<LookupResult, { kind: 'referral' }>>(),
     apexGlue,
     sites: Object.freeze(sites),
@@ -477,6 +492,16 @@ function* checkStaticLimits(
       if (total > MAX_RRSET_BYTES) sink.add(pathOf(owner), `the ${typeName(type)} records come to ${total} bytes; no DNS message could carry them (at most ${MAX_RRSET_BYTES})`, 'EZONE_LIMIT');
     }
   }
+}
+
+/** RFC 4592 §2.1.1: a wildcard domain name is one whose first label is `*` (only the first). */
+export function isWildcard(name: string): boolean {
+  return name.charCodeAt(0) === 0x2a && (name.length === 1 || name.charCodeAt(1) === 0x2e);
+}
+
+/** The name below which wildcard `name` answers: its parent (`*.cdn.example.com` -> `cdn.example.com`). */
+function wildcardEncloser(name: string): string {
+  return name.length === 1 ? '' : name.slice(2);
 }
 
 function relativeKey(name: string, origin: string): string {

@@ -48,36 +48,76 @@ export function atDelegation(zone: ZoneModel, name: string, qtype: number): Look
  * the chain ends decides the kind: the type's RRset (answer); a name without it (NODATA, RFC
  * 2308 §3) or no name at all (NXDOMAIN, RFC 6604 §3), both with the chain; a delegation (the
  * chain plus the referral, step 3b); out of the zone, a loop or too long (the chain: the client's
- * resolver continues from the last CNAME).
+ * resolver continues from the last CNAME). A target that does not exist is answered by its
+ * closest encloser's wildcard when there is one (RFC 4592 §3.3.1, nodeAt). `name` is the name
+ * asked: the node's own, or one its wildcard answers for; every RRset taken from a wildcard node
+ * is written with the name it answers for (RFC 4592 §3.3.1).
  */
-export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qtype: number): LookupResult {
+export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qtype: number, name: string = node.name): LookupResult {
   const chain: RRset[] = [];
   let current = node;
+  let owner = name;
   let type = qtype;
   for (let depth = 1; ; depth++) {
     if (type === QTYPE.ANY) type = anyType(current);
     if (current.cname !== undefined && type !== QTYPE.CNAME) {
-      chain.push(current.cname);
+      chain.push(ownedBy(current.cname, owner));
       const target = (current.cname.records[0].rdata[0] as { name: string }).name;
-      if (depth >= MAX_CNAME_CHAIN || chain.some((c) => c.owner === target) || findZone(zones, target) !== zone) return answerOf(zone, chain, undefined, 4, []);
+      if (depth >= MAX_CNAME_CHAIN || chain.some((c) => c.owner === target) || findZone(zones, target) !== zone) return answerOf(zone, chain, undefined, 4, [], owner);
       const delegated = atDelegation(zone, target, type);
       if (delegated !== undefined) return delegated.kind === 'referral' ? Object.freeze({ ...delegated, answer: Object.freeze(chain) }) : negativeOf('nodata', zone, chain);
-      const next = zone.nodes.get(target);
+      const next = nodeAt(zone, target);
       if (next === undefined) return negativeOf(zone.emptyNonTerminals.has(target) ? 'nodata' : 'nxdomain', zone, chain);
       current = next;
+      owner = target;
       continue;
     }
     if (current.dynamic !== undefined && (type === QTYPE.A || type === QTYPE.AAAA)) {
-      return answerOf(zone, chain, current.dynamic, type === QTYPE.A ? 4 : 6, []);
+      return answerOf(zone, chain, current.dynamic, type === QTYPE.A ? 4 : 6, [], owner);
     }
     const rrset = type === QTYPE.CNAME && current.cname !== undefined ? current.cname : rrsetOf(current, type);
     if (rrset !== undefined) {
-      chain.push(rrset);
+      chain.push(ownedBy(rrset, owner));
       const additional = type === QTYPE.NS && current.name === zone.origin ? zone.apexGlue : [];
-      return answerOf(zone, chain, undefined, 4, additional);
+      return answerOf(zone, chain, undefined, 4, additional, owner);
     }
     return chain.length > 0 ? negativeOf('nodata', zone, chain) : zone.nodata;
   }
+}
+
+/**
+ * The node that answers `name` inside `zone`: its own, or the wildcard of its closest encloser
+ * when the name does not exist; undefined for an empty non-terminal, a name at or below a
+ * delegation, or a name that does not exist and matches no wildcard.
+ */
+export function nodeAt(zone: ZoneModel, name: string): NameNode | undefined {
+  return zone.nodes.get(name) ?? (zone.emptyNonTerminals.has(name) ? undefined : wildcardFor(zone, name));
+}
+
+/**
+ * RFC 4592 §3.3.1: the source of synthesis for `name`, a name of `zone` that does not exist: the
+ * wildcard child of its closest encloser (the nearest ancestor that exists, data or empty
+ * non-terminal), if that has one. A closer existing name blocks wildcards above it. No wildcard
+ * answers at or below a delegation: those names are referred (RFC 1034 §4.3.2 step 3b).
+ */
+export function wildcardFor(zone: ZoneModel, name: string): NameNode | undefined {
+  if (zone.wildcards.size === 0) return undefined;
+  const origin = zone.origin;
+  let encloser = name;
+  while (encloser.length > origin.length) {
+    if (zone.cuts.has(encloser)) return undefined;
+    const dot = encloser.indexOf('.');
+    encloser = dot < 0 ? '' : encloser.slice(dot + 1);
+    if (encloser === origin || zone.nodes.has(encloser) || zone.emptyNonTerminals.has(encloser)) return zone.wildcards.get(encloser);
+  }
+  return undefined;
+}
+
+/** `set` as owned by `owner`: itself, or a copy for the name a wildcard answers (RFC 4592 §3.3.1). */
+function ownedBy(set: RRset, owner: string): RRset {
+  if (set.owner === owner) return set;
+  const records = set.records.map((r) => Object.freeze({ ...r, owner }));
+  return Object.freeze({ ...set, owner, records: Object.freeze(records) });
 }
 
 function anyType(node: NameNode): number {
@@ -99,8 +139,9 @@ function answerOf(
   dynamic: DynamicName | undefined,
   family: 4 | 6,
   additional: readonly RRset[],
+  dynamicOwner: string,
 ): LookupResult {
-  return Object.freeze({ kind: 'answer', zone, answer: Object.freeze(answer), dynamic, family, additional });
+  return Object.freeze({ kind: 'answer', zone, answer: Object.freeze(answer), dynamic, dynamicOwner, family, additional });
 }
 
 function negativeOf(kind: 'nodata' | 'nxdomain', zone: ZoneModel, chain: RRset[]): LookupResult {

@@ -132,6 +132,11 @@ export type LookupResult =
       readonly answer: readonly RRset[];
       /** When the chain ends at a Pool/Group/Site Name: its A or AAAA is chosen per query. */
       readonly dynamic: DynamicName | undefined;
+      /**
+       * The owner of those chosen records: the dynamic name itself, or the name a wildcard
+       * Pool/Group/Site Name answers for (RFC 4592 §3.3.1: the owner is the name asked).
+       */
+      readonly dynamicOwner: string;
       readonly family: 4 | 6;
       readonly additional: readonly RRset[];
     }
@@ -177,6 +182,12 @@ export interface ZoneModel {
   readonly nodes: ReadonlyMap<string, NameNode>;
   /** Names that exist only because something lies below them (empty non-terminals). */
   readonly emptyNonTerminals: ReadonlySet<string>;
+  /**
+   * Closest encloser -> its wildcard node `*.<encloser>` (RFC 4592 §3.3.1): the source of
+   * synthesis for the names below the encloser that do not exist. An empty non-terminal
+   * wildcard is a node without data (RFC 4592 §4.9: NODATA).
+   */
+  readonly wildcards: ReadonlyMap<string, NameNode>;
   /** Delegation points below the apex -> referral result (its `answer` empty). */
   readonly cuts: ReadonlyMap<string, Extract<LookupResult, { kind: 'referral' }>>;
   /** Additional-section glue for the apex NS RRset. */

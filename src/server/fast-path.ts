@@ -10,12 +10,13 @@
  * a query costs one hash over its name bytes (computed while scanning it) and a byte compare.
  * A name that is not in the table is answered NXDOMAIN from its zone's template, or REFUSED,
  * by walking its suffixes the way lookup.ts does; anything this cannot decide exactly (below a
- * delegation, a name the SOA's names could compress against) goes the general way.
+ * delegation, a name the SOA's names could compress against, a name a wildcard may answer) goes
+ * the general way.
  */
 import { QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
-import type { WireRecord } from '../dns/records.js';
+import type { Rdata, WireRecord } from '../dns/records.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
 import type { NameMemory, PolicyMemory } from '../policy/memory.js';
 import { PreparedSelection } from '../policy/prepared.js';
@@ -80,13 +81,13 @@ export class DynamicAnswers {
         const site = selection.sites[0];
         let answer = this.perSite.get(site);
         if (answer === undefined) {
-          answer = this.build(selection, siteRecords(this.dynamic, site, this.family));
+          answer = this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family));
           this.perSite.set(site, answer);
         }
         return answer;
       }
       case 'sorry':
-        return (this.sorry ??= this.build(selection, sorryRecords(this.dynamic, this.family)));
+        return (this.sorry ??= this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family)));
       case 'nodata':
         return (this.nodata ??= this.build(selection, null));
       case 'servfail':
@@ -103,16 +104,17 @@ export class DynamicAnswers {
   }
 }
 
-/** The A/AAAA records of one chosen site (the same records handler.ts builds on its general path). */
-export function siteRecords(name: DynamicName, site: SiteModel, family: Family): WireRecord[] {
-  const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
-  return (family === 4 ? site.rdata4 : site.rdata6).map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }));
+/** The A/AAAA records of a 'sites' or 'sorry' selection of `name`, owned by `owner` (both paths build them here). */
+export function chosenRecords(name: DynamicName, owner: string, selection: Extract<Selection, { kind: 'sites' | 'sorry' }>, family: Family): WireRecord[] {
+  const rdatas = selection.kind === 'sorry'
+    ? family === 4 ? name.pool?.sorry4 ?? [] : name.pool?.sorry6 ?? []
+    : selection.sites.flatMap((s: SiteModel) => (family === 4 ? s.rdata4 : s.rdata6));
+  return ownedRecords(owner, name, rdatas, family);
 }
 
-export function sorryRecords(name: DynamicName, family: Family): WireRecord[] {
+function ownedRecords(owner: string, name: DynamicName, rdatas: readonly Rdata[], family: Family): WireRecord[] {
   const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
-  const rdatas = family === 4 ? name.pool?.sorry4 ?? [] : name.pool?.sorry6 ?? [];
-  return rdatas.map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }));
+  return rdatas.map((rdata) => Object.freeze({ owner, type, ttl: name.ttl, rdata }));
 }
 
 /** What a memoized type resolves to. */
@@ -135,6 +137,11 @@ const DELEGATED = 2;
 const MARKER = 4;
 /** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
 const SOA_SUFFIX = 8;
+/**
+ * The parent of a wildcard: a name below it that is not in the table is synthesized from the
+ * wildcard (RFC 4592 §3.3.1), owned by the name asked, on the general path.
+ */
+const WILDCARD_ENCLOSER = 16;
 
 /** Names handled between two pause points of tableSteps. */
 const NAMES_PER_STEP = 1024;
@@ -245,7 +252,7 @@ export class PrebuiltTable {
   }
   /** Walking up from a name not in the table, this ancestor means "general path". */
   stopsWalk(i: number): boolean {
-    return (this.flags[i] & (DELEGATED | SOA_SUFFIX)) !== 0;
+    return (this.flags[i] & (DELEGATED | SOA_SUFFIX | WILDCARD_ENCLOSER)) !== 0;
   }
   wireLength(i: number): number {
     return this.wireStart[i + 1] - this.wireStart[i];
@@ -346,6 +353,7 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
     add(zone.origin);
     const apex = slot(zone.origin);
     if (zones[apex] === zone) flagList[apex] |= APEX;
+    for (const encloser of zone.wildcards.keys()) flagList[slot(encloser)] |= WILDCARD_ENCLOSER;
     // RFC 1035 §4.1.4: in an NXDOMAIN for a name below the apex, the SOA's MNAME and RNAME
     // compress against the question. If the question shares a suffix with them that is longer
     // than the apex, the general encoder points there and the template would differ.

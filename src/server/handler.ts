@@ -47,14 +47,14 @@ import { COOKIE_NONE, ReplyOptions, type CookieProof, type ServerIdentity } from
 import { buildResponse, chaosTxtResponse, failureResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/records.js';
 import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
-import type { DynamicName, SiteModel, ZoneSet } from '../model/zone-model.js';
+import type { DynamicName, ZoneSet } from '../model/zone-model.js';
 import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
 import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/types.js';
 import type { Selection } from '../model/selection.js';
 import type { Runtime } from '../state/runtime.js';
 import { ClientView } from './client-view.js';
-import { tableOnQueryPath, type PrebuiltTable } from './fast-path.js';
+import { chosenRecords, tableOnQueryPath, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
 import { clientAddressBytes, type RequestContext } from './request-context.js';
@@ -271,7 +271,7 @@ export class Handler {
       this.observer.onSelection?.(dynamic, selection);
     }
     if (selection.kind === 'drop') return null;
-    const records = this.recordsFor(dynamic, selection, result.family);
+    const records = this.recordsFor(dynamic, result.dynamicOwner, selection, result.family);
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
     return buildResponse(query, result, ctx.transport, records, selection, extra);
   }
@@ -293,22 +293,18 @@ export class Handler {
     return chaosTxtResponse(query, text, ctx.transport, extra);
   }
 
-  /** A dynamic name's A/AAAA records for the chosen sites, built once per (name, choice). */
-  private recordsFor(name: DynamicName, selection: Selection, family: Family): readonly WireRecord[] | null {
+  /**
+   * A dynamic name's A/AAAA records for the chosen sites, owned by `owner`: built once per
+   * (name, choice), or per query for a name a wildcard answers (its owner is the name asked).
+   */
+  private recordsFor(name: DynamicName, owner: string, selection: Selection, family: Family): readonly WireRecord[] | null {
     if (selection.kind !== 'sites' && selection.kind !== 'sorry') return null;
+    if (owner !== name.name) return chosenRecords(name, owner, selection, family);
     let perName = this.recordCache.get(name);
     if (perName === undefined) this.recordCache.set(name, (perName = new Map()));
     const key = selection.kind === 'sorry' ? `sorry/${family}` : selection.sites.length === 1 ? `${selection.sites[0].id}/${family}` : `${selection.sites.map((s) => s.id).join(',')}/${family}`;
     let records = perName.get(key);
-    if (records === undefined) {
-      records = [];
-      const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
-      const rdatas = selection.kind === 'sorry'
-        ? family === 4 ? name.pool?.sorry4 ?? [] : name.pool?.sorry6 ?? []
-        : selection.sites.flatMap((s: SiteModel) => (family === 4 ? s.rdata4 : s.rdata6));
-      for (const rdata of rdatas) records.push(Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }));
-      perName.set(key, records);
-    }
+    if (records === undefined) perName.set(key, (records = chosenRecords(name, owner, selection, family)));
     return records;
   }
 

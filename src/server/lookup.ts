@@ -1,10 +1,11 @@
 /**
  * qname + qtype -> lookup result kind (REFUSED, referral, NXDOMAIN, NODATA, answer). No bytes.
  * The hot path is two map reads: the zone (by walking the name's suffixes, model/resolve.ts's
- * findZone) and the node's memoized result for this type.
+ * findZone) and the node's memoized result for this type. A name that does not exist walks up
+ * once more, to its closest encloser's wildcard (model/resolve.ts), when the zone has any.
  */
 import { QTYPE } from '../dns/constants.js';
-import { atDelegation, findZone, resolveNode, rrsetOf } from '../model/resolve.js';
+import { atDelegation, findZone, resolveNode, rrsetOf, wildcardFor } from '../model/resolve.js';
 import type { LookupResult, ZoneSet } from '../model/zone-model.js';
 
 export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
@@ -15,7 +16,13 @@ export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResu
   const delegated = atDelegation(zone, qname, qtype);
   if (delegated !== undefined) return delegated;
   const node = zone.nodes.get(qname);
-  if (node === undefined) return zone.emptyNonTerminals.has(qname) ? zone.nodata : zone.nxdomain;
+  if (node === undefined) {
+    if (zone.emptyNonTerminals.has(qname)) return zone.nodata;
+    // RFC 4592 §3.3.1: synthesized from the closest encloser's wildcard, owned by this name, so
+    // not memoized on the wildcard's node.
+    const wildcard = wildcardFor(zone, qname);
+    return wildcard === undefined ? zone.nxdomain : resolveNode(zones, zone, wildcard, qtype, qname);
+  }
   // A node's results are kept across reloads that keep its zone, so they must not depend on the
   // other zones of the set: where a zone lies inside another (a CNAME target may then belong to
   // the inner one), nothing is memoized.
