@@ -9,7 +9,10 @@
  * was built for: the body's compression pointers may point into the question (RFC 1035 §4.1.4),
  * which sits at the same offset with the same length. NXDOMAIN bodies are "templates" built for
  * the zone's apex: for a longer name below the apex every pointer moves by the difference in
- * name length (fast-path.ts makes sure no body name could have compressed differently).
+ * name length. Wildcard answers are templates built for the wildcard's own name `*.<encloser>`:
+ * for a name the wildcard answers, pointers to the whole question (the synthesized owner, RFC
+ * 4592 §3.3.1) stay and the others move (fast-path.ts makes sure no body name could have
+ * compressed differently).
  *
  * Only queries of the common shape come here: QUERY opcode, one question of class IN, no
  * answer/authority records, at most one OPT of version 0 (with at most one valid ECS option,
@@ -28,6 +31,12 @@ import { cookieLengthProblem } from './cookies.js';
 const FLAG_QR = 0x8000;
 const FLAGS_COPIED = 0x0100 | 0x0010; // RD, CD (RFC 1035 §4.1.1, RFC 4035 §3.1.6)
 
+/**
+ * A template's pointers for a longer question name: 'suffix' moves every one (an NXDOMAIN built
+ * for the apex), 'wildcard' all but those to the whole question (built for `*.<encloser>`).
+ */
+export type TemplateKind = 'suffix' | 'wildcard';
+
 export class PrebuiltAnswer {
   constructor(
     /** AA bit and RCODE of the response header. */
@@ -43,10 +52,10 @@ export class PrebuiltAnswer {
   ) {}
 
   /** From a complete response built by response.ts for a query without EDNS. */
-  static fromResponse(response: Buffer, questionEnd: number, template = false): PrebuiltAnswer {
+  static fromResponse(response: Buffer, questionEnd: number, template: TemplateKind | null = null): PrebuiltAnswer {
     const body = Buffer.from(response.subarray(questionEnd));
     const flags = response.readUInt16BE(2) & (0x0400 | 0x000f);
-    const pointers = template ? pointerOffsets(body, response, questionEnd) : null;
+    const pointers = template !== null ? pointerOffsets(body, response, template === 'wildcard') : null;
     return new PrebuiltAnswer(flags, response.readUInt16BE(6), response.readUInt16BE(8), response.readUInt16BE(10), body, pointers);
   }
 }
@@ -65,11 +74,12 @@ export function syntheticQuery(name: string, qtype: number): DecodedQuery {
 }
 
 /**
- * Offsets of the compression pointers in a body holding only RRs whose RDATA names sit where
- * NS, CNAME, PTR, SOA or MX put them (what negative answers and referrals contain). Returns null
- * when the body holds anything else, so the caller does not use it as a template.
+ * Offsets of the compression pointers to move in a body holding only RRs whose RDATA names sit
+ * where NS, CNAME, PTR, SOA or MX put them, or that hold no compressed name (A, AAAA, TXT, SRV,
+ * CAA). Pointers to the whole question are left out when `ownerStays`. Returns null when the
+ * body holds anything else, so the caller does not use it as a template.
  */
-function pointerOffsets(body: Buffer, response: Buffer, questionEnd: number): Int32Array | null {
+function pointerOffsets(body: Buffer, response: Buffer, ownerStays: boolean): Int32Array | null {
   const found: number[] = [];
   const count = response.readUInt16BE(6) + response.readUInt16BE(8) + response.readUInt16BE(10);
   let pos = 0;
@@ -82,7 +92,7 @@ function pointerOffsets(body: Buffer, response: Buffer, questionEnd: number): In
         return true;
       }
       if ((len & 0xc0) === 0xc0) {
-        found.push(pos);
+        if (!ownerStays || (((len & 0x3f) << 8) | body[pos + 1]) !== HEADER_LEN) found.push(pos);
         pos += 2;
         return true;
       }
@@ -103,13 +113,14 @@ function pointerOffsets(body: Buffer, response: Buffer, questionEnd: number): In
     } else if (type === QTYPE.MX) {
       pos += 2;
       if (!skipName()) return null;
-    } else if (type !== QTYPE.A && type !== QTYPE.AAAA) {
+    } else if (type === QTYPE.A || type === QTYPE.AAAA || type === QTYPE.TXT || type === QTYPE.SRV || type === QTYPE.CAA) {
+      pos = end; // no compressed name (RFC 2782: SRV's target is written whole)
+    } else {
       return null;
     }
     if (pos !== end) return null;
   }
   if (pos !== body.length) return null;
-  void questionEnd;
   return Int32Array.from(found);
 }
 

@@ -14,7 +14,7 @@
  * the general way.
  */
 import { QTYPE, RCODE } from '../dns/constants.js';
-import { PrebuiltAnswer, hashWireName, syntheticQuery } from '../dns/prebuilt.js';
+import { PrebuiltAnswer, hashWireName, syntheticQuery, type TemplateKind } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
 import type { Rdata, WireRecord } from '../dns/records.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
@@ -52,6 +52,8 @@ export class DynamicAnswers {
     readonly result: Extract<LookupResult, { kind: 'answer' }>,
     readonly dynamic: DynamicName,
     readonly family: Family,
+    /** 'wildcard' when built for a wildcard's own name, to be replayed for the names it answers. */
+    private readonly template: TemplateKind | null = null,
   ) {
     this.prepared = new PreparedSelection(dynamic, family);
   }
@@ -100,7 +102,7 @@ export class DynamicAnswers {
   private build(selection: Selection, records: readonly WireRecord[] | null): PrebuiltAnswer {
     const query = syntheticQuery(this.entry.name, this.qtype);
     const response = buildResponse(query, this.result, 'tcp', records, selection);
-    return PrebuiltAnswer.fromResponse(response, query.questionEnd);
+    return PrebuiltAnswer.fromResponse(response, query.questionEnd, this.template);
   }
 }
 
@@ -138,8 +140,8 @@ const MARKER = 4;
 /** A suffix of an SOA name: an NXDOMAIN template is not byte-exact below it. */
 const SOA_SUFFIX = 8;
 /**
- * The parent of a wildcard: a name below it that is not in the table is synthesized from the
- * wildcard (RFC 4592 §3.3.1), owned by the name asked, on the general path.
+ * The parent of a wildcard of its own zone: a name below it that is not in the table is
+ * synthesized from the wildcard (RFC 4592 §3.3.1), owned by the name asked.
  */
 const WILDCARD_ENCLOSER = 16;
 
@@ -200,6 +202,8 @@ export class PrebuiltTable {
   private readonly wire: Uint8Array;
   /** Memoized answers, per name index, created on first query. */
   private readonly entries: (NameEntry | undefined)[] = [];
+  /** Memoized answers of the wildcard below a name (by the name's index), created on first query. */
+  private readonly wildcardEntries: (NameEntry | undefined)[] = [];
   /** Per zone: its NXDOMAIN template (negative answer built for the apex), or null. */
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
   readonly refused: PrebuiltAnswer;
@@ -252,7 +256,11 @@ export class PrebuiltTable {
   }
   /** Walking up from a name not in the table, this ancestor means "general path". */
   stopsWalk(i: number): boolean {
-    return (this.flags[i] & (DELEGATED | SOA_SUFFIX | WILDCARD_ENCLOSER)) !== 0;
+    return (this.flags[i] & (DELEGATED | SOA_SUFFIX)) !== 0;
+  }
+  /** Whether a wildcard answers the names below name `i` that are not in the table. */
+  hasWildcard(i: number): boolean {
+    return (this.flags[i] & WILDCARD_ENCLOSER) !== 0;
   }
   wireLength(i: number): number {
     return this.wireStart[i + 1] - this.wireStart[i];
@@ -281,17 +289,69 @@ export class PrebuiltTable {
     return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd);
   }
 
+  /**
+   * The answer the wildcard below name `i` (its closest encloser) gives for `qtype`: a template
+   * built for the wildcard's own name (per choice, for a Pool/Group/Site Name), or null (general
+   * path) for a meta type, or a body naming a name below the encloser whose label under it does
+   * not exist: a question the wildcard answers could share that label, and the general encoder
+   * would compress against more of it than the template did (RFC 1035 §4.1.4). A label that
+   * exists cannot be shared: below it, the wildcard answers nothing.
+   */
+  wildcardAnswer(i: number, qtype: number): TypeAnswer {
+    let entry = this.wildcardEntries[i];
+    if (entry === undefined) this.wildcardEntries[i] = entry = new NameEntry(wildcardOf(this.names[i]));
+    const types = entry.types;
+    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return entry.answers[k];
+    if (types.length >= MAX_TYPES_PER_NAME) return null;
+    const built = this.buildWildcard(this.names[i], entry, qtype);
+    types.push(qtype);
+    entry.answers.push(built);
+    return built;
+  }
+
+  private buildWildcard(encloser: string, entry: NameEntry, qtype: number): TypeAnswer {
+    if (qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
+    const result = lookup(this.zoneSet, entry.name, qtype);
+    if (result.kind === 'refused' || result.kind === 'referral') return null;
+    // The negative SOA's names need no check: a question below them stops the walk (SOA_SUFFIX).
+    const sets = result.kind === 'answer' ? [...result.answer, ...result.additional] : result.answer;
+    for (const set of sets) {
+      for (const record of set.records) {
+        for (const part of record.rdata) if (!Buffer.isBuffer(part) && sharesLabelBelow(result.zone, part.name, encloser)) return null;
+      }
+    }
+    // A Pool/Group/Site Name's choices are built as they are chosen: their bodies hold no name
+    // but the owner, which stays (and the SOA of a NODATA choice: see above).
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard');
+    const query = syntheticQuery(entry.name, qtype);
+    const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard');
+    return built.pointers === null ? null : built;
+  }
+
   /** NXDOMAIN template of `zone` (built for its apex), or null when the body cannot be moved. */
   nxdomainTemplate(zone: ZoneModel): PrebuiltAnswer | null {
     let template = this.nxdomain.get(zone);
     if (template === undefined) {
       const query = syntheticQuery(zone.origin, QTYPE.A);
-      const built = PrebuiltAnswer.fromResponse(buildResponse(query, zone.nxdomain as Exclude<LookupResult, { kind: 'refused' }>, 'tcp', null, null), query.questionEnd, true);
+      const built = PrebuiltAnswer.fromResponse(buildResponse(query, zone.nxdomain as Exclude<LookupResult, { kind: 'refused' }>, 'tcp', null, null), query.questionEnd, 'suffix');
       template = built.pointers === null ? null : built;
       this.nxdomain.set(zone, template);
     }
     return template;
   }
+}
+
+/** Whether `name` is below `encloser` through a label under it that does not exist in `zone`. */
+function sharesLabelBelow(zone: ZoneModel, name: string, encloser: string): boolean {
+  const suffix = encloser.length === 0 ? 0 : encloser.length + 1;
+  if (name.length <= suffix || (suffix > 0 && !name.endsWith(`.${encloser}`))) return false;
+  const child = name.slice(name.lastIndexOf('.', name.length - suffix - 1) + 1);
+  return !zone.nodes.has(child) && !zone.emptyNonTerminals.has(child) && !zone.cuts.has(child);
+}
+
+/** The wildcard whose closest encloser is `encloser` (RFC 4592 §2.1.1). */
+function wildcardOf(encloser: string): string {
+  return encloser.length === 0 ? '*' : `*.${encloser}`;
 }
 
 /** Writes `name` (lower-case text, validated at compile time) as an uncompressed wire name. */
@@ -353,7 +413,11 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
     add(zone.origin);
     const apex = slot(zone.origin);
     if (zones[apex] === zone) flagList[apex] |= APEX;
-    for (const encloser of zone.wildcards.keys()) flagList[slot(encloser)] |= WILDCARD_ENCLOSER;
+    // A name of a zone served inside this one is that zone's: its parent's wildcard never answers there.
+    for (const encloser of zone.wildcards.keys()) {
+      const i = slot(encloser);
+      if (zones[i] === zone) flagList[i] |= WILDCARD_ENCLOSER;
+    }
     // RFC 1035 §4.1.4: in an NXDOMAIN for a name below the apex, the SOA's MNAME and RNAME
     // compress against the question. If the question shares a suffix with them that is longer
     // than the apex, the general encoder points there and the template would differ.

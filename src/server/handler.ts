@@ -54,7 +54,7 @@ import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/ty
 import type { Selection } from '../model/selection.js';
 import type { Runtime } from '../state/runtime.js';
 import { ClientView } from './client-view.js';
-import { chosenRecords, tableOnQueryPath, type PrebuiltTable } from './fast-path.js';
+import { chosenRecords, tableOnQueryPath, type DynamicAnswers, type PrebuiltTable } from './fast-path.js';
 import { lookup } from './lookup.js';
 import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
 import { clientAddressBytes, type RequestContext } from './request-context.js';
@@ -172,15 +172,21 @@ export class Handler {
     const extra = scan.edns ? this.replyOptionsFor(scan.nsid, q, scan.cookieStart, scan.cookieLength, ctx) : null;
     const limit = prebuiltLimit(scan, ctx.transport === 'tcp', extra === null ? 0 : extra.length);
     const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
-    if (i < 0) return this.fastMiss(q, table, limit, out, ev, extra);
+    if (i < 0) return this.fastMiss(q, length, ctx, table, limit, out, ev, extra);
     if (table.isMarker(i)) return GENERAL;
     const answer = table.answer(i, scan.qtype);
     if (answer === null) return GENERAL;
     ev.zone = table.zoneOf(i)!.origin;
     ev.qtype = scan.qtype;
     ev.name = table.nameOf(i);
+    return this.fastAnswer(q, length, ctx, answer, 0, limit, out, ev, extra);
+  }
+
+  /** Writes a prebuilt answer, moved by `delta` when it is a template (see dns/prebuilt.ts). */
+  private fastAnswer(q: Buffer, length: number, ctx: RequestContext, answer: PrebuiltAnswer | DynamicAnswers, delta: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+    const scan = this.scan;
     if (answer instanceof PrebuiltAnswer) {
-      const n = writePrebuilt(q, scan, answer, 0, limit, out, extra);
+      const n = writePrebuilt(q, scan, answer, delta, limit, out, extra);
       return n < 0 ? GENERAL : n;
     }
     // A Pool/Group/Site Name: the policy chooses, the bytes of the choice are prebuilt. A
@@ -194,23 +200,31 @@ export class Handler {
     if (selection.kind === 'sites') ev.site = selection.sites.length === 1 ? selection.sites[0].id : selection.sites.map((s) => s.id).join(',');
     const prebuilt = answer.answerFor(selection);
     if (prebuilt !== null) {
-      const n = writePrebuilt(q, scan, prebuilt, 0, limit, out, extra);
+      const n = writePrebuilt(q, scan, prebuilt, delta, limit, out, extra);
       if (n >= 0) return n;
     }
     // Several sites, or too large for this client: the general encoder, with the same choice.
     return this.generalPath(length === q.length ? q : q.subarray(0, length), ctx, out, ev, selection);
   }
 
-  /** A name not in the table: NXDOMAIN from its zone's template, or REFUSED (lookup.ts's walk). */
-  private fastMiss(q: Buffer, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+  /**
+   * A name not in the table: its closest encloser's wildcard answer (RFC 4592 §3.3.1), NXDOMAIN
+   * from its zone's template, or REFUSED (lookup.ts's walk).
+   */
+  private fastMiss(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
     const nameEnd = scan.nameEnd;
     let start = HEADER_LEN;
+    let encloser = -1;
     while (q[start] !== 0) {
       start += 1 + q[start];
       const i = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
       if (i < 0) continue;
       if (table.stopsWalk(i)) return GENERAL;
+      if (encloser < 0) {
+        encloser = i;
+        if (table.hasWildcard(i)) return this.fastWildcard(q, length, ctx, table, i, start, limit, out, ev, extra);
+      }
       if (!table.isApex(i)) continue;
       const zone = table.zoneOf(i)!;
       const template = table.nxdomainTemplate(zone);
@@ -226,6 +240,18 @@ export class Handler {
     ev.nameFrom(q, nameEnd);
     const n = writePrebuilt(q, scan, table.refused, 0, limit, out, extra);
     return n < 0 ? GENERAL : n;
+  }
+
+  /** A name the wildcard below table name `i` answers, `i` starting at `start` in the question. */
+  private fastWildcard(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, i: number, start: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+    const scan = this.scan;
+    const answer = table.wildcardAnswer(i, scan.qtype);
+    if (answer === null) return GENERAL;
+    ev.zone = table.zoneOf(i)!.origin;
+    ev.qtype = scan.qtype;
+    ev.nameFrom(q, scan.nameEnd);
+    // Built for `*.<encloser>`: the encloser sat 2 bytes into that question.
+    return this.fastAnswer(q, length, ctx, answer, start - HEADER_LEN - 2, limit, out, ev, extra);
   }
 
   /** The general path: decode, look up, build with response.ts, copy into `out`. */

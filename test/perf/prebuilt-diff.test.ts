@@ -81,7 +81,10 @@ function compileAll(texts: Record<string, string>): ZoneSet {
   return makeZoneSet(compiled.zones);
 }
 
-const zones = compileAll({ 'zones/app.yaml': SAMPLE, 'zones/net.yaml': PARENT, 'zones/child.yaml': CHILD });
+// Wildcards (RFC 4592): static, CNAME, empty non-terminal, and Pool/Group/Site Names.
+const WILD = readFileSync(new URL('../fixtures/wildcard.example.org.yaml', import.meta.url), 'utf8');
+
+const zones = compileAll({ 'zones/app.yaml': SAMPLE, 'zones/net.yaml': PARENT, 'zones/child.yaml': CHILD, 'zones/wild.yaml': WILD });
 
 function mixCase(name: string, seed: number): string {
   return [...name].map((c, i) => ((i + seed) % 3 === 0 ? c.toUpperCase() : c)).join('');
@@ -99,6 +102,10 @@ names.add('not.served.test');
 names.add('');
 names.add('x.deep.ent.chain.example.net');
 names.add('www.child.example.net');
+// Names wildcards answer (each owner synthesized from the question), and names they must not.
+for (const prefix of ['foo.cdn', 'a.b.cdn', 'x.host.cdn', 'y.x.cdn', 'q.alias', 'q.chain', 'q.out', 'q.loop', 'again.loop', 'front.shop', 'a.b.shop', 'x.g', 'paris.eu', 'q.ent', 'x.mx']) {
+  names.add(`${prefix}.example.org`);
+}
 
 const TYPES = ['A', 'AAAA', 'ANY', 'MX', 'TXT', 'NS', 'SOA', 'CNAME', 'SRV', 'CAA', 'PTR', 43 /* DS */, 999, 'AXFR', 41];
 type Edns = Parameters<typeof query>[2]['edns'];
@@ -128,7 +135,7 @@ const STATES = [
   makeSnapshot(new Map(), false),
   makeSnapshot(new Map([['example.net/a', { up: false }], ['app.example.com/boston', { up: false }]]), true),
   makeSnapshot(new Map([['example.net/a', { up: false }], ['example.net/b', { up: false }], ['example.net/c', { up: false }], ['child.example.net/x', { up: false }]]), true),
-  makeSnapshot(new Map([['app.example.com/boston', { up: true, utilization: 0.9 }], ['app.example.com/chicago', { up: true, utilization: 0.1 }]]), true),
+  makeSnapshot(new Map([['app.example.com/boston', { up: true, utilization: 0.9 }], ['app.example.com/chicago', { up: true, utilization: 0.1 }], ['example.org/a', { up: false }]]), true),
 ];
 
 /**
