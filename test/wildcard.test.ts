@@ -6,11 +6,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { explain } from '../src/admin/explain.js';
 import { compileZoneFiles } from '../src/config/compile.js';
 import { formatProblem } from '../src/config/errors.js';
 import { parseZoneText } from '../src/config/load.js';
 import { makeSnapshot } from '../src/state/snapshot.js';
-import { PeerContext } from '../src/server/request-context.js';
 import { ask, compileText, decode, fixedEnv, makeHandler, query, tempZonesDir } from './helpers/dns.js';
 
 const TEXT = readFileSync(new URL('./fixtures/wildcard.example.org.yaml', import.meta.url), 'utf8');
@@ -90,8 +90,6 @@ t.test('the synthesized owner echoes the question letter case and compresses to 
 });
 
 t.test('Pool, Group and Site Names as wildcards answer with the name asked as owner', async (t) => {
-  const ctx = new PeerContext('udp');
-  ctx.setText('192.0.2.1');
   const cases: [string, string, string[]][] = [
     ['front.shop.example.org', 'A', ['front.shop.example.org 1 192.0.2.10']],
     ['a.b.shop.example.org', 'AAAA', ['a.b.shop.example.org 28 2001:db8::10']],
@@ -133,6 +131,14 @@ t.test('names a wildcard answers are replayed from templates, unless a body name
   t.same(by('again.loop.example.org').prebuilt, 0, 'again.loop: general path');
   t.same(by('q.loop.example.org').prebuilt, 0, 'q.loop: the same wildcard answer, general path');
   t.same(by('x.sub.example.org').prebuilt, 0, 'below a delegation: general path (a referral)');
+});
+
+t.test('explain shows the synthesized owner, as the answer carries it', async (t) => {
+  const shop = explain(runtime, fixedEnv(), { name: 'front.shop.example.org', type: 'A' }) as any;
+  t.equal(shop.rcode, 'NOERROR');
+  t.same(shop.answer.map((r: any) => `${r.name} ${r.type} ${r.data}`), ['front.shop.example.org A 192.0.2.10'], 'the wildcard Pool Name answers with the name asked');
+  const cdn = explain(runtime, fixedEnv(), { name: 'foo.cdn.example.org', type: 'A' }) as any;
+  t.same(cdn.answer.map((r: any) => r.name), ['foo.cdn.example.org', 'foo.cdn.example.org'], 'static wildcard records too');
 });
 
 function problems(text: string): string[] {
