@@ -8,10 +8,10 @@
  * The table holds every node, empty non-terminal, delegation point and zone apex of the set,
  * keyed by the lower-cased wire name in an open-addressing hash table (FNV-1a, linear probing):
  * a query costs one hash over its name bytes (computed while scanning it) and a byte compare.
- * A name that is not in the table is answered NXDOMAIN from its zone's template, or REFUSED,
- * by walking its suffixes the way lookup.ts does; anything this cannot decide exactly (below a
- * delegation, a name the SOA's names could compress against, a name a wildcard may answer) goes
- * the general way.
+ * A name that is not in the table is answered from its closest encloser's wildcard template,
+ * NXDOMAIN from its zone's template, or REFUSED, by walking its suffixes the way lookup.ts does;
+ * anything this cannot decide exactly (below a delegation, a name the SOA's names could compress
+ * against, a wildcard answer naming what the question could share) goes the general way.
  */
 import { QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, hashWireName, syntheticQuery, type TemplateKind } from '../dns/prebuilt.js';
@@ -125,9 +125,27 @@ export type TypeAnswer = PrebuiltAnswer | DynamicAnswers | null;
 /** A name's memoized answers, created the first time the name is asked for. */
 export class NameEntry {
   /** Memoized answers by type; null = "general path" for that type. */
-  readonly types: number[] = [];
-  readonly answers: TypeAnswer[] = [];
+  private readonly types: number[] = [];
+  private readonly answers: TypeAnswer[] = [];
   constructor(readonly name: string) {}
+
+  /** The answer memoized for `qtype`, or undefined. */
+  find(qtype: number): TypeAnswer | undefined {
+    const types = this.types;
+    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return this.answers[k];
+    return undefined;
+  }
+
+  /** No more types are memoized: a flood of odd types must not grow memory (general path). */
+  get full(): boolean {
+    return this.types.length >= MAX_TYPES_PER_NAME;
+  }
+
+  remember(qtype: number, answer: TypeAnswer): TypeAnswer {
+    this.types.push(qtype);
+    this.answers.push(answer);
+    return answer;
+  }
 }
 
 // Facts about a name in the table (bit flags).
@@ -270,13 +288,9 @@ export class PrebuiltTable {
   answer(i: number, qtype: number): TypeAnswer {
     let entry = this.entries[i];
     if (entry === undefined) this.entries[i] = entry = new NameEntry(this.names[i]);
-    const types = entry.types;
-    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return entry.answers[k];
-    if (types.length >= MAX_TYPES_PER_NAME) return null;
-    const built = this.build(i, entry, qtype);
-    types.push(qtype);
-    entry.answers.push(built);
-    return built;
+    const known = entry.find(qtype);
+    if (known !== undefined) return known;
+    return entry.full ? null : entry.remember(qtype, this.build(i, entry, qtype));
   }
 
   private build(i: number, entry: NameEntry, qtype: number): TypeAnswer {
@@ -300,13 +314,9 @@ export class PrebuiltTable {
   wildcardAnswer(i: number, qtype: number): TypeAnswer {
     let entry = this.wildcardEntries[i];
     if (entry === undefined) this.wildcardEntries[i] = entry = new NameEntry(wildcardOf(this.names[i]));
-    const types = entry.types;
-    for (let k = 0; k < types.length; k++) if (types[k] === qtype) return entry.answers[k];
-    if (types.length >= MAX_TYPES_PER_NAME) return null;
-    const built = this.buildWildcard(this.names[i], entry, qtype);
-    types.push(qtype);
-    entry.answers.push(built);
-    return built;
+    const known = entry.find(qtype);
+    if (known !== undefined) return known;
+    return entry.full ? null : entry.remember(qtype, this.buildWildcard(this.names[i], entry, qtype));
   }
 
   private buildWildcard(encloser: string, entry: NameEntry, qtype: number): TypeAnswer {

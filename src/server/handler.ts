@@ -215,14 +215,15 @@ export class Handler {
     const scan = this.scan;
     const nameEnd = scan.nameEnd;
     let start = HEADER_LEN;
-    let encloser = -1;
+    // The first name found walking up is the closest encloser: only its wildcard may answer.
+    let enclosed = false;
     while (q[start] !== 0) {
       start += 1 + q[start];
       const i = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
       if (i < 0) continue;
       if (table.stopsWalk(i)) return GENERAL;
-      if (encloser < 0) {
-        encloser = i;
+      if (!enclosed) {
+        enclosed = true;
         if (table.hasWildcard(i)) return this.fastWildcard(q, length, ctx, table, i, start, limit, out, ev, extra);
       }
       if (!table.isApex(i)) continue;
