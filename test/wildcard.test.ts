@@ -1,7 +1,8 @@
 /**
  * Wildcards (RFC 4592) on the socket-free handler: synthesis with the query's own name as owner,
- * closest-encloser blocking, empty non-terminals, delegations, wildcard CNAMEs, NODATA, and
- * Pool/Group/Site Names that are wildcards; `sitedns check` on wildcards that never match.
+ * closest-encloser blocking, empty non-terminals, delegations, wildcard CNAMEs, NODATA, CNAME
+ * targets a wildcard answers or that end the chain negatively, and Pool/Group/Site Names that
+ * are wildcards; `sitedns check` on wildcards that never match.
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { explain } from '../src/admin/explain.js';
 import { compileZoneFiles } from '../src/config/compile.js';
 import { formatProblem } from '../src/config/errors.js';
 import { parseZoneText } from '../src/config/load.js';
+import { Handler } from '../src/server/handler.js';
+import { Runtime } from '../src/state/runtime.js';
 import { makeSnapshot } from '../src/state/snapshot.js';
 import { ask, compileText, decode, fixedEnv, makeHandler, query, tempZonesDir } from './helpers/dns.js';
 
@@ -67,6 +70,65 @@ t.test('static wildcards: synthesis, blocking, NODATA, delegations (RFC 4592 §2
     t.same(rrs(r.answers), answer, `${name} ${type}: answer`);
     t.same(r.authorities.map((x: any) => `${x.name} ${x.type}`), authority, `${name} ${type}: authority`);
   }
+});
+
+t.test('a CNAME target is answered by its wildcard, or ends the chain as a negative answer or referral', async (t) => {
+  // RFC 4592 §3.3.1 applies to a CNAME target as to the name asked (RFC 1034 §4.3.2 step 3a);
+  // where no wildcard answers it, the chain ends as the target does (RFC 2308 §3, RFC 6604 §3).
+  const chains = compileText(`zone: example.com
+ttl: 300
+soa: { mname: ns1.example.com, rname: hostmaster.example.com, minimum: 60 }
+nameservers:
+  ns1.example.com: [192.0.2.1]
+records:
+  "*.cdn": { A: [192.0.2.77] }
+  host.cdn: { A: [192.0.2.78] }
+  deep.x.cdn: { A: [192.0.2.76] }
+  "*.dead": { CNAME: gone.example.com. }
+  "*.ref": { CNAME: host.sub.example.com. }
+  "a.*.ent": { TXT: ["below an empty wildcard"] }
+  tocdn: { CNAME: foo.cdn.example.com. }
+  toblocked: { CNAME: y.x.cdn.example.com. }
+  toblocking: { CNAME: x.cdn.example.com. }
+  tohost: { CNAME: z.host.cdn.example.com. }
+  todead: { CNAME: q.dead.example.com. }
+  toempty: { CNAME: q.ent.example.com. }
+  sub: { NS: [ns.sub.example.com.] }
+  ns.sub: { A: [192.0.2.50] }
+`);
+  const SOA = ['example.com 6'];
+  // [name, type, rcode, AA, answer, authority (owner type)]
+  const cases: [string, string, number, boolean, string[], string[]][] = [
+    // The target does not exist and *.cdn answers it, owned by the target.
+    ['tocdn', 'A', NOERROR, true, ['tocdn.example.com 5 foo.cdn.example.com', 'foo.cdn.example.com 1 192.0.2.77'], []],
+    // *.cdn answers the target but holds no MX: NODATA, the CNAME and the SOA.
+    ['tocdn', 'MX', NOERROR, true, ['tocdn.example.com 5 foo.cdn.example.com'], SOA],
+    // x.cdn is an empty non-terminal: it blocks *.cdn below it (NXDOMAIN) and is NODATA itself.
+    ['toblocked', 'A', NXDOMAIN, true, ['toblocked.example.com 5 y.x.cdn.example.com'], SOA],
+    ['toblocking', 'A', NOERROR, true, ['toblocking.example.com 5 x.cdn.example.com'], SOA],
+    // host.cdn exists: below it no wildcard answers.
+    ['tohost', 'A', NXDOMAIN, true, ['tohost.example.com 5 z.host.cdn.example.com'], SOA],
+    // A synthesized CNAME to a missing name: NXDOMAIN, the whole chain with its synthesized owner.
+    ['todead', 'A', NXDOMAIN, true, ['todead.example.com 5 q.dead.example.com', 'q.dead.example.com 5 gone.example.com'], SOA],
+    ['q.dead', 'A', NXDOMAIN, true, ['q.dead.example.com 5 gone.example.com'], SOA],
+    // RFC 4592 §4.9: the empty non-terminal wildcard *.ent answers the target with NODATA.
+    ['toempty', 'TXT', NOERROR, true, ['toempty.example.com 5 q.ent.example.com'], SOA],
+    // A synthesized CNAME into a delegation: the CNAME, authoritative, then the referral.
+    ['q.ref', 'A', NOERROR, true, ['q.ref.example.com 5 host.sub.example.com'], ['sub.example.com 2']],
+  ];
+  const fast = new Handler(new Runtime(chains), fixedEnv(), {}, { prebuilt: true });
+  const general = new Handler(new Runtime(chains), fixedEnv(), {}, { prebuilt: false });
+  for (const [label, type, rcode, aa, answer, authority] of cases) {
+    const name = `${label}.example.com`;
+    const raw = fast.handle(query(name, type), { transport: 'udp', clientAddress: '192.0.2.1' })!;
+    const r = decode(raw);
+    t.equal(r.rcode, rcode, `${name} ${type}: rcode`);
+    t.equal(r.aa, aa, `${name} ${type}: AA`);
+    t.same(rrs(r.answers), answer, `${name} ${type}: answer`);
+    t.same(r.authorities.map((x: any) => `${x.name} ${x.type}`), authority, `${name} ${type}: authority`);
+    t.ok(raw.equals(general.handle(query(name, type), { transport: 'udp', clientAddress: '192.0.2.1' })!), `${name} ${type}: the general path gives the same bytes`);
+  }
+  t.ok(fast.answeredBy.prebuilt > 0, 'some of them from prebuilt bytes');
 });
 
 t.test('a wildcard does not match at or below a delegation: the referral comes first', async (t) => {
