@@ -169,15 +169,23 @@ t.test('prebuilt answers are byte-identical to the general encoder', async (t) =
   const fast = new Handler(fastRuntime, fixedEnv(undefined, randoms), {}, { prebuilt: true });
   const slow = new Handler(slowRuntime, fixedEnv(undefined, randoms), {}, { prebuilt: false });
   let seed = 0;
+  // The share answered from prebuilt bytes is counted apart for the wildcard zone: many of its
+  // names are there to take the general path (CNAME loops, names below a delegation or an SOA
+  // name), so it has a floor of its own.
+  const shares = { other: { prebuilt: 0, all: 0 }, wildcard: { prebuilt: 0, all: 0 } };
   const { compared, mismatches } = compare(t, fast, slow, function* () {
     for (const state of STATES) {
       fastRuntime.publishState(state);
       slowRuntime.publishState(state);
       for (const name of names) {
+        const share = shares[name === 'example.org' || name.endsWith('.example.org') ? 'wildcard' : 'other'];
         for (const type of TYPES) {
           for (const edns of EDNS) {
             seed++;
+            const [prebuilt, all] = [fast.answeredBy.prebuilt, slow.answeredBy.general];
             yield { label: `${name} ${type} ${JSON.stringify(edns)}`, q: query(mixCase(name, seed), type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, opcode: seed % 31 === 0 ? 2 : 0, edns }) };
+            share.prebuilt += fast.answeredBy.prebuilt - prebuilt;
+            share.all += slow.answeredBy.general - all;
           }
         }
       }
@@ -185,7 +193,9 @@ t.test('prebuilt answers are byte-identical to the general encoder', async (t) =
   });
   t.equal(mismatches, 0, `${compared} queries compared`);
   t.ok(compared > 10000);
-  t.ok(fast.answeredBy.prebuilt > compared * 0.4, `prebuilt answered ${fast.answeredBy.prebuilt} of ${compared}`);
+  t.equal(shares.other.all + shares.wildcard.all, compared, 'every query counted in one share');
+  t.ok(shares.other.prebuilt > shares.other.all * 0.4, `prebuilt answered ${shares.other.prebuilt} of ${shares.other.all} outside the wildcard zone`);
+  t.ok(shares.wildcard.prebuilt > shares.wildcard.all * 0.3, `prebuilt answered ${shares.wildcard.prebuilt} of ${shares.wildcard.all} in the wildcard zone`);
   t.equal(slow.answeredBy.prebuilt, 0, 'the reference handler never took the fast path');
 });
 
