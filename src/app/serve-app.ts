@@ -4,7 +4,7 @@
  *
  * Two modes, one code path:
  * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
- * - --redis: a RedisStateStore written by `sitedns probe` processes; this process only follows it
+ * - --redis (or --redis-sentinels): a RedisStateStore written by `sitedns probe` processes; this process only follows it
  *   (and keeps a last-known-state file for starts while Redis is down).
  * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
  * watch, admin API) and the follower publishes the state, both into one Runtime that the
@@ -21,6 +21,7 @@ import { registerStateRoutes } from '../admin/state-routes.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { StateFollower } from '../state/follower.js';
 import { MemoryStateStore } from '../state/memory-store.js';
+import type { RedisConnection } from '../state/redis-connection.js';
 import { RedisStateStore } from '../state/redis-store.js';
 import type { Runtime } from '../state/runtime.js';
 import { StateFileWriter } from '../state/state-file.js';
@@ -57,7 +58,8 @@ export interface ServeAppOptions {
   /** The admin address was chosen by the user: failing to listen is fatal (else a warning). */
   httpExplicit: boolean;
   httpToken?: string;
-  redis?: string;
+  /** The shared state store; without it this process probes and keeps the state in memory. */
+  redis?: RedisConnection;
   redisPrefix?: string;
   /** Also probe in this process when following Redis. */
   probe?: boolean;
@@ -92,7 +94,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   const log = o.logger.child({ component: 'app' });
   const staleAfterMs = o.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const startupLimitMs = o.startupLimitMs ?? DEFAULT_STARTUP_LIMIT_MS;
-  const store: StateStore = o.redis ? new RedisStateStore({ url: o.redis, prefix: o.redisPrefix, logger: o.logger }) : new MemoryStateStore();
+  const store: StateStore = o.redis ? new RedisStateStore({ ...o.redis, prefix: o.redisPrefix, logger: o.logger }) : new MemoryStateStore();
   const router = new AdminRouter();
   let follower: StateFollower | undefined;
   let prober: Prober | undefined;

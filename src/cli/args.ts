@@ -110,7 +110,8 @@ export function flagHelp(flags: Flags): string {
     const def = spec.default !== undefined && spec.default !== false ? ` (default: ${Array.isArray(spec.default) ? spec.default.join(' ') : spec.default})` : '';
     const rep = spec.multiple ? ' (repeatable)' : '';
     const env = envNames(name, spec);
-    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help}${rep}${def}${env.length > 0 ? `  [env ${env.join(', ')}]` : ''}`);
+    const left = `  --${name}${arg}`;
+    lines.push(left.padEnd(Math.max(34, left.length + 2)) + `${spec.help}${rep}${def}${env.length > 0 ? `  [env ${env.join(', ')}]` : ''}`);
   }
   return lines.join('\n');
 }

@@ -55,8 +55,8 @@ export async function runDrain(argv: string[]): Promise<number> {
   const key = await resolveKey(flags, positionals[0]);
   // The flag was checked here; the store and the admin API take it as a duration with its unit.
   const request = { for: `${flags.for}ms`, reason: flags.reason, by: flags.by ?? `${os.userInfo().username}@${os.hostname()}`, state: flags.up ? ('up' as const) : ('down' as const) };
-  if (flags.redis) {
-    const store = await openRedis(flags.redis, flags['redis-prefix']);
+  const store = await openRedis(flags);
+  if (store) {
     try {
       const forced = await drain(store, key, request);
       if ('error' in forced) throw new Error(forced.error);
@@ -80,8 +80,8 @@ export async function runUndrain(argv: string[]): Promise<number> {
   }
   const { flags, positionals } = read;
   const key = await resolveKey(flags, positionals[0]);
-  if (flags.redis) {
-    const store = await openRedis(flags.redis, flags['redis-prefix']);
+  const store = await openRedis(flags);
+  if (store) {
     try {
       await undrain(store, key);
     } finally {

@@ -3,18 +3,20 @@ import { Prober } from '../probe/prober.js';
 import { ReloadController } from '../server/reload.js';
 import { ZoneStore } from '../server/zone-store.js';
 import { MemoryStateStore } from '../state/memory-store.js';
+import { describeRedis } from '../state/redis-connection.js';
 import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
 import { statusFromContents } from '../state/status.js';
 import { componentLogger, createLogger } from '../util/logger.js';
-import { redactUrl } from '../util/redact.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
+import { redisConnection, redisConnectionFlags } from './redis-flags.js';
 import { flagDuration, logLevel, on, optionalRedisUrl, optionalText, text } from './flag-values.js';
 import { outputFlag, printReport } from './output.js';
 import { formatStatus } from './status.js';
 
 export const probeFlags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
-  redis: { type: 'string', help: 'write the state to Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  redis: { type: 'string', help: 'write the state to Redis (redis://host:port, or --redis-sentinels)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  ...redisConnectionFlags,
   'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key', value: text },
   'prober-id': { type: 'string', help: 'this prober\'s id (default: host-pid); several probers combine by majority', value: optionalText },
   once: { type: 'boolean', help: 'probe every site once (first round), print the table and exit (no Redis needed)', value: on },
@@ -24,7 +26,7 @@ export const probeFlags = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
 
-export const probeHelp = `Usage: sitedns probe --zones <dir> --redis <url> [--prober-id <id>]
+export const probeHelp = `Usage: sitedns probe --zones <dir> (--redis <url> | --redis-sentinels <host:port,...>) [--prober-id <id>]
 
 Probes every site of the zones (HTTP, HTTPS, TCP; rise/fall with rapid re-checks) and writes
 each site's state to Redis, publishing a notice per change; \`sitedns serve --redis\` follows it.
@@ -40,6 +42,7 @@ export async function runProbe(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags } = read;
+  const redis = redisConnection(flags);
   // The logs share stdout with --once's report: JSON output stays one document (the report says
   // what the warnings would).
   const logger = createLogger(flags.once ? (flags.output === 'json' ? 'silent' : 'warn') : flags['log-level']);
@@ -58,9 +61,9 @@ export async function runProbe(argv: string[]): Promise<number> {
     printReport(flags.output, statusFromContents(await store.readAll(), Date.now(), 'none (--once)', runtime.zones), formatStatus);
     return 0;
   }
-  if (!flags.redis) throw new Error('--redis is required (or --once); `sitedns serve` without --redis probes in-process');
+  if (!redis) throw new Error('--redis or --redis-sentinels is required (or --once); `sitedns serve` without Redis probes in-process');
 
-  const store = new RedisStateStore({ url: flags.redis, prefix: flags['redis-prefix'], logger });
+  const store = new RedisStateStore({ ...redis, prefix: flags['redis-prefix'], logger });
   try {
     await store.ready(5000);
     // Leftovers of probers that crashed long ago must not linger in `status`.
@@ -76,7 +79,7 @@ export async function runProbe(argv: string[]): Promise<number> {
   const prober = new Prober({ store, logger, id: flags['prober-id'] || undefined });
   await prober.start();
   prober.follow(runtime);
-  logger.info({ prober: prober.id, zones: [...runtime.zones.zones.keys()], redis: redactUrl(flags.redis) }, 'probing');
+  logger.info({ prober: prober.id, zones: [...runtime.zones.zones.keys()], redis: describeRedis(redis) }, 'probing');
   process.on('SIGHUP', () => void reloads.reload('sighup'));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -35,8 +35,8 @@ export async function runReport(argv: string[]): Promise<number> {
   const status = await fetchStatus(flags);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);
-  if (flags.redis) {
-    const store = await openRedis(flags.redis, flags['redis-prefix']);
+  const store = await openRedis(flags);
+  if (store) {
     try {
       await reportLoad(store, found.key, load, `${os.hostname()}`);
     } finally {

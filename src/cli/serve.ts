@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { randomCookieSecret } from '../dns/cookies.js';
 import type { EdnsAnswering } from '../dns/reply-options.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
+import { redisConnection, redisConnectionFlags } from './redis-flags.js';
 import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalRedisUrl, optionalText, refused, text, texts, wholeNumber, listenAddresses } from './flag-values.js';
 
 const WORKERS_REFUSED = 'is not accepted: UDP uses every core through --udp-threads (auto, the default: one thread per core; 0: the main thread)';
@@ -24,11 +25,12 @@ export const serveFlags = {
   listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)', value: listenAddresses },
   http: { type: 'string', help: `admin listener host:port (metrics, health, explain, status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})`, value: optionalText },
   'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)', value: optionalText },
-  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  redis: { type: 'string', help: 'follow the shared state in Redis (redis://host:port, or --redis-sentinels); without it this process probes (embedded default)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  ...redisConnectionFlags,
   'redis-prefix': { type: 'string', default: 'sitedns:', help: 'prefix of every Redis key (docs/state.md)', value: text },
-  probe: { type: 'boolean', help: 'with --redis: also probe in this process (writes to Redis like `sitedns probe`)', value: on },
+  probe: { type: 'boolean', help: 'with Redis: also probe in this process (writes to Redis like `sitedns probe`)', value: on },
   'prober-id': { type: 'string', help: 'this prober\'s id in the state store (default: host-pid; "embedded" without --redis)', value: optionalText },
-  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with --redis: last-known-state file, answered from when Redis is down at start ("off" disables)', value: text },
+  'state-file': { type: 'string', default: DEFAULT_STATE_FILE, help: 'with Redis: last-known-state file, answered from when Redis is down at start ("off" disables)', value: text },
   'stale-after': { type: 'string', default: `${DEFAULT_STALE_AFTER_MS}ms`, help: 'a prober silent this long no longer votes', value: flagDuration },
   'startup-limit': { type: 'string', default: `${DEFAULT_STARTUP_LIMIT_MS}ms`, help: 'answer after the first probe round or this long, whichever is first', value: flagDuration },
   'demo-backends': { type: 'boolean', help: 'start a demo health endpoint for every probe target on 127.0.0.0/8 (npm start)', value: on },
@@ -86,14 +88,14 @@ export function chooseUdpThreads(requested: 'auto' | number, path: UdpPathChoice
   return { threads: requested };
 }
 
-export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url>]
+export const serveHelp = `Usage: sitedns serve [--zones <dir>] [--listen <host:port>]... [--redis <url> | --redis-sentinels <host:port,...>]
 
 Serves the zones authoritatively on UDP and TCP. Pool, Group and Site Names are answered from
 memory with the best site right now, at the zone's dynamic_ttl (default 0).
-Without --redis the sites are probed in this process (the embedded default); with --redis the
-state written by \`sitedns probe\` is followed. The admin listener (--http) serves status, drains
-and pushed load reports (docs/state.md), and /metrics, /healthz, /readyz, /v1/explain and
-POST /v1/reload (docs/metrics.md).
+Without Redis the sites are probed in this process (the embedded default); with --redis or
+--redis-sentinels the state written by \`sitedns probe\` is followed. The admin listener (--http)
+serves status, drains and pushed load reports (docs/state.md), and /metrics, /healthz, /readyz,
+/v1/explain and POST /v1/reload (docs/metrics.md).
 Zone files are reloaded on SIGHUP and when they change (a broken file keeps its last good zone
 and is reported as file:line: path: message); probes follow the new zones. SIGTERM/SIGINT stop
 gracefully: no new connections, queries in flight are answered, Redis is closed, exit 0.
@@ -170,6 +172,7 @@ export async function runServe(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags, fromArgv } = read;
+  const redis = redisConnection(flags);
   const logger = createLogger(flags['log-level']);
   let udpThreads: number;
   let spinMicros = DEFAULT_SPIN_MICROS;
@@ -211,7 +214,7 @@ export async function runServe(argv: string[]): Promise<number> {
       http: off(http) ? null : (http ?? DEFAULT_ADMIN_LISTEN),
       httpExplicit: http !== undefined,
       httpToken: flags['http-token'] || undefined,
-      redis: flags.redis || undefined,
+      redis,
       redisPrefix: flags['redis-prefix'],
       probe: flags.probe,
       proberId: flags['prober-id'],

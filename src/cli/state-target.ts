@@ -1,18 +1,21 @@
 /**
  * Where the admin commands (status, drain, undrain, report) act: straight on Redis (--redis) or
- * through a nameserver's admin listener (--http, the embedded default's only door).
+ * through a nameserver's admin listener (--http, the embedded default's only door). Redis is
+ * named by --redis or --redis-sentinels (redis-flags.ts).
  */
 import { adminRequest } from '../admin/http.js';
 import { DEFAULT_ADMIN_LISTEN } from '../app/serve-app.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
+import { describeRedis } from '../state/redis-connection.js';
 import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
-import { redactUrl } from '../util/redact.js';
 import { createLogger } from '../util/logger.js';
 import type { FlagValues, Flags } from './args.js';
 import { optionalRedisUrl, optionalText, text } from './flag-values.js';
+import { redisConnection, redisConnectionFlags } from './redis-flags.js';
 
 export const targetFlags = {
-  redis: { type: 'string', help: 'act on the state in Redis (redis://host:port)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  redis: { type: 'string', help: 'act on the state in Redis (redis://host:port, or --redis-sentinels)', env: ['SITEDNS_REDIS_URL'], value: optionalRedisUrl },
+  ...redisConnectionFlags,
   'redis-prefix': { type: 'string', default: DEFAULT_PREFIX, help: 'prefix of every Redis key', value: text },
   http: { type: 'string', default: DEFAULT_ADMIN_LISTEN, help: 'admin listener of a running `sitedns serve` (without --redis)', value: text },
   'http-token': { type: 'string', help: 'bearer token of the admin listener', value: optionalText },
@@ -21,14 +24,17 @@ export const targetFlags = {
 /** Where to act: the parsed target flags (every admin command has them). */
 export type Target = FlagValues<typeof targetFlags>;
 
-export async function openRedis(url: string, prefix: string): Promise<RedisStateStore> {
-  const store = new RedisStateStore({ url, prefix, logger: createLogger('silent') });
+/** The target's Redis, connected; undefined when the target is the admin listener (no Redis named). */
+export async function openRedis(target: Target): Promise<RedisStateStore | undefined> {
+  const connection = redisConnection(target);
+  if (connection === undefined) return undefined;
+  const store = new RedisStateStore({ ...connection, prefix: target['redis-prefix'], logger: createLogger('silent') });
   try {
     await store.ready(3000);
   } catch (error) {
     await store.close();
     if (error instanceof StoreAuthError) throw error;
-    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+    throw new Error(`cannot reach Redis at ${describeRedis(connection)}: ${(error as Error).message}`);
   }
   return store;
 }

@@ -23,8 +23,8 @@ listener (every site of its zones).
 ${flagHelp(statusFlags)}`;
 
 export async function fetchStatus(target: Target): Promise<StatusReport> {
-  if (target.redis) {
-    const store = await openRedis(target.redis, target['redis-prefix']);
+  const store = await openRedis(target);
+  if (store) {
     try {
       return statusFromContents(await store.readAll(), Date.now(), 'redis');
     } finally {

@@ -1,25 +1,20 @@
 /**
  * The state store in Redis (ioredis), shared by probers and any number of nameservers. Key names
  * and formats are in keys.ts (docs/state.md). Every write goes with a PUBLISH of a notice that
- * carries the new value, in one MULTI, so followers apply it without a re-read.
- *
- * Fail fast, never queue: commands are not queued while disconnected (enableOfflineQueue: false),
- * so a prober's write fails at once and is redone after the reconnect (its resync rewrites every
- * view), and a nameserver's re-read fails at once and it keeps the last known state. Reconnects
- * are retried every 100 ms .. 1 s.
+ * carries the new value, in one MULTI, so followers apply it without a re-read. How the clients
+ * connect (one server or Sentinel, retries, no offline queue) is in redis-connection.ts.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
-import { redactUrl } from '../util/redact.js';
+import { describeRedis, redisClientOptions, type RedisConnection } from './redis-connection.js';
 import { decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
 import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
 
-export interface RedisStoreOptions {
-  url: string;
+export type RedisStoreOptions = RedisConnection & {
   prefix?: string;
   logger: Logger;
-}
+};
 
 /** Redis refused the credentials (NOAUTH: a password is needed; WRONGPASS: the user or password is wrong). */
 export class StoreAuthError extends CodedError<'ESTORE_AUTH'> {
@@ -49,16 +44,9 @@ export class RedisStateStore implements StateStore {
   constructor(options: RedisStoreOptions) {
     this.keys = keyNames(options.prefix ?? DEFAULT_PREFIX);
     this.log = options.logger.child({ component: 'redis' });
-    const common: RedisOptions = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 1000,
-      commandTimeout: 2000,
-      retryStrategy: (times) => Math.min(100 * times, 1000),
-    };
-    this.cmd = new Redis(options.url, { ...common, connectionName: 'sitedns' });
-    this.sub = new Redis(options.url, { ...common, connectionName: 'sitedns-sub', commandTimeout: undefined });
-    this.where = redactUrl(options.url);
+    this.cmd = openClient(options, 'sitedns');
+    this.sub = openClient(options, 'sitedns-sub', { commandTimeout: undefined });
+    this.where = describeRedis(options);
     for (const client of [this.cmd, this.sub]) {
       // ioredis reports every failed (re)connect as an 'error' event; the state follower logs the
       // outage once, so these stay at debug level. A refused password is no outage that passes
@@ -232,4 +220,9 @@ export class RedisStateStore implements StateStore {
     this.connectionListeners.clear();
     await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.sub.quit().catch(() => this.sub.disconnect())]);
   }
+}
+
+function openClient(connection: RedisConnection, name: string, overrides: RedisOptions = {}): Redis {
+  const { url, options } = redisClientOptions(connection, name);
+  return url === undefined ? new Redis({ ...options, ...overrides }) : new Redis(url, { ...options, ...overrides });
 }
