@@ -75,7 +75,6 @@ export function describeRedis(connection: RedisConnection): string {
   if ('url' in connection) {
     try {
       const url = new URL(connection.url);
-      url.username = '';
       url.password = '';
       return url.toString().replace(/\/$/, '');
     } catch {

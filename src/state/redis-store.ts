@@ -218,7 +218,9 @@ export class RedisStateStore implements StateStore {
     this.closed = true;
     this.noticeListeners.clear();
     this.connectionListeners.clear();
-    await Promise.all([this.cmd.quit().catch(() => this.cmd.disconnect()), this.sub.quit().catch(() => this.sub.disconnect())]);
+    // QUIT ends the connection to Redis but not the sentinel connections of ioredis's failover
+    // detector; disconnect() afterwards closes those too, so that a command can exit.
+    await Promise.all([this.cmd, this.sub].map((client) => client.quit().then(() => client.disconnect(), () => client.disconnect())));
   }
 }
 

@@ -1,0 +1,137 @@
+/**
+ * A real Redis Sentinel set on loopback, random ports: one master, one replica and three
+ * sentinels (quorum 2), all with passwords, no persistence. The sentinels judge a master down
+ * after `downAfterMs` of silence, so a killed master is replaced within a few seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, startRedis, type RedisProc } from '../../bench/soak/procs.js';
+import { eventually } from './backends.js';
+
+export interface SentinelSet {
+  readonly name: string;
+  readonly password: string;
+  readonly sentinelPassword: string;
+  /** `host:port,host:port,host:port`, as --redis-sentinels takes it. */
+  readonly sentinels: string;
+  readonly master: RedisProc;
+  readonly replica: RedisProc;
+  /** The master's port as the first sentinel that answers names it. */
+  masterPort(): Promise<number | undefined>;
+  /** A client of the server on `port` (its password given). */
+  server(port: number): Redis;
+  stop(): Promise<void>;
+}
+
+export interface SentinelSetOptions {
+  name?: string;
+  downAfterMs?: number;
+  failoverTimeoutMs?: number;
+}
+
+async function startSentinel(dir: string, index: number, config: string): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const file = join(dir, `sentinel-${index}.conf`);
+  // The sentinel rewrites its own file (what it learns of the others, each failover).
+  writeFileSync(file, `port ${port}\nbind 127.0.0.1\nprotected-mode no\ndir ${dir}\n${config}`);
+  const proc = spawn('redis-sentinel', [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout!.on('data', (c) => (output += c));
+  proc.stderr!.on('data', (c) => (output += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-sentinel did not start:\n${output}`)), 10_000);
+    proc.stdout!.on('data', () => {
+      if (output.includes('+monitor master')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-sentinel exited with ${code}:\n${output}`));
+    });
+  });
+  return { port, proc };
+}
+
+export async function startSentinelSet(options: SentinelSetOptions = {}): Promise<SentinelSet> {
+  const name = options.name ?? 'mymaster';
+  const password = 'redis-secret-4711';
+  const sentinelPassword = 'sentinel-secret-0815';
+  const auth = ['--requirepass', password, '--masterauth', password];
+  const master = await startRedis(auth);
+  const replica = await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]);
+  const clients: Redis[] = [];
+  const server = (port: number) => {
+    const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    clients.push(client);
+    return client;
+  };
+  const sentinelProcs: { port: number; proc: ChildProcess }[] = [];
+  const stop = async () => {
+    for (const c of clients) c.disconnect();
+    for (const s of sentinelProcs) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+    await Promise.all(sentinelProcs.map((s) => (s.proc.exitCode === null && s.proc.signalCode === null ? once(s.proc, 'exit') : undefined)));
+    await Promise.all([master.stop(), replica.stop()]);
+  };
+  try {
+    const probe = server(replica.port);
+    await eventually('the replica is in sync', async () => /master_link_status:up/.test(await probe.info('replication').catch(() => '')), 20_000);
+    probe.disconnect();
+    const dir = mkdtempSync(join(tmpdir(), 'sitedns-sentinel-'));
+    const config = [
+      `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${name} ${options.failoverTimeoutMs ?? 5000}`,
+      `sentinel auth-pass ${name} ${password}`,
+      `requirepass ${sentinelPassword}`,
+      `sentinel sentinel-pass ${sentinelPassword}`,
+      '',
+    ].join('\n');
+    for (let i = 0; i < 3; i++) sentinelProcs.push(await startSentinel(dir, i, config));
+    const sentinelClients = sentinelProcs.map(({ port }) => {
+      const client = new Redis({ host: '127.0.0.1', port, password: sentinelPassword, maxRetriesPerRequest: 0, retryStrategy: () => 200 });
+      client.on('error', () => undefined);
+      clients.push(client);
+      return client;
+    });
+    // A failover needs the sentinels to know each other (hello messages, every 2 s) and the replica.
+    await eventually(
+      'every sentinel knows the other two and the replica',
+      async () => {
+        for (const s of sentinelClients) {
+          const others = (await s.call('SENTINEL', 'SENTINELS', name).catch(() => [])) as unknown[];
+          const replicas = (await s.call('SENTINEL', 'REPLICAS', name).catch(() => [])) as unknown[];
+          if (others.length < 2 || replicas.length < 1) return false;
+        }
+        return true;
+      },
+      30_000,
+    );
+    return {
+      name,
+      password,
+      sentinelPassword,
+      sentinels: sentinelProcs.map(({ port }) => `127.0.0.1:${port}`).join(','),
+      master,
+      replica,
+      server,
+      async masterPort() {
+        for (const s of sentinelClients) {
+          const reply = (await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null)) as [string, string] | null;
+          if (reply) return Number(reply[1]);
+        }
+        return undefined;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
