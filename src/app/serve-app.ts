@@ -4,8 +4,8 @@
  *
  * Two modes, one code path:
  * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
- * - --redis (or --redis-sentinels): a RedisStateStore written by `sitedns probe` processes; this process only follows it
- *   (and keeps a last-known-state file for starts while Redis is down).
+ * - --redis or --redis-sentinels: a RedisStateStore written by `sitedns probe` processes; this
+ *   process only follows it (and keeps a last-known-state file for starts while Redis is down).
  * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
  * watch, admin API) and the follower publishes the state, both into one Runtime that the
  * nameserver answers from and the prober follows. Answering starts only once the first probe

@@ -12,7 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { answer, eventually, startBackend } from '../helpers/backends.js';
+import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { CLI, startSitedns } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
@@ -21,19 +21,6 @@ import { statusFromContents, type StatusReport } from '../../src/state/status.js
 import { createLogger } from '../../src/util/logger.js';
 
 const run = promisify(execFile);
-
-function zoneText(a: string, b: string): string {
-  return `zone: r.test
-soa: { mname: ns1.r.test, rname: h.r.test }
-nameservers: { ns1.r.test: [192.0.2.1] }
-sites:
-  a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "${a}", interval: 200ms, timeout: 300ms, load: load } }
-  b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "${b}", interval: 200ms, timeout: 300ms, load: load } }
-groups:
-  all: [a, b]
-pool: { name: "@", policy: least-busy }
-`;
-}
 
 async function startProber(zones: string, redis: string, id: string) {
   const proc = spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--redis', redis, '--prober-id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -58,7 +45,7 @@ t.test('Redis mode', async (t) => {
   const a = await startBackend('127.0.0.2', 10);
   const b = await startBackend('127.0.0.3', 50);
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': zoneText(a.url, b.url) });
+  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
   const p1 = await startProber(zones, redis.url, 'p1');
   t.teardown(() => p1.kill());
   const stateDir = mkdtempSync(join(tmpdir(), 'sitedns-state-'));

@@ -17,7 +17,7 @@ import { createLogger } from '../../src/util/logger.js';
 import { startRedis, track } from '../../bench/soak/procs.js';
 // @ts-expect-error: bench/qps/lib.mjs is JavaScript without type declarations
 import { dnsperf } from '../../bench/qps/lib.mjs';
-import { answer, eventually, startBackend } from '../helpers/backends.js';
+import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { CLI, startSitedns } from '../helpers/net.js';
 import { startSentinelSet } from '../helpers/sentinel.js';
@@ -33,26 +33,13 @@ const skip = missing.length > 0 ? `not installed (.ci/run installs them): ${miss
 const QPS = 2000;
 const WRITE_LIMIT_MS = 10_000;
 
-function zoneText(a: string, b: string): string {
-  return `zone: r.test
-soa: { mname: ns1.r.test, rname: h.r.test }
-nameservers: { ns1.r.test: [192.0.2.1] }
-sites:
-  a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "${a}", interval: 200ms, timeout: 300ms, load: load } }
-  b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "${b}", interval: 200ms, timeout: 300ms, load: load } }
-groups:
-  all: [a, b]
-pool: { name: "@", policy: least-busy }
-`;
-}
-
 t.test('the master killed under 2,000 QPS: every query answered, probes and drains written again', { skip }, async (t) => {
   const set = await startSentinelSet({ downAfterMs: 1000 });
   t.teardown(() => set.stop());
   const a = await startBackend('127.0.0.2', 10);
   const b = await startBackend('127.0.0.3', 50);
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': zoneText(a.url, b.url) });
+  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
   const sentinelFlags = ['--redis-sentinels', set.sentinels, '--redis-master', set.name];
   // The passwords come from the environment, as the README advises: not on a command line.
   const env = { SITEDNS_REDIS_PASSWORD: set.password, SITEDNS_REDIS_SENTINEL_PASSWORD: set.sentinelPassword };
