@@ -36,7 +36,7 @@ export interface SentinelSetOptions {
 async function startSentinel(dir: string, index: number, config: string): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
   const file = join(dir, `sentinel-${index}.conf`);
-  // The sentinel rewrites its own file (what it learns of the others, each failover).
+  // The sentinel rewrites this file (what it learns of the others, each failover).
   writeFileSync(file, `port ${port}\nbind 127.0.0.1\nprotected-mode no\ndir ${dir}\n${config}`);
   const proc = spawn('redis-sentinel', [file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -62,7 +62,10 @@ export async function startSentinelSet(options: SentinelSetOptions = {}): Promis
   const name = options.name ?? 'mymaster';
   const password = 'redis-secret-4711';
   const sentinelPassword = 'sentinel-secret-0815';
-  const auth = ['--requirepass', password, '--masterauth', password];
+  const dir = mkdtempSync(join(tmpdir(), 'sitedns-sentinel-'));
+  // --dir: a replica stores the master's data set as a file while it syncs, and a sentinel
+  // rewrites its own configuration file; both go to the temporary directory.
+  const auth = ['--requirepass', password, '--masterauth', password, '--dir', dir];
   const master = await startRedis(auth);
   const replica = await startRedis([...auth, '--replicaof', '127.0.0.1', String(master.port)]);
   const clients: Redis[] = [];
@@ -83,7 +86,6 @@ export async function startSentinelSet(options: SentinelSetOptions = {}): Promis
     const probe = server(replica.port);
     await eventually('the replica is in sync', async () => /master_link_status:up/.test(await probe.info('replication').catch(() => '')), 20_000);
     probe.disconnect();
-    const dir = mkdtempSync(join(tmpdir(), 'sitedns-sentinel-'));
     const config = [
       `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
       `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
