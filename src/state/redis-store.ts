@@ -26,6 +26,9 @@ export class StoreAuthError extends CodedError<'ESTORE_AUTH'> {
 /** Redis's replies to a client whose credentials it does not accept (Redis 6+ and older servers). */
 const AUTH_REFUSED = /^(NOAUTH|WRONGPASS)\b|^ERR (invalid password|AUTH <password> called without any password configured)/;
 
+/** How long after ioredis gave a client up it is connected again. */
+const RECONNECT_AFTER_END_MS = 200;
+
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly keys: KeyNames;
@@ -58,6 +61,16 @@ export class RedisStateStore implements StateStore {
         for (const l of this.connectionListeners) l(false);
       });
       client.on('ready', () => (this.authRefusal = undefined));
+      // ioredis gives a client up ('end') when a Sentinel connect is cut short, as when the
+      // sentinels announce the new master while it is still asking for the old one; the store
+      // connects it again, so that a failover never leaves a process without Redis.
+      client.on('end', () => {
+        if (this.closed) return;
+        this.log.debug({ connection: client.options.connectionName }, 'redis client ended: connecting again');
+        setTimeout(() => {
+          if (!this.closed && client.status === 'end') client.connect().catch(() => undefined);
+        }, RECONNECT_AFTER_END_MS);
+      });
     }
     this.cmd.on('ready', () => this.maybeConnected());
     this.sub.on('ready', () => {

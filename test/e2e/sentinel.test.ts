@@ -122,3 +122,19 @@ t.test('--redis-password gives the password a URL without one lacks', { skip: ha
   t.match((refused as { stderr: string }).stderr, `cannot reach Redis at ${url}`);
   t.notMatch((refused as { stderr: string }).stderr, 'wrong-secret', 'the error does not show the password');
 });
+
+t.test('a client ioredis gives up is connected again until the store is closed', { skip: have('redis-server') ? false : 'redis-server not installed' }, async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const store = new RedisStateStore({ url: `redis://127.0.0.1:${redis.port}`, logger: createLogger('silent') });
+  await store.ready(5000);
+  // What a Sentinel connect cut short by a failover announcement leaves: the client ended.
+  const cmd = (store as unknown as { cmd: { disconnect(): void; status: string } }).cmd;
+  cmd.disconnect();
+  await eventually('the client ended', () => cmd.status === 'end', 5000);
+  await eventually('connected again', () => store.connected(), 5000);
+  t.equal(cmd.status, 'ready', 'the ended client is ready again');
+  await store.close();
+  await sleep(500);
+  t.equal(cmd.status, 'end', 'a closed store stays closed');
+});
