@@ -112,8 +112,8 @@ t.test('the ioredis options: one server by URL, or the master through the sentin
 });
 
 t.test('describeRedis names Redis without a password', async (t) => {
-  t.equal(describeRedis({ url: 'redis://:s3cret@10.0.0.1:6379/2' }), 'redis://10.0.0.1:6379/2');
-  t.equal(describeRedis({ url: 'rediss://user:s3cret@redis.example:6380' }), 'rediss://user@redis.example:6380');
+  t.equal(describeRedis({ url: 'redis://:s3cret@10.0.0.1:6379/2' }), 'redis://:***@10.0.0.1:6379/2');
+  t.equal(describeRedis({ url: 'rediss://user:s3cret@redis.example:6380' }), 'rediss://user:***@redis.example:6380');
   t.equal(describeRedis({ url: 'redis://10.0.0.1:6379', password: 's3cret' }), 'redis://10.0.0.1:6379');
   t.equal(describeRedis({ sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], master: 'sites', password: 's3cret', sentinelPassword: 's3cret' }), 'master "sites" of sentinels 10.0.0.1:26379,[::1]:26380');
 });
