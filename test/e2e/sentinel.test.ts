@@ -119,7 +119,7 @@ t.test('--redis-password gives the password a URL without one lacks', { skip: ha
   t.equal(JSON.parse(ok.stdout).store.kind, 'redis', 'connected with SITEDNS_REDIS_PASSWORD');
   const refused = await run(process.execPath, [CLI, 'status', '--redis', url, '--redis-password', 'wrong-secret'], { env: { ...process.env, SITEDNS_REDIS_PASSWORD: '' } }).catch((error) => error as { code: number; stderr: string });
   t.equal((refused as { code: number }).code, 1, 'a wrong password does not connect');
-  t.match((refused as { stderr: string }).stderr, `cannot reach Redis at ${url}`);
+  t.match((refused as { stderr: string }).stderr, `Redis at ${url} refused the credentials`, 'says so, naming Redis');
   t.notMatch((refused as { stderr: string }).stderr, 'wrong-secret', 'the error does not show the password');
 });
 
