@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { duration } from '../util/duration.js';
 import { parseHostPort } from '../util/listen.js';
+import { isCookieSecret } from '../dns/cookies.js';
 import { LOG_LEVELS } from '../util/log-levels.js';
 import { redactUrl } from '../util/redact.js';
 
@@ -22,7 +23,17 @@ export const cookieSecrets = z
   .array(z.string())
   .optional()
   .transform((list) => list?.flatMap((item) => item.split(',')).filter((item) => item !== ''))
-  .refine((list) => list === undefined || list.every((item) => /^[0-9a-fA-F]{32}$/.test(item)), 'is not a list of 32-hex-digit secrets');
+  .superRefine((list, ctx) => {
+    // The message quotes a stand-in, never the value: the list holds the other, valid secrets.
+    const bad = list?.findIndex((item) => !isCookieSecret(item)) ?? -1;
+    if (bad >= 0) ctx.addIssue({ code: 'custom', message: `"***" (secret ${bad + 1} of ${list!.length}) is not 32 hex digits` });
+  });
+
+/** `serve --nsid`: at most 128 bytes, so the option fits beside any answer in a 512-byte reply's room for EDNS. */
+export const nsidText = z
+  .string()
+  .optional()
+  .refine((text) => text === undefined || (text.length > 0 && Buffer.byteLength(text) <= 128), 'must be 1 to 128 bytes');
 
 /** Repeatable host:port addresses ([v6]:port for IPv6; a host name is resolved at start). */
 export const listenAddresses = z.array(z.string()).superRefine((specs, ctx) => {

@@ -14,7 +14,7 @@ import { randomCookieSecret } from '../dns/cookies.js';
 import type { EdnsAnswering } from '../dns/reply-options.js';
 import { flagHelp, flagValue, readFlags, type FlagValues, type Flags } from './args.js';
 import { redisConnection, redisConnectionFlags } from './redis-flags.js';
-import { autoOrWholeNumber, cookieSecrets, flagDuration, fraction, logLevel, on, optionalRedisUrl, optionalText, refused, text, texts, wholeNumber, listenAddresses } from './flag-values.js';
+import { autoOrWholeNumber, cookieSecrets, nsidText, flagDuration, fraction, logLevel, on, optionalRedisUrl, optionalText, refused, text, texts, wholeNumber, listenAddresses } from './flag-values.js';
 
 const WORKERS_REFUSED = 'is not accepted: UDP uses every core through --udp-threads (auto, the default: one thread per core; 0: the main thread)';
 
@@ -46,7 +46,7 @@ export const serveFlags = {
   'rrl-ipv4-prefix': { type: 'string', default: '24', help: 'IPv4 client network size for rate limiting', value: wholeNumber },
   'rrl-ipv6-prefix': { type: 'string', default: '56', help: 'IPv6 client network size for rate limiting', value: wholeNumber },
   'rrl-exempt': { type: 'string', multiple: true, default: ['127.0.0.0/8', '::1/128'], help: 'client networks never rate limited', value: texts },
-  nsid: { type: 'string', help: 'answer the NSID option (RFC 5001) and CH TXT id.server / hostname.bind with this text; "hostname" for the host\'s name (default: off)', value: optionalText },
+  nsid: { type: 'string', help: 'answer the NSID option (RFC 5001) and CH TXT id.server / hostname.bind with this text (at most 128 bytes); "hostname" for the host\'s name (default: off)', value: nsidText },
   'version-bind': { type: 'string', help: 'answer CH TXT version.bind with this text (default: REFUSED)', value: optionalText },
   'cookie-secret': { type: 'string', multiple: true, help: 'DNS cookie secret, 32 hex digits (RFC 9018); the first makes server cookies, every one is accepted (rotation: docs/security.md); nameservers sharing it accept each other\'s cookies (default: random per process)', value: cookieSecrets },
   'udp-threads': { type: 'string', default: 'auto', help: 'answer UDP on this many threads, each waiting in recvmmsg like gdnsd (needs the batched addon; TCP, probes and admin stay on the main thread); auto = one per core where the addon loads, else the main thread; 0 = the main thread\'s event loop', value: autoOrWholeNumber },

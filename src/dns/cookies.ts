@@ -47,8 +47,14 @@ export class CookieSecretError extends CodedError<'ECOOKIE_SECRET'> {
 }
 
 /** A secret given as text: 32 hex digits (16 bytes, RFC 9018 §4.4's SipHash key). */
+/** A cookie secret is 32 hex digits (RFC 9018 §4.4's 16-byte SipHash key). */
+export function isCookieSecret(text: string): boolean {
+  return /^[0-9a-fA-F]{32}$/.test(text);
+}
+
 export function parseCookieSecret(text: string): Buffer {
-  if (!/^[0-9a-fA-F]{32}$/.test(text)) throw new CookieSecretError(`cookie secret "${text.length > 40 ? text.slice(0, 40) + '…' : text}" is not 32 hex digits (16 bytes)`);
+  // The text is never echoed: a secret one digit off is still nearly the secret.
+  if (!isCookieSecret(text)) throw new CookieSecretError(`a cookie secret of ${text.length} characters is not 32 hex digits (16 bytes)`);
   return Buffer.from(text, 'hex');
 }
 

@@ -11,8 +11,10 @@
  *   (TC=1) UDP answers ask for. A legitimate client sends its query right after connecting,
  *   so it is the connection least likely to be chosen.
  *
- * "Idle" is measured from the last bytes a connection delivered (touch()): the table keeps its
- * connections in that order, so the choice costs O(1) per admission and per read.
+ * "Idle" is measured from the last bytes a connection delivered or took (touch(): on each read
+ * and each answer flushed to it), so a client slowly reading a burst of pipelined answers is
+ * not idle. The table keeps its connections in that order, so the choice costs O(1) per
+ * admission, read and write.
  */
 import ipaddr from 'ipaddr.js';
 
@@ -83,7 +85,7 @@ export class ConnectionTable<C> {
     return { admitted: true, evict };
   }
 
-  /** `connection` delivered bytes: it becomes the last to be chosen for closing. */
+  /** `connection` delivered or took bytes: it becomes the last to be chosen for closing. */
   touch(connection: C): void {
     const entry = this.byIdle.get(connection);
     if (entry === undefined) return;

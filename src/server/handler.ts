@@ -169,13 +169,15 @@ export class Handler {
       this.tableZones = zones;
     }
     const table = this.table!;
+    const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
+    if (i >= 0 && table.isMarker(i)) return GENERAL;
+    const answer = i >= 0 ? table.answer(i, scan.qtype) : null;
+    if (i >= 0 && answer === null) return GENERAL;
+    // The reply options (a cookie's SipHash) once the fast path is likely to answer: a query sent
+    // the general way above gets them there, computed once.
     const extra = scan.edns ? this.replyOptionsFor(scan.nsid, q, scan.cookieStart, scan.cookieLength, ctx) : null;
     const limit = prebuiltLimit(scan, ctx.transport === 'tcp', extra === null ? 0 : extra.length);
-    const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
-    if (i < 0) return this.fastMiss(q, length, ctx, table, limit, out, ev, extra);
-    if (table.isMarker(i)) return GENERAL;
-    const answer = table.answer(i, scan.qtype);
-    if (answer === null) return GENERAL;
+    if (answer === null) return this.fastMiss(q, length, ctx, table, limit, out, ev, extra);
     ev.zone = table.zoneOf(i)!.origin;
     ev.qtype = scan.qtype;
     ev.name = table.nameOf(i);

@@ -121,6 +121,8 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
       answerPending();
     };
     const flushed = () => {
+      // A client still taking its answers is not idle (tcp-admission.ts), however long ago it asked.
+      table.touch(socket);
       inFlight--;
       unblock();
     };

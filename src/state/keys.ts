@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
+import { loadValue } from './load-value.js';
 
 export const DEFAULT_PREFIX = 'sitedns:';
 
@@ -42,12 +43,14 @@ const finite = z.number().finite();
 /** The last millisecond a JavaScript Date holds (ECMA-262, "Time Values and Time Range"): a later time cannot be shown. */
 const LAST_DATE_MS = 8.64e15;
 const time = z.number().finite().nonnegative().max(LAST_DATE_MS);
-// The rule of state/load-value.ts, for loads read back from Redis.
-const load = z.number().finite().nonnegative();
+// state/load-value.ts's rule, for loads read back from Redis.
+const load = z.number().refine((value) => loadValue(value) === value, 'a load is a number >= 0');
 
 export const probeViewSchema = z.object({
   up: z.boolean(),
-  load: load.optional(),
+  // A view with a load outside the rule (an older prober's negative one) keeps its up/down
+  // verdict and loses only the load.
+  load: load.optional().catch(undefined),
   utilization: finite.optional(),
   rttMs: finite.nonnegative().optional(),
   checkedAt: time,

@@ -75,10 +75,21 @@ t.test('cookies: dig and kdig learn a server cookie; a second nameserver with th
   t.match(dig(b.port, '+nocookie', '+ednsopt=10:0102030405060708090a', 'app.example.com'), /status: FORMERR/, 'on a UDP thread too');
 });
 
-t.test('a bad --cookie-secret stops serve with a clear line', async (t) => {
+t.test('a bad --cookie-secret stops serve with a clear line that shows no secret', async (t) => {
   const r = serveRefusal(['--zones', 'zones/', '--cookie-secret', 'abc']);
   t.equal(r.status, 1);
-  t.match(r.output, /--cookie-secret: .*32-hex-digit/);
+  t.match(r.output, /--cookie-secret: "\*\*\*" \(secret 1 of 1\) is not 32 hex digits/);
+  const typo = `${SECRET.slice(0, 31)}X`;
+  const rotated = serveRefusal(['--zones', 'zones/', '--cookie-secret', `${SECRET},${typo}`]);
+  t.equal(rotated.status, 1);
+  t.match(rotated.output, /\(secret 2 of 2\) is not 32 hex digits/);
+  t.notOk(rotated.output.includes(SECRET) || rotated.output.includes(typo), 'neither the valid nor the mistyped secret is printed');
+});
+
+t.test('--nsid is at most 128 bytes', async (t) => {
+  const r = serveRefusal(['--zones', 'zones/', '--nsid', 'x'.repeat(129)]);
+  t.equal(r.status, 1);
+  t.match(r.output, /--nsid: "x+" must be 1 to 128 bytes/);
 });
 
 t.test('rate limiting spares a client that proves its address with a cookie', async (t) => {

@@ -148,3 +148,22 @@ t.test('no draw: the answer is certain', async (t) => {
   t.equal(e.usedRandom, false);
   t.same(e.candidates.map((c: any) => [c.site, c.weight, c.probability]), [['boston', null, 1], ['chicago', null, 0]]);
 });
+
+t.test('offload by load: the chances cover the offloaded draws even when the real query kept the primary', async (t) => {
+  const zone = `zone: o.test
+soa: { mname: ns1.o.test, rname: h.o.test }
+nameservers: { ns1.o.test: [192.0.2.1] }
+sites:
+  p: { addresses: [192.0.2.10] }
+  a: { addresses: [192.0.2.20] }
+  b: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: offload, primary: p, offload: [a, b], thresholds: { offload: 0.5, throttle: 0.9, drop: 0.95 }, offload_choice: load, primary_keeps: 0 }
+`;
+  // p at 0.7: offload share (0.7 - 0.5) / 0.4 = 0.5; a and b equal: a quarter each.
+  const sites = { 'o.test/p': { up: true, utilization: 0.7 }, 'o.test/a': { up: true, utilization: 0.2 }, 'o.test/b': { up: true, utilization: 0.2 } };
+  const env = { ...fixedEnv(), random: () => 0.9 }; // the real query keeps the primary: one draw
+  const runtime = new Runtime(compileText(zone), makeSnapshot(new Map(Object.entries(sites)), true, env.now()));
+  const e: any = explain(runtime, env, { name: 'o.test' });
+  t.same(e.selection.sites, ['p']);
+  t.same(Object.fromEntries(e.candidates.map((c: any) => [c.site, c.probability])), { p: 0.5, a: 0.25, b: 0.25 });
+});
