@@ -76,6 +76,8 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
   };
   const table = new ConnectionTable<net.Socket>({ maxConnections: opts.maxConnections, maxPerAddress: opts.maxConnectionsPerClient, maxPerNetwork: opts.maxConnectionsPerNetwork });
   const sockets = new Set<net.Socket>();
+  /** Refused connections held open before closing (a network retrying past its cap). */
+  const held = new Set<net.Socket>();
   /** Connections holding part of a query: at stop they are answered before being closed. */
   const midQuery = new Set<net.Socket>();
   let closing = false;
@@ -85,6 +87,19 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
     const admission = closing ? null : table.admit(socket, client);
     if (admission === null || !admission.admitted) {
       onEvent('reject');
+      // A network retrying past its cap: hold the connection, unread, before closing it
+      // (tcp-admission.ts), as many as the table holds at most.
+      if (admission?.holdMs !== undefined && held.size < opts.maxConnections) {
+        socket.pause();
+        socket.on('error', () => undefined);
+        held.add(socket);
+        const timer = setTimeout(() => socket.destroy(), admission.holdMs);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          held.delete(socket);
+        });
+        return;
+      }
       socket.destroy();
       return;
     }
@@ -186,7 +201,8 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
       if (!blocked) answerPending();
     });
   });
-  server.maxConnections = opts.maxConnections + 16;
+  // Node refuses connections over this itself: room for the table and as many held ones.
+  server.maxConnections = 2 * opts.maxConnections + 16;
   server.on('error', () => onEvent('error'));
 
   return new Promise((resolve, reject) => {
@@ -201,6 +217,7 @@ export function listenTcp(handler: HandlerCore, host: string, port: number, opti
         close: (graceMs = 3000) =>
           new Promise<void>((done) => {
             closing = true;
+            for (const s of held) s.destroy();
             server.close(() => done());
             // Answer what is in flight, then half-close so clients see an orderly end. The
             // handler is synchronous, so a query already read is already answered; a short

@@ -61,3 +61,17 @@ t.test('a full table closes the longest-idle connection for a new one', async (t
   const none = new ConnectionTable<string>({ maxConnections: 0, maxPerAddress: 1, maxPerNetwork: 1 });
   t.same(none.admit('a', '192.0.2.1'), { admitted: false, reason: 'full' }, 'a table of size 0 admits nothing');
 });
+
+t.test('a network refused more than 16 times in a second: its refused connections are held before closing', async (t) => {
+  const { REFUSALS_BEFORE_HOLD, REFUSED_HOLD_MS } = await import('../../src/policy/tcp-admission.js');
+  let now = 1_000_000;
+  const table = new ConnectionTable<string>({ maxConnections: 100, maxPerAddress: 1, maxPerNetwork: 2 }, () => now);
+  table.admit('a', '192.0.2.1');
+  table.admit('b', '192.0.2.2');
+  const verdicts = Array.from({ length: REFUSALS_BEFORE_HOLD + 2 }, (_, i) => table.admit(`x${i}`, '192.0.2.9'));
+  t.same(verdicts.slice(0, REFUSALS_BEFORE_HOLD), Array(REFUSALS_BEFORE_HOLD).fill({ admitted: false, reason: 'network' }), 'the first 16 are closed at once');
+  t.same(verdicts.slice(REFUSALS_BEFORE_HOLD), Array(2).fill({ admitted: false, reason: 'network', holdMs: REFUSED_HOLD_MS }), 'then held');
+  t.same(table.admit('y', '198.51.100.1'), { admitted: true, evict: null }, 'another network is not affected');
+  now += 1000;
+  t.same(table.admit('z', '192.0.2.9'), { admitted: false, reason: 'network' }, 'a new second: closed at once again');
+});

@@ -229,3 +229,18 @@ t.test('a client that never reads is closed by the idle timeout', async (t) => {
   t.equal(l.connections(), 0);
   s.destroy();
 });
+
+t.test('a /24 retrying past its cap: after 16 refusals in a second, refused connections are held, then closed', async (t) => {
+  const { l, events } = await listener(t, { maxConnections: 100, maxConnectionsPerClient: 2, maxConnectionsPerNetwork: 2, idleTimeoutMs: 30_000, firstQueryTimeoutMs: 30_000 });
+  const kept = [await connect(l.port, '127.0.6.1'), await connect(l.port, '127.0.6.2')];
+  const refused: net.Socket[] = [];
+  for (let i = 0; i < 16; i++) refused.push(await connect(l.port, `127.0.6.${10 + i}`));
+  t.same(await Promise.all(refused.map((s) => closedWithin(s, 2000))), Array(16).fill(true), 'the first 16 refused are closed at once');
+  const heldSocket = await connect(l.port, '127.0.6.40');
+  t.notOk(await closedWithin(heldSocket, 1000), 'the 17th is held open');
+  t.ok(await closedWithin(heldSocket, 8000), 'and closed after the hold');
+  t.equal(events.filter((e) => e === 'reject').length, 17);
+  const other = await connect(l.port, '127.0.7.1');
+  t.notOk(await closedWithin(other, 300), 'another /24 is admitted meanwhile');
+  for (const s of [...kept, other]) s.destroy();
+});
