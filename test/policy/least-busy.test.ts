@@ -16,6 +16,15 @@ pool: { name: "@", policy: least-busy }
 `);
 const pool = nameOf(zone, '@');
 
+/** Three sites of equal capacity in a least-busy pool, with more pool settings in `extra`. */
+const equalSites = (extra: string) =>
+  zoneOf(`sites:
+  a: { addresses: [192.0.2.10] }
+  b: { addresses: [192.0.2.20] }
+  c: { addresses: [192.0.2.30] }
+pool: { name: "@", policy: least-busy${extra} }
+`);
+
 /** Shares of 20 000 answers drawn with a deterministic uniform sequence. */
 function shares(snapshot: ReturnType<typeof snap>, family: 4 | 6 = 4, name = pool) {
   const rnd = lcg(7);
@@ -103,12 +112,7 @@ pool: { name: "@", policy: least-busy, load_per_answer: 1 }
 });
 
 t.test('answers: N lists the chosen site first, then the least utilized', async (t) => {
-  const z = zoneOf(`sites:
-  a: { addresses: [192.0.2.10] }
-  b: { addresses: [192.0.2.20] }
-  c: { addresses: [192.0.2.30] }
-pool: { name: "@", policy: least-busy, answers: 2 }
-`);
+  const z = equalSites(', answers: 2');
   const p = nameOf(z, '@');
   const s = snap({ a: { u: 0.5 }, b: { u: 0.1 }, c: { u: 0.3 } });
   t.equal(answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, env([0.99]))!), 'c,b');
@@ -129,12 +133,7 @@ t.test('AnswerLog counts answers since a time, by 250 ms buckets', async (t) => 
 });
 
 t.test('answers: 2 with equal or unknown loads: every site is second as often as first', async (t) => {
-  const z = zoneOf(`sites:
-  a: { addresses: [192.0.2.10] }
-  b: { addresses: [192.0.2.20] }
-  c: { addresses: [192.0.2.30] }
-pool: { name: "@", policy: least-busy, answers: 2 }
-`);
+  const z = equalSites(', answers: 2');
   const p = nameOf(z, '@');
   for (const [label, s] of [['equal', snap({ a: { u: 0.4 }, b: { u: 0.4 }, c: { u: 0.4 } })], ['unknown', snap({})]] as const) {
     const seconds: Record<string, number> = { a: 0, b: 0, c: 0 };
@@ -150,12 +149,7 @@ t.test('slow start: no site draws more than twice its capacity share', async (t)
   // answer; capped at 2 x 0.2, and a and b (no headroom) share the rest by capacity.
   near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0.6 }, c: { u: 0 } })), { a: 0.3, b: 0.3, c: 0.4 }, 'c capped at 0.4');
   // Three equal sites at 60 / 60 / 0 (the measured case): the idle one at 2/3, not all.
-  const equal = zoneOf(`sites:
-  a: { addresses: [192.0.2.10] }
-  b: { addresses: [192.0.2.20] }
-  c: { addresses: [192.0.2.30] }
-pool: { name: "@", policy: least-busy }
-`);
+  const equal = equalSites('');
   near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0.6 }, c: { u: 0 } }), 4, nameOf(equal, '@')), { a: 1 / 6, b: 1 / 6, c: 2 / 3 }, 'equal capacities: 2/3 at most');
   // What a capped site loses goes to the others by their weights: to b, not to a (above the ceiling).
   near(t, shares(snap({ a: { u: 0.5 }, b: { u: 0.3 }, c: { u: 0 } })), { b: 0.6, c: 0.4 }, 'c capped, the rest to b by headroom');
