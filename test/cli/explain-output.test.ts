@@ -8,6 +8,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import { probedZone } from '../helpers/backends.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { CLI, freeTcpPort, startSitedns } from '../helpers/net.js';
 
@@ -34,18 +35,8 @@ async function listenSquatter(port: number, host: string): Promise<net.Server> {
   return server;
 }
 
-function zoneText(portA: number, portB: number): string {
-  return `zone: out.test
-soa: { mname: ns1.out.test, rname: h.out.test }
-nameservers: { ns1.out.test: [192.0.2.1] }
-sites:
-  a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "http://127.0.0.1:${portA}/health", interval: 200ms, timeout: 300ms, load: load } }
-  b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "http://127.0.0.1:${portB}/health", interval: 200ms, timeout: 300ms, load: load } }
-pool: { name: "@", policy: first }
-records:
-  www: { CNAME: out.test. }
-`;
-}
+const zoneText = (portA: number, portB: number) =>
+  probedZone(`http://127.0.0.1:${portA}/health`, `http://127.0.0.1:${portB}/health`, { zone: 'out.test', rest: 'pool: { name: "@", policy: first }\nrecords:\n  www: { CNAME: out.test. }\n' });
 
 t.test('explain, and --output json wherever a table is printed', async (t) => {
   const dir = tempZonesDir({ 'out.yaml': zoneText(await freeTcpPort(), await freeTcpPort()) });

@@ -7,24 +7,14 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { adminRequest } from '../../src/admin/http.js';
-import { answer, eventually, startBackend } from '../helpers/backends.js';
+import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { CLI, startSitedns } from '../helpers/net.js';
 
 const run = promisify(execFile);
 
-function zoneText(a: string, b: string, extra = ''): string {
-  return `zone: e2e.test
-soa: { mname: ns1.e2e.test, rname: h.e2e.test }
-nameservers: { ns1.e2e.test: [192.0.2.1] }
-sites:
-  a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "${a}", interval: 200ms, timeout: 300ms, load: load } }
-  b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "${b}", interval: 200ms, timeout: 300ms, load: load } }
-${extra}groups:
-  all: [a, b]
-pool: { name: "@", policy: least-busy, sites: [a, b] }
-`;
-}
+const E2E_REST = 'groups:\n  all: [a, b]\npool: { name: "@", policy: least-busy, sites: [a, b] }\n';
+const zoneText = (a: string, b: string, moreSites = '') => probedZone(a, b, { zone: 'e2e.test', moreSites, rest: E2E_REST });
 
 t.test('embedded: failover, recovery, least-busy, drains, status', async (t) => {
   const a = await startBackend('127.0.0.2', 10);

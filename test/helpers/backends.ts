@@ -88,18 +88,17 @@ export async function eventually(what: string, predicate: () => Promise<boolean>
 }
 
 /**
- * Zone r.test with sites a (192.0.2.10) and b (192.0.2.20), probed over HTTP at `a` and `b` every
- * 200 ms, in one group, and a least-busy Pool Name at the apex.
+ * A zone (default r.test) with sites a (192.0.2.10) and b (192.0.2.20), probed over HTTP at `a`
+ * and `b` every 200 ms, then `moreSites`, then `rest` (default: a and b in one group and a
+ * least-busy Pool Name at the apex).
  */
-export function probedZone(a: string, b: string): string {
-  return `zone: r.test
-soa: { mname: ns1.r.test, rname: h.r.test }
-nameservers: { ns1.r.test: [192.0.2.1] }
+export function probedZone(a: string, b: string, o: { zone?: string; moreSites?: string; rest?: string } = {}): string {
+  const zone = o.zone ?? 'r.test';
+  return `zone: ${zone}
+soa: { mname: ns1.${zone}, rname: h.${zone} }
+nameservers: { ns1.${zone}: [192.0.2.1] }
 sites:
   a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "${a}", interval: 200ms, timeout: 300ms, load: load } }
   b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "${b}", interval: 200ms, timeout: 300ms, load: load } }
-groups:
-  all: [a, b]
-pool: { name: "@", policy: least-busy }
-`;
+${o.moreSites ?? ''}${o.rest ?? 'groups:\n  all: [a, b]\npool: { name: "@", policy: least-busy }\n'}`;
 }
