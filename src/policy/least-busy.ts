@@ -92,6 +92,10 @@ export const MAX_SHARE_OF_CAPACITY = 2;
  * water fills: HAProxy's `slowstart` and Envoy's slow-start mode bound a returning server
  * likewise, but by time; a bound by share needs no clock and no `load_per_answer`.
  */
+function overBound(weight: number, capacity: number, perCapacity: number): boolean {
+  return weight > capacity * perCapacity * (1 + 1e-12);
+}
+
 function capShares(sites: readonly SiteModel[], weights: number[]): void {
   let total = 0;
   let capacity = 0;
@@ -100,18 +104,22 @@ function capShares(sites: readonly SiteModel[], weights: number[]): void {
     capacity += sites[i].capacity;
   }
   if (!(total > 0)) return;
-  // Shares (summing to 1) instead of weights from here on; each pass caps at least one more site.
+  // A site's bound in the weights' own units is its capacity x `perCapacity`; the total weight
+  // stays as it is, so explain shows headroom weights whether or not a bound applied.
+  const perCapacity = (MAX_SHARE_OF_CAPACITY * total) / capacity;
+  let any = false;
+  for (let i = 0; i < sites.length && !any; i++) any = overBound(weights[i], sites[i].capacity, perCapacity);
+  // The common case, no site over its bound, returns here with the weights untouched.
+  if (!any) return;
   const capped: boolean[] = [];
-  for (let i = 0; i < sites.length; i++) weights[i] /= total;
+  // Each pass caps at least one more site, so sites.length passes suffice.
   for (let pass = 0; pass < sites.length; pass++) {
     let excess = 0;
     for (let i = 0; i < sites.length; i++) {
-      const limit = (MAX_SHARE_OF_CAPACITY * sites[i].capacity) / capacity;
-      if (weights[i] > limit + 1e-12) {
-        excess += weights[i] - limit;
-        weights[i] = limit;
-        capped[i] = true;
-      }
+      if (capped[i] || !overBound(weights[i], sites[i].capacity, perCapacity)) continue;
+      excess += weights[i] - sites[i].capacity * perCapacity;
+      weights[i] = sites[i].capacity * perCapacity;
+      capped[i] = true;
     }
     if (excess === 0) return;
     let open = 0;

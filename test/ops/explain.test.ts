@@ -129,14 +129,13 @@ t.test('explain reads the policies\' memory without moving it: round-robin', asy
 t.test('a draw is shown: every candidate\'s weight and probability, whatever the reason says', async (t) => {
   const env = fixedEnv();
   // The americas group (boston, chicago, capacity 100 each) at 0.35 / 0.25: mean 0.3, ceiling
-  // 0.4, headroom weights 5 and 15, drawn as shares 0.25 and 0.75. geneva is not in the client's
-  // group: no weight, no chance.
+  // 0.4, headroom weights 5 and 15. geneva is not in the client's group: no weight, no chance.
   const sites = { 'app.example.com/boston': { up: true, utilization: 0.35 }, 'app.example.com/chicago': { up: true, utilization: 0.25 }, 'app.example.com/geneva': { up: true, utilization: 0.1 } };
   const runtime = new Runtime(compileText(SAMPLE), makeSnapshot(new Map(Object.entries(sites)), true, env.now()));
   const e: any = explain(runtime, env, { name: 'app.example.com', client: '203.0.113.9' });
   t.equal(e.usedRandom, true);
   const bySite = Object.fromEntries(e.candidates.map((c: any) => [c.site, [c.weight === null ? null : Math.round(c.weight * 1000) / 1000, c.probability]]));
-  t.same(bySite, { boston: [0.25, 0.25], chicago: [0.75, 0.75], geneva: [null, 0] });
+  t.same(bySite, { boston: [5, 0.25], chicago: [15, 0.75], geneva: [null, 0] });
   t.match(e.why, /chosen partly at random: chicago 75\.0 %, boston 25\.0 %/);
   t.same(e.otherOutcomes, {});
 });
