@@ -39,11 +39,14 @@ export class ReplyOptions {
   private readonly scratch: Buffer;
   /** What the COOKIE option of the query handled last proved (read by the answer step). */
   lastCookie: CookieProof = COOKIE_NONE;
+  /** Whether COOKIE options are answered (a secret is configured). */
+  readonly answersCookies: boolean;
 
   constructor(
     readonly identity: ServerIdentity = { nsid: null, versionBind: null },
     private readonly cookies: ServerCookies | null = null,
   ) {
+    this.answersCookies = cookies !== null;
     this.nsid = identity.nsid === null ? null : nsidOption(identity.nsid);
     this.scratch = Buffer.alloc((this.nsid?.length ?? 0) + COOKIE_OPTION_LEN);
   }

@@ -175,7 +175,7 @@ export class Handler {
     if (i >= 0 && answer === null) return GENERAL;
     // The reply options (a cookie's SipHash) once the fast path is likely to answer: a query sent
     // the general way above gets them there, computed once.
-    const extra = scan.edns ? this.replyOptionsFor(scan.nsid, q, scan.cookieStart, scan.cookieLength, ctx) : null;
+    const extra = scan.edns ? this.replyOptionsFor(scan.nsid, scan.cookieStart < 0 ? null : q, scan.cookieStart, scan.cookieLength, ctx) : null;
     const limit = prebuiltLimit(scan, ctx.transport === 'tcp', extra === null ? 0 : extra.length);
     if (answer === null) return this.fastMiss(q, length, ctx, table, limit, out, ev, extra);
     ev.zone = table.zoneOf(i)!.origin;
@@ -311,7 +311,8 @@ export class Handler {
   }
 
   private replyOptionsFor(nsidAsked: boolean, cookie: Uint8Array | null, cookieStart: number, cookieLength: number, ctx: RequestContext): Buffer | null {
-    const addressLength = cookie === null ? 0 : clientAddressBytes(ctx, this.address);
+    // The client's address is read only for a COOKIE option this server answers.
+    const addressLength = cookie === null || !this.replyOptions.answersCookies ? 0 : clientAddressBytes(ctx, this.address);
     return this.replyOptions.optionsFor(nsidAsked, cookie, cookieStart, cookieLength, this.address, addressLength);
   }
 

@@ -24,9 +24,9 @@ export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResu
     return wildcard === undefined ? zone.nxdomain : resolveNode(zones, zone, wildcard, qtype, qname);
   }
   // A node's results are kept across reloads that keep its zone, so they must not depend on the
-  // other zones of the set: where a zone lies inside another (a CNAME target may then belong to
-  // the inner one), nothing is memoized.
-  if (zones.nested) return resolveNode(zones, zone, node, qtype);
+  // other zones of the set. Only a CNAME chain reaches beyond its node's zone (a target may belong
+  // to a zone inside this one), so where zones nest a CNAME's results are not memoized.
+  if (zones.nested && node.cname !== undefined) return resolveNode(zones, zone, node, qtype);
   const known = node.results?.get(qtype);
   if (known !== undefined) return known;
   const result = resolveNode(zones, zone, node, qtype);

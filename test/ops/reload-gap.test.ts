@@ -53,8 +53,9 @@ t.test('answers and HTTP responses keep flowing through a reload of a valid edit
 });
 
 t.test('UDP threads keep answering while each compiles a valid edit', async (t) => {
+  // CI sets SITEDNS_REQUIRE_ADDON=1: there a missing addon fails this test instead of skipping it.
   const why = udpThreadsUnavailable();
-  if (why !== null) return t.skip(why);
+  if (why !== null && process.env.SITEDNS_REQUIRE_ADDON !== '1') return t.skip(why);
   const { result } = await reloadGaps(t, withNewAddress, 1);
   t.equal(result.reloadMessage, 'zones reloaded');
   t.equal(result.threadSlices.length, 1, 'the thread compiled the new set');

@@ -77,6 +77,16 @@ pool: { name: "@", policy: offload, primary: boston, offload: [chicago], thresho
   t.same(shares(', primary_keeps: 0.2', 0.72), { chicago: 200, boston: 800 }, 'below the cap: (u - T1) / (T2 - T1)');
 });
 
+t.test('the split docs/policies.md gives: T1 0.7, T2 0.9, T3 0.97, u 0.95 is 71 % sorry, 27 % offloaded, 1.4 % primary', async (t) => {
+  const pool = nameOf(zoneWith('cost'), '@');
+  const count: Record<string, number> = {};
+  for (let i = 0; i < 10_000; i++) {
+    const answer = answerOf(selectAnswer(pool, 4, snap({ boston: { u: 0.95 } }), RESOLVER, env([(i + 0.5) / 10_000])));
+    count[answer] = (count[answer] ?? 0) + 1;
+  }
+  t.same(count, { sorry: 7143, geneva: 2714, boston: 143 });
+});
+
 t.test('offload choice by client: stable, spread, minimal movement', async (t) => {
   const pool = nameOf(zoneWith('client'), '@');
   const busy = { boston: { u: 0.89 } }; // share 0.95

@@ -138,3 +138,26 @@ t.test('flap damping off with a half-life of 0; an unknown site is never held', 
   const on = debounceConfig({ intervalMs: 1000 });
   t.equal(step({ ...initialHealth(0), penalty: 5 }, { result: OK, now: 1, pushAlive: false }, on).state.status, 'up', 'unknown: one success is up');
 });
+
+t.test('flap damping: three quick falls hold a site that meets rise for about 15 s', async (t) => {
+  const cfg = debounceConfig({ intervalMs: 1000 });
+  let state = { ...initialHealth(0), status: 'up' as HealthStatus };
+  let now = 0;
+  const feed = (result: ProbeResult, after = 100) => {
+    now += after;
+    state = step(state, { result, now, pushAlive: false }, cfg).state;
+  };
+  for (let fall = 0; fall < 3; fall++) {
+    state = { ...state, status: 'up', okStreak: 0, decisive: 0, counted: 0 };
+    feed(REFUSED);
+    feed(REFUSED);
+  }
+  const fellAt = now;
+  feed(OK);
+  feed(OK);
+  t.equal(state.status, 'down', 'rise met, held');
+  // Penalty about 2.9 at the third fall: held until it decays to 1, 10 s x log2(2.9) = 15.4 s.
+  while (state.status === 'down' && now < fellAt + 60_000) feed(OK, 500);
+  const heldMs = now - fellAt;
+  t.ok(heldMs >= 14_500 && heldMs <= 16_500, `back after ${heldMs} ms`);
+});
