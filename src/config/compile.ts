@@ -21,6 +21,7 @@ import type {
 } from '../model/zone-model.js';
 import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 import type { LoadedZoneFile } from './load.js';
+import { labelProblem } from './names.js';
 import type { PoolConfig, RecordType, ZoneFile } from './schema.js';
 import type { AllDown } from '../model/zone-model.js';
 import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
@@ -635,7 +636,9 @@ function recordPath(ownerText: string, type: RecordType, value: unknown, i: numb
 
 /** One static record value of a given type as RDATA, or what is wrong with it. */
 function parseRdata(type: RecordType, text: string, absolute: (n: string) => string): Rdata | string {
-  const target = (t: string): string | { problem: string } => (isTargetName(t) ? (t === '.' ? '' : absolute(t)) : { problem: `"${t}" is not a domain name` });
+  // A name in RDATA (a CNAME, NS, PTR, MX or SRV target) has the owner names' labels, without
+  // wildcards; its length is judged with the zone appended, with the records.
+  const target = (t: string): string | { problem: string } => (labelProblem(t) === undefined && !t.includes('*') ? (t === '.' ? '' : absolute(t)) : { problem: `"${t}" is not a domain name` });
   switch (type) {
     case 'A':
       return isIP(text) === 4 ? ipv4Rdata(text) : `"${text}" is not an IPv4 address`;
@@ -670,33 +673,4 @@ function parseRdata(type: RecordType, text: string, absolute: (n: string) => str
   }
 }
 
-const DOT = 0x2e;
-const HYPHEN = 0x2d;
 
-/**
- * Whether a name in RDATA (a CNAME, NS, PTR, MX or SRV target) is written as one: `@`, `.`, or
- * dot-separated labels (a final dot allowed) of letters, digits and `_`, with `-` inside; a
- * stretch of a label that cannot be split between two letters or digits is at most 63 characters.
- * One pass over the text: written as one regular expression, `(label\.?)+` backtracks
- * exponentially on a long run of letters that ends in a bad character.
- */
-export function isTargetName(t: string): boolean {
-  if (t === '@' || t === '.') return true;
-  let stretch = 0;
-  let prev = DOT;
-  for (let i = 0; i < t.length; i++) {
-    const c = t.charCodeAt(i);
-    if (c === DOT) {
-      if (prev === DOT || prev === HYPHEN) return false;
-      stretch = 0;
-    } else if (c === HYPHEN) {
-      if (prev === DOT) return false;
-      stretch++;
-    } else if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f /* _ */) {
-      stretch = prev === DOT || prev === HYPHEN ? stretch + 1 : 1;
-    } else return false;
-    if (stretch > 63) return false;
-    prev = c;
-  }
-  return t.length > 0 && prev !== HYPHEN;
-}

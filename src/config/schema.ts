@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { duration } from '../util/duration.js';
+import { nameProblem } from './names.js';
 import { ALL_DOWN_RULES, POLICY_NAMES, type ProbeConfig } from '../model/zone-model.js';
 
 export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an IPv4 address' });
@@ -16,18 +17,6 @@ export const ipv4 = z.string().refine((s) => isIP(s) === 4, { message: 'not an I
 export const ipv6 = z.string().refine((s) => isIP(s) === 6 && !s.includes('%'), { message: 'not an IPv6 address' });
 export const ipAddress = z.string().refine((s) => isIP(s) !== 0 && !s.includes('%'), { message: 'not an IPv4 or IPv6 address' });
 
-/** RFC 1035 §2.3.4: labels of 1..63 octets, names up to 255 octets on the wire. */
-const LABEL_RE = /^(?:\*|[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)$/;
-export function nameProblem(name: string): string | undefined {
-  if (name === '@' || name === '.') return undefined;
-  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
-  if (bare.length === 0) return 'empty name';
-  if (bare.length > 253) return 'name longer than 253 characters';
-  for (const label of bare.split('.')) {
-    if (!LABEL_RE.test(label)) return `bad label "${label}" (letters, digits, "-" and "_", 1-63 characters)`;
-  }
-  return undefined;
-}
 export const dnsName = z.string().superRefine((s, ctx) => {
   const problem = nameProblem(s);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });

@@ -153,6 +153,13 @@ t.test('a target name with one bad character after a long run of letters is refu
   t.same(problems(`${HEAD}records:\n  www: { CNAME: ${'a'.repeat(40)}.lim.test. }\n`), [], 'the same run without the bad character is a name');
 });
 
+t.test('a target name has the owner names\' labels: at most 63 characters each, no wildcard', async (t) => {
+  for (const target of [`${'a'.repeat(64)}.lim.test.`, `${'a'.repeat(300)}`, 'x.*.lim.test.']) {
+    t.same(problems(`${HEAD}records:\n  www: { CNAME: "${target}" }\n`), [`zones/lim.yaml:5: records.www.CNAME: "${target}" is not a domain name`], `${target.slice(0, 20)}... (${target.length})`);
+  }
+  t.same(problems(`${HEAD}records:\n  www: { CNAME: ${'a'.repeat(63)}.lim.test. }\n`), [], 'a 63-character label is a name');
+});
+
 t.test('a problem repeated identically is reported once per file', async (t) => {
   const loaded = parseZoneText(`${HEAD}records:\n  a: { A: [192.0.2.1] }\n  a: { A: [192.0.2.2] }\n  a: { A: [192.0.2.3] }\n`, 'z.yaml');
   t.ok('problems' in loaded);
