@@ -1,5 +1,5 @@
 /** `sitedns demo`: list, stop, start or load the demo backends of `npm start` (serve --demo-backends). */
-import { parseLoad } from '../state/service.js';
+import { LOAD_VALUE_RULE, loadValue } from '../state/load-value.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { formatTable, outputFlag, printReport } from './output.js';
 import { admin, targetFlags } from './state-target.js';
@@ -49,8 +49,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   let body: unknown;
   if (action === 'load') {
     if (arg === undefined) throw new Error('usage: sitedns demo load <site> <n|drift>');
-    const load = arg === 'drift' ? null : parseLoad({ load: arg });
-    if (load !== null && typeof load !== 'number') throw new Error(`load: "${arg}" is not a load (a number >= 0) or drift`);
+    const load = arg === 'drift' ? null : loadValue(arg);
+    if (load === undefined) throw new Error(`load: "${arg}" is not a load (${LOAD_VALUE_RULE}) or drift`);
     body = { load };
   } else if (arg !== undefined) throw new Error(USAGE);
   const backend = (await admin(flags, 'POST', `/v1/demo/${encodeURIComponent(site)}/${action}`, body)) as DemoBackendInfo;

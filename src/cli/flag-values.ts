@@ -98,4 +98,3 @@ function redisUrlParses(url: string): boolean {
   }
 }
 
-/** The URL with what stands between the user name's colon and the @ masked. */

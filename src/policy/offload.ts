@@ -45,8 +45,8 @@ export function offloadSelect(
   const now = env.now();
   const primaryState = stateOf(snapshot, primary.key);
   const primaryUsable = primaryState.up && hasFamily(primary, family);
-  const eligible = eligibleOffload(pool, family, snapshot, now);
   if (!primaryUsable) {
+    const eligible = eligibleOffload(pool, family, snapshot, now);
     const fallback = eligible.length > 0 ? eligible : usable(pool.offload, family, snapshot);
     if (fallback.length === 0) return undefined;
     return offloadTo(name, pool, fallback, family, snapshot, client, env, `primary ${primary.id} ${primaryState.up ? 'has no address of this family' : 'down'}`);
@@ -55,6 +55,8 @@ export function offloadSelect(
   const { offload: t1, throttle: t2, drop: t3 } = pool.thresholds;
   if (u === undefined || u < t1) return oneSite(primary, u === undefined ? 'primary (load unknown)' : 'primary below the offload threshold');
   if (u >= t3) return { kind: 'drop', reason: 'primary above the drop threshold' };
+  // Only between T1 and T3 do the offload sites matter: below T1 (the usual case) they are not read.
+  const eligible = eligibleOffload(pool, family, snapshot, now);
   const draw = env.random();
   const mostOffloaded = 1 - pool.primaryKeeps;
   if (u >= t2) {

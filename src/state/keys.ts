@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
-import { loadValue } from './load-value.js';
+import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 
 export const DEFAULT_PREFIX = 'sitedns:';
 
@@ -44,7 +44,7 @@ const finite = z.number().finite();
 const LAST_DATE_MS = 8.64e15;
 const time = z.number().finite().nonnegative().max(LAST_DATE_MS);
 // state/load-value.ts's rule, for loads read back from Redis.
-const load = z.number().refine((value) => loadValue(value) === value, 'a load is a number >= 0');
+const load = z.number().refine((value) => loadValue(value) === value, `a load is ${LOAD_VALUE_RULE}`);
 
 export const probeViewSchema = z.object({
   up: z.boolean(),
