@@ -56,8 +56,8 @@ export interface AnswerHistoryOptions {
   readonly now?: () => number;
 }
 
-export const DEFAULT_HISTORY_INTERVAL_MS = 5_000;
-export const DEFAULT_HISTORY_WINDOW_MS = 15 * 60_000;
+const DEFAULT_HISTORY_INTERVAL_MS = 5_000;
+const DEFAULT_HISTORY_WINDOW_MS = 15 * 60_000;
 /** State changes kept at most, however many sites flap within the window. */
 export const MAX_CHANGES = 500;
 

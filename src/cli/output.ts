@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import type { FlagSpec } from './args.js';
 
-export const outputFormat = z.enum(['table', 'json'], { error: 'is not table or json' });
-export type OutputFormat = z.output<typeof outputFormat>;
+const outputFormat = z.enum(['table', 'json'], { error: 'is not table or json' });
+type OutputFormat = z.output<typeof outputFormat>;
 
 export const outputFlag = { type: 'string', short: 'o', default: 'table', help: 'table, or json: the report the table is made from', value: outputFormat } satisfies FlagSpec;
 

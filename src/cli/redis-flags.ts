@@ -21,7 +21,7 @@ function sentinelAddress(text: string): SentinelAddress | undefined {
 }
 
 /** `host:port,host:port,...` (IPv6 as [addr]:port; commas or spaces between them). */
-export const sentinelList = z
+const sentinelList = z
   .string()
   .transform((text, ctx): SentinelAddress[] => {
     const items = text.split(/[\s,]+/).filter(Boolean);

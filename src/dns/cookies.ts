@@ -19,8 +19,8 @@ import { sipKey, siphash24, type SipKey } from '../util/siphash.js';
 import { CodedError } from '../util/coded-error.js';
 import { EDNS_OPTION } from './constants.js';
 
-export const CLIENT_COOKIE_LEN = 8;
-export const SERVER_COOKIE_LEN = 16;
+const CLIENT_COOKIE_LEN = 8;
+const SERVER_COOKIE_LEN = 16;
 /** Bytes of our reply's COOKIE option: code, length, client cookie, server cookie. */
 export const COOKIE_OPTION_LEN = 4 + CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN;
 const SECRET_LEN = 16;
@@ -40,18 +40,18 @@ export function cookieLengthProblem(length: number): string | null {
 }
 
 /** A cookie secret that cannot be used (ECOOKIE_SECRET). */
-export class CookieSecretError extends CodedError<'ECOOKIE_SECRET'> {
+class CookieSecretError extends CodedError<'ECOOKIE_SECRET'> {
   constructor(message: string) {
     super('ECOOKIE_SECRET', message);
   }
 }
 
-/** A secret given as text: 32 hex digits (16 bytes, RFC 9018 §4.4's SipHash key). */
 /** A cookie secret is 32 hex digits (RFC 9018 §4.4's 16-byte SipHash key). */
 export function isCookieSecret(text: string): boolean {
   return /^[0-9a-fA-F]{32}$/.test(text);
 }
 
+/** A secret given as text, as the key's 16 bytes. */
 export function parseCookieSecret(text: string): Buffer {
   // The text is never echoed: a secret one digit off is still nearly the secret.
   if (!isCookieSecret(text)) throw new CookieSecretError(`a cookie secret of ${text.length} characters is not 32 hex digits (16 bytes)`);

@@ -90,7 +90,7 @@ export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qty
  * when the name does not exist; undefined for an empty non-terminal, a name at or below a
  * delegation, or a name that does not exist and matches no wildcard.
  */
-export function nodeAt(zone: ZoneModel, name: string): NameNode | undefined {
+function nodeAt(zone: ZoneModel, name: string): NameNode | undefined {
   return zone.nodes.get(name) ?? (zone.emptyNonTerminals.has(name) ? undefined : wildcardFor(zone, name));
 }
 

@@ -63,14 +63,14 @@ export interface HealthState {
 }
 
 /** Added to the penalty by each fall from up. */
-export const FLAP_PENALTY = 1;
+const FLAP_PENALTY = 1;
 /** A rising site is held down while its penalty is above this. */
-export const FLAP_REUSE = 1;
-export const FLAP_PENALTY_MAX = 8;
-export const DEFAULT_FLAP_HALF_LIFE_MS = 10_000;
+const FLAP_REUSE = 1;
+const FLAP_PENALTY_MAX = 8;
+const DEFAULT_FLAP_HALF_LIFE_MS = 10_000;
 
 /** The penalty decayed to `now`. */
-export function flapPenalty(state: HealthState, now: number, cfg: DebounceConfig): number {
+function flapPenalty(state: HealthState, now: number, cfg: DebounceConfig): number {
   if (state.penalty === 0 || cfg.flapHalfLifeMs <= 0) return 0;
   return state.penalty * 2 ** (-Math.max(0, now - state.penaltyAt) / cfg.flapHalfLifeMs);
 }
