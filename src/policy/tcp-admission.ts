@@ -51,7 +51,7 @@ export const REFUSED_HOLD_MS = 5000;
  * The client network of an address, as text: "192.0.2.0/24", "2001:db8:0:100::/56". An
  * IPv4-mapped IPv6 address counts as its IPv4 address; text that is no address is its own network.
  */
-export function clientNetwork(address: string): string {
+export function admissionNetworkOf(address: string): string {
   try {
     const parsed = ipaddr.process(address);
     const [family, bits] = parsed.kind() === 'ipv4' ? [ipaddr.IPv4, NETWORK_PREFIX.ipv4] : [ipaddr.IPv6, NETWORK_PREFIX.ipv6];
@@ -89,7 +89,7 @@ export class ConnectionTable<C> {
    * closes `evict` (already removed from the table).
    */
   admit(connection: C, address: string): Admission<C> {
-    const network = clientNetwork(address);
+    const network = admissionNetworkOf(address);
     if ((this.perAddress.get(address) ?? 0) >= this.limits.maxPerAddress) return this.refuse(network, 'address');
     if ((this.perNetwork.get(network) ?? 0) >= this.limits.maxPerNetwork) return this.refuse(network, 'network');
     let evict: C | null = null;

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { addMetricsSource } from '../admin/answerer-metrics.js';
 import type { PolicyEnv } from '../policy/types.js';
 import type { Runtime } from '../state/runtime.js';
-import { listenError, parseHostPort, resolveListenPorts } from '../util/listen.js';
+import { formatHostPort, listenError, parseHostPort, resolveListenPorts } from '../util/listen.js';
 import type { Logger } from '../util/logger.js';
 import { ServerCookies } from '../dns/cookies.js';
 import type { EdnsAnswering } from '../dns/reply-options.js';
@@ -96,7 +96,7 @@ export async function startNameserver(options: NameserverOptions): Promise<Names
       removeMetricsSource = addMetricsSource((timeoutMs) => pool.metrics(timeoutMs));
       udp.push(...threads.listeners);
       for (const { host, port } of listen) {
-        tcp.push(await listenTcp(handler, host, port, options.tcp).catch((error) => Promise.reject(listenError(net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`, 'TCP', error))));
+        tcp.push(await listenTcp(handler, host, port, options.tcp).catch((error) => Promise.reject(listenError(formatHostPort(host, port), 'TCP', error))));
         log.info({ address: host, port, udpPath: 'threads', udpThreads: options.udpThreads.threads }, 'listening on UDP and TCP');
       }
     }

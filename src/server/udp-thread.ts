@@ -28,7 +28,6 @@
  * Mailbox messages: 'state' / 'delta' (state/messages.ts), 'reload', 'stop',
  * { type: 'metrics', id }. Replies: 'ready', 'reloaded', 'hello' (a delta did not apply), 'metrics'.
  */
-import net from 'node:net';
 import { availableParallelism } from 'node:os';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -36,7 +35,7 @@ import { QueryMetrics } from '../admin/query-metrics.js';
 import { registry, runScrapeHooks, setUdpThreadIndex, udpSteeringSwitchesTotal } from '../metrics/definitions.js';
 import { countReceive, joinAfterFirst, startSteering } from '../policy/udp-steering.js';
 import { Runtime } from '../state/runtime.js';
-import { listenError } from '../util/listen.js';
+import { formatHostPort, listenError } from '../util/listen.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { answeringHandler } from './nameserver.js';
 import { AnswerStep } from './answer-step.js';
@@ -75,7 +74,7 @@ const sockets = data.listen.map(({ host, port }) => {
   try {
     return addon.openBlocking({ host, port, batch: data.batch, slot: data.slot, reusePort: 1, receiveTimeoutMs: data.receiveTimeoutMs, spinMicros: data.spinMicros, sendTimeoutMs: 200 }, buffer);
   } catch (error) {
-    throw listenError(net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`, `UDP thread ${data.index}`, error);
+    throw listenError(formatHostPort(host, port), `UDP thread ${data.index}`, error);
   }
 });
 // This thread's /metrics share: its sockets' native counters, summed as the event-loop path's are.

@@ -24,7 +24,7 @@ import { AnswerStep, transportEvents, type HandlerCore } from './answer-step.js'
 import { UDP_RESPONSE_MAX } from './handler.js';
 import { PeerContext } from './request-context.js';
 import type { ResponseRateLimiter } from './rrl.js';
-import { ListenError } from '../util/listen.js';
+import { ListenError, formatHostPort } from '../util/listen.js';
 
 export interface UdpListener {
   readonly address: string;
@@ -125,7 +125,7 @@ export async function listenUdp(handler: HandlerCore, host: string, port: number
     return { address: addr.address, port: addr.port, path: 'dgram', close: () => closeSocket(socket) };
   }
   const addresses = localAddresses(family, options.interfaces);
-  const listen = family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  const listen = formatHostPort(host, port);
   if (addresses.length === 0) {
     throw new UdpListenError('EUDP_WILDCARD', `--listen ${listen}: this host has no IPv${family} address, and without the batched UDP addon a wildcard is served by one UDP socket per local address`);
   }

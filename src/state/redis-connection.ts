@@ -8,6 +8,7 @@
  * are retried every 100 ms .. 1 s, and so are the sentinels when none answers.
  */
 import type { RedisOptions } from 'ioredis';
+import { formatHostPort } from '../util/listen.js';
 import { redactUrl } from '../util/redact.js';
 
 /** One server: redis://[:password@]host:port[/db], or rediss:// for TLS. */
@@ -74,5 +75,5 @@ export function redisClientOptions(connection: RedisConnection, name: string): {
 /** For logs and error messages: where Redis is, without any password. */
 export function describeRedis(connection: RedisConnection): string {
   if ('url' in connection) return redactUrl(connection.url);
-  return `master "${connection.master}" of sentinels ${connection.sentinels.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)).join(',')}`;
+  return `master "${connection.master}" of sentinels ${connection.sentinels.map(({ host, port }) => formatHostPort(host, port)).join(',')}`;
 }

@@ -11,6 +11,11 @@ export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: 
   return { host: m[1] ?? (m[2] || defaultHost), port };
 }
 
+/** host and port as one text: "127.0.0.1:5353", "[::1]:5353" (RFC 3986 §3.2.2 brackets IPv6). */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /**
  * A --listen address that could not be opened, the start fails with it; the message is one line
  * that names the address (`--listen 127.0.0.1:53: UDP: bind: address already in use
@@ -33,12 +38,7 @@ export async function resolveListenPorts(listen: readonly string[]): Promise<str
   const out: string[] = [];
   for (const spec of listen) {
     const { host, port } = parseHostPort(spec);
-    const wrap = (p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
-    if (port !== 0) {
-      out.push(wrap(port));
-      continue;
-    }
-    out.push(wrap(await freePort(host)));
+    out.push(formatHostPort(host, port !== 0 ? port : await freePort(host)));
   }
   return out;
 }

@@ -4,7 +4,7 @@
  * (RFC 7766 §6.2.3). tcp.test.ts shows the same with real sockets.
  */
 import t from 'tap';
-import { clientNetwork, ConnectionTable } from '../../src/policy/tcp-admission.js';
+import { admissionNetworkOf, ConnectionTable } from '../../src/policy/tcp-admission.js';
 
 t.test('client networks are the /24 and the /56', async (t) => {
   const cases: [string, string][] = [
@@ -17,7 +17,7 @@ t.test('client networks are the /24 and the /56', async (t) => {
     ['fe80::1%eth0', 'fe80::/56'],
     ['not an address', 'not an address'],
   ];
-  for (const [address, network] of cases) t.equal(clientNetwork(address), network, address);
+  for (const [address, network] of cases) t.equal(admissionNetworkOf(address), network, address);
 });
 
 t.test('over the per-address or per-network cap a connection is refused', async (t) => {
