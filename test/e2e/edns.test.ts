@@ -112,3 +112,31 @@ t.test('rate limiting spares a client that proves its address with a cookie', as
   const slips = clientOnly.filter((r): r is Buffer => r !== null).map(decode).filter((d) => d.answers.length === 0);
   t.ok(slips.length > 0 && slips.every((d) => d.extendedRcode === 23 && !d.tc), 'a client cookie alone slips as BADCOOKIE, not TC=1');
 });
+
+t.test('rotating the cookie secret: OLD,NEW then NEW,OLD servers accept each other', async (t) => {
+  // docs/security.md "Rotating the secret" (RFC 9018 §5). Acceptance shows as the rate-limit
+  // exemption: a limited client with a cookie the server accepts is answered in full.
+  const OLD = SECRET;
+  const NEW = '0123456789abcdef0123456789abcdef';
+  const limited = ['--rrl-rate', '2', '--rrl-slip', '2', '--rrl-exempt', '192.0.2.0/24'];
+  const start = (secrets: string) => startSitedns(['serve', '--zones', 'zones/', '--listen', '127.0.0.1:0', '--http', 'off', ...limited, '--cookie-secret', secrets]);
+  const [stepOne, stepTwo, newOnly] = [await start(`${OLD},${NEW}`), await start(`${NEW},${OLD}`), await start(NEW)];
+  t.teardown(() => Promise.all([stepOne.stop(), stepTwo.stop(), newOnly.stop()]));
+  const clientCookie = Buffer.from('000a00088877665544332211', 'hex');
+  const cookieFrom = async (port: number) => {
+    const reply = (await udpQuery(port, query('app.example.com', 'A', { edns: { options: clientCookie } })))!;
+    return reply.subarray(reply.length - 28);
+  };
+  const answeredInFull = async (port: number, cookie: Buffer, id: number) => {
+    const replies = [];
+    for (let i = 0; i < 16; i++) replies.push(await udpQuery(port, query('app.example.com', 'A', { id: id + i, edns: { options: cookie } }), '127.0.0.1', 1000));
+    return replies.every((r) => r !== null && !decode(r).tc && decode(r).answers.length > 0);
+  };
+  const oldCookie = await cookieFrom(stepOne.port);
+  const newCookie = await cookieFrom(stepTwo.port);
+  t.not(oldCookie.toString('hex'), newCookie.toString('hex'), 'the two steps make cookies with different secrets');
+  t.ok(await answeredInFull(stepTwo.port, oldCookie, 1000), 'NEW,OLD accepts a cookie made with OLD');
+  t.ok(await answeredInFull(stepOne.port, newCookie, 2000), 'OLD,NEW accepts a cookie made with NEW');
+  t.notOk(await answeredInFull(newOnly.port, oldCookie, 3000), 'NEW alone no longer accepts OLD: that client is limited until it learns a NEW cookie');
+  t.ok(await answeredInFull(newOnly.port, newCookie, 4000), 'NEW alone accepts NEW');
+});
