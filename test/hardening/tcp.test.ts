@@ -244,3 +244,14 @@ t.test('a /24 retrying past its cap: after 16 refusals in a second, refused conn
   t.notOk(await closedWithin(other, 300), 'another /24 is admitted meanwhile');
   for (const s of [...kept, other]) s.destroy();
 });
+
+t.test('refused connections held open: at most as many as the connection table holds', async (t) => {
+  const { l } = await listener(t, { maxConnections: 4, maxConnectionsPerClient: 2, maxConnectionsPerNetwork: 2, idleTimeoutMs: 30_000, firstQueryTimeoutMs: 30_000 });
+  const kept = [await connect(l.port, '127.0.8.1'), await connect(l.port, '127.0.8.2')];
+  for (let i = 0; i < 16; i++) (await connect(l.port, `127.0.8.${10 + i}`)).destroy();
+  const late: net.Socket[] = [];
+  for (let i = 0; i < 6; i++) late.push(await connect(l.port, `127.0.8.${40 + i}`));
+  const closed = await Promise.all(late.map((s) => closedWithin(s, 1000)));
+  t.same(closed, [false, false, false, false, true, true], 'four held (the table holds four), the rest closed at once');
+  for (const s of [...kept, ...late]) s.destroy();
+});
