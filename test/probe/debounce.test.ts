@@ -161,3 +161,25 @@ t.test('flap damping: three quick falls hold a site that meets rise for about 15
   const heldMs = now - fellAt;
   t.ok(heldMs >= 14_500 && heldMs <= 16_500, `back after ${heldMs} ms`);
 });
+
+t.test('flap damping: a site that fell 8 or more times is held 30 s at most (the table in docs/state.md)', async (t) => {
+  const cfg = debounceConfig({ intervalMs: 1000 });
+  let state = { ...initialHealth(0), status: 'up' as HealthStatus };
+  let now = 0;
+  const feed = (result: ProbeResult, after = 100) => {
+    now += after;
+    state = step(state, { result, now, pushAlive: false }, cfg).state;
+  };
+  for (let fall = 0; fall < 12; fall++) {
+    state = { ...state, status: 'up', okStreak: 0, decisive: 0, counted: 0 };
+    feed(REFUSED, 10);
+    feed(REFUSED, 10);
+  }
+  const fellAt = now;
+  feed(OK);
+  feed(OK);
+  t.match(state.reason, /^held down: flapping \(penalty 7\.8\d, back in about 30 s\)/, 'rise met, held: the penalty at its cap, 200 ms decayed');
+  while (state.status === 'down' && now < fellAt + 120_000) feed(OK, 500);
+  const heldMs = now - fellAt;
+  t.ok(heldMs >= 29_500 && heldMs <= 31_000, `back after ${heldMs} ms, three half-lives`);
+});
