@@ -51,6 +51,27 @@ t.test('decisive failures: half of the voters suffice; timeouts need a strict ma
   }
 });
 
+t.test('the vote table of docs/state.md, row by row, with timeouts and decisive failures', async (t) => {
+  const up = () => view(true);
+  const timedOut = () => view(false, { reason: 'timeout after 500ms' });
+  const refused = () => view(false, { decisive: true });
+  const rows: [string, ProbeView[], boolean][] = [
+    ['1 prober: it says down (timeout)', [timedOut()], false],
+    ['2 probers: both timed out: down', [timedOut(), timedOut()], false],
+    ['3 probers: two timed out: down', [timedOut(), timedOut(), up()], false],
+    ['3 probers: one refused, one timed out: down (two say down)', [refused(), timedOut(), up()], false],
+    ['3 probers: one timed out: up', [timedOut(), up(), up()], true],
+    ['4 probers: three timed out: down', [timedOut(), timedOut(), timedOut(), up()], false],
+    ['4 probers: two timed out: a tie keeps it up', [timedOut(), timedOut(), up(), up()], true],
+    ['4 probers: two refused: down', [refused(), refused(), up(), up()], false],
+    ['4 probers: one refused, two timed out: down (three say down)', [refused(), timedOut(), timedOut(), up()], false],
+  ];
+  for (const [name, views, expected] of rows) {
+    const c = contents(Object.fromEntries(views.map((v, i) => [`p${i}`, { age: 100, views: { [K]: v } }])));
+    t.equal(combine(c, NOW, opts).sites.get(K)!.up, expected, name);
+  }
+});
+
 t.test('an even number of live probers is warned about', async (t) => {
   const { quorumWarning } = await import('../../src/state/combine.js');
   t.equal(quorumWarning(0), undefined);
