@@ -138,3 +138,38 @@ t.test('a client ioredis gives up is connected again until the store is closed',
   await sleep(500);
   t.equal(cmd.status, 'end', 'a closed store stays closed');
 });
+
+t.test('sentinel quorum lost: a healthy master keeps taking drains; a lost one is not replaced', { skip }, async (t) => {
+  // docs/deployment.md "Sentinel quorum lost".
+  const set = await startSentinelSet({ downAfterMs: 1000 });
+  t.teardown(() => set.stop());
+  const a = await startBackend('127.0.0.2', 10);
+  const b = await startBackend('127.0.0.3', 50);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
+  const sentinelFlags = ['--redis-sentinels', set.sentinels, '--redis-master', set.name];
+  const env = { SITEDNS_REDIS_PASSWORD: set.password, SITEDNS_REDIS_SENTINEL_PASSWORD: set.sentinelPassword };
+  const prober = track(spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--prober-id', 'p1', ...sentinelFlags], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
+  t.teardown(() => prober.stop());
+  await prober.waitFor((l) => l.msg === 'probing');
+  const ns = await startSitedns(['serve', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--state-file', 'off', ...sentinelFlags], env);
+  t.teardown(() => ns.stop());
+  await eventually('the nameserver answers b.r.test with b', async () => (await answer(ns.port, 'b.r.test')) === '192.0.2.20');
+
+  // Two of three sentinels gone: no quorum. The master is healthy, so nothing changes, and a new
+  // process still finds the master through the one sentinel left (the first two refuse).
+  await set.killSentinel(0);
+  await set.killSentinel(1);
+  const { stdout } = await run(process.execPath, [CLI, 'drain', 'b', '--for', '1h', '--reason', 'quorum test', '--by', 'tester', ...sentinelFlags], { env: { ...process.env, ...env } });
+  t.match(stdout, /r\.test\/b: drained until .* by tester: quorum test/, 'a drain from a new process lands with one sentinel of three');
+  await eventually('the nameserver answers b.r.test with a (b drained)', async () => (await answer(ns.port, 'b.r.test')) === '192.0.2.10', 30_000);
+
+  // The master lost as well: one sentinel cannot promote the replica; answers go on from the
+  // last known state.
+  set.master.proc.kill('SIGKILL');
+  await sleep(5000);
+  t.equal(await set.masterPort(), set.master.port, 'no failover without a quorum: the sentinel left still names the dead master');
+  t.match(await set.server(set.replica.port).info('replication'), /role:slave/, 'the replica was not promoted');
+  t.equal(await answer(ns.port, 'b.r.test'), '192.0.2.10', 'the nameserver answers from the last known state (b still drained)');
+  t.equal(await answer(ns.port, 'a.r.test'), '192.0.2.10', 'and a as before');
+});

@@ -24,6 +24,8 @@ export interface SentinelSet {
   masterPort(): Promise<number | undefined>;
   /** A client of the server on `port` (its password given). */
   server(port: number): Redis;
+  /** Kills sentinel `index` (0..2) for good. */
+  killSentinel(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -123,6 +125,12 @@ export async function startSentinelSet(options: SentinelSetOptions = {}): Promis
       master,
       replica,
       server,
+      async killSentinel(index) {
+        const { proc } = sentinelProcs[index];
+        if (proc.exitCode !== null || proc.signalCode !== null) return;
+        proc.kill('SIGKILL');
+        await once(proc, 'exit');
+      },
       async masterPort() {
         for (const s of sentinelClients) {
           const reply = (await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name).catch(() => null)) as [string, string] | null;
