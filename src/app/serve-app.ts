@@ -127,7 +127,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       if (!stateFile.usable()) stateFile = undefined;
     }
     follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile });
-    registerStateRoutes(router, { store, follower, runtime, staleAfterMs });
+    registerStateRoutes(router, { store, follower, runtime, staleAfterMs, auditLog: componentLogger(o.logger, 'audit') });
     demo?.registerRoutes(router);
     o.registerRoutes?.(router, { runtime });
     if (o.http) admin = await startAdmin(o, router, log);

@@ -1,13 +1,13 @@
 /** `sitedns drain <site>` / `sitedns undrain <site>`: operator-forced states with who/why/until. */
-import os from 'node:os';
 import { splitSiteKey } from '../state/keys.js';
 import { drain, drainDuration, undrain } from '../state/service.js';
 import { resolveSiteRef } from '../state/site-ref.js';
+import type { SiteView } from '../state/status.js';
 import type { ForcedState } from '../state/types.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { on, optionalText, text } from './flag-values.js';
 import { fetchStatus } from './status.js';
-import { admin, openRedis, targetFlags, type Target } from './state-target.js';
+import { admin, cliOrigin, cliUser, openRedis, targetFlags, type Target } from './state-target.js';
 
 export const drainFlags = {
   ...targetFlags,
@@ -18,7 +18,7 @@ export const drainFlags = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
 
-const undrainFlags = { ...targetFlags, help: drainFlags.help } satisfies Flags;
+const undrainFlags = { ...targetFlags, by: drainFlags.by, help: drainFlags.help } satisfies Flags;
 
 export const drainHelp = `Usage: sitedns drain <site> [--for 30m] [--reason "..."] [--redis <url> | --http <host:port>]
 
@@ -29,16 +29,18 @@ ${flagHelp(drainFlags)}`;
 
 export const undrainHelp = `Usage: sitedns undrain <site> [--redis <url> | --http <host:port>]
 
-Ends a drain (or forced state) now; the probes decide again.
+Ends a drain (or forced state) now; the probes decide again. The audit trail keeps who ended
+which drain (\`sitedns audit\`).
 
-${flagHelp(targetFlags)}`;
+${flagHelp(undrainFlags)}`;
 
-async function resolveKey(target: Target, ref: string | undefined): Promise<string> {
+/** The site `ref` names, as the target shows it now. */
+async function resolveSite(target: Target, ref: string | undefined): Promise<SiteView> {
   if (!ref) throw new Error('name the site (e.g. boston)');
   const status = await fetchStatus(target);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);
-  return found.key;
+  return status.sites.find((s) => s.site === found.key)!;
 }
 
 function describe(key: string, forced: ForcedState): string {
@@ -52,13 +54,13 @@ export async function runDrain(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags, positionals } = read;
-  const key = await resolveKey(flags, positionals[0]);
+  const key = (await resolveSite(flags, positionals[0])).site;
   // The flag was checked here; the store and the admin API take it as a duration with its unit.
-  const request = { for: `${flags.for}ms`, reason: flags.reason, by: flags.by ?? `${os.userInfo().username}@${os.hostname()}`, state: flags.up ? ('up' as const) : ('down' as const) };
+  const request = { for: `${flags.for}ms`, reason: flags.reason, by: flags.by ?? cliUser(), state: flags.up ? ('up' as const) : ('down' as const) };
   const store = await openRedis(flags);
   if (store) {
     try {
-      const forced = await drain(store, key, request);
+      const forced = await drain(store, key, request, cliOrigin());
       if ('error' in forced) throw new Error(forced.error);
       console.log(describe(key, forced));
     } finally {
@@ -79,17 +81,19 @@ export async function runUndrain(argv: string[]): Promise<number> {
     return 0;
   }
   const { flags, positionals } = read;
-  const key = await resolveKey(flags, positionals[0]);
+  const view = await resolveSite(flags, positionals[0]);
+  const key = view.site;
+  const by = flags.by ?? cliUser();
   const store = await openRedis(flags);
   if (store) {
     try {
-      await undrain(store, key);
+      await undrain(store, key, by, view.forced, cliOrigin());
     } finally {
       await store.close();
     }
   } else {
     const { zone, site } = splitSiteKey(key);
-    await admin(flags, 'DELETE', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`);
+    await admin(flags, 'DELETE', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/drain`, { by });
   }
   console.log(`${key}: undrained; the probes decide again`);
   return 0;

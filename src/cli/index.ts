@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Run> }> = 
   drain: { summary: 'take a site out of the answers for a while (who/why/until)', load: async () => (await import('./drain.js')).runDrain },
   undrain: { summary: 'end a drain now', load: async () => (await import('./drain.js')).runUndrain },
   report: { summary: 'push a load report for a site (seed 002)', load: async () => (await import('./report.js')).runReport },
+  audit: { summary: 'who drained, undrained or forced up what, when and why', load: async () => (await import('./audit.js')).runAudit },
   explain: { summary: 'the answer a running serve would give a name now, and why', load: async () => (await import('./explain.js')).runExplain },
   demo: { summary: 'stop/start/load the demo backends of npm start', load: async () => (await import('./demo.js')).runDemo },
 };

@@ -6,7 +6,7 @@ import { reportLoad } from '../state/service.js';
 import { resolveSiteRef } from '../state/site-ref.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { fetchStatus } from './status.js';
-import { admin, openRedis, targetFlags } from './state-target.js';
+import { admin, cliOrigin, openRedis, targetFlags } from './state-target.js';
 
 export const reportFlags = {
   ...targetFlags,
@@ -35,16 +35,18 @@ export async function runReport(argv: string[]): Promise<number> {
   const status = await fetchStatus(flags);
   const found = resolveSiteRef(ref, status.sites.map((s) => s.site));
   if ('error' in found) throw new Error(found.error);
+  // The reporter is this host, whichever way the report goes.
+  const by = os.hostname();
   const store = await openRedis(flags);
   if (store) {
     try {
-      await reportLoad(store, found.key, load, `${os.hostname()}`);
+      await reportLoad(store, found.key, load, by, (await store.readAll()).reports.get(found.key), cliOrigin());
     } finally {
       await store.close();
     }
   } else {
     const { zone, site } = splitSiteKey(found.key);
-    await admin(flags, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/load`, { load });
+    await admin(flags, 'POST', `/v1/sites/${encodeURIComponent(zone)}/${encodeURIComponent(site)}/load?by=${encodeURIComponent(by)}`, { load });
   }
   console.log(`${found.key}: load ${load} reported`);
   return 0;

@@ -3,12 +3,14 @@
  * through a nameserver's admin listener (--http, the embedded default's only door). Redis is
  * named by --redis or --redis-sentinels (redis-flags.ts).
  */
+import os from 'node:os';
 import { adminRequest } from '../admin/http.js';
 import { DEFAULT_ADMIN_LISTEN } from '../app/serve-app.js';
 import { DEFAULT_PREFIX } from '../state/keys.js';
 import { describeRedis } from '../state/redis-connection.js';
 import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
-import { createLogger } from '../util/logger.js';
+import type { AuditOrigin } from '../state/audit.js';
+import { componentLogger, createLogger } from '../util/logger.js';
 import type { FlagValues, Flags } from './args.js';
 import { optionalRedisUrl, optionalText, text } from './flag-values.js';
 import { redisConnection, redisConnectionFlags } from './redis-flags.js';
@@ -37,6 +39,19 @@ export async function openRedis(target: Target): Promise<RedisStateStore | undef
     throw new Error(`cannot reach Redis at ${describeRedis(connection)}: ${(error as Error).message}`);
   }
   return store;
+}
+
+/**
+ * A command acting on Redis itself performs the action, so it logs it (the audit trail's line, on
+ * stderr: stdout is the command's answer) and names itself as where it came from.
+ */
+export function cliOrigin(): AuditOrigin {
+  return { from: `cli ${os.hostname()}/${process.pid}`, log: componentLogger(createLogger(undefined, process.stderr), 'audit') };
+}
+
+/** Who acts when --by does not say: user@host. */
+export function cliUser(): string {
+  return `${os.userInfo().username}@${os.hostname()}`;
 }
 
 export async function admin(target: Pick<Target, 'http' | 'http-token'>, method: string, path: string, body?: unknown): Promise<any> {

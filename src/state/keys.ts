@@ -9,11 +9,13 @@
  *   <prefix>forced           HASH  site key  -> ForcedState       (drains, force-up)
  *   <prefix>reports          HASH  site key  -> LoadReport        (pushed load reports)
  *   <prefix>notices          pub/sub channel: Notice             (every change, with its new value)
+ *   <prefix>audit            STREAM  entry -> AuditEntry         (drain, undrain, force-up; last 1,000)
+ *   <prefix>audit:reports    STREAM  entry -> AuditEntry         (first report, reporter change, refusal; last 1,000)
  *
  * A site key is `<zone>/<site id>`, e.g. `app.example.com/boston`.
  */
 import { z } from 'zod';
-import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
+import type { AuditEntry, AuditTrailName, ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
 import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 
 export const DEFAULT_PREFIX = 'sitedns:';
@@ -23,6 +25,8 @@ export interface KeyNames {
   readonly forced: string;
   readonly reports: string;
   readonly notices: string;
+  /** The audit trails (state/audit.ts): Redis streams of AuditEntry, one field `entry`. */
+  readonly audit: Readonly<Record<AuditTrailName, string>>;
   views(prober: string): string;
   /** Pattern matching every prober's views hash (for tools; sitedns itself lists `probers`). */
   readonly viewsPattern: string;
@@ -34,6 +38,7 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
     forced: `${prefix}forced`,
     reports: `${prefix}reports`,
     notices: `${prefix}notices`,
+    audit: { operator: `${prefix}audit`, reports: `${prefix}audit:reports` },
     views: (prober) => `${prefix}views:${prober}`,
     viewsPattern: `${prefix}views:*`,
   };
@@ -86,7 +91,22 @@ export const noticeSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('prober'), prober: z.string(), info: proberInfoSchema.nullable() }),
 ]);
 
-export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | Notice): string {
+const forcedStateNamed = z.object({ state: z.enum(['down', 'up']), by: z.string(), reason: z.string(), until: time });
+
+export const auditEntrySchema = z.object({
+  at: time,
+  action: z.enum(['drain', 'force-up', 'undrain', 'report', 'report-refused']),
+  site: z.string(),
+  by: z.string(),
+  from: z.string(),
+  state: z.enum(['down', 'up']).optional(),
+  until: time.optional(),
+  reason: z.string().optional(),
+  load: finite.optional(),
+  ended: forcedStateNamed.optional(),
+});
+
+export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | Notice | AuditEntry): string {
   return JSON.stringify(value);
 }
 

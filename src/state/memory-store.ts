@@ -3,12 +3,14 @@
  * the prober in-process against it; the admin listener reaches it for status/drain/report.
  * Notices are delivered synchronously, after the change is stored.
  */
-import { applyNotice, emptyContents, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
+import { AuditRing, mergeTrails, trailOf } from './audit.js';
+import { applyNotice, emptyContents, type AuditEntry, type AuditTrailName, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
 
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
   private readonly contents = emptyContents();
   private readonly listeners = new Set<(notice: Notice) => void>();
+  private readonly trails: Record<AuditTrailName, AuditRing> = { operator: new AuditRing(), reports: new AuditRing() };
 
   async ready(): Promise<void> {}
 
@@ -48,6 +50,14 @@ export class MemoryStateStore implements StateStore {
 
   async report(key: string, report: LoadReport): Promise<void> {
     this.emit({ t: 'report', key, report });
+  }
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    this.trails[trailOf(entry.action)].push(entry);
+  }
+
+  async readAudit(): Promise<AuditEntry[]> {
+    return mergeTrails(this.trails.operator.list(), this.trails.reports.list());
   }
 
   subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void {

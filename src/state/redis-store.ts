@@ -8,8 +8,9 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import { describeRedis, redisClientOptions, type RedisConnection } from './redis-connection.js';
-import { decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
-import type { ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
+import { AUDIT_TRAIL_LENGTH, mergeTrails, trailOf } from './audit.js';
+import { auditEntrySchema, decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
+import type { AuditEntry, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
 
 export type RedisStoreOptions = RedisConnection & {
   prefix?: string;
@@ -215,6 +216,31 @@ export class RedisStateStore implements StateStore {
 
   report(key: string, report: LoadReport): Promise<void> {
     return this.publishWith({ t: 'report', key, report }, (m) => m.hset(this.keys.reports, key, encode(report)));
+  }
+
+  /** XADD with MAXLEN ~ (Redis trims whole stream nodes, so a trail may hold a few more than it keeps; reads take the newest AUDIT_TRAIL_LENGTH). */
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    await this.cmd.xadd(this.keys.audit[trailOf(entry.action)], 'MAXLEN', '~', AUDIT_TRAIL_LENGTH, '*', 'entry', encode(entry));
+  }
+
+  async readAudit(): Promise<AuditEntry[]> {
+    const trails = [this.keys.audit.operator, this.keys.audit.reports];
+    const multi = this.cmd.multi();
+    for (const key of trails) multi.xrevrange(key, '+', '-', 'COUNT', AUDIT_TRAIL_LENGTH);
+    const results = (await multi.exec())!;
+    return mergeTrails(
+      ...results.map(([error, value], i) => {
+        if (error) throw error;
+        const entries: AuditEntry[] = [];
+        for (const [id, fields] of (value as [string, string[]][]).reverse()) {
+          const text = fields.find((_, j) => j % 2 === 1 && fields[j - 1] === 'entry');
+          const entry = decode(auditEntrySchema, text);
+          if (entry) entries.push(entry);
+          else this.bad(`${trails[i]} ${id}`, String(text));
+        }
+        return entries;
+      }),
+    );
   }
 
   subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void {

@@ -1,8 +1,10 @@
 /**
  * Operator actions on the state store (drain, undrain, load reports, status), shared by the admin
- * listener's routes (admin/state-routes.ts) and the CLI when it talks to Redis directly.
+ * listener's routes (admin/state-routes.ts) and the CLI when it talks to Redis directly. Each is
+ * logged by the process that performs it and kept in the audit trail (state/audit.ts).
  */
 import { duration } from '../util/duration.js';
+import { forcedEntry, recordAudit, refusedReportEntry, reportEntry, undrainEntry, type AuditOrigin, type EndedForcedState } from './audit.js';
 import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 import type { ForcedState, LoadReport, StateStore } from './types.js';
 
@@ -30,18 +32,21 @@ export function drainDurationMs(value: string | number | undefined): number | { 
   return { error: message.startsWith('is ') ? `${JSON.stringify(value)} ${message}` : message };
 }
 
-export async function drain(store: StateStore, key: string, request: DrainRequest, now = Date.now()): Promise<ForcedState | { error: string }> {
+export async function drain(store: StateStore, key: string, request: DrainRequest, origin: AuditOrigin, now = Date.now()): Promise<ForcedState | { error: string }> {
   const ms = drainDurationMs(request.for);
   if (typeof ms !== 'number') return ms;
   const state = request.state ?? 'down';
   if (state !== 'down' && state !== 'up') return { error: 'state is "down" (drain) or "up" (force up)' };
   const forced: ForcedState = { state, by: String(request.by ?? 'unknown').slice(0, 100), reason: String(request.reason ?? 'no reason given').slice(0, 300), until: now + ms, at: now };
   await store.setForced(key, forced);
+  await recordAudit(store, origin, forcedEntry(key, forced, origin.from));
   return forced;
 }
 
-export async function undrain(store: StateStore, key: string): Promise<void> {
+/** Ends the forced state of `key`; `ended` is the one in place, as the caller last saw it (the trail names it). */
+export async function undrain(store: StateStore, key: string, by: string, ended: EndedForcedState | undefined, origin: AuditOrigin, now = Date.now()): Promise<void> {
   await store.setForced(key, null);
+  await recordAudit(store, origin, undrainEntry(key, by, origin.from, ended, now));
 }
 
 export function parseLoad(body: unknown): number | { error: string } {
@@ -49,8 +54,19 @@ export function parseLoad(body: unknown): number | { error: string } {
   return load ?? { error: `body must be {"load": <${LOAD_VALUE_RULE}>}` };
 }
 
-export async function reportLoad(store: StateStore, key: string, load: number, by?: string, now = Date.now()): Promise<LoadReport> {
-  const report: LoadReport = by ? { load, at: now, by } : { load, at: now };
+/**
+ * Stores a pushed load report. `previous` is the site's last report as the caller saw it: a
+ * reporter's first report and a change of reporter go to the audit trail, the rest only to the store.
+ */
+export async function reportLoad(store: StateStore, key: string, load: number, by: string, previous: LoadReport | undefined, origin: AuditOrigin, now = Date.now()): Promise<LoadReport> {
+  const report: LoadReport = { load, at: now, by };
   await store.report(key, report);
+  const entry = reportEntry(key, report, previous, origin.from);
+  if (entry) await recordAudit(store, origin, entry);
   return report;
+}
+
+/** A report that was not stored (no such site, no load in it): logged and kept in the reports' trail. */
+export async function refuseReport(store: StateStore, site: string, by: string, why: string, origin: AuditOrigin, now = Date.now()): Promise<void> {
+  await recordAudit(store, origin, refusedReportEntry(site, by, origin.from, why, now));
 }

@@ -6,9 +6,12 @@
  */
 import { siteRefProblem } from './keys.js';
 
-export function resolveSiteRef(ref: string, keys: Iterable<string>): { key: string } | { error: string } {
+/** Why a reference names no site: it cannot name one, it names several, or none of `keys`. */
+export type SiteRefFailure = { readonly error: string; readonly code: 'unprintable' | 'ambiguous' | 'unknown' };
+
+export function resolveSiteRef(ref: string, keys: Iterable<string>): { key: string } | SiteRefFailure {
   const problem = siteRefProblem(ref);
-  if (problem !== undefined) return { error: problem };
+  if (problem !== undefined) return { error: problem, code: 'unprintable' };
   const wanted = ref.toLowerCase().replace(/\.$/, '');
   const all = [...new Set(keys)];
   if (all.includes(wanted)) return { key: wanted };
@@ -19,6 +22,6 @@ export function resolveSiteRef(ref: string, keys: Iterable<string>): { key: stri
     return id === wanted || `${id}.${zone}` === wanted;
   });
   if (matches.length === 1) return { key: matches[0] };
-  if (matches.length > 1) return { error: `"${ref}" is ambiguous: ${matches.join(', ')} (use zone/site)` };
-  return { error: `no site "${ref}"${all.length ? ` (known: ${all.sort().join(', ')})` : ''}` };
+  if (matches.length > 1) return { error: `"${ref}" is ambiguous: ${matches.join(', ')} (use zone/site)`, code: 'ambiguous' };
+  return { error: `no site "${ref}"${all.length ? ` (known: ${all.sort().join(', ')})` : ''}`, code: 'unknown' };
 }

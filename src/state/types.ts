@@ -51,6 +51,34 @@ export interface ProberInfo {
   readonly intervalMs?: number;
 }
 
+/** An operator action, or a load report event, in the audit trail (state/audit.ts). */
+export type AuditAction = 'drain' | 'force-up' | 'undrain' | 'report' | 'report-refused';
+
+/** Operator actions and report events keep separate trails: reports cannot evict a drain. */
+export type AuditTrailName = 'operator' | 'reports';
+
+export interface AuditEntry {
+  /** When (ms since the epoch). */
+  readonly at: number;
+  readonly action: AuditAction;
+  /** The site key (`zone/site`), or for a refused report the site as the request named it. */
+  readonly site: string;
+  /** Who: the operator (`--by`, default user@host; the API's `by`, default admin@<client address>) or the reporter. */
+  readonly by: string;
+  /** From where: `admin <client address>` (the admin API) or `cli <host>/<pid>` (the CLI on Redis). */
+  readonly from: string;
+  /** drain and force-up: the forced state set. */
+  readonly state?: 'down' | 'up';
+  /** drain and force-up: when it expires. */
+  readonly until?: number;
+  /** Why: the operator's reason; for a report, first report or the reporter it replaced; for a refusal, the refusal. */
+  readonly reason?: string;
+  /** report: the load reported. */
+  readonly load?: number;
+  /** undrain: the forced state it ended (absent when there was none). */
+  readonly ended?: { readonly state: 'down' | 'up'; readonly by: string; readonly reason: string; readonly until: number };
+}
+
 /** Everything in the store, as read in one go (on connect and on every safety-net re-read). */
 export interface StoreContents {
   readonly probers: Map<string, ProberInfo>;
@@ -115,6 +143,10 @@ export interface StateStore {
   removeProber(id: string): Promise<void>;
   setForced(key: string, forced: ForcedState | null): Promise<void>;
   report(key: string, report: LoadReport): Promise<void>;
+  /** Appends to the entry's trail, which keeps its last AUDIT_TRAIL_LENGTH entries (state/audit.ts). */
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** Both audit trails, oldest first. */
+  readAudit(): Promise<AuditEntry[]>;
   /** Notices as they happen; `onConnection(true)` after every (re)connect (re-read then). */
   subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void;
   connected(): boolean;

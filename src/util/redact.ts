@@ -17,6 +17,11 @@ export function redactUrl(text: string): string {
   return url.toString();
 }
 
+/** Free text (a drain's reason, say) with the password of every URL in it hidden, as redactUrl hides it. */
+export function redactSecrets(text: string): string {
+  return text.split(/(\s+)/).map((word) => (word.includes('@') ? redactUrl(word) : word)).join('');
+}
+
 /** What pino censors in every logged object (util/logger.ts): credentials under their usual names. */
 export const REDACTED_LOG_PATHS = [
   'authorization',

@@ -127,7 +127,7 @@ t.test('GET /v1/status of the state store: the same sites, with the store and it
   t.teardown(() => follower.stop());
   await follower.start(1000);
   runtime.publishState(snapshot); // the snapshot under test, in place of what the follower combined
-  registerStateRoutes(router, { store, follower, runtime });
+  registerStateRoutes(router, { store, follower, runtime, auditLog: createLogger('silent') });
   const body = await getStatus(router);
   t.same(body.sites, JSON.parse(JSON.stringify(view.sites)));
   t.match(body.store, { kind: 'memory', connected: true, fresh: true });

@@ -2,6 +2,9 @@
 import t from 'tap';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { DEFAULT_DRAIN_MS, drain, drainDurationMs } from '../../src/state/service.js';
+import { createLogger } from '../../src/util/logger.js';
+
+const origin = { from: 'test', log: createLogger('silent') };
 
 t.test('accepted: a duration; none given: the default', async (t) => {
   t.equal(drainDurationMs(undefined), DEFAULT_DRAIN_MS);
@@ -21,8 +24,8 @@ t.test('refused, with a message for the API caller', async (t) => {
 
 t.test('drain() applies it: until = now + the duration; a refused one stores nothing', async (t) => {
   const store = new MemoryStateStore();
-  const forced = await drain(store, 'z/a', { for: '1h30m', reason: 'r', by: 'b' }, 1000);
+  const forced = await drain(store, 'z/a', { for: '1h30m', reason: 'r', by: 'b' }, origin, 1000);
   t.match(forced, { state: 'down', until: 1000 + 5_400_000, at: 1000 });
-  t.match(await drain(store, 'z/b', { for: '90' }, 1000), { error: /give it a unit/ });
+  t.match(await drain(store, 'z/b', { for: '90' }, origin, 1000), { error: /give it a unit/ });
   t.same([...(await store.readAll()).forced.keys()], ['z/a']);
 });
