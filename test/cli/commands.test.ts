@@ -33,3 +33,17 @@ t.test('`sitedns help <command>` is that command\'s --help, for every command', 
   t.equal(unknown.status, 1, 'help of an unknown command: exit 1');
   t.match(unknown.stderr, /^sitedns: unknown command "nope"/);
 });
+
+t.test('`sitedns help audit`: the trail\'s filters, its output and where it reads', async (t) => {
+  const main = run('help');
+  t.match(main.stdout, /^ {2}audit {2,}\S/m, 'audit is a command');
+  const help = run('help', 'audit');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^Usage: sitedns audit \[--site <site>\] \[--limit N\]/);
+  for (const flag of ['--site', '--limit', '--output', '--redis', '--http']) t.match(help.stdout, new RegExp(`^\\s+${flag} `, 'm'), flag);
+  t.match(help.stdout, /last 1,000 entries/);
+  t.match(run('help', 'undrain').stdout, /^\s+--by /m, 'undrain names who ends the drain');
+  const bad = run('audit', '--limit', '0', '--http', '127.0.0.1:1');
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /--limit: "0" is not above 0/);
+});
