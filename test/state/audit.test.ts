@@ -117,6 +117,8 @@ t.test('secrets never reach the trail or its log line; control characters are es
   t.equal(kept.by, 'ops\\u001b[31m');
   t.notMatch(JSON.stringify(lines), /s3cret/);
   t.notMatch(formatAudit({ store: 'memory', entries: [kept] }), /s3cret|\u001b/);
+  await drain(store, 'z.test/b', { for: '1h', reason: 'from redis://:one@a:6379 to rediss://u:two@b:6380', by: 'ops' }, origin, 2000);
+  t.equal((await store.readAudit())[1].reason, 'from redis://:***@a:6379 to rediss://u:***@b:6380', 'every URL in the text');
 });
 
 t.test('the table: time, action, site, by, from, until, why', async (t) => {
