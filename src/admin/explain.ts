@@ -85,7 +85,7 @@ function explainDynamic(
   const family = result.family;
   // Count the policy's draws so we can say when a tie was broken at random (then another query
   // may get another of the tied sites: explain and the answer agree on the policy, not the dice).
-  // The policies' memory (round-robin position, hysteresis site, recent answers) is read from the
+  // The policies' memory (round-robin position, recent answers) is read from the
   // handler's but written to a copy: explaining must not move the next real answer.
   const now = env.now();
   let draws = 0;
@@ -311,7 +311,7 @@ class MemoryView extends PolicyMemory {
     let copy = this.copies.get(name);
     if (copy === undefined) {
       const real = this.source.of(name);
-      copy = { next: real.next, current: new Map(real.current), allDown: real.allDown };
+      copy = { next: real.next, allDown: real.allDown };
       this.copies.set(name, copy);
     }
     return copy;

@@ -11,7 +11,6 @@
  * Per Pool/Group/Site Name (keyed by the compiled DynamicName object, so a zone reload starts
  * afresh and dropped names are collected) it holds:
  * - `next`: the round-robin position;
- * - `current`: the site hysteresis is staying on (seed 002 stage S203);
  * - `allDown`: whether the name was last answered in the all-down state; only the handler's
  *   all-down watch reads and writes it (transitions are logged and counted, never per query).
  */
@@ -72,11 +71,6 @@ export class AnswerLog {
 export interface NameMemory {
   /** Round-robin position (grows without bound; used modulo the candidate count). */
   next: number;
-  /**
-   * Hysteresis: the site this name currently sticks to, per candidate list (the whole pool, or
-   * the client's topology group: each keeps its own current site).
-   */
-  readonly current: Map<readonly SiteModel[], SiteModel>;
   /** Whether the last answer was an all-down answer (the handler's all-down watch only). */
   allDown: boolean;
 }
@@ -89,7 +83,7 @@ export class PolicyMemory {
   of(name: DynamicName): NameMemory {
     let memory = this.names.get(name);
     if (memory === undefined) {
-      memory = { next: 0, current: new Map(), allDown: false };
+      memory = { next: 0, allDown: false };
       this.names.set(name, memory);
     }
     return memory;

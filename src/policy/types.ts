@@ -22,9 +22,10 @@ export interface PolicyEnv {
   /** Uniform in [0, 1). */
   random(): number;
   /**
-   * Per-name and per-site memory (round-robin position, hysteresis site, answers since the last
-   * load report). Absent: policies behave as if every query were the first (round-robin starts
-   * at the first site, hysteresis has no current site, least-busy adds no correction).
+   * Per-name and per-site memory (round-robin position, answers since the last load report).
+   * Absent: policies behave as if every query were the first (round-robin starts at the first
+   * site, least-busy adds no correction). Hysteresis keeps none: its current site comes with
+   * the snapshot (hysteresis.ts).
    */
   readonly memory?: PolicyMemory;
   /**

@@ -24,6 +24,7 @@ import { probersLive, siteState, siteUp, siteUtilization, stateAgeSeconds, state
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';
+import { sameCurrentSites, shareCurrentSites } from './current-sites.js';
 import { combine, combineSite, liveProbers, quorumWarning, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
@@ -108,6 +109,7 @@ export class StateFollower {
   readonly recomputes = { full: 0, incremental: 0 };
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeZones: (() => void) | undefined;
 
   constructor(options: FollowerOptions) {
     this.store = options.store;
@@ -146,6 +148,8 @@ export class StateFollower {
       (notice) => this.apply(notice),
       (connected) => this.connection(connected),
     );
+    // A reload may add, drop or change hysteresis lists: their current sites are decided anew.
+    this.unsubscribeZones = this.runtime.subscribeZones(() => this.recompute(this.now(), 'changes'));
     this.timers.push(setInterval(() => void this.resync(), this.resyncMs));
     this.timers.push(setInterval(() => this.tick(), this.tickMs));
     for (const t of this.timers) t.unref?.();
@@ -170,7 +174,7 @@ export class StateFollower {
       return 'assumed-up';
     }
     if (!this.everRead) {
-      this.swap(makeSnapshot(loaded.sites, false), 'all');
+      this.swap(makeSnapshot(loaded.sites, false, this.now(), this.currentSitesFor(loaded.sites, this.now())), 'all');
       this.log.warn({ stateFile: path, writtenAt: new Date(loaded.writtenAt).toISOString(), sites: loaded.sites.size, store: storeError }, 'state store unreachable at start: answering from the last-known-state file');
     }
     return 'state-file';
@@ -233,6 +237,8 @@ export class StateFollower {
   }
 
   private apply(notice: Notice): void {
+    // This nameserver's own write coming back, or another's that says the same: nothing changes.
+    if (notice.t === 'current' && this.contents.current.get(notice.key)?.site === notice.current.site) return;
     // Up/down changes, drains and probers coming or going apply at once (the failover path);
     // load-only changes, which arrive with nearly every probe, are batched for up to
     // LOAD_BATCH_MS so a nameserver does not rebuild its snapshot for each one.
@@ -247,7 +253,7 @@ export class StateFollower {
     // A view changes the state of the site it names only (combine() groups views by notice.key,
     // as it is, whatever site it names); anything else may change any site.
     if (notice.t === 'view') this.touched.add(notice.key);
-    else this.fullNeeded = true;
+    else if (notice.t !== 'current') this.fullNeeded = true; // a current site changes no site state
     if (urgent) {
       // Every verdict that arrives in this event-loop turn joins one recompute, run before the
       // loop reads more input (setImmediate: well under a millisecond later). With 10,000
@@ -323,9 +329,10 @@ export class StateFollower {
     // changes (the probers fall silent or the store goes away while every site keeps its last
     // state, the usual case), the snapshot is swapped too. Comparing the sites alone kept
     // answering "fresh" through an outage.
-    if (changed === null && fresh === this.runtime.state.fresh) return;
+    const currentSites = this.currentSitesFor(combined.sites, now);
+    if (changed === null && fresh === this.runtime.state.fresh && currentSites === this.runtime.state.currentSites) return;
     this.lastSites = combined.sites;
-    this.swap(makeSnapshot(combined.sites, fresh, now), changed ?? new Set());
+    this.swap(makeSnapshot(combined.sites, fresh, now, currentSites), changed ?? new Set());
   }
 
   /** Whether states combined from `base` still hold for sites no notice touched since. */
@@ -351,13 +358,33 @@ export class StateFollower {
       else sites.set(key, state);
       (changed ??= new Set()).add(key);
     }
-    if (sites === null) return;
-    this.lastSites = sites;
-    const snapshot = makeSnapshot(sites, this.storeUp && !voters.stale, now);
+    // Time alone may move a hysteresis current site (a load going stale): decided on every tick.
+    const currentSites = this.currentSitesFor(sites ?? before, now);
+    if (sites === null && currentSites === this.runtime.state.currentSites) return;
+    this.lastSites = sites ?? before;
+    const snapshot = makeSnapshot(this.lastSites, this.storeUp && !voters.stale, now, currentSites);
     // The UDP threads are sent these sites only (state/messages.ts); they can when the snapshot
     // being replaced is the one this map was copied from.
-    if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed! });
-    this.swap(snapshot, changed!);
+    if (this.runtime.state.sites === before) recordDelta(snapshot, { from: this.runtime.state.version, changed: changed ?? new Set() });
+    this.swap(snapshot, changed ?? new Set());
+  }
+
+  /**
+   * The hysteresis current sites for these site states (current-sites.ts): the runtime's own
+   * map when nothing changed (so callers compare by identity); this nameserver's own decisions
+   * are written to the store.
+   */
+  private currentSitesFor(sites: ReadonlyMap<string, SiteState>, now: number): ReadonlyMap<string, string> {
+    const own = this.runtime.state.currentSites;
+    const { current, writes } = shareCurrentSites(this.runtime.zones, this.contents.current, own, sites, now);
+    // Store unreachable: decided locally, written once it is back (the re-read then decides again).
+    if (this.storeUp) for (const [key, site] of writes) {
+      // Held at once, so the write's own notice (synchronous from the memory store) is no news.
+      this.contents.current.set(key, { site });
+      this.log.info({ list: key, site }, 'hysteresis: current site decided');
+      this.store.setCurrent(key, { site }).catch((error: Error) => this.log.warn({ list: key, site, err: error.message }, 'could not store the hysteresis current site'));
+    }
+    return sameCurrentSites(current, own) ? own : current;
   }
 
   private swap(snapshot: StateSnapshot, changed: ReadonlySet<string> | 'all'): void {
@@ -393,6 +420,7 @@ export class StateFollower {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.unsubscribe?.();
+    this.unsubscribeZones?.();
     this.stateFile?.flush();
   }
 }

@@ -8,14 +8,16 @@
  *   <prefix>views:<prober>   HASH  site key  -> ProbeView         (one hash per prober)
  *   <prefix>forced           HASH  site key  -> ForcedState       (drains, force-up)
  *   <prefix>reports          HASH  site key  -> LoadReport        (pushed load reports)
+ *   <prefix>current          HASH  list key  -> CurrentSite       (hysteresis current sites)
  *   <prefix>notices          pub/sub channel: Notice             (every change, with its new value)
  *   <prefix>audit            STREAM  entry -> AuditEntry         (drain, undrain, force-up; last 1,000)
  *   <prefix>audit:reports    STREAM  entry -> AuditEntry         (first report, reporter change, refusal; last 1,000)
  *
- * A site key is `<zone>/<site id>`, e.g. `app.example.com/boston`.
+ * A site key is `<zone>/<site id>`, e.g. `app.example.com/boston`. A list key names a hysteresis
+ * candidate list: `<pool name>` (`www.app.example.com`) or `<pool name>/<group id>`.
  */
 import { z } from 'zod';
-import type { AuditEntry, AuditTrailName, ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
+import type { AuditEntry, AuditTrailName, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
 import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 
 export const DEFAULT_PREFIX = 'sitedns:';
@@ -24,6 +26,7 @@ export interface KeyNames {
   readonly probers: string;
   readonly forced: string;
   readonly reports: string;
+  readonly current: string;
   readonly notices: string;
   /** The audit trails (state/audit.ts): Redis streams of AuditEntry, one field `entry`. */
   readonly audit: Readonly<Record<AuditTrailName, string>>;
@@ -37,6 +40,7 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
     probers: `${prefix}probers`,
     forced: `${prefix}forced`,
     reports: `${prefix}reports`,
+    current: `${prefix}current`,
     notices: `${prefix}notices`,
     audit: { operator: `${prefix}audit`, reports: `${prefix}audit:reports` },
     views: (prober) => `${prefix}views:${prober}`,
@@ -75,6 +79,8 @@ export const forcedSchema = z.object({
 
 export const reportSchema = z.object({ load, at: time, by: z.string().optional() });
 
+export const currentSiteSchema = z.object({ site: z.string().min(1) });
+
 export const proberInfoSchema = z.object({
   id: z.string().min(1),
   heartbeatAt: time,
@@ -89,6 +95,7 @@ export const noticeSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('forced'), key: z.string(), forced: forcedSchema.nullable() }),
   z.object({ t: z.literal('report'), key: z.string(), report: reportSchema }),
   z.object({ t: z.literal('prober'), prober: z.string(), info: proberInfoSchema.nullable() }),
+  z.object({ t: z.literal('current'), key: z.string(), current: currentSiteSchema }),
 ]);
 
 const forcedStateNamed = z.object({ state: z.enum(['down', 'up']), by: z.string(), reason: z.string(), until: time });
@@ -106,7 +113,7 @@ export const auditEntrySchema = z.object({
   ended: forcedStateNamed.optional(),
 });
 
-export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | Notice | AuditEntry): string {
+export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | CurrentSite | Notice | AuditEntry): string {
   return JSON.stringify(value);
 }
 

@@ -4,7 +4,7 @@
  * Notices are delivered synchronously, after the change is stored.
  */
 import { AuditRing, mergeTrails, trailOf } from './audit.js';
-import { applyNotice, emptyContents, type AuditEntry, type AuditTrailName, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
+import { applyNotice, emptyContents, type AuditEntry, type AuditTrailName, type CurrentSite, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
 
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
@@ -21,6 +21,7 @@ export class MemoryStateStore implements StateStore {
       views: new Map([...c.views].map(([id, v]) => [id, new Map(v)])),
       forced: new Map(c.forced),
       reports: new Map(c.reports),
+      current: new Map(c.current),
     };
   }
 
@@ -50,6 +51,10 @@ export class MemoryStateStore implements StateStore {
 
   async report(key: string, report: LoadReport): Promise<void> {
     this.emit({ t: 'report', key, report });
+  }
+
+  async setCurrent(key: string, current: CurrentSite): Promise<void> {
+    this.emit({ t: 'current', key, current });
   }
 
   async appendAudit(entry: AuditEntry): Promise<void> {

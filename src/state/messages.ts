@@ -1,11 +1,12 @@
 /**
  * The state messages every UDP thread gets over its MessagePort (udp-threads.ts). A 'state' is
- * the whole snapshot; a 'delta' only the
- * sites that changed since the snapshot `from`, for a receiver known to hold that one
- * (StatePublisher). The receiving side applies either with applyStateMessage.
+ * the whole snapshot; a 'delta' only the sites that changed since the snapshot `from`, for a
+ * receiver known to hold that one (StatePublisher). Both carry the hysteresis current sites
+ * whole (one entry per hysteresis candidate list: few), so a thread answers the site the main
+ * thread decided. The receiving side applies either with applyStateMessage.
  */
 import { udpThreadStateMessagesTotal } from '../metrics/definitions.js';
-import { deltaOf, type SiteState, type SnapshotDelta, type StateSnapshot } from './snapshot.js';
+import { deltaOf, NO_CURRENT_SITES, type SiteState, type SnapshotDelta, type StateSnapshot } from './snapshot.js';
 
 export interface StateMessage {
   type: 'state';
@@ -13,6 +14,7 @@ export interface StateMessage {
   takenAt: number;
   fresh: boolean;
   sites: [string, SiteState][];
+  currentSites: [string, string][];
 }
 export interface DeltaMessage {
   type: 'delta';
@@ -25,10 +27,11 @@ export interface DeltaMessage {
   sites: [string, SiteState][];
   /** Sites no longer in the snapshot. */
   removed: string[];
+  currentSites: [string, string][];
 }
 
 export function stateMessage(snapshot: StateSnapshot): StateMessage {
-  return { type: 'state', version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites: [...snapshot.sites] };
+  return { type: 'state', version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites: [...snapshot.sites], currentSites: [...snapshot.currentSites] };
 }
 
 /** The sites of `snapshot` that changed since the snapshot `delta.from` (for receivers holding that one). */
@@ -40,7 +43,7 @@ export function deltaMessage(snapshot: StateSnapshot, delta: SnapshotDelta): Del
     if (state === undefined) removed.push(key);
     else sites.push([key, state]);
   }
-  return { type: 'delta', from: delta.from, version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites, removed };
+  return { type: 'delta', from: delta.from, version: snapshot.version, takenAt: snapshot.takenAt, fresh: snapshot.fresh, sites, removed, currentSites: [...snapshot.currentSites] };
 }
 
 /** `current` with a delta applied (a new map: `current` stays as it was), or null when it does not apply. */
@@ -49,12 +52,16 @@ export function applyDeltaMessage(current: StateSnapshot, message: DeltaMessage)
   const sites = new Map(current.sites);
   for (const [key, state] of message.sites) sites.set(key, state);
   for (const key of message.removed) sites.delete(key);
-  return Object.freeze({ sites, version: message.version, takenAt: message.takenAt, fresh: message.fresh });
+  return Object.freeze({ sites, version: message.version, takenAt: message.takenAt, fresh: message.fresh, currentSites: currentSitesOf(message) });
 }
 
 /** The receiver's copy of the main thread's snapshot (same version, so logs and metrics agree). */
 export function snapshotFromMessage(message: StateMessage): StateSnapshot {
-  return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh });
+  return Object.freeze({ sites: new Map(message.sites), version: message.version, takenAt: message.takenAt, fresh: message.fresh, currentSites: currentSitesOf(message) });
+}
+
+function currentSitesOf(message: StateMessage | DeltaMessage): ReadonlyMap<string, string> {
+  return message.currentSites.length === 0 ? NO_CURRENT_SITES : new Map(message.currentSites);
 }
 
 /**

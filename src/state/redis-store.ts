@@ -9,8 +9,8 @@ import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import { describeRedis, redisClientOptions, type RedisConnection } from './redis-connection.js';
 import { AUDIT_TRAIL_LENGTH, mergeTrails, trailOf } from './audit.js';
-import { auditEntrySchema, decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
-import type { AuditEntry, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
+import { auditEntrySchema, currentSiteSchema, decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
+import type { AuditEntry, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
 
 export type RedisStoreOptions = RedisConnection & {
   prefix?: string;
@@ -137,11 +137,11 @@ export class RedisStateStore implements StateStore {
 
   async readAll(): Promise<StoreContents> {
     const k = this.keys;
-    const [probersRaw, forcedRaw, reportsRaw] = (await this.cmd.multi().hgetall(k.probers).hgetall(k.forced).hgetall(k.reports).exec())!.map(([error, value]) => {
+    const [probersRaw, forcedRaw, reportsRaw, currentRaw] = (await this.cmd.multi().hgetall(k.probers).hgetall(k.forced).hgetall(k.reports).hgetall(k.current).exec())!.map(([error, value]) => {
       if (error) throw error;
       return value as Record<string, string>;
     });
-    const contents: StoreContents = { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map() };
+    const contents: StoreContents = { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map(), current: new Map() };
     for (const [id, text] of Object.entries(probersRaw)) {
       const info = decode(proberInfoSchema, text);
       if (info) contents.probers.set(id, info);
@@ -156,6 +156,11 @@ export class RedisStateStore implements StateStore {
       const report = decode(reportSchema, text);
       if (report) contents.reports.set(key, report);
       else this.bad(`${k.reports} ${key}`, text);
+    }
+    for (const [key, text] of Object.entries(currentRaw)) {
+      const current = decode(currentSiteSchema, text);
+      if (current) contents.current.set(key, current);
+      else this.bad(`${k.current} ${key}`, text);
     }
     const ids = [...contents.probers.keys()];
     if (ids.length > 0) {
@@ -216,6 +221,10 @@ export class RedisStateStore implements StateStore {
 
   report(key: string, report: LoadReport): Promise<void> {
     return this.publishWith({ t: 'report', key, report }, (m) => m.hset(this.keys.reports, key, encode(report)));
+  }
+
+  setCurrent(key: string, current: CurrentSite): Promise<void> {
+    return this.publishWith({ t: 'current', key, current }, (m) => m.hset(this.keys.current, key, encode(current)));
   }
 
   /** XADD with MAXLEN ~ (Redis trims whole stream nodes, so a trail may hold a few more than it keeps; reads take the newest AUDIT_TRAIL_LENGTH). */

@@ -31,12 +31,21 @@ export interface StateSnapshot {
   readonly takenAt: number;
   /** False until a first probe round finished (or the start-up limit passed), and while state is stale. */
   readonly fresh: boolean;
+  /**
+   * Hysteresis (seed 002): the current site of each hysteresis candidate list, decided with these
+   * site states (policy/hysteresis.ts `decideCurrentSites`), list key -> site id. Decided once
+   * where the snapshot is built, so every answerer that reads the snapshot answers the same site.
+   */
+  readonly currentSites: ReadonlyMap<string, string>;
 }
 
 /** Before any probe has run, or for a site no monitor knows: up (never "all down" for lack of data), load unknown. */
 export const UNKNOWN_SITE_STATE: SiteState = Object.freeze({ up: true, reason: 'not probed' });
 
-export const EMPTY_SNAPSHOT: StateSnapshot = Object.freeze({ sites: new Map(), version: 0, takenAt: 0, fresh: false });
+/** No hysteresis list has a current site. */
+export const NO_CURRENT_SITES: ReadonlyMap<string, string> = new Map();
+
+export const EMPTY_SNAPSHOT: StateSnapshot = Object.freeze({ sites: new Map(), version: 0, takenAt: 0, fresh: false, currentSites: NO_CURRENT_SITES });
 
 export function stateOf(snapshot: StateSnapshot, key: string): SiteState {
   return snapshot.sites.get(key) ?? UNKNOWN_SITE_STATE;
@@ -57,8 +66,8 @@ export function loadIsStale(state: SiteState, limitMs: number, now: number): boo
 }
 
 let versionCounter = 0;
-export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boolean, now = Date.now()): StateSnapshot {
-  return Object.freeze({ sites, version: ++versionCounter, takenAt: now, fresh });
+export function makeSnapshot(sites: ReadonlyMap<string, SiteState>, fresh: boolean, now = Date.now(), currentSites: ReadonlyMap<string, string> = NO_CURRENT_SITES): StateSnapshot {
+  return Object.freeze({ sites, version: ++versionCounter, takenAt: now, fresh, currentSites });
 }
 
 /**

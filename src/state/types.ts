@@ -79,6 +79,16 @@ export interface AuditEntry {
   readonly ended?: { readonly state: 'down' | 'up'; readonly by: string; readonly reason: string; readonly until: number };
 }
 
+/**
+ * Hysteresis (seed 002): the current site of one hysteresis candidate list, shared by every
+ * nameserver of the store. Written by nameservers (state/current-sites.ts); no time or writer in
+ * it, so two nameservers that decide the same move write the same value.
+ */
+export interface CurrentSite {
+  /** The site id. */
+  readonly site: string;
+}
+
 /** Everything in the store, as read in one go (on connect and on every safety-net re-read). */
 export interface StoreContents {
   readonly probers: Map<string, ProberInfo>;
@@ -86,10 +96,12 @@ export interface StoreContents {
   readonly views: Map<string, Map<string, ProbeView>>;
   readonly forced: Map<string, ForcedState>;
   readonly reports: Map<string, LoadReport>;
+  /** Hysteresis list key (`<pool name>` or `<pool name>/<group id>`) -> its current site. */
+  readonly current: Map<string, CurrentSite>;
 }
 
 export function emptyContents(): StoreContents {
-  return { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map() };
+  return { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map(), current: new Map() };
 }
 
 /** A change notice (Redis pub/sub or in-process): carries the new value, so no re-read is needed. */
@@ -97,7 +109,8 @@ export type Notice =
   | { readonly t: 'view'; readonly prober: string; readonly key: string; readonly view: ProbeView | null }
   | { readonly t: 'forced'; readonly key: string; readonly forced: ForcedState | null }
   | { readonly t: 'report'; readonly key: string; readonly report: LoadReport }
-  | { readonly t: 'prober'; readonly prober: string; readonly info: ProberInfo | null };
+  | { readonly t: 'prober'; readonly prober: string; readonly info: ProberInfo | null }
+  | { readonly t: 'current'; readonly key: string; readonly current: CurrentSite };
 
 /** Applies a notice to contents in place (callers own their copy). */
 export function applyNotice(contents: StoreContents, notice: Notice): void {
@@ -116,6 +129,9 @@ export function applyNotice(contents: StoreContents, notice: Notice): void {
     case 'report':
       contents.reports.set(notice.key, notice.report);
       return;
+    case 'current':
+      contents.current.set(notice.key, notice.current);
+      return;
     case 'prober':
       if (notice.info) contents.probers.set(notice.prober, notice.info);
       else {
@@ -128,8 +144,9 @@ export function applyNotice(contents: StoreContents, notice: Notice): void {
 
 /**
  * The one interface both stores implement: the embedded default (memory) and Redis. Writers are
- * the prober (views, heartbeats), operators (forced states) and sites (load reports); readers are
- * nameservers (`follower.ts`) and the prober itself (pushed reports).
+ * the prober (views, heartbeats), operators (forced states), sites (load reports) and nameservers
+ * (hysteresis current sites); readers are nameservers (`follower.ts`) and the prober itself
+ * (pushed reports).
  */
 export interface StateStore {
   readonly kind: 'memory' | 'redis';
@@ -147,6 +164,7 @@ export interface StateStore {
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Both audit trails, oldest first. */
   readAudit(): Promise<AuditEntry[]>;
+  setCurrent(key: string, current: CurrentSite): Promise<void>;
   /** Notices as they happen; `onConnection(true)` after every (re)connect (re-read then). */
   subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void;
   connected(): boolean;

@@ -3,7 +3,9 @@ import type { DynamicName, ZoneModel } from '../../src/model/zone-model.js';
 import { PolicyMemory } from '../../src/policy/memory.js';
 import type { ClientInfo, PolicyEnv } from '../../src/policy/types.js';
 import type { Selection } from '../../src/model/selection.js';
-import { makeSnapshot, type SiteState, type StateSnapshot } from '../../src/state/snapshot.js';
+import { EMPTY_SNAPSHOT, makeSnapshot, type SiteState, type StateSnapshot } from '../../src/state/snapshot.js';
+import { makeZoneSet } from '../../src/config/compile.js';
+import { decideCurrentSites } from '../../src/policy/hysteresis.js';
 import { compileText } from './dns.js';
 
 export const NOW = 1_700_000_000_000;
@@ -29,6 +31,15 @@ export function snap(states: Record<string, Partial<SiteState> & { u?: number }>
     map.set(`${zone}/${id}`, { up: true, ...(u !== undefined ? { utilization: u, loadAt: NOW } : {}), ...rest });
   }
   return makeSnapshot(map, true, NOW);
+}
+
+/**
+ * `snapshot` with the hysteresis current sites the state pipeline would publish with it, decided
+ * from the ones `previous` published (policy/hysteresis.ts `decideCurrentSites`).
+ */
+export function withCurrentSites(zone: ZoneModel, snapshot: StateSnapshot, previous: StateSnapshot = EMPTY_SNAPSHOT): StateSnapshot {
+  const current = decideCurrentSites(makeZoneSet([zone]), previous.currentSites, snapshot.sites, snapshot.takenAt);
+  return makeSnapshot(snapshot.sites, snapshot.fresh, snapshot.takenAt, current);
 }
 
 /** An env whose random() returns the given values in turn (repeating), clock fixed at `now`. */
