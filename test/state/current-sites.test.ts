@@ -1,11 +1,13 @@
 /**
  * Hysteresis current sites shared through the store (state/current-sites.ts): which previous
  * site the rule starts from (the store's record, else the nameserver's own), and what is written
- * back; then followers over one store publishing and adopting them, a move by time alone, and a
- * reload adding a hysteresis pool.
+ * back; then followers over one store publishing and adopting them, a move by time alone, a
+ * reload adding a hysteresis pool, and the messages that carry them to the UDP threads.
  */
 import t from 'tap';
 import { shareCurrentSites } from '../../src/state/current-sites.js';
+import { applyStateMessage, deltaMessage, stateMessage } from '../../src/state/messages.js';
+import { deltaOf, makeSnapshot, recordDelta } from '../../src/state/snapshot.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { Runtime } from '../../src/state/runtime.js';
@@ -112,4 +114,16 @@ t.test('a tick moves the current site when time alone decides; a reload adds a l
   T += 1500; // the drain has expired: no notice, only time
   await new Promise((r) => setTimeout(r, 100));
   t.equal(runtime.state.currentSites.get('t.test'), 'a', 'the tick moved it to a, back and lower by the differential');
+});
+
+t.test('the UDP threads\' state and delta messages carry the current sites', async (t) => {
+  const first = makeSnapshot(snap({ a: { u: 0.9 } }).sites, true, NOW, new Map([['t.test', 'a']]));
+  const received = applyStateMessage(null, structuredClone(stateMessage(first)))!;
+  t.same([...received.currentSites], [['t.test', 'a']], 'a whole state');
+  // A move decided by time alone: no site changed, only the current site.
+  const moved = makeSnapshot(first.sites, true, NOW + 250, new Map([['t.test', 'b']]));
+  recordDelta(moved, { from: first.version, changed: new Set() });
+  const message = structuredClone(deltaMessage(moved, deltaOf(moved)!));
+  t.same(message.sites, [], 'the delta names no site');
+  t.same([...applyStateMessage(received, message)!.currentSites], [['t.test', 'b']], 'and still moves the thread to b');
 });
