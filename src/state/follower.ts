@@ -358,7 +358,8 @@ export class StateFollower {
       else sites.set(key, state);
       (changed ??= new Set()).add(key);
     }
-    // Time alone may move a hysteresis current site (a load going stale): decided on every tick.
+    // The hysteresis rule reads loads as of `now` (a stale load counts as unknown): it is
+    // evaluated on every tick too, not only when a site changed.
     const currentSites = this.currentSitesFor(sites ?? before, now);
     if (sites === null && currentSites === this.runtime.state.currentSites) return;
     this.lastSites = sites ?? before;
