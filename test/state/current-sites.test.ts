@@ -2,7 +2,8 @@
  * Hysteresis current sites shared through the store (state/current-sites.ts): which previous
  * site the rule starts from (the store's record, else the nameserver's own), and what is written
  * back; then followers over one store publishing and adopting them, a move by time alone, a
- * reload adding a hysteresis pool, and the messages that carry them to the UDP threads.
+ * reload adding a hysteresis pool, the messages that carry them to the UDP threads, and the
+ * record in Redis.
  */
 import t from 'tap';
 import { shareCurrentSites } from '../../src/state/current-sites.js';
@@ -11,7 +12,11 @@ import { deltaOf, makeSnapshot, recordDelta } from '../../src/state/snapshot.js'
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { Runtime } from '../../src/state/runtime.js';
-import type { CurrentSite, ProbeView } from '../../src/state/types.js';
+import { RedisStateStore } from '../../src/state/redis-store.js';
+import type { CurrentSite, Notice, ProbeView } from '../../src/state/types.js';
+import { Redis } from 'ioredis';
+import { eventually } from '../helpers/backends.js';
+import { startRedis } from '../helpers/redis.js';
 import { createLogger } from '../../src/util/logger.js';
 import { compileText } from '../helpers/dns.js';
 import { NOW, snap } from '../helpers/policy.js';
@@ -126,4 +131,23 @@ t.test('the UDP threads\' state and delta messages carry the current sites', asy
   const message = structuredClone(deltaMessage(moved, deltaOf(moved)!));
   t.same(message.sites, [], 'the delta names no site');
   t.same([...applyStateMessage(received, message)!.currentSites], [['t.test', 'b']], 'and still moves the thread to b');
+});
+
+t.test('in Redis: the documented key, format and notice; a malformed record is skipped', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const store = new RedisStateStore({ url: redis.url, prefix: 'sd:', logger });
+  t.teardown(() => store.close());
+  await store.ready(5000);
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  const notices: Notice[] = [];
+  store.subscribe((n) => notices.push(n));
+  await store.setCurrent('www.t.test/east', { site: 'b' });
+  t.same(JSON.parse((await raw.hget('sd:current', 'www.t.test/east'))!), { site: 'b' });
+  await eventually('the notice', () => notices.length === 1);
+  t.same(notices[0], { t: 'current', key: 'www.t.test/east', current: { site: 'b' } });
+  await raw.hset('sd:current', 'www.t.test', '{"site": 3}');
+  const all = await store.readAll();
+  t.same([...all.current], [['www.t.test/east', { site: 'b' }]], 'read back; the malformed one skipped');
 });
