@@ -115,6 +115,21 @@ t.test('bench/qps/latency.mjs --pin-client/--pin-servers: every process of every
   if (have('cc') || have('gcc')) t.match(r.stdout, /C echo 2p, blocking recvmmsg \(floor\): 2 process\(es\) on CPUs 0/, "the echo floor's forked process pinned too");
 });
 
+t.test('bench/balance-live/run.mjs at a tiny size: every scenario measured, the ramp tabled', async (t) => {
+  const json = join(out, 'balance-live.json');
+  const r = run(['bench/balance-live/run.mjs', '--seconds', '4', '--warmup', '1', '--capacities', '10,10,5', '--session', '2', '--interval', '500ms', '--down', '1', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  t.same(result.results.map((x: any) => x.scenario), ['least-busy', 'load-per-answer', 'round-robin', 'ramp'], 'four scenarios, one sitedns each');
+  for (const row of result.results) t.ok(row.answered > 0 && row.unanswered === 0, `${row.scenario}: the Pool Name answered, sessions held`);
+  for (const row of result.results.filter((x: any) => x.scenario !== 'ramp')) t.ok(row.peak >= 1 && row.mean >= 1 && row.peak >= row.mean, `${row.scenario}: the busiest site over the balanced level`);
+  const ramp = result.results.find((x: any) => x.scenario === 'ramp').ramp;
+  t.equal(ramp.bound, 0.4, "the restarted site's bound: twice its capacity share");
+  t.ok(ramp.restartedAtS > ramp.killedAtS && ramp.rows.length > 0, 'killed, restarted, its answers per interval tabled');
+  t.match(r.stdout, /\| scenario \| policy \| peak \/ balanced/, 'summary table printed');
+  t.match(r.stdout, /\| second \| answers to it \| all answers/, 'ramp table printed');
+});
+
 t.test('bench/scale/probed.mjs at a tiny size: following probed sites', async (t) => {
   const r = run(['bench/scale/probed.mjs', '--names', '2000', '--seconds', '2', '--every', '1', '--udp-threads', '2']);
   t.equal(r.status, 0, r.stderr);

@@ -3,8 +3,9 @@
  *
  * With zero TTL every resolver miss re-decides while load reports are seconds old, so "answer the
  * minimum" sends everyone to one site until the next report shows it full, then to the next
- * (bench/balance: 1.41x the ideal peak, oscillating). Instead each answer is drawn at random with
- * weight proportional to the site's *headroom* below a ceiling just above the mean:
+ * (bench/balance: 1.41x the ideal peak, oscillating). Instead each answer is drawn with weight
+ * proportional to the site's *headroom* below a ceiling just above the mean (the draw points of a
+ * name evenly spread when answering: types.ts `evenDraws`):
  *
  *     u_i      = utilization of site i (load / capacity), plus the answers this server handed it
  *                since its load was measured x load_per_answer / capacity (when configured)
@@ -29,7 +30,7 @@ import { measuredAt, stateOf, type StateSnapshot } from '../state/snapshot.js';
 import { answerWith, usable, weightedIndex, oneSite } from './candidates.js';
 import { utilizationOf } from './load.js';
 import type { PolicyMemory } from './memory.js';
-import type { SitePolicy } from './types.js';
+import { drawFor, type SitePolicy } from './types.js';
 
 /** Headroom above the mean (utilization) below which a site still gets answers. */
 export const MARGIN_REPORTS_ONLY = 0.1;
@@ -149,7 +150,7 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
     const weights: number[] = [];
     headroomWeights(sites, snapshot, now, perAnswer, memory, weights, utilizations);
     env.observeDraw?.(sites, weights);
-    index = weightedIndex(weights, env.random());
+    index = weightedIndex(weights, drawFor(name, env));
   }
   const chosen = sites[index];
   if (perAnswer > 0) memory!.recordAnswer(chosen, now);

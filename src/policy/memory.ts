@@ -11,6 +11,7 @@
  * Per Pool/Group/Site Name (keyed by the compiled DynamicName object, so a zone reload starts
  * afresh and dropped names are collected) it holds:
  * - `next`: the round-robin position;
+ * - `draw`: the last draw point of its weighted picks, with even draws (types.ts `evenDraws`);
  * - `allDown`: whether the name was last answered in the all-down state; only the handler's
  *   all-down watch reads and writes it (transitions are logged and counted, never per query).
  */
@@ -73,7 +74,17 @@ export interface NameMemory {
   next: number;
   /** Whether the last answer was an all-down answer (the handler's all-down watch only). */
   allDown: boolean;
+  /** The last draw point of the name's weighted picks (NaN before the first). */
+  draw: number;
 }
+
+/**
+ * 1/φ, the step between a name's successive draw points. The additive sequence frac(x0 + k/φ)
+ * is the most evenly spread one (its gaps take at most three sizes, Steinhaus), so over any n
+ * consecutive picks with the same weights each site gets its weighted share to within a few
+ * answers, where independent draws stray by about sqrt(n) (docs/balance.md).
+ */
+const EVEN_STEP = 0.6180339887498949;
 
 export class PolicyMemory {
   private readonly names = new WeakMap<DynamicName, NameMemory>();
@@ -83,10 +94,17 @@ export class PolicyMemory {
   of(name: DynamicName): NameMemory {
     let memory = this.names.get(name);
     if (memory === undefined) {
-      memory = { next: 0, allDown: false };
+      memory = { next: 0, allDown: false, draw: Number.NaN };
       this.names.set(name, memory);
     }
     return memory;
+  }
+
+  /** The next draw point of `name`'s weighted picks: `random()` first, then steps of 1/φ. */
+  evenDraw(name: DynamicName, random: () => number): number {
+    const memory = this.of(name);
+    memory.draw = Number.isNaN(memory.draw) ? random() : (memory.draw + EVEN_STEP) % 1;
+    return memory.draw;
   }
 
   /** Counts one answer handing out `site` at `now`. */

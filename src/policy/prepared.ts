@@ -8,8 +8,8 @@
  *   - Site Names (failover) and `first` pools: the same Selection for every query until the
  *     snapshot changes;
  *   - `least-busy` pools and groups (no hysteresis, topology, load_per_answer or answers > 1):
- *     the usable sites and their headroom weights, then one `env.random()` per query mapped to a
- *     site exactly as leastBusy maps it. The weights also depend on time, but only through the
+ *     the usable sites and their headroom weights, then one draw per query (types.ts drawFor)
+ *     mapped to a site exactly as leastBusy maps it. The weights also depend on time, but only through the
  *     staleness of load reports, so they hold until a fresh load turns stale (or the clock
  *     moves back past a stale one): the window of load.ts's loadWindow().
  * Everything else (offload, topology, hysteresis, round-robin, weighted, random, several answers,
@@ -31,7 +31,7 @@ import { oneSite, usable, weightedIndex } from './candidates.js';
 import { headroomWeights, LEAST_BUSY } from './least-busy.js';
 import { loadWindow } from './load.js';
 import { selectAnswer } from './select.js';
-import type { ClientInfo, Family, PolicyEnv } from './types.js';
+import { drawFor, type ClientInfo, type Family, type PolicyEnv } from './types.js';
 import type { Selection } from '../model/selection.js';
 
 /** How a name's selection can be prepared. */
@@ -90,7 +90,7 @@ export class PreparedSelection {
       if (now <= this.window.after || now > this.window.until) this.prepare(snapshot, client, env, now);
     }
     if (this.fixed !== null) return this.fixed;
-    return this.choices[weightedIndex(this.weights, env.random())];
+    return this.choices[weightedIndex(this.weights, drawFor(this.name, env))];
   }
 
   private prepare(snapshot: StateSnapshot, client: ClientInfo, env: PolicyEnv, now: number): void {

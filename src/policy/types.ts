@@ -33,6 +33,14 @@ export interface PolicyEnv {
    * shows them; the query path leaves it unset.
    */
   readonly observeDraw?: (sites: readonly SiteModel[], weights: readonly number[]) => void;
+  /**
+   * With a memory: a name's weighted picks take their draw points from one evenly spread
+   * sequence per name (PolicyMemory.evenDraw) instead of one independent `random()` each, so in
+   * any report interval the answers follow the weights to within a few, and a ramping site's
+   * bound holds in the counts, not only on average. The answering env sets it; tests that
+   * script each draw through `random` leave it unset.
+   */
+  readonly evenDraws?: boolean;
 }
 
 export type Family = 4 | 6;
@@ -62,10 +70,15 @@ export function hasFamily(site: SiteModel, family: Family): boolean {
   return family === 4 ? site.v4.length > 0 : site.v6.length > 0;
 }
 
-/** The real clock and random source. The Handler adds its own PolicyMemory (withMemory). */
-export const systemEnv: PolicyEnv = { now: Date.now, random: Math.random };
+/** The real clock and random source, even draws. The Handler adds its own PolicyMemory (withMemory). */
+export const systemEnv: PolicyEnv = { now: Date.now, random: Math.random, evenDraws: true };
 
-/** `env` itself when it carries a memory, else the same clock and random source with a new one. */
+/** `env` itself when it carries a memory, else the same clock, random source and draws with a new one. */
 export function withMemory(env: PolicyEnv): PolicyEnv {
-  return env.memory !== undefined ? env : { now: env.now, random: env.random, memory: new PolicyMemory() };
+  return env.memory !== undefined ? env : { now: env.now, random: env.random, memory: new PolicyMemory(), evenDraws: env.evenDraws };
+}
+
+/** The draw point in [0, 1) of one weighted pick for `name` (see `evenDraws`). */
+export function drawFor(name: DynamicName, env: PolicyEnv): number {
+  return env.evenDraws === true && env.memory !== undefined ? env.memory.evenDraw(name, env.random) : env.random();
 }

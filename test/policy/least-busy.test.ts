@@ -161,3 +161,47 @@ pool: { name: "@", policy: least-busy }
 `);
   near(t, shares(snap({ a: { u: 0.6 }, b: { u: 0 } }), 4, nameOf(two, '@')), { b: 1 }, 'two sites: no cap below 100 %');
 });
+
+t.test('even draws: any run of answers follows the weights to within two', async (t) => {
+  const { PreparedSelection } = await import('../../src/policy/prepared.js');
+  const { systemEnv, withMemory } = await import('../../src/policy/types.js');
+  t.equal(systemEnv.evenDraws, true, 'the answering env draws evenly');
+  t.equal(withMemory(systemEnv).evenDraws, true, 'and keeps doing so with the memory the Handler adds');
+  // c just back (60 / 60 / 0 %): its bound is 2 x 0.2 = 0.4 of the answers.
+  const s = snap({ a: { u: 0.6 }, b: { u: 0.6 }, c: { u: 0 } });
+  const run = (even: boolean) => {
+    const e = { now: () => NOW, random: lcg(11), memory: new PolicyMemory(), evenDraws: even };
+    return Array.from({ length: 2000 }, () => answerOf(leastBusy(pool, pool.sites, 4, s, RESOLVER, e)!));
+  };
+  /** The most answers c gets in any `n` consecutive answers. */
+  const mostInWindow = (picks: string[], n: number) => {
+    let most = 0;
+    for (let i = 0; i + n <= picks.length; i++) most = Math.max(most, picks.slice(i, i + n).filter((x) => x === 'c').length);
+    return most;
+  };
+  for (const n of [10, 20, 50]) {
+    t.ok(mostInWindow(run(true), n) <= 0.4 * n + 2, `even: at most 0.4 x ${n} + 2 answers to c in any ${n} in a row`);
+    t.ok(mostInWindow(run(false), n) > 0.4 * n + 2, `independent draws: more than 0.4 x ${n} + 2 in some ${n} in a row`);
+  }
+  // The prepared fast path draws the very same points as selectAnswer.
+  const reference = { now: () => NOW, random: lcg(5), memory: new PolicyMemory(), evenDraws: true };
+  const fast = { now: () => NOW, random: lcg(5), memory: new PolicyMemory(), evenDraws: true };
+  const prepared = new PreparedSelection(pool, 4);
+  const mismatches = Array.from({ length: 500 }, () => [answerOf(selectAnswer(pool, 4, s, RESOLVER, reference)), answerOf(prepared.select(s, RESOLVER, fast))]).filter(([x, y]) => x !== y);
+  t.equal(mismatches.length, 0, 'prepared = selectAnswer, draw for draw');
+  // Without a memory there is no sequence to continue: each draw is random().
+  t.same(Array.from({ length: 3 }, () => answerOf(leastBusy(pool, pool.sites, 4, s, RESOLVER, { now: () => NOW, random: () => 0.01, evenDraws: true })!)), ['a', 'a', 'a']);
+});
+
+t.test('even draws: each name continues its own sequence', async (t) => {
+  const z = equalSites('');
+  const p = nameOf(z, '@');
+  const s = snap({ a: { u: 0.5 }, b: { u: 0.5 }, c: { u: 0.5 } });
+  const memory = new PolicyMemory();
+  const e = { now: () => NOW, random: () => 0.1, memory, evenDraws: true };
+  // Equal thirds: the points 0.1, 0.718, 0.336, 0.954, ... visit a, c, b, c, ...: never one site twice running for long.
+  const picks = Array.from({ length: 30 }, () => answerOf(leastBusy(p, p.sites, 4, s, RESOLVER, e)!));
+  for (const id of ['a', 'b', 'c']) t.equal(picks.filter((x) => x === id).length, 10, `${id}: 10 of 30`);
+  // Another name starts its own sequence from random(), whatever the first has drawn.
+  t.equal(answerOf(leastBusy(pool, pool.sites, 4, snap({ a: { u: 0.5 }, b: { u: 0.5 }, c: { u: 0.5 } }), RESOLVER, e)!), 'a');
+});
