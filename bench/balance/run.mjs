@@ -61,7 +61,7 @@ function sitedns(settings) {
         const sites = new Map(IDS.map((id, i) => [`sim.test/${id}`, { up: true, load: report.loads[i], utilization: report.loads[i] / CAPACITIES[i], loadAt: at, checkedAt: at }]));
         snapshot = makeSnapshot(sites, true, EPOCH + nowS * 1000);
       }
-      const env = { now: () => EPOCH + nowS * 1000, random, memory };
+      const env = { now: () => EPOCH + nowS * 1000, random, memory, evenDraws: true }; // as the answering handler draws
       const selection = selectAnswer(name, 4, snapshot, client, env);
       return IDS.indexOf(selection.sites[0].id);
     };

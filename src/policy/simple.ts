@@ -1,10 +1,11 @@
 /**
  * The simple policies (docs/policies.md): `first` (ordered: the first usable site, failover only),
- * `round-robin` (each usable site in turn, position kept in PolicyMemory), `weighted` (at random,
- * in proportion to capacity), `random` (uniformly). None reads loads.
+ * `round-robin` (each usable site in turn, position kept in PolicyMemory), `weighted` (drawn in
+ * proportion to capacity, draw points evenly spread when answering: types.ts `evenDraws`),
+ * `random` (uniformly). None reads loads.
  */
 import { answerWith, usable, weightedIndex } from './candidates.js';
-import type { SitePolicy } from './types.js';
+import { drawFor, type SitePolicy } from './types.js';
 
 export const first: SitePolicy = (name, candidates, family, snapshot) => {
   const sites = usable(candidates, family, snapshot);
@@ -28,7 +29,7 @@ export const weighted: SitePolicy = (name, candidates, family, snapshot, _client
   if (sites.length === 1) return answerWith(name, sites[0], sites, 'weighted by capacity');
   const weights = sites.map((s) => s.capacity);
   env.observeDraw?.(sites, weights);
-  const index = weightedIndex(weights, env.random());
+  const index = weightedIndex(weights, drawFor(name, env));
   return answerWith(name, sites[index], sites, 'weighted by capacity', index + 1);
 };
 

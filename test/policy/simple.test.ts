@@ -98,6 +98,27 @@ pool: { name: "@", all_down: all }
   t.equal(answerOf(selectAnswer(nameOf(z2, '@'), 4, down, RESOLVER, env())), 'a,b', 'pool all_down all: every address');
 });
 
+t.test('weighted with even draws: every 5 answers in a row give a 3, b and c 1 each, give or take one', async (t) => {
+  const { PolicyMemory } = await import('../../src/policy/memory.js');
+  const p = nameOf(zoneFor('weighted'), '@');
+  const picks = (evenDraws: boolean) => {
+    let x = 0.3;
+    const e = { now: () => 0, random: () => (x = (x * 9301 + 49297) % 233280 / 233280), memory: new PolicyMemory(), evenDraws };
+    return Array.from({ length: 500 }, () => answerOf(weighted(p, p.sites, 4, snap({}), RESOLVER, e)!));
+  };
+  /** The farthest any site strays from its share (capacity 3 : 1 : 1) over 5 answers in a row. */
+  const worst = (xs: string[]) => {
+    let most = 0;
+    for (let i = 0; i + 5 <= xs.length; i++) {
+      const run = xs.slice(i, i + 5);
+      for (const [id, share] of [['a', 3], ['b', 1], ['c', 1]] as const) most = Math.max(most, Math.abs(run.filter((x) => x === id).length - share));
+    }
+    return most;
+  };
+  t.ok(worst(picks(true)) <= 1, 'even draws: at most one off in any 5');
+  t.ok(worst(picks(false)) >= 2, 'independent draws: two or more off in some 5');
+});
+
 t.test('answers: 2: weighted and random start the rest after the drawn site', async (t) => {
   for (const policy of ['weighted', 'random']) {
     const p = nameOf(zoneOf(`sites:
