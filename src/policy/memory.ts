@@ -81,7 +81,7 @@ export interface NameMemory {
 /**
  * 1/φ, the step between a name's successive draw points. The additive sequence frac(x0 + k/φ)
  * is the most evenly spread one (its gaps take at most three sizes, Steinhaus), so over any n
- * consecutive picks with the same weights each site gets its weighted share to within a few
+ * consecutive picks with the same weights each site gets its weighted share to within two
  * answers, where independent draws stray by about sqrt(n) (docs/balance.md).
  */
 const EVEN_STEP = 0.6180339887498949;

@@ -9,9 +9,9 @@
  *     snapshot changes;
  *   - `least-busy` pools and groups (no hysteresis, topology, load_per_answer or answers > 1):
  *     the usable sites and their headroom weights, then one draw per query (types.ts drawFor)
- *     mapped to a site exactly as leastBusy maps it. The weights also depend on time, but only through the
- *     staleness of load reports, so they hold until a fresh load turns stale (or the clock
- *     moves back past a stale one): the window of load.ts's loadWindow().
+ *     mapped to a site exactly as leastBusy maps it. The weights also depend on time, but only
+ *     through the staleness of load reports, so they hold until a fresh load turns stale (or
+ *     the clock moves back past a stale one): the window of load.ts's loadWindow().
  * Everything else (offload, topology, hysteresis, round-robin, weighted, random, several answers,
  * load_per_answer) depends on the client or on per-query memory and goes to selectAnswer.
  *
