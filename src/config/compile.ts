@@ -22,8 +22,8 @@ import type {
 import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 import type { LoadedZoneFile } from './load.js';
 import { labelProblem } from './names.js';
-import type { PoolConfig, RecordType, ZoneFile } from './schema.js';
-import type { AllDown } from '../model/zone-model.js';
+import { dnssecSchema, type PoolConfig, type RecordType, type ZoneFile } from './schema.js';
+import type { AllDown, DnssecSettings } from '../model/zone-model.js';
 import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
 
 /** Limits that keep a generated zone from exhausting memory. */
@@ -440,6 +440,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     dynamicNames: Object.freeze(dynamicNames),
     nodata: undefined as unknown as LookupResult,
     nxdomain: undefined as unknown as LookupResult,
+    dnssec: dnssecSettings(cfg.dnssec),
   } satisfies Record<keyof ZoneModel, unknown>;
   zone.nodata = Object.freeze({ kind: 'nodata', zone, answer: Object.freeze([]) });
   zone.nxdomain = Object.freeze({ kind: 'nxdomain', zone, answer: Object.freeze([]) });
@@ -451,6 +452,15 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
   // name: prebuilt answers serve the hot path without them, and precomputing them would
   // cost a third of the compile time and ~60 MB per 100,000 names (bench/scale).
   return Object.freeze(zone);
+}
+
+const DEFAULT_DNSSEC = dnssecSchema.options[1].parse({});
+const ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const;
+
+function dnssecSettings(value: ZoneFile['dnssec']): DnssecSettings | undefined {
+  if (value === undefined || value === false) return undefined;
+  const d = value === true ? DEFAULT_DNSSEC : value;
+  return Object.freeze({ algorithm: ALGORITHM_NUMBERS[d.algorithm], keys: d.keys, validityMs: d.validity, refreshMs: d.refresh, denial: d.denial });
 }
 
 /**

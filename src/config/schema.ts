@@ -180,6 +180,32 @@ export const recordSetSchema = z
   })
   .strict();
 
+/**
+ * DNSSEC signing of one zone (docs/dnssec.md): `true` takes every default; the object sets them.
+ * Algorithms are the two RFC 8624 §3.1 recommends for signing: 13 (ECDSA P-256 SHA-256, the
+ * default, as the root's successors and most registries use) and 15 (Ed25519).
+ */
+export const DNSSEC_ALGORITHMS = ['ecdsap256sha256', 'ed25519'] as const;
+export const DNSSEC_DENIALS = ['nsec', 'nsec3'] as const;
+const signatureTime = duration.pipe(z.number().min(3_600_000, 'at least 1h').max(90 * 86_400_000, 'at most 90d'));
+export const dnssecSchema = z.union([
+  z.boolean(),
+  z
+    .object({
+      algorithm: z.enum(DNSSEC_ALGORITHMS).default('ecdsap256sha256'),
+      /** One combined signing key (CSK), or a key-signing key and a zone-signing key. */
+      keys: z.enum(['csk', 'ksk+zsk']).default('csk'),
+      /** How long a signature is valid (RRSIG expiration - inception). */
+      validity: signatureTime.default(14 * 86_400_000),
+      /** Signatures are made again when less than this is left of their validity. */
+      refresh: signatureTime.default(7 * 86_400_000),
+      /** Denial of existence: an NSEC chain (RFC 4034 §4) or NSEC3 (RFC 5155, RFC 9276 parameters). */
+      denial: z.enum(DNSSEC_DENIALS).default('nsec'),
+    })
+    .strict()
+    .refine((d) => d.refresh < d.validity, { message: 'refresh must be shorter than validity', path: ['refresh'] }),
+]);
+
 export const zoneFileSchema = z
   .object({
     zone: dnsName,
@@ -196,6 +222,8 @@ export const zoneFileSchema = z
     /** More than one application in one zone: each pool lists its sites. */
     pools: z.array(poolSchema).optional(),
     records: z.record(dnsName, recordSetSchema).default({}),
+    /** Sign this zone (docs/dnssec.md); absent or false: unsigned, answers unchanged. */
+    dnssec: dnssecSchema.optional(),
   })
   .strict();
 

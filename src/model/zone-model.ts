@@ -198,6 +198,18 @@ export interface ZoneModel {
   readonly dynamicNames: readonly DynamicName[];
   readonly nodata: LookupResult;
   readonly nxdomain: LookupResult;
+  /** Set when the zone is signed; undefined: unsigned. */
+  readonly dnssec: DnssecSettings | undefined;
+}
+
+/** A signed zone's settings, compiled from its `dnssec:` key (config/schema.ts dnssecSchema). */
+export interface DnssecSettings {
+  /** DNSSEC algorithm number (RFC 8624): 13 ECDSA P-256 SHA-256, 15 Ed25519. */
+  readonly algorithm: 13 | 15;
+  readonly keys: 'csk' | 'ksk+zsk';
+  readonly validityMs: number;
+  readonly refreshMs: number;
+  readonly denial: 'nsec' | 'nsec3';
 }
 
 export interface ZoneSet {
