@@ -113,6 +113,29 @@ export function soaRdata(
   return [{ name: mname, compress: true }, { name: rname, compress: true }, fixed];
 }
 
+/**
+ * RFC 4034 §2.1: flags, protocol (always 3), algorithm, the public key. A CDNSKEY record
+ * (RFC 7344 §3.2) has the same RDATA as the DNSKEY it signals.
+ */
+export function dnskeyRdata(flags: number, algorithm: number, publicKey: Buffer): Rdata {
+  const fixed = Buffer.allocUnsafe(4);
+  fixed.writeUInt16BE(flags, 0);
+  fixed[2] = 3;
+  fixed[3] = algorithm;
+  return [Buffer.concat([fixed, publicKey])];
+}
+/**
+ * RFC 4034 §5.1: key tag, algorithm, digest type, digest. A CDS record (RFC 7344 §3.1) has the same
+ * RDATA as the DS it asks the parent for.
+ */
+export function dsRdata(keyTag: number, algorithm: number, digestType: number, digest: Buffer): Rdata {
+  const fixed = Buffer.allocUnsafe(4);
+  fixed.writeUInt16BE(keyTag, 0);
+  fixed[2] = algorithm;
+  fixed[3] = digestType;
+  return [Buffer.concat([fixed, digest])];
+}
+
 /** One RR to write: owner, type, TTL and RDATA; class IN unless `rrClass` says otherwise. */
 export interface WireRecord {
   readonly owner: string;
