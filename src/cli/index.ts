@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Run> }> = 
   report: { summary: 'push a load report for a site (seed 002)', load: async () => (await import('./report.js')).runReport },
   audit: { summary: 'who drained, undrained or forced up what, when and why', load: async () => (await import('./audit.js')).runAudit },
   explain: { summary: 'the answer a running serve would give a name now, and why', load: async () => (await import('./explain.js')).runExplain },
+  dnssec: { summary: 'DNSSEC keys of a signed zone: keygen, ds, status, rollover', load: async () => (await import('./dnssec.js')).runDnssec },
   demo: { summary: 'stop/start/load the demo backends of npm start', load: async () => (await import('./demo.js')).runDemo },
 };
 

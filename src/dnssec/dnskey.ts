@@ -54,12 +54,16 @@ export function keyDsRdata(zone: string, key: SigningKey) {
   return dsRdata(key.keyTag, key.algorithm, DIGEST_SHA256, dsDigest(zone, key));
 }
 
-/** `zone. TTL IN DNSKEY flags 3 algorithm base64` (RFC 4034 §2.2). */
-export function dnskeyText(zone: string, key: DnskeyFields, ttl: number, type: 'DNSKEY' | 'CDNSKEY' = 'DNSKEY'): string {
-  return `${zone}. ${ttl} IN ${type} ${key.flags} 3 ${key.algorithm} ${key.publicKey.toString('base64')}`;
+/** `zone. [TTL] IN DNSKEY flags 3 algorithm base64` (RFC 4034 §2.2); no TTL: the reader's default. */
+export function dnskeyText(zone: string, key: DnskeyFields, ttl?: number): string {
+  return `${zone}.${ttlText(ttl)} IN DNSKEY ${key.flags} 3 ${key.algorithm} ${key.publicKey.toString('base64')}`;
 }
 
-/** `zone. TTL IN DS tag algorithm 2 HEX` (RFC 4034 §5.3). */
-export function dsText(zone: string, key: SigningKey, ttl: number, type: 'DS' | 'CDS' = 'DS'): string {
-  return `${zone}. ${ttl} IN ${type} ${key.keyTag} ${key.algorithm} ${DIGEST_SHA256} ${dsDigest(zone, key).toString('hex').toUpperCase()}`;
+/** `zone. [TTL] IN DS tag algorithm 2 HEX` (RFC 4034 §5.3); the parent sets the TTL of its DS. */
+export function dsText(zone: string, key: SigningKey, ttl?: number): string {
+  return `${zone}.${ttlText(ttl)} IN DS ${key.keyTag} ${key.algorithm} ${DIGEST_SHA256} ${dsDigest(zone, key).toString('hex').toUpperCase()}`;
+}
+
+function ttlText(ttl: number | undefined): string {
+  return ttl === undefined ? '' : ` ${ttl}`;
 }

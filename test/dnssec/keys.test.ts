@@ -1,6 +1,6 @@
 /** Key files and a zone's key set (docs/dnssec.md#keys): every refusal names its file; timing decides the set. */
 import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync, readdirSync, copyFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, readdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DnssecSettings } from '../../src/model/zone-model.js';
@@ -107,10 +107,11 @@ t.test('refusals name the file (or the directory) and carry a code', async (t) =
   t.match(problemOf(loadZoneKeySet(dir, 'example.com', CSK, NOW)), { code: 'EKEY_CORRUPT', file: foreign, message: /activate is before publish/ });
   writeFileSync(foreign, JSON.stringify({ ...json, role: 'boss' }), { mode: 0o600 });
   t.match(problemOf(loadZoneKeySet(dir, 'example.com', CSK, NOW)), { code: 'EKEY_CORRUPT', file: foreign, message: /role/ });
-  writeFileSync(foreign, JSON.stringify(json), { mode: 0o000 });
-  if (process.getuid?.() !== 0) t.match(problemOf(loadZoneKeySet(dir, 'example.com', CSK, NOW)), { code: 'EKEY_READ', file: foreign });
-  chmodSync(foreign, 0o600);
   copyFileSync(good, foreign);
+  const unreadable = join(dir, 'Kexample.com+013+00002.json');
+  mkdirSync(unreadable);
+  t.match(problemOf(loadZoneKeySet(dir, 'example.com', CSK, NOW)), { code: 'EKEY_READ', file: unreadable, message: /cannot read the key file/ });
+  rmdirSync(unreadable);
   t.ok('keySet' in loadZoneKeySet(dir, 'example.com', CSK, NOW), 'a copy of a good key loads');
 });
 
