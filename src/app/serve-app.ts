@@ -11,6 +11,8 @@
  * nameserver answers from and the prober follows. Answering starts only once the first probe
  * round / first store read is done, or `startupLimitMs` passed.
  */
+import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
+import { keysForZone } from '../dnssec/keys.js';
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { DemoBackends } from '../demo/backends.js';
 import { Prober } from '../probe/prober.js';
@@ -42,6 +44,8 @@ export const DEFAULT_STARTUP_LIMIT_MS = 3000;
 
 export interface ServeAppOptions {
   zonesPath: string;
+  /** The key directory of signed zones (serve --keys): keys a signed zone lacks are created there. */
+  keysDir?: string;
   listen: string[];
   logger: Logger;
   tcp?: NameserverOptions['tcp'];
@@ -107,11 +111,12 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     await admin?.close().catch(() => undefined);
     await demo?.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
-    await zoneStore.close().catch(() => undefined); // its loader thread, once a reload started one
+    await reloads.close().catch(() => undefined); // its loader thread, once a reload started one; its wait for a key change
   };
 
   // With UDP threads the store keeps its zones as validated: the threads compile those.
-  const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined });
+  const keysDir = o.keysDir ?? DEFAULT_KEY_DIR;
+  const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined, keys: (zone, now) => keysForZone(keysDir, zone.origin, zone.dnssec, now, { create: true }) });
   const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;
   let ns: Nameserver;

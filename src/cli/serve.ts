@@ -1,6 +1,7 @@
 /** `sitedns serve`: answer the zones on UDP and TCP (composition in src/app/serve-app.ts, operations in src/app/ops.ts). */
 import { prepareOps, type Ops, type OpsConfig } from '../app/ops.js';
 import { DEFAULT_ADMIN_LISTEN, DEFAULT_STARTUP_LIMIT_MS, startServeApp, type ServeApp } from '../app/serve-app.js';
+import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { DEFAULT_STATE_FILE } from '../state/state-file.js';
 import os from 'node:os';
@@ -22,6 +23,7 @@ const udpPath = z.enum(['auto', 'dgram', 'batched'] as const satisfies readonly 
 
 export const serveFlags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
+  keys: { type: 'string', default: DEFAULT_KEY_DIR, help: 'DNSSEC key directory of signed zones (docs/dnssec.md); a signed zone without keys gets new ones here', value: text },
   listen: { type: 'string', multiple: true, default: ['127.0.0.1:5353'], help: 'address:port for UDP and TCP ([v6]:port for IPv6)', value: listenAddresses },
   http: { type: 'string', help: `admin listener host:port (metrics, health, explain, status, drain, load reports), "off" for none (default: ${DEFAULT_ADMIN_LISTEN})`, value: optionalText },
   'http-token': { type: 'string', help: 'bearer token for mutating admin routes (required off loopback)', value: optionalText },
@@ -202,6 +204,7 @@ export async function runServe(argv: string[]): Promise<number> {
     const { http, 'state-file': stateFile } = flags;
     app = await startServeApp({
       zonesPath: flags.zones,
+      keysDir: flags.keys,
       listen: flags.listen,
       logger,
       tcp: tcpOptions(flags),

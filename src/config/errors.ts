@@ -1,3 +1,5 @@
+import type { KeyErrorCode } from '../dnssec/key-file.js';
+
 /** A problem in a zone file, always reported as `file:line: path: message`. */
 export interface ConfigProblem {
   file: string;
@@ -17,7 +19,8 @@ export type ConfigErrorCode =
   | 'EZONE_REF' // a reference to an unknown site/group
   | 'EZONE_CONFLICT' // two definitions of one name, CNAME beside other data, ...
   | 'EZONE_LIMIT' // too many names, absurd values, nesting too deep
-  | 'EZONE_LOADER'; // the loader thread failed (the last good zones stay)
+  | 'EZONE_LOADER' // the loader thread failed (the last good zones stay)
+  | KeyErrorCode; // a signed zone's keys (file: the key file or directory; dnssec/key-file.ts)
 
 export function formatPath(path: readonly (string | number)[]): string {
   if (path.length === 0) return '(root)';

@@ -20,7 +20,7 @@ export interface KeyProblem {
 }
 
 export type KeySetLoad =
-  | { readonly keySet: ZoneKeySet; readonly keys: readonly StoredKey[]; readonly warnings: readonly KeyProblem[]; readonly created: readonly string[] }
+  | { readonly keySet: ZoneKeySet; readonly warnings: readonly KeyProblem[]; readonly created: readonly string[] }
   | { readonly problem: KeyProblem; readonly warnings: readonly KeyProblem[] };
 
 export interface KeysForZoneOptions {
@@ -97,7 +97,7 @@ export function loadZoneKeySet(dir: string, zone: string, settings: DnssecSettin
     const next = Number.isFinite(keySet.nextChangeAt) ? ` (the next key change is at ${new Date(keySet.nextChangeAt).toISOString()})` : '';
     return { problem: { code: 'EKEY_INACTIVE', file: dir, message: `no key of zone ${zone} signs ${missing} now${next}` }, warnings };
   }
-  return { keySet, keys, warnings, created: [] };
+  return { keySet, warnings, created: [] };
 }
 
 /**

@@ -20,6 +20,7 @@
  */
 import type { ValidatedFile } from '../config/changed-files.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
+import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
 import { Runtime } from '../state/runtime.js';
@@ -27,15 +28,19 @@ import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
+import type { KeySetLoad } from '../dnssec/keys.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
-export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api';
+/** `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change. */
+export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api' | 'keys';
 
 /** The zones a primary serves, as validated, for its answerers to compile, with the primary's generation. */
 export interface ZoneTexts {
   readonly generation: number;
   /** Every zone served (the last good version of a broken file included). */
   readonly files: readonly ValidatedFile[];
+  /** The keys of every signed zone served, by origin (KeyObjects cross threads by postMessage). */
+  readonly keySets: ReadonlyMap<string, ZoneKeySet>;
 }
 
 /** Nothing to serve: the first load found no zone (the runtime still has none). */
@@ -92,6 +97,7 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
  */
 export class AnswererZones {
   private files: readonly ValidatedFile[] = [];
+  private keySets: ReadonlyMap<string, ZoneKeySet> = new Map();
   private previous: Promise<unknown> = Promise.resolve();
   private readonly store: ZoneStore;
 
@@ -100,7 +106,14 @@ export class AnswererZones {
     path: string,
     private readonly log: Logger,
   ) {
-    this.store = new ZoneStore(path, { source: () => this.files });
+    this.store = new ZoneStore(path, { source: () => this.files, keys: (zone) => this.primaryKeys(zone.origin) });
+  }
+
+  /** The key set the primary loaded for a signed zone: an answerer never reads key files. */
+  private primaryKeys(origin: string): KeySetLoad {
+    const keySet = this.keySets.get(origin);
+    if (keySet !== undefined) return { keySet, warnings: [], created: [] };
+    return { problem: { code: 'EKEY_NONE', file: origin, message: 'no key set from the primary' }, warnings: [] };
   }
 
   /**
@@ -110,6 +123,7 @@ export class AnswererZones {
   load(zones: ZoneTexts): Promise<ReloadReport> {
     const run = this.previous.then(async () => {
       this.files = zones.files;
+      this.keySets = zones.keySets;
       const started = performance.now();
       const report = await publishLoad(this.store, this.runtime, { prebuild: true, generation: zones.generation });
       for (const p of report.problems) this.log.debug({ code: p.code }, formatProblem(p));
@@ -147,6 +161,9 @@ export interface ReloadControllerOptions {
   readonly prebuild: boolean;
 }
 
+/** Node runs a timer longer than 2^31 - 1 ms at once: a later key change is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The process that reads the zone files: its runtime, its loads (one at a time), their metrics and logs. */
 export class ReloadController {
   /** Published to by every load; no zone until `start`. */
@@ -157,7 +174,9 @@ export class ReloadController {
   private last: ReloadOutcome | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private queued: Promise<ReloadOutcome> | null = null;
-  private served: ZoneTexts = { generation: 0, files: [] };
+  private served: ZoneTexts = { generation: 0, files: [], keySets: new Map() };
+  private keyTimer: NodeJS.Timeout | undefined;
+  private reportedKeyWarnings = new Set<string>();
 
   constructor(
     options: ReloadControllerOptions,
@@ -166,8 +185,15 @@ export class ReloadController {
     this.zoneStore = options.zoneStore;
     this.prebuild = options.prebuild;
     this.runtime.subscribeZones((zones) => {
-      this.served = { generation: zones.generation, files: this.zoneStore.validatedFiles() };
+      this.served = { generation: zones.generation, files: this.zoneStore.validatedFiles(), keySets: this.zoneStore.keySets() };
     });
+  }
+
+  /** Stops waiting for the next key change and ends the store's loader thread. */
+  close(): Promise<void> {
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
+    return this.zoneStore.close();
   }
 
   /** The latest outcome (undefined before the first load). */
@@ -225,6 +251,7 @@ export class ReloadController {
       return this.record(trigger, this.runtime.zones, [problem], [formatProblem(problem)], []);
     }
     const fresh = this.reportProblems(report.problems, trigger);
+    this.reportKeys(report, trigger);
     const outcome = this.record(trigger, report.zoneSet, report.problems, fresh, report.keptFiles);
     this.log.info(
       {
@@ -238,6 +265,31 @@ export class ReloadController {
       trigger === 'start' ? 'zones loaded' : outcome.problems.length === 0 ? 'zones reloaded' : 'zones reloaded; broken files keep their last good zone',
     );
     return outcome;
+  }
+
+  /**
+   * Logs the keys a load created (one line) and key warnings not logged before, and waits for the
+   * next key change by timing: the key set of that moment is loaded then (trigger `keys`).
+   */
+  private reportKeys(report: PublishedReport, trigger: ReloadTrigger): void {
+    if (report.createdKeys.length > 0) this.log.info({ files: report.createdKeys, trigger }, `DNSSEC keys created for signed zones without keys: ${report.createdKeys.join(', ')}`);
+    const warnings = new Set<string>();
+    for (const w of report.keyWarnings) {
+      const line = `${w.file}: ${w.message}`;
+      warnings.add(line);
+      if (!this.reportedKeyWarnings.has(line)) this.log.warn({ code: w.code, trigger }, line);
+    }
+    this.reportedKeyWarnings = warnings;
+    this.waitForKeyChange(report.nextKeyChangeAt);
+  }
+
+  private waitForKeyChange(at: number): void {
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
+    if (!Number.isFinite(at)) return;
+    const wait = Math.max(0, at - this.zoneStore.now());
+    this.keyTimer = setTimeout(() => (wait > MAX_TIMER_MS ? this.waitForKeyChange(at) : void this.reload('keys').catch(() => undefined)), Math.min(wait, MAX_TIMER_MS));
+    this.keyTimer.unref();
   }
 
   /** Logs and counts the problems the previous load did not have; returns them. */

@@ -17,6 +17,8 @@ import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, 
 import type { ConfigProblem } from '../config/errors.js';
 import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
+import type { KeySetLoad, KeyProblem } from '../dnssec/keys.js';
+import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
 
@@ -29,7 +31,18 @@ export interface ReloadReport {
   readonly changed: boolean;
   /** Files compiled by this load (the others were unchanged and reused). */
   readonly compiledFiles?: number;
+  /** Each signed zone's keys (by origin), as served with `zoneSet`. */
+  readonly keySets: ReadonlyMap<string, ZoneKeySet>;
+  /** Key files that load but deserve a word (a private key others may read). */
+  readonly keyWarnings: readonly KeyProblem[];
+  /** Key files this load created (serve, for a signed zone without keys). */
+  readonly createdKeys: readonly string[];
+  /** When a signed zone's keys change next by their timing (ms; Infinity: never): load again then. */
+  readonly nextKeyChangeAt: number;
 }
+
+/** A signed zone's keys at `now` (dnssec/keys.ts keysForZone, or the keys an answerer's primary loaded). */
+export type ZoneKeySource = (zone: ZoneModel & { readonly dnssec: NonNullable<ZoneModel['dnssec']> }, now: number) => KeySetLoad;
 
 /** Where a load gets its files: the zones path on disk by default (read on the loader thread). */
 export type ZoneSource = () => readonly ValidatedFile[];
@@ -40,6 +53,10 @@ export interface ZoneStoreOptions {
   /** Keep every served zone as a ValidatedFile (validatedFiles), for answerers to compile. */
   readonly keepValidated?: boolean;
   readonly loader?: ZoneLoader;
+  /** The keys of signed zones: a signed zone whose keys fail is refused like a broken file. */
+  readonly keys?: ZoneKeySource;
+  /** The clock key timing is read against (tests inject one). */
+  readonly now?: () => number;
 }
 
 export class ZoneStore {
@@ -54,22 +71,32 @@ export class ZoneStore {
    * `serve --udp-threads` compile exactly what this store serves, kept files included.
    */
   private lastValidated = new Map<string, ValidatedFile>();
+  /** Each served signed zone's key set, by file (a kept zone keeps its last good keys too). */
+  private lastKeySets = new Map<string, ZoneKeySet>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
   /** The load in progress: loads run one after the other, each from the result of the one before. */
   private running: Promise<unknown> = Promise.resolve();
   readonly loader: ZoneLoader;
+  /** The clock key timing is read against. */
+  readonly now: () => number;
 
   constructor(
     readonly path: string,
     private readonly options: ZoneStoreOptions = {},
   ) {
     this.loader = options.loader ?? new ZoneLoader();
+    this.now = options.now ?? Date.now;
   }
 
   /** Every zone served now (with `keepValidated`; else empty). */
   validatedFiles(): ValidatedFile[] {
     return [...this.lastValidated.values()];
+  }
+
+  /** The key set of every signed zone served now, by origin. */
+  keySets(): ReadonlyMap<string, ZoneKeySet> {
+    return this.last?.keySets ?? new Map();
   }
 
   get zoneSet(): ZoneSet {
@@ -108,7 +135,7 @@ export class ZoneStore {
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
-        this.last = { zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
+        this.last = { ...this.keyFields(this.lastKeySets, [], []), zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
         return this.last;
       }
     }
@@ -123,6 +150,10 @@ export class ZoneStore {
     const nextDigest = new Map<string, string>();
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
+    const nextKeySets = new Map<string, ZoneKeySet>();
+    const keyWarnings: KeyProblem[] = [];
+    const createdKeys: string[] = [];
+    const now = this.now();
     let compiledFiles = 0;
     for (const result of changed.files) {
       const { file } = result;
@@ -155,6 +186,16 @@ export class ZoneStore {
         continue;
       }
       if (zone === undefined) continue;
+      if (zone.dnssec !== undefined && this.options.keys !== undefined) {
+        const keys = this.options.keys(zone as Parameters<ZoneKeySource>[0], now);
+        keyWarnings.push(...keys.warnings);
+        if ('problem' in keys) {
+          problems.push({ file: keys.problem.file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: ${keys.problem.message}`, code: keys.problem.code });
+          continue;
+        }
+        createdKeys.push(...keys.created);
+        nextKeySets.set(file, keys.keySet);
+      }
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, result.digest);
@@ -168,6 +209,8 @@ export class ZoneStore {
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
       if (this.options.keepValidated) nextValidated.set(file, this.lastValidated.get(file)!);
+      const keySet = this.lastKeySets.get(file);
+      if (keySet !== undefined) nextKeySets.set(file, keySet);
       seen.set(zone.origin, file);
       kept.push(file);
       if (!presentFiles.has(file)) {
@@ -176,12 +219,30 @@ export class ZoneStore {
     }
     // The same zones (nothing changed, or only broken edits): the same set, so nothing that
     // hangs off a set (the prebuilt-answer table: ~0.3 s at 100,000 names) is built again.
-    const zonesChanged = next.size !== this.lastGood.size || [...next].some(([file, zone]) => this.lastGood.get(file) !== zone);
+    // New keys, or keys that changed role by their timing, make a new set too: what is signed changes.
+    const zonesChanged =
+      next.size !== this.lastGood.size || [...next].some(([file, zone]) => this.lastGood.get(file) !== zone) || nextKeySets.size !== this.lastKeySets.size || [...nextKeySets].some(([file, keys]) => !sameKeySet(this.lastKeySets.get(file), keys));
     this.lastGood = next;
     this.lastDigest = nextDigest;
     this.lastValidated = nextValidated;
+    this.lastKeySets = nextKeySets;
     if (zonesChanged) this.current = makeZoneSet(next.values());
-    this.last = { zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
+    this.last = { ...this.keyFields(this.lastKeySets, keyWarnings, createdKeys), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;
   }
+
+  private keyFields(byFile: ReadonlyMap<string, ZoneKeySet>, keyWarnings: KeyProblem[], createdKeys: string[]): Pick<ReloadReport, 'keySets' | 'keyWarnings' | 'createdKeys' | 'nextKeyChangeAt'> {
+    const keySets = new Map([...byFile.values()].map((keys) => [keys.zone, keys]));
+    return { keySets, keyWarnings, createdKeys, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => keys.nextChangeAt)) };
+  }
+}
+
+/**
+ * The same keys in the same roles: nothing signed changes (key objects read again from the same
+ * files compare equal; a later nextChangeAt alone changes no answer).
+ */
+function sameKeySet(a: ZoneKeySet | undefined, b: ZoneKeySet): boolean {
+  if (a === undefined) return false;
+  const same = (x: ZoneKeySet['published'], y: ZoneKeySet['published']) => x.length === y.length && x.every((k, i) => k.file === y[i].file && k.keyTag === y[i].keyTag && k.publicKey.equals(y[i].publicKey));
+  return same(a.published, b.published) && same(a.zoneSigning, b.zoneSigning) && same(a.keySigning, b.keySigning) && same(a.parentSignals, b.parentSignals);
 }

@@ -1,0 +1,126 @@
+/**
+ * The reload path hands each signed zone its key set (server/zone-store.ts, server/reload.ts): keys
+ * are created for a signed zone without any, a zone whose keys fail is refused like a broken file
+ * (its last good version and the other zones keep serving), and the set is loaded again when the
+ * key timing says so. The clock is injected.
+ */
+import t, { type Test } from 'tap';
+import { readdirSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { keysForZone, generateKey } from '../../src/dnssec/keys.js';
+import { ReloadController, AnswererZones } from '../../src/server/reload.js';
+import { ZoneStore } from '../../src/server/zone-store.js';
+import { Runtime } from '../../src/state/runtime.js';
+import { tempZonesDir } from '../helpers/dns.js';
+import { memoryLogger } from '../helpers/metrics.js';
+
+const HOUR = 3_600_000;
+const zone = (name: string, dnssec: string) => `zone: ${name}
+soa: { mname: ns1.${name}, rname: h.${name} }
+nameservers: { ns1.${name}: [192.0.2.1] }
+records:
+  www: { A: [192.0.2.10] }
+${dnssec}
+`;
+
+async function setup(t: Test, options: { create: boolean; files?: Record<string, string> }) {
+  const dir = tempZonesDir(options.files ?? { 'signed.yaml': zone('signed.test', 'dnssec: true'), 'plain.yaml': zone('plain.test', '') });
+  const keys = join(mkdtempSync(join(tmpdir(), 'sitedns-reload-keys-')), 'keys');
+  const clock = { now: Date.parse('2026-06-01T00:00:00Z') };
+  const { logger, lines } = memoryLogger();
+  const zoneStore = new ZoneStore(dir, { keepValidated: true, now: () => clock.now, keys: (z, now) => keysForZone(keys, z.origin, z.dnssec, now, { create: options.create }) });
+  const reloads = new ReloadController({ zoneStore, prebuild: true }, logger);
+  t.teardown(() => reloads.close());
+  return { dir, keys, clock, reloads, lines };
+}
+
+t.test('serve: keys are created for a signed zone without any (one log line); unsigned zones have no key set', async (t) => {
+  const { keys, reloads, lines } = await setup(t, { create: true });
+  const outcome = await reloads.start();
+  t.same(outcome.problems, []);
+  t.same([...reloads.zoneStore.keySets().keys()], ['signed.test']);
+  const files = readdirSync(keys);
+  t.equal(files.length, 1);
+  t.match(files[0], /^Ksigned\.test\+013\+\d{5}\.json$/);
+  const created = lines.filter((l) => /DNSSEC keys created/.test(l.msg));
+  t.equal(created.length, 1, 'one line');
+  t.match(created[0].msg, files[0]);
+  await reloads.reload('sighup');
+  t.equal(readdirSync(keys).length, 1, 'the next load reads them, creates none');
+  t.equal(lines.filter((l) => /DNSSEC keys created/.test(l.msg)).length, 1);
+  t.same(reloads.zoneTexts().keySets.get('signed.test')?.published.map((k) => k.keyTag), reloads.zoneStore.keySets().get('signed.test')?.published.map((k) => k.keyTag), 'answerers get the same keys');
+});
+
+t.test('a signed zone whose keys fail at the first load is refused, naming the file; the other zones serve', async (t) => {
+  const { keys, reloads, lines } = await setup(t, { create: false });
+  const outcome = await reloads.start();
+  t.same(outcome.zones, ['plain.test']);
+  t.match(outcome.problems, [new RegExp(`^${keys}:0: dnssec: zone signed\\.test: no such key directory`)]);
+  t.match(lines.find((l) => l.level === 50 || l.level === 'error'), { code: 'EKEY_DIR' });
+});
+
+t.test('keys that break later: the last good version (with its keys) keeps serving, and recovers when fixed', async (t) => {
+  const { keys, clock, reloads } = await setup(t, { create: true });
+  await reloads.start();
+  const [file] = readdirSync(keys).map((name) => join(keys, name));
+  const before = reloads.runtime.zones;
+  writeFileSync(file, '{ broken', { mode: 0o600 });
+  clock.now += HOUR;
+  const broken = await reloads.reload('sighup');
+  t.match(broken.problems, [`${file}:0: dnssec: zone signed.test: not a key file (not JSON)`]);
+  t.same(broken.zones.sort(), ['plain.test', 'signed.test'], 'still served');
+  t.same(broken.keptFiles.length, 1);
+  t.equal(reloads.runtime.zones, before, 'the same set: nothing changed for the answers');
+  t.ok(reloads.zoneStore.keySets().get('signed.test'), 'with its last good keys');
+  unlinkSync(file);
+  const recreated = await reloads.reload('sighup');
+  t.same(recreated.problems, [], 'serve creates keys again for a zone left without any');
+  t.not(reloads.runtime.zones, before);
+});
+
+t.test('a key others may read: a warning naming the file, logged once; the zone serves', async (t) => {
+  const { keys, reloads, lines } = await setup(t, { create: true });
+  await reloads.start();
+  const [file] = readdirSync(keys).map((name) => join(keys, name));
+  chmodSync(file, 0o644);
+  await reloads.reload('sighup');
+  await reloads.reload('sighup');
+  const warnings = lines.filter((l) => l.code === 'EKEY_MODE');
+  t.equal(warnings.length, 1);
+  t.match(warnings[0].msg, `${file}: group or others may read`);
+});
+
+t.test('the key set of the next timing change is loaded then: a new set, trigger keys', async (t) => {
+  const { keys, clock, reloads } = await setup(t, { create: true });
+  await reloads.start();
+  const first = reloads.runtime.zones;
+  const old = reloads.zoneStore.keySets().get('signed.test')!;
+  // A second CSK published in 50 ms of the injected clock, and of the timer.
+  const next = generateKey(keys, 'signed.test', 13, 'csk', { created: clock.now, publish: clock.now + 50, activate: clock.now + 50, retire: null, remove: null }).key;
+  const reloaded = await reloads.reload('sighup');
+  t.equal(reloads.runtime.zones, first, 'key files that change nothing yet: the same set');
+  t.equal(reloads.zoneStore.keySets().get('signed.test')!.nextChangeAt, clock.now + 50);
+  t.equal(reloaded.generation, first.generation);
+  clock.now += 50;
+  // The timer fires 50 ms after that load; the load it starts runs on the loader thread.
+  for (const deadline = Date.now() + 20_000; reloads.runtime.zones === first && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(reloads.lastOutcome?.trigger, 'keys');
+  t.not(reloads.runtime.zones, first, 'a new set: the keys it is signed with changed');
+  t.same(reloads.zoneStore.keySets().get('signed.test')!.published.map((k) => k.keyTag).sort(), [old.published[0].keyTag, next.keyTag].sort());
+});
+
+t.test('an answerer takes the key sets its primary loaded, reading no key file', async (t) => {
+  const { reloads } = await setup(t, { create: true });
+  await reloads.start();
+  const { logger } = memoryLogger();
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const texts = reloads.zoneTexts();
+  const report = await answerer.load(texts);
+  t.same(report.problems, []);
+  t.same([...report.zoneSet.zones.keys()].sort(), ['plain.test', 'signed.test']);
+  t.equal(report.keySets.get('signed.test'), texts.keySets.get('signed.test'));
+  const without = await new AnswererZones(new Runtime(), 'primary', logger).load({ ...texts, keySets: new Map() });
+  t.same([...without.zoneSet.zones.keys()], ['plain.test'], 'a signed zone without its keys is not served');
+});
