@@ -111,16 +111,18 @@ t.test('the key set of the next timing change is loaded then: a new set, trigger
   t.same(reloads.zoneStore.keySets().get('signed.test')!.published.map((k) => k.keyTag).sort(), [old.published[0].keyTag, next.keyTag].sort());
 });
 
-t.test('an answerer takes the key sets its primary loaded, reading no key file', async (t) => {
+t.test('an answerer takes the key sets its primary loaded (copied as a thread receives them), reading no key file', async (t) => {
   const { reloads } = await setup(t, { create: true });
   await reloads.start();
   const { logger } = memoryLogger();
   const answerer = new AnswererZones(new Runtime(), 'primary', logger);
-  const texts = reloads.zoneTexts();
+  const texts = structuredClone(reloads.zoneTexts());
   const report = await answerer.load(texts);
   t.same(report.problems, []);
   t.same([...report.zoneSet.zones.keys()].sort(), ['plain.test', 'signed.test']);
-  t.equal(report.keySets.get('signed.test'), texts.keySets.get('signed.test'));
+  const keySet = report.keySets.get('signed.test')!;
+  t.equal(keySet, texts.keySets.get('signed.test'));
+  t.equal(keySet.zoneSigning[0].privateKey.asymmetricKeyType, 'ec', 'the private key crosses threads');
   const without = await new AnswererZones(new Runtime(), 'primary', logger).load({ ...texts, keySets: new Map() });
   t.same([...without.zoneSet.zones.keys()], ['plain.test'], 'a signed zone without its keys is not served');
 });

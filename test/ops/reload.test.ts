@@ -246,14 +246,14 @@ t.test('an answerer keeps its zone set (and prebuilt table) when a reload change
   // What a primary sends: each file as its loader validated it.
   const validated = (text: string) => loadChangedTexts([{ path: 'r.yaml', text }], new Map(), false).filter((f) => f.status === 'loaded');
   const files = validated(zone('192.0.2.10'));
-  await zones.load({ generation: 7, files });
+  await zones.load({ generation: 7, files, keySets: new Map() });
   const first = runtime.zones;
   t.equal(first.generation, 7, 'numbered as the primary');
-  await zones.load({ generation: 7, files });
+  await zones.load({ generation: 7, files, keySets: new Map() });
   t.equal(runtime.zones, first, 'the same files and generation: the same set object');
   // Two loads asked in one pass each compile their own files, in order.
-  const a = zones.load({ generation: 8, files: validated(zone('192.0.2.20')) });
-  const b = zones.load({ generation: 9, files: validated(zone('192.0.2.30')) });
+  const a = zones.load({ generation: 8, files: validated(zone('192.0.2.20')), keySets: new Map() });
+  const b = zones.load({ generation: 9, files: validated(zone('192.0.2.30')), keySets: new Map() });
   t.equal((await a).zoneSet.generation, 8);
   t.equal((await b).zoneSet.generation, 9);
   const handler = new Handler(runtime, fixedEnv());

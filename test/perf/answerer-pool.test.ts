@@ -32,7 +32,7 @@ class Fake extends EventEmitter {
 }
 
 function fakePool(o: { size: number; stopsWhenTold?: boolean }) {
-  const zones = { current: { generation: 1, files: [] } as ZoneTexts };
+  const zones = { current: { generation: 1, files: [], keySets: new Map() } as ZoneTexts };
   const spawned: Fake[] = [];
   const events: string[] = [];
   const state = makeSnapshot(new Map(), true);
@@ -215,10 +215,10 @@ t.test('a run gives every answerer the zones current at its start', async (t) =>
   for (const f of spawned) f.say({ type: 'ready', generation: 1 });
   await pool.start;
   const answer = (f: Fake) => f.say({ type: 'reloaded', id: f.last('reload')!.id!, ok: true, generation: f.last('reload')!.zones!.generation });
-  zones.current = { generation: 2, files: [] };
+  zones.current = { generation: 2, files: [], keySets: new Map() };
   const first = pool.reload();
   await tick();
-  zones.current = { generation: 3, files: [] }; // the main thread reloads again during the run
+  zones.current = { generation: 3, files: [], keySets: new Map() }; // the main thread reloads again during the run
   const second = pool.reload();
   answer(spawned[0]);
   await tick();

@@ -61,7 +61,7 @@ async function run(t: Test): Promise<void> {
   const pool: UdpThreads = await threadsModule.startUdpThreads({
     threads: 2,
     zonesPath: dir,
-    zoneTexts: () => (textsOverride === undefined ? reloads.zoneTexts() : { generation: 0, files: textsOverride }),
+    zoneTexts: () => (textsOverride === undefined ? reloads.zoneTexts() : { generation: 0, files: textsOverride, keySets: new Map() }),
     listen: [{ host: '127.0.0.1', port: await freeUdpPort() }],
     logger,
     logLevel: 'warn',
