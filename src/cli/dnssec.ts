@@ -5,18 +5,17 @@
  */
 import { z } from 'zod';
 import { nameProblem } from '../config/names.js';
-import { DNSSEC_ALGORITHMS } from '../config/schema.js';
+import { DNSSEC_ALGORITHM_NUMBERS, DNSSEC_ALGORITHMS } from '../config/schema.js';
 import { dnskeyText, dsText } from '../dnssec/dnskey.js';
 import { DEFAULT_KEY_DIR, KeyError, type KeyRole } from '../dnssec/key-file.js';
 import { keyPhase, keySetAt, type StoredKey } from '../dnssec/key-timing.js';
 import { algorithmName, generateKey, readZoneKeys, writeKeyTiming } from '../dnssec/keys.js';
 import { planRollover, planRolloverCompletion, type RolloverTimes } from '../dnssec/rollover.js';
-import { durationMs } from '../util/duration.js';
-import { flagHelp, readFlags, type Flags } from './args.js';
+import { duration, durationMs } from '../util/duration.js';
+import { flagHelp, readFlags, type FlagValues, type Flags } from './args.js';
 import { flagDuration, on, optionalText, text } from './flag-values.js';
 import { formatTable, outputFlag, printReport } from './output.js';
 
-const ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const;
 const roleValue = z.enum(['csk', 'ksk', 'zsk'], { error: 'is not csk, ksk or zsk' });
 
 export const dnssecFlags = {
@@ -28,20 +27,10 @@ export const dnssecFlags = {
   complete: { type: 'boolean', help: 'rollover of a KSK or CSK: the parent serves the new DS; the new key signs, the old one retires', value: on },
   'dnskey-ttl': { type: 'string', default: '1h', help: 'rollover: the TTL of the DNSKEY RRset resolvers may cache', value: flagDuration },
   propagation: { type: 'string', default: '1h', help: 'rollover: time for a change to reach every nameserver of the zone', value: flagDuration },
-  'signature-validity': { type: 'string', default: '14d', help: 'rollover: the zone\'s dnssec.validity (how long an old key\'s signatures stay valid)', value: z.string().transform((v, ctx) => parseFlagDuration(v, ctx)) },
+  'signature-validity': { type: 'string', default: '14d', help: 'rollover: the zone\'s dnssec.validity (how long an old key\'s signatures stay valid)', value: duration },
   output: outputFlag,
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 } satisfies Flags;
-
-/** Signature validity goes up to 90 days (config/schema.ts), past the 24 days of timer flags. */
-function parseFlagDuration(value: string, ctx: z.RefinementCtx): number {
-  try {
-    return durationMs(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-}
 
 export const dnssecHelp = `Usage: sitedns dnssec <keygen | ds | status | rollover> <zone> [flags]
 
@@ -81,7 +70,7 @@ export async function runDnssec(argv: string[], now = Date.now()): Promise<numbe
   throw new Error(USAGE);
 }
 
-type DnssecFlags = Extract<ReturnType<typeof readFlags<typeof dnssecFlags>>, { help: false }>['flags'];
+type DnssecFlags = FlagValues<typeof dnssecFlags>;
 
 /** A zone as key files name it: lower case, no trailing dot. */
 function zoneName(text: string): string {
@@ -128,7 +117,7 @@ function keygen(dir: string, zone: string, flags: DnssecFlags, now: number): num
   const publish = timeValue('publish', flags.publish, now) ?? now;
   const activate = timeValue('activate', flags.activate, now) ?? publish;
   if (activate < publish) throw new Error('--activate: before --publish (a key signs only once it is published)');
-  const algorithm = ALGORITHM_NUMBERS[flags.algorithm];
+  const algorithm = DNSSEC_ALGORITHM_NUMBERS[flags.algorithm];
   const made = generateKey(dir, zone, algorithm, role, { created: now, publish, activate, retire: null, remove: null });
   const report = { zone, ...keyReport(made, now), dnskey: dnskeyText(zone, made.key), ds: made.role === 'zsk' ? null : dsText(zone, made.key) };
   printReport(flags.output, report, (r) => [`${r.file}: ${r.role.toUpperCase()} ${r.keyTag} (${algorithmName(algorithm)}), published ${r.publish}, active ${r.activate}`, `; ${r.dnskey}`, ...(r.ds === null ? [] : [r.ds])].join('\n'));

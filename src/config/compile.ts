@@ -22,7 +22,7 @@ import type {
 import { formatPath, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 import type { LoadedZoneFile } from './load.js';
 import { labelProblem } from './names.js';
-import { dnssecSchema, type PoolConfig, type RecordType, type ZoneFile } from './schema.js';
+import { DNSSEC_ALGORITHM_NUMBERS, dnssecSchema, type PoolConfig, type RecordType, type ZoneFile } from './schema.js';
 import type { AllDown, DnssecSettings } from '../model/zone-model.js';
 import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
 
@@ -455,12 +455,11 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
 }
 
 const DEFAULT_DNSSEC = dnssecSchema.options[1].parse({});
-const ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const;
 
 function dnssecSettings(value: ZoneFile['dnssec']): DnssecSettings | undefined {
   if (value === undefined || value === false) return undefined;
   const d = value === true ? DEFAULT_DNSSEC : value;
-  return Object.freeze({ algorithm: ALGORITHM_NUMBERS[d.algorithm], keys: d.keys, validityMs: d.validity, refreshMs: d.refresh, denial: d.denial });
+  return Object.freeze({ algorithm: DNSSEC_ALGORITHM_NUMBERS[d.algorithm], keys: d.keys, validityMs: d.validity, refreshMs: d.refresh, denial: d.denial });
 }
 
 /**

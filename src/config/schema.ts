@@ -186,6 +186,8 @@ export const recordSetSchema = z
  * default, as the root's successors and most registries use) and 15 (Ed25519).
  */
 export const DNSSEC_ALGORITHMS = ['ecdsap256sha256', 'ed25519'] as const;
+/** Each algorithm's number (RFC 8624 §3.1), as DNSKEY, DS and RRSIG records carry it. */
+export const DNSSEC_ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const satisfies Record<(typeof DNSSEC_ALGORITHMS)[number], 13 | 15>;
 export const DNSSEC_DENIALS = ['nsec', 'nsec3'] as const;
 const signatureTime = duration.pipe(z.number().min(3_600_000, 'at least 1h').max(90 * 86_400_000, 'at most 90d'));
 export const dnssecSchema = z.union([
