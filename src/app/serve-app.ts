@@ -12,7 +12,7 @@
  * round / first store read is done, or `startupLimitMs` passed.
  */
 import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
-import { keysForZone } from '../dnssec/keys.js';
+import { keyDirectory, type KeyDirectoryEvents } from '../dnssec/keys.js';
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { DemoBackends } from '../demo/backends.js';
 import { Prober } from '../probe/prober.js';
@@ -115,8 +115,8 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   };
 
   // With UDP threads the store keeps its zones as validated: the threads compile those.
-  const keysDir = o.keysDir ?? DEFAULT_KEY_DIR;
-  const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined, keys: (zone, now) => keysForZone(keysDir, zone.origin, zone.dnssec, now, { create: true }) });
+  const keys = keyDirectory(o.keysDir ?? DEFAULT_KEY_DIR, { create: true, events: keyEvents(componentLogger(o.logger, 'keys')) });
+  const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined, keys });
   const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;
   let ns: Nameserver;
@@ -194,4 +194,12 @@ async function startAdmin(o: ServeAppOptions, router: AdminRouter, log: Logger):
     log.warn({ address: o.http, err: (error as Error).message }, 'admin listener not started (default address in use); status/drain need --http');
     return undefined;
   }
+}
+
+/** Keys created for a signed zone without any: one line; a key file others may read: a warning. */
+function keyEvents(log: Logger): KeyDirectoryEvents {
+  return {
+    created: (zone, files) => log.info({ zone, files }, `DNSSEC keys created for signed zone ${zone} (it had none): ${files.join(', ')}`),
+    warning: (w) => log.warn({ code: w.code }, `${w.file}: ${w.message}`),
+  };
 }

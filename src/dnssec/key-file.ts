@@ -26,14 +26,14 @@ export type KeyErrorCode =
   | 'EKEY_MODE' // warning: a key file group or others may read
   | 'EKEY_ROLLOVER'; // a rollover that cannot be scheduled
 
-/** A key problem, naming the file (or directory) it is about. */
+/** A key problem, naming the file (or directory) it is about; `reason` is the message without it. */
 export class KeyError extends CodedError<KeyErrorCode> {
   constructor(
     code: KeyErrorCode,
     readonly file: string,
-    message: string,
+    readonly reason: string,
   ) {
-    super(code, `${file}: ${message}`);
+    super(code, `${file}: ${reason}`);
   }
 }
 

@@ -35,7 +35,7 @@ export function algorithmName(algorithm: 13 | 15): string {
 }
 
 function problemOf(error: unknown): KeyProblem {
-  if (error instanceof KeyError) return { code: error.code, file: error.file, message: error.message.slice(error.file.length + 2) };
+  if (error instanceof KeyError) return { code: error.code, file: error.file, message: error.reason };
   throw error;
 }
 
@@ -112,6 +112,38 @@ export function keysForZone(dir: string, zone: string, settings: DnssecSettings,
   }
   const load = loadZoneKeySet(dir, zone, settings, now);
   return 'keySet' in load ? { ...load, created } : load;
+}
+
+/** Where a load finds the keys of signed zones, and the clock their timing is read against. */
+export interface KeySource {
+  /** The zone's key set at `now()`; throws a KeyError naming the file when the keys fail. */
+  keysFor(zone: string, settings: DnssecSettings): ZoneKeySet;
+  now(): number;
+}
+
+/** What a key directory reports besides key sets: keys it created, key files others may read. */
+export interface KeyDirectoryEvents {
+  readonly created?: (zone: string, files: readonly string[]) => void;
+  /** Once per file while it stays readable by others. */
+  readonly warning?: (warning: KeyProblem) => void;
+}
+
+/** The key directory as a KeySource: keysForZone at `now()`, its problem thrown as a KeyError. */
+export function keyDirectory(dir: string, options: KeysForZoneOptions & { readonly now?: () => number; readonly events?: KeyDirectoryEvents } = {}): KeySource {
+  const now = options.now ?? Date.now;
+  const warned = new Map<string, Set<string>>();
+  return {
+    now,
+    keysFor(zone: string, settings: DnssecSettings): ZoneKeySet {
+      const load = keysForZone(dir, zone, settings, now(), options);
+      const files = new Set(load.warnings.map((w) => w.file));
+      for (const warning of load.warnings) if (!warned.get(zone)?.has(warning.file)) options.events?.warning?.(warning);
+      warned.set(zone, files);
+      if ('problem' in load) throw new KeyError(load.problem.code, load.problem.file, load.problem.message);
+      if (load.created.length > 0) options.events?.created?.(zone, load.created);
+      return load.keySet;
+    },
+  };
 }
 
 function noKeyFiles(dir: string, zone: string): boolean {

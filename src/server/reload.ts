@@ -28,7 +28,7 @@ import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
-import type { KeySetLoad } from '../dnssec/keys.js';
+import { KeyError } from '../dnssec/key-file.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
 /** `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change. */
@@ -106,14 +106,13 @@ export class AnswererZones {
     path: string,
     private readonly log: Logger,
   ) {
-    this.store = new ZoneStore(path, { source: () => this.files, keys: (zone) => this.primaryKeys(zone.origin) });
-  }
-
-  /** The key set the primary loaded for a signed zone: an answerer never reads key files. */
-  private primaryKeys(origin: string): KeySetLoad {
-    const keySet = this.keySets.get(origin);
-    if (keySet !== undefined) return { keySet, warnings: [], created: [] };
-    return { problem: { code: 'EKEY_NONE', file: origin, message: 'no key set from the primary' }, warnings: [] };
+    // The key sets the primary loaded: an answerer never reads key files.
+    const keysFor = (origin: string) => {
+      const keySet = this.keySets.get(origin);
+      if (keySet === undefined) throw new KeyError('EKEY_NONE', origin, 'no key set from the primary');
+      return keySet;
+    };
+    this.store = new ZoneStore(path, { source: () => this.files, keys: { keysFor, now: Date.now } });
   }
 
   /**
@@ -176,7 +175,6 @@ export class ReloadController {
   private queued: Promise<ReloadOutcome> | null = null;
   private served: ZoneTexts = { generation: 0, files: [], keySets: new Map() };
   private keyTimer: NodeJS.Timeout | undefined;
-  private reportedKeyWarnings = new Set<string>();
 
   constructor(
     options: ReloadControllerOptions,
@@ -251,7 +249,7 @@ export class ReloadController {
       return this.record(trigger, this.runtime.zones, [problem], [formatProblem(problem)], []);
     }
     const fresh = this.reportProblems(report.problems, trigger);
-    this.reportKeys(report, trigger);
+    this.waitForKeyChange(report.nextKeyChangeAt);
     const outcome = this.record(trigger, report.zoneSet, report.problems, fresh, report.keptFiles);
     this.log.info(
       {
@@ -267,22 +265,7 @@ export class ReloadController {
     return outcome;
   }
 
-  /**
-   * Logs the keys a load created (one line) and key warnings not logged before, and waits for the
-   * next key change by timing: the key set of that moment is loaded then (trigger `keys`).
-   */
-  private reportKeys(report: PublishedReport, trigger: ReloadTrigger): void {
-    if (report.createdKeys.length > 0) this.log.info({ files: report.createdKeys, trigger }, `DNSSEC keys created for signed zones without keys: ${report.createdKeys.join(', ')}`);
-    const warnings = new Set<string>();
-    for (const w of report.keyWarnings) {
-      const line = `${w.file}: ${w.message}`;
-      warnings.add(line);
-      if (!this.reportedKeyWarnings.has(line)) this.log.warn({ code: w.code, trigger }, line);
-    }
-    this.reportedKeyWarnings = warnings;
-    this.waitForKeyChange(report.nextKeyChangeAt);
-  }
-
+  /** The key set of a signed zone's next key timing change is loaded then (trigger `keys`). */
   private waitForKeyChange(at: number): void {
     clearTimeout(this.keyTimer);
     this.keyTimer = undefined;

@@ -17,7 +17,8 @@ import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, 
 import type { ConfigProblem } from '../config/errors.js';
 import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
-import type { KeySetLoad, KeyProblem } from '../dnssec/keys.js';
+import { KeyError } from '../dnssec/key-file.js';
+import type { KeySource } from '../dnssec/keys.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
@@ -33,16 +34,9 @@ export interface ReloadReport {
   readonly compiledFiles?: number;
   /** Each signed zone's keys (by origin), as served with `zoneSet`. */
   readonly keySets: ReadonlyMap<string, ZoneKeySet>;
-  /** Key files that load but deserve a word (a private key others may read). */
-  readonly keyWarnings: readonly KeyProblem[];
-  /** Key files this load created (serve, for a signed zone without keys). */
-  readonly createdKeys: readonly string[];
   /** When a signed zone's keys change next by their timing (ms; Infinity: never): load again then. */
   readonly nextKeyChangeAt: number;
 }
-
-/** A signed zone's keys at `now` (dnssec/keys.ts keysForZone, or the keys an answerer's primary loaded). */
-export type ZoneKeySource = (zone: ZoneModel & { readonly dnssec: NonNullable<ZoneModel['dnssec']> }, now: number) => KeySetLoad;
 
 /** Where a load gets its files: the zones path on disk by default (read on the loader thread). */
 export type ZoneSource = () => readonly ValidatedFile[];
@@ -53,10 +47,8 @@ export interface ZoneStoreOptions {
   /** Keep every served zone as a ValidatedFile (validatedFiles), for answerers to compile. */
   readonly keepValidated?: boolean;
   readonly loader?: ZoneLoader;
-  /** The keys of signed zones: a signed zone whose keys fail is refused like a broken file. */
-  readonly keys?: ZoneKeySource;
-  /** The clock key timing is read against (tests inject one). */
-  readonly now?: () => number;
+  /** The keys of signed zones and their clock: a signed zone whose keys fail is refused like a broken file. */
+  readonly keys?: KeySource;
 }
 
 export class ZoneStore {
@@ -86,7 +78,7 @@ export class ZoneStore {
     private readonly options: ZoneStoreOptions = {},
   ) {
     this.loader = options.loader ?? new ZoneLoader();
-    this.now = options.now ?? Date.now;
+    this.now = options.keys?.now ?? Date.now;
   }
 
   /** Every zone served now (with `keepValidated`; else empty). */
@@ -135,7 +127,7 @@ export class ZoneStore {
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
-        this.last = { ...this.keyFields(this.lastKeySets, [], []), zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
+        this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
         return this.last;
       }
     }
@@ -151,9 +143,6 @@ export class ZoneStore {
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
     const nextKeySets = new Map<string, ZoneKeySet>();
-    const keyWarnings: KeyProblem[] = [];
-    const createdKeys: string[] = [];
-    const now = this.now();
     let compiledFiles = 0;
     for (const result of changed.files) {
       const { file } = result;
@@ -187,14 +176,13 @@ export class ZoneStore {
       }
       if (zone === undefined) continue;
       if (zone.dnssec !== undefined && this.options.keys !== undefined) {
-        const keys = this.options.keys(zone as Parameters<ZoneKeySource>[0], now);
-        keyWarnings.push(...keys.warnings);
-        if ('problem' in keys) {
-          problems.push({ file: keys.problem.file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: ${keys.problem.message}`, code: keys.problem.code });
+        try {
+          nextKeySets.set(file, this.options.keys.keysFor(zone.origin, zone.dnssec));
+        } catch (error) {
+          if (!(error instanceof KeyError)) throw error;
+          problems.push({ file: error.file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: ${error.reason}`, code: error.code });
           continue;
         }
-        createdKeys.push(...keys.created);
-        nextKeySets.set(file, keys.keySet);
       }
       seen.set(zone.origin, file);
       next.set(file, zone);
@@ -227,13 +215,13 @@ export class ZoneStore {
     this.lastValidated = nextValidated;
     this.lastKeySets = nextKeySets;
     if (zonesChanged) this.current = makeZoneSet(next.values());
-    this.last = { ...this.keyFields(this.lastKeySets, keyWarnings, createdKeys), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
+    this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;
   }
 
-  private keyFields(byFile: ReadonlyMap<string, ZoneKeySet>, keyWarnings: KeyProblem[], createdKeys: string[]): Pick<ReloadReport, 'keySets' | 'keyWarnings' | 'createdKeys' | 'nextKeyChangeAt'> {
+  private keyFields(byFile: ReadonlyMap<string, ZoneKeySet>): Pick<ReloadReport, 'keySets' | 'nextKeyChangeAt'> {
     const keySets = new Map([...byFile.values()].map((keys) => [keys.zone, keys]));
-    return { keySets, keyWarnings, createdKeys, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => keys.nextChangeAt)) };
+    return { keySets, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => keys.nextChangeAt)) };
   }
 }
 

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, rmdirSync, mkdtempSync, readFileSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DnssecSettings } from '../../src/model/zone-model.js';
-import { generateKey, keysForZone, loadZoneKeySet } from '../../src/dnssec/keys.js';
+import { generateKey, keyDirectory, keysForZone, loadZoneKeySet } from '../../src/dnssec/keys.js';
 import { keyFileName } from '../../src/dnssec/key-file.js';
 
 const NOW = Date.parse('2026-06-01T00:00:00Z');
@@ -157,4 +157,22 @@ t.test('only the key files of the zone are read: not temporary files, not the ke
   const load = loadZoneKeySet(dir, 'example.com', CSK, NOW);
   t.ok('keySet' in load);
   t.same(load.warnings, []);
+});
+
+t.test('keyDirectory: keysFor at its clock; a problem thrown as a KeyError naming the file; creations and warnings reported', async (t) => {
+  const dir = keyDir();
+  const clock = { now: NOW };
+  const created: string[][] = [];
+  const warnings: string[] = [];
+  const checkOnly = keyDirectory(dir, { now: () => clock.now });
+  t.throws(() => checkOnly.keysFor('example.com', CSK), { code: 'EKEY_DIR', file: dir, message: `${dir}: no such key directory (sitedns dnssec keygen creates it)` });
+  const serving = keyDirectory(dir, { create: true, now: () => clock.now, events: { created: (_zone, files) => created.push([...files]), warning: (w) => warnings.push(w.file) } });
+  const keys = serving.keysFor('example.com', CSK);
+  t.equal(serving.now(), NOW);
+  t.equal(created.length, 1);
+  t.same(keys.published.map((k) => k.file), created[0]);
+  chmodSync(created[0][0], 0o640);
+  serving.keysFor('example.com', CSK);
+  t.same(warnings, created[0]);
+  t.equal(created.length, 1, 'created once');
 });
