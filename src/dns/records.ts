@@ -113,29 +113,6 @@ export function soaRdata(
   return [{ name: mname, compress: true }, { name: rname, compress: true }, fixed];
 }
 
-/**
- * RFC 4034 §2.1: flags, protocol (always 3), algorithm, the public key. A CDNSKEY record
- * (RFC 7344 §3.2) has the same RDATA as the DNSKEY it signals.
- */
-export function dnskeyRdata(flags: number, algorithm: number, publicKey: Buffer): Rdata {
-  const fixed = Buffer.allocUnsafe(4);
-  fixed.writeUInt16BE(flags, 0);
-  fixed[2] = 3;
-  fixed[3] = algorithm;
-  return [Buffer.concat([fixed, publicKey])];
-}
-/**
- * RFC 4034 §5.1: key tag, algorithm, digest type, digest. A CDS record (RFC 7344 §3.1) has the same
- * RDATA as the DS it asks the parent for.
- */
-export function dsRdata(keyTag: number, algorithm: number, digestType: number, digest: Buffer): Rdata {
-  const fixed = Buffer.allocUnsafe(4);
-  fixed.writeUInt16BE(keyTag, 0);
-  fixed[2] = algorithm;
-  fixed[3] = digestType;
-  return [Buffer.concat([fixed, digest])];
-}
-
 /** One RR to write: owner, type, TTL and RDATA; class IN unless `rrClass` says otherwise. */
 export interface WireRecord {
   readonly owner: string;
@@ -144,4 +121,22 @@ export interface WireRecord {
   readonly rdata: Rdata;
   /** CH for the server's identity (RFC 4892); absent: IN. */
   readonly rrClass?: number;
+}
+
+/** RFC 4034 §2.1: DNSKEY RDATA (flags, protocol 3, algorithm, public key); CDNSKEY has the same (RFC 7344 §3.2). */
+export function dnskeyRdata(flags: number, algorithm: number, publicKey: Buffer): Rdata {
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt16BE(flags, 0);
+  head[2] = 3;
+  head[3] = algorithm;
+  return [Buffer.concat([head, publicKey])];
+}
+
+/** RFC 4034 §5.1: DS RDATA (key tag, algorithm, digest type, digest); CDS has the same (RFC 7344 §3.1). */
+export function dsRdata(keyTag: number, algorithm: number, digestType: number, digest: Buffer): Rdata {
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt16BE(keyTag, 0);
+  head[2] = algorithm;
+  head[3] = digestType;
+  return [Buffer.concat([head, digest])];
 }
