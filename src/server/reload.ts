@@ -14,12 +14,17 @@
  * its primary validated (never the disk: every answerer serves the primary's generation, even when
  * a file changes during a rolling reload).
  *
+ * A signed zone's keys are read at every load (dnssec/keys.ts), and the zones are loaded again
+ * when the key timing reaches its next change (trigger `keys`): a key is published, starts or
+ * stops signing, or goes at the time its file names, with no SIGHUP.
+ *
  * ZoneStore keeps each broken or deleted file's last good zone, so a bad edit never takes a zone
  * off the air; the problem is logged as `file:line: path: message` once (not again at every later
  * reload while it stays unfixed) and counted in `sitedns_config_reload_errors_total`.
  */
 import type { ValidatedFile } from '../config/changed-files.js';
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
+import { KeyError } from '../dnssec/key-file.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { configGeneration, configLoadedTimestamp, configProblems, configReloadErrorsTotal, configReloadsTotal, zonesServed } from '../metrics/definitions.js';
@@ -28,7 +33,6 @@ import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
-import { KeyError } from '../dnssec/key-file.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
 /** `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change. */

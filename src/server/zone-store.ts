@@ -11,6 +11,10 @@
  * that file only, and the old and new sets share their unchanged zones instead of doubling the
  * memory during the swap. That compile (half a second for the largest file the loader accepts)
  * runs in slices (util/slices.ts): the thread answers queries and probe results between them.
+ *
+ * A signed zone takes its key set from the store's KeySource at every load, changed file or not
+ * (key files and key timing change apart from zone files); a zone whose keys fail is refused like
+ * a broken file, its last good version served with its last good keys.
  */
 import { compileZoneSteps, makeZoneSet } from '../config/compile.js';
 import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, type ValidatedFile } from '../config/changed-files.js';
