@@ -8,7 +8,7 @@ import { dnskeyRdata, dsRdata } from '../dns/records.js';
 import type { SigningKey } from './types.js';
 
 /** RFC 4509 §2: SHA-256, the DS digest type every validator implements (RFC 8624 §3.3). */
-export const DIGEST_SHA256 = 2;
+const DIGEST_SHA256 = 2;
 
 /**
  * The DNSKEY public key field of a private or public key: for ECDSA P-256 the point's x | y, 32

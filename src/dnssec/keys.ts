@@ -45,7 +45,7 @@ function rolesFor(settings: DnssecSettings): readonly KeyRole[] {
 }
 
 /** Reads and checks one key file of `zone`; throws KeyError. */
-export function readZoneKey(file: string, zone: string, settings?: DnssecSettings): StoredKey {
+function readZoneKey(file: string, zone: string, settings?: DnssecSettings): StoredKey {
   const contents = readKeyFile(file);
   if (contents.zone !== zone) throw new KeyError('EKEY_ZONE', file, `holds a key of zone ${contents.zone}, not ${zone}`);
   if (settings !== undefined && contents.algorithm !== settings.algorithm) throw new KeyError('EKEY_ALGORITHM', file, `key algorithm ${contents.algorithm} (${algorithmName(contents.algorithm)}), but zone ${zone} signs with ${settings.algorithm} (${algorithmName(settings.algorithm)})`);
