@@ -31,7 +31,7 @@ export interface StateRouteContext {
 
 export function buildStatus(ctx: StateRouteContext, now = Date.now()): StatusReport {
   const { store, follower, runtime } = ctx;
-  return statusView(runtime.zones, runtime.state, { kind: store.kind, connected: follower.connected, ageMs: follower.ageMs(now), contents: follower.snapshotContents(), staleAfterMs: ctx.staleAfterMs }, now);
+  return statusView(runtime.zones, runtime.state, { kind: store.kind, connected: follower.connected, ageMs: follower.ageMs(now), contents: follower.snapshotContents(), staleAfterMs: ctx.staleAfterMs, selfProbing: follower.selfProbingActive }, now);
 }
 
 export function registerStateRoutes(router: AdminRouter, ctx: StateRouteContext): void {

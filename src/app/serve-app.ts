@@ -9,7 +9,8 @@
  * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
  * watch, admin API) and the follower publishes the state, both into one Runtime that the
  * nameserver answers from and the prober follows. Answering starts only once the first probe
- * round / first store read is done, or `startupLimitMs` passed.
+ * round / first store read is done, or `startupLimitMs` passed. A nameserver following Redis
+ * without probing probes for itself while no prober is live (state/self-probing.ts).
  */
 import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
 import { keyDirectory, type KeyDirectoryEvents } from '../dnssec/keys.js';
@@ -26,6 +27,7 @@ import { MemoryStateStore } from '../state/memory-store.js';
 import type { RedisConnection } from '../state/redis-connection.js';
 import { RedisStateStore } from '../state/redis-store.js';
 import type { Runtime } from '../state/runtime.js';
+import type { SelfProber } from '../state/self-probing.js';
 import { StateFileWriter } from '../state/state-file.js';
 import type { StateStore } from '../state/types.js';
 import { CodedError } from '../util/coded-error.js';
@@ -131,7 +133,8 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       stateFile = new StateFileWriter(o.stateFile, o.logger);
       if (!stateFile.usable()) stateFile = undefined;
     }
-    follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile });
+    const selfProber = o.redis && !o.probe ? embeddedSelfProber(store, runtime, o.logger) : undefined;
+    follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile, selfProber });
     registerStateRoutes(router, { store, follower, runtime, staleAfterMs, auditLog: componentLogger(o.logger, 'audit') });
     demo?.registerRoutes(router);
     o.registerRoutes?.(router, { runtime });
@@ -178,6 +181,45 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
     async stop() {
       await ns.stop();
       await cleanup();
+    },
+  };
+}
+
+/**
+ * The embedded prober over a memory store of its own, for a nameserver without a live prober:
+ * its views reach this nameserver's answers only, never Redis (state/self-probing.ts says why).
+ * The sites' pushed load reports are relayed from the shared store, so a site judged by its
+ * reports is judged as the probers judge it.
+ */
+function embeddedSelfProber(shared: StateStore, runtime: Runtime, logger: Logger): SelfProber {
+  let running: { prober: Prober; unsubscribe: () => void } | undefined;
+  return {
+    start(onView) {
+      const own = new MemoryStateStore();
+      own.subscribe((notice) => {
+        if (notice.t === 'view') onView(notice.key, notice.view);
+      });
+      const unsubscribe = shared.subscribe((notice) => {
+        if (notice.t === 'report') void own.report(notice.key, notice.report);
+      });
+      const prober = new Prober({ store: own, logger, id: 'self' });
+      const mine = { prober, unsubscribe };
+      running = mine;
+      void shared
+        .readAll()
+        .then((contents) => {
+          for (const [key, report] of contents.reports) if (running === mine) void own.report(key, report);
+        })
+        .catch(() => undefined)
+        .then(() => prober.start())
+        .then(() => {
+          if (running === mine) prober.follow(runtime);
+        });
+    },
+    stop() {
+      running?.unsubscribe();
+      void running?.prober.stop(false);
+      running = undefined;
     },
   };
 }

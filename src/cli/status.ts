@@ -77,7 +77,7 @@ export function formatStatus(report: StatusReport): string {
     why(r, report.now),
   ]);
   const store = report.store;
-  const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.fresh === false ? ' (no live prober: last known state)' : ''}`;
+  const storeLine = `state store: ${store.kind}${store.connected ? '' : ' (UNREACHABLE: last known state)'}${store.selfProbing === true ? ' (no live prober: this nameserver probes the sites itself)' : store.fresh === false ? ' (no live prober: last known state)' : ''}`;
   const probers = report.probers.length === 0 ? 'probers: none' : `probers: ${report.probers.map((p) => `${p.id} (${p.live ? 'live' : 'STALE'}, ${ago(p.heartbeatAgeMs)})`).join(', ')}`;
   return [...formatTable(header, lines), '', storeLine, probers, ...report.warnings.map((w) => `warning: ${w}`)].join('\n');
 }

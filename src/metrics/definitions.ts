@@ -374,6 +374,12 @@ export const probersLive = new Gauge({
   registers: [registry],
 });
 
+export const selfProbing = new Gauge({
+  name: 'sitedns_self_probing',
+  help: '1 while this nameserver probes the sites itself (no live prober for --stale-after), 0 otherwise',
+  registers: [registry],
+});
+
 export const udpThreadStateMessagesTotal = new Counter({
   name: 'sitedns_udp_thread_state_messages_total',
   help: 'State messages the main thread sent the UDP threads: whole snapshots (start, hello, reload, full recomputes) and deltas (the sites an incremental recompute changed)',

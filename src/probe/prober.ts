@@ -69,6 +69,8 @@ export class Prober {
   private firstRoundWaiters: (() => void)[] = [];
   private writeFailing = false;
   private stopped = false;
+  /** The store lost its contents (redis-store.ts, epoch): the next resync says what it wrote back. */
+  private contentsLost = false;
 
   constructor(options: ProberOptions) {
     this.store = options.store;
@@ -92,14 +94,23 @@ export class Prober {
       (connected) => {
         if (connected) void this.resync();
       },
+      () => {
+        this.contentsLost = true;
+        void this.resync();
+      },
     );
     await this.beat(true);
     this.heartbeatTimer = setInterval(() => void this.beat(), this.heartbeatMs);
     this.heartbeatTimer.unref?.();
   }
 
-  /** After a (re)connect: take the pushed reports and rewrite every view (writes may have been lost). */
+  /**
+   * After a (re)connect, or the store found without its contents: take the pushed reports and
+   * rewrite the heartbeat and every view at once (writes may have been lost, or all of them).
+   */
   private async resync(): Promise<void> {
+    const lost = this.contentsLost;
+    this.contentsLost = false;
     try {
       const contents = await this.store.readAll();
       for (const [key, report] of contents.reports) {
@@ -110,10 +121,13 @@ export class Prober {
       // Views this prober wrote in an earlier life for sites it no longer probes.
       if (mine) for (const key of mine.keys()) if (!this.tasks.has(key)) void this.write(key, null);
       await this.beat(true);
+      let views = 0;
       for (const task of this.tasks.values()) {
         task.written = undefined;
-        this.publish(task, Date.now());
+        if (this.publish(task, Date.now())) views++;
       }
+      for (const key of this.unprobed.keys()) if (this.publishUnprobed(key)) views++;
+      if (lost) this.log.warn({ views, heartbeat: true }, 'state store lost its contents: wrote back this prober\'s heartbeat and views');
     } catch (error) {
       this.log.debug({ err: error }, 'resync failed; will retry on the next connect');
     }
@@ -281,27 +295,30 @@ export class Prober {
     return view;
   }
 
-  /** A site without a probe that pushed a load: up, with that load (no liveness judgement). */
-  private publishUnprobed(key: string): void {
+  /** A site without a probe that pushed a load: up, with that load (no liveness judgement). True when written. */
+  private publishUnprobed(key: string): boolean {
     const site = this.unprobed.get(key);
     const report = this.reports.get(key);
-    if (!site || !report) return;
+    if (!site || !report) return false;
     void this.write(key, { up: true, load: report.load, utilization: round4(report.load / site.capacity), loadAt: report.at, checkedAt: report.at, since: report.at, reason: 'pushed load (no probe)' });
+    return true;
   }
 
-  private publish(task: SiteTask, now: number): void {
+  /** Writes the task's view when it changed or is due for a refresh; true when it did. */
+  private publish(task: SiteTask, now: number): boolean {
     const view = this.viewOf(task, now);
     const prev = task.written;
     const same =
       prev !== undefined &&
       (prev === null ? view === null : view !== null && prev.up === view.up && prev.load === view.load && prev.reason === view.reason && prev.utilization === view.utilization);
-    if (same && now - task.writtenAt < this.refreshMs) return;
-    if (view === null && prev === undefined) return;
+    if (same && now - task.writtenAt < this.refreshMs) return false;
+    if (view === null && prev === undefined) return false;
     task.written = view;
     task.writtenAt = now;
     void this.write(task.site.key, view).then((ok) => {
       if (!ok) task.written = undefined; // rewritten at the next probe
     });
+    return true;
   }
 
   private async write(key: string, view: ProbeView | null): Promise<boolean> {

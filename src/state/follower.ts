@@ -6,7 +6,14 @@
  *
  * Fail static: while the store is unreachable, or no prober is heart-beating, the last known
  * state keeps being answered; each condition is logged once when it starts and once when it
- * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`.
+ * ends, and shows in `sitedns_state_store_connected` and `sitedns_state_age_seconds`. With no
+ * live prober for `staleAfterMs` while the store answers, the nameserver probes for itself
+ * (self-probing.ts) until a prober is back.
+ *
+ * Self-healing: a store found without its contents (keys.ts, epoch) gets back the drains and
+ * force-ups this nameserver holds, and the probers' views are carried over until they rewrite
+ * them; state read from the last-known-state file is carried over the same way after the first
+ * read, for the sites the store has no state of.
  *
  * Incremental recomputes: with 10,000 probed sites a full recompute (combine() over every
  * site) once per load batch, up to 20 a second while probe results flow, costs about a quarter of
@@ -27,9 +34,10 @@ import type { Logger } from '../util/logger.js';
 import { sameCurrentSites, shareCurrentSites } from './current-sites.js';
 import { combine, combineSite, liveProbers, quorumWarning, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
+import { SelfProbing, type SelfProber } from './self-probing.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { siteCondition, SITE_CONDITIONS } from './status.js';
-import { applyNotice, emptyContents, type Notice, type StateStore, type StoreContents } from './types.js';
+import { applyNotice, emptyContents, type ForcedState, type Notice, type StateStore, type StoreContents } from './types.js';
 
 export interface FollowerOptions {
   store: StateStore;
@@ -41,6 +49,8 @@ export interface FollowerOptions {
   stateFile?: StateFileWriter;
   /** The clock (tests drive it); default Date.now. */
   now?: () => number;
+  /** Probes for this nameserver while no prober is live (self-probing.ts); none: fail static only. */
+  selfProber?: SelfProber;
 }
 
 /**
@@ -90,6 +100,12 @@ export class StateFollower {
   /** Probers and views when the store last went away (with a live prober). */
   private remembered: Pick<StoreContents, 'probers' | 'views'> | undefined;
   private carryUntil = 0;
+  /** Site states read from the last-known-state file (carried over after the first read). */
+  private fileSites: ReadonlyMap<string, SiteState> | undefined;
+  /** Forced states being written back to a store that lost its contents (taken as there by the next read). */
+  private restoring: ReadonlyMap<string, ForcedState> | undefined;
+  private firstReadAt = 0;
+  private readonly selfProbing: SelfProbing | undefined;
   private batchTimer: NodeJS.Timeout | undefined;
   private probersStale = false;
   /** The quorum warning last logged (once per change of the live prober count's parity). */
@@ -120,10 +136,16 @@ export class StateFollower {
     this.tickMs = options.tickMs ?? 250;
     this.stateFile = options.stateFile;
     this.now = options.now ?? Date.now;
+    if (options.selfProber) this.selfProbing = new SelfProbing(options.selfProber, this.log, this.staleAfterMs, (urgent) => this.selfVerdict(urgent));
   }
 
   get connected(): boolean {
     return this.storeUp;
+  }
+
+  /** Whether this nameserver probes the sites itself now (no live prober). */
+  get selfProbingActive(): boolean {
+    return this.selfProbing?.active ?? false;
   }
 
   /**
@@ -147,6 +169,7 @@ export class StateFollower {
     this.unsubscribe = this.store.subscribe(
       (notice) => this.apply(notice),
       (connected) => this.connection(connected),
+      () => this.contentsLost(),
     );
     // A reload may add, drop or change hysteresis lists: their current sites are decided anew.
     this.unsubscribeZones = this.runtime.subscribeZones(() => this.recompute(this.now(), 'changes'));
@@ -174,10 +197,60 @@ export class StateFollower {
       return 'assumed-up';
     }
     if (!this.everRead) {
+      this.holdFromFile(loaded.sites, loaded.writtenAt, loaded.epoch);
       this.swap(makeSnapshot(loaded.sites, false, this.now(), this.currentSitesFor(loaded.sites, this.now())), 'all');
       this.log.warn({ stateFile: path, writtenAt: new Date(loaded.writtenAt).toISOString(), sites: loaded.sites.size, store: storeError }, 'state store unreachable at start: answering from the last-known-state file');
     }
     return 'state-file';
+  }
+
+  /**
+   * What the file tells beyond the answers: its states are carried over after the first read for
+   * the sites the store has no state of (a Redis back empty, before the probers rewrite), and
+   * its drains and force-ups are written back if that store lost its contents since the file's
+   * epoch (a store that kept them is the truth: an undrain made meanwhile stands).
+   */
+  private holdFromFile(sites: ReadonlyMap<string, SiteState>, writtenAt: number, epoch: string | undefined): void {
+    this.fileSites = sites;
+    for (const [key, state] of sites) if (state.forced) this.contents.forced.set(key, { ...state.forced, at: writtenAt });
+    if (epoch !== undefined) this.store.assumeEpoch(epoch);
+  }
+
+  /**
+   * The store lost its contents (a Redis restarted empty or flushed): write back the unexpired
+   * drains and force-ups this nameserver holds (never over one already there), take them as
+   * there meanwhile, and carry the probers' views over until they rewrite them. Only a loss
+   * does this: after a reconnect to a store that kept its contents nothing is written back.
+   */
+  private contentsLost(): void {
+    const now = this.now();
+    const held = new Map([...this.contents.forced].filter(([, forced]) => forced.until > now));
+    this.restoring = held;
+    if (this.remembered === undefined && this.contents.views.size > 0) this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
+    this.carryUntil = Math.max(this.carryUntil, now + CARRY_OVER_MS);
+    this.fullNeeded = true;
+    void this.writeBack(held);
+  }
+
+  private async writeBack(held: ReadonlyMap<string, ForcedState>): Promise<void> {
+    let written = 0;
+    let failed = 0;
+    for (const [key, forced] of held) {
+      try {
+        if (await this.store.restoreForced(key, forced)) written++;
+      } catch {
+        failed++;
+      }
+    }
+    const drains = [...held.values()].filter((forced) => forced.state === 'down').length;
+    this.log.warn({ drains, forcedUp: held.size - drains, written, alreadyThere: held.size - written - failed, failed }, 'state store lost its contents: wrote back the drains and force-ups this nameserver held');
+  }
+
+  /** Forced states being written back count as in the store until a read shows them. */
+  private takeRestoring(contents: StoreContents): void {
+    const restoring = this.restoring;
+    this.restoring = undefined;
+    if (restoring) for (const [key, forced] of restoring) if (!contents.forced.has(key)) contents.forced.set(key, forced);
   }
 
   private connection(connected: boolean): void {
@@ -222,7 +295,9 @@ export class StateFollower {
     }
     try {
       const contents = await this.store.readAll();
+      this.takeRestoring(contents);
       this.contents = contents;
+      if (!this.everRead) this.firstReadAt = this.now();
       this.everRead = true;
       this.failedReads = 0;
       this.markUp();
@@ -254,6 +329,16 @@ export class StateFollower {
     // as it is, whatever site it names); anything else may change any site.
     if (notice.t === 'view') this.touched.add(notice.key);
     else if (notice.t !== 'current') this.fullNeeded = true; // a current site changes no site state
+    this.schedule(urgent);
+  }
+
+  /** A verdict of this nameserver's own probes: recomputed in full (self-probing overlays every site). */
+  private selfVerdict(urgent: boolean): void {
+    this.fullNeeded = true;
+    this.schedule(urgent);
+  }
+
+  private schedule(urgent: boolean): void {
     if (urgent) {
       // Every verdict that arrives in this event-loop turn joins one recompute, run before the
       // loop reads more input (setImmediate: well under a millisecond later). With 10,000
@@ -290,6 +375,7 @@ export class StateFollower {
     const options = { staleAfterMs: this.staleAfterMs, livenessAt };
     let input = this.contents;
     const carrying = now < this.carryUntil && this.remembered !== undefined;
+    const carryingFile = now < this.carryUntil && this.fileSites !== undefined;
     if (carrying) {
       // Just reconnected: a restarted Redis may have come back empty (no persistence) and the
       // probers are still rewriting their views. Views not rewritten yet are carried over from
@@ -298,6 +384,8 @@ export class StateFollower {
     }
     const voters = votersOf(input, now, options);
     probersLive.set(voters.live.length);
+    this.selfProbing?.update(input, voters.live, this.storeUp, this.quietSince(input), now);
+    const selfProbing = this.selfProbing?.active ?? false;
     const even = quorumWarning(voters.live.length);
     if (even !== this.quorumWarned) {
       this.quorumWarned = even;
@@ -308,7 +396,8 @@ export class StateFollower {
       if (voters.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
       else this.log.info({ probers: voters.live }, 'probers heart-beating again');
     }
-    const incremental = mode === 'changes' && !this.fullNeeded && !carrying && this.lastSites !== null && this.sameBase(voters, now);
+    const overlaid = carrying || carryingFile || selfProbing;
+    const incremental = mode === 'changes' && !this.fullNeeded && !overlaid && this.lastSites !== null && this.sameBase(voters, now);
     const touched = this.touched;
     this.touched = new Set();
     this.fullNeeded = false;
@@ -319,8 +408,10 @@ export class StateFollower {
     }
     this.recomputes.full++;
     const combined = combine(input, now, options);
-    // Carried-over views are not what notices update: the first recompute after the window is full.
-    this.base = carrying ? null : { voters: voters.voters, stale: voters.stale, nextExpiry: nextExpiry(input, now) };
+    this.selfProbing?.overlay(combined.sites, input, voters.live, now);
+    if (carryingFile) this.fillFromFile(combined.sites);
+    // Carried-over and own views are not what notices update: the first recompute after them is full.
+    this.base = overlaid ? null : { voters: voters.voters, stale: voters.stale, nextExpiry: nextExpiry(input, now) };
     // Site by site, not as a JSON signature of all of them (at 10,000 sites the signature
     // costs most of a recompute); the gauges are set for the sites that changed only.
     const changed = this.lastSites === null ? 'all' : changedSites(this.lastSites, combined.sites);
@@ -333,6 +424,18 @@ export class StateFollower {
     if (changed === null && fresh === this.runtime.state.fresh && currentSites === this.runtime.state.currentSites) return;
     this.lastSites = combined.sites;
     this.swap(makeSnapshot(combined.sites, fresh, now, currentSites), changed ?? new Set());
+  }
+
+  /** Sites the store has no state of keep the file's (a forced one excepted: the store's drains are the truth). */
+  private fillFromFile(sites: Map<string, SiteState>): void {
+    for (const [key, state] of this.fileSites!) if (!sites.has(key) && !state.forced) sites.set(key, state);
+  }
+
+  /** Since when no prober was heard: the newest heartbeat seen, or the first read when none was. */
+  private quietSince(input: StoreContents): number {
+    let newest = this.firstReadAt;
+    for (const p of input.probers.values()) newest = Math.max(newest, p.heartbeatAt);
+    return newest;
   }
 
   /** Whether states combined from `base` still hold for sites no notice touched since. */
@@ -390,7 +493,7 @@ export class StateFollower {
 
   private swap(snapshot: StateSnapshot, changed: ReadonlySet<string> | 'all'): void {
     this.runtime.publishState(snapshot); // the one assignment queries see; then its subscribers
-    this.stateFile?.save(snapshot.sites);
+    this.stateFile?.save(snapshot.sites, this.store.epoch());
     const setGauges = (site: SiteModel) => {
       const s: SiteState = stateOf(snapshot, site.key);
       siteUp.labels(site.zone, site.id).set(s.up ? 1 : 0);
@@ -420,6 +523,7 @@ export class StateFollower {
     if (this.urgentPending) clearImmediate(this.urgentPending);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.selfProbing?.stop();
     this.unsubscribe?.();
     this.unsubscribeZones?.();
     this.stateFile?.flush();

@@ -12,6 +12,12 @@
  *   <prefix>notices          pub/sub channel: Notice             (every change, with its new value)
  *   <prefix>audit            STREAM  entry -> AuditEntry         (drain, undrain, force-up; last 1,000)
  *   <prefix>audit:reports    STREAM  entry -> AuditEntry         (first report, reporter change, refusal; last 1,000)
+ *   <prefix>epoch            STRING a random id                   (the contents' identity, below)
+ *
+ * The epoch is set (SET NX) by the first process that finds it missing. A process that saw one
+ * epoch and later finds another, or none, knows the store lost its contents in between (a Redis
+ * restarted without persistence, or flushed) while a failover to a replica keeps it: whoever
+ * still holds state then writes it back (docs/state.md, "What survives what").
  *
  * A site key is `<zone>/<site id>`, e.g. `app.example.com/boston`. A list key names a hysteresis
  * candidate list: `<pool name>` (`www.app.example.com`) or `<pool name>/<group id>`.
@@ -30,6 +36,7 @@ export interface KeyNames {
   readonly notices: string;
   /** The audit trails (state/audit.ts): Redis streams of AuditEntry, one field `entry`. */
   readonly audit: Readonly<Record<AuditTrailName, string>>;
+  readonly epoch: string;
   views(prober: string): string;
   /** Pattern matching every prober's views hash (for tools; sitedns itself lists `probers`). */
   readonly viewsPattern: string;
@@ -43,6 +50,7 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
     current: `${prefix}current`,
     notices: `${prefix}notices`,
     audit: { operator: `${prefix}audit`, reports: `${prefix}audit:reports` },
+    epoch: `${prefix}epoch`,
     views: (prober) => `${prefix}views:${prober}`,
     viewsPattern: `${prefix}views:*`,
   };

@@ -49,6 +49,12 @@ export class MemoryStateStore implements StateStore {
     this.emit({ t: 'forced', key, forced });
   }
 
+  async restoreForced(key: string, forced: ForcedState): Promise<boolean> {
+    if (this.contents.forced.has(key)) return false;
+    this.emit({ t: 'forced', key, forced });
+    return true;
+  }
+
   async report(key: string, report: LoadReport): Promise<void> {
     this.emit({ t: 'report', key, report });
   }
@@ -74,6 +80,12 @@ export class MemoryStateStore implements StateStore {
   connected(): boolean {
     return true;
   }
+
+  epoch(): string | undefined {
+    return undefined;
+  }
+
+  assumeEpoch(): void {}
 
   async close(): Promise<void> {
     this.listeners.clear();

@@ -4,6 +4,7 @@
  * carries the new value, in one MULTI, so followers apply it without a re-read. How the clients
  * connect (one server or Sentinel, retries, no offline queue) is in redis-connection.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
@@ -27,6 +28,9 @@ export class StoreAuthError extends CodedError<'ESTORE_AUTH'> {
 /** Redis's replies to a client whose credentials it does not accept (Redis 6+ and older servers). */
 const AUTH_REFUSED = /^(NOAUTH|WRONGPASS)\b|^ERR (invalid password|AUTH <password> called without any password configured)/;
 
+/** HSETNX and its notice in one step: a forced state written back never replaces one already there. */
+const RESTORE_FORCED = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('PUBLISH', KEYS[2], ARGV[3]) return 1 end return 0";
+
 /** How long after ioredis gave a client up it is connected again. */
 const RECONNECT_AFTER_END_MS = 200;
 
@@ -38,7 +42,11 @@ export class RedisStateStore implements StateStore {
   private readonly log: Logger;
   private readonly noticeListeners = new Set<(n: Notice) => void>();
   private readonly connectionListeners = new Set<(c: boolean) => void>();
+  private readonly lossListeners = new Set<() => void>();
   private subscribed = false;
+  /** The contents' epoch as last seen (keys.ts); checked on every connect before it is announced. */
+  private knownEpoch: string | undefined;
+  private epochChecked = false;
   private closed = false;
   private badValues = 0;
   /** Redis's last refusal of the credentials, until a connection is ready again. */
@@ -73,7 +81,7 @@ export class RedisStateStore implements StateStore {
         }, RECONNECT_AFTER_END_MS);
       });
     }
-    this.cmd.on('ready', () => this.maybeConnected());
+    this.cmd.on('ready', () => void this.checkEpoch().then(() => this.maybeConnected()));
     this.sub.on('ready', () => {
       this.sub
         .subscribe(this.keys.notices)
@@ -92,6 +100,7 @@ export class RedisStateStore implements StateStore {
     for (const client of [this.cmd, this.sub]) {
       client.on('close', () => {
         if (client === this.sub) this.subscribed = false;
+        else this.epochChecked = false;
         if (!this.closed) for (const l of this.connectionListeners) l(false);
       });
     }
@@ -108,7 +117,45 @@ export class RedisStateStore implements StateStore {
   }
 
   connected(): boolean {
-    return this.cmd.status === 'ready' && this.sub.status === 'ready' && this.subscribed;
+    return this.cmd.status === 'ready' && this.sub.status === 'ready' && this.subscribed && this.epochChecked;
+  }
+
+  epoch(): string | undefined {
+    return this.knownEpoch;
+  }
+
+  assumeEpoch(epoch: string): void {
+    this.knownEpoch ??= epoch;
+  }
+
+  /** On connect: the contents' epoch, set when missing. A failure leaves it to the next read. */
+  private async checkEpoch(): Promise<void> {
+    try {
+      await this.noteEpoch(await this.cmd.get(this.keys.epoch));
+    } catch (error) {
+      this.log.debug({ err: (error as Error).message }, 'epoch check failed');
+    }
+    this.epochChecked = this.cmd.status === 'ready';
+  }
+
+  /**
+   * Compares the epoch just read with the one last seen; a missing one is set first (SET NX, so
+   * every process agrees on the new one). A change means the contents were lost in between: the
+   * loss listeners run before the caller gets its result.
+   */
+  private async noteEpoch(seen: string | null): Promise<void> {
+    if (seen !== null && seen === this.knownEpoch) return;
+    let current = seen;
+    if (current === null) {
+      const results = (await this.cmd.multi().set(this.keys.epoch, randomUUID(), 'NX').get(this.keys.epoch).exec())!;
+      for (const [error] of results) if (error) throw error;
+      current = results[1][1] as string;
+    }
+    const before = this.knownEpoch;
+    this.knownEpoch = current;
+    if (before === undefined || before === current) return;
+    this.log.debug({ redis: this.where, before, now: current }, 'the state store lost its contents');
+    for (const l of this.lossListeners) l();
   }
 
   ready(timeoutMs: number): Promise<void> {
@@ -137,10 +184,11 @@ export class RedisStateStore implements StateStore {
 
   async readAll(): Promise<StoreContents> {
     const k = this.keys;
-    const [probersRaw, forcedRaw, reportsRaw, currentRaw] = (await this.cmd.multi().hgetall(k.probers).hgetall(k.forced).hgetall(k.reports).hgetall(k.current).exec())!.map(([error, value]) => {
+    const [probersRaw, forcedRaw, reportsRaw, currentRaw, epoch] = (await this.cmd.multi().hgetall(k.probers).hgetall(k.forced).hgetall(k.reports).hgetall(k.current).get(k.epoch).exec())!.map(([error, value]) => {
       if (error) throw error;
       return value as Record<string, string>;
     });
+    await this.noteEpoch(epoch as unknown as string | null);
     const contents: StoreContents = { probers: new Map(), views: new Map(), forced: new Map(), reports: new Map(), current: new Map() };
     for (const [id, text] of Object.entries(probersRaw)) {
       const info = decode(proberInfoSchema, text);
@@ -196,7 +244,10 @@ export class RedisStateStore implements StateStore {
 
   async heartbeat(info: ProberInfo, announce = false): Promise<void> {
     if (announce) return this.publishWith({ t: 'prober', prober: info.id, info }, (m) => m.hset(this.keys.probers, info.id, encode(info)));
-    await this.cmd.hset(this.keys.probers, info.id, encode(info));
+    // With the epoch: a prober learns of lost contents within a heartbeat, reconnect or not.
+    const results = (await this.cmd.multi().hset(this.keys.probers, info.id, encode(info)).get(this.keys.epoch).exec())!;
+    for (const [error] of results) if (error) throw error;
+    await this.noteEpoch(results[1][1] as string | null);
   }
 
   removeProber(id: string): Promise<void> {
@@ -217,6 +268,11 @@ export class RedisStateStore implements StateStore {
 
   setForced(key: string, forced: ForcedState | null): Promise<void> {
     return this.publishWith({ t: 'forced', key, forced }, (m) => (forced ? m.hset(this.keys.forced, key, encode(forced)) : m.hdel(this.keys.forced, key)));
+  }
+
+  async restoreForced(key: string, forced: ForcedState): Promise<boolean> {
+    const written = await this.cmd.eval(RESTORE_FORCED, 2, this.keys.forced, this.keys.notices, key, encode(forced), encode({ t: 'forced', key, forced }));
+    return written === 1;
   }
 
   report(key: string, report: LoadReport): Promise<void> {
@@ -252,13 +308,15 @@ export class RedisStateStore implements StateStore {
     );
   }
 
-  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void {
+  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void, onLoss?: () => void): () => void {
     this.noticeListeners.add(onNotice);
     if (onConnection) this.connectionListeners.add(onConnection);
+    if (onLoss) this.lossListeners.add(onLoss);
     if (onConnection && this.connected()) queueMicrotask(() => onConnection(true));
     return () => {
       this.noticeListeners.delete(onNotice);
       if (onConnection) this.connectionListeners.delete(onConnection);
+      if (onLoss) this.lossListeners.delete(onLoss);
     };
   }
 
@@ -266,6 +324,7 @@ export class RedisStateStore implements StateStore {
     this.closed = true;
     this.noticeListeners.clear();
     this.connectionListeners.clear();
+    this.lossListeners.clear();
     // QUIT ends the connection to Redis but not the sentinel connections of ioredis's failover
     // detector; disconnect() afterwards closes those too, so that a command can exit.
     await Promise.all([this.cmd, this.sub].map((client) => client.quit().then(() => client.disconnect(), () => client.disconnect())));

@@ -2,7 +2,9 @@
  * The last-known-state file: a nameserver following Redis keeps its latest site
  * states on disk, so one that starts while Redis is down answers from them instead of assuming
  * every site up. Written atomically (temporary file + rename), at most once per `minIntervalMs`.
- * Format (JSON): { "version": 1, "writtenAt": <ms>, "sites": { "<zone>/<site>": SiteState } }.
+ * Format (JSON): { "version": 1, "writtenAt": <ms>, "epoch"?: <the store's epoch, keys.ts>,
+ * "sites": { "<zone>/<site>": SiteState } }. The epoch tells a nameserver started from the file
+ * whether the store it finds later is the one the file came from or lost its contents since.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -22,10 +24,11 @@ const siteStateSchema = z.object({
   reason: z.string().optional(),
   forced: z.object({ state: z.enum(['down', 'up']), by: z.string(), reason: z.string(), until: z.number() }).optional(),
 });
-const fileSchema = z.object({ version: z.literal(1), writtenAt: z.number(), sites: z.record(z.string(), siteStateSchema) });
+const fileSchema = z.object({ version: z.literal(1), writtenAt: z.number(), epoch: z.string().optional(), sites: z.record(z.string(), siteStateSchema) });
 
 export interface LoadedStateFile {
   readonly writtenAt: number;
+  readonly epoch?: string;
   readonly sites: Map<string, SiteState>;
 }
 
@@ -39,7 +42,8 @@ export function readStateFile(path: string): LoadedStateFile | { error: string }
   try {
     const parsed = fileSchema.safeParse(JSON.parse(text));
     if (!parsed.success) return { error: 'not a sitedns state file' };
-    return { writtenAt: parsed.data.writtenAt, sites: new Map(Object.entries(parsed.data.sites) as [string, SiteState][]) };
+    const { writtenAt, epoch } = parsed.data;
+    return { writtenAt, ...(epoch !== undefined && { epoch }), sites: new Map(Object.entries(parsed.data.sites) as [string, SiteState][]) };
   } catch {
     return { error: 'not JSON' };
   }
@@ -48,6 +52,7 @@ export function readStateFile(path: string): LoadedStateFile | { error: string }
 export class StateFileWriter {
   readonly path: string;
   private pending: ReadonlyMap<string, SiteState> | undefined;
+  private epoch: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastWrite = 0;
   private disabled = false;
@@ -73,9 +78,10 @@ export class StateFileWriter {
     }
   }
 
-  save(sites: ReadonlyMap<string, SiteState>): void {
+  save(sites: ReadonlyMap<string, SiteState>, epoch?: string): void {
     if (this.disabled) return;
     this.pending = sites;
+    this.epoch = epoch;
     if (this.timer) return;
     const wait = Math.max(0, this.lastWrite + this.minIntervalMs - Date.now());
     this.timer = setTimeout(() => this.flush(), wait);
@@ -89,7 +95,7 @@ export class StateFileWriter {
     if (!sites || this.disabled) return;
     this.pending = undefined;
     this.lastWrite = Date.now();
-    const body = JSON.stringify({ version: 1, writtenAt: this.lastWrite, sites: Object.fromEntries(sites) });
+    const body = JSON.stringify({ version: 1, writtenAt: this.lastWrite, ...(this.epoch !== undefined && { epoch: this.epoch }), sites: Object.fromEntries(sites) });
     const tmp = `${this.path}.${process.pid}.tmp`;
     try {
       writeFileSync(tmp, body);

@@ -63,6 +63,8 @@ export interface StoreView {
   readonly ageMs?: number;
   /** False while the state is not known to be current (no live prober: the last known state). */
   readonly fresh: boolean;
+  /** This nameserver probes the sites itself (no live prober for --stale-after); set while it does. */
+  readonly selfProbing?: boolean;
 }
 
 export interface StatusReport {
@@ -83,6 +85,7 @@ export interface StoreSide {
   /** The store's contents (probers); none: no prober is listed. */
   readonly contents?: StoreContents;
   readonly staleAfterMs?: number;
+  readonly selfProbing?: boolean;
 }
 
 /** One site's view. `site` (its model) is needed to judge a load stale. */
@@ -124,7 +127,7 @@ export function statusView(zones: ZoneSet | undefined, snapshot: Pick<StateSnaps
   const probers = store.contents ? proberRows(store.contents, now, store.staleAfterMs) : [];
   const quorum = quorumWarning(probers.filter((p) => p.live).length);
   return {
-    store: { kind: store.kind, connected: store.connected, ...(known && { ageMs: store.ageMs }), fresh: snapshot.fresh },
+    store: { kind: store.kind, connected: store.connected, ...(known && { ageMs: store.ageMs }), fresh: snapshot.fresh, ...(store.selfProbing === true && { selfProbing: true }) },
     probers,
     sites: keys.map((key) => siteView(key, snapshot.sites.get(key), models.get(key), now)),
     warnings: quorum === undefined ? [] : [quorum],

@@ -159,14 +159,25 @@ export interface StateStore {
   /** A prober leaving cleanly: its heartbeat and views go. */
   removeProber(id: string): Promise<void>;
   setForced(key: string, forced: ForcedState | null): Promise<void>;
+  /** Writes a forced state back unless the site has one already; true when it did (with its notice). */
+  restoreForced(key: string, forced: ForcedState): Promise<boolean>;
   report(key: string, report: LoadReport): Promise<void>;
   /** Appends to the entry's trail, which keeps its last AUDIT_TRAIL_LENGTH entries (state/audit.ts). */
   appendAudit(entry: AuditEntry): Promise<void>;
   /** Both audit trails, oldest first. */
   readAudit(): Promise<AuditEntry[]>;
   setCurrent(key: string, current: CurrentSite): Promise<void>;
-  /** Notices as they happen; `onConnection(true)` after every (re)connect (re-read then). */
-  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void): () => void;
+  /**
+   * Notices as they happen; `onConnection(true)` after every (re)connect (re-read then);
+   * `onLoss()` when the store is found to have lost its contents since this process last saw
+   * them (keys.ts, epoch), before that reconnect's `onConnection(true)` or that read's result:
+   * whoever holds state writes it back then. The memory store never loses its contents.
+   */
+  subscribe(onNotice: (notice: Notice) => void, onConnection?: (connected: boolean) => void, onLoss?: () => void): () => void;
+  /** The contents' epoch as last seen (undefined: not known yet, or a memory store). */
+  epoch(): string | undefined;
+  /** Takes `epoch` (a last-known-state file's) as the last one seen while none is known. */
+  assumeEpoch(epoch: string): void;
   connected(): boolean;
   close(): Promise<void>;
 }
