@@ -6,46 +6,21 @@
  * last-known-state file for a start while Redis is down.
  */
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
-import { tempZonesDir } from '../helpers/dns.js';
-import { CLI, startSitedns } from '../helpers/net.js';
-import { startRedis } from '../helpers/redis.js';
+import { answer, eventually, redisAndTwoSites } from '../helpers/backends.js';
+import { CLI, startProber, startSitedns } from '../helpers/net.js';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { statusFromContents, type StatusReport } from '../../src/state/status.js';
 import { createLogger } from '../../src/util/logger.js';
 
 const run = promisify(execFile);
 
-async function startProber(zones: string, redis: string, id: string) {
-  const proc = spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--redis', redis, '--prober-id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  await eventually(`prober ${id} starts`, () => out.includes('"msg":"probing"') || proc.exitCode !== null);
-  if (proc.exitCode !== null) throw new Error(`prober exited: ${out}`);
-  return {
-    proc,
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill(signal);
-      await once(proc, 'exit');
-    },
-  };
-}
-
 t.test('Redis mode', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const a = await startBackend('127.0.0.2', 10);
-  const b = await startBackend('127.0.0.3', 50);
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
+  const { redis, a, b, zones } = await redisAndTwoSites(t);
   const p1 = await startProber(zones, redis.url, 'p1');
   t.teardown(() => p1.kill());
   const stateDir = mkdtempSync(join(tmpdir(), 'sitedns-state-'));

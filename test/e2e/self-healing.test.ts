@@ -11,39 +11,20 @@
  *     site the file holds is never answered before the prober's view of it arrives.
  */
 import t from 'tap';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
-import { tempZonesDir } from '../helpers/dns.js';
+import { answer, eventually, redisAndTwoSites } from '../helpers/backends.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { CLI, startSitedns } from '../helpers/net.js';
-import { startRedis } from '../helpers/redis.js';
+import { CLI, startProber, startSitedns } from '../helpers/net.js';
 
 const run = promisify(execFile);
 const STALE_AFTER_MS = 2000;
 const A = '192.0.2.10';
 const B = '192.0.2.20';
-
-async function startProber(zones: string, redis: string, id: string) {
-  const proc = spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--redis', redis, '--prober-id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  proc.stderr!.on('data', (c) => (out += c));
-  await eventually(`prober ${id} starts`, () => out.includes('"msg":"probing"') || proc.exitCode !== null);
-  if (proc.exitCode !== null) throw new Error(`prober exited: ${out}`);
-  return {
-    async kill() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGKILL');
-      await once(proc, 'exit');
-    },
-  };
-}
 
 /** Asks `name` every 20 ms until stopped; collects every answer that is `forbidden`. */
 function watch(port: number, name: string, forbidden: string) {
@@ -69,12 +50,7 @@ function watch(port: number, name: string, forbidden: string) {
 }
 
 t.test('self-healing state', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const a = await startBackend('127.0.0.2', 10);
-  const b = await startBackend('127.0.0.3', 50);
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
+  const { redis, a, b, zones } = await redisAndTwoSites(t);
   let prober = await startProber(zones, redis.url, 'p1');
   t.teardown(() => prober.kill());
   const stateDir = mkdtempSync(join(tmpdir(), 'sitedns-heal-'));

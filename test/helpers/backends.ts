@@ -6,8 +6,9 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { decode, query } from './dns.js';
+import { decode, query, tempZonesDir } from './dns.js';
 import { udpQuery } from './net.js';
+import { startRedis, type TestRedis } from './redis.js';
 
 export interface Backend {
   readonly host: string;
@@ -101,4 +102,17 @@ sites:
   a: { addresses: [192.0.2.10], capacity: 100, probe: { http: "${a}", interval: 200ms, timeout: 300ms, load: load } }
   b: { addresses: [192.0.2.20], capacity: 100, probe: { http: "${b}", interval: 200ms, timeout: 300ms, load: load } }
 ${o.moreSites ?? ''}${o.rest ?? 'groups:\n  all: [a, b]\npool: { name: "@", policy: least-busy }\n'}`;
+}
+
+/**
+ * A redis-server, backends a (127.0.0.2, load 10) and b (127.0.0.3, load 50), and a zones
+ * directory with probedZone(a, b); stopped when `t` ends.
+ */
+export async function redisAndTwoSites(t: Tap.Test): Promise<{ redis: TestRedis; a: Backend; b: Backend; zones: string }> {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const a = await startBackend('127.0.0.2', 10);
+  const b = await startBackend('127.0.0.3', 50);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  return { redis, a, b, zones: tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) }) };
 }

@@ -54,6 +54,42 @@ export async function startSitedns(args: string[], env: NodeJS.ProcessEnv = {}):
   };
 }
 
+/** A `sitedns probe --redis` process, started by startProber. */
+export interface ProberProcess {
+  readonly proc: ChildProcess;
+  /** SIGKILL by default: no clean leave, its heartbeat just stops. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `sitedns probe --zones <zones> --redis <redis> --prober-id <id>`; resolves once it probes. */
+export async function startProber(zones: string, redis: string, id: string): Promise<ProberProcess> {
+  const proc = spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--redis', redis, '--prober-id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`prober ${id} did not start: ${out}`)), 15_000);
+    const read = (chunk: Buffer) => {
+      out += chunk;
+      if (!out.includes('"msg":"probing"')) return;
+      clearTimeout(timer);
+      resolve();
+    };
+    proc.stdout!.on('data', read);
+    proc.stderr!.on('data', read);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`prober exited: ${out}`));
+    });
+  });
+  return {
+    proc,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      await once(proc, 'exit');
+    },
+  };
+}
+
 /** Sends one UDP datagram and waits for one reply (or null after the timeout). */
 export async function udpQuery(port: number, packet: Buffer, host = '127.0.0.1', timeoutMs = 2000): Promise<Buffer | null> {
   const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
