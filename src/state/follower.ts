@@ -226,7 +226,7 @@ export class StateFollower {
     const now = this.now();
     const held = new Map([...this.contents.forced].filter(([, forced]) => forced.until > now));
     this.restoring = held;
-    if (this.remembered === undefined && this.contents.views.size > 0) this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
+    if (this.remembered === undefined && this.contents.views.size > 0) this.rememberViews();
     this.carryUntil = Math.max(this.carryUntil, now + CARRY_OVER_MS);
     this.fullNeeded = true;
     void this.writeBack(held);
@@ -278,13 +278,15 @@ export class StateFollower {
     this.fullNeeded = true;
     stateStoreConnected.set(0);
     this.outageLogged = true;
-    // Remember what the probers said when the store went away (notices mutate `contents` in
-    // place after a reconnect, so copy).
-    if (liveProbers(this.contents, this.lastHeardAt, this.staleAfterMs).length > 0) {
-      this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
-    }
+    // Remember what the probers said when the store went away.
+    if (liveProbers(this.contents, this.lastHeardAt, this.staleAfterMs).length > 0) this.rememberViews();
     this.log.warn({ lastHeardAt: new Date(this.lastHeardAt).toISOString() }, 'state store unreachable: answering from the last known state (logged once)');
     this.recompute();
+  }
+
+  /** Keeps the probers and views as they are now for the carry-over (notices mutate `contents` in place after a reconnect, so a copy). */
+  private rememberViews(): void {
+    this.remembered = { probers: new Map(this.contents.probers), views: new Map([...this.contents.views].map(([id, v]) => [id, new Map(v)])) };
   }
 
   /** Full re-read (on connect and every few seconds); false when the store did not answer. */
@@ -376,6 +378,7 @@ export class StateFollower {
     let input = this.contents;
     const carrying = now < this.carryUntil && this.remembered !== undefined;
     const carryingFile = now < this.carryUntil && this.fileSites !== undefined;
+    if (!carryingFile) this.fileSites = undefined; // the file's states serve the first window after the first read only
     if (carrying) {
       // Just reconnected: a restarted Redis may have come back empty (no persistence) and the
       // probers are still rewriting their views. Views not rewritten yet are carried over from
