@@ -159,3 +159,20 @@ t.test('bench/tcp-flood/run.mjs at a tiny size: idle connections, a TCP client a
   for (const row of rows) t.ok(row.udpAlone > 0 && row.udpAttacked > 0 && row.attackerOpen > 0, `${row.layout}: UDP measured with and without the attacker's connections`);
   t.match(r.stdout, /\| layout \| attacker connected \| UDP QPS alone/, 'summary table printed');
 });
+
+t.test('bench/dnssec/compile.mjs at a tiny size: a signed zone set against the same unsigned', async (t) => {
+  const r = run(['bench/dnssec/compile.mjs', '--names', '1000', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const [unsigned, signed] = JSON.parse(r.stdout);
+  t.same([unsigned.kind, signed.kind, unsigned.problems, signed.problems], ['unsigned', 'signed', 0, 0]);
+  t.equal(unsigned.rrsigs, 0);
+  t.ok(signed.rrsigs > signed.names, 'every name signed, and its NSEC');
+});
+
+t.test('bench/dnssec/qps.mjs at a tiny size: DO=1 and DO=0 side by side', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {
+  const json = join(out, 'dnssec-qps.json');
+  const r = run(['bench/dnssec/qps.mjs', '--duration', '1', '--rounds', '1', '--json', json]);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(readFileSync(json, 'utf8'));
+  t.ok(result.qpsDo0 > 0 && result.qpsDo1 > 0, 'both measured');
+});

@@ -213,7 +213,7 @@ export async function startGdnsd({ threads }) {
  * ~80,000 of them a second on the same two cores as dnsperf and the server; kept only to
  * measure what that cost (bench/qps/latency.mjs --compare-pipe, docs/benchmarks.md).
  */
-export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rate, verbose = false, edns = false, latencyVia = 'file', taskset }) {
+export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rate, verbose = false, edns = false, dnssecOk = false, latencyVia = 'file', taskset }) {
   const dir = mkdtempSync(join(tmpdir(), 'dnsperf-'));
   const file = join(dir, 'queries.txt');
   writeFileSync(file, queries.map((q) => `${q.name} ${q.type}`).join('\n') + '\n');
@@ -221,6 +221,7 @@ export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rat
   if (rate) args.push('-Q', String(Math.max(1, Math.round(rate))));
   if (verbose) args.push('-v');
   if (edns) args.push('-e');
+  if (dnssecOk) args.push('-D'); // the DO bit (RFC 3225): DNSSEC records asked for
   const toFile = verbose && latencyVia === 'file';
   const outFile = join(dir, 'out.txt');
   const outFd = toFile ? openSync(outFile, 'w') : null;

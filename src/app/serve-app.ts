@@ -13,7 +13,7 @@
  * without probing probes for itself while no prober is live (state/self-probing.ts).
  */
 import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
-import { keyDirectory, type KeyDirectoryEvents } from '../dnssec/keys.js';
+import { keyDirectory, type KeyDirectoryEvents, type KeySource } from '../dnssec/keys.js';
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { DemoBackends } from '../demo/backends.js';
 import { Prober } from '../probe/prober.js';
@@ -48,6 +48,8 @@ export interface ServeAppOptions {
   zonesPath: string;
   /** The key directory of signed zones (serve --keys): keys a signed zone lacks are created there. */
   keysDir?: string;
+  /** The keys of signed zones from elsewhere than `keysDir` (tests and benches that make their own). */
+  keys?: KeySource;
   listen: string[];
   logger: Logger;
   tcp?: NameserverOptions['tcp'];
@@ -117,7 +119,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   };
 
   // With UDP threads the store keeps its zones as validated: the threads compile those.
-  const keys = keyDirectory(o.keysDir ?? DEFAULT_KEY_DIR, { create: true, events: keyEvents(componentLogger(o.logger, 'keys')) });
+  const keys = o.keys ?? keyDirectory(o.keysDir ?? DEFAULT_KEY_DIR, { create: true, events: keyEvents(componentLogger(o.logger, 'keys')) });
   const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined, keys });
   const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;

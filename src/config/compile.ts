@@ -6,7 +6,7 @@
 import ipaddr from 'ipaddr.js';
 import { isIP } from 'node:net';
 import { QTYPE, typeName } from '../dns/constants.js';
-import { caaRdata, ipv4Rdata, ipv6Rdata, mxRdata, nameRdata, soaRdata, srvRdata, txtRdata, type Rdata, type RdataPart, type WireRecord } from '../dns/records.js';
+import { caaRdata, dsRdata, ipv4Rdata, ipv6Rdata, mxRdata, nameRdata, soaRdata, srvRdata, txtRdata, type Rdata, type RdataPart, type WireRecord } from '../dns/records.js';
 import type {
   DynamicName,
   GroupModel,
@@ -25,6 +25,11 @@ import { labelProblem } from './names.js';
 import { DNSSEC_ALGORITHM_NUMBERS, dnssecSchema, type PoolConfig, type RecordType, type ZoneFile } from './schema.js';
 import type { AllDown, DnssecSettings } from '../model/zone-model.js';
 import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
+import { apexKeyRdata, signZoneSteps } from '../dnssec/sign-zone.js';
+import { KeyError } from '../dnssec/key-file.js';
+import type { KeySource } from '../dnssec/keys.js';
+import type { ZoneKeySet } from '../dnssec/types.js';
+import type { ZoneSignatures } from '../model/zone-model.js';
 
 /** Limits that keep a generated zone from exhausting memory. */
 export const MAX_NAMES_PER_ZONE = 50_000;
@@ -48,11 +53,11 @@ export interface CompileOutcome {
   readonly failedFiles: string[];
 }
 
-export function compileZoneFiles(files: readonly LoadedZoneFile[]): CompileOutcome {
+export function compileZoneFiles(files: readonly LoadedZoneFile[], signing?: KeySource): CompileOutcome {
   const zones: ZoneModel[] = [];
   const problems: ConfigProblem[] = [];
   const failedFiles: string[] = [];
-  const compile = zoneSetCompiler();
+  const compile = zoneSetCompiler(signing);
   for (const loaded of files) {
     const result = compile(loaded);
     if ('problems' in result) {
@@ -67,10 +72,10 @@ export function compileZoneFiles(files: readonly LoadedZoneFile[]): CompileOutco
  * compileZone for the files of one zone set, one at a time (`sitedns check` keeps no file or zone
  * once it is reported): a zone that an earlier file of the set defines is a conflict.
  */
-export function zoneSetCompiler(): (loaded: LoadedZoneFile) => ZoneModel | { problems: ConfigProblem[] } {
+export function zoneSetCompiler(signing?: KeySource): (loaded: LoadedZoneFile) => ZoneModel | { problems: ConfigProblem[] } {
   const seen = new Map<string, string>();
   return (loaded) => {
-    const result = compileZone(loaded);
+    const result = compileZone(loaded, signing);
     if ('problems' in result) return result;
     const other = seen.get(result.origin);
     if (other !== undefined) {
@@ -103,7 +108,7 @@ function hasNestedZone(origins: ReadonlyMap<string, ZoneModel>): boolean {
 /** The RRsets of every node without any (Pool/Group/Site Names, CNAMEs): one shared array, not an empty one per node. */
 const NO_RRSETS: readonly RRset[] = Object.freeze([]);
 
-const STATIC_TYPES: readonly RecordType[] = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'];
+const STATIC_TYPES: readonly RecordType[] = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA', 'DS'];
 
 function lower(name: string): string {
   return name.toLowerCase();
@@ -122,15 +127,19 @@ function detached(text: string): string {
   return text.length < MIN_SLICE_LENGTH ? text : (' ' + text).slice(1);
 }
 
-export function compileZone(loaded: LoadedZoneFile): ZoneModel | { problems: ConfigProblem[] } {
-  return runAtOnce(compileZoneSteps(loaded));
+export function compileZone(loaded: LoadedZoneFile, signing?: KeySource): ZoneModel | { problems: ConfigProblem[] } {
+  return runAtOnce(compileZoneSteps(loaded, signing));
 }
 
 /** Names (or sites, records) handled between two pause points of compileZoneSteps: well under a millisecond. */
 const NAMES_PER_STEP = 256;
 
-/** compileZone as steps that pause every NAMES_PER_STEP names (util/slices.ts runs them). */
-export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { problems: ConfigProblem[] }> {
+/**
+ * compileZone as steps that pause every NAMES_PER_STEP names (util/slices.ts runs them). A zone
+ * with `dnssec` is signed when `signing` is given (docs/dnssec.md); without it (the loader
+ * thread's compile check) it compiles unsigned.
+ */
+export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: KeySource): Steps<ZoneModel | { problems: ConfigProblem[] }> {
   const cfg: ZoneFile = loaded.config;
   const sink = new ProblemSink(loaded);
   const pause = pauseEvery(NAMES_PER_STEP);
@@ -234,8 +243,12 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     const types = staticSets.get(cut)!;
     if (isWildcard(cut)) sink.add(['records', relativeKey(cut, origin)], 'a wildcard cannot own NS: synthesized delegations are undefined (RFC 4592 §4.2)', 'EZONE_CONFLICT');
     for (const t of types.keys()) {
-      if (t !== QTYPE.NS) sink.add(['records', relativeKey(cut, origin)], `a delegation point holds only NS (and glue below it)`, 'EZONE_CONFLICT');
+      if (t !== QTYPE.NS && t !== QTYPE.DS) sink.add(['records', relativeKey(cut, origin)], `a delegation point holds only NS and DS (and glue below it)`, 'EZONE_CONFLICT');
     }
+  }
+  // RFC 4035 §2.4: DS records live at a delegation point, in the parent zone.
+  for (const [name, types] of staticSets) {
+    if (types.has(QTYPE.DS) && !cutNames.includes(name)) sink.add(['records', relativeKey(name, origin), 'DS'], `DS records belong at a delegation point (a name with NS records), not at ${name}`, 'EZONE_CONFLICT');
   }
 
   yield* checkStaticLimits(staticSets, origin, cfg, sink, pause);
@@ -350,6 +363,20 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     );
   }
 
+  // ---- keys: the apex DNSKEY, CDS and CDNSKEY of a signed zone -------------------------------
+  const dnssec = dnssecSettings(cfg.dnssec);
+  let keys: ZoneKeySet | undefined;
+  if (dnssec !== undefined && signing !== undefined) {
+    try {
+      keys = signing.keysFor(origin, dnssec);
+    } catch (error) {
+      // Refused as the zone store refuses a zone whose keys fail: the problem names the key file.
+      if (!(error instanceof KeyError)) throw error;
+      return { problems: [{ file: error.file, line: 0, path: 'dnssec', message: `zone ${origin}: ${error.reason}`, code: error.code }] };
+    }
+    if (keys !== undefined) for (const [type, rdatas] of apexKeyRdata(origin, keys, dnssec)) for (const rdata of rdatas) addStatic(origin, type, cfg.ttl, rdata);
+  }
+
   if (sink.problems.length > 0) return { problems: sink.problems };
 
   // ---- nodes ------------------------------------------------------------------------------
@@ -440,14 +467,16 @@ export function* compileZoneSteps(loaded: LoadedZoneFile): Steps<ZoneModel | { p
     dynamicNames: Object.freeze(dynamicNames),
     nodata: undefined as unknown as LookupResult,
     nxdomain: undefined as unknown as LookupResult,
-    dnssec: dnssecSettings(cfg.dnssec),
+    dnssec,
+    signatures: undefined as ZoneSignatures | undefined,
   } satisfies Record<keyof ZoneModel, unknown>;
   zone.nodata = Object.freeze({ kind: 'nodata', zone, answer: Object.freeze([]) });
   zone.nxdomain = Object.freeze({ kind: 'nxdomain', zone, answer: Object.freeze([]) });
   for (const cut of cutNames) {
     const ns = rrsetOfName(cut, QTYPE.NS)!;
-    zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, answer: Object.freeze([]), ns, glue: Object.freeze(glueFor(ns)) }));
+    zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, answer: Object.freeze([]), ns, ds: rrsetOfName(cut, QTYPE.DS), glue: Object.freeze(glueFor(ns)) }));
   }
+  if (keys !== undefined) zone.signatures = yield* signZoneSteps(zone, keys, dnssec!, signing!.now());
   // Lookup results are memoized per node on first use (lookup.ts), not computed here for every
   // name: prebuilt answers serve the hot path without them, and precomputing them would
   // cost a third of the compile time and ~60 MB per 100,000 names (bench/scale).
@@ -678,6 +707,13 @@ function parseRdata(type: RecordType, text: string, absolute: (n: string) => str
       const m = /^(\d{1,3})\s+([A-Za-z0-9]+)\s+"?([^"]*)"?$/.exec(text);
       if (!m || Number(m[1]) > 255) return `"${text}" is not 'flags tag "value"'`;
       return caaRdata(Number(m[1]), m[2].toLowerCase(), m[3]);
+    }
+    case 'DS': {
+      // RFC 4034 §5.3: the digest in hexadecimal, which may hold spaces.
+      const m = /^(\d{1,5})\s+(\d{1,3})\s+(\d{1,3})\s+([0-9A-Fa-f\s]+)$/.exec(text);
+      const hex = m?.[4].replace(/\s+/g, '') ?? '';
+      if (!m || Number(m[1]) > 65535 || Number(m[2]) > 255 || Number(m[3]) > 255 || hex.length === 0 || hex.length % 2 !== 0) return `"${text}" is not "keytag algorithm digest-type digest"`;
+      return dsRdata(Number(m[1]), Number(m[2]), Number(m[3]), Buffer.from(hex, 'hex'));
     }
   }
 }

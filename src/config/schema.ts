@@ -163,7 +163,7 @@ export const poolSchema = z
 
 /** A static record value: one string/number or a list of them. */
 const recordValue = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()])).min(1)]);
-export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA'] as const;
+export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'NS', 'MX', 'TXT', 'SRV', 'PTR', 'CAA', 'DS'] as const;
 export const recordSetSchema = z
   .object({
     A: recordValue.optional(),
@@ -175,6 +175,8 @@ export const recordSetSchema = z
     SRV: recordValue.optional(),
     PTR: recordValue.optional(),
     CAA: recordValue.optional(),
+    /** At a delegation point: the child zone's DS records, "keytag algorithm digest-type hex" (RFC 4034 §5.3). */
+    DS: recordValue.optional(),
     /** TTL for this name's records (default: the zone's ttl). */
     ttl: ttl.optional(),
   })

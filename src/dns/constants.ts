@@ -17,6 +17,12 @@ export const QTYPE = {
   CAA: 257,
 } as const;
 
+/**
+ * DNSSEC RR types (RFC 4034 §2-§5, RFC 5155, RFC 7344), apart from QTYPE: only signed zones hold
+ * them, and QTYPE's types each get a label value of the query metrics.
+ */
+export const DNSSEC_TYPE = { DS: 43, RRSIG: 46, NSEC: 47, DNSKEY: 48, NSEC3: 50, NSEC3PARAM: 51, CDS: 59, CDNSKEY: 60 } as const;
+
 export const TYPE_NAME: Record<number, string> = Object.fromEntries(Object.entries(QTYPE).map(([k, v]) => [v, k]));
 export function typeName(type: number): string {
   return TYPE_NAME[type] ?? `TYPE${type}`;

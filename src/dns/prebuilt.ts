@@ -51,23 +51,37 @@ export class PrebuiltAnswer {
     readonly pointers: Int32Array | null,
   ) {}
 
-  /** From a complete response built by response.ts for a query without EDNS. */
-  static fromResponse(response: Buffer, questionEnd: number, template: TemplateKind | null = null): PrebuiltAnswer {
-    const body = Buffer.from(response.subarray(questionEnd));
+  /**
+   * From a complete response built by response.ts for a syntheticQuery: without EDNS, or with
+   * DO=1 (`dnssecOk`), whose response ends in an OPT without options that is left out here (the
+   * OPT is written per query).
+   */
+  static fromResponse(response: Buffer, questionEnd: number, template: TemplateKind | null = null, dnssecOk = false): PrebuiltAnswer {
+    const body = Buffer.from(response.subarray(questionEnd, dnssecOk ? response.length - OPT_RECORD_LEN : response.length));
     const flags = response.readUInt16BE(2) & (0x0400 | 0x000f);
     const pointers = template !== null ? pointerOffsets(body, response, template === 'wildcard') : null;
-    return new PrebuiltAnswer(flags, response.readUInt16BE(6), response.readUInt16BE(8), response.readUInt16BE(10), body, pointers);
+    return new PrebuiltAnswer(flags, response.readUInt16BE(6), response.readUInt16BE(8), response.readUInt16BE(10) - (dnssecOk ? 1 : 0), body, pointers);
   }
 }
 
-/** A query for `name` (lower-case text) and `qtype` without EDNS, decoded, for building answers. */
-export function syntheticQuery(name: string, qtype: number): DecodedQuery {
+/**
+ * A query for `name` (lower-case text) and `qtype`, decoded, for building answers: without EDNS,
+ * or with an OPT asking for DNSSEC records (DO=1, RFC 3225) when `dnssecOk`.
+ */
+export function syntheticQuery(name: string, qtype: number, dnssecOk = false): DecodedQuery {
   const wireName = encodeName(name);
-  const raw = Buffer.alloc(HEADER_LEN + wireName.length + 4);
+  const raw = Buffer.alloc(HEADER_LEN + wireName.length + 4 + (dnssecOk ? OPT_RECORD_LEN : 0));
   raw.writeUInt16BE(1, 4);
   wireName.copy(raw, HEADER_LEN);
   raw.writeUInt16BE(qtype, HEADER_LEN + wireName.length);
   raw.writeUInt16BE(1, HEADER_LEN + wireName.length + 2);
+  if (dnssecOk) {
+    const opt = HEADER_LEN + wireName.length + 4;
+    raw.writeUInt16BE(1, 10);
+    raw.writeUInt16BE(QTYPE.OPT, opt + 1);
+    raw.writeUInt16BE(EDNS_UDP_PAYLOAD, opt + 3);
+    raw.writeUInt16BE(0x8000, opt + 7);
+  }
   const decoded = decodeQuery(raw);
   if (!decoded.ok) throw new Error(`cannot build a query for ${name}`);
   return decoded.query;

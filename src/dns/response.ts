@@ -6,9 +6,10 @@
  * `extra`: EDNS options the handler adds to the reply's OPT after the ECS echo (NSID, RFC 5001;
  * COOKIE, RFC 7873), as encoded option bytes; written only when the query spoke EDNS.
  */
-import type { LookupResult, RRset, ZoneModel } from '../model/zone-model.js';
+import type { LookupResult, RRset, ZoneModel, ZoneSignatures } from '../model/zone-model.js';
 import type { Selection } from '../model/selection.js';
-import { CLASS_CH, CLASSIC_UDP_LIMIT, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
+import { dynamicNodataProof, noDsProof, nodataProof, nsecAt, nxdomainProof, rrsigOf, rrsetKey, variantKey, wildcardAnswerProof } from '../model/signatures.js';
+import { CLASS_CH, CLASSIC_UDP_LIMIT, DNSSEC_TYPE, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
 import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch } from './encode.js';
 import { txtRdata, type WireRecord } from './records.js';
 import { skipName } from './decode.js';
@@ -90,12 +91,14 @@ export function rcodeResponse(query: DecodedQuery, rcode: number, aa = false, ex
 export function chaosTxtResponse(query: DecodedQuery, text: string, transport: Transport, extra: Buffer | null): Buffer {
   const record: WireRecord = { owner: query.qname, type: QTYPE.TXT, ttl: 0, rdata: txtRdata([text]), rrClass: CLASS_CH };
   const answer: RRset = { owner: record.owner, type: record.type, ttl: record.ttl, records: [record] };
-  return write(query, transport, RCODE.NOERROR, true, { answer: [answer], dynamic: null, authority: [], additional: [], glueRequired: false }, undefined, extra);
+  return write(query, transport, RCODE.NOERROR, true, { answer: [answer], dynamic: null, dynamicRrsig: null, authority: [], additional: [], glueRequired: false }, undefined, extra);
 }
 
 interface Sections {
   answer: readonly RRset[];
   dynamic: readonly WireRecord[] | null;
+  /** The RRSIGs of `dynamic` (a DO=1 answer of a signed zone). */
+  dynamicRrsig: RRset | null;
   authority: readonly RRset[];
   additional: readonly RRset[];
   /** Whether additional RRsets are required (referral glue: RFC 9471) or optional. */
@@ -116,7 +119,7 @@ export function buildResponse(
 ): Buffer {
   let rcode: number = RCODE.NOERROR;
   let aa = true;
-  const sections: Sections = { answer: [], dynamic: null, authority: [], additional: [], glueRequired: false };
+  const sections: Sections = { answer: [], dynamic: null, dynamicRrsig: null, authority: [], additional: [], glueRequired: false };
   switch (result.kind) {
     case 'answer':
       sections.answer = result.answer;
@@ -147,7 +150,102 @@ export function buildResponse(
       sections.glueRequired = true;
       break;
   }
+  const signatures = query.edns !== null && query.edns.dnssecOk ? result.zone.signatures : undefined;
+  if (signatures !== undefined) addSignatures(sections, result, query.qname, query.qtype, selection, signatures);
   return write(query, transport, rcode, aa, sections, selection?.scope, extra);
+}
+
+/**
+ * RFC 4035 §3.1.1-§3.1.4: a DO=1 answer of a signed zone carries the RRSIGs of its answer and
+ * authority RRsets, the NSEC records that prove a name or type absent, a wildcard expansion's
+ * proof that the name asked does not exist, and at a delegation the DS or the NSEC proving none
+ * (the NS and glue there are the child's: unsigned).
+ */
+function addSignatures(s: Sections, result: Exclude<LookupResult, { kind: 'refused' }>, qname: string, qtype: number, selection: Selection | null, signatures: ZoneSignatures): void {
+  const zone = result.zone;
+  const answer: RRset[] = [];
+  const authority: RRset[] = [];
+  /** Names a wildcard answered (RFC 4035 §3.1.3.3: their NSEC goes in the authority section). */
+  const expanded: string[] = [];
+  for (const set of s.answer) {
+    answer.push(set);
+    const signed = rrsigOf(zone, signatures, set);
+    if (signed === undefined) continue;
+    answer.push(signed.rrsig);
+    if (signed.expanded) expanded.push(set.owner);
+  }
+  s.answer = answer;
+  // The name a negative answer is about: the last CNAME's target, or the name asked (RFC 6604 §3).
+  const chain = result.answer;
+  const denied = chain.length > 0 ? (chain[chain.length - 1].records[0].rdata[0] as { name: string }).name : qname;
+  switch (result.kind) {
+    case 'answer':
+      if (result.dynamic !== undefined && result.dynamicOwner !== result.dynamic.name) expanded.push(result.dynamicOwner);
+      if (s.dynamic !== null && selection !== null && (selection.kind === 'sites' || selection.kind === 'sorry')) {
+        s.dynamicRrsig = dynamicRrsig(result, selection, s.dynamic, signatures);
+      } else if (result.dynamic !== undefined && selection !== null) {
+        authority.push(signatures.negativeSoa);
+        dynamicNodataProof(zone, signatures, result.dynamic.name, result.dynamicOwner, result.family === 4 ? QTYPE.A : QTYPE.AAAA, authority);
+      }
+      break;
+    case 'nodata': {
+      // An NSEC query of a name in the chain: its NSEC RRset is the answer (RFC 4034 §4).
+      const nsec = qtype === DNSSEC_TYPE.NSEC && chain.length === 0 ? nsecAt(signatures, denied) : undefined;
+      if (nsec !== undefined) {
+        answer.push(...nsec);
+        s.authority = [];
+        break;
+      }
+      authority.push(signatures.negativeSoa);
+      nodataProof(zone, signatures, denied, authority);
+      break;
+    }
+    case 'nxdomain':
+      authority.push(signatures.negativeSoa);
+      nxdomainProof(zone, signatures, denied, authority);
+      break;
+    case 'referral': {
+      const ds = result.ds;
+      if (ds !== undefined) authority.push(ds, signatures.rrsigs.get(rrsetKey(ds.owner, ds.type))!);
+      else noDsProof(signatures, result.ns.owner, authority);
+      break;
+    }
+  }
+  for (const name of expanded) wildcardAnswerProof(zone, signatures, name, authority);
+  s.authority = [...interleaveRrsigs(s.authority, zone, signatures), ...authority];
+  s.additional = interleaveRrsigs(s.additional, zone, signatures);
+}
+
+/** Each RRset followed by its RRSIGs, where the zone signs it (not the NS and glue of a delegation). */
+function interleaveRrsigs(sets: readonly RRset[], zone: ZoneModel, signatures: ZoneSignatures): RRset[] {
+  const out: RRset[] = [];
+  for (const set of sets) {
+    out.push(set);
+    // The negative SOA gets its RRSIGs from addSignatures, at the negative TTL.
+    if (set === zone.negativeSoa) continue;
+    const signed = rrsigOf(zone, signatures, set);
+    if (signed !== undefined && !(set.type === QTYPE.NS && set.owner !== zone.origin)) out.push(signed.rrsig);
+  }
+  return out;
+}
+
+/** The RRSIGs of a Pool/Group/Site answer: made at load for its set of sites, or on first use past them. */
+function dynamicRrsig(
+  result: Extract<LookupResult, { kind: 'answer' }>,
+  selection: Extract<Selection, { kind: 'sites' | 'sorry' }>,
+  records: readonly WireRecord[],
+  signatures: ZoneSignatures,
+): RRset {
+  const name = result.dynamic!;
+  const key = variantKey(selection, result.family);
+  let rrsig = signatures.variants.get(name.name)?.get(key);
+  if (rrsig === undefined) {
+    const set: RRset = { owner: name.name, type: records[0].type, ttl: name.ttl, records };
+    rrsig = signatures.signVariant(name, result.family, key, set);
+  }
+  if (result.dynamicOwner === name.name) return rrsig;
+  const owner = result.dynamicOwner;
+  return { ...rrsig, owner, records: rrsig.records.map((r) => ({ ...r, owner })) };
 }
 
 function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boolean, s: Sections, scope: number | undefined, extra: Buffer | null): Buffer {
@@ -169,6 +267,11 @@ function write(query: DecodedQuery, transport: Transport, rcode: number, aa: boo
   }
   if (!truncated && s.dynamic !== null) {
     const n = writeSet(s.dynamic, limit);
+    if (n < 0) truncated = true;
+    else an += n;
+  }
+  if (!truncated && s.dynamicRrsig !== null) {
+    const n = writeSet(s.dynamicRrsig.records, limit);
     if (n < 0) truncated = true;
     else an += n;
   }

@@ -215,7 +215,7 @@ export const configProblems = new Gauge({
 
 export const configReloadsTotal = new Counter({
   name: 'sitedns_config_reloads_total',
-  help: 'Zone (re)loads, by trigger (start, sighup, watch, api, keys: a DNSSEC key timing change) and result (ok, problems)',
+  help: 'Zone (re)loads, by trigger (start, sighup, watch, api, keys: a DNSSEC key timing change, resign: signatures due) and result (ok, problems)',
   labelNames: ['trigger', 'result'] as const,
   registers: [registry],
 });

@@ -28,14 +28,17 @@ export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
 /**
  * What a name at or below a delegation point of `zone` answers: the referral (RFC 1034 §4.3.2
  * step 3b); but DS at the cut itself is the parent side's to answer, authoritatively (RFC 4035
- * §3.1.4.1), and the zone holds no DS: NODATA. Undefined for a name of the zone's own.
+ * §3.1.4.1): the DS RRset the zone holds there, else NODATA. Undefined for a name of the zone's own.
  */
 export function atDelegation(zone: ZoneModel, name: string, qtype: number): LookupResult | undefined {
   if (zone.cuts.size === 0) return undefined;
   let n = name;
   while (n.length > zone.origin.length) {
     const referral = zone.cuts.get(n);
-    if (referral !== undefined) return qtype === QTYPE.DS && n === name ? zone.nodata : referral;
+    if (referral !== undefined) {
+      if (qtype !== QTYPE.DS || n !== name) return referral;
+      return referral.ds === undefined ? zone.nodata : answerOf(zone, [referral.ds], undefined, 4, [], name);
+    }
     const dot = n.indexOf('.');
     if (dot < 0) break;
     n = n.slice(dot + 1);
@@ -114,7 +117,7 @@ export function wildcardFor(zone: ZoneModel, name: string): NameNode | undefined
 }
 
 /** `set` as owned by `owner`: itself, or a copy for the name a wildcard answers (RFC 4592 §3.3.1). */
-function ownedBy(set: RRset, owner: string): RRset {
+export function ownedBy(set: RRset, owner: string): RRset {
   if (set.owner === owner) return set;
   const records = set.records.map((r) => Object.freeze({ ...r, owner }));
   return Object.freeze({ ...set, owner, records: Object.freeze(records) });

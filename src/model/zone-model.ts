@@ -148,6 +148,8 @@ export type LookupResult =
       /** CNAMEs followed to the delegated name (RFC 1034 §4.3.2 step 3b after 3a); empty for a plain referral. */
       readonly answer: readonly RRset[];
       readonly ns: RRset;
+      /** The DS RRset at the delegation point (RFC 4034 §5), when the zone holds one. */
+      readonly ds: RRset | undefined;
       readonly glue: readonly RRset[];
     };
 
@@ -200,6 +202,8 @@ export interface ZoneModel {
   readonly nxdomain: LookupResult;
   /** Set when the zone is signed; undefined: unsigned. */
   readonly dnssec: DnssecSettings | undefined;
+  /** The signatures made at load (DNSSEC answers to DO=1 queries); undefined: unsigned. */
+  readonly signatures: ZoneSignatures | undefined;
 }
 
 /** A signed zone's settings, compiled from its `dnssec:` key (config/schema.ts dnssecSchema). */
@@ -210,6 +214,46 @@ export interface DnssecSettings {
   readonly validityMs: number;
   readonly refreshMs: number;
   readonly denial: 'nsec' | 'nsec3';
+}
+
+/** A signed zone's signatures (dnssec/sign-zone.ts makes them; model/signatures.ts reads them). */
+/**
+ * The denial chain: NSEC (RFC 4034 §4), owners in canonical order (RFC 4034 §6.1), or NSEC3 (RFC
+ * 5155), owners in hash order; each with its NSEC/NSEC3 RRset and RRSIGs.
+ */
+export interface NsecChain {
+  /** NSEC3 (RFC 5155): owners are hashed names, `keys` their base32hex hashes. */
+  readonly hashed: boolean;
+  /** canonicalKey of each owner (NSEC), or the base32hex hash of each name (NSEC3), ascending. */
+  readonly keys: readonly string[];
+  readonly nsec: readonly RRset[];
+  readonly rrsig: readonly RRset[];
+  /**
+   * A Pool/Group/Site Name's NSEC without A (or AAAA), and its RRSIGs, by `rrsetKey(name, type)`:
+   * the proof of a NODATA answer its policy chose (all down with `all_down: nodata`, or no site
+   * of the family up), which the chain's NSEC, listing the type, would contradict.
+   */
+  readonly withoutAddress: ReadonlyMap<string, readonly [RRset, RRset]>;
+}
+
+export interface ZoneSignatures {
+  /** The RRSIG RRset of each RRset of the zone's own data, by `rrsetKey` (model/signatures.ts). */
+  readonly rrsigs: ReadonlyMap<string, RRset>;
+  /** The SOA's RRSIGs at the TTL of negative answers (RFC 2308 §5, RFC 4035 §3.1.3). */
+  readonly negativeSoa: RRset;
+  readonly chain: NsecChain;
+  /**
+   * RRSIGs of each possible answer of a Pool/Group/Site Name, made at load: by name, then by
+   * `variantKey`. An RRSIG covers the set, not its order, so one per distinct set of sites.
+   */
+  readonly variants: ReadonlyMap<string, ReadonlyMap<string, RRset>>;
+  /**
+   * The RRSIGs of an answer past the precomputed variants (many sites with `answers: N`):
+   * signed on first use and kept in a bounded cache (dnssec/sign-zone.ts).
+   */
+  readonly signVariant: (name: DynamicName, family: 4 | 6, key: string, set: RRset) => RRset;
+  /** When these signatures are due to be made again (ms since the epoch): expiration - refresh. */
+  readonly refreshAt: number;
 }
 
 export interface ZoneSet {

@@ -28,6 +28,8 @@ import { pauseEvery, runAtOnce, runInSlices, type SliceStats, type Steps } from 
 
 /** Most (name, type) answers memoized per name: a flood of odd types must not grow memory. */
 const MAX_TYPES_PER_NAME = 8;
+/** Added to a type's key for the answers of DO=1 queries of a signed zone (types are 16 bits). */
+const DO_KEY = 0x10000;
 
 /** A Pool/Group/Site Name's answers for one type: chosen per query, bytes per choice. */
 export class DynamicAnswers {
@@ -54,6 +56,8 @@ export class DynamicAnswers {
     readonly family: Family,
     /** 'wildcard' when built for a wildcard's own name, to be replayed for the names it answers. */
     private readonly template: TemplateKind | null = null,
+    /** Built for DO=1 queries of a signed zone: with the RRSIGs and NSEC records (RFC 4035 §3.1). */
+    private readonly dnssecOk = false,
   ) {
     this.prepared = new PreparedSelection(dynamic, family);
   }
@@ -100,9 +104,9 @@ export class DynamicAnswers {
   }
 
   private build(selection: Selection, records: readonly WireRecord[] | null): PrebuiltAnswer {
-    const query = syntheticQuery(this.entry.name, this.qtype);
+    const query = syntheticQuery(this.entry.name, this.qtype, this.dnssecOk);
     const response = buildResponse(query, this.result, 'tcp', records, selection);
-    return PrebuiltAnswer.fromResponse(response, query.questionEnd, this.template);
+    return PrebuiltAnswer.fromResponse(response, query.questionEnd, this.template, this.dnssecOk);
   }
 }
 
@@ -284,23 +288,29 @@ export class PrebuiltTable {
     return this.wireStart[i + 1] - this.wireStart[i];
   }
 
-  /** The memoized answer of name `i` for `qtype`: built on first use; null = general path. */
-  answer(i: number, qtype: number): TypeAnswer {
+  /**
+   * The memoized answer of name `i` for `qtype`: built on first use; null = general path. A DO=1
+   * query of a signed zone has answers of its own, with the RRSIGs and NSEC records, signed at
+   * load (memoized under the type with DO_KEY added).
+   */
+  answer(i: number, qtype: number, dnssecOk = false): TypeAnswer {
     let entry = this.entries[i];
     if (entry === undefined) this.entries[i] = entry = new NameEntry(this.names[i]);
-    const known = entry.find(qtype);
+    const signed = dnssecOk && this.zones[i]?.signatures !== undefined;
+    const key = signed ? qtype + DO_KEY : qtype;
+    const known = entry.find(key);
     if (known !== undefined) return known;
-    return entry.full ? null : entry.remember(qtype, this.build(i, entry, qtype));
+    return entry.full ? null : entry.remember(key, this.build(i, entry, qtype, signed));
   }
 
-  private build(i: number, entry: NameEntry, qtype: number): TypeAnswer {
+  private build(i: number, entry: NameEntry, qtype: number, dnssecOk: boolean): TypeAnswer {
     // Meta types keep their special answers (handler.ts): AXFR/IXFR REFUSED, OPT FORMERR.
     if (this.isMarker(i) || qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
     const result = lookup(this.zoneSet, entry.name, qtype);
     if (result.kind === 'refused') return null;
-    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family);
-    const query = syntheticQuery(entry.name, qtype);
-    return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd);
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, null, dnssecOk);
+    const query = syntheticQuery(entry.name, qtype, dnssecOk);
+    return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, null, dnssecOk);
   }
 
   /**

@@ -171,7 +171,7 @@ export class Handler {
     const table = this.table!;
     const i = table.find(q, HEADER_LEN, scan.nameEnd, scan.hash);
     if (i >= 0 && table.isMarker(i)) return GENERAL;
-    const answer = i >= 0 ? table.answer(i, scan.qtype) : null;
+    const answer = i >= 0 ? table.answer(i, scan.qtype, scan.dnssecOk) : null;
     if (i >= 0 && answer === null) return GENERAL;
     // The reply options (a cookie's SipHash) once the fast path is likely to answer: a query sent
     // the general way above gets them there, computed once.
@@ -230,6 +230,8 @@ export class Handler {
       }
       if (!table.isApex(i)) continue;
       const zone = table.zoneOf(i)!;
+      // DO=1 in a signed zone: the NSEC records differ per name (the general path finds them).
+      if (scan.dnssecOk && zone.signatures !== undefined) return GENERAL;
       const template = table.nxdomainTemplate(zone);
       if (template === null) return GENERAL;
       ev.zone = zone.origin;
@@ -248,6 +250,8 @@ export class Handler {
   /** A name the wildcard below table name `i` answers, `i` starting at `start` in the question. */
   private fastWildcard(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, i: number, start: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
+    // DO=1 in a signed zone: a wildcard expansion carries the NSEC of the name asked (general path).
+    if (scan.dnssecOk && table.zoneOf(i)!.signatures !== undefined) return GENERAL;
     const answer = table.wildcardAnswer(i, scan.qtype);
     if (answer === null) return GENERAL;
     ev.zone = table.zoneOf(i)!.origin;

@@ -35,8 +35,11 @@ import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
 import { ZoneStore, type ReloadReport } from './zone-store.js';
 
-/** `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change. */
-export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api' | 'keys';
+/**
+ * `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change; `resign`: a
+ * signed zone's signatures are due to be made again (docs/dnssec.md).
+ */
+export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api' | 'keys' | 'resign';
 
 /** The zones a primary serves, as validated, for its answerers to compile, with the primary's generation. */
 export interface ZoneTexts {
@@ -179,6 +182,8 @@ export class ReloadController {
   private queued: Promise<ReloadOutcome> | null = null;
   private served: ZoneTexts = { generation: 0, files: [], keySets: new Map() };
   private keyTimer: NodeJS.Timeout | undefined;
+  /** When the next re-signing load is due (the store's clock, ms); undefined: no signed zone. */
+  resignAt: number | undefined;
 
   constructor(
     options: ReloadControllerOptions,
@@ -191,7 +196,7 @@ export class ReloadController {
     });
   }
 
-  /** Stops waiting for the next key change and ends the store's loader thread. */
+  /** Stops waiting for the next key change or re-signing and ends the store's loader thread. */
   close(): Promise<void> {
     clearTimeout(this.keyTimer);
     this.keyTimer = undefined;
@@ -253,7 +258,7 @@ export class ReloadController {
       return this.record(trigger, this.runtime.zones, [problem], [formatProblem(problem)], []);
     }
     const fresh = this.reportProblems(report.problems, trigger);
-    this.waitForKeyChange(report.nextKeyChangeAt);
+    this.waitForTimedLoad(report.nextKeyChangeAt, this.zoneStore.nextResignAt());
     const outcome = this.record(trigger, report.zoneSet, report.problems, fresh, report.keptFiles);
     this.log.info(
       {
@@ -269,13 +274,20 @@ export class ReloadController {
     return outcome;
   }
 
-  /** The key set of a signed zone's next key timing change is loaded then (trigger `keys`). */
-  private waitForKeyChange(at: number): void {
+  /**
+   * The load the clock asks for next: at a signed zone's next key timing change (trigger `keys`:
+   * its key set is loaded then), or when a signed zone's signatures are due (trigger `resign`:
+   * the store compiles and signs it again before they expire, RFC 6781 §4.4.2), whichever is first.
+   */
+  private waitForTimedLoad(keysAt: number, resignAt: number): void {
     clearTimeout(this.keyTimer);
     this.keyTimer = undefined;
+    this.resignAt = Number.isFinite(resignAt) ? resignAt : undefined;
+    const at = Math.min(keysAt, resignAt);
     if (!Number.isFinite(at)) return;
+    const trigger: ReloadTrigger = keysAt <= resignAt ? 'keys' : 'resign';
     const wait = Math.max(0, at - this.zoneStore.now());
-    this.keyTimer = setTimeout(() => (wait > MAX_TIMER_MS ? this.waitForKeyChange(at) : void this.reload('keys').catch(() => undefined)), Math.min(wait, MAX_TIMER_MS));
+    this.keyTimer = setTimeout(() => (wait > MAX_TIMER_MS ? this.waitForTimedLoad(keysAt, resignAt) : void this.reload(trigger).catch(() => undefined)), Math.min(wait, MAX_TIMER_MS));
     this.keyTimer.unref();
   }
 

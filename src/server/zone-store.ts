@@ -116,18 +116,52 @@ export class ZoneStore {
     return next;
   }
 
+  /**
+   * When the signatures of a served zone are next due to be made again (ms since the epoch;
+   * Infinity: no signed zone). A load at or after it compiles those zones again.
+   */
+  nextResignAt(): number {
+    let at = Infinity;
+    for (const zone of this.lastGood.values()) if (zone.signatures !== undefined) at = Math.min(at, zone.signatures.refreshAt);
+    return at;
+  }
+
+  /**
+   * The digests of the last good loads, but for signed zones to sign again: those whose
+   * signatures are due (RFC 6781 §4.4.2: re-signed before they expire) or whose keys changed
+   * (a rollover step); those files count as changed, so the load compiles and signs them again.
+   */
+  private knownDigests(): Map<string, string> {
+    const now = this.now();
+    const known = new Map(this.lastDigest);
+    for (const [file, zone] of this.lastGood) {
+      if (zone.signatures === undefined || zone.dnssec === undefined) continue;
+      if (zone.signatures.refreshAt <= now) {
+        known.delete(file);
+        continue;
+      }
+      try {
+        if (!sameKeySet(this.lastKeySets.get(file), this.options.keys!.keysFor(zone.origin, zone.dnssec))) known.delete(file);
+      } catch {
+        known.delete(file); // the compile reports what fails with the keys
+      }
+    }
+    return known;
+  }
+
   private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
+    const known = this.knownDigests();
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
-      const files = this.options.source().map((f): FileLoad => (this.lastDigest.get(f.file) === f.digest ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
+      const files = this.options.source().map((f): FileLoad => (known.get(f.file) === f.digest ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
       changed = { problems: [], files };
     } else if (this.last === undefined) {
       // The first load runs here: nothing is served yet, and starting the thread (its modules:
       // ~0.3 s of CPU) would only delay the start.
-      changed = loadChangedFiles(this.path, this.lastDigest, false);
+      changed = loadChangedFiles(this.path, known, false);
     } else {
       try {
-        changed = await this.loader.load(this.path, this.lastDigest);
+        changed = await this.loader.load(this.path, known);
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
@@ -163,7 +197,7 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        const compiled = yield* compileZoneSteps({ file, config, lineOf });
+        const compiled = yield* compileZoneSteps({ file, config, lineOf }, this.options.keys);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;

@@ -1,0 +1,276 @@
+/**
+ * Signs a compiled zone at load (config/compile.ts calls this before it freezes the zone): every
+ * RRset of the zone's own data, the apex DNSKEY, CDS and CDNSKEY RRsets with the key-signing
+ * keys (RFC 4035 §2.1, RFC 7344 §4.1), the NSEC chain (RFC 4034 §4, RFC 4035 §2.3) and every
+ * possible answer of each Pool/Group/Site Name, so that no query waits for a signature.
+ *
+ * Not signed (RFC 4035 §2.2): the NS RRset at a delegation and glue below it, which the parent
+ * side does not own.
+ */
+import { DNSSEC_TYPE, QTYPE } from '../dns/constants.js';
+import { dnskeyRdata, type Rdata } from '../dns/records.js';
+import { keyDsRdata } from './dnskey.js';
+import type { DnssecSettings, DynamicName, NsecChain, RRset, SiteModel, ZoneModel, ZoneSignatures } from '../model/zone-model.js';
+import { canonicalKey, nsec3Hash, rrsetKey } from '../model/signatures.js';
+import { pauseEvery, type Steps } from '../util/slices.js';
+import { INCEPTION_SKEW_MS, signatureWindow, signRRset, type SignatureWindow } from './sign.js';
+import type { SigningKey, ZoneKeySet } from './types.js';
+
+/** RRsets signed between two pause points: a few milliseconds of signing. */
+const SETS_PER_STEP = 32;
+
+/**
+ * Precomputed answers per Pool/Group/Site Name and family, beyond which site combinations of
+ * `answers: N` are signed on first use instead (a pool of 20 sites answering 3 has 1,350
+ * combinations: signing them all at every load would cost more than the zone's other data).
+ */
+export const MAX_VARIANTS_PER_FAMILY = 64;
+/** Answers past the precomputed ones kept signed per zone (least recently made out first). */
+export const VARIANT_CACHE_SIZE = 1024;
+
+/** The RRset types whose RRSIGs the key-signing keys make (RFC 7344 §4.1, RFC 4035 §2.1). */
+const KEY_SIGNED = new Set<number>([DNSSEC_TYPE.DNSKEY, DNSSEC_TYPE.CDS, DNSSEC_TYPE.CDNSKEY]);
+
+/**
+ * The apex RRsets signing adds: DNSKEY (every published key), CDS (SHA-256, RFC 4509) and
+ * CDNSKEY for the keys the parent should hold (RFC 7344 §3, RFC 8078), and with NSEC3 the
+ * NSEC3PARAM (RFC 5155 §4: SHA-1, flags 0, no extra iterations, no salt), as type -> RDATA.
+ */
+export function apexKeyRdata(origin: string, keys: ZoneKeySet, settings: DnssecSettings): [number, Rdata[]][] {
+  const dnskey = (key: SigningKey): Rdata => dnskeyRdata(key.flags, key.algorithm, key.publicKey);
+  const out: [number, Rdata[]][] = [[DNSSEC_TYPE.DNSKEY, keys.published.map(dnskey)]];
+  if (keys.parentSignals.length > 0) out.push([DNSSEC_TYPE.CDS, keys.parentSignals.map((key) => keyDsRdata(origin, key))], [DNSSEC_TYPE.CDNSKEY, keys.parentSignals.map(dnskey)]);
+  if (settings.denial === 'nsec3') out.push([DNSSEC_TYPE.NSEC3PARAM, [[Buffer.from([1, 0, 0, 0, 0])]]]);
+  return out;
+}
+
+/** What signing reads of the zone being compiled (config/compile.ts, before the zone is frozen). */
+export type ZoneToSign = Pick<ZoneModel, 'origin' | 'nodes' | 'emptyNonTerminals' | 'cuts' | 'dynamicNames' | 'negativeSoa' | 'negativeTtl'>;
+
+export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number): Steps<ZoneSignatures> {
+  const pause = pauseEvery(SETS_PER_STEP);
+  const window = signatureWindow(nowMs, settings.validityMs);
+  const signer = zone.origin;
+  const sign = (set: RRset, originalTtl = set.ttl): RRset => {
+    const signing = KEY_SIGNED.has(set.type) && set.owner === signer ? keys.keySigning : keys.zoneSigning;
+    return rrsigSet(set, signing, signer, window, originalTtl);
+  };
+
+  const rrsigs = new Map<string, RRset>();
+  for (const node of zone.nodes.values()) {
+    if (pause()) yield;
+    for (const set of node.rrsets) rrsigs.set(rrsetKey(set.owner, set.type), sign(set));
+    if (node.cname !== undefined) rrsigs.set(rrsetKey(node.cname.owner, node.cname.type), sign(node.cname));
+  }
+  // RFC 4035 §2.4: the DS RRset at a delegation point is the parent's, signed here.
+  for (const referral of zone.cuts.values()) if (referral.ds !== undefined) rrsigs.set(rrsetKey(referral.ds.owner, referral.ds.type), sign(referral.ds));
+  const soa = rrsigs.get(rrsetKey(signer, QTYPE.SOA))!;
+  // The SOA of a negative answer carries the negative TTL; its RRSIGs vouch for the zone's TTL.
+  const negativeSoa = withTtl(soa, zone.negativeSoa.ttl);
+
+  const chain = yield* chainSteps(zone, settings.denial === 'nsec3', sign, pause);
+
+  const variants = new Map<string, Map<string, RRset>>();
+  for (const name of zone.dynamicNames) {
+    if (pause()) yield;
+    const perName = new Map<string, RRset>();
+    for (const family of [4, 6] as const) for (const [key, set] of variantSets(name, family)) perName.set(key, sign(set, name.ttl));
+    variants.set(name.name, perName);
+  }
+
+  const cache = new Map<string, RRset>();
+  const signVariant = (name: DynamicName, family: 4 | 6, key: string, set: RRset): RRset => {
+    const cacheKey = `${name.name}/${key}`;
+    let rrsig = cache.get(cacheKey);
+    if (rrsig === undefined) {
+      rrsig = sign({ ...set, owner: name.name }, name.ttl);
+      if (cache.size >= VARIANT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      cache.set(cacheKey, rrsig);
+    }
+    return rrsig;
+  };
+
+  return Object.freeze({
+    rrsigs,
+    negativeSoa,
+    chain,
+    variants,
+    signVariant,
+    refreshAt: refreshTime(nowMs, window.expiration * 1000, settings.refreshMs),
+  });
+}
+
+/**
+ * When signatures made at `nowMs` are made again: once less than `refreshMs` of them is left,
+ * but at the earliest an hour later, or half of what they had left when that is shorter.
+ * Signatures start an hour back, so a `refresh` within an hour of `validity` would otherwise be
+ * due at once, at every load.
+ */
+export function refreshTime(nowMs: number, expirationMs: number, refreshMs: number): number {
+  return Math.max(expirationMs - refreshMs, nowMs + Math.min(INCEPTION_SKEW_MS, (expirationMs - nowMs) / 2));
+}
+
+/** One RRSIG per key, as an RRset owned like `set`. */
+function rrsigSet(set: RRset, signing: readonly SigningKey[], signer: string, window: SignatureWindow, originalTtl: number): RRset {
+  const rdatas = set.records.map((r) => r.rdata);
+  const records = signing.map((key) => signRRset({ owner: set.owner, type: set.type, ttl: set.ttl, rdatas }, key, signer, window, originalTtl));
+  return Object.freeze({ owner: set.owner, type: DNSSEC_TYPE.RRSIG, ttl: set.ttl, records: Object.freeze(records) });
+}
+
+function withTtl(set: RRset, ttl: number): RRset {
+  return Object.freeze({ ...set, ttl, records: Object.freeze(set.records.map((r) => Object.freeze({ ...r, ttl }))) });
+}
+
+/**
+ * The denial chain, in the order of its owners, each record naming the next and the types at its
+ * name (RFC 4034 §4.1), TTL the negative TTL (RFC 4035 §2.3, RFC 9077):
+ * - NSEC: every name holding data and every delegation point, in canonical order; the types
+ *   include RRSIG and NSEC (the NSEC lives at the name); at a delegation point NS, and DS when
+ *   present. Empty non-terminals and glue below a cut hold no NSEC.
+ * - NSEC3 (RFC 5155 §5.2, §7.1 with the RFC 9276 §3.1 parameters: SHA-1, no extra iterations, no
+ *   salt): the same names and every empty non-terminal, in hash order. No opt-out: every
+ *   delegation is in the chain (RFC 9276 §3.1 keeps opt-out for very large delegation-heavy
+ *   zones; without it every negative answer validates as secure). The NSEC3 lives at the hashed
+ *   name, so the types include RRSIG only where the name has signed data.
+ * A Pool/Group/Site Name also gets its record without A, and without AAAA, for the NODATA its
+ * policy may choose (model/signatures.ts dynamicNodataProof).
+ */
+function* chainSteps(zone: ZoneToSign, hashed: boolean, sign: (set: RRset) => RRset, pause: () => boolean): Steps<NsecChain> {
+  const owners: { key: string; name: string; types: number[]; dynamic: boolean; signed: boolean }[] = [];
+  const keyOf = hashed ? nsec3Hash : canonicalKey;
+  for (const node of zone.nodes.values()) {
+    if (pause()) yield;
+    const types = node.rrsets.map((s) => s.type);
+    if (node.cname !== undefined) types.push(node.cname.type);
+    if (node.dynamic !== undefined) {
+      if (hasAddresses(node.dynamic, 4)) types.push(QTYPE.A);
+      if (hasAddresses(node.dynamic, 6)) types.push(QTYPE.AAAA);
+    }
+    owners.push({ key: keyOf(node.name), name: node.name, types, dynamic: node.dynamic !== undefined, signed: types.length > 0 });
+  }
+  if (hashed) for (const name of zone.emptyNonTerminals) owners.push({ key: keyOf(name), name, types: [], dynamic: false, signed: false });
+  for (const [cut, referral] of zone.cuts) owners.push({ key: keyOf(cut), name: cut, types: referral.ds === undefined ? [QTYPE.NS] : [QTYPE.NS, DNSSEC_TYPE.DS], dynamic: false, signed: referral.ds !== undefined });
+  owners.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+  const type = hashed ? DNSSEC_TYPE.NSEC3 : DNSSEC_TYPE.NSEC;
+  const recordOf = (owner: (typeof owners)[number], next: (typeof owners)[number], types: readonly number[]): RRset => {
+    let name: string;
+    let rdata: Rdata;
+    if (hashed) {
+      name = zone.origin.length === 0 ? owner.key : `${owner.key}.${zone.origin}`;
+      // Hash algorithm 1 (SHA-1), flags 0, iterations 0, salt length 0, hash length 20.
+      rdata = [Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 20]), base32hexBytes(next.key)]), typeBitmap(owner.signed ? [...types, DNSSEC_TYPE.RRSIG] : types)];
+    } else {
+      name = owner.name;
+      rdata = [{ name: next.name, compress: false }, typeBitmap([...types, DNSSEC_TYPE.RRSIG, DNSSEC_TYPE.NSEC])];
+    }
+    const record = Object.freeze({ owner: name, type, ttl: zone.negativeTtl, rdata: Object.freeze(rdata) });
+    return Object.freeze({ owner: name, type, ttl: zone.negativeTtl, records: Object.freeze([record]) });
+  };
+  const nsec: RRset[] = [];
+  const rrsig: RRset[] = [];
+  const withoutAddress = new Map<string, readonly [RRset, RRset]>();
+  for (let i = 0; i < owners.length; i++) {
+    if (pause()) yield;
+    const owner = owners[i];
+    const next = owners[(i + 1) % owners.length];
+    const set = recordOf(owner, next, owner.types);
+    nsec.push(set);
+    rrsig.push(sign(set));
+    if (!owner.dynamic) continue;
+    for (const address of [QTYPE.A, QTYPE.AAAA]) {
+      if (!owner.types.includes(address)) continue;
+      const without = recordOf(owner, next, owner.types.filter((t) => t !== address));
+      withoutAddress.set(rrsetKey(owner.name, address), [without, sign(without)]);
+    }
+  }
+  return Object.freeze({ hashed, keys: owners.map((o) => o.key), nsec, rrsig, withoutAddress });
+}
+
+/** RFC 4648 §7: base32hex text (lower case, no padding) -> bytes. */
+function base32hexBytes(text: string): Buffer {
+  const out: number[] = [];
+  let bits = 0;
+  let value = 0;
+  for (const c of text) {
+    value = (value << 5) | parseInt(c, 32);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 4034 §4.1.2: the type bit maps field. */
+export function typeBitmap(types: readonly number[]): Buffer {
+  const sorted = [...new Set(types)].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i < sorted.length) {
+    const window = sorted[i] >> 8;
+    const bits = Buffer.alloc(32);
+    let length = 0;
+    for (; i < sorted.length && sorted[i] >> 8 === window; i++) {
+      const low = sorted[i] & 0xff;
+      bits[low >> 3] |= 0x80 >> (low & 7);
+      length = (low >> 3) + 1;
+    }
+    parts.push(Buffer.from([window, length]), bits.subarray(0, length));
+  }
+  return Buffer.concat(parts);
+}
+
+function addressesOf(site: SiteModel, family: 4 | 6): readonly Rdata[] {
+  return family === 4 ? site.rdata4 : site.rdata6;
+}
+
+/** Whether any answer of the name can hold an address of `family` (its sites' or its sorry address). */
+function hasAddresses(name: DynamicName, family: 4 | 6): boolean {
+  if (name.sites.some((s) => addressesOf(s, family).length > 0)) return true;
+  return ((family === 4 ? name.pool?.sorry4 : name.pool?.sorry6)?.length ?? 0) > 0;
+}
+
+/**
+ * Every answer of `name` for `family` worth signing ahead, by model/signatures.ts variantKey:
+ * each site alone, every site together (all_down: all), the sorry address, and, for `answers: N`,
+ * every combination of up to N sites while they stay within MAX_VARIANTS_PER_FAMILY.
+ */
+function* variantSets(name: DynamicName, family: 4 | 6): Generator<[string, RRset]> {
+  const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
+  const set = (rdatas: readonly Rdata[]): RRset =>
+    Object.freeze({ owner: name.name, type, ttl: name.ttl, records: Object.freeze(rdatas.map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }))) });
+  const candidates = name.sites.filter((s) => addressesOf(s, family).length > 0).sort((a, b) => (a.id < b.id ? -1 : 1));
+  for (const site of candidates) yield [`${family}:${site.id}`, set(addressesOf(site, family))];
+  const sorry = family === 4 ? name.pool?.sorry4 : name.pool?.sorry6;
+  if (sorry !== undefined && sorry.length > 0) yield [`${family}:sorry`, set(sorry)];
+  const most = Math.min(candidates.length, Math.max(name.pool?.answers ?? 1, 1));
+  const combos: SiteModel[][] = [];
+  if (candidates.length > 1) combos.push(candidates);
+  for (let k = 2; k <= most && k < candidates.length; k++) {
+    const ofSize = combinations(candidates, k, MAX_VARIANTS_PER_FAMILY - candidates.length - combos.length);
+    if (ofSize === null) break;
+    combos.push(...ofSize);
+  }
+  for (const sites of combos) yield [`${family}:${sites.map((s) => s.id).join(',')}`, set(sites.flatMap((s) => addressesOf(s, family)))];
+}
+
+/** The k-combinations of `items` in order, or null when there are more than `limit`. */
+function combinations<T>(items: readonly T[], k: number, limit: number): T[][] | null {
+  const out: T[][] = [];
+  const pick = (from: number, chosen: T[]): boolean => {
+    if (chosen.length === k) {
+      out.push([...chosen]);
+      return out.length <= limit;
+    }
+    for (let i = from; i <= items.length - (k - chosen.length); i++) {
+      chosen.push(items[i]);
+      const ok = pick(i + 1, chosen);
+      chosen.pop();
+      if (!ok) return false;
+    }
+    return true;
+  };
+  return pick(0, []) ? out : null;
+}

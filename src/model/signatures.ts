@@ -1,0 +1,209 @@
+/**
+ * A signed zone's signatures and its denial-of-existence chain, as made at load by
+ * dnssec/sign-zone.ts, and the pure reads dns/response.ts makes of them for a DO=1 answer:
+ * which RRSIG covers an RRset, which NSEC records prove that a name or type does not exist
+ * (RFC 4035 §3.1.3). Nothing here signs: every record read on the query path was made at load,
+ * except the Pool/Group/Site answers past the precomputed bound (`signVariant`).
+ */
+import type { Selection } from './selection.js';
+import { createHash } from 'node:crypto';
+import type { RRset, ZoneModel, ZoneSignatures, NsecChain } from './zone-model.js';
+import { ownedBy, wildcardFor } from './resolve.js';
+import { encodeName } from '../dns/encode.js';
+
+export function rrsetKey(owner: string, type: number): string {
+  return `${type}/${owner}`;
+}
+
+/**
+ * RFC 4034 §6.1 canonical name order as a string key: labels from the root down, joined by a
+ * byte below every label byte, so that comparing keys as strings orders the names canonically
+ * (a name before its descendants, labels compared as octet strings; compiled names are lower case).
+ */
+export function canonicalKey(name: string): string {
+  return name.length === 0 ? '' : name.split('.').reverse().join('\u0000') + '\u0000';
+}
+
+/**
+ * The key of a Pool/Group/Site answer: its family and the ids of the chosen sites that have an
+ * address of it, sorted (the set, not the order), or `sorry`.
+ */
+export function variantKey(selection: Extract<Selection, { kind: 'sites' | 'sorry' }>, family: 4 | 6): string {
+  if (selection.kind === 'sorry') return `${family}:sorry`;
+  const sites = selection.sites;
+  if (sites.length === 1) return `${family}:${sites[0].id}`;
+  const ids: string[] = [];
+  for (const site of sites) if ((family === 4 ? site.v4 : site.v6).length > 0) ids.push(site.id);
+  return `${family}:${ids.sort().join(',')}`;
+}
+
+/**
+ * The RRSIGs of `set`, an RRset of the zone's data or one a wildcard synthesized (then the
+ * wildcard's RRSIGs, owned by the name asked, RFC 4035 §3.1.3.3); `expanded` is set for those.
+ */
+export function rrsigOf(zone: ZoneModel, signatures: ZoneSignatures, set: RRset): { rrsig: RRset; expanded: boolean } | undefined {
+  const own = signatures.rrsigs.get(rrsetKey(set.owner, set.type));
+  if (own !== undefined) return { rrsig: own, expanded: false };
+  const wildcard = wildcardFor(zone, set.owner);
+  if (wildcard === undefined) return undefined;
+  const source = signatures.rrsigs.get(rrsetKey(wildcard.name, set.type));
+  return source === undefined ? undefined : { rrsig: ownedBy(source, set.owner), expanded: true };
+}
+
+/**
+ * RFC 5155 §5 with the RFC 9276 §3.1 parameters (no extra iterations, empty salt): SHA-1 of the
+ * name's canonical wire form, in base32hex (RFC 4648 §7), lower case: the first label of the
+ * name's NSEC3 owner. Base32hex keeps the hashes' byte order as text order.
+ */
+export function nsec3Hash(name: string): string {
+  const digest = createHash('sha1').update(encodeName(name)).digest();
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of digest) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32HEX[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32HEX[(value << (5 - bits)) & 31];
+  return out;
+}
+const BASE32HEX = '0123456789abcdefghijklmnopqrstuv';
+
+function chainKey(chain: NsecChain, name: string): string {
+  return chain.hashed ? nsec3Hash(name) : canonicalKey(name);
+}
+
+/**
+ * The chain index of the record whose owner matches `name` or covers it: the last at or before
+ * it, or for a name before the first hash, the last (the NSEC3 chain wraps round, RFC 5155 §7.1).
+ */
+function coveringIndex(chain: NsecChain, name: string): number {
+  const key = chainKey(chain, name);
+  const keys = chain.keys;
+  if (key < keys[0]) return keys.length - 1;
+  let low = 0;
+  let high = keys.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (keys[mid] <= key) low = mid;
+    else high = mid - 1;
+  }
+  return low;
+}
+
+/** Whether the chain holds a record for `name` itself (an NSEC owned by it, an NSEC3 of its hash). */
+function matches(chain: NsecChain, name: string): boolean {
+  return chain.keys[coveringIndex(chain, name)] === chainKey(chain, name);
+}
+
+/** Appends the record at `index` and its RRSIGs to `out`, once. */
+function addNsec(chain: NsecChain, index: number, out: RRset[]): void {
+  const nsec = chain.nsec[index];
+  if (out.includes(nsec)) return;
+  out.push(nsec, chain.rrsig[index]);
+}
+
+/** The record matching or covering `name`, with its RRSIGs (RFC 4035 §3.1.3, RFC 5155 §7.2). */
+function proveName(signatures: ZoneSignatures, name: string, out: RRset[]): void {
+  addNsec(signatures.chain, coveringIndex(signatures.chain, name), out);
+}
+
+/** The NSEC RRset owned by `name` and its RRSIGs, or undefined (no NSEC there, or an NSEC3 chain). */
+export function nsecAt(signatures: ZoneSignatures, name: string): readonly [RRset, RRset] | undefined {
+  const chain = signatures.chain;
+  if (chain.hashed) return undefined;
+  const i = coveringIndex(chain, name);
+  return chain.nsec[i].owner === name ? [chain.nsec[i], chain.rrsig[i]] : undefined;
+}
+
+/** The closest encloser of `name` (RFC 4592 §3.3.1): its nearest ancestor that exists in `zone`. */
+function closestEncloser(zone: ZoneModel, name: string): string {
+  let n = name;
+  while (n.length > zone.origin.length) {
+    const dot = n.indexOf('.');
+    n = dot < 0 ? '' : n.slice(dot + 1);
+    if (n === zone.origin || zone.nodes.has(n) || zone.emptyNonTerminals.has(n)) return n;
+  }
+  return zone.origin;
+}
+
+/** RFC 5155 §1.3: the name one label longer than the closest encloser `encloser`, toward `name`. */
+function nextCloser(name: string, encloser: string): string {
+  const below = name.slice(0, name.length - encloser.length - (encloser.length > 0 ? 1 : 0));
+  const dot = below.lastIndexOf('.');
+  return dot < 0 ? name : name.slice(dot + 1);
+}
+
+const wildcardAt = (encloser: string): string => (encloser.length === 0 ? '*' : `*.${encloser}`);
+
+/** RFC 5155 §7.2.1: the closest encloser proof: its NSEC3, and the NSEC3 covering the next closer name. */
+function closestEncloserProof(signatures: ZoneSignatures, name: string, encloser: string, out: RRset[]): void {
+  proveName(signatures, encloser, out);
+  proveName(signatures, nextCloser(name, encloser), out);
+}
+
+/**
+ * NXDOMAIN proves that `name` does not exist and that no wildcard could have answered it: the
+ * NSEC covering the name and the NSEC covering `*.<closest encloser>` (RFC 4035 §3.1.3.2); with
+ * NSEC3 the closest encloser proof and the NSEC3 covering the wildcard (RFC 5155 §7.2.2).
+ */
+export function nxdomainProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
+  const encloser = closestEncloser(zone, name);
+  if (signatures.chain.hashed) closestEncloserProof(signatures, name, encloser, out);
+  else proveName(signatures, name, out);
+  proveName(signatures, wildcardAt(encloser), out);
+}
+
+/**
+ * NODATA proves the type absent: the record of the name itself (RFC 4035 §3.1.3.1, RFC 5155
+ * §7.2.3; with NSEC, an empty non-terminal's covering NSEC); for a name a wildcard answers, the
+ * proof that the name does not exist and the wildcard's own record (RFC 4035 §3.1.3.4, RFC 5155
+ * §7.2.5).
+ */
+export function nodataProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
+  if (zone.nodes.has(name) || zone.emptyNonTerminals.has(name) || zone.cuts.has(name)) {
+    proveName(signatures, name, out);
+    return;
+  }
+  const wildcard = wildcardFor(zone, name);
+  if (wildcard === undefined) {
+    proveName(signatures, name, out);
+    return;
+  }
+  if (signatures.chain.hashed) closestEncloserProof(signatures, name, closestEncloser(zone, name), out);
+  else proveName(signatures, name, out);
+  proveName(signatures, wildcard.name, out);
+}
+
+/**
+ * A wildcard expansion proves that the name asked does not exist (RFC 4035 §3.1.3.3): the NSEC
+ * covering it, or the NSEC3 covering its next closer name (RFC 5155 §7.2.6).
+ */
+export function wildcardAnswerProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
+  proveName(signatures, signatures.chain.hashed ? nextCloser(name, closestEncloser(zone, name)) : name, out);
+}
+
+/** A referral without DS: the record of the delegation point, its types without DS (RFC 4035 §3.1.4, RFC 5155 §7.2.7). */
+export function noDsProof(signatures: ZoneSignatures, cut: string, out: RRset[]): void {
+  if (matches(signatures.chain, cut)) proveName(signatures, cut, out);
+}
+
+/**
+ * A Pool/Group/Site Name's NODATA for `type` (A or AAAA, chosen by its policy): the name's
+ * record without that type (dnssec/sign-zone.ts signs one per type at load). For a wildcard
+ * Pool/Group/Site Name answering `owner`, first the proof that `owner` does not exist (RFC 4035
+ * §3.1.3.4; with NSEC3 the closest encloser proof, RFC 5155 §7.2.5).
+ */
+export function dynamicNodataProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, owner: string, type: number, out: RRset[]): void {
+  if (owner !== name) {
+    if (signatures.chain.hashed) closestEncloserProof(signatures, owner, closestEncloser(zone, owner), out);
+    else proveName(signatures, owner, out);
+  }
+  const proof = signatures.chain.withoutAddress.get(rrsetKey(name, type));
+  if (proof === undefined) proveName(signatures, name, out);
+  else if (!out.includes(proof[0])) out.push(proof[0], proof[1]);
+}

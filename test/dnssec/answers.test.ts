@@ -1,0 +1,324 @@
+/**
+ * DO=1 answers of a signed zone on the socket-free handler (RFC 4035 §3.1): every answer kind,
+ * its RRSIGs verified with node:crypto against the zone's DNSKEY, its NSEC proofs checked for
+ * what they cover. DO=0 and unsigned zones are unchanged.
+ */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
+import { parseZoneText } from '../../src/config/load.js';
+import { canonicalKey } from '../../src/model/signatures.js';
+import { makeSnapshot } from '../../src/state/snapshot.js';
+import type { KeySource } from '../../src/dnssec/keys.js';
+import { KeyError } from '../../src/dnssec/key-file.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
+import { compileText, query } from '../helpers/dns.js';
+import { checkSignatures, DNSKEY, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
+
+const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
+const NOW = Date.UTC(2026, 11, 1);
+
+function signedZones(text: string, keys = makeKeySet('example.net')) {
+  const loaded = parseZoneText(text, 'zones/signed.yaml');
+  if ('problems' in loaded) throw new Error(JSON.stringify(loaded.problems));
+  const signing: KeySource = { keysFor: () => keys, now: () => NOW };
+  const compiled = compileZoneFiles([loaded], signing);
+  if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
+  return makeZoneSet(compiled.zones);
+}
+
+for (const [algorithm, kind] of [
+  [13, 'csk'],
+  [15, 'ksk+zsk'],
+] as const) {
+  t.test(`algorithm ${algorithm}, ${kind}`, async (t) => {
+    const keys = makeKeySet('example.net', algorithm, kind);
+    const runtime = new Runtime(signedZones(TEXT, keys));
+    const handlers = { prebuilt: new Handler(runtime, undefined, {}, { prebuilt: true }), general: new Handler(runtime, undefined, {}, { prebuilt: false }) };
+    const ask = (name: string, type: string | number, transport: 'udp' | 'tcp' = 'tcp', handler = handlers.prebuilt): Message => {
+      const out = handler.handle(query(name, type, { edns: { do: true } }), { transport, clientAddress: '192.0.2.1' });
+      return parseMessage(out!);
+    };
+
+    const dnskeyAnswer = ask('example.net', 'DNSKEY');
+    const dnskeys = dnskeyAnswer.answer.filter((r) => r.type === DNSKEY);
+    t.equal(dnskeys.length, keys.published.length, 'the apex DNSKEY RRset holds every published key');
+    const dnskeySigs = dnskeyAnswer.answer.filter((r) => r.type === RRSIG).map((r) => parseRrsig(r.rdata));
+    t.same(dnskeySigs.map((s) => s.keyTag), keys.keySigning.map((k) => k.keyTag), 'DNSKEY is signed by the key-signing keys');
+    t.same(checkSignatures(dnskeyAnswer.answer, dnskeys), []);
+
+    /** Every RRset of every section verifies, NS and glue of a referral excepted. */
+    const verified = (m: Message, label: string, referral = false) => {
+      const problems = checkSignatures([...m.answer, ...m.authority], dnskeys, (rr) => referral && rr.type === 2);
+      t.same(problems, [], `${label}: every RRset is signed and verifies`);
+      const sigs = [...m.answer, ...m.authority].filter((r) => r.type === RRSIG).map((r) => parseRrsig(r.rdata));
+      for (const sig of sigs) {
+        t.equal(sig.inception, Math.floor(NOW / 1000) - 3600, `${label}: inception an hour before the signing time`);
+        t.equal(sig.expiration - sig.inception, 14 * 86400, `${label}: expiration after the validity`);
+      }
+      return sigs;
+    };
+    const covers = (nsec: WireRR, name: string) => {
+      const { next } = parseNsec(nsec.rdata);
+      const k = canonicalKey(name);
+      const wraps = canonicalKey(next) <= canonicalKey(nsec.owner);
+      return canonicalKey(nsec.owner) < k && (wraps || k < canonicalKey(next));
+    };
+
+    for (const [name, type] of [
+      ['mx.example.net', 'A'],
+      ['example.net', 'MX'],
+      ['example.net', 'TXT'],
+      ['example.net', 'SOA'],
+      ['example.net', 'NS'],
+    ] as const) {
+      const m = ask(name, type);
+      t.equal(m.rcode, 0);
+      t.ok(m.answer.some((r) => r.type === RRSIG), `${name} ${type}: RRSIG in the answer`);
+      verified(m, `${name} ${type}`);
+    }
+
+    t.test('Pool, Group and Site Names: signed for every choice, original TTL 0', async (t) => {
+      for (const name of ['pool.example.net', 'pair.example.net', 'east.example.net', 'north.example.net']) {
+        for (const type of ['A', 'AAAA']) {
+          const m = ask(name, type);
+          const sigs = verified(m, `${name} ${type}`);
+          if (m.answer.length > 0) t.ok(sigs.every((s) => s.originalTtl === 0), `${name} ${type}: original TTL 0`);
+        }
+      }
+      const cname = ask('www.example.net', 'A');
+      t.same([...new Set(cname.answer.map((r) => r.type))], [5, RRSIG, 1], 'a CNAME into the pool: both RRsets signed');
+      t.equal(cname.answer.filter((r) => r.type === RRSIG).length, 2 * keys.zoneSigning.length);
+      verified(cname, 'CNAME into the pool');
+      // East goes down: the Site Name fails over to the next site, still signed.
+      runtime.publishState(makeSnapshot(new Map([['example.net/east', { up: false }]]), true));
+      const after = ask('east.example.net', 'A');
+      t.same(after.answer.filter((r) => r.type === 1).map((r) => [...r.rdata].join('.')), ['192.0.2.90'], 'east fails over to west');
+      verified(after, 'east after failover');
+      // Everything down: the pool's sorry address, signed.
+      runtime.publishState(makeSnapshot(new Map(['east', 'west', 'north'].map((id) => [`example.net/${id}`, { up: false }])), true));
+      const sorry = ask('pool.example.net', 'A');
+      t.same(sorry.answer.filter((r) => r.type === 1).map((r) => [...r.rdata].join('.')), ['192.0.2.250']);
+      verified(sorry, 'sorry');
+      const all = ask('pair.example.net', 'A');
+      t.same(all.answer.filter((r) => r.type === 1).map((r) => [...r.rdata].join('.')).sort(), ['192.0.2.80', '192.0.2.90'], 'all down: every address of the group');
+      verified(all, 'all down');
+      runtime.publishState(makeSnapshot(new Map(), true));
+    });
+
+    t.test('NXDOMAIN: the name and the wildcard denied (RFC 4035 §3.1.3.2)', async (t) => {
+      for (const name of ['nope.example.net', 'a.b.x.ent.example.net', 'dangling.example.net']) {
+        const m = ask(name, 'A');
+        t.equal(m.rcode, 3, name);
+        verified(m, name);
+        const nsecs = m.authority.filter((r) => r.type === NSEC);
+        const denied = name === 'dangling.example.net' ? 'gone.example.net' : name;
+        t.ok(nsecs.some((n) => covers(n, denied)), `${name}: an NSEC covers ${denied}`);
+        const encloser = name === 'a.b.x.ent.example.net' ? 'x.ent.example.net' : 'example.net';
+        t.ok(nsecs.some((n) => covers(n, `*.${encloser}`)), `${name}: an NSEC covers *.${encloser}`);
+      }
+    });
+
+    t.test('NODATA: the NSEC of the name shows the type absent (RFC 4035 §3.1.3.1)', async (t) => {
+      for (const [name, type, owner] of [
+        ['mx.example.net', 'TXT', 'mx.example.net'],
+        ['pool.example.net', 'MX', 'pool.example.net'],
+        ['west.example.net', 'AAAA', 'west.example.net'],
+        ['sub.example.net', 43, 'sub.example.net'],
+      ] as const) {
+        const m = ask(name, type);
+        t.equal(m.rcode, 0);
+        t.same(m.answer, [], `${name} ${type}: no answer`);
+        verified(m, `${name} ${type}`);
+        const nsec = m.authority.find((r) => r.type === NSEC && r.owner === owner);
+        t.ok(nsec, `${name} ${type}: the NSEC of ${owner}`);
+        const types = parseNsec(nsec!.rdata).types;
+        t.notOk(types.includes(type === 43 ? 43 : type === 'MX' ? 15 : type === 'TXT' ? 16 : 28), `${name}: bitmap without ${type}`);
+        t.ok(types.includes(RRSIG) && types.includes(NSEC), `${name}: bitmap with RRSIG and NSEC`);
+      }
+      const ent = ask('ent.example.net', 'A');
+      t.equal(ent.rcode, 0);
+      t.ok(ent.authority.some((r) => r.type === NSEC && covers(r, 'ent.example.net')), 'an empty non-terminal: the NSEC covering it');
+      verified(ent, 'empty non-terminal');
+    });
+
+    t.test('wildcards: the expansion signed, the name asked denied (RFC 4035 §3.1.3.3)', async (t) => {
+      const m = ask('a.wild.example.net', 'TXT');
+      const sig = m.answer.filter((r) => r.type === RRSIG).map((r) => parseRrsig(r.rdata))[0];
+      t.equal(sig.labels, 3, 'labels of *.wild.example.net');
+      verified(m, 'wildcard answer');
+      t.ok(m.authority.some((r) => r.type === NSEC && covers(r, 'a.wild.example.net')), 'the NSEC covering the name asked');
+      const nodata = ask('a.wild.example.net', 'A');
+      verified(nodata, 'wildcard NODATA');
+      t.ok(nodata.authority.some((r) => r.type === NSEC && r.owner === '*.wild.example.net'), 'the wildcard NSEC');
+      t.ok(nodata.authority.some((r) => r.type === NSEC && covers(r, 'a.wild.example.net')), 'the NSEC covering the name asked');
+    });
+
+    t.test('a delegation without DS: NS and glue unsigned, the NSEC proving no DS (RFC 4035 §3.1.4)', async (t) => {
+      const m = ask('host.sub.example.net', 'A');
+      t.same(m.authority.filter((r) => r.type === 2).map((r) => r.owner), ['sub.example.net']);
+      verified(m, 'referral', true);
+      const nsec = m.authority.find((r) => r.type === NSEC);
+      t.equal(nsec?.owner, 'sub.example.net');
+      t.notOk(parseNsec(nsec!.rdata).types.includes(43), 'no DS in the bitmap');
+      t.notOk(m.additional.some((r) => r.type === RRSIG), 'glue unsigned');
+    });
+
+    t.test('a delegation with DS: the DS and its RRSIGs in the referral, DS answered by the parent (RFC 4035 §3.1.4)', async (t) => {
+      const m = ask('host.secure.example.net', 'A');
+      t.same(m.authority.map((r) => r.type), [2, 43, RRSIG], 'NS, DS, RRSIG(DS)');
+      verified(m, 'secure referral', true);
+      t.notOk(m.additional.some((r) => r.type === RRSIG), 'glue unsigned');
+      const ds = ask('secure.example.net', 43);
+      t.same(ds.answer.map((r) => r.type), [43, RRSIG], 'DS at the cut: answered, signed');
+      t.ok(ds.flags & 0x0400, 'authoritative');
+      verified(ds, 'DS');
+      const nsec = ask('example.net', 47);
+      t.same(nsec.answer.map((r) => [r.owner, r.type]), [['example.net', NSEC], ['example.net', RRSIG]], 'NSEC query: the NSEC RRset answers');
+      verified(nsec, 'NSEC query');
+      const cut = ask('secure.example.net', 'TXT');
+      t.same(cut.authority.map((r) => r.type).slice(0, 3), [2, 43, RRSIG], 'other types at the cut: the referral');
+      const plain = handlers.prebuilt.handle(query('host.secure.example.net', 'A', { edns: { do: false } }), { transport: 'udp', clientAddress: '192.0.2.1' })!;
+      t.same(parseMessage(plain).authority.map((r) => r.type), [2], 'DO=0: the referral without DS');
+    });
+
+    t.test('DO=0 answers hold no DNSSEC records', async (t) => {
+      for (const [name, type] of [
+        ['mx.example.net', 'A'],
+        ['nope.example.net', 'A'],
+        ['pool.example.net', 'A'],
+      ]) {
+        const out = handlers.prebuilt.handle(query(name, type, { edns: { do: false } }), { transport: 'udp', clientAddress: '192.0.2.1' });
+        const m = parseMessage(out!);
+        t.notOk([...m.answer, ...m.authority].some((r) => r.type === RRSIG || r.type === NSEC), `${name} ${type}`);
+      }
+    });
+
+    t.test('UDP: a DO=1 answer too large for the client sets TC (RFC 4035 §3.1.1)', async (t) => {
+      const udp = (edns: { do?: boolean; udpSize?: number }) => handlers.general.handle(query('big.example.net', 'TXT', { edns }), { transport: 'udp', clientAddress: '192.0.2.1' })!;
+      const plain = udp({ udpSize: 512 });
+      t.equal(plain.readUInt16BE(2) & 0x0200, 0, 'DO=0 fits 512 bytes');
+      const signed = udp({ do: true, udpSize: 512 });
+      t.ok(signed.length <= 512, 'never over the client size');
+      t.not(signed.readUInt16BE(2) & 0x0200, 0, 'DO=1 with its RRSIGs does not fit 512: TC');
+      const fits = udp({ do: true });
+      t.equal(fits.readUInt16BE(2) & 0x0200, 0, 'at 1232 it fits');
+      verified(parseMessage(fits), 'big TXT');
+      const prebuilt = handlers.prebuilt.handle(query('big.example.net', 'TXT', { edns: { do: true, udpSize: 512 } }), { transport: 'udp', clientAddress: '192.0.2.1' })!;
+      t.ok(prebuilt.equals(signed), 'the fast path gives the same truncated reply');
+      const tcp = ask('big.example.net', 'TXT', 'tcp');
+      t.equal(tcp.answer.filter((r) => r.type === RRSIG).length, keys.zoneSigning.length, 'TCP carries all');
+    });
+  });
+}
+
+t.test('an unsigned zone answers DO=1 as before', async (t) => {
+  const zones = compileText(TEXT.replace('dnssec: true', ''));
+  const handler = new Handler(new Runtime(zones));
+  const m = parseMessage(handler.handle(query('nope.example.net', 'A', { edns: { do: true } }), { transport: 'udp', clientAddress: '192.0.2.1' })!);
+  t.equal(m.rcode, 3);
+  t.same(m.authority.map((r) => r.type), [6]);
+});
+
+t.test('a signed zone compiled without keys (the loader thread check) is unsigned', async (t) => {
+  const zones = compileText(TEXT);
+  t.equal(zones.zones.get('example.net')!.signatures, undefined);
+});
+
+t.test('a zone whose keys cannot be read is refused with the error, naming the file', async (t) => {
+  const loaded = parseZoneText(TEXT, 'zones/signed.yaml');
+  if ('problems' in loaded) throw new Error('parse');
+  const compiled = compileZoneFiles([loaded], { keysFor: () => { throw new KeyError('EKEY_READ', '.sitedns/keys/Kexample.net+013+01234.json', 'permission denied'); }, now: () => NOW });
+  t.equal(compiled.zones.length, 0);
+  t.equal(compiled.problems[0].code, 'EKEY_READ');
+  t.equal(compiled.problems[0].file, '.sitedns/keys/Kexample.net+013+01234.json');
+});
+
+t.test('NSEC3 (RFC 5155, RFC 9276 parameters): every proof signed, hashes matching and covering', async (t) => {
+  const keys = makeKeySet('example.net', 13, 'csk');
+  const runtime = new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'), keys));
+  const handler = new Handler(runtime);
+  const ask = (name: string, type: string | number): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  const dnskeys = ask('example.net', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
+  const param = ask('example.net', 51);
+  t.same(param.answer.map((r) => r.type), [51, RRSIG], 'NSEC3PARAM at the apex');
+  t.same([...param.answer[0].rdata], [1, 0, 0, 0, 0], 'SHA-1, no flags, 0 extra iterations, no salt (RFC 9276 §3.1)');
+  const hashOf = (r: WireRR) => r.owner.split('.')[0];
+  const matching = (m: Message, name: string) => m.authority.some((r) => r.type === NSEC3 && hashOf(r) === nsec3HashOf(name));
+  const covering = (m: Message, name: string) =>
+    m.authority.some((r) => {
+      if (r.type !== NSEC3) return false;
+      const h = nsec3HashOf(name);
+      const { next } = parseNsec3(r.rdata);
+      const own = hashOf(r);
+      return own < next ? own < h && h < next : h > own || h < next;
+    });
+  const check = (m: Message, label: string) => t.same(checkSignatures([...m.answer, ...m.authority], dnskeys, (rr) => rr.type === 2 && m.answer.length === 0 && !m.authority.some((a) => a.type === 6)), [], `${label}: signed`);
+
+  const nx = ask('a.b.nope.example.net', 'A');
+  t.equal(nx.rcode, 3);
+  check(nx, 'NXDOMAIN');
+  t.ok(matching(nx, 'example.net'), 'closest encloser matched');
+  t.ok(covering(nx, 'nope.example.net'), 'next closer covered');
+  t.ok(covering(nx, '*.example.net'), 'wildcard covered');
+  t.ok(nx.authority.filter((r) => r.type === NSEC3).every((r) => parseNsec3(r.rdata).iterations === 0 && parseNsec3(r.rdata).flags === 0), 'no iterations, no opt-out');
+
+  const nodata = ask('mx.example.net', 'TXT');
+  check(nodata, 'NODATA');
+  t.ok(matching(nodata, 'mx.example.net'), 'the name matched');
+  const ent = ask('ent.example.net', 'A');
+  check(ent, 'empty non-terminal');
+  t.ok(matching(ent, 'ent.example.net'), 'an empty non-terminal has its NSEC3 (RFC 5155 §7.1)');
+
+  const wild = ask('q.wild.example.net', 'TXT');
+  check(wild, 'wildcard answer');
+  t.ok(covering(wild, 'q.wild.example.net'), 'the next closer name covered');
+  const wildNodata = ask('q.wild.example.net', 'A');
+  check(wildNodata, 'wildcard NODATA');
+  t.ok(matching(wildNodata, 'wild.example.net') && covering(wildNodata, 'q.wild.example.net') && matching(wildNodata, '*.wild.example.net'), 'closest encloser proof and the wildcard matched (RFC 5155 §7.2.5)');
+
+  const referral = ask('host.sub.example.net', 'A');
+  check(referral, 'insecure referral');
+  t.ok(matching(referral, 'sub.example.net'), 'the delegation matched');
+  t.notOk(parseNsec3(referral.authority.find((r) => r.type === NSEC3)!.rdata).types.includes(43), 'without DS');
+
+  const westAAAA = ask('west.example.net', 'AAAA');
+  check(westAAAA, 'dynamic NODATA');
+  const proof = westAAAA.authority.find((r) => r.type === NSEC3)!;
+  t.equal(hashOf(proof), nsec3HashOf('west.example.net'));
+  t.notOk(parseNsec3(proof.rdata).types.includes(28), 'the Site Name NSEC3 without AAAA');
+});
+
+t.test('wildcards of every kind, signed: static, CNAME, Pool/Group/Site Names, NODATA, NSEC and NSEC3', async (t) => {
+  const WILD = readFileSync(new URL('../fixtures/wildcard.example.org.yaml', import.meta.url), 'utf8');
+  for (const denial of ['nsec', 'nsec3']) {
+    const keys = makeKeySet('example.org', 15, 'csk');
+    const loaded = parseZoneText(`${WILD}\ndnssec: { denial: ${denial} }\n`, 'zones/wild.yaml');
+    if ('problems' in loaded) throw new Error('parse');
+    const compiled = compileZoneFiles([loaded], { keysFor: () => keys, now: () => NOW });
+    const handler = new Handler(new Runtime(makeZoneSet(compiled.zones)));
+    const ask = (name: string, type: string | number): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+    const dnskeys = ask('example.org', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
+    for (const [name, type] of [
+      ['foo.cdn.example.org', 'A'],
+      ['a.b.cdn.example.org', 'A'],
+      ['q.alias.example.org', 'A'],
+      ['q.chain.example.org', 'A'],
+      ['front.shop.example.org', 'A'],
+      ['x.g.example.org', 'A'],
+      ['paris.eu.example.org', 'A'],
+      ['paris.eu.example.org', 'AAAA'],
+      ['www.example.org', 'A'],
+      ['anything.example.org', 'MX'],
+      ['anything.example.org', 'AAAA'],
+      ['q.ent.example.org', 'TXT'],
+    ] as const) {
+      const m = ask(name, type);
+      t.same(checkSignatures([...m.answer, ...m.authority], dnskeys), [], `${denial}: ${name} ${type} signed`);
+      const sigs = m.answer.filter((r) => r.type === RRSIG).map((r) => parseRrsig(r.rdata));
+      const expanded = sigs.some((s) => s.labels < m.answer.find((r) => r.type === s.typeCovered)!.owner.split('.').length);
+      if (expanded) t.ok(m.authority.some((r) => r.type === (denial === 'nsec' ? NSEC : NSEC3)), `${denial}: ${name} ${type}: an expansion carries its proof`);
+    }
+  }
+});

@@ -1,0 +1,70 @@
+/** Re-signing before expiry (RFC 6781 §4.4.2): a load after the refresh time signs the zone again. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { ZoneStore } from '../../src/server/zone-store.js';
+import { ReloadController } from '../../src/server/reload.js';
+import { refreshTime } from '../../src/dnssec/sign-zone.js';
+import { memoryLogger } from '../helpers/metrics.js';
+import { tempZonesDir } from '../helpers/dns.js';
+import { makeKeySet } from '../helpers/dnssec.js';
+
+const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
+const DAY = 86_400_000;
+
+t.test('a zone is signed again once less than `refresh` is left, not before', async (t) => {
+  const dir = tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') });
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  const store = new ZoneStore(dir, { keys: { keysFor: () => keys, now: () => now } });
+  t.teardown(() => store.close());
+  const first = await store.load();
+  const zone = first.zoneSet.zones.get('example.net')!;
+  t.ok(zone.signatures, 'signed');
+  t.equal(first.zoneSet.zones.get('example.org')!.signatures, undefined, 'an unsigned zone stays unsigned');
+  // Defaults: validity 14 days, refresh 7 days; inception an hour back.
+  t.equal(zone.signatures!.refreshAt, now - 3_600_000 + 14 * DAY - 7 * DAY);
+  t.equal(store.nextResignAt(), zone.signatures!.refreshAt);
+
+  now += 6 * DAY;
+  const early = await store.load();
+  t.equal(early.changed, false, 'nothing due: nothing compiled');
+  t.equal(early.zoneSet.zones.get('example.net'), zone);
+
+  now += 1 * DAY;
+  const due = await store.load();
+  t.equal(due.changed, true);
+  t.equal(due.compiledFiles, 1, 'only the signed zone is compiled again');
+  const resigned = due.zoneSet.zones.get('example.net')!;
+  t.not(resigned, zone);
+  t.equal(resigned.signatures!.refreshAt, now - 3_600_000 + 7 * DAY, 'new signatures from now');
+  t.equal(due.zoneSet.zones.get('example.org'), first.zoneSet.zones.get('example.org'), 'the unsigned zone is kept as it was');
+});
+
+t.test('a refresh within the inception skew of the validity does not re-sign at every load', async (t) => {
+  const now = Date.UTC(2026, 11, 1);
+  const expiration = now - 3_600_000 + 2 * 3_600_000;
+  t.equal(refreshTime(now, expiration, 3_600_000), now + 1_800_000, 'validity 2h, refresh 1h: due after half of the hour left');
+  t.equal(refreshTime(now, now - 3_600_000 + 14 * DAY, 7 * DAY), now - 3_600_000 + 7 * DAY, 'the defaults: when 7 days are left');
+});
+
+t.test('the reload controller keeps a re-signing load scheduled at the earliest due zone', async (t) => {
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  const signing = { keysFor: () => keys, now: () => now };
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: signing }), prebuild: false }, memoryLogger().logger);
+  t.teardown(() => reloads.close());
+  await reloads.start();
+  const zone = reloads.runtime.zones.zones.get('example.net')!;
+  t.equal(reloads.resignAt, zone.signatures!.refreshAt, 'scheduled when the signatures are due');
+  now = zone.signatures!.refreshAt;
+  await reloads.reload('api');
+  const resigned = reloads.runtime.zones.zones.get('example.net')!;
+  t.not(resigned, zone, 'due: signed again by the load');
+  t.equal(reloads.resignAt, resigned.signatures!.refreshAt, 'and the next one scheduled');
+  t.ok(reloads.resignAt! > now + 6 * DAY);
+  const plain = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'plain.yaml': TEXT.replace('dnssec: true', '') })), prebuild: false }, memoryLogger().logger);
+  t.teardown(() => plain.close());
+  await plain.start();
+  t.equal(plain.resignAt, undefined, 'no signed zone: nothing scheduled');
+});
