@@ -1,6 +1,6 @@
 /**
  * Signing keys for the DNSSEC benches, made with node:crypto (one CSK per zone, ECDSA P-256),
- * as the `signing` option of the zone store and compiler takes them.
+ * as a key source (src/dnssec/keys.ts KeySource) for the zone store, serve-app and the compiler.
  */
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -19,7 +19,7 @@ function makeKey() {
   return { keyTag: tag, algorithm: 13, flags: 257, publicKey, privateKey: pair.privateKey, file: 'bench' };
 }
 
-/** A signing option giving every zone one CSK (made once per zone). */
+/** A key source giving every zone one CSK (made once per zone). */
 export function benchSigning() {
   const keys = new Map();
   return {

@@ -1,5 +1,5 @@
 /**
- * DNSSEC test helpers: signing keys made with node:crypto (key tag per RFC 4034 Appendix B), a
+ * DNSSEC test helpers: signing keys made with node:crypto (key tag from src/dnssec/dnskey.ts), a
  * small wire reader that keeps each record's RDATA in canonical form, and an RRSIG verifier
  * written from RFC 4034 §3.1.8.1 with node:crypto, independent of src/dnssec/sign.ts.
  */
