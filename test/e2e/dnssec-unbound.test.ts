@@ -10,23 +10,14 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
 import { startServeApp } from '../../src/app/serve-app.js';
 import { memoryLogger } from '../helpers/metrics.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
-import { udpQuery } from '../helpers/net.js';
+import { freeUdpPort, udpQuery } from '../helpers/net.js';
 import { dsDigest, makeKeySet } from '../helpers/dnssec.js';
 
 const have = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 const FIXTURE = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
-
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const port = socket.address().port;
-  socket.close();
-  return port;
-}
 
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {

@@ -10,10 +10,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dgram from 'node:dgram';
 import { decode, query, tempZonesDir, TYPE, type Decoded } from '../helpers/dns.js';
 import { metric, parseMetrics } from '../helpers/metrics.js';
-import { startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
+import { freeUdpPort, startSitedns, tcpQueries, udpQuery } from '../helpers/net.js';
 import { udpThreadsUnavailable } from '../../src/server/udp-threads.js';
 
 const ZONE_YAML = readFileSync(new URL('../fixtures/negative.example.net.yaml', import.meta.url), 'utf8');
@@ -72,14 +71,6 @@ function shape(d: Decoded): Record<string, unknown> {
 
 function have(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
-}
-
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const port = socket.address().port;
-  socket.close();
-  return port;
 }
 
 /** Starts knotd on a free loopback port serving ZONE_FILE; resolves once it answers. */

@@ -17,6 +17,15 @@ export async function freeTcpPort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
+/** A UDP port nothing listens on at 127.0.0.1 now (bound, then closed), for servers that take a fixed port (knotd, unbound). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  socket.close();
+  return port;
+}
+
 export interface Started {
   proc: ChildProcess;
   port: number;
