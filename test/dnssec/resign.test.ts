@@ -68,3 +68,23 @@ t.test('the reload controller keeps a re-signing load scheduled at the earliest 
   await plain.start();
   t.equal(plain.resignAt, undefined, 'no signed zone: nothing scheduled');
 });
+
+t.test('new keys (a rollover step) sign the zone again at the next load, its file unchanged', async (t) => {
+  const before = makeKeySet('example.net');
+  const after = makeKeySet('example.net');
+  let keys = before;
+  const store = new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor: () => keys, now: () => Date.now() } });
+  t.teardown(() => store.close());
+  const first = (await store.load()).zoneSet.zones.get('example.net')!;
+  const tags = (zone: typeof first) => [...zone.signatures!.rrsigs.values()].flatMap((set) => set.records.map((r) => (r.rdata[0] as Buffer).readUInt16BE(16)));
+  t.same([...new Set(tags(first))], [before.zoneSigning[0].keyTag]);
+  const same = await store.load();
+  t.equal(same.changed, false, 'the same keys: nothing signed again');
+  keys = after;
+  const next = await store.load();
+  t.equal(next.compiledFiles, 1, 'the zone is compiled and signed again');
+  const zone = next.zoneSet.zones.get('example.net')!;
+  t.same([...new Set(tags(zone))], [after.zoneSigning[0].keyTag], 'every RRSIG by the new key');
+  const dnskey = zone.nodes.get('example.net')!.rrsets.find((s) => s.type === 48)!;
+  t.same(dnskey.records.map((r) => (r.rdata[0] as Buffer).subarray(4).toString('hex')), [after.published[0].publicKey.toString('hex')], 'the DNSKEY RRset holds the new key');
+});
