@@ -176,3 +176,12 @@ t.test('bench/dnssec/qps.mjs at a tiny size: DO=1 and DO=0 side by side', { skip
   const result = JSON.parse(readFileSync(json, 'utf8'));
   t.ok(result.qpsDo0 > 0 && result.qpsDo1 > 0, 'both measured');
 });
+
+t.test('bench/dnssec/failover.mjs, one kill: a signed failover answer, then validated by delv', { skip: have('delv') && have('dig') ? false : 'delv or dig not installed' }, async (t) => {
+  const r = run(['bench/dnssec/failover.mjs', '--kills', '1', '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  t.equal(result.rounds.length, 1);
+  t.ok(result.do1Ms.max > 0 && result.do1Ms.max < 10_000, `signed answer after ${result.do1Ms.max} ms`);
+  t.ok(result.validatedMs.max >= result.do1Ms.max - 50, 'validated no sooner than answered (one delv run of slack)');
+});
