@@ -311,7 +311,7 @@ class MemoryView extends PolicyMemory {
     let copy = this.copies.get(name);
     if (copy === undefined) {
       const real = this.source.of(name);
-      copy = { next: real.next, allDown: real.allDown, draw: real.draw };
+      copy = { next: real.next, allDown: real.allDown, drawA: real.drawA, drawAAAA: real.drawAAAA };
       this.copies.set(name, copy);
     }
     return copy;

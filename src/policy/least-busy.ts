@@ -150,7 +150,7 @@ export const leastBusy: SitePolicy = (name, candidates, family, snapshot, _clien
     const weights: number[] = [];
     headroomWeights(sites, snapshot, now, perAnswer, memory, weights, utilizations);
     env.observeDraw?.(sites, weights);
-    index = weightedIndex(weights, drawFor(name, env));
+    index = weightedIndex(weights, drawFor(name, family, env));
   }
   const chosen = sites[index];
   if (perAnswer > 0) memory!.recordAnswer(chosen, now);

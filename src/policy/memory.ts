@@ -11,7 +11,9 @@
  * Per Pool/Group/Site Name (keyed by the compiled DynamicName object, so a zone reload starts
  * afresh and dropped names are collected) it holds:
  * - `next`: the round-robin position;
- * - `draw`: the last draw point of its weighted picks, with even draws (types.ts `evenDraws`);
+ * - `drawA`, `drawAAAA`: the last draw point of its weighted picks per address family, with even
+ *   draws (types.ts `evenDraws`): one sequence per family, so a dual-stack client's A and AAAA
+ *   picks are two independent points, the same site as often as with independent draws;
  * - `allDown`: whether the name was last answered in the all-down state; only the handler's
  *   all-down watch reads and writes it (transitions are logged and counted, never per query).
  */
@@ -74,8 +76,10 @@ export interface NameMemory {
   next: number;
   /** Whether the last answer was an all-down answer (the handler's all-down watch only). */
   allDown: boolean;
-  /** The last draw point of the name's weighted picks (NaN before the first). */
-  draw: number;
+  /** The last draw point of the name's weighted picks for A (NaN before the first). */
+  drawA: number;
+  /** The same for AAAA, its own sequence from its own random start. */
+  drawAAAA: number;
 }
 
 /**
@@ -94,17 +98,22 @@ export class PolicyMemory {
   of(name: DynamicName): NameMemory {
     let memory = this.names.get(name);
     if (memory === undefined) {
-      memory = { next: 0, allDown: false, draw: Number.NaN };
+      memory = { next: 0, allDown: false, drawA: Number.NaN, drawAAAA: Number.NaN };
       this.names.set(name, memory);
     }
     return memory;
   }
 
-  /** The next draw point of `name`'s weighted picks: `random()` first, then steps of 1/φ. */
-  evenDraw(name: DynamicName, random: () => number): number {
+  /**
+   * The next draw point of `name`'s weighted picks for `family`: `random()` first, then steps of
+   * 1/φ. A and AAAA keep separate sequences: in one shared sequence a client asking A then AAAA
+   * would get two points 1/φ apart, with three equal sites never the same site, and seed 004
+   * keeps a session on one site.
+   */
+  evenDraw(name: DynamicName, family: 4 | 6, random: () => number): number {
     const memory = this.of(name);
-    memory.draw = Number.isNaN(memory.draw) ? random() : (memory.draw + EVEN_STEP) % 1;
-    return memory.draw;
+    if (family === 4) return (memory.drawA = Number.isNaN(memory.drawA) ? random() : (memory.drawA + EVEN_STEP) % 1);
+    return (memory.drawAAAA = Number.isNaN(memory.drawAAAA) ? random() : (memory.drawAAAA + EVEN_STEP) % 1);
   }
 
   /** Counts one answer handing out `site` at `now`. */

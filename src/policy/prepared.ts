@@ -90,7 +90,7 @@ export class PreparedSelection {
       if (now <= this.window.after || now > this.window.until) this.prepare(snapshot, client, env, now);
     }
     if (this.fixed !== null) return this.fixed;
-    return this.choices[weightedIndex(this.weights, drawFor(this.name, env))];
+    return this.choices[weightedIndex(this.weights, drawFor(this.name, this.family, env))];
   }
 
   private prepare(snapshot: StateSnapshot, client: ClientInfo, env: PolicyEnv, now: number): void {

@@ -29,7 +29,7 @@ export const weighted: SitePolicy = (name, candidates, family, snapshot, _client
   if (sites.length === 1) return answerWith(name, sites[0], sites, 'weighted by capacity');
   const weights = sites.map((s) => s.capacity);
   env.observeDraw?.(sites, weights);
-  const index = weightedIndex(weights, drawFor(name, env));
+  const index = weightedIndex(weights, drawFor(name, family, env));
   return answerWith(name, sites[index], sites, 'weighted by capacity', index + 1);
 };
 

@@ -35,7 +35,7 @@ export interface PolicyEnv {
   readonly observeDraw?: (sites: readonly SiteModel[], weights: readonly number[]) => void;
   /**
    * With a memory: a name's weighted picks take their draw points from one evenly spread
-   * sequence per name (PolicyMemory.evenDraw) instead of one independent `random()` each, so in
+   * sequence per name and address family (PolicyMemory.evenDraw) instead of one independent `random()` each, so in
    * any report interval the answers follow the weights to within a few, and a ramping site's
    * bound holds in the counts, not only on average. The answering env sets it; tests that
    * script each draw through `random` leave it unset.
@@ -78,7 +78,7 @@ export function withMemory(env: PolicyEnv): PolicyEnv {
   return env.memory !== undefined ? env : { now: env.now, random: env.random, memory: new PolicyMemory(), evenDraws: env.evenDraws };
 }
 
-/** The draw point in [0, 1) of one weighted pick for `name` (see `evenDraws`). */
-export function drawFor(name: DynamicName, env: PolicyEnv): number {
-  return env.evenDraws === true && env.memory !== undefined ? env.memory.evenDraw(name, env.random) : env.random();
+/** The draw point in [0, 1) of one weighted pick for `name` and `family` (see `evenDraws`). */
+export function drawFor(name: DynamicName, family: Family, env: PolicyEnv): number {
+  return env.evenDraws === true && env.memory !== undefined ? env.memory.evenDraw(name, family, env.random) : env.random();
 }

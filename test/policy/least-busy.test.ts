@@ -205,3 +205,63 @@ t.test('even draws: each name continues its own sequence', async (t) => {
   // Another name starts its own sequence from random(), whatever the first has drawn.
   t.equal(answerOf(leastBusy(pool, pool.sites, 4, snap({ a: { u: 0.5 }, b: { u: 0.5 }, c: { u: 0.5 } }), RESOLVER, e)!), 'a');
 });
+
+t.test('even draws: A and AAAA of a name draw from two sequences', async (t) => {
+  const { PreparedSelection } = await import('../../src/policy/prepared.js');
+  const dualStack = (policy: string, capacities: number[]) =>
+    nameOf(
+      zoneOf(`sites:
+${capacities.map((c, i) => `  s${i}: { addresses: [192.0.2.${10 + i}, "2001:db8::${10 + i}"], capacity: ${c} }`).join('\n')}
+pool: { name: "@", policy: ${policy} }
+`),
+      '@',
+    );
+  /** A client asking A then AAAA after `earlier` dual-stack clients did the same: one site for both? */
+  const sameSite = (p: ReturnType<typeof dualStack>, s: ReturnType<typeof snap>, e: Parameters<typeof selectAnswer>[4], earlier: number) => {
+    let same = false;
+    for (let i = 0; i <= earlier; i++) same = answerOf(selectAnswer(p, 4, s, RESOLVER, e)) === answerOf(selectAnswer(p, 6, s, RESOLVER, e));
+    return same;
+  };
+  // Independent draws put both on one site with chance sum(share^2); the two sequences' starts
+  // are independent random() values, so over the starts even draws do the same, at any position.
+  const table: { case: string; policy: string; capacities: number[]; loads: number[]; shares: number[] }[] = [
+    { case: 'three equal sites', policy: 'least-busy', capacities: [1, 1, 1], loads: [0.5, 0.5, 0.5], shares: [1 / 3, 1 / 3, 1 / 3] },
+    { case: 'two equal sites', policy: 'least-busy', capacities: [1, 1], loads: [0.5, 0.5], shares: [1 / 2, 1 / 2] },
+    { case: 'one just back at 60 / 60 / 0 %', policy: 'least-busy', capacities: [1, 1, 1], loads: [0.6, 0.6, 0], shares: [1 / 6, 1 / 6, 2 / 3] },
+    { case: 'weighted 3 : 1 : 1', policy: 'weighted', capacities: [3, 1, 1], loads: [], shares: [0.6, 0.2, 0.2] },
+  ];
+  for (const row of table) {
+    const p = dualStack(row.policy, row.capacities);
+    const s = snap(Object.fromEntries(row.capacities.map((_, i) => [`s${i}`, row.loads[i] === undefined ? {} : { u: row.loads[i] }])));
+    const expected = row.shares.reduce((sum, x) => sum + x * x, 0);
+    const rate = (evenDraws: boolean) => {
+      const random = lcg(29);
+      const trials = 3000;
+      let same = 0;
+      for (let i = 0; i < trials; i++) if (sameSite(p, s, { now: () => NOW, random, memory: new PolicyMemory(), evenDraws }, i % 5)) same++;
+      return same / trials;
+    };
+    const even = rate(true);
+    const independent = rate(false);
+    t.ok(Math.abs(even - expected) < 0.03, `${row.case}: even draws, A and AAAA on one site ${even.toFixed(3)} of the time, sum(share^2) = ${expected.toFixed(3)}`);
+    t.ok(Math.abs(independent - expected) < 0.03, `${row.case}: independent draws ${independent.toFixed(3)}`);
+  }
+  // In one memory whose clients all ask A then AAAA in turn, the k-th A and the k-th AAAA points
+  // keep the offset of the two starts: with three equal sites that offset alone sets the rate.
+  const p = dualStack('least-busy', [1, 1, 1]);
+  const s = snap({ s0: { u: 0.5 }, s1: { u: 0.5 }, s2: { u: 0.5 } });
+  const lockstep = (starts: number[]) => {
+    const e = env(starts);
+    const picks = Array.from({ length: 100 }, () => sameSite(p, s, { ...e, evenDraws: true }, 0));
+    return picks.filter(Boolean).length;
+  };
+  t.equal(lockstep([0.1, 0.5]), 0, 'starts 0.4 apart (more than a third): never one site');
+  t.ok(Math.abs(lockstep([0.1, 0.2]) - 70) <= 2, 'starts 0.1 apart: one site 1 - 3 x 0.1 of the time');
+  // The prepared fast path keeps the two sequences as selectAnswer does, draw for draw.
+  const reference = { now: () => NOW, random: lcg(5), memory: new PolicyMemory(), evenDraws: true };
+  const fast = { now: () => NOW, random: lcg(5), memory: new PolicyMemory(), evenDraws: true };
+  const prepared = { 4: new PreparedSelection(p, 4), 6: new PreparedSelection(p, 6) };
+  const families = Array.from({ length: 600 }, (_, i) => ((i * 7) % 3 === 0 ? 6 : 4) as 4 | 6);
+  const mismatches = families.filter((f) => answerOf(selectAnswer(p, f, s, RESOLVER, reference)) !== answerOf(prepared[f].select(s, RESOLVER, fast)));
+  t.equal(mismatches.length, 0, 'prepared = selectAnswer with A and AAAA interleaved');
+});
