@@ -146,10 +146,14 @@ export interface AuditQuery {
 export function selectAudit(entries: readonly AuditEntry[], query: AuditQuery): AuditEntry[] | { error: string } {
   let selected = [...entries];
   if (query.site !== undefined) {
-    const found = resolveSiteRef(query.site, entries.map((e) => e.site));
+    // A refused report's site is whatever the pusher sent, often no site at all: only the other
+    // entries name sites, so a refusal for x.test/boston cannot make `boston` ambiguous. A
+    // reference that names none of them finds the refusals made under that exact text, if any.
+    const found = resolveSiteRef(query.site, entries.filter((e) => e.action !== 'report-refused').map((e) => e.site));
     // A site without entries has an empty trail; only an ambiguous or unprintable name is an error.
-    if ('error' in found) return found.code === 'unknown' ? [] : { error: found.error };
-    selected = selected.filter((e) => e.site === found.key);
+    if ('error' in found && found.code !== 'unknown') return { error: found.error };
+    const site = 'error' in found ? query.site : found.key;
+    selected = selected.filter((e) => e.site === site);
   }
   return query.limit === undefined ? selected : selected.slice(Math.max(0, selected.length - query.limit));
 }

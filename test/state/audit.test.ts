@@ -63,6 +63,14 @@ t.test('selectAudit: a site by id, Site Name or key; the newest N, newest last',
   t.match(selectAudit(entries, { site: 'a\u0007' }), { error: /control character/ });
 });
 
+t.test('selectAudit: refused reports name no sites, so they make no name ambiguous', async (t) => {
+  const entries = [entry(1, 'z.test/boston'), entry(2, 'x.test/boston', 'report-refused'), entry(3, 'z.test/boston', 'report-refused'), entry(4, 'nowhere', 'report-refused')];
+  t.same((selectAudit(entries, { site: 'boston' }) as AuditEntry[]).map((e) => e.at), [1, 3], 'boston: the one audited site, its refusals included');
+  t.same((selectAudit(entries, { site: 'x.test/boston' }) as AuditEntry[]).map((e) => e.at), [2], 'the refusals under an exact text no audited site has');
+  t.same((selectAudit(entries, { site: 'nowhere' }) as AuditEntry[]).map((e) => e.at), [4]);
+  t.same(selectAudit(entries, { site: 'chicago' }), [], 'nothing under that name: an empty trail');
+});
+
 t.test('reports: a reporter\'s first report and a change of reporter are entries, a repeat is not', async (t) => {
   t.match(reportEntry('z.test/a', { load: 1, at: 5, by: 'r1' }, undefined, 'admin 10.0.0.1'), { action: 'report', by: 'r1', load: 1, reason: 'first report' });
   t.equal(reportEntry('z.test/a', { load: 2, at: 6, by: 'r1' }, { load: 1, at: 5, by: 'r1' }, 'admin 10.0.0.1'), undefined);
