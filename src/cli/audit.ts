@@ -1,6 +1,5 @@
 /** `sitedns audit`: the audit trail (drains, undrains, force-ups, report events), newest last. */
-import { selectAudit, type AuditQuery, type AuditReport } from '../state/audit.js';
-import type { AuditEntry } from '../state/types.js';
+import { auditTime, auditWhy, selectAudit, type AuditQuery, type AuditReport } from '../state/audit.js';
 import { flagHelp, readFlags, type Flags } from './args.js';
 import { optionalText, wholeNumber } from './flag-values.js';
 import { formatTable, outputFlag, printReport } from './output.js';
@@ -53,26 +52,10 @@ export async function runAudit(argv: string[]): Promise<number> {
   return 0;
 }
 
-const iso = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString());
-
-function why(entry: AuditEntry): string {
-  switch (entry.action) {
-    case 'undrain': {
-      const ended = entry.ended;
-      if (!ended) return 'no forced state was in place';
-      return `ended ${ended.state === 'down' ? 'a drain' : 'a force-up'} by ${ended.by} until ${iso(ended.until)}: ${ended.reason}`;
-    }
-    case 'report':
-      return `load ${entry.load}: ${entry.reason ?? ''}`;
-    default:
-      return entry.reason ?? '';
-  }
-}
-
 /** The table: time, action, site, by, from, until, why. */
 export function formatAudit(report: AuditReport): string {
   if (report.entries.length === 0) return `audit trail (${report.store}): no entries`;
   const header = ['TIME', 'ACTION', 'SITE', 'BY', 'FROM', 'UNTIL', 'WHY'];
-  const rows = report.entries.map((e) => [iso(e.at), e.action, e.site, e.by, e.from, iso(e.until), why(e)]);
+  const rows = report.entries.map((e) => [auditTime(e.at), e.action, e.site, e.by, e.from, auditTime(e.until), auditWhy(e)]);
   return formatTable(header, rows).join('\n');
 }

@@ -76,26 +76,39 @@ export function refusedReportEntry(site: string, by: string, from: string, why: 
   return { at, action: 'report-refused', site: auditText(site, 300), by: auditText(by, 100), from, reason: auditText(why, 300) };
 }
 
-/** What an entry says, in one line: the log message and the table's WHY. */
+/** Why an entry was made: the table's WHY column, and how the entry's log line ends. */
+export function auditWhy(entry: AuditEntry): string {
+  switch (entry.action) {
+    case 'undrain': {
+      const ended = entry.ended;
+      if (!ended) return 'no forced state was in place';
+      return `ended ${ended.state === 'down' ? 'a drain' : 'a force-up'} by ${ended.by} until ${auditTime(ended.until)}: ${ended.reason}`;
+    }
+    case 'report':
+      return `load ${entry.load}: ${entry.reason ?? ''}`;
+    default:
+      return entry.reason ?? '';
+  }
+}
+
+/** What an entry says, in one line: the log message. */
 export function describeAudit(entry: AuditEntry): string {
   switch (entry.action) {
     case 'drain':
     case 'force-up':
-      return `${entry.site} ${entry.action === 'drain' ? 'drained' : 'forced up'} until ${isoTime(entry.until)} by ${entry.by}: ${entry.reason ?? ''}`;
-    case 'undrain': {
-      const ended = entry.ended;
-      if (!ended) return `${entry.site} undrained by ${entry.by} (no forced state was in place)`;
-      return `${entry.site} undrained by ${entry.by}, ending ${ended.state === 'down' ? 'a drain' : 'a force-up'} by ${ended.by} until ${isoTime(ended.until)}: ${ended.reason}`;
-    }
+      return `${entry.site} ${entry.action === 'drain' ? 'drained' : 'forced up'} until ${auditTime(entry.until)} by ${entry.by}: ${auditWhy(entry)}`;
+    case 'undrain':
+      return `${entry.site} undrained by ${entry.by}: ${auditWhy(entry)}`;
     case 'report':
-      return `${entry.site} load ${entry.load} reported by ${entry.by}: ${entry.reason ?? ''}`;
+      return `${entry.site} report by ${entry.by}: ${auditWhy(entry)}`;
     case 'report-refused':
-      return `${entry.site} load report by ${entry.by} refused: ${entry.reason ?? ''}`;
+      return `${entry.site} load report by ${entry.by} refused: ${auditWhy(entry)}`;
   }
 }
 
-function isoTime(ms: number | undefined): string {
-  return ms === undefined ? '?' : new Date(ms).toISOString();
+/** A time of the trail (ms since the epoch) in ISO 8601; '-' for none (an undrain has no until). */
+export function auditTime(ms: number | undefined): string {
+  return ms === undefined ? '-' : new Date(ms).toISOString();
 }
 
 /**

@@ -52,7 +52,7 @@ t.test('Redis: drain by CLI, undrain by the admin API, force-up; sitedns audit l
   t.equal(undrained.status, 200);
   const undrainLine = await ns.waitForLog((l) => l.component === 'audit' && l.audit?.action === 'undrain');
   t.match(undrainLine.audit, { site: 'r.test/a', by: 'bob', from: 'admin 127.0.0.1', ended: { state: 'down', by: 'alice', reason: 'kernel upgrade' } });
-  t.match(undrainLine.msg, 'r.test/a undrained by bob, ending a drain by alice until');
+  t.match(undrainLine.msg, 'r.test/a undrained by bob: ended a drain by alice until');
 
   // Force-up through the CLI on the admin listener: the nameserver logs it.
   await cli('drain', 'b', '--up', '--for', '10m', '--reason', 'the probe is wrong', '--by', 'carol', '--http', http);

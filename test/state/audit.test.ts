@@ -1,7 +1,7 @@
 /** The audit trail without sockets: bounded, ordered, filtered; what the shared actions log and keep. */
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { AUDIT_TRAIL_LENGTH, AuditRing, reportEntry, selectAudit } from '../../src/state/audit.js';
+import { AUDIT_TRAIL_LENGTH, AuditRing, describeAudit, reportEntry, selectAudit } from '../../src/state/audit.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { drain, refuseReport, reportLoad, undrain } from '../../src/state/service.js';
 import type { AuditEntry } from '../../src/state/types.js';
@@ -92,7 +92,7 @@ t.test('drain, force-up, undrain: logged by the acting process and kept, with wh
   ]);
   t.equal(lines.length, 4, 'one log line each');
   t.match(lines[0], { level: 'info', component: 'audit', audit: { action: 'drain', by: 'alice' }, msg: 'z.test/a drained until 1970-01-01T00:30:01.000Z by alice: kernel upgrade' });
-  t.match(lines[2].msg, 'z.test/a undrained by bob, ending a drain by alice until 1970-01-01T00:30:01.000Z: kernel upgrade');
+  t.match(lines[2].msg, 'z.test/a undrained by bob: ended a drain by alice until 1970-01-01T00:30:01.000Z: kernel upgrade');
   t.match(lines[3].msg, 'no forced state was in place');
   const refused = await drain(store, 'z.test/d', { for: '0s' }, origin, 5000);
   t.ok('error' in refused);
@@ -141,5 +141,23 @@ t.test('the table: time, action, site, by, from, until, why', async (t) => {
   t.same(table[1].split(/ {2,}/), ['1970-01-01T00:00:00.000Z', 'drain', 'z.test/a', 'alice', 'cli h/7', '1970-01-01T00:30:00.000Z', 'kernel upgrade']);
   t.same(table[2].split(/ {2,}/), ['1970-01-01T00:01:00.000Z', 'undrain', 'z.test/a', 'bob', 'admin 127.0.0.1', '-', 'ended a drain by alice until 1970-01-01T00:30:00.000Z: kernel upgrade']);
   t.equal(formatAudit({ store: 'memory', entries: [] }), 'audit trail (memory): no entries');
+});
+
+t.test('a log line ends with its table row\'s WHY, for every action', async (t) => {
+  const entries: AuditEntry[] = [
+    { at: 0, action: 'drain', site: 'z.test/a', by: 'alice', from: 'cli h/7', state: 'down', until: 1_800_000, reason: 'kernel upgrade' },
+    { at: 1, action: 'force-up', site: 'z.test/a', by: 'alice', from: 'cli h/7', state: 'up', until: 1_800_000, reason: 'probe broken' },
+    { at: 2, action: 'undrain', site: 'z.test/a', by: 'bob', from: 'cli h/8', ended: { state: 'up', by: 'alice', reason: 'probe broken', until: 1_800_000 } },
+    { at: 3, action: 'undrain', site: 'z.test/a', by: 'bob', from: 'cli h/8' },
+    { at: 4, action: 'report', site: 'z.test/a', by: 'site-a', from: 'admin 10.0.0.9', load: 0.4, reason: 'first report' },
+    { at: 5, action: 'report-refused', site: 'z.test/nope', by: 'site-x', from: 'admin 10.0.0.9', reason: 'no site z.test/nope' },
+  ];
+  const rows = formatAudit({ store: 'memory', entries }).split('\n').slice(1);
+  entries.forEach((e, i) => {
+    const why = rows[i].split(/ {2,}/).at(-1)!;
+    t.ok(describeAudit(e).endsWith(`: ${why}`), `${e.action}: "${describeAudit(e)}" ends with "${why}"`);
+  });
+  t.equal(describeAudit(entries[2]), 'z.test/a undrained by bob: ended a force-up by alice until 1970-01-01T00:30:00.000Z: probe broken');
+  t.equal(describeAudit(entries[3]), 'z.test/a undrained by bob: no forced state was in place');
 });
 
