@@ -10,7 +10,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { dnsQuery, freePort, startProcess, writeSitednsZones, CLI } from '../qps/lib.mjs';
+import { aRecords, dnsQuery, freePort, startProcess, writeSitednsZones, CLI } from '../qps/lib.mjs';
 import { rng } from '../balance/sim.mjs';
 import { SiteBackend } from './backend.mjs';
 
@@ -97,25 +97,6 @@ process.on('exit', () => {
 process.on('SIGINT', () => process.exit(130));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The first A record of a reply, as a dotted quad; undefined for none. */
-function firstA(msg) {
-  let off = 12;
-  while (msg[off] !== 0) off += msg[off] + 1;
-  off += 5;
-  for (let i = 0; i < msg.readUInt16BE(6); i++) {
-    if ((msg[off] & 0xc0) === 0xc0) off += 2;
-    else {
-      while (msg[off] !== 0) off += msg[off] + 1;
-      off++;
-    }
-    const type = msg.readUInt16BE(off);
-    const len = msg.readUInt16BE(off + 8);
-    if (type === 1) return [...msg.subarray(off + 10, off + 14)].join('.');
-    off += 10 + len;
-  }
-  return undefined;
-}
-
 /** One scenario: its backends (on 127.0.<n>.x), its sitedns serve, its clients, its samples. */
 class Scenario {
   constructor(name, n) {
@@ -163,7 +144,7 @@ pool: { name: www, ${this.spec.policy} }
     this.nextId = 1;
     this.socket.on('message', (msg) => {
       const done = this.pending.get(msg.readUInt16BE(0));
-      if (done) done(firstA(msg));
+      if (done) done(aRecords(msg)[0]);
     });
   }
 

@@ -17,7 +17,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, startProcess } from '../qps/lib.mjs';
+import { aRecords, freePort, startProcess } from '../qps/lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '../../dist/cli/index.js');
@@ -51,19 +51,7 @@ sock.on('message', (msg) => {
   const p = pending.get(id);
   if (!p) return;
   pending.delete(id);
-  const an = msg.readUInt16BE(6);
-  let off = 12;
-  while (msg[off] !== 0) off += msg[off] + 1; // question name (no compression in questions)
-  off += 5;
-  const addrs = [];
-  for (let i = 0; i < an; i++) {
-    off += (msg[off] & 0xc0) === 0xc0 ? 2 : (() => { let o = off; while (msg[o] !== 0) o += msg[o] + 1; return o + 1 - off; })();
-    const type = msg.readUInt16BE(off);
-    const len = msg.readUInt16BE(off + 8);
-    if (type === 1) addrs.push([...msg.subarray(off + 10, off + 14)].join('.'));
-    off += 10 + len;
-  }
-  p(addrs.join(','));
+  p(aRecords(msg).join(','));
 });
 function ask(port, name, timeoutMs = 1000) {
   const id = nextId++ & 0xffff || (nextId++ & 0xffff);

@@ -12,7 +12,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, startProcess } from '../qps/lib.mjs';
+import { aRecords, freePort, startProcess } from '../qps/lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' }, 'down-thresh': { type: 'string', default: '2' } } });
@@ -35,13 +35,7 @@ sock.on('message', (msg) => {
   const p = pending.get(msg.readUInt16BE(0));
   if (!p) return;
   pending.delete(msg.readUInt16BE(0));
-  // The first A record's address: skip the question, then one compressed-name answer.
-  let off = 12;
-  while (msg[off] !== 0) off += msg[off] + 1;
-  off += 5;
-  if (msg.readUInt16BE(6) === 0) return p('');
-  off += 2;
-  p([...msg.subarray(off + 10, off + 14)].join('.'));
+  p(aRecords(msg)[0] ?? '');
 });
 function ask(port, name) {
   const id = (nextId = (nextId % 65535) + 1);

@@ -60,6 +60,31 @@ export function dnsQuery(id, name) {
   return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
+/**
+ * The addresses of a reply's A records, in answer order, as dotted quads (RFC 1035 §4.1): past
+ * the one question, each answer's owner is a name (labels, or a pointer ending it, §4.1.4), then
+ * type, class, TTL, RDLENGTH and RDATA. Other types (CNAME, AAAA) are stepped over.
+ */
+export function aRecords(msg) {
+  const skipName = (off) => {
+    while (msg[off] !== 0) {
+      if ((msg[off] & 0xc0) === 0xc0) return off + 2;
+      off += msg[off] + 1;
+    }
+    return off + 1;
+  };
+  let off = skipName(12) + 4;
+  const addresses = [];
+  for (let i = 0; i < msg.readUInt16BE(6); i++) {
+    off = skipName(off);
+    const type = msg.readUInt16BE(off);
+    const length = msg.readUInt16BE(off + 8);
+    if (type === 1) addresses.push([...msg.subarray(off + 10, off + 14)].join('.'));
+    off += 10 + length;
+  }
+  return addresses;
+}
+
 export const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 /** Median of some figures (the mean of the middle two for an even count); NaN for none. */
