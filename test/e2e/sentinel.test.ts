@@ -8,19 +8,18 @@
  * loaded 2-core machine.
  */
 import t from 'tap';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { adminRequest } from '../../src/admin/http.js';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { statusFromContents, type StatusReport } from '../../src/state/status.js';
 import { createLogger } from '../../src/util/logger.js';
-import { startRedis, track } from '../../bench/soak/procs.js';
+import { startRedis } from '../../bench/soak/procs.js';
 // @ts-expect-error: bench/qps/lib.mjs is JavaScript without type declarations
 import { dnsperf } from '../../bench/qps/lib.mjs';
-import { answer, eventually, probedZone, startBackend } from '../helpers/backends.js';
-import { tempZonesDir } from '../helpers/dns.js';
-import { CLI, startSitedns } from '../helpers/net.js';
-import { startSentinelSet } from '../helpers/sentinel.js';
+import { answer, eventually } from '../helpers/backends.js';
+import { CLI } from '../helpers/net.js';
+import { sentinelAndTwoSites } from '../helpers/sentinel.js';
 
 t.setTimeout(240_000);
 
@@ -34,21 +33,7 @@ const QPS = 2000;
 const WRITE_LIMIT_MS = 10_000;
 
 t.test('the master killed under 2,000 QPS: every query answered, probes and drains written again', { skip }, async (t) => {
-  const set = await startSentinelSet({ downAfterMs: 1000 });
-  t.teardown(() => set.stop());
-  const a = await startBackend('127.0.0.2', 10);
-  const b = await startBackend('127.0.0.3', 50);
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
-  const sentinelFlags = ['--redis-sentinels', set.sentinels, '--redis-master', set.name];
-  // The passwords come from the environment, as the README advises: not on a command line.
-  const env = { SITEDNS_REDIS_PASSWORD: set.password, SITEDNS_REDIS_SENTINEL_PASSWORD: set.sentinelPassword };
-
-  const prober = track(spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--prober-id', 'p1', '--log-level', 'debug', ...sentinelFlags], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
-  t.teardown(() => prober.stop());
-  await prober.waitFor((l) => l.msg === 'probing');
-  const ns = await startSitedns(['serve', '--zones', zones, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'debug', '--state-file', 'off', ...sentinelFlags], env);
-  t.teardown(() => ns.stop());
+  const { set, a, sentinelFlags, env, prober, ns } = await sentinelAndTwoSites(t, ['--http', '127.0.0.1:0', '--log-level', 'debug']);
   const adminPort = (await ns.waitForLog((l) => l.msg === 'admin listening')).port;
   const nsStatus = async () => (await adminRequest(`127.0.0.1:${adminPort}`, 'GET', '/v1/status')).body as StatusReport;
   await eventually('the nameserver follows the store with both sites up', async () => {
@@ -141,19 +126,7 @@ t.test('a client ioredis gives up is connected again until the store is closed',
 
 t.test('sentinel quorum lost: a healthy master keeps taking drains; a lost one is not replaced', { skip }, async (t) => {
   // docs/deployment.md "Sentinel quorum lost".
-  const set = await startSentinelSet({ downAfterMs: 1000 });
-  t.teardown(() => set.stop());
-  const a = await startBackend('127.0.0.2', 10);
-  const b = await startBackend('127.0.0.3', 50);
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
-  const sentinelFlags = ['--redis-sentinels', set.sentinels, '--redis-master', set.name];
-  const env = { SITEDNS_REDIS_PASSWORD: set.password, SITEDNS_REDIS_SENTINEL_PASSWORD: set.sentinelPassword };
-  const prober = track(spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--prober-id', 'p1', ...sentinelFlags], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
-  t.teardown(() => prober.stop());
-  await prober.waitFor((l) => l.msg === 'probing');
-  const ns = await startSitedns(['serve', '--zones', zones, '--listen', '127.0.0.1:0', '--http', 'off', '--state-file', 'off', ...sentinelFlags], env);
-  t.teardown(() => ns.stop());
+  const { set, sentinelFlags, env, ns } = await sentinelAndTwoSites(t, ['--http', 'off']);
   await eventually('the nameserver answers b.r.test with b', async () => (await answer(ns.port, 'b.r.test')) === '192.0.2.20');
 
   // Two of three sentinels gone: no quorum. The master is healthy, so nothing changes, and a new

@@ -5,6 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { RedisStateStore } from '../../src/state/redis-store.js';
+import type { Notice } from '../../src/state/types.js';
+import { createLogger } from '../../src/util/logger.js';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = net.createServer();
@@ -73,4 +77,29 @@ export async function startRedis(): Promise<TestRedis> {
       await kill();
     },
   };
+}
+
+/** What redisStoreAndRaw starts. */
+export interface StoreOnRedis {
+  readonly redis: TestRedis;
+  /** The store, keys under `sd:`, ready. */
+  readonly store: RedisStateStore;
+  /** A plain client: the keys as they are in Redis. */
+  readonly raw: Redis;
+  /** Every notice the store has received, oldest first. */
+  readonly notices: Notice[];
+}
+
+/** A redis-server and a RedisStateStore on it (prefix `sd:`), with a plain client; stopped when `t` ends. */
+export async function redisStoreAndRaw(t: Tap.Test): Promise<StoreOnRedis> {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const store = new RedisStateStore({ url: redis.url, prefix: 'sd:', logger: createLogger('silent') });
+  t.teardown(() => store.close());
+  await store.ready(5000);
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  const notices: Notice[] = [];
+  store.subscribe((n) => notices.push(n));
+  return { redis, store, raw, notices };
 }

@@ -9,8 +9,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startRedis, type RedisProc } from '../../bench/soak/procs.js';
-import { eventually } from './backends.js';
+import { freePort, startRedis, track, type Proc, type RedisProc } from '../../bench/soak/procs.js';
+import { eventually, probedZone, startBackend, type Backend } from './backends.js';
+import { tempZonesDir } from './dns.js';
+import { CLI, startSitedns, type Started } from './net.js';
 
 export interface SentinelSet {
   readonly name: string;
@@ -144,4 +146,41 @@ export async function startSentinelSet(options: SentinelSetOptions = {}): Promis
     await stop();
     throw error;
   }
+}
+
+/** What sentinelAndTwoSites starts. */
+export interface SentinelSites {
+  readonly set: SentinelSet;
+  /** Backend a (127.0.0.2, load 10) and b (127.0.0.3, load 50) of probedZone(a, b). */
+  readonly a: Backend;
+  readonly b: Backend;
+  /** --redis-sentinels and --redis-master, for more processes of the same store. */
+  readonly sentinelFlags: string[];
+  /** The passwords, as the README advises: in the environment, not on a command line. */
+  readonly env: NodeJS.ProcessEnv;
+  /** `sitedns probe` at --log-level debug, probing. */
+  readonly prober: Proc;
+  /** `sitedns serve --listen 127.0.0.1:0 --state-file off` with `serveFlags`. */
+  readonly ns: Started;
+}
+
+/**
+ * A Sentinel set (downAfterMs 1000), backends a and b, and a prober and a nameserver that find
+ * the master through the sentinels; stopped when `t` ends.
+ */
+export async function sentinelAndTwoSites(t: Tap.Test, serveFlags: string[]): Promise<SentinelSites> {
+  const set = await startSentinelSet({ downAfterMs: 1000 });
+  t.teardown(() => set.stop());
+  const a = await startBackend('127.0.0.2', 10);
+  const b = await startBackend('127.0.0.3', 50);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const zones = tempZonesDir({ 'r.yaml': probedZone(a.url, b.url) });
+  const sentinelFlags = ['--redis-sentinels', set.sentinels, '--redis-master', set.name];
+  const env = { SITEDNS_REDIS_PASSWORD: set.password, SITEDNS_REDIS_SENTINEL_PASSWORD: set.sentinelPassword };
+  const prober = track(spawn(process.execPath, [CLI, 'probe', '--zones', zones, '--prober-id', 'p1', '--log-level', 'debug', ...sentinelFlags], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
+  t.teardown(() => prober.stop());
+  await prober.waitFor((l) => l.msg === 'probing');
+  const ns = await startSitedns(['serve', '--zones', zones, '--listen', '127.0.0.1:0', '--state-file', 'off', ...sentinelFlags, ...serveFlags], env);
+  t.teardown(() => ns.stop());
+  return { set, a, b, sentinelFlags, env, prober, ns };
 }

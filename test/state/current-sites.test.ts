@@ -12,11 +12,9 @@ import { deltaOf, makeSnapshot, recordDelta } from '../../src/state/snapshot.js'
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { Runtime } from '../../src/state/runtime.js';
-import { RedisStateStore } from '../../src/state/redis-store.js';
-import type { CurrentSite, Notice, ProbeView } from '../../src/state/types.js';
-import { Redis } from 'ioredis';
+import type { CurrentSite, ProbeView } from '../../src/state/types.js';
 import { eventually } from '../helpers/backends.js';
-import { startRedis } from '../helpers/redis.js';
+import { redisStoreAndRaw } from '../helpers/redis.js';
 import { createLogger } from '../../src/util/logger.js';
 import { compileText } from '../helpers/dns.js';
 import { NOW, snap } from '../helpers/policy.js';
@@ -134,15 +132,7 @@ t.test('the UDP threads\' state and delta messages carry the current sites', asy
 });
 
 t.test('in Redis: the documented key, format and notice; a malformed record is skipped', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const store = new RedisStateStore({ url: redis.url, prefix: 'sd:', logger });
-  t.teardown(() => store.close());
-  await store.ready(5000);
-  const raw = new Redis(redis.url);
-  t.teardown(() => raw.disconnect());
-  const notices: Notice[] = [];
-  store.subscribe((n) => notices.push(n));
+  const { store, raw, notices } = await redisStoreAndRaw(t);
   await store.setCurrent('www.t.test/east', { site: 'b' });
   t.same(JSON.parse((await raw.hget('sd:current', 'www.t.test/east'))!), { site: 'b' });
   await eventually('the notice', () => notices.length === 1);

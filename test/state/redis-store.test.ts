@@ -1,31 +1,22 @@
 /** The Redis store against a real redis-server: documented keys and formats, notices, validation. */
 import t from 'tap';
-import { Redis } from 'ioredis';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { siteState, siteUp } from '../../src/metrics/definitions.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { stateOf } from '../../src/state/snapshot.js';
-import type { Notice, StateStore } from '../../src/state/types.js';
+import type { StateStore } from '../../src/state/types.js';
 import { createLogger } from '../../src/util/logger.js';
 import { compileText } from '../helpers/dns.js';
 import { eventually } from '../helpers/backends.js';
-import { startRedis } from '../helpers/redis.js';
+import { redisStoreAndRaw, startRedis } from '../helpers/redis.js';
 
 const logger = createLogger('silent');
 const view = { up: false, load: 3, utilization: 0.03, rttMs: 1.5, checkedAt: 1000, loadAt: 1000, since: 900, reason: 'connection refused' };
 
 t.test('keys and formats are the documented ones', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const store = new RedisStateStore({ url: redis.url, prefix: 'sd:', logger });
-  t.teardown(() => store.close());
-  await store.ready(5000);
-  const raw = new Redis(redis.url);
-  t.teardown(() => raw.disconnect());
-  const notices: Notice[] = [];
-  store.subscribe((n) => notices.push(n));
+  const { store, raw, notices } = await redisStoreAndRaw(t);
 
   await store.heartbeat({ id: 'p1', heartbeatAt: 5, startedAt: 1 }, true);
   await store.writeView('p1', 'z.test/a', view);
