@@ -16,20 +16,18 @@ const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).statu
 const run = (args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000, env: { ...process.env, SITEDNS_UDP_THREADS: '' } });
 const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 
-t.test('bench/qps/lib.mjs aRecords: the A addresses of a reply, whatever else it holds', async (t) => {
+t.test('bench/qps/lib.mjs answerRecords, aRecords: the answers of a reply, its A addresses', async (t) => {
   // @ts-expect-error: bench/qps/lib.mjs is JavaScript without type declarations
-  const { aRecords } = await import('../bench/qps/lib.mjs');
+  const { answerRecords, aRecords } = await import('../bench/qps/lib.mjs');
   const rr = (owner: number[], type: number, rdata: number[]) => [...owner, 0, type, 0, 1, 0, 0, 0, 5, 0, rdata.length, ...rdata];
   const pointer = [0xc0, 12];
   const reply = (answers: number[][]) =>
     Buffer.from([0, 1, 0x84, 0, 0, 1, 0, answers.length, 0, 0, 0, 0, 1, 0x61, 1, 0x62, 0, 0, 1, 0, 1, ...answers.flat()]);
   t.same(aRecords(reply([])), [], 'no answers');
   t.same(aRecords(reply([rr(pointer, 1, [192, 0, 2, 1])])), ['192.0.2.1'], 'a compressed owner');
-  t.same(
-    aRecords(reply([rr(pointer, 5, [1, 0x63, 0xc0, 12]), rr([1, 0x63, 1, 0x61, 1, 0x62, 0], 1, [192, 0, 2, 1]), rr(pointer, 28, new Array(16).fill(0)), rr([1, 0x63, 0xc0, 12], 1, [192, 0, 2, 2])])),
-    ['192.0.2.1', '192.0.2.2'],
-    'a CNAME and an AAAA stepped over; owners whole, compressed or labels then a pointer',
-  );
+  const mixed = reply([rr(pointer, 5, [1, 0x63, 0xc0, 12]), rr([1, 0x63, 1, 0x61, 1, 0x62, 0], 1, [192, 0, 2, 1]), rr(pointer, 28, new Array(16).fill(0)), rr([1, 0x63, 0xc0, 12], 1, [192, 0, 2, 2])]);
+  t.same(aRecords(mixed), ['192.0.2.1', '192.0.2.2'], 'a CNAME and an AAAA stepped over; owners whole, compressed or labels then a pointer');
+  t.same(answerRecords(mixed).map((r: { type: number; rdata: Buffer }) => [r.type, r.rdata.length]), [[5, 4], [1, 4], [28, 16], [1, 4]], 'every answer, its type and RDATA');
 });
 
 t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (t) => {

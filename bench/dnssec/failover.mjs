@@ -23,7 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, machine, startProcess } from '../qps/lib.mjs';
+import { answerRecords, aRecords, freePort, machine, startProcess } from '../qps/lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '../../dist/cli/index.js');
@@ -54,30 +54,11 @@ const sock = dgram.createSocket('udp4');
 await new Promise((r) => sock.bind(0, '127.0.0.1', r));
 const pending = new Map();
 let nextId = 1;
-function skipName(msg, off) {
-  while (msg[off] !== 0) {
-    if ((msg[off] & 0xc0) === 0xc0) return off + 2;
-    off += msg[off] + 1;
-  }
-  return off + 1;
-}
 sock.on('message', (msg) => {
   const resolve = pending.get(msg.readUInt16BE(0));
   if (!resolve) return;
   pending.delete(msg.readUInt16BE(0));
-  const an = msg.readUInt16BE(6);
-  let off = skipName(msg, 12) + 4;
-  const addresses = [];
-  let signed = false;
-  for (let i = 0; i < an; i++) {
-    off = skipName(msg, off);
-    const type = msg.readUInt16BE(off);
-    const len = msg.readUInt16BE(off + 8);
-    if (type === 1) addresses.push([...msg.subarray(off + 10, off + 14)].join('.'));
-    if (type === 46) signed = true;
-    off += 10 + len;
-  }
-  resolve({ addresses: addresses.join(','), signed });
+  resolve({ addresses: aRecords(msg).join(','), signed: answerRecords(msg).some((r) => r.type === 46) }); // 46: RRSIG
 });
 function askSigned(port, name, timeoutMs = 1000) {
   const id = (nextId = (nextId % 65535) + 1);

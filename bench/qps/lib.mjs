@@ -61,11 +61,11 @@ export function dnsQuery(id, name) {
 }
 
 /**
- * The addresses of a reply's A records, in answer order, as dotted quads (RFC 1035 §4.1): past
+ * The records of a reply's answer section, in order, as { type, rdata } (RFC 1035 §4.1): past
  * the one question, each answer's owner is a name (labels, or a pointer ending it, §4.1.4), then
- * type, class, TTL, RDLENGTH and RDATA. Other types (CNAME, AAAA) are stepped over.
+ * type, class, TTL, RDLENGTH and RDATA.
  */
-export function aRecords(msg) {
+export function answerRecords(msg) {
   const skipName = (off) => {
     while (msg[off] !== 0) {
       if ((msg[off] & 0xc0) === 0xc0) return off + 2;
@@ -74,15 +74,21 @@ export function aRecords(msg) {
     return off + 1;
   };
   let off = skipName(12) + 4;
-  const addresses = [];
+  const records = [];
   for (let i = 0; i < msg.readUInt16BE(6); i++) {
     off = skipName(off);
-    const type = msg.readUInt16BE(off);
     const length = msg.readUInt16BE(off + 8);
-    if (type === 1) addresses.push([...msg.subarray(off + 10, off + 14)].join('.'));
+    records.push({ type: msg.readUInt16BE(off), rdata: msg.subarray(off + 10, off + 10 + length) });
     off += 10 + length;
   }
-  return addresses;
+  return records;
+}
+
+/** The addresses of a reply's A records, in answer order, as dotted quads; other types stepped over. */
+export function aRecords(msg) {
+  return answerRecords(msg)
+    .filter((r) => r.type === 1)
+    .map((r) => [...r.rdata].join('.'));
 }
 
 export const mean = (xs) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
