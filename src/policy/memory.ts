@@ -12,8 +12,9 @@
  * afresh and dropped names are collected) it holds:
  * - `next`: the round-robin position;
  * - `drawA`, `drawAAAA`: the last draw point of its weighted picks per address family, with even
- *   draws (types.ts `evenDraws`): one sequence per family, so a dual-stack client's A and AAAA
- *   picks are two independent points, the same site as often as with independent draws;
+ *   draws (types.ts `evenDraws`): one sequence per family from its own random start, so a
+ *   dual-stack client's A and AAAA picks share a site as often, over the starts, as independent
+ *   draws do (docs/policies.md);
  * - `allDown`: whether the name was last answered in the all-down state; only the handler's
  *   all-down watch reads and writes it (transitions are logged and counted, never per query).
  */
