@@ -12,7 +12,8 @@
  *
  * Self-healing: a store found without its contents (keys.ts, epoch) gets back the drains and
  * force-ups this nameserver holds, and the probers' views are carried over until they rewrite
- * them; state read from the last-known-state file is carried over the same way after the first
+ * them; on every reconnect the drains it holds that the store lacks and nobody undrained are
+ * written back too; state read from the last-known-state file is carried over the same way after the first
  * read, for the sites the store has no state of.
  *
  * Incremental recomputes: with 10,000 probed sites a full recompute (combine() over every
@@ -102,8 +103,10 @@ export class StateFollower {
   private carryUntil = 0;
   /** Site states read from the last-known-state file (carried over after the first read). */
   private fileSites: ReadonlyMap<string, SiteState> | undefined;
-  /** Forced states being written back to a store that lost its contents (taken as there by the next read). */
+  /** Forced states being written back (taken as in the store by every read until the write-backs are done). */
   private restoring: ReadonlyMap<string, ForcedState> | undefined;
+  /** Write-backs running. */
+  private writeBacks = 0;
   private firstReadAt = 0;
   private readonly selfProbing: SelfProbing | undefined;
   private batchTimer: NodeJS.Timeout | undefined;
@@ -217,44 +220,66 @@ export class StateFollower {
   }
 
   /**
-   * The store lost its contents (a Redis restarted empty or flushed): write back the unexpired
-   * drains and force-ups this nameserver holds (never over one already there), take them as
-   * there meanwhile, and carry the probers' views over until they rewrite them. Only a loss
-   * does this: after a reconnect to a store that kept its contents nothing is written back.
+   * The store lost its contents (a Redis restarted empty or flushed): write back the drains and
+   * force-ups this nameserver holds, and carry the probers' views over until they rewrite them.
    */
   private contentsLost(): void {
     const now = this.now();
-    const held = new Map([...this.contents.forced].filter(([, forced]) => forced.until > now));
-    this.restoring = held;
     if (this.remembered === undefined && this.contents.views.size > 0) this.rememberViews();
     this.carryUntil = Math.max(this.carryUntil, now + CARRY_OVER_MS);
     this.fullNeeded = true;
-    void this.writeBack(held);
+    this.writeBack('lost');
   }
 
-  private async writeBack(held: ReadonlyMap<string, ForcedState>): Promise<void> {
-    let written = 0;
-    let failed = 0;
+  /**
+   * Writes back the unexpired drains and force-ups this nameserver holds that the store lacks:
+   * never over one already there, never one undrained since it was set (state/undrained.ts), so
+   * an undrain made while this nameserver was cut off stands. They count as in the store until
+   * every write-back is done (a re-read meanwhile must not answer a drained site), then the
+   * store is re-read. 'lost': the store lost its contents (logged whatever was written);
+   * 'reconnect': every reconnect, since a Redis restarted from an older snapshot keeps its epoch
+   * but not the drains made after it (logged when one was missing).
+   */
+  private writeBack(why: 'lost' | 'reconnect'): void {
+    const now = this.now();
+    const held = new Map([...this.contents.forced].filter(([, forced]) => forced.until > now));
+    if (why === 'reconnect' && (held.size === 0 || this.writeBacks > 0)) return;
+    this.restoring = new Map([...(this.restoring ?? []), ...held]);
+    this.writeBacks++;
+    void this.restore(held, why).finally(() => {
+      if (--this.writeBacks > 0) return;
+      this.restoring = undefined;
+      void this.resync();
+    });
+  }
+
+  private async restore(held: ReadonlyMap<string, ForcedState>, why: 'lost' | 'reconnect'): Promise<void> {
+    const counts = { written: 0, alreadyThere: 0, undrainedSince: 0, failed: 0 };
     for (const [key, forced] of held) {
       try {
-        if (await this.store.restoreForced(key, forced)) written++;
+        const result = await this.store.restoreForced(key, forced);
+        if (result === 'written') counts.written++;
+        else if (result === 'present') counts.alreadyThere++;
+        else counts.undrainedSince++;
       } catch {
-        failed++;
+        counts.failed++;
       }
     }
     const drains = [...held.values()].filter((forced) => forced.state === 'down').length;
-    this.log.warn({ drains, forcedUp: held.size - drains, written, alreadyThere: held.size - written - failed, failed }, 'state store lost its contents: wrote back the drains and force-ups this nameserver held');
+    const fields = { drains, forcedUp: held.size - drains, ...counts };
+    if (why === 'lost') this.log.warn(fields, 'state store lost its contents: wrote back the drains and force-ups this nameserver held');
+    else if (counts.written > 0) this.log.warn(fields, 'state store was missing drains or force-ups this nameserver held (a Redis restarted from an older snapshot?): wrote them back');
   }
 
-  /** Forced states being written back count as in the store until a read shows them. */
+  /** Forced states being written back count as in the store until the write-back is done. */
   private takeRestoring(contents: StoreContents): void {
     const restoring = this.restoring;
-    this.restoring = undefined;
     if (restoring) for (const [key, forced] of restoring) if (!contents.forced.has(key)) contents.forced.set(key, forced);
   }
 
   private connection(connected: boolean): void {
     if (connected) {
+      if (this.everRead) this.writeBack('reconnect');
       void this.resync();
       return;
     }

@@ -7,6 +7,7 @@
  *   <prefix>probers          HASH  prober id -> ProberInfo        (heartbeats)
  *   <prefix>views:<prober>   HASH  site key  -> ProbeView         (one hash per prober)
  *   <prefix>forced           HASH  site key  -> ForcedState       (drains, force-up)
+ *   <prefix>undrained        HASH  site key  -> Undrained         (the last undrain: no write-back of an older drain)
  *   <prefix>reports          HASH  site key  -> LoadReport        (pushed load reports)
  *   <prefix>current          HASH  list key  -> CurrentSite       (hysteresis current sites)
  *   <prefix>notices          pub/sub channel: Notice             (every change, with its new value)
@@ -23,7 +24,7 @@
  * candidate list: `<pool name>` (`www.app.example.com`) or `<pool name>/<group id>`.
  */
 import { z } from 'zod';
-import type { AuditEntry, AuditTrailName, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo } from './types.js';
+import type { AuditEntry, AuditTrailName, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, Undrained } from './types.js';
 import { LOAD_VALUE_RULE, loadValue } from './load-value.js';
 
 export const DEFAULT_PREFIX = 'sitedns:';
@@ -31,6 +32,7 @@ export const DEFAULT_PREFIX = 'sitedns:';
 export interface KeyNames {
   readonly probers: string;
   readonly forced: string;
+  readonly undrained: string;
   readonly reports: string;
   readonly current: string;
   readonly notices: string;
@@ -46,6 +48,7 @@ export function keyNames(prefix = DEFAULT_PREFIX): KeyNames {
   return {
     probers: `${prefix}probers`,
     forced: `${prefix}forced`,
+    undrained: `${prefix}undrained`,
     reports: `${prefix}reports`,
     current: `${prefix}current`,
     notices: `${prefix}notices`,
@@ -121,7 +124,7 @@ export const auditEntrySchema = z.object({
   ended: forcedStateNamed.optional(),
 });
 
-export function encode(value: ProbeView | ForcedState | LoadReport | ProberInfo | CurrentSite | Notice | AuditEntry): string {
+export function encode(value: Undrained | ProbeView | ForcedState | LoadReport | ProberInfo | CurrentSite | Notice | AuditEntry): string {
   return JSON.stringify(value);
 }
 

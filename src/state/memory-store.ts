@@ -4,12 +4,15 @@
  * Notices are delivered synchronously, after the change is stored.
  */
 import { AuditRing, mergeTrails, trailOf } from './audit.js';
-import { applyNotice, emptyContents, type AuditEntry, type AuditTrailName, type CurrentSite, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type StateStore, type StoreContents } from './types.js';
+import { prunable, undrainedAt, undrainedSince } from './undrained.js';
+import { applyNotice, emptyContents, type AuditEntry, type AuditTrailName, type CurrentSite, type ForcedState, type LoadReport, type Notice, type ProbeView, type ProberInfo, type RestoreResult, type StateStore, type StoreContents, type Undrained } from './types.js';
 
 export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
   private readonly contents = emptyContents();
   private readonly listeners = new Set<(notice: Notice) => void>();
+  /** Site key -> its last undrain (state/undrained.ts). */
+  private readonly undrained = new Map<string, Undrained>();
   private readonly trails: Record<AuditTrailName, AuditRing> = { operator: new AuditRing(), reports: new AuditRing() };
 
   async ready(): Promise<void> {}
@@ -45,14 +48,19 @@ export class MemoryStateStore implements StateStore {
     this.emit({ t: 'prober', prober: id, info: null });
   }
 
-  async setForced(key: string, forced: ForcedState | null): Promise<void> {
+  async setForced(key: string, forced: ForcedState | null, now = Date.now()): Promise<void> {
+    if (forced === null) {
+      for (const [site, record] of this.undrained) if (prunable(record, now)) this.undrained.delete(site);
+      this.undrained.set(key, undrainedAt(now));
+    }
     this.emit({ t: 'forced', key, forced });
   }
 
-  async restoreForced(key: string, forced: ForcedState): Promise<boolean> {
-    if (this.contents.forced.has(key)) return false;
+  async restoreForced(key: string, forced: ForcedState): Promise<RestoreResult> {
+    if (undrainedSince(this.undrained.get(key), forced)) return 'undrained';
+    if (this.contents.forced.has(key)) return 'present';
     this.emit({ t: 'forced', key, forced });
-    return true;
+    return 'written';
   }
 
   async report(key: string, report: LoadReport): Promise<void> {

@@ -11,7 +11,8 @@ import type { Logger } from '../util/logger.js';
 import { describeRedis, redisClientOptions, type RedisConnection } from './redis-connection.js';
 import { AUDIT_TRAIL_LENGTH, mergeTrails, trailOf } from './audit.js';
 import { auditEntrySchema, currentSiteSchema, decode, encode, forcedSchema, keyNames, noticeSchema, probeViewSchema, proberInfoSchema, reportSchema, DEFAULT_PREFIX, type KeyNames } from './keys.js';
-import type { AuditEntry, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, StateStore, StoreContents } from './types.js';
+import type { AuditEntry, CurrentSite, ForcedState, LoadReport, Notice, ProbeView, ProberInfo, RestoreResult, StateStore, StoreContents } from './types.js';
+import { undrainedAt } from './undrained.js';
 
 export type RedisStoreOptions = RedisConnection & {
   prefix?: string;
@@ -28,8 +29,39 @@ export class StoreAuthError extends CodedError<'ESTORE_AUTH'> {
 /** Redis's replies to a client whose credentials it does not accept (Redis 6+ and older servers). */
 const AUTH_REFUSED = /^(NOAUTH|WRONGPASS)\b|^ERR (invalid password|AUTH <password> called without any password configured)/;
 
-/** HSETNX and its notice in one step: a forced state written back never replaces one already there. */
-const RESTORE_FORCED = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('PUBLISH', KEYS[2], ARGV[3]) return 1 end return 0";
+/**
+ * A forced state written back, in one step: not when the site was undrained at or after it was
+ * set (its undrain record, state/undrained.ts), never over one already there (HSETNX), with its
+ * notice. KEYS: forced, undrained, notices; ARGV: site key, value, notice, the value's `at`.
+ * Returns 1 written, 0 present, -1 undrained.
+ */
+const RESTORE_FORCED = `
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if record then
+  local ok, undrained = pcall(cjson.decode, record)
+  if ok and type(undrained) == 'table' and tonumber(undrained['at']) ~= nil and tonumber(undrained['at']) >= tonumber(ARGV[4]) then return -1 end
+end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('PUBLISH', KEYS[3], ARGV[3])
+  return 1
+end
+return 0`;
+
+/**
+ * An undrain, in one step: the forced state deleted, the site's undrain record set, the records
+ * past their `until` pruned (state/undrained.ts), the notice. KEYS: forced, undrained, notices;
+ * ARGV: site key, record, notice, now.
+ */
+const UNDRAIN = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+local records = redis.call('HGETALL', KEYS[2])
+for i = 1, #records, 2 do
+  local ok, undrained = pcall(cjson.decode, records[i + 1])
+  if not ok or type(undrained) ~= 'table' or tonumber(undrained['until']) == nil or tonumber(undrained['until']) < tonumber(ARGV[4]) then redis.call('HDEL', KEYS[2], records[i]) end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[3], ARGV[3])
+return 1`;
 
 /** How long after ioredis gave a client up it is connected again. */
 const RECONNECT_AFTER_END_MS = 200;
@@ -266,13 +298,14 @@ export class RedisStateStore implements StateStore {
     return gone;
   }
 
-  setForced(key: string, forced: ForcedState | null): Promise<void> {
-    return this.publishWith({ t: 'forced', key, forced }, (m) => (forced ? m.hset(this.keys.forced, key, encode(forced)) : m.hdel(this.keys.forced, key)));
+  async setForced(key: string, forced: ForcedState | null, now = Date.now()): Promise<void> {
+    if (forced !== null) return this.publishWith({ t: 'forced', key, forced }, (m) => m.hset(this.keys.forced, key, encode(forced)));
+    await this.cmd.eval(UNDRAIN, 3, this.keys.forced, this.keys.undrained, this.keys.notices, key, encode(undrainedAt(now)), encode({ t: 'forced', key, forced: null }), String(now));
   }
 
-  async restoreForced(key: string, forced: ForcedState): Promise<boolean> {
-    const written = await this.cmd.eval(RESTORE_FORCED, 2, this.keys.forced, this.keys.notices, key, encode(forced), encode({ t: 'forced', key, forced }));
-    return written === 1;
+  async restoreForced(key: string, forced: ForcedState): Promise<RestoreResult> {
+    const result = await this.cmd.eval(RESTORE_FORCED, 3, this.keys.forced, this.keys.undrained, this.keys.notices, key, encode(forced), encode({ t: 'forced', key, forced }), String(forced.at));
+    return result === 1 ? 'written' : result === -1 ? 'undrained' : 'present';
   }
 
   report(key: string, report: LoadReport): Promise<void> {

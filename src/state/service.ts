@@ -45,7 +45,7 @@ export async function drain(store: StateStore, key: string, request: DrainReques
 
 /** Ends the forced state of `key`; `ended` is the one in place, as the caller last saw it (the trail names it). */
 export async function undrain(store: StateStore, key: string, by: string, ended: EndedForcedState | undefined, origin: AuditOrigin, now = Date.now()): Promise<void> {
-  await store.setForced(key, null);
+  await store.setForced(key, null, now);
   await recordAudit(store, origin, undrainEntry(key, by, origin.from, ended, now));
 }
 

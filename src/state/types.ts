@@ -33,6 +33,17 @@ export interface ForcedState {
   readonly at: number;
 }
 
+/** An undrain's record (state/undrained.ts): a drain set before `at` is not written back. */
+export interface Undrained {
+  /** When the undrain was made (ms since the epoch). */
+  readonly at: number;
+  /** When the record may be pruned: no drain it overrules is unexpired then. */
+  readonly until: number;
+}
+
+/** What writing one forced state back did: written, one already there, or the site undrained since. */
+export type RestoreResult = 'written' | 'present' | 'undrained';
+
 /** A load report pushed by the site itself (seed 002); doubles as a liveness heartbeat. */
 export interface LoadReport {
   readonly load: number;
@@ -158,9 +169,10 @@ export interface StateStore {
   heartbeat(info: ProberInfo, announce?: boolean): Promise<void>;
   /** A prober leaving cleanly: its heartbeat and views go. */
   removeProber(id: string): Promise<void>;
-  setForced(key: string, forced: ForcedState | null): Promise<void>;
-  /** Writes a forced state back unless the site has one already; true when it did (with its notice). */
-  restoreForced(key: string, forced: ForcedState): Promise<boolean>;
+  /** Sets a forced state; null (undrain) also leaves the site's undrain record at `now` (state/undrained.ts), in the same step. */
+  setForced(key: string, forced: ForcedState | null, now?: number): Promise<void>;
+  /** Writes a forced state back (with its notice) unless the site has one already or was undrained since it was set. */
+  restoreForced(key: string, forced: ForcedState): Promise<RestoreResult>;
   report(key: string, report: LoadReport): Promise<void>;
   /** Appends to the entry's trail, which keeps its last AUDIT_TRAIL_LENGTH entries (state/audit.ts). */
   appendAudit(entry: AuditEntry): Promise<void>;

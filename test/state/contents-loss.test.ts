@@ -205,3 +205,69 @@ t.test('started from the state file while Redis is down; Redis back empty: no de
   t.equal(stateOf(second.runtime.state, 'z.test/b').up, false, 'b drained throughout');
   t.match(lines.find((l) => /wrote back the drains/.test(l.msg)), { drains: 1, written: 1 });
 });
+
+t.test('Redis lost its contents, another nameserver wrote the drain back, an operator undrained it: a nameserver cut off throughout does not bring it back', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const relay = await relayTo(redis.port);
+  t.teardown(() => relay.close());
+  const { logger, lines } = memoryLogger('info');
+  const cutOff = follow(relay.url, t, { logger });
+  await cutOff.follower.start(3000);
+  const other = follow(redis.url, t);
+  await other.follower.start(3000);
+  const operator = new RedisStateStore({ url: redis.url, logger: silent });
+  t.teardown(() => operator.close());
+  await operator.ready(3000);
+  await operator.setForced('z.test/a', drain(Date.now()));
+  await eventually('both hold the drain', () => stateOf(cutOff.runtime.state, 'z.test/a').up === false && stateOf(other.runtime.state, 'z.test/a').up === false);
+
+  await relay.cut();
+  await eventually('cut off', () => !cutOff.follower.connected);
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  await raw.flushall(); // a new epoch
+  await eventually('the other nameserver wrote the drain back', async () => (await raw.hget('sitedns:forced', 'z.test/a')) !== null);
+  await operator.setForced('z.test/a', null); // the undrain, in the new epoch
+  await eventually('the other answers a again', () => stateOf(other.runtime.state, 'z.test/a').up === true);
+
+  await relay.restore();
+  await eventually('reconnected', () => cutOff.follower.connected);
+  await eventually('the write-back was refused', () => lines.some((l) => /lost its contents: wrote back the drains/.test(l.msg)));
+  t.match(lines.find((l) => /lost its contents: wrote back the drains/.test(l.msg)), { drains: 1, written: 0, undrainedSince: 1 }, 'logged as undrained since');
+  await eventually('the cut-off nameserver answers a', () => stateOf(cutOff.runtime.state, 'z.test/a').up === true);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(await raw.hget('sitedns:forced', 'z.test/a'), null, 'the drain is not back in Redis');
+  t.equal(stateOf(other.runtime.state, 'z.test/a').up, true, 'nor in the other nameserver');
+  const record = JSON.parse((await raw.hget('sitedns:undrained', 'z.test/a'))!);
+  t.ok(record.at > 0 && record.until > record.at, 'the undrain record: at, until');
+});
+
+t.test('a Redis restarted from an older snapshot (same epoch, a drain missing): a reconnecting nameserver writes it back and logs it', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const relay = await relayTo(redis.port);
+  t.teardown(() => relay.close());
+  const { logger, lines } = memoryLogger('info');
+  const { runtime, follower } = follow(relay.url, t, { logger });
+  await follower.start(3000);
+  const operator = new RedisStateStore({ url: redis.url, logger: silent });
+  t.teardown(() => operator.close());
+  await operator.ready(3000);
+  const forced = drain(Date.now());
+  await operator.setForced('z.test/a', forced);
+  await eventually('a drained', () => stateOf(runtime.state, 'z.test/a').up === false);
+
+  await relay.cut();
+  await eventually('cut off', () => !follower.connected);
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.disconnect());
+  await raw.hdel('sitedns:forced', 'z.test/a'); // as a snapshot taken before the drain would have it: no undrain record
+  await relay.restore();
+  await eventually('reconnected', () => follower.connected);
+  await eventually('the drain is back in Redis', async () => (await raw.hget('sitedns:forced', 'z.test/a')) !== null);
+  t.same(JSON.parse((await raw.hget('sitedns:forced', 'z.test/a'))!), forced, 'as it was');
+  t.match(lines.find((l) => /was missing drains/.test(l.msg)), { drains: 1, written: 1, undrainedSince: 0 }, 'logged');
+  t.notOk(lines.some((l) => /lost its contents/.test(l.msg)), 'no loss of contents: the epoch is the same');
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'a stays drained');
+});
