@@ -413,7 +413,7 @@ export class StateFollower {
     const voters = votersOf(input, now, options);
     probersLive.set(voters.live.length);
     this.selfProbing?.update(input, voters.live, this.storeUp, this.quietSince(input), now);
-    const selfProbing = this.selfProbing?.active ?? false;
+    const ownVerdicts = this.selfProbing?.overlaying ?? false;
     const even = quorumWarning(voters.live.length);
     if (even !== this.quorumWarned) {
       this.quorumWarned = even;
@@ -424,7 +424,7 @@ export class StateFollower {
       if (voters.stale) this.log.warn({ staleAfterMs: this.staleAfterMs }, 'no prober heart-beating: answering from the last known state (logged once)');
       else this.log.info({ probers: voters.live }, 'probers heart-beating again');
     }
-    const overlaid = carrying || carryingFile || selfProbing;
+    const overlaid = carrying || carryingFile || ownVerdicts;
     const incremental = mode === 'changes' && !this.fullNeeded && !overlaid && this.lastSites !== null && this.sameBase(voters, now);
     const touched = this.touched;
     this.touched = new Set();

@@ -6,10 +6,14 @@
  * place, not a prober's vote that every nameserver would count.
  *
  * The hand-back: a prober's first heartbeat comes before its first round of views, and a prober
- * restarted with the same id still has the views of its earlier life in the store. So a site keeps
- * this nameserver's verdict until a live prober has written a view of it in its current life
- * (checked at or after the prober started), and self-probing stops once the live probers have
- * done so for every site it has a verdict of, or HANDBACK_LIMIT_MS after the first heartbeat.
+ * restarted with the same id still has the views of its earlier life in the store (a prober
+ * publishes nothing while a site is `unknown` to it, so a view from before its restart can stay
+ * for as long as its anti-flap machine takes to decide: 6 timeouts and their re-checks can pass
+ * 12 s). So a site keeps this nameserver's verdict until a live prober has written a view of it
+ * in its current life (checked at or after the prober started). Self-probing stops once the live
+ * probers have done so for every site it has a verdict of, or HANDBACK_LIMIT_MS after the first
+ * heartbeat; at the limit the verdicts that say down stay overlaid, each until a current view of
+ * its site exists (a dead site is never answered for an old view), and the ones that say up go.
  */
 import { selfProbing as selfProbingGauge } from '../metrics/definitions.js';
 import type { Logger } from '../util/logger.js';
@@ -84,10 +88,16 @@ export class SelfProbing {
     return this.since !== undefined;
   }
 
+  /** Whether some own verdict is overlaid on the combined states (while probing, or held down after it). */
+  get overlaying(): boolean {
+    return this.views.size > 0;
+  }
+
   /** Starts or stops self-probing for what the store says at `now` (every recompute calls it). */
   update(contents: StoreContents, live: readonly string[], storeUp: boolean, quietSince: number, now: number): void {
     if (this.since === undefined) {
       if (shouldSelfProbe({ storeUp, liveProbers: live.length, quietSince, now, staleAfterMs: this.staleAfterMs })) this.begin(now, quietSince);
+      else for (const key of this.views.keys()) if (liveProberHasCurrentView(contents, live, key)) this.views.delete(key);
       return;
     }
     if (live.length === 0) {
@@ -104,7 +114,7 @@ export class SelfProbing {
    * one of and no live prober has a current view of. A forced state still wins (combineSite).
    */
   overlay(sites: Map<string, SiteState>, contents: StoreContents, live: readonly string[], now: number): void {
-    if (this.since === undefined || this.views.size === 0) return;
+    if (this.views.size === 0) return;
     const own: StoreContents = { ...contents, probers: new Map(), views: new Map([[SELF, this.views]]) };
     const voters = { live: [SELF], stale: false, voters: [SELF] };
     for (const key of this.views.keys()) {
@@ -117,6 +127,7 @@ export class SelfProbing {
   stop(): void {
     if (this.since !== undefined) this.prober.stop();
     this.since = undefined;
+    this.views.clear();
   }
 
   private begin(now: number, quietSince: number): void {
@@ -133,7 +144,8 @@ export class SelfProbing {
     this.log.info({ probers: live, selfProbedMs: now - this.since!, waitedMs: now - this.liveAgainAt!, complete }, complete ? 'probers heart-beating again with a view of every site: self-probing stopped' : 'probers heart-beating again; not every site has their view yet, but self-probing stops after the hand-back limit');
     this.since = undefined;
     this.liveAgainAt = undefined;
-    this.views.clear();
+    // Past the limit: the down verdicts stay until a current view of their site exists (update()).
+    for (const [key, view] of this.views) if (complete || view.up) this.views.delete(key);
     selfProbingGauge.set(0);
     this.onChange(true);
   }

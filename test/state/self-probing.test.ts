@@ -145,6 +145,43 @@ t.test('a prober back without a view of every site: self-probing stops after the
   t.same(driven.calls, ['start', 'stop']);
 });
 
+t.test('past the hand-back limit a site whose own verdict is down stays down until the prober has a current view of it', async (t) => {
+  const { store, runtime, follower, driven, clock } = await setup(t);
+  const started = clock.now;
+  await store.heartbeat({ id: 'p', heartbeatAt: started, startedAt: started - 60_000 }, true);
+  await store.writeView('p', 'z.test/a', up(started));
+  await store.writeView('p', 'z.test/b', down(started));
+  clock.now = started + STALE_AFTER_MS + 1;
+  follower.recompute();
+  driven.verdict('z.test/a', down(clock.now));
+  driven.verdict('z.test/b', up(clock.now));
+  await turn();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'a dead by its own probes');
+  // The prober restarts with the same id: its earlier life's "a up" stays in the store while a is
+  // unknown to it (a timing-out site takes 6 failures and their re-checks: past the limit).
+  const back = clock.now + 100;
+  clock.now = back;
+  await store.heartbeat({ id: 'p', heartbeatAt: back, startedAt: back }, true);
+  await turn();
+  clock.now = back + HANDBACK_LIMIT_MS;
+  await store.heartbeat({ id: 'p', heartbeatAt: clock.now, startedAt: back }, true);
+  follower.recompute();
+  t.equal(follower.selfProbingActive, false, 'self-probing stopped at the limit');
+  t.same(driven.calls, ['start', 'stop']);
+  t.equal(await gauge(), 0);
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'a is not answered for the prober\'s old view');
+  t.match(stateOf(runtime.state, 'z.test/a').reason, /probed by this nameserver/);
+  t.equal(stateOf(runtime.state, 'z.test/b').up, false, 'b, up by its own probes, goes back to the prober\'s view');
+  clock.now += 5000;
+  await store.heartbeat({ id: 'p', heartbeatAt: clock.now, startedAt: back }, true);
+  follower.recompute();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'still down, however long it takes');
+  await store.writeView('p', 'z.test/a', up(clock.now));
+  await turn();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, true, 'the prober\'s current view: a up');
+  t.match(stateOf(runtime.state, 'z.test/a').reason, /^HTTP 200$/);
+});
+
 t.test('a drain wins over an own verdict; no prober ever: self-probing after stale-after from the first read', async (t) => {
   const { store, runtime, follower, driven, clock } = await setup(t);
   clock.now += STALE_AFTER_MS - 1;
