@@ -108,6 +108,8 @@ export class StateFollower {
   /** Write-backs running. */
   private writeBacks = 0;
   private firstReadAt = 0;
+  /** The newest prober heartbeat seen, kept when its prober leaves (self-probing waits stale-after from it). */
+  private newestHeartbeat = 0;
   private readonly selfProbing: SelfProbing | undefined;
   private batchTimer: NodeJS.Timeout | undefined;
   private probersStale = false;
@@ -323,6 +325,7 @@ export class StateFollower {
     try {
       const contents = await this.store.readAll();
       this.takeRestoring(contents);
+      this.noteHeartbeats(contents);
       this.contents = contents;
       if (!this.everRead) this.firstReadAt = this.now();
       this.everRead = true;
@@ -348,6 +351,11 @@ export class StateFollower {
     if (notice.t === 'view') {
       const before = this.contents.views.get(notice.prober)?.get(notice.key);
       urgent = !before || !notice.view || before.up !== notice.view.up;
+    }
+    if (notice.t === 'prober') {
+      // A prober leaving takes its heartbeat out of the store: the last one it wrote counts.
+      const info = notice.info ?? this.contents.probers.get(notice.prober);
+      if (info && info.heartbeatAt > this.newestHeartbeat) this.newestHeartbeat = info.heartbeatAt;
     }
     applyNotice(this.contents, notice);
     this.markUp();
@@ -459,11 +467,17 @@ export class StateFollower {
     for (const [key, state] of this.fileSites!) if (!sites.has(key) && !state.forced) sites.set(key, state);
   }
 
-  /** Since when no prober was heard: the newest heartbeat seen, or the first read when none was. */
+  /**
+   * Since when no prober was heard: the newest heartbeat ever seen (a prober that left cleanly
+   * took its heartbeat out of the store, but was heard until then), or the first read when none was.
+   */
   private quietSince(input: StoreContents): number {
-    let newest = this.firstReadAt;
-    for (const p of input.probers.values()) newest = Math.max(newest, p.heartbeatAt);
-    return newest;
+    this.noteHeartbeats(input);
+    return Math.max(this.firstReadAt, this.newestHeartbeat);
+  }
+
+  private noteHeartbeats(contents: StoreContents): void {
+    for (const p of contents.probers.values()) if (p.heartbeatAt > this.newestHeartbeat) this.newestHeartbeat = p.heartbeatAt;
   }
 
   /** Whether states combined from `base` still hold for sites no notice touched since. */

@@ -182,6 +182,26 @@ t.test('past the hand-back limit a site whose own verdict is down stays down unt
   t.match(stateOf(runtime.state, 'z.test/a').reason, /^HTTP 200$/);
 });
 
+t.test('the last prober leaving cleanly: self-probing waits stale-after from its last heartbeat', async (t) => {
+  const { store, follower, driven, clock } = await setup(t);
+  const started = clock.now;
+  await store.heartbeat({ id: 'p', heartbeatAt: started, startedAt: started }, true);
+  await store.writeView('p', 'z.test/a', up(started));
+  clock.now = started + 6000;
+  await store.heartbeat({ id: 'p', heartbeatAt: clock.now, startedAt: started });
+  await follower.resync();
+  await store.removeProber('p'); // SIGTERM: its heartbeat leaves the store
+  clock.now += 1;
+  follower.recompute();
+  t.same(driven.calls, [], 'not at once: the prober was heard 1 ms ago');
+  clock.now = started + 6000 + STALE_AFTER_MS - 1;
+  follower.recompute();
+  t.same(driven.calls, [], 'not before stale-after from its last heartbeat');
+  clock.now += 1;
+  follower.recompute();
+  t.same(driven.calls, ['start'], 'stale-after after its last heartbeat');
+});
+
 t.test('a drain wins over an own verdict; no prober ever: self-probing after stale-after from the first read', async (t) => {
   const { store, runtime, follower, driven, clock } = await setup(t);
   clock.now += STALE_AFTER_MS - 1;
