@@ -456,7 +456,7 @@ export class StateFollower {
     // changes (the probers fall silent or the store goes away while every site keeps its last
     // state, the usual case), the snapshot is swapped too. Comparing the sites alone kept
     // answering "fresh" through an outage.
-    const currentSites = this.currentSitesFor(combined.sites, now);
+    const currentSites = this.currentSitesFor(combined.sites, now, ownVerdicts);
     if (changed === null && fresh === this.runtime.state.fresh && currentSites === this.runtime.state.currentSites) return;
     this.lastSites = combined.sites;
     this.swap(makeSnapshot(combined.sites, fresh, now, currentSites), changed ?? new Set());
@@ -518,13 +518,17 @@ export class StateFollower {
   /**
    * The hysteresis current sites for these site states (current-sites.ts): the runtime's own
    * map when nothing changed (so callers compare by identity); this nameserver's own decisions
-   * are written to the store.
+   * are written to the store. `local`: the states hold this nameserver's own verdicts
+   * (self-probing.ts), which stay in the process, and so do the decisions made from them: they
+   * start from its own last decisions (the store's record only for lists it has none of) and are
+   * not written.
    */
-  private currentSitesFor(sites: ReadonlyMap<string, SiteState>, now: number): ReadonlyMap<string, string> {
+  private currentSitesFor(sites: ReadonlyMap<string, SiteState>, now: number, local = false): ReadonlyMap<string, string> {
     const own = this.runtime.state.currentSites;
-    const { current, writes } = shareCurrentSites(this.runtime.zones, this.contents.current, own, sites, now);
-    // Store unreachable: decided locally, written once it is back (the re-read then decides again).
-    if (this.storeUp) for (const [key, site] of writes) {
+    const stored = local ? new Map([...this.contents.current].filter(([key]) => !own.has(key))) : this.contents.current;
+    const { current, writes } = shareCurrentSites(this.runtime.zones, stored, own, sites, now);
+    // Store unreachable: decided locally; once it is back the re-read decides again and writes.
+    if (this.storeUp && !local) for (const [key, site] of writes) {
       // Held at once, so the write's own notice (synchronous from the memory store) is no news.
       this.contents.current.set(key, { site });
       this.log.info({ list: key, site }, 'hysteresis: current site decided');

@@ -95,6 +95,32 @@ t.test('followers over one store: the first decides, a later one adopts, both mo
   t.same([one, two].map((n) => n.runtime.state.currentSites.get('t.test')), ['b', 'b'], 'one site lower by the differential: both move to it');
 });
 
+t.test('self-probing: the current site is decided from its own verdicts, answered here and not written', async (t) => {
+  let T = 1_800_000_000_000;
+  const store = new MemoryStateStore();
+  const runtime = new Runtime(zones);
+  let emit: ((key: string, v: ProbeView | null) => void) | undefined;
+  const selfProber = { start: (onView: typeof emit) => (emit = onView), stop: () => (emit = undefined) };
+  const follower = new StateFollower({ store, runtime, logger, staleAfterMs: 5000, resyncMs: NEVER, tickMs: NEVER, now: () => T, selfProber });
+  t.teardown(() => follower.stop());
+  await store.heartbeat({ id: 'p', heartbeatAt: T, startedAt: T }, true);
+  for (const [site, u] of [['a', 0.3], ['b', 0.1], ['c', 0.2]] as const) await store.writeView('p', `t.test/${site}`, view(u, T));
+  await follower.start(100);
+  t.equal(runtime.state.currentSites.get('t.test'), 'b');
+  t.equal((await store.readAll()).current.get('t.test')?.site, 'b', 'the first pick written');
+  T += 5001; // the prober is gone
+  follower.recompute();
+  t.equal(follower.selfProbingActive, true);
+  emit!('t.test/b', { up: false, checkedAt: T, since: T, reason: 'connection refused', decisive: true });
+  await new Promise((r) => setImmediate(r));
+  t.equal(runtime.state.currentSites.get('t.test'), 'a', 'b dead by its own probes: moved here (the loads stale with the prober gone: the first site up)');
+  t.equal((await store.readAll()).current.get('t.test')?.site, 'b', 'the store keeps its record: other nameservers do not adopt it');
+  T += 1000;
+  follower.recompute();
+  t.equal(runtime.state.currentSites.get('t.test'), 'a', 'and it stays');
+  t.equal((await store.readAll()).current.get('t.test')?.site, 'b');
+});
+
 t.test('a tick moves the current site when time alone decides; a reload adds a list', async (t) => {
   let T = NOW;
   const store = new MemoryStateStore();
