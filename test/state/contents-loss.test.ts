@@ -13,11 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Prober } from '../../src/probe/prober.js';
+import { MemoryStateStore } from '../../src/state/memory-store.js';
 import { RedisStateStore } from '../../src/state/redis-store.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { stateOf } from '../../src/state/snapshot.js';
 import { StateFileWriter } from '../../src/state/state-file.js';
+import type { ForcedState, Notice, StoreContents } from '../../src/state/types.js';
 import { createLogger } from '../../src/util/logger.js';
 import { compileText } from '../helpers/dns.js';
 import { eventually } from '../helpers/backends.js';
@@ -270,4 +272,44 @@ t.test('a Redis restarted from an older snapshot (same epoch, a drain missing): 
   t.match(lines.find((l) => /was missing drains/.test(l.msg)), { drains: 1, written: 1, undrainedSince: 0 }, 'logged');
   t.notOk(lines.some((l) => /lost its contents/.test(l.msg)), 'no loss of contents: the epoch is the same');
   t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'a stays drained');
+});
+
+t.test('a write-back still running: every re-read meanwhile takes the drains being written back as there', async (t) => {
+  /** A memory store that can lose its contents, its write-backs held until released. */
+  class LosingStore extends MemoryStateStore {
+    private onLoss: (() => void) | undefined;
+    private release: (() => void) | undefined;
+    private held = new Promise<void>((resolve) => (this.release = resolve));
+    override subscribe(onNotice: (n: Notice) => void, onConnection?: (c: boolean) => void, onLoss?: () => void) {
+      this.onLoss = onLoss;
+      return super.subscribe(onNotice, onConnection);
+    }
+    lose() {
+      (this as unknown as { contents: StoreContents }).contents.forced.clear(); // gone without a notice, as in a restarted Redis
+      this.onLoss?.();
+    }
+    override async restoreForced(key: string, forced: ForcedState) {
+      await this.held;
+      return super.restoreForced(key, forced);
+    }
+    writeBackDone() {
+      this.release!();
+    }
+  }
+  const store = new LosingStore();
+  const runtime = new Runtime(compileText(zoneText));
+  const follower = new StateFollower({ store, runtime, logger: silent, staleAfterMs: 60_000, resyncMs: 1_000_000_000, tickMs: 1_000_000_000 });
+  t.teardown(() => follower.stop());
+  await follower.start(100);
+  await store.setForced('z.test/a', drain(Date.now()));
+  await eventually('a drained', () => stateOf(runtime.state, 'z.test/a').up === false);
+  store.lose();
+  await follower.resync();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'drained after the first re-read');
+  await follower.resync();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'and after a second one while the write-back runs');
+  store.writeBackDone();
+  await eventually('written back', async () => (await store.readAll()).forced.has('z.test/a'));
+  await follower.resync();
+  t.equal(stateOf(runtime.state, 'z.test/a').up, false, 'drained, now from the store');
 });
