@@ -193,7 +193,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
  * The sites' pushed load reports are relayed from the shared store, so a site judged by its
  * reports is judged as the probers judge it.
  */
-function embeddedSelfProber(shared: StateStore, runtime: Runtime, logger: Logger): SelfProber {
+export function embeddedSelfProber(shared: StateStore, runtime: Runtime, logger: Logger, makeProber = (store: StateStore) => new Prober({ store, logger, id: 'self' })): SelfProber {
   let running: { prober: Prober; unsubscribe: () => void } | undefined;
   return {
     start(onView) {
@@ -204,7 +204,7 @@ function embeddedSelfProber(shared: StateStore, runtime: Runtime, logger: Logger
       const unsubscribe = shared.subscribe((notice) => {
         if (notice.t === 'report') void own.report(notice.key, notice.report);
       });
-      const prober = new Prober({ store: own, logger, id: 'self' });
+      const prober = makeProber(own);
       const mine = { prober, unsubscribe };
       running = mine;
       void shared
@@ -213,9 +213,12 @@ function embeddedSelfProber(shared: StateStore, runtime: Runtime, logger: Logger
           for (const [key, report] of contents.reports) if (running === mine) void own.report(key, report);
         })
         .catch(() => undefined)
-        .then(() => prober.start())
-        .then(() => {
+        .then(async () => {
+          // Stopped before or while it started: it must not keep its heartbeat interval.
+          if (running !== mine) return;
+          await prober.start();
           if (running === mine) prober.follow(runtime);
+          else await prober.stop(false);
         });
     },
     stop() {

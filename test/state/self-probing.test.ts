@@ -5,7 +5,11 @@
  * comes back (not before that prober has a view of each site from its current life).
  */
 import t from 'tap';
+import { embeddedSelfProber } from '../../src/app/serve-app.js';
 import { selfProbing } from '../../src/metrics/definitions.js';
+import { Prober } from '../../src/probe/prober.js';
+import type { StateStore } from '../../src/state/types.js';
+import { createLogger } from '../../src/util/logger.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { StateFollower } from '../../src/state/follower.js';
 import { MemoryStateStore } from '../../src/state/memory-store.js';
@@ -218,4 +222,35 @@ t.test('a drain wins over an own verdict; no prober ever: self-probing after sta
   driven.verdict('z.test/b', null);
   await turn();
   t.equal(stateOf(runtime.state, 'z.test/b').up, false, 'still drained without a verdict');
+});
+
+t.test('the embedded self-prober stopped before or while it starts is left stopped (no heartbeat interval)', async (t) => {
+  for (const when of ['before', 'while'] as const) {
+    const events: string[] = [];
+    let startCalled!: () => void;
+    const starting = new Promise<void>((resolve) => (startCalled = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const self = embeddedSelfProber(new MemoryStateStore(), new Runtime(compileText(zoneText)), createLogger('silent'), (store) => {
+      const prober = new Prober({ store, logger: createLogger('silent'), id: 'self' });
+      const [start, stop] = [prober.start.bind(prober), prober.stop.bind(prober)];
+      prober.start = async () => {
+        startCalled();
+        if (when === 'while') await held;
+        await start(); // sets the heartbeat interval
+        events.push('started');
+      };
+      prober.stop = async (leave) => {
+        events.push('stopped');
+        await stop(leave); // clears it
+      };
+      return prober;
+    });
+    self.start(() => undefined);
+    if (when === 'while') await starting;
+    self.stop();
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    t.equal(events.at(-1), 'stopped', `stopped ${when} it started: stopped last (${events.join(', ')})`);
+  }
 });
