@@ -1,6 +1,7 @@
 /**
  * The source layout has layers: src/ has no import cycles, and the floor directories (dns, dnssec, model, policy, state,
- * config, probe, metrics, util, affinity) never import the rooms built on them (server, admin, cli, app). The check
+ * config, probe, metrics, util, affinity) never import the rooms built on them (server, admin, cli, app), and state/
+ * never imports policy/ (policy/ reads state/'s snapshots). The check
  * reads the files, so it sees type-only imports too; a floor module that needs a type from above means the type
  * belongs on the floor.
  */
@@ -155,4 +156,13 @@ t.test('dns/ and model/ import only dns/, model/ and util/', async (t) => {
     for (const edge of edges) if (!BASE.includes(top(edge))) forbidden.push(`${file} -> ${edge}`);
   }
   t.same(forbidden, [], 'edges out of the lowest floor');
+});
+
+t.test('state/ does not import policy/ (policy/ reads state/\'s snapshots; a rule the follower runs is given to it)', async (t) => {
+  const forbidden: string[] = [];
+  for (const [file, edges] of importGraph()) {
+    if (top(file) !== 'state') continue;
+    for (const edge of edges) if (top(edge) === 'policy') forbidden.push(`${file} -> ${edge}`);
+  }
+  t.same(forbidden, [], 'edges from state/ up to policy/');
 });

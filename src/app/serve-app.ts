@@ -16,6 +16,7 @@ import { DEFAULT_KEY_DIR } from '../dnssec/key-file.js';
 import { keyDirectory, type KeyDirectoryEvents, type KeySource } from '../dnssec/keys.js';
 import { AdminRouter, startAdminServer, type AdminServer } from '../admin/http.js';
 import { DemoBackends } from '../demo/backends.js';
+import { shareCurrentSites } from '../policy/shared-current-sites.js';
 import { Prober } from '../probe/prober.js';
 import { startNameserver, type Nameserver, type NameserverOptions } from '../server/nameserver.js';
 import { ReloadController } from '../server/reload.js';
@@ -136,7 +137,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
       if (!stateFile.usable()) stateFile = undefined;
     }
     const selfProber = o.redis && !o.probe ? embeddedSelfProber(store, runtime, o.logger) : undefined;
-    follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile, selfProber });
+    follower = new StateFollower({ store, runtime, logger: o.logger, staleAfterMs, stateFile, selfProber, currentSites: shareCurrentSites });
     registerStateRoutes(router, { store, follower, runtime, staleAfterMs, auditLog: componentLogger(o.logger, 'audit') });
     demo?.registerRoutes(router);
     o.registerRoutes?.(router, { runtime });

@@ -32,13 +32,12 @@ import { probersLive, siteState, siteUp, siteUtilization, stateAgeSeconds, state
 import type { SiteModel, ZoneSet } from '../model/zone-model.js';
 import type { Runtime } from './runtime.js';
 import type { Logger } from '../util/logger.js';
-import { sameCurrentSites, shareCurrentSites } from './current-sites.js';
 import { combine, combineSite, liveProbers, quorumWarning, votersOf, DEFAULT_STALE_AFTER_MS, type Voters } from './combine.js';
 import { makeSnapshot, recordDelta, stateOf, type SiteState, type StateSnapshot } from './snapshot.js';
 import { SelfProbing, type SelfProber } from './self-probing.js';
 import { readStateFile, type StateFileWriter } from './state-file.js';
 import { siteCondition, SITE_CONDITIONS } from './status.js';
-import { applyNotice, emptyContents, type ForcedState, type Notice, type StateStore, type StoreContents } from './types.js';
+import { applyNotice, emptyContents, type CurrentSite, type ForcedState, type Notice, type StateStore, type StoreContents } from './types.js';
 
 export interface FollowerOptions {
   store: StateStore;
@@ -52,7 +51,24 @@ export interface FollowerOptions {
   now?: () => number;
   /** Probes for this nameserver while no prober is live (self-probing.ts); none: fail static only. */
   selfProber?: SelfProber;
+  /** The hysteresis current sites' rule (policy/shared-current-sites.ts); none: no current sites are kept. */
+  currentSites?: CurrentSitesRule;
 }
+
+/**
+ * The hysteresis current sites for the site states at `now`, from the store's records (`stored`)
+ * and this nameserver's last published ones (`own`), and which of them to write to the store.
+ * Given to the follower (state/ is below policy/, where the rule lives).
+ */
+export type CurrentSitesRule = (
+  zones: ZoneSet,
+  stored: ReadonlyMap<string, CurrentSite>,
+  own: ReadonlyMap<string, string>,
+  states: ReadonlyMap<string, SiteState>,
+  now: number,
+) => { readonly current: Map<string, string>; readonly writes: Map<string, string> };
+
+const NO_CURRENT_SITES: CurrentSitesRule = () => ({ current: new Map(), writes: new Map() });
 
 /**
  * 'changes': re-combine what changed since the last recompute (the sites view notices named),
@@ -126,6 +142,7 @@ export class StateFollower {
   /** Null when the next recompute must be full (none yet, or the last one ran on carried-over views). */
   private base: CombinedBase | null = null;
   private readonly now: () => number;
+  private readonly currentSitesRule: CurrentSitesRule;
   /** How many recomputes of each kind ran (tests, and a look at the cost). */
   readonly recomputes = { full: 0, incremental: 0 };
   private timers: NodeJS.Timeout[] = [];
@@ -141,6 +158,7 @@ export class StateFollower {
     this.tickMs = options.tickMs ?? 250;
     this.stateFile = options.stateFile;
     this.now = options.now ?? Date.now;
+    this.currentSitesRule = options.currentSites ?? NO_CURRENT_SITES;
     if (options.selfProber) this.selfProbing = new SelfProbing(options.selfProber, this.log, this.staleAfterMs, (urgent) => this.selfVerdict(urgent));
   }
 
@@ -516,7 +534,7 @@ export class StateFollower {
   }
 
   /**
-   * The hysteresis current sites for these site states (current-sites.ts): the runtime's own
+   * The hysteresis current sites for these site states (the injected rule): the runtime's own
    * map when nothing changed (so callers compare by identity); this nameserver's own decisions
    * are written to the store. `local`: the states hold this nameserver's own verdicts
    * (self-probing.ts), which stay in the process, and so do the decisions made from them: they
@@ -526,7 +544,7 @@ export class StateFollower {
   private currentSitesFor(sites: ReadonlyMap<string, SiteState>, now: number, local = false): ReadonlyMap<string, string> {
     const own = this.runtime.state.currentSites;
     const stored = local ? new Map([...this.contents.current].filter(([key]) => !own.has(key))) : this.contents.current;
-    const { current, writes } = shareCurrentSites(this.runtime.zones, stored, own, sites, now);
+    const { current, writes } = this.currentSitesRule(this.runtime.zones, stored, own, sites, now);
     // Store unreachable: decided locally; once it is back the re-read decides again and writes.
     if (this.storeUp && !local) for (const [key, site] of writes) {
       // Held at once, so the write's own notice (synchronous from the memory store) is no news.
@@ -603,6 +621,13 @@ export function changedSites(before: ReadonlyMap<string, SiteState>, after: Read
     if (!sameSiteState(old, state)) (changed ??= new Set()).add(key);
   }
   return changed;
+}
+
+/** Whether two current-site maps say the same. */
+function sameCurrentSites(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [key, site] of a) if (b.get(key) !== site) return false;
+  return true;
 }
 
 /** The earliest forced-state expiry after `now` (Infinity when none): a full recompute is due then. */

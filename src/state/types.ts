@@ -92,7 +92,7 @@ export interface AuditEntry {
 
 /**
  * Hysteresis (seed 002): the current site of one hysteresis candidate list, shared by every
- * nameserver of the store. Written by nameservers (state/current-sites.ts); no time or writer in
+ * nameserver of the store. Written by nameservers (policy/shared-current-sites.ts); no time or writer in
  * it, so two nameservers that decide the same move write the same value.
  */
 export interface CurrentSite {

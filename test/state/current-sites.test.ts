@@ -1,12 +1,12 @@
 /**
- * Hysteresis current sites shared through the store (state/current-sites.ts): which previous
+ * Hysteresis current sites shared through the store (policy/shared-current-sites.ts): which previous
  * site the rule starts from (the store's record, else the nameserver's own), and what is written
  * back; then followers over one store publishing and adopting them, a move by time alone, a
  * reload adding a hysteresis pool, the messages that carry them to the UDP threads, and the
  * record in Redis.
  */
 import t from 'tap';
-import { shareCurrentSites } from '../../src/state/current-sites.js';
+import { shareCurrentSites } from '../../src/policy/shared-current-sites.js';
 import { applyStateMessage, deltaMessage, stateMessage } from '../../src/state/messages.js';
 import { deltaOf, makeSnapshot, recordDelta } from '../../src/state/snapshot.js';
 import { StateFollower } from '../../src/state/follower.js';
@@ -62,7 +62,7 @@ t.test('followers over one store: the first decides, a later one adopts, both mo
   const store = new MemoryStateStore();
   const follower = (text: string) => {
     const runtime = new Runtime(compileText(text));
-    const f = new StateFollower({ store, runtime, logger, resyncMs: NEVER, tickMs: NEVER, now: () => T });
+    const f = new StateFollower({ store, runtime, logger, currentSites: shareCurrentSites, resyncMs: NEVER, tickMs: NEVER, now: () => T });
     t.teardown(() => f.stop());
     return { runtime, follower: f };
   };
@@ -101,7 +101,7 @@ t.test('self-probing: the current site is decided from its own verdicts, answere
   const runtime = new Runtime(zones);
   let emit: ((key: string, v: ProbeView | null) => void) | undefined;
   const selfProber = { start: (onView: typeof emit) => (emit = onView), stop: () => (emit = undefined) };
-  const follower = new StateFollower({ store, runtime, logger, staleAfterMs: 5000, resyncMs: NEVER, tickMs: NEVER, now: () => T, selfProber });
+  const follower = new StateFollower({ store, runtime, logger, currentSites: shareCurrentSites, staleAfterMs: 5000, resyncMs: NEVER, tickMs: NEVER, now: () => T, selfProber });
   t.teardown(() => follower.stop());
   await store.heartbeat({ id: 'p', heartbeatAt: T, startedAt: T }, true);
   for (const [site, u] of [['a', 0.3], ['b', 0.1], ['c', 0.2]] as const) await store.writeView('p', `t.test/${site}`, view(u, T));
@@ -125,7 +125,7 @@ t.test('a tick moves the current site when time alone decides; a reload adds a l
   let T = NOW;
   const store = new MemoryStateStore();
   const runtime = new Runtime(compileText(zoneText('pool: { name: "@", policy: least-busy }\n')));
-  const f = new StateFollower({ store, runtime, logger, resyncMs: NEVER, tickMs: 20, now: () => T });
+  const f = new StateFollower({ store, runtime, logger, currentSites: shareCurrentSites, resyncMs: NEVER, tickMs: 20, now: () => T });
   t.teardown(() => f.stop());
   await store.heartbeat({ id: 'p', heartbeatAt: T, startedAt: T }, true);
   // a down until T + 1 s by a drain: the first pick is b; the drain's expiry is time alone.

@@ -1,19 +1,19 @@
 /**
  * Hysteresis current sites shared by every nameserver of one store (docs/state.md, "Hysteresis
- * current sites"). The stay-or-move rule (policy/hysteresis.ts) runs where each nameserver
- * builds its snapshot; what makes the nameservers agree is its previous input: the store's
- * record when there is one, so a nameserver started after the first pick adopts that site
- * while it is still a valid stay, and its own last decision only for lists the store has none
- * for. A nameserver writes a decision back when it differs from the record and is its own
- * change (a first pick, or a move from the record). The rule being deterministic, nameservers
- * that see the same states decide the same move and write the same value; with states seen a
- * moment apart, the store's order of writes decides, and every nameserver then adopts the last
- * one written.
+ * current sites"). The stay-or-move rule (hysteresis.ts) runs where each nameserver builds its
+ * snapshot; what makes the nameservers agree is its previous input: the store's record when
+ * there is one, so a nameserver started after the first pick adopts that site while it is still
+ * a valid stay, and its own last decision only for lists the store has none for. A nameserver
+ * writes a decision back when it differs from the record and is its own change (a first pick,
+ * or a move from the record). The rule being deterministic, nameservers that see the same states
+ * decide the same move and write the same value; with states seen a moment apart, the store's
+ * order of writes decides, and every nameserver then adopts the last one written. Pure; the
+ * state follower is given it (app/serve-app.ts), state/ being below policy/.
  */
 import type { ZoneSet } from '../model/zone-model.js';
-import { decideCurrentSites, hysteresisLists } from '../policy/hysteresis.js';
-import type { SiteState } from './snapshot.js';
-import type { CurrentSite } from './types.js';
+import type { SiteState } from '../state/snapshot.js';
+import type { CurrentSite } from '../state/types.js';
+import { decideCurrentSites, hysteresisLists } from './hysteresis.js';
 
 export interface SharedCurrentSites {
   /** List key -> site id: what the snapshot publishes. */
@@ -46,11 +46,4 @@ export function shareCurrentSites(
     if (recorded !== site && (recorded === undefined || own.get(key) !== site)) writes.set(key, site);
   }
   return { current, writes };
-}
-
-/** Whether two current-site maps say the same. */
-export function sameCurrentSites(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [key, site] of a) if (b.get(key) !== site) return false;
-  return true;
 }
