@@ -77,6 +77,21 @@ function follow(url: string, t: Tap.Test, extra: { logger?: ReturnType<typeof me
   return { store, runtime, follower };
 }
 
+/** A Redis, a nameserver following it through a relay that can be cut, and an operator's store on Redis directly. */
+async function behindRelay(t: Tap.Test) {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const relay = await relayTo(redis.port);
+  t.teardown(() => relay.close());
+  const { logger, lines } = memoryLogger('info');
+  const { runtime, follower } = follow(relay.url, t, { logger });
+  await follower.start(3000);
+  const operator = new RedisStateStore({ url: redis.url, logger: silent });
+  t.teardown(() => operator.close());
+  await operator.ready(3000);
+  return { redis, relay, lines, runtime, follower, operator };
+}
+
 const drain = (at: number) => ({ state: 'down' as const, by: 'ops', reason: 'kernel upgrade', until: at + 30 * 60_000, at });
 
 t.test('Redis restarted empty: the drain a nameserver holds is written back, and logged', async (t) => {
@@ -118,16 +133,7 @@ t.test('Redis restarted empty: the drain a nameserver holds is written back, and
 });
 
 t.test('an undrain made while a nameserver was cut off from a Redis that kept its contents stands', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const relay = await relayTo(redis.port);
-  t.teardown(() => relay.close());
-  const { logger, lines } = memoryLogger('info');
-  const { runtime, follower } = follow(relay.url, t, { logger });
-  await follower.start(3000);
-  const operator = new RedisStateStore({ url: redis.url, logger: silent });
-  t.teardown(() => operator.close());
-  await operator.ready(3000);
+  const { redis, relay, lines, runtime, follower, operator } = await behindRelay(t);
   await operator.setForced('z.test/a', drain(Date.now()));
   await eventually('a drained', () => stateOf(runtime.state, 'z.test/a').up === false);
 
@@ -209,18 +215,9 @@ t.test('started from the state file while Redis is down; Redis back empty: no de
 });
 
 t.test('Redis lost its contents, another nameserver wrote the drain back, an operator undrained it: a nameserver cut off throughout does not bring it back', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const relay = await relayTo(redis.port);
-  t.teardown(() => relay.close());
-  const { logger, lines } = memoryLogger('info');
-  const cutOff = follow(relay.url, t, { logger });
-  await cutOff.follower.start(3000);
+  const { redis, relay, lines, operator, ...cutOff } = await behindRelay(t);
   const other = follow(redis.url, t);
   await other.follower.start(3000);
-  const operator = new RedisStateStore({ url: redis.url, logger: silent });
-  t.teardown(() => operator.close());
-  await operator.ready(3000);
   await operator.setForced('z.test/a', drain(Date.now()));
   await eventually('both hold the drain', () => stateOf(cutOff.runtime.state, 'z.test/a').up === false && stateOf(other.runtime.state, 'z.test/a').up === false);
 
@@ -246,16 +243,7 @@ t.test('Redis lost its contents, another nameserver wrote the drain back, an ope
 });
 
 t.test('a Redis restarted from an older snapshot (same epoch, a drain missing): a reconnecting nameserver writes it back and logs it', async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const relay = await relayTo(redis.port);
-  t.teardown(() => relay.close());
-  const { logger, lines } = memoryLogger('info');
-  const { runtime, follower } = follow(relay.url, t, { logger });
-  await follower.start(3000);
-  const operator = new RedisStateStore({ url: redis.url, logger: silent });
-  t.teardown(() => operator.close());
-  await operator.ready(3000);
+  const { redis, relay, lines, runtime, follower, operator } = await behindRelay(t);
   const forced = drain(Date.now());
   await operator.setForced('z.test/a', forced);
   await eventually('a drained', () => stateOf(runtime.state, 'z.test/a').up === false);
