@@ -26,6 +26,20 @@ export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
 }
 
 /**
+ * DS at the apex of a served zone whose enclosing served zone delegates it here: the parent
+ * side's answer (RFC 4035 §3.1.4.1, RFC 5155 §7.2.4), the DS RRset or its NODATA, since the child
+ * holds no DS of its own. Undefined when the enclosing zone has no cut at `apex` (a zone nested
+ * without delegation answers for itself) or no served zone encloses it.
+ */
+export function parentSideDs(zones: ZoneSet, apex: string): LookupResult | undefined {
+  if (apex.length === 0) return undefined;
+  const dot = apex.indexOf('.');
+  const parent = findZone(zones, dot < 0 ? '' : apex.slice(dot + 1));
+  if (parent === undefined || !parent.cuts.has(apex)) return undefined;
+  return atDelegation(parent, apex, QTYPE.DS);
+}
+
+/**
  * What a name at or below a delegation point of `zone` answers: the referral (RFC 1034 §4.3.2
  * step 3b); but DS at the cut itself is the parent side's to answer, authoritatively (RFC 4035
  * §3.1.4.1): the DS RRset the zone holds there, else NODATA. Undefined for a name of the zone's own.

@@ -308,6 +308,9 @@ export class PrebuiltTable {
     if (this.isMarker(i) || qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
     const result = lookup(this.zoneSet, entry.name, qtype);
     if (result.kind === 'refused') return null;
+    // DS at the apex of a zone served inside its parent is the parent's answer (model/resolve.ts
+    // parentSideDs), signed or not by the parent: the general path, as rare as it is.
+    if (result.zone !== this.zones[i]) return null;
     if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, null, dnssecOk);
     const query = syntheticQuery(entry.name, qtype, dnssecOk);
     return PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, null, dnssecOk);

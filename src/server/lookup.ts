@@ -5,7 +5,7 @@
  * once more, to its closest encloser's wildcard (model/resolve.ts), when the zone has any.
  */
 import { QTYPE } from '../dns/constants.js';
-import { atDelegation, findZone, resolveNode, rrsetOf, wildcardFor } from '../model/resolve.js';
+import { atDelegation, findZone, parentSideDs, resolveNode, rrsetOf, wildcardFor } from '../model/resolve.js';
 import type { LookupResult, ZoneSet } from '../model/zone-model.js';
 
 export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
@@ -13,6 +13,10 @@ export const REFUSED: LookupResult = Object.freeze({ kind: 'refused' });
 export function lookup(zones: ZoneSet, qname: string, qtype: number): LookupResult {
   const zone = findZone(zones, qname);
   if (zone === undefined) return REFUSED;
+  if (qtype === QTYPE.DS && qname === zone.origin && zones.nested) {
+    const parentSide = parentSideDs(zones, qname);
+    if (parentSide !== undefined) return parentSide;
+  }
   const delegated = atDelegation(zone, qname, qtype);
   if (delegated !== undefined) return delegated;
   const node = zone.nodes.get(qname);

@@ -14,7 +14,7 @@ import { KeyError } from '../../src/dnssec/key-file.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { compileText, query } from '../helpers/dns.js';
-import { checkSignatures, DNSKEY, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
+import { checkSignatures, DNSKEY, DS, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
 
 const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
 const NOW = Date.UTC(2026, 11, 1);
@@ -321,4 +321,59 @@ t.test('wildcards of every kind, signed: static, CNAME, Pool/Group/Site Names, N
       if (expanded) t.ok(m.authority.some((r) => r.type === (denial === 'nsec' ? NSEC : NSEC3)), `${denial}: ${name} ${type}: an expansion carries its proof`);
     }
   }
+});
+
+const CHILD = `zone: secure.example.net
+ttl: 600
+soa: { mname: ns.secure.example.net, rname: hostmaster.example.net, minimum: 30 }
+nameservers:
+  ns.secure.example.net: [192.0.2.51]
+records:
+  www: { A: [192.0.2.60] }
+dnssec: true
+`;
+
+/** The signed fixture and its child secure.example.net, both served here, each with its keys. */
+function parentAndChild(childText = CHILD) {
+  const keys = new Map([['example.net', makeKeySet('example.net')], ['secure.example.net', makeKeySet('secure.example.net')]]);
+  const loaded = [parseZoneText(TEXT, 'zones/signed.yaml'), parseZoneText(childText, 'zones/child.yaml')];
+  const files = loaded.map((l) => {
+    if ('problems' in l) throw new Error(JSON.stringify(l.problems));
+    return l;
+  });
+  const compiled = compileZoneFiles(files, { keysFor: (zone) => keys.get(zone), now: () => NOW });
+  if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
+  return { zones: makeZoneSet(compiled.zones), keys };
+}
+
+t.test('DS at the apex of a child zone served here too: the parent side answers (RFC 4035 §3.1.4.1)', async (t) => {
+  for (const childText of [CHILD, CHILD.replace('dnssec: true\n', '')]) {
+    const { zones, keys } = parentAndChild(childText);
+    const runtime = new Runtime(zones);
+    for (const prebuilt of [true, false]) {
+      const handler = new Handler(runtime, undefined, {}, { prebuilt });
+      const ask = (name: string, type: string | number, edns = { do: true }) => handler.handle(query(name, type, { edns }), { transport: 'tcp', clientAddress: '192.0.2.1' })!;
+      const label = `${childText === CHILD ? 'signed' : 'unsigned'} child, ${prebuilt ? 'fast' : 'general'} path`;
+      const parentKeys = parseMessage(ask('example.net', 'DNSKEY')).answer.filter((r) => r.type === DNSKEY);
+      t.equal(parentKeys.length, keys.get('example.net')!.published.length);
+      const ds = parseMessage(ask('secure.example.net', DS));
+      t.equal(ds.rcode, 0, label);
+      t.same(ds.answer.map((r) => [r.owner, r.type]), [['secure.example.net', DS], ['secure.example.net', RRSIG]], `${label}: the parent's DS and its RRSIG`);
+      t.equal(parseRrsig(ds.answer[1].rdata).signer, 'example.net', `${label}: signed by the parent`);
+      t.same(checkSignatures(ds.answer, parentKeys), [], `${label}: verifies with the parent's keys`);
+      const plain = parseMessage(ask('secure.example.net', DS, { do: false }));
+      t.same(plain.answer.map((r) => r.type), [DS], `${label}: DO=0, the DS alone`);
+      const soa = parseMessage(ask('secure.example.net', 'SOA'));
+      t.same(soa.answer.filter((r) => r.type === 6).map((r) => r.owner), ['secure.example.net'], `${label}: other types at the apex: the child`);
+    }
+  }
+  // A child whose parent holds no DS: the parent's signed NODATA, its NSEC showing NS without DS.
+  const { zones } = parentAndChild(CHILD.replace(/secure/g, 'sub'));
+  const handler = new Handler(new Runtime(zones));
+  const m = parseMessage(handler.handle(query('sub.example.net', DS, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  t.equal(m.rcode, 0);
+  t.same(m.answer, []);
+  const nsec = m.authority.find((r) => r.type === NSEC);
+  t.equal(nsec?.owner, 'sub.example.net', "the parent's NSEC of the cut");
+  t.same(parseNsec(nsec!.rdata).types.filter((x) => x === 2 || x === 43), [2], 'NS, no DS');
 });

@@ -45,9 +45,12 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
     `  east: { addresses: [192.0.2.80, "2001:db8::80"], probe: { http: "${backend.url}", interval: 200ms, timeout: 150ms, rise: 1, fall: 1 } }`,
   );
   const settings = denial === 'nsec' ? 'dnssec: true' : 'dnssec: { denial: nsec3, algorithm: ed25519 }';
-  const dir = tempZonesDir({ 'example.net.yaml': text.replace('dnssec: true', settings), 'example.org.yaml': `${WILD}\n${settings}\n` });
+  // The child of the delegation with DS is served here too: its DS is still the parent's answer.
+  const child = `zone: secure.example.net\nttl: 600\nsoa: { mname: ns.secure.example.net, rname: hostmaster.example.net }\nnameservers:\n  ns.secure.example.net: [192.0.2.51]\n${settings}\n`;
+  const dir = tempZonesDir({ 'example.net.yaml': text.replace('dnssec: true', settings), 'example.org.yaml': `${WILD}\n${settings}\n`, 'secure.example.net.yaml': child });
   const keys = denial === 'nsec' ? makeKeySet('example.net', 13, 'ksk+zsk') : makeKeySet('example.net', 15, 'csk');
   const wildKeys = makeKeySet('example.org', denial === 'nsec' ? 13 : 15);
+  const childKeys = makeKeySet('secure.example.net');
   const { logger } = memoryLogger();
   const app = await startServeApp({
     zonesPath: dir,
@@ -57,7 +60,7 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
     http: null,
     httpExplicit: false,
     startupLimitMs: 2000,
-    keys: { keysFor: (zone) => (zone === 'example.net' ? keys : wildKeys), now: () => Date.now() },
+    keys: { keysFor: (zone) => (zone === 'example.net' ? keys : zone === 'example.org' ? wildKeys : childKeys), now: () => Date.now() },
   });
   t.teardown(() => app.stop());
   const port = app.ns.udp[0].port;
@@ -77,7 +80,8 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
     ['example.net', 'TXT'],
     ['www.example.net', 'A'],
     ['a.wild.example.net', 'TXT'],
-    // A delegation with DS: the DS, answered and signed by the parent side.
+    // A delegation with DS whose child zone is served here too: the DS, answered and signed by
+    // the parent side.
     ['secure.example.net', 'DS'],
   ];
   for (const [name, type] of positive) {
