@@ -235,42 +235,67 @@ function hasAddresses(name: DynamicName, family: 4 | 6): boolean {
 /**
  * Every answer of `name` for `family` worth signing ahead, by model/signatures.ts variantKey:
  * each site alone, every site together (all_down: all), the sorry address, and, for `answers: N`,
- * every combination of up to N sites while they stay within MAX_VARIANTS_PER_FAMILY.
+ * within MAX_VARIANTS_PER_FAMILY, first the sets the policies answer (policy/candidates.ts
+ * answerWith: N sites in a row of the usable list, read cyclically) for every site up and then
+ * for each single site down (a failover), then the other combinations of up to N sites.
  */
 function* variantSets(name: DynamicName, family: 4 | 6): Generator<[string, RRset]> {
   const type = family === 4 ? QTYPE.A : QTYPE.AAAA;
   const set = (rdatas: readonly Rdata[]): RRset =>
     Object.freeze({ owner: name.name, type, ttl: name.ttl, records: Object.freeze(rdatas.map((rdata) => Object.freeze({ owner: name.name, type, ttl: name.ttl, rdata }))) });
-  const candidates = name.sites.filter((s) => addressesOf(s, family).length > 0).sort((a, b) => (a.id < b.id ? -1 : 1));
+  const candidates = name.sites.filter((s) => addressesOf(s, family).length > 0);
   for (const site of candidates) yield [`${family}:${site.id}`, set(addressesOf(site, family))];
   const sorry = family === 4 ? name.pool?.sorry4 : name.pool?.sorry6;
   if (sorry !== undefined && sorry.length > 0) yield [`${family}:sorry`, set(sorry)];
+  if (candidates.length < 2) return;
+  const keyOf = (sites: readonly SiteModel[]): string => `${family}:${sites.map((s) => s.id).sort().join(',')}`;
+  const signed = new Set<string>([keyOf(candidates)]);
+  yield [keyOf(candidates), set(candidates.flatMap((s) => addressesOf(s, family)))];
   const most = Math.min(candidates.length, Math.max(name.pool?.answers ?? 1, 1));
-  const combos: SiteModel[][] = [];
-  if (candidates.length > 1) combos.push(candidates);
-  for (let k = 2; k <= most && k < candidates.length; k++) {
-    const ofSize = combinations(candidates, k, MAX_VARIANTS_PER_FAMILY - candidates.length - combos.length);
-    if (ofSize === null) break;
-    combos.push(...ofSize);
+  if (most < 2) return;
+  let budget = MAX_VARIANTS_PER_FAMILY - candidates.length - signed.size;
+  for (const sites of aheadOfUse(candidates, most)) {
+    if (budget <= 0) return;
+    const key = keyOf(sites);
+    if (signed.has(key)) continue;
+    signed.add(key);
+    budget--;
+    yield [key, set(sites.flatMap((s) => addressesOf(s, family)))];
   }
-  for (const sites of combos) yield [`${family}:${sites.map((s) => s.id).join(',')}`, set(sites.flatMap((s) => addressesOf(s, family)))];
 }
 
-/** The k-combinations of `items` in order, or null when there are more than `limit`. */
-function combinations<T>(items: readonly T[], k: number, limit: number): T[][] | null {
-  const out: T[][] = [];
-  const pick = (from: number, chosen: T[]): boolean => {
+/**
+ * The site sets of `answers: count` in the order they are worth signing, made as they are read
+ * (duplicates included): the answers from every site up, from each list with one site down, then
+ * every combination of 2 to `count` sites.
+ */
+function* aheadOfUse(candidates: readonly SiteModel[], count: number): Generator<SiteModel[]> {
+  yield* answerRuns(candidates, count);
+  for (let down = 0; down < candidates.length; down++) yield* answerRuns(candidates.filter((_, i) => i !== down), count);
+  yield* smallerCombinations(candidates, count);
+}
+
+/** The sets policy/candidates.ts answerWith can answer from `list`: `count` sites in a row, read cyclically. */
+function* answerRuns(list: readonly SiteModel[], count: number): Generator<SiteModel[]> {
+  if (list.length <= count) {
+    yield [...list];
+    return;
+  }
+  for (let start = 0; start < list.length; start++) yield Array.from({ length: count }, (_, j) => list[(start + j) % list.length]);
+}
+
+/** The k-combinations of `items` for k from 2 to `most`, in order, made as they are read. */
+function* smallerCombinations<T>(items: readonly T[], most: number): Generator<T[]> {
+  function* pick(k: number, from: number, chosen: T[]): Generator<T[]> {
     if (chosen.length === k) {
-      out.push([...chosen]);
-      return out.length <= limit;
+      yield [...chosen];
+      return;
     }
     for (let i = from; i <= items.length - (k - chosen.length); i++) {
       chosen.push(items[i]);
-      const ok = pick(i + 1, chosen);
+      yield* pick(k, i + 1, chosen);
       chosen.pop();
-      if (!ok) return false;
     }
-    return true;
-  };
-  return pick(0, []) ? out : null;
+  }
+  for (let k = 2; k <= most && k < items.length; k++) yield* pick(k, 0, []);
 }

@@ -9,16 +9,17 @@ import { MAX_VARIANTS_PER_FAMILY, VARIANT_CACHE_SIZE } from '../../src/dnssec/si
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { query } from '../helpers/dns.js';
+import { makeSnapshot } from '../../src/state/snapshot.js';
 import { checkSignatures, DNSKEY, makeKeySet, parseMessage, RRSIG, type Message } from '../helpers/dnssec.js';
 
-function zoneWith(sites: number, answers: number): string {
+function zoneWith(sites: number, answers: number, policy = 'random'): string {
   const list = Array.from({ length: sites }, (_, i) => `  s${String(i).padStart(2, '0')}: { addresses: [192.0.2.${i + 1}] }`).join('\n');
   return `zone: example.net
 soa: { mname: ns1.example.net, rname: hostmaster.example.net }
 nameservers: { ns1.example.net: [192.0.2.200] }
 sites:
 ${list}
-pool: { name: pool, policy: random, answers: ${answers} }
+pool: { name: pool, policy: ${policy}, answers: ${answers} }
 dnssec: true
 `;
 }
@@ -31,10 +32,11 @@ function serve(text: string, randoms: number[]) {
   if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
   const zones = makeZoneSet(compiled.zones);
   let i = 0;
-  const handler = new Handler(new Runtime(zones), { now: () => Date.now(), random: () => randoms[i++ % randoms.length] });
+  const runtime = new Runtime(zones);
+  const handler = new Handler(runtime, { now: () => Date.now(), random: () => randoms[i++ % randoms.length] });
   const ask = (name: string, type = 'A'): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
   const dnskeys = ask('example.net', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
-  return { zone: zones.zones.get('example.net')!, ask, dnskeys };
+  return { zone: zones.zones.get('example.net')!, ask, dnskeys, runtime };
 }
 
 t.test('answers: N within the bound: every combination signed at load', async (t) => {
@@ -45,6 +47,28 @@ t.test('answers: N within the bound: every combination signed at load', async (t
     const m = ask('pool.example.net');
     t.equal(m.answer.filter((r) => r.type === 1).length, 2, 'two sites');
     t.same(checkSignatures(m.answer, dnskeys), []);
+  }
+});
+
+t.test('answers: 3 of 10 sites: every answer of the steady state and of one site down signed at load', async (t) => {
+  const draws = Array.from({ length: 40 }, (_, i) => (i + 0.5) / 40);
+  for (const policy of ['first', 'round-robin', 'random', 'weighted']) {
+    const { zone, ask, runtime } = serve(zoneWith(10, 3, policy), draws);
+    const variants = zone.signatures!.variants.get('pool.example.net')!;
+    t.ok(variants.size <= 2 * MAX_VARIANTS_PER_FAMILY, `${policy}: ${variants.size} signed at load`);
+    const seen = new Set<string>();
+    for (const down of [-1, ...Array.from({ length: 10 }, (_, i) => i)]) {
+      const states = down < 0 ? new Map() : new Map([[`example.net/s${String(down).padStart(2, '0')}`, { up: false }]]);
+      runtime.publishState(makeSnapshot(states, true));
+      for (let i = 0; i < draws.length; i++) {
+        const ids = ask('pool.example.net').answer.filter((r) => r.type === 1).map((r) => `s${String(r.rdata[3] - 1).padStart(2, '0')}`);
+        t.equal(ids.length, 3);
+        const key = `4:${ids.sort().join(',')}`;
+        seen.add(key);
+        if (!variants.has(key)) t.fail(`${policy}, ${down < 0 ? 'all up' : `s${down} down`}: ${key} signed on the query path`);
+      }
+    }
+    t.ok(seen.size >= (policy === 'first' ? 4 : 30), `${policy}: ${seen.size} distinct answers, each signed at load`);
   }
 });
 
