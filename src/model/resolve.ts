@@ -64,11 +64,12 @@ export function atDelegation(zone: ZoneModel, name: string, qtype: number): Look
  * `node`'s answer for `qtype`, following CNAMEs inside the zone (RFC 1034 §4.3.2 step 3a). Where
  * the chain ends decides the kind: the type's RRset (answer); a name without it (NODATA, RFC
  * 2308 §3) or no name at all (NXDOMAIN, RFC 6604 §3), both with the chain; a delegation (the
- * chain plus the referral, step 3b); out of the zone, a loop or too long (the chain: the client's
- * resolver continues from the last CNAME). A target that does not exist is answered by its
- * closest encloser's wildcard when there is one (RFC 4592 §3.3.1, nodeAt). `name` is the name
- * asked: the node's own, or one its wildcard answers for; every RRset taken from a wildcard node
- * is written with the name it answers for (RFC 4592 §3.3.1).
+ * chain plus the referral, step 3b; for DS at the cut, the chain plus the DS the zone holds
+ * there, else NODATA); out of the zone, a loop or too long (the chain: the client's resolver
+ * continues from the last CNAME). A target that does not exist is answered by its closest
+ * encloser's wildcard when there is one (RFC 4592 §3.3.1, nodeAt). `name` is the name asked: the
+ * node's own, or one its wildcard answers for; every RRset taken from a wildcard node is written
+ * with the name it answers for (RFC 4592 §3.3.1).
  */
 export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qtype: number, name: string = node.name): LookupResult {
   const chain: RRset[] = [];
@@ -82,7 +83,11 @@ export function resolveNode(zones: ZoneSet, zone: ZoneModel, node: NameNode, qty
       const target = (current.cname.records[0].rdata[0] as { name: string }).name;
       if (depth >= MAX_CNAME_CHAIN || chain.some((c) => c.owner === target) || findZone(zones, target) !== zone) return answerOf(zone, chain, undefined, 4, [], owner);
       const delegated = atDelegation(zone, target, type);
-      if (delegated !== undefined) return delegated.kind === 'referral' ? Object.freeze({ ...delegated, answer: Object.freeze(chain) }) : negativeOf('nodata', zone, chain);
+      if (delegated !== undefined) {
+        if (delegated.kind === 'referral') return Object.freeze({ ...delegated, answer: Object.freeze(chain) });
+        // DS at the cut the chain ends at: the parent side's DS RRset (RFC 4035 §3.1.4.1).
+        return delegated.kind === 'answer' ? answerOf(zone, [...chain, ...delegated.answer], undefined, 4, [], owner) : negativeOf('nodata', zone, chain);
+      }
       const next = nodeAt(zone, target);
       if (next === undefined) return negativeOf(zone.emptyNonTerminals.has(target) ? 'nodata' : 'nxdomain', zone, chain);
       current = next;

@@ -179,6 +179,16 @@ for (const [algorithm, kind] of [
       verified(nsec, 'NSEC query');
       const cut = ask('secure.example.net', 'TXT');
       t.same(cut.authority.map((r) => r.type).slice(0, 3), [2, 43, RRSIG], 'other types at the cut: the referral');
+      const viaCname = ask('to-secure.example.net', 43);
+      t.same(viaCname.answer.map((r) => [r.owner, r.type]), [['to-secure.example.net', 5], ['to-secure.example.net', RRSIG], ['secure.example.net', 43], ['secure.example.net', RRSIG]], 'DS through a CNAME to the cut: the chain and the DS');
+      verified(viaCname, 'DS through a CNAME');
+      t.notOk(viaCname.authority.some((r) => r.type === NSEC), 'no denial');
+      const noDs = ask('to-sub.example.net', 43);
+      t.same(noDs.answer.map((r) => r.type), [5, RRSIG], 'DS through a CNAME to a cut without DS: the chain');
+      verified(noDs, 'no DS through a CNAME');
+      const noDsNsec = noDs.authority.find((r) => r.type === NSEC);
+      t.equal(noDsNsec?.owner, 'sub.example.net', 'the NSEC of the cut');
+      t.notOk(parseNsec(noDsNsec!.rdata).types.includes(43), 'without DS');
       const plain = handlers.prebuilt.handle(query('host.secure.example.net', 'A', { edns: { do: false } }), { transport: 'udp', clientAddress: '192.0.2.1' })!;
       t.same(parseMessage(plain).authority.map((r) => r.type), [2], 'DO=0: the referral without DS');
     });

@@ -83,6 +83,8 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
     // A delegation with DS whose child zone is served here too: the DS, answered and signed by
     // the parent side.
     ['secure.example.net', 'DS'],
+    // A CNAME to that delegation, asked for DS: the chain and the DS.
+    ['to-secure.example.net', 'DS'],
   ];
   for (const [name, type] of positive) {
     const r = await delv(port, anchors, name, type);
