@@ -385,9 +385,12 @@ export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: KeySource): 
     sink.add(['records'], `${allNames.size} names; the limit is ${MAX_NAMES_PER_ZONE}`, 'EZONE_LIMIT');
     return { problems: sink.problems };
   }
+  // Names below a delegation point are not the zone's (RFC 4035 §2.2, RFC 5155 §7.1): glue two
+  // labels below a cut makes no empty non-terminal (the cut itself climbs to the apex for its own).
   const emptyNonTerminals = new Set<string>();
   for (const name of allNames) {
     if (pause()) yield;
+    if (cutNames.length > 0 && isBelowCut(name)) continue;
     let parent = name;
     while (parent !== origin) {
       const dot = parent.indexOf('.');

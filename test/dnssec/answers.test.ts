@@ -387,3 +387,18 @@ t.test('DS at the apex of a child zone served here too: the parent side answers 
   t.equal(nsec?.owner, 'sub.example.net', "the parent's NSEC of the cut");
   t.same(parseNsec(nsec!.rdata).types.filter((x) => x === 2 || x === 43), [2], 'NS, no DS');
 });
+
+t.test('NSEC3: no empty non-terminal below a delegation point (RFC 5155 §7.1)', async (t) => {
+  // Glue two labels below the cut: x.sub.example.net would be an empty non-terminal of the child.
+  const text = TEXT.replace('sub: { NS: [ns.sub.example.net.] }', 'sub: { NS: [ns.x.sub.example.net.] }').replace('ns.sub: { A: [192.0.2.50] }', 'ns.x.sub: { A: [192.0.2.50] }');
+  const zones = signedZones(text.replace('dnssec: true', 'dnssec: { denial: nsec3 }'));
+  const zone = zones.zones.get('example.net')!;
+  t.notOk(zone.emptyNonTerminals.has('x.sub.example.net'), 'not an empty non-terminal of the parent');
+  const keys = zone.signatures!.chain.keys;
+  t.notOk(keys.includes(nsec3HashOf('x.sub.example.net')), 'no NSEC3 for the name below the cut');
+  t.ok(keys.includes(nsec3HashOf('sub.example.net')) && keys.includes(nsec3HashOf('ent.example.net')), 'the cut and the empty non-terminal above it keep theirs');
+  const handler = new Handler(new Runtime(zones));
+  const m = parseMessage(handler.handle(query('x.sub.example.net', 'A', { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  t.same(m.authority.filter((r) => r.type === 2).map((r) => r.owner), ['sub.example.net'], 'the name below the cut is referred');
+  t.equal(m.additional.find((r) => r.type === 1)?.owner, 'ns.x.sub.example.net', 'with its glue');
+});
