@@ -193,9 +193,38 @@ export function newScratch(): Buffer {
 /** Encodes a name (lower-case text) uncompressed, for tests and prebuilt bytes. */
 export function encodeName(name: string): Buffer {
   const parts: Buffer[] = [];
-  if (name.length > 0) {
-    for (const label of name.split('.')) parts.push(Buffer.from([label.length]), Buffer.from(label, 'latin1'));
-  }
+  for (const label of nameLabels(name)) parts.push(Buffer.from([label.length]), Buffer.from(label, 'latin1'));
   parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
+}
+
+/**
+ * The labels of a name's text, each as its bytes (latin1): split on the dots between labels, not
+ * on a "." or "\\" inside a label, which a question's text holds escaped (decode.ts).
+ */
+export function nameLabels(name: string): string[] {
+  if (name.length === 0) return [];
+  if (name.indexOf('\\') < 0) return name.split('.');
+  const labels: string[] = [];
+  let label = '';
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i];
+    if (c === '\\' && i + 1 < name.length) label += name[++i];
+    else if (c === '.') {
+      labels.push(label);
+      label = '';
+    } else label += c;
+  }
+  labels.push(label);
+  return labels;
+}
+
+/** The name one label up from `name` (escapes as in nameLabels), '' above a single label. */
+export function parentName(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x2e) return name.slice(i + 1);
+  }
+  return '';
 }

@@ -9,7 +9,7 @@ import type { Selection } from './selection.js';
 import { createHash } from 'node:crypto';
 import type { RRset, ZoneModel, ZoneSignatures, NsecChain } from './zone-model.js';
 import { ownedBy, wildcardFor } from './resolve.js';
-import { encodeName } from '../dns/encode.js';
+import { encodeName, nameLabels, parentName } from '../dns/encode.js';
 
 export function rrsetKey(owner: string, type: number): string {
   return `${type}/${owner}`;
@@ -19,9 +19,10 @@ export function rrsetKey(owner: string, type: number): string {
  * RFC 4034 §6.1 canonical name order as a string key: labels from the root down, joined by a
  * byte below every label byte, so that comparing keys as strings orders the names canonically
  * (a name before its descendants, labels compared as octet strings; compiled names are lower case).
+ * The labels are the wire labels: a question's "." inside a label is one of its bytes.
  */
 export function canonicalKey(name: string): string {
-  return name.length === 0 ? '' : name.split('.').reverse().join('\u0000') + '\u0000';
+  return name.length === 0 ? '' : nameLabels(name).reverse().join('\u0000') + '\u0000';
 }
 
 /**
@@ -124,8 +125,7 @@ export function nsecAt(signatures: ZoneSignatures, name: string): readonly [RRse
 function closestEncloser(zone: ZoneModel, name: string): string {
   let n = name;
   while (n.length > zone.origin.length) {
-    const dot = n.indexOf('.');
-    n = dot < 0 ? '' : n.slice(dot + 1);
+    n = parentName(n);
     if (n === zone.origin || zone.nodes.has(n) || zone.emptyNonTerminals.has(n)) return n;
   }
   return zone.origin;
@@ -133,9 +133,9 @@ function closestEncloser(zone: ZoneModel, name: string): string {
 
 /** RFC 5155 §1.3: the name one label longer than the closest encloser `encloser`, toward `name`. */
 function nextCloser(name: string, encloser: string): string {
-  const below = name.slice(0, name.length - encloser.length - (encloser.length > 0 ? 1 : 0));
-  const dot = below.lastIndexOf('.');
-  return dot < 0 ? name : name.slice(dot + 1);
+  let n = name;
+  for (let up = parentName(n); up.length > encloser.length; up = parentName(up)) n = up;
+  return n;
 }
 
 const wildcardAt = (encloser: string): string => (encloser.length === 0 ? '*' : `*.${encloser}`);

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
 import { parseZoneText } from '../../src/config/load.js';
 import { canonicalKey } from '../../src/model/signatures.js';
@@ -14,7 +15,7 @@ import { KeyError } from '../../src/dnssec/key-file.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { compileText, query } from '../helpers/dns.js';
-import { checkSignatures, DNSKEY, DS, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
+import { base32hex, checkSignatures, DNSKEY, DS, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
 
 const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
 const NOW = Date.UTC(2026, 11, 1);
@@ -401,4 +402,37 @@ t.test('NSEC3: no empty non-terminal below a delegation point (RFC 5155 §7.1)',
   const m = parseMessage(handler.handle(query('x.sub.example.net', 'A', { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
   t.same(m.authority.filter((r) => r.type === 2).map((r) => r.owner), ['sub.example.net'], 'the name below the cut is referred');
   t.equal(m.additional.find((r) => r.type === 1)?.owner, 'ns.x.sub.example.net', 'with its glue');
+});
+
+t.test('a question whose label holds a dot: proved by its wire labels (RFC 4034 §6.1, RFC 5155 §5)', async (t) => {
+  /** A DO=1 query of the name with these wire labels (a "." is a byte of its label). */
+  const wireQuery = (labels: string[]): Buffer => {
+    const q = query('a.example.net', 'A', { edns: { do: true } });
+    const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+    return Buffer.concat([q.subarray(0, 12), name, q.subarray(12 + 'a.example.net'.length + 2)]);
+  };
+  const labels = ['zz.a', 'example', 'net'];
+  const nsec = new Handler(new Runtime(signedZones(TEXT)));
+  const m = parseMessage(nsec.handle(wireQuery(labels), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  t.equal(m.rcode, 3);
+  // "zz.a" sorts after every other label under example.net: the last NSEC covers it, not the
+  // apex's (where the labels "a", "zz\" would put it).
+  const covering = m.authority.filter((r) => r.type === NSEC);
+  t.ok(covering.some((r) => r.owner === 'www.example.net' && parseNsec(r.rdata).next === 'example.net'), 'the NSEC of the last name covers it', { owners: covering.map((r) => r.owner) });
+
+  const nsec3 = new Handler(new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'))));
+  for (const first of ['zz.a', 'q.b', 'm.n', 'x\\.y', 'a.b.c']) {
+    const asked = [first, 'example', 'net'];
+    const m3 = parseMessage(nsec3.handle(wireQuery(asked), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+    t.equal(m3.rcode, 3);
+    const wire = Buffer.concat([...asked.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+    const hash = base32hex(createHash('sha1').update(wire).digest());
+    const covers = m3.authority.some((r) => {
+      if (r.type !== NSEC3) return false;
+      const own = r.owner.split('.')[0];
+      const { next } = parseNsec3(r.rdata);
+      return own < next ? own < hash && hash < next : hash > own || hash < next;
+    });
+    t.ok(covers, `${JSON.stringify(first)}: an NSEC3 covers the hash of its wire form (the next closer name)`);
+  }
 });

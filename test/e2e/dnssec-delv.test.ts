@@ -92,6 +92,9 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
   }
   const negatives: [string, string, string][] = [
     ['nope.example.net', 'A', 'ncache nxdomain'],
+    // A label holding a dot ("zz.a"): denied by its wire labels.
+    ['zz\\.a.example.net', 'A', 'ncache nxdomain'],
+    ['q\\.b.example.net', 'A', 'ncache nxdomain'],
     ['dangling.example.net', 'A', 'ncache nxdomain'],
     ['mx.example.net', 'TXT', 'ncache nxrrset'],
     ['west.example.net', 'AAAA', 'ncache nxrrset'],

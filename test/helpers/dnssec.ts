@@ -247,7 +247,7 @@ export function bitmapTypes(rdata: Buffer, from: number): number[] {
 }
 
 /** RFC 4648 §7: base32hex, lower case, no padding. */
-function base32hex(bytes: Buffer): string {
+export function base32hex(bytes: Buffer): string {
   const alphabet = '0123456789abcdefghijklmnopqrstuv';
   let bits = '';
   for (const b of bytes) bits += b.toString(2).padStart(8, '0');
