@@ -311,25 +311,43 @@ t.test('wildcards of every kind, signed: static, CNAME, Pool/Group/Site Names, N
     const handler = new Handler(new Runtime(makeZoneSet(compiled.zones)));
     const ask = (name: string, type: string | number): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
     const dnskeys = ask('example.org', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
-    for (const [name, type] of [
-      ['foo.cdn.example.org', 'A'],
-      ['a.b.cdn.example.org', 'A'],
-      ['q.alias.example.org', 'A'],
-      ['q.chain.example.org', 'A'],
-      ['front.shop.example.org', 'A'],
-      ['x.g.example.org', 'A'],
-      ['paris.eu.example.org', 'A'],
-      ['paris.eu.example.org', 'AAAA'],
-      ['www.example.org', 'A'],
-      ['anything.example.org', 'MX'],
-      ['anything.example.org', 'AAAA'],
-      ['q.ent.example.org', 'TXT'],
+    const hashOf = (r: WireRR) => r.owner.split('.')[0];
+    const nsec3Covers = (r: WireRR, name: string) => {
+      const h = nsec3HashOf(name);
+      const { next } = parseNsec3(r.rdata);
+      const own = hashOf(r);
+      return own < next ? own < h && h < next : h > own || h < next;
+    };
+    const nsecCovers = (r: WireRR, name: string) => {
+      const { next } = parseNsec(r.rdata);
+      const k = canonicalKey(name);
+      return canonicalKey(r.owner) < k && (canonicalKey(next) <= canonicalKey(r.owner) || k < canonicalKey(next));
+    };
+    // Each case with the names a wildcard answered in it, and the next closer name of each
+    // (RFC 5155 §7.2.6: one label below the wildcard's closest encloser).
+    for (const [name, type, expansions] of [
+      ['foo.cdn.example.org', 'A', [['foo.cdn.example.org', 'foo.cdn.example.org']]],
+      ['a.b.cdn.example.org', 'A', [['a.b.cdn.example.org', 'b.cdn.example.org']]],
+      ['q.alias.example.org', 'A', [['q.alias.example.org', 'q.alias.example.org']]],
+      ['q.chain.example.org', 'A', [['q.chain.example.org', 'q.chain.example.org'], ['z.cdn.example.org', 'z.cdn.example.org']]],
+      ['front.shop.example.org', 'A', [['front.shop.example.org', 'front.shop.example.org']]],
+      ['x.g.example.org', 'A', [['x.g.example.org', 'x.g.example.org']]],
+      ['paris.eu.example.org', 'A', [['paris.eu.example.org', 'paris.eu.example.org']]],
+      ['paris.eu.example.org', 'AAAA', []],
+      ['www.example.org', 'A', [['front.shop.example.org', 'front.shop.example.org']]],
+      ['anything.example.org', 'MX', [['anything.example.org', 'anything.example.org']]],
+      ['anything.example.org', 'AAAA', []],
+      ['q.ent.example.org', 'TXT', []],
     ] as const) {
       const m = ask(name, type);
       t.same(checkSignatures([...m.answer, ...m.authority], dnskeys), [], `${denial}: ${name} ${type} signed`);
-      const sigs = m.answer.filter((r) => r.type === RRSIG).map((r) => parseRrsig(r.rdata));
-      const expanded = sigs.some((s) => s.labels < m.answer.find((r) => r.type === s.typeCovered)!.owner.split('.').length);
-      if (expanded) t.ok(m.authority.some((r) => r.type === (denial === 'nsec' ? NSEC : NSEC3)), `${denial}: ${name} ${type}: an expansion carries its proof`);
+      const sigs = m.answer.filter((r) => r.type === RRSIG).map((r) => ({ sig: parseRrsig(r.rdata), owner: r.owner }));
+      const expanded = sigs.filter(({ sig, owner }) => sig.labels < owner.split('.').length).map(({ owner }) => owner);
+      t.same(expanded, expansions.map(([asked]) => asked), `${denial}: ${name} ${type}: the names a wildcard answered`);
+      for (const [asked, nextCloser] of expansions) {
+        const proved = denial === 'nsec' ? m.authority.some((r) => r.type === NSEC && nsecCovers(r, asked)) : m.authority.some((r) => r.type === NSEC3 && nsec3Covers(r, nextCloser));
+        t.ok(proved, `${denial}: ${name} ${type}: the ${denial === 'nsec' ? `NSEC covering ${asked}` : `NSEC3 covering ${nextCloser}`}`);
+      }
     }
   }
 });
@@ -434,5 +452,56 @@ t.test('a question whose label holds a dot: proved by its wire labels (RFC 4034 
       return own < next ? own < hash && hash < next : hash > own || hash < next;
     });
     t.ok(covers, `${JSON.stringify(first)}: an NSEC3 covers the hash of its wire form (the next closer name)`);
+  }
+});
+
+/** Every name of the fixture (data, empty non-terminal, cut, below a cut, wildcard, absent) and every type asked. */
+const FIXTURE_NAMES = ['example.net', 'mx.example.net', 'big.example.net', 'www.example.net', 'dangling.example.net', 'to-secure.example.net', 'to-sub.example.net', 'ent.example.net', 'x.ent.example.net', 'a.wild.example.net', '*.wild.example.net', 'sub.example.net', 'ns.sub.example.net', 'host.sub.example.net', 'secure.example.net', 'ns.secure.example.net', 'pool.example.net', 'pair.example.net', 'east.example.net', 'west.example.net', 'north.example.net', 'nope.example.net', 'a.b.x.ent.example.net', 'other.test'];
+const FIXTURE_TYPES = ['A', 'AAAA', 'MX', 'TXT', 'NS', 'SOA', 'CNAME', 'ANY', 43, 47];
+
+t.test('a signed zone answers DO=0 byte for byte as the same zone unsigned', async (t) => {
+  const signed = new Runtime(signedZones(TEXT));
+  const unsigned = new Runtime(compileText(TEXT.replace('dnssec: true', '')));
+  for (const prebuilt of [true, false]) {
+    const env = { now: () => NOW, random: () => 0.5 };
+    const a = new Handler(signed, env, {}, { prebuilt });
+    const b = new Handler(unsigned, env, {}, { prebuilt });
+    let compared = 0;
+    for (const name of FIXTURE_NAMES) {
+      for (const type of FIXTURE_TYPES) {
+        for (const edns of [undefined, { do: false }]) {
+          for (const transport of ['udp', 'tcp'] as const) {
+            const q = query(name, type, edns === undefined ? {} : { edns });
+            const ctx = { transport, clientAddress: '192.0.2.1' };
+            const x = a.handle(q, ctx)!;
+            const y = b.handle(q, ctx)!;
+            if (!x.equals(y)) t.fail(`${prebuilt ? 'fast' : 'general'}: ${name} ${type} ${transport} ${edns === undefined ? 'no EDNS' : 'DO=0'}`, { signed: x.toString('hex'), unsigned: y.toString('hex') });
+            compared++;
+          }
+        }
+      }
+    }
+    t.equal(compared, FIXTURE_NAMES.length * FIXTURE_TYPES.length * 4, `${prebuilt ? 'fast' : 'general'} path: every reply compared`);
+  }
+});
+
+t.test("an unsigned zone answers DO=1 as DO=0 but for the OPT's DO bit", async (t) => {
+  const runtime = new Runtime(compileText(TEXT.replace('dnssec: true', '')));
+  for (const prebuilt of [true, false]) {
+    const handler = new Handler(runtime, { now: () => NOW, random: () => 0.5 }, {}, { prebuilt });
+    for (const name of FIXTURE_NAMES) {
+      for (const type of FIXTURE_TYPES) {
+        const ctx = { transport: 'udp' as const, clientAddress: '192.0.2.1' };
+        const plain = handler.handle(query(name, type, { edns: { do: false } }), ctx)!;
+        const dnssecOk = handler.handle(query(name, type, { edns: { do: true } }), ctx)!;
+        const label = `${prebuilt ? 'fast' : 'general'}: ${name} ${type}`;
+        const differ: number[] = [];
+        for (let i = 0; i < Math.max(plain.length, dnssecOk.length); i++) if (plain[i] !== dnssecOk[i]) differ.push(i);
+        const at = differ[0];
+        // The DO bit: the high bit of the OPT's flags, 7 bytes into the OPT record (root name, type 41, class, extended RCODE, version).
+        const isDoBit = differ.length === 1 && plain.length === dnssecOk.length && (plain[at] ^ dnssecOk[at]) === 0x80 && dnssecOk[at - 7] === 0 && dnssecOk.readUInt16BE(at - 6) === 41;
+        t.ok(isDoBit, `${label}: only the DO bit differs`, { differ });
+      }
+    }
   }
 });

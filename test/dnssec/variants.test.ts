@@ -76,7 +76,6 @@ t.test('past the bound: combinations signed on first use, kept in a bounded cach
   const { zone, ask, dnskeys } = serve(zoneWith(20, 3), [0.11, 0.52, 0.93, 0.34, 0.75, 0.16, 0.57]);
   const variants = zone.signatures!.variants.get('pool.example.net')!;
   t.ok(variants.size <= MAX_VARIANTS_PER_FAMILY, `${variants.size} signed at load`);
-  t.ok(VARIANT_CACHE_SIZE > 0);
   const seen = new Map<string, string>();
   for (let i = 0; i < 30; i++) {
     const m = ask('pool.example.net');
@@ -87,6 +86,27 @@ t.test('past the bound: combinations signed on first use, kept in a bounded cach
     if (seen.has(set)) t.equal(sig, seen.get(set), 'the same set: the cached signature, not a new one');
     seen.set(set, sig);
   }
+});
+
+t.test('the signatures made on first use stay within VARIANT_CACHE_SIZE, the oldest made out first', async (t) => {
+  const { zone } = serve(zoneWith(3, 1), [0.5]);
+  const signatures = zone.signatures!;
+  const name = zone.dynamicNames.find((d) => d.name === 'pool.example.net')!;
+  // A flood of distinct answers (as many sites answering N would give), each a one-address A RRset.
+  const answer = (i: number) => {
+    const record = { owner: name.name, type: 1, ttl: 0, rdata: [Buffer.from([10, (i >> 16) & 255, (i >> 8) & 255, i & 255])] };
+    return { owner: name.name, type: 1, ttl: 0, records: [record] };
+  };
+  const sign = (i: number): Buffer => Buffer.concat(signatures.signVariant(name, 4, `4:flood${i}`, answer(i)).records[0].rdata.filter((part): part is Buffer => Buffer.isBuffer(part)));
+  const first = sign(0);
+  for (let i = 1; i < VARIANT_CACHE_SIZE; i++) sign(i);
+  t.ok(sign(0).equals(first), 'with the cache full, the first answer is still kept');
+  sign(VARIANT_CACHE_SIZE);
+  t.notOk(sign(0).equals(first), 'one more: the first made is made out, signed again');
+  // ECDSA signatures differ at every signing: a second 1,024 distinct answers make every earlier one out.
+  const made = Array.from({ length: 8 }, (_, i) => sign(VARIANT_CACHE_SIZE + 1 + i));
+  for (let i = 0; i < VARIANT_CACHE_SIZE; i++) sign(10 * VARIANT_CACHE_SIZE + i);
+  t.ok(made.every((rdata, i) => !sign(VARIANT_CACHE_SIZE + 1 + i).equals(rdata)), 'past the bound nothing older is kept');
 });
 
 t.test('a random-name flood costs no signature: every NXDOMAIN proof was signed at load', async (t) => {
