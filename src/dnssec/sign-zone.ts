@@ -1,8 +1,9 @@
 /**
  * Signs a compiled zone at load (config/compile.ts calls this before it freezes the zone): every
  * RRset of the zone's own data, the apex DNSKEY, CDS and CDNSKEY RRsets with the key-signing
- * keys (RFC 4035 §2.1, RFC 7344 §4.1), the NSEC chain (RFC 4034 §4, RFC 4035 §2.3) and every
- * possible answer of each Pool/Group/Site Name, so that no query waits for a signature.
+ * keys (RFC 4035 §2.1, RFC 7344 §4.1), the NSEC chain (RFC 4034 §4, RFC 4035 §2.3) and the
+ * answers of each Pool/Group/Site Name up to MAX_VARIANTS_PER_FAMILY; past those, a query signs
+ * the one answer it chose, once, kept in a cache of VARIANT_CACHE_SIZE (`signVariant`).
  *
  * Not signed (RFC 4035 §2.2): the NS RRset at a delegation and glue below it, which the parent
  * side does not own.
