@@ -20,6 +20,7 @@ export type ConfigErrorCode =
   | 'EZONE_CONFLICT' // two definitions of one name, CNAME beside other data, ...
   | 'EZONE_LIMIT' // too many names, absurd values, nesting too deep
   | 'EZONE_LOADER' // the loader thread failed (the last good zones stay)
+  | 'EZONE_RESIGN' // a kept signed zone cannot be signed again (refused before its signatures expire)
   | KeyErrorCode; // a signed zone's keys (file: the key file or directory; dnssec/key-file.ts)
 
 export function formatPath(path: readonly (string | number)[]): string {

@@ -98,6 +98,9 @@ export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: Dns
     variants,
     signVariant,
     refreshAt: refreshTime(nowMs, window.expiration * 1000, settings.refreshMs),
+    signedAt: nowMs,
+    expiresAt: window.expiration * 1000,
+    keySet: keys,
   });
 }
 

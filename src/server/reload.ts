@@ -33,7 +33,7 @@ import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
 import { prebuildTableInSlices } from './fast-path.js';
-import { ZoneStore, type ReloadReport } from './zone-store.js';
+import { RESIGN_RETRY_MS, ZoneStore, type ReloadReport } from './zone-store.js';
 
 /**
  * `keys`: a signed zone's key timing (dnssec/key-timing.ts) reached its next change; `resign`: a
@@ -255,6 +255,9 @@ export class ReloadController {
       const problem: ConfigProblem = { file: this.zoneStore.path, line: 0, path: '(root)', message: `reload failed: ${(error as Error).message}`, code: 'EZONE_READ' };
       configReloadErrorsTotal.inc({ code: problem.code });
       this.log.error({ err: error, trigger }, formatProblem(problem));
+      // The timed loads go on, a retry interval on at the earliest: signatures still fall due.
+      const retryAt = this.zoneStore.now() + RESIGN_RETRY_MS;
+      this.waitForTimedLoad(Math.max(this.zoneStore.lastReport?.nextKeyChangeAt ?? Infinity, retryAt), Math.max(this.zoneStore.nextResignAt(), retryAt));
       return this.record(trigger, this.runtime.zones, [problem], [formatProblem(problem)], []);
     }
     const fresh = this.reportProblems(report.problems, trigger);

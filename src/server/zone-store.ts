@@ -14,7 +14,11 @@
  *
  * A signed zone takes its key set from the store's KeySource at every load, changed file or not
  * (key files and key timing change apart from zone files); a zone whose keys fail is refused like
- * a broken file, its last good version served with its last good keys.
+ * a broken file, its last good version served with its last good keys. A kept signed zone whose
+ * signatures fall due is signed again from its last good validated config with its last good
+ * keys; if that fails too, it is tried again at most once a minute and refused a minute before its
+ * signatures expire (docs/dnssec.md): a validator rejects an expired signature (RFC 4035 §5.3.1),
+ * so an answer that is refused beats one that fails to validate.
  */
 import { compileZoneSteps, makeZoneSet } from '../config/compile.js';
 import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, type ValidatedFile } from '../config/changed-files.js';
@@ -26,6 +30,13 @@ import type { KeySource } from '../dnssec/keys.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
+
+/**
+ * The least time between two tries to sign a kept zone again (and the least wait for a kept key
+ * set whose timing change has passed): a zone that cannot be signed must not spin the reloads.
+ * A zone still failing is refused this long before its signatures expire.
+ */
+export const RESIGN_RETRY_MS = 60_000;
 
 export interface ReloadReport {
   readonly zoneSet: ZoneSet;
@@ -69,6 +80,8 @@ export class ZoneStore {
   private lastValidated = new Map<string, ValidatedFile>();
   /** Each served signed zone's key set, by file (a kept zone keeps its last good keys too). */
   private lastKeySets = new Map<string, ZoneKeySet>();
+  /** When to try again to sign a kept zone (by file) that failed to be signed again. */
+  private resignRetryAt = new Map<string, number>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
   /** The load in progress: loads run one after the other, each from the result of the one before. */
@@ -87,7 +100,7 @@ export class ZoneStore {
 
   /** Every zone served now (with `keepValidated`; else empty). */
   validatedFiles(): ValidatedFile[] {
-    return [...this.lastValidated.values()];
+    return this.options.keepValidated ? [...this.lastValidated.values()] : [];
   }
 
   /** The key set of every signed zone served now, by origin. */
@@ -122,7 +135,11 @@ export class ZoneStore {
    */
   nextResignAt(): number {
     let at = Infinity;
-    for (const zone of this.lastGood.values()) if (zone.signatures !== undefined) at = Math.min(at, zone.signatures.refreshAt);
+    for (const [file, zone] of this.lastGood) {
+      if (zone.signatures === undefined) continue;
+      const retryAt = this.resignRetryAt.get(file);
+      at = Math.min(at, retryAt === undefined ? zone.signatures.refreshAt : Math.min(retryAt, refusedAt(zone.signatures)));
+    }
     return at;
   }
 
@@ -225,16 +242,20 @@ export class ZoneStore {
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, result.digest);
-      if (this.options.keepValidated && validated !== undefined) nextValidated.set(file, validated);
+      if ((this.options.keepValidated || zone.signatures !== undefined) && validated !== undefined) nextValidated.set(file, validated);
     }
     const kept: string[] = [];
-    for (const [file, zone] of this.lastGood) {
+    const nextRetryAt = new Map<string, number>();
+    for (const [file, lastZone] of this.lastGood) {
       if (next.has(file)) continue;
       // Broken or deleted: keep serving the last good version, unless another file now serves that zone.
-      if (seen.has(zone.origin)) continue;
+      if (seen.has(lastZone.origin)) continue;
+      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextRetryAt);
+      if (zone === undefined) continue;
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
-      if (this.options.keepValidated) nextValidated.set(file, this.lastValidated.get(file)!);
+      const lastValidated = this.lastValidated.get(file);
+      if (lastValidated !== undefined) nextValidated.set(file, lastValidated);
       const keySet = this.lastKeySets.get(file);
       if (keySet !== undefined) nextKeySets.set(file, keySet);
       seen.set(zone.origin, file);
@@ -252,15 +273,63 @@ export class ZoneStore {
     this.lastDigest = nextDigest;
     this.lastValidated = nextValidated;
     this.lastKeySets = nextKeySets;
+    this.resignRetryAt = nextRetryAt;
     if (zonesChanged) this.current = makeZoneSet(next.values());
     this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;
   }
 
+  /**
+   * A kept zone as served from now: the same, or signed again when its signatures are due
+   * (from its last good validated config, with its last good keys), or undefined when it cannot
+   * be and its signatures are about to expire (refused, with a problem saying so).
+   */
+  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextRetryAt: Map<string, number>): Steps<ZoneModel | undefined> {
+    const signatures = zone.signatures;
+    const now = this.now();
+    if (signatures === undefined || signatures.refreshAt > now) return zone;
+    const retryAt = this.resignRetryAt.get(file);
+    if (retryAt !== undefined && retryAt > now) {
+      nextRetryAt.set(file, retryAt);
+    } else {
+      const signed = yield* this.signAgainSteps(file, signatures.keySet);
+      if (typeof signed !== 'string') return signed;
+      nextRetryAt.set(file, now + RESIGN_RETRY_MS);
+      // The same words at every try: the reload path logs a problem once while it lasts.
+      problems.push({ file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`, code: 'EZONE_RESIGN' });
+    }
+    if (now < refusedAt(signatures)) {
+      if (retryAt !== undefined && retryAt > now) problems.push(...this.last!.problems.filter((p) => p.file === file && p.code === 'EZONE_RESIGN'));
+      return zone;
+    }
+    problems.push({ file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: refused: its signatures expire at ${new Date(signatures.expiresAt).toISOString()} and cannot be made again`, code: 'EZONE_RESIGN' });
+    return undefined;
+  }
+
+  /** Compiles and signs a kept zone again from its last good validated config with `keySet`; a string: why not. */
+  private *signAgainSteps(file: string, keySet: ZoneKeySet): Steps<ZoneModel | string> {
+    const validated = this.lastValidated.get(file);
+    if (validated === undefined) return 'its config is not kept';
+    try {
+      const config = yield* unpackConfigSteps(validated.config);
+      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, { keysFor: () => keySet, now: this.now });
+      return 'problems' in compiled ? compiled.problems.map((p) => p.message).join('; ') : compiled;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+
+  /** Key sets by origin, and when the next one changes by its timing; a kept set whose change has passed is tried again a minute on. */
   private keyFields(byFile: ReadonlyMap<string, ZoneKeySet>): Pick<ReloadReport, 'keySets' | 'nextKeyChangeAt'> {
     const keySets = new Map([...byFile.values()].map((keys) => [keys.zone, keys]));
-    return { keySets, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => keys.nextChangeAt)) };
+    const now = this.now();
+    return { keySets, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => (keys.nextChangeAt > now ? keys.nextChangeAt : now + RESIGN_RETRY_MS))) };
   }
+}
+
+/** When a kept zone that cannot be signed again is refused: a retry interval before its signatures expire. */
+function refusedAt(signatures: NonNullable<ZoneModel['signatures']>): number {
+  return signatures.expiresAt - RESIGN_RETRY_MS;
 }
 
 /**

@@ -1,7 +1,10 @@
 /** Re-signing before expiry (RFC 6781 §4.4.2): a load after the refresh time signs the zone again. */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KeyError } from '../../src/dnssec/key-file.js';
+import { RESIGN_RETRY_MS, ZoneStore } from '../../src/server/zone-store.js';
 import { ReloadController } from '../../src/server/reload.js';
 import { refreshTime } from '../../src/dnssec/sign-zone.js';
 import { memoryLogger } from '../helpers/metrics.js';
@@ -87,4 +90,82 @@ t.test('new keys (a rollover step) sign the zone again at the next load, its fil
   t.same([...new Set(tags(zone))], [after.zoneSigning[0].keyTag], 'every RRSIG by the new key');
   const dnskey = zone.nodes.get('example.net')!.rrsets.find((s) => s.type === 48)!;
   t.same(dnskey.records.map((r) => (r.rdata[0] as Buffer).subarray(4).toString('hex')), [after.published[0].publicKey.toString('hex')], 'the DNSKEY RRset holds the new key');
+});
+
+t.test('a kept zone (its file broken) is signed again from its last good config when due, not reloaded in a loop', async (t) => {
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const store = new ZoneStore(dir, { keys: { keysFor: () => keys, now: () => now } });
+  t.teardown(() => store.close());
+  const zone = (await store.load()).zoneSet.zones.get('example.net')!;
+  writeFileSync(join(dir, 'signed.yaml'), 'zone: [broken');
+  now = zone.signatures!.refreshAt;
+  const due = await store.load();
+  t.equal(due.keptFiles.length, 1, 'kept');
+  const resigned = due.zoneSet.zones.get('example.net')!;
+  t.not(resigned, zone, 'signed again');
+  t.equal(resigned.signatures!.signedAt, now);
+  t.equal(resigned.signatures!.keySet, keys, 'with its last good keys');
+  t.ok(store.nextResignAt() > now + 6 * DAY, 'the next due time is ahead, not the past one again');
+  unlinkSync(join(dir, 'signed.yaml'));
+  now = resigned.signatures!.refreshAt;
+  const deleted = await store.load();
+  t.ok(deleted.zoneSet.zones.get('example.net')!.signatures!.signedAt === now, 'a deleted file: signed again too');
+});
+
+t.test('a kept zone that cannot be signed at all: tried once a minute, the problem once, refused before its signatures expire', async (t) => {
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  let failing = false;
+  const keysFor = () => {
+    if (failing) throw new KeyError('EKEY_READ', '/keys/Kexample.net+013+00001.json', 'cannot read the key file');
+    return keys;
+  };
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const { logger, lines } = memoryLogger();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: { keysFor, now: () => now } }), prebuild: false }, logger);
+  t.teardown(() => reloads.close());
+  await reloads.start();
+  const zone = reloads.runtime.zones.zones.get('example.net')!;
+  // The keys fail now, and the last good key can no longer sign (a public key where the private one was).
+  failing = true;
+  (keys.zoneSigning[0] as { privateKey: KeyObject }).privateKey = createPublicKey(keys.zoneSigning[0].privateKey);
+  now = zone.signatures!.refreshAt;
+  const first = await reloads.reload('resign');
+  t.ok(first.zones.includes('example.net'), 'still served while its signatures are valid');
+  t.equal(reloads.resignAt, now + RESIGN_RETRY_MS, 'tried again a minute later, not at once');
+  now += 1000;
+  await reloads.reload('api');
+  t.equal(reloads.resignAt, now - 1000 + RESIGN_RETRY_MS, 'a load meanwhile does not try again');
+  for (let i = 0; i < 3; i++) {
+    now = reloads.resignAt!;
+    await reloads.reload('resign');
+  }
+  const resignLines = lines.filter((l) => l.code === 'EZONE_RESIGN');
+  t.equal(resignLines.length, 1, 'logged once, not per try');
+  t.match(resignLines[0].msg, /zone example\.net: cannot be signed again with its last good keys/);
+  now = zone.signatures!.expiresAt - RESIGN_RETRY_MS;
+  const refused = await reloads.reload('resign');
+  t.notOk(refused.zones.includes('example.net'), 'refused before its signatures expire');
+  t.match(refused.problems.at(-1), /signed\.yaml:0: dnssec: zone example\.net: refused: its signatures expire at/);
+});
+
+t.test('a timed load that throws keeps the timer set', async (t) => {
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  let bug = false;
+  const keysFor = () => {
+    if (bug) throw new TypeError('a bug');
+    return keys;
+  };
+  const { logger } = memoryLogger();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor, now: () => now } }), prebuild: false }, logger);
+  t.teardown(() => reloads.close());
+  await reloads.start();
+  now = reloads.resignAt!;
+  bug = true;
+  const failed = await reloads.reload('resign');
+  t.match(failed.problems, [/reload failed: a bug/]);
+  t.equal(reloads.resignAt, now + RESIGN_RETRY_MS, 'the next try scheduled a minute on');
 });
