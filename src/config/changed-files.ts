@@ -26,6 +26,11 @@ export interface ValidatedFile {
   /** textDigest of the file's text. */
   readonly digest: string;
   readonly config: PackedConfig;
+  /**
+   * A signed zone's signing time as its primary signed it (ms since the epoch): an answerer signs
+   * its copy at the same time, so their signatures fall due together; a new one counts as a change.
+   */
+  readonly signedAt?: number;
 }
 
 export type FileLoad =

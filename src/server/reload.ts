@@ -44,7 +44,7 @@ export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api' | 'keys' | 'res
 /** The zones a primary serves, as validated, for its answerers to compile, with the primary's generation. */
 export interface ZoneTexts {
   readonly generation: number;
-  /** Every zone served (the last good version of a broken file included). */
+  /** Every zone served (the last good version of a broken file included), a signed one with its signing time. */
   readonly files: readonly ValidatedFile[];
   /** The keys of every signed zone served, by origin (KeyObjects cross threads by postMessage). */
   readonly keySets: ReadonlyMap<string, ZoneKeySet>;
@@ -101,6 +101,8 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
 /**
  * A UDP thread's zones: compiled from the validated files the main thread sends (nothing to
  * read or parse here). The main thread reported any problem: one here is a bug, logged at debug.
+ * A signed zone is signed at the main thread's signing time (each file's `signedAt`) and again
+ * whenever that changes: a thread's signatures fall due when the main thread's do.
  */
 export class AnswererZones {
   private files: readonly ValidatedFile[] = [];

@@ -98,9 +98,13 @@ export class ZoneStore {
     this.now = options.keys?.now ?? Date.now;
   }
 
-  /** Every zone served now (with `keepValidated`; else empty). */
+  /** Every zone served now (with `keepValidated`; else empty), a signed one with its signing time. */
   validatedFiles(): ValidatedFile[] {
-    return this.options.keepValidated ? [...this.lastValidated.values()] : [];
+    if (!this.options.keepValidated) return [];
+    return [...this.lastValidated].map(([file, validated]) => {
+      const signedAt = this.lastGood.get(file)?.signatures?.signedAt;
+      return signedAt === undefined ? validated : { ...validated, signedAt };
+    });
   }
 
   /** The key set of every signed zone served now, by origin. */
@@ -147,13 +151,14 @@ export class ZoneStore {
    * The digests of the last good loads, but for signed zones to sign again: those whose
    * signatures are due (RFC 6781 §4.4.2: re-signed before they expire) or whose keys changed
    * (a rollover step); those files count as changed, so the load compiles and signs them again.
+   * A store given its files (an answerer) signs when its source's signing time changes instead.
    */
   private knownDigests(): Map<string, string> {
     const now = this.now();
     const known = new Map(this.lastDigest);
     for (const [file, zone] of this.lastGood) {
       if (zone.signatures === undefined || zone.dnssec === undefined) continue;
-      if (zone.signatures.refreshAt <= now) {
+      if (this.options.source === undefined && zone.signatures.refreshAt <= now) {
         known.delete(file);
         continue;
       }
@@ -170,7 +175,8 @@ export class ZoneStore {
     const known = this.knownDigests();
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
-      const files = this.options.source().map((f): FileLoad => (known.get(f.file) === f.digest ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
+      const unchanged = (f: ValidatedFile) => known.get(f.file) === f.digest && f.signedAt === this.lastGood.get(f.file)?.signatures?.signedAt;
+      const files = this.options.source().map((f): FileLoad => (unchanged(f) ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
       changed = { problems: [], files };
     } else if (this.last === undefined) {
       // The first load runs here: nothing is served yet, and starting the thread (its modules:
@@ -214,7 +220,10 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        const compiled = yield* compileZoneSteps({ file, config, lineOf }, this.options.keys);
+        const { keys } = this.options;
+        const signedAt = result.signedAt;
+        const signing = keys === undefined || signedAt === undefined ? keys : { keysFor: keys.keysFor, now: () => signedAt };
+        const compiled = yield* compileZoneSteps({ file, config, lineOf }, signing);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;
@@ -334,10 +343,11 @@ function refusedAt(signatures: NonNullable<ZoneModel['signatures']>): number {
 
 /**
  * The same keys in the same roles: nothing signed changes (key objects read again from the same
- * files compare equal; a later nextChangeAt alone changes no answer).
+ * files compare equal; a later nextChangeAt alone changes no answer). A key set a thread received
+ * holds its public keys as Uint8Arrays (postMessage copies a Buffer as one): Buffer.compare takes both.
  */
 function sameKeySet(a: ZoneKeySet | undefined, b: ZoneKeySet): boolean {
   if (a === undefined) return false;
-  const same = (x: ZoneKeySet['published'], y: ZoneKeySet['published']) => x.length === y.length && x.every((k, i) => k.file === y[i].file && k.keyTag === y[i].keyTag && k.publicKey.equals(y[i].publicKey));
+  const same = (x: ZoneKeySet['published'], y: ZoneKeySet['published']) => x.length === y.length && x.every((k, i) => k.file === y[i].file && k.keyTag === y[i].keyTag && Buffer.compare(k.publicKey, y[i].publicKey) === 0);
   return same(a.published, b.published) && same(a.zoneSigning, b.zoneSigning) && same(a.keySigning, b.keySigning) && same(a.parentSignals, b.parentSignals);
 }

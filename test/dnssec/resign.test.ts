@@ -5,7 +5,8 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyError } from '../../src/dnssec/key-file.js';
 import { RESIGN_RETRY_MS, ZoneStore } from '../../src/server/zone-store.js';
-import { ReloadController } from '../../src/server/reload.js';
+import { AnswererZones, ReloadController } from '../../src/server/reload.js';
+import { Runtime } from '../../src/state/runtime.js';
 import { refreshTime } from '../../src/dnssec/sign-zone.js';
 import { memoryLogger } from '../helpers/metrics.js';
 import { tempZonesDir } from '../helpers/dns.js';
@@ -168,4 +169,24 @@ t.test('a timed load that throws keeps the timer set', async (t) => {
   const failed = await reloads.reload('resign');
   t.match(failed.problems, [/reload failed: a bug/]);
   t.equal(reloads.resignAt, now + RESIGN_RETRY_MS, 'the next try scheduled a minute on');
+});
+
+t.test('an answerer signs at its primary signing time, and again when the primary signs again', async (t) => {
+  let now = Date.UTC(2026, 11, 1);
+  const keys = makeKeySet('example.net');
+  const { logger } = memoryLogger();
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keepValidated: true, keys: { keysFor: () => keys, now: () => now } }), prebuild: false }, logger);
+  t.teardown(() => primary.close());
+  await primary.start();
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const first = (await answerer.load(structuredClone(primary.zoneTexts()))).zoneSet.zones.get('example.net')!;
+  t.equal(first.signatures!.signedAt, now, "the primary's signing time, not the thread's clock");
+  t.equal(first.signatures!.refreshAt, primary.runtime.zones.zones.get('example.net')!.signatures!.refreshAt, 'due when the primary is');
+  const same = await answerer.load(structuredClone(primary.zoneTexts()));
+  t.equal(same.compiledFiles, 0, 'the same file and signing time: nothing signed again');
+  now = primary.resignAt!;
+  await primary.reload('resign');
+  const again = await answerer.load(structuredClone(primary.zoneTexts()));
+  t.equal(again.compiledFiles, 1, 'a new signing time counts as a changed file');
+  t.equal(again.zoneSet.zones.get('example.net')!.signatures!.signedAt, now);
 });
