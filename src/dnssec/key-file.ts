@@ -18,6 +18,7 @@ export type KeyErrorCode =
   | 'EKEY_DIR' // the key directory is missing or cannot be listed
   | 'EKEY_NONE' // a signed zone has no key file
   | 'EKEY_READ' // a key file cannot be read
+  | 'EKEY_WRITE' // a new key file or its timing cannot be written
   | 'EKEY_CORRUPT' // a key file is not a key (JSON, fields, PEM, key tag)
   | 'EKEY_ZONE' // a key file named for one zone holds another's key
   | 'EKEY_ALGORITHM' // a key's algorithm is not the zone's
@@ -89,7 +90,11 @@ export function zoneKeyFiles(dir: string, zone: string): string[] {
 
 /** Whether group or others may read the file (RFC 6781 §3.4.3: private keys are kept private). */
 export function readableByOthers(file: string): boolean {
-  return (statSync(file).mode & 0o077) !== 0;
+  try {
+    return (statSync(file).mode & 0o077) !== 0;
+  } catch (error) {
+    throw new KeyError('EKEY_READ', file, `cannot read the key file: ${(error as Error).message}`);
+  }
 }
 
 export function readKeyFile(file: string): KeyFileContents {
@@ -123,9 +128,13 @@ export function isoTimes(timing: KeyTiming): Pick<KeyFileContents, 'created' | '
   return { created: new Date(timing.created).toISOString(), publish: new Date(timing.publish).toISOString(), activate: iso(timing.activate), retire: iso(timing.retire), remove: iso(timing.remove) };
 }
 
-/** Makes the key directory (0700) if it is missing. */
+/** Makes the key directory (0700) if it is missing; throws KeyError naming it. */
 export function makeKeyDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new KeyError('EKEY_DIR', dir, `cannot make the key directory: ${(error as Error).message}`);
+  }
 }
 
 /**
@@ -134,7 +143,11 @@ export function makeKeyDir(dir: string): void {
  */
 export function writeKeyFile(file: string, contents: KeyFileContents): void {
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(contents, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(temporary, 0o600); // the umask may have taken bits off; never added any
-  renameSync(temporary, file);
+  try {
+    writeFileSync(temporary, `${JSON.stringify(contents, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(temporary, 0o600); // the umask may have taken bits off; never added any
+    renameSync(temporary, file);
+  } catch (error) {
+    throw new KeyError('EKEY_WRITE', file, `cannot write the key file: ${(error as Error).message}`);
+  }
 }

@@ -9,6 +9,7 @@ import { readdirSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { KeyError, readKeyFile, writeKeyFile } from '../../src/dnssec/key-file.js';
 import { keyDirectory, generateKey } from '../../src/dnssec/keys.js';
 import { ReloadController, AnswererZones } from '../../src/server/reload.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
@@ -131,3 +132,37 @@ t.test('an answerer takes the key sets its primary loaded (copied as a thread re
   const without = await new AnswererZones(new Runtime(), 'primary', logger).load({ ...texts, keySets: new Map() });
   t.same([...without.zoneSet.zones.keys()], ['plain.test'], 'a signed zone without its keys is not served');
 });
+
+t.test('a key directory that cannot be made (a file in its way): only the signed zone is refused, naming the directory', async (t) => {
+  const dir = tempZonesDir({ 'signed.yaml': zone('signed.test', 'dnssec: true'), 'plain.yaml': zone('plain.test', '') });
+  const blocker = join(mkdtempSync(join(tmpdir(), 'sitedns-reload-keys-')), 'not-a-dir');
+  writeFileSync(blocker, 'a file where the key directory should be');
+  const keys = join(blocker, 'keys');
+  const { logger } = memoryLogger();
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: keyDirectory(keys, { create: true }) }), prebuild: false }, logger);
+  t.teardown(() => reloads.close());
+  const outcome = await reloads.start();
+  t.same(outcome.zones, ['plain.test'], 'the unsigned zone serves');
+  t.match(outcome.problems, [new RegExp(`^${keys}:0: dnssec: zone signed\\.test: cannot make the key directory: ENOTDIR`)]);
+});
+
+t.test('a key file that cannot be written is a KeyError naming it', async (t) => {
+  const keys = join(mkdtempSync(join(tmpdir(), 'sitedns-reload-keys-')), 'keys');
+  const stored = generateKey(keys, 'signed.test', 13, 'csk', { created: 0, publish: 0, activate: 0, retire: null, remove: null });
+  const contents = readKeyFile(stored.key.file);
+  const blocker = join(keys, 'not-a-dir');
+  writeFileSync(blocker, '');
+  const file = join(blocker, 'Ksigned.test+013+00001.json');
+  const error = captured(() => writeKeyFile(file, contents));
+  t.type(error, KeyError, 'ENOTDIR, as a KeyError');
+  t.match(error, { code: 'EKEY_WRITE', file, reason: /^cannot write the key file: ENOTDIR/ });
+});
+
+function captured(run: () => void): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
