@@ -153,7 +153,7 @@ export class ZoneStore {
    * (a rollover step); those files count as changed, so the load compiles and signs them again.
    * A store given its files (an answerer) signs when its source's signing time changes instead.
    */
-  private knownDigests(): Map<string, string> {
+  private knownDigests(keys: KeySource | undefined): Map<string, string> {
     const now = this.now();
     const known = new Map(this.lastDigest);
     for (const [file, zone] of this.lastGood) {
@@ -163,7 +163,7 @@ export class ZoneStore {
         continue;
       }
       try {
-        if (!sameKeySet(this.lastKeySets.get(file), this.options.keys!.keysFor(zone.origin, zone.dnssec))) known.delete(file);
+        if (!sameKeySet(this.lastKeySets.get(file), keys!.keysFor(zone.origin, zone.dnssec))) known.delete(file);
       } catch {
         known.delete(file); // the compile reports what fails with the keys
       }
@@ -172,7 +172,9 @@ export class ZoneStore {
   }
 
   private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
-    const known = this.knownDigests();
+    // Each signed zone's keys are read once per load: the set the zone is signed with is the one recorded.
+    const keys = this.options.keys === undefined ? undefined : oncePerLoad(this.options.keys);
+    const known = this.knownDigests(keys);
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
       const unchanged = (f: ValidatedFile) => known.get(f.file) === f.digest && f.signedAt === this.lastGood.get(f.file)?.signatures?.signedAt;
@@ -192,11 +194,11 @@ export class ZoneStore {
         return this.last;
       }
     }
-    return runInSlices(this.applySteps(changed), slices);
+    return runInSlices(this.applySteps(changed, keys), slices);
   }
 
   /** Compiles the loaded files and swaps in the new set (this thread: the models stay here). */
-  private *applySteps(changed: ChangedFiles): Steps<ReloadReport> {
+  private *applySteps(changed: ChangedFiles, keys: KeySource | undefined): Steps<ReloadReport> {
     const problems: ConfigProblem[] = [...changed.problems];
     const nextValidated = new Map<string, ValidatedFile>();
     const next = new Map<string, ZoneModel>();
@@ -220,7 +222,6 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        const { keys } = this.options;
         const signedAt = result.signedAt;
         const signing = keys === undefined || signedAt === undefined ? keys : { keysFor: keys.keysFor, now: () => signedAt };
         const compiled = yield* compileZoneSteps({ file, config, lineOf }, signing);
@@ -239,9 +240,11 @@ export class ZoneStore {
         continue;
       }
       if (zone === undefined) continue;
-      if (zone.dnssec !== undefined && this.options.keys !== undefined) {
+      if (zone.signatures !== undefined && result.status === 'loaded') nextKeySets.set(file, zone.signatures.keySet);
+      else if (zone.dnssec !== undefined && keys !== undefined) {
+        // Unchanged: the keys this load read (the same keys, the timing of now).
         try {
-          nextKeySets.set(file, this.options.keys.keysFor(zone.origin, zone.dnssec));
+          nextKeySets.set(file, keys.keysFor(zone.origin, zone.dnssec));
         } catch (error) {
           if (!(error instanceof KeyError)) throw error;
           problems.push({ file: error.file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: ${error.reason}`, code: error.code });
@@ -334,6 +337,28 @@ export class ZoneStore {
     const now = this.now();
     return { keySets, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => (keys.nextChangeAt > now ? keys.nextChangeAt : now + RESIGN_RETRY_MS))) };
   }
+}
+
+/** `source` answering each zone's keys once (a KeyError too): every use in one load sees the same set. */
+function oncePerLoad(source: KeySource): KeySource {
+  const answers = new Map<string, { keySet: ZoneKeySet } | { error: unknown }>();
+  return {
+    now: source.now,
+    keysFor(zone, settings) {
+      const key = `${zone} ${JSON.stringify(settings)}`;
+      let answer = answers.get(key);
+      if (answer === undefined) {
+        try {
+          answer = { keySet: source.keysFor(zone, settings) };
+        } catch (error) {
+          answer = { error };
+        }
+        answers.set(key, answer);
+      }
+      if ('error' in answer) throw answer.error;
+      return answer.keySet;
+    },
+  };
 }
 
 /** When a kept zone that cannot be signed again is refused: a retry interval before its signatures expire. */

@@ -190,3 +190,28 @@ t.test('an answerer signs at its primary signing time, and again when the primar
   t.equal(again.compiledFiles, 1, 'a new signing time counts as a changed file');
   t.equal(again.zoneSet.zones.get('example.net')!.signatures!.signedAt, now);
 });
+
+t.test('each load reads a signed zone\'s keys once, and records the set the zone was signed with', async (t) => {
+  let calls = 0;
+  // Every read a new key set: a second read in one load would record another set than the one that signed.
+  const keysFor = () => {
+    calls++;
+    return makeKeySet('example.net');
+  };
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const store = new ZoneStore(dir, { keys: { keysFor, now: () => Date.now() } });
+  t.teardown(() => store.close());
+  const signedWith = (report: Awaited<ReturnType<typeof store.load>>) => {
+    const dnskey = report.zoneSet.zones.get('example.net')!.nodes.get('example.net')!.rrsets.find((s) => s.type === 48)!;
+    return dnskey.records.map((r) => Buffer.from((r.rdata[0] as Buffer).subarray(4)).toString('hex'));
+  };
+  const recorded = (report: Awaited<ReturnType<typeof store.load>>) => report.keySets.get('example.net')!.published.map((k) => k.publicKey.toString('hex'));
+  const first = await store.load();
+  t.equal(calls, 1, 'the first load: one read');
+  t.same(recorded(first), signedWith(first), 'the keys recorded are the keys that signed');
+  calls = 0;
+  const second = await store.load();
+  t.equal(calls, 1, 'a load that signs again (the keys changed): one read');
+  t.same(recorded(second), signedWith(second));
+  t.equal(second.compiledFiles, 1);
+});
