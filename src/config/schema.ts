@@ -191,6 +191,8 @@ export const DNSSEC_ALGORITHMS = ['ecdsap256sha256', 'ed25519'] as const;
 /** Each algorithm's number (RFC 8624 §3.1), as DNSKEY, DS and RRSIG records carry it. */
 export const DNSSEC_ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const satisfies Record<(typeof DNSSEC_ALGORITHMS)[number], 13 | 15>;
 export const DNSSEC_DENIALS = ['nsec', 'nsec3'] as const;
+/** How much longer than `refresh` a signature's validity must be: the hour back of its inception and an hour of use. */
+const MIN_SIGNATURE_USE_MS = 2 * 3_600_000;
 const signatureTime = duration.pipe(z.number().min(3_600_000, 'at least 1h').max(90 * 86_400_000, 'at most 90d'));
 export const dnssecSchema = z.union([
   z.boolean(),
@@ -207,7 +209,15 @@ export const dnssecSchema = z.union([
       denial: z.enum(DNSSEC_DENIALS).default('nsec'),
     })
     .strict()
-    .refine((d) => d.refresh < d.validity, { message: 'refresh must be shorter than validity', path: ['refresh'] }),
+    // Signatures start an hour back (validators with slow clocks) and are made again once `refresh`
+    // is left, at the earliest an hour after signing: validity 1h1m would expire a minute after
+    // signing and be signed again every 30 s. `refresh` + 2h leaves every signature at least an
+    // hour of use before it falls due.
+    .refine((d) => d.validity >= d.refresh + MIN_SIGNATURE_USE_MS, {
+      message: 'validity must be at least refresh + 2h (signatures start an hour back and are made again when refresh is left)',
+      path: ['validity'],
+    })
+    .describe('DNSSEC signing (docs/dnssec.md); validity must be at least refresh + 2h'),
 ]);
 
 export const zoneFileSchema = z

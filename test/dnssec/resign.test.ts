@@ -9,6 +9,7 @@ import { AnswererZones, ReloadController } from '../../src/server/reload.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { refreshTime } from '../../src/dnssec/sign-zone.js';
 import { memoryLogger } from '../helpers/metrics.js';
+import { parseZoneText } from '../../src/config/load.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { makeKeySet } from '../helpers/dnssec.js';
 
@@ -214,4 +215,16 @@ t.test('each load reads a signed zone\'s keys once, and records the set the zone
   t.equal(calls, 1, 'a load that signs again (the keys changed): one read');
   t.same(recorded(second), signedWith(second));
   t.equal(second.compiledFiles, 1);
+});
+
+t.test('validity must be at least refresh + 2h: a clear error on the validity line', async (t) => {
+  const withTimes = (times: string) => TEXT.replace('dnssec: true', `dnssec: { ${times} }`);
+  const short = parseZoneText(withTimes('validity: 1h1m, refresh: 1h'), 'signed.yaml');
+  t.match(short, { problems: [{ path: 'dnssec.validity', code: 'EZONE_SCHEMA', message: /validity must be at least refresh \+ 2h/ }] });
+  const edge = parseZoneText(withTimes('validity: 2h59m, refresh: 1h'), 'signed.yaml');
+  t.match(edge, { problems: [{ path: 'dnssec.validity' }] }, 'a minute short');
+  const enough = parseZoneText(withTimes('validity: 3h, refresh: 1h'), 'signed.yaml');
+  t.notOk('problems' in enough, 'refresh + 2h exactly is accepted');
+  const defaults = parseZoneText(withTimes('validity: 14d'), 'signed.yaml');
+  t.notOk('problems' in defaults, 'the default refresh (7d) with validity 14d');
 });
