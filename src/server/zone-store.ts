@@ -262,6 +262,8 @@ export class ZoneStore {
       if (next.has(file)) continue;
       // Broken or deleted: keep serving the last good version, unless another file now serves that zone.
       if (seen.has(lastZone.origin)) continue;
+      // A source sends every zone its primary serves, kept ones included: one it leaves out is refused there.
+      if (this.options.source !== undefined && !presentFiles.has(file)) continue;
       const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextRetryAt);
       if (zone === undefined) continue;
       next.set(file, zone);

@@ -228,3 +228,18 @@ t.test('validity must be at least refresh + 2h: a clear error on the validity li
   const defaults = parseZoneText(withTimes('validity: 14d'), 'signed.yaml');
   t.notOk('problems' in defaults, 'the default refresh (7d) with validity 14d');
 });
+
+t.test('a zone its primary stops serving (refused) is not kept by an answerer', async (t) => {
+  const keys = makeKeySet('example.net');
+  const { logger } = memoryLogger();
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') }), { keepValidated: true, keys: { keysFor: () => keys, now: () => Date.now() } }), prebuild: false }, logger);
+  t.teardown(() => primary.close());
+  await primary.start();
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const texts = structuredClone(primary.zoneTexts());
+  t.same([...(await answerer.load(texts)).zoneSet.zones.keys()].sort(), ['example.net', 'example.org']);
+  const withoutSigned = { ...texts, generation: texts.generation + 1, files: texts.files.filter((f) => !f.file.endsWith('signed.yaml')) };
+  const report = await answerer.load(withoutSigned);
+  t.same([...report.zoneSet.zones.keys()], ['example.org'], 'served as the primary serves it');
+  t.same(report.keptFiles, []);
+});
