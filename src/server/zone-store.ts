@@ -80,8 +80,8 @@ export class ZoneStore {
   private lastValidated = new Map<string, ValidatedFile>();
   /** Each served signed zone's key set, by file (a kept zone keeps its last good keys too). */
   private lastKeySets = new Map<string, ZoneKeySet>();
-  /** When to try again to sign a kept zone (by file) that failed to be signed again. */
-  private resignRetryAt = new Map<string, number>();
+  /** Each kept zone (by file) that failed to be signed again: when to try again, and why it failed. */
+  private resignFailures = new Map<string, ResignFailure>();
   private current: ZoneSet = makeZoneSet([]);
   private last: ReloadReport | undefined;
   /** The load in progress: loads run one after the other, each from the result of the one before. */
@@ -141,8 +141,8 @@ export class ZoneStore {
     let at = Infinity;
     for (const [file, zone] of this.lastGood) {
       if (zone.signatures === undefined) continue;
-      const retryAt = this.resignRetryAt.get(file);
-      at = Math.min(at, retryAt === undefined ? zone.signatures.refreshAt : Math.min(retryAt, refusedAt(zone.signatures)));
+      const failure = this.resignFailures.get(file);
+      at = Math.min(at, failure === undefined ? zone.signatures.refreshAt : Math.min(failure.retryAt, refusedAt(zone.signatures)));
     }
     return at;
   }
@@ -257,14 +257,14 @@ export class ZoneStore {
       if ((this.options.keepValidated || zone.signatures !== undefined) && validated !== undefined) nextValidated.set(file, validated);
     }
     const kept: string[] = [];
-    const nextRetryAt = new Map<string, number>();
+    const nextFailures = new Map<string, ResignFailure>();
     for (const [file, lastZone] of this.lastGood) {
       if (next.has(file)) continue;
       // Broken or deleted: keep serving the last good version, unless another file now serves that zone.
       if (seen.has(lastZone.origin)) continue;
       // A source sends every zone its primary serves, kept ones included: one it leaves out is refused there.
       if (this.options.source !== undefined && !presentFiles.has(file)) continue;
-      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextRetryAt);
+      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures);
       if (zone === undefined) continue;
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
@@ -287,7 +287,7 @@ export class ZoneStore {
     this.lastDigest = nextDigest;
     this.lastValidated = nextValidated;
     this.lastKeySets = nextKeySets;
-    this.resignRetryAt = nextRetryAt;
+    this.resignFailures = nextFailures;
     if (zonesChanged) this.current = makeZoneSet(next.values());
     this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
     return this.last;
@@ -298,22 +298,21 @@ export class ZoneStore {
    * (from its last good validated config, with its last good keys), or undefined when it cannot
    * be and its signatures are about to expire (refused, with a problem saying so).
    */
-  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextRetryAt: Map<string, number>): Steps<ZoneModel | undefined> {
+  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>): Steps<ZoneModel | undefined> {
     const signatures = zone.signatures;
     const now = this.now();
     if (signatures === undefined || signatures.refreshAt > now) return zone;
-    const retryAt = this.resignRetryAt.get(file);
-    if (retryAt !== undefined && retryAt > now) {
-      nextRetryAt.set(file, retryAt);
-    } else {
+    let failure = this.resignFailures.get(file);
+    if (failure === undefined || failure.retryAt <= now) {
       const signed = yield* this.signAgainSteps(file, signatures.keySet);
       if (typeof signed !== 'string') return signed;
-      nextRetryAt.set(file, now + RESIGN_RETRY_MS);
       // The same words at every try: the reload path logs a problem once while it lasts.
-      problems.push({ file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`, code: 'EZONE_RESIGN' });
+      const message = `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`;
+      failure = { retryAt: now + RESIGN_RETRY_MS, problem: { file, line: 0, path: 'dnssec', message, code: 'EZONE_RESIGN' } };
     }
+    problems.push(failure.problem);
     if (now < refusedAt(signatures)) {
-      if (retryAt !== undefined && retryAt > now) problems.push(...this.last!.problems.filter((p) => p.file === file && p.code === 'EZONE_RESIGN'));
+      nextFailures.set(file, failure);
       return zone;
     }
     problems.push({ file, line: 0, path: 'dnssec', message: `zone ${zone.origin}: refused: its signatures expire at ${new Date(signatures.expiresAt).toISOString()} and cannot be made again`, code: 'EZONE_RESIGN' });
@@ -339,6 +338,12 @@ export class ZoneStore {
     const now = this.now();
     return { keySets, nextKeyChangeAt: Math.min(Infinity, ...[...keySets.values()].map((keys) => (keys.nextChangeAt > now ? keys.nextChangeAt : now + RESIGN_RETRY_MS))) };
   }
+}
+
+/** A kept zone that failed to be signed again: when to try next, and the problem reported until then. */
+interface ResignFailure {
+  readonly retryAt: number;
+  readonly problem: ConfigProblem;
 }
 
 /** `source` answering each zone's keys once (a KeyError too): every use in one load sees the same set. */
