@@ -100,7 +100,6 @@ export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: Dns
     refreshAt: refreshTime(nowMs, window.expiration * 1000, settings.refreshMs),
     signedAt: nowMs,
     expiresAt: window.expiration * 1000,
-    keySet: keys,
   });
 }
 

@@ -4,7 +4,6 @@
  * builds a new ZoneSet and swaps it in with one assignment.
  */
 import type { Rdata, WireRecord } from '../dns/records.js';
-import type { ZoneKeySet } from '../dnssec/types.js';
 
 /** What a name answers when none of its sites is up (docs/zones.md, `all_down`). */
 export const ALL_DOWN_RULES = ['all', 'first', 'sorry', 'nodata', 'servfail'] as const;
@@ -259,8 +258,6 @@ export interface ZoneSignatures {
   readonly signedAt: number;
   /** When they expire (ms since the epoch): a zone whose signatures cannot be made again is refused before then. */
   readonly expiresAt: number;
-  /** The key set that made them (and the apex DNSKEY, CDS and CDNSKEY RRsets). */
-  readonly keySet: ZoneKeySet;
 }
 
 export interface ZoneSet {

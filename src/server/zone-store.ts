@@ -222,8 +222,10 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        const signedAt = result.signedAt;
-        const signing = keys === undefined || signedAt === undefined ? keys : { keysFor: keys.keysFor, now: () => signedAt };
+        // The key set the compile signs with is the one recorded, at the source's signing time if it has one.
+        let signedWith: ZoneKeySet | undefined;
+        const signing: KeySource | undefined =
+          keys === undefined ? undefined : { keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)), now: result.signedAt === undefined ? keys.now : () => result.signedAt! };
         const compiled = yield* compileZoneSteps({ file, config, lineOf }, signing);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
@@ -235,13 +237,13 @@ export class ZoneStore {
           continue;
         }
         zone = compiled;
+        if (signedWith !== undefined) nextKeySets.set(file, signedWith);
       } else if (zone !== undefined && seen.has(zone.origin)) {
         problems.push({ file, line: 1, path: 'zone', message: `zone ${zone.origin} is also defined in ${seen.get(zone.origin)}`, code: 'EZONE_CONFLICT' });
         continue;
       }
       if (zone === undefined) continue;
-      if (zone.signatures !== undefined && result.status === 'loaded') nextKeySets.set(file, zone.signatures.keySet);
-      else if (zone.dnssec !== undefined && keys !== undefined) {
+      if (zone.dnssec !== undefined && keys !== undefined && result.status === 'unchanged') {
         // Unchanged: the keys this load read (the same keys, the timing of now).
         try {
           nextKeySets.set(file, keys.keysFor(zone.origin, zone.dnssec));
@@ -262,8 +264,9 @@ export class ZoneStore {
       if (next.has(file)) continue;
       // Broken or deleted: keep serving the last good version, unless another file now serves that zone.
       if (seen.has(lastZone.origin)) continue;
-      // A source sends every zone its primary serves, kept ones included: one it leaves out is refused there.
-      if (this.options.source !== undefined && !presentFiles.has(file)) continue;
+      // A source sends every zone its primary serves, kept ones included: a signed zone it leaves
+      // out was refused there (its signatures could not be made again) and must not outlive them here.
+      if (this.options.source !== undefined && !presentFiles.has(file) && lastZone.signatures !== undefined) continue;
       const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures);
       if (zone === undefined) continue;
       next.set(file, zone);
@@ -304,7 +307,7 @@ export class ZoneStore {
     if (signatures === undefined || signatures.refreshAt > now) return zone;
     let failure = this.resignFailures.get(file);
     if (failure === undefined || failure.retryAt <= now) {
-      const signed = yield* this.signAgainSteps(file, signatures.keySet);
+      const signed = yield* this.signAgainSteps(file, this.lastKeySets.get(file)!);
       if (typeof signed !== 'string') return signed;
       // The same words at every try: the reload path logs a problem once while it lasts.
       const message = `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`;

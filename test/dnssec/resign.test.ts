@@ -108,7 +108,8 @@ t.test('a kept zone (its file broken) is signed again from its last good config 
   const resigned = due.zoneSet.zones.get('example.net')!;
   t.not(resigned, zone, 'signed again');
   t.equal(resigned.signatures!.signedAt, now);
-  t.equal(resigned.signatures!.keySet, keys, 'with its last good keys');
+  t.equal(due.keySets.get('example.net'), keys, 'with its last good keys');
+  t.same(resigned.nodes.get('example.net')!.rrsets.find((s) => s.type === 48)!.records.map((r) => Buffer.from((r.rdata[0] as Buffer).subarray(4)).toString('hex')), [keys.published[0].publicKey.toString('hex')], 'its DNSKEY RRset from them');
   t.ok(store.nextResignAt() > now + 6 * DAY, 'the next due time is ahead, not the past one again');
   unlinkSync(join(dir, 'signed.yaml'));
   now = resigned.signatures!.refreshAt;
