@@ -139,7 +139,11 @@ t.test('flap damping off with a half-life of 0; an unknown site is never held', 
   t.equal(step({ ...initialHealth(0), penalty: 5 }, { result: OK, now: 1, pushAlive: false }, on).state.status, 'up', 'unknown: one success is up');
 });
 
-t.test('flap damping: three quick falls hold a site that meets rise for about 15 s', async (t) => {
+/**
+ * A site that falls `falls` times in quick succession (two refusals each, `gapMs` apart), then
+ * meets rise: its reason right after, and how long after the last fall it is back up.
+ */
+function holdAfterFalls(falls: number, gapMs: number): { heldReason: string; heldMs: number } {
   const cfg = debounceConfig({ intervalMs: 1000 });
   let state = { ...initialHealth(0), status: 'up' as HealthStatus };
   let now = 0;
@@ -147,39 +151,28 @@ t.test('flap damping: three quick falls hold a site that meets rise for about 15
     now += after;
     state = step(state, { result, now, pushAlive: false }, cfg).state;
   };
-  for (let fall = 0; fall < 3; fall++) {
+  for (let fall = 0; fall < falls; fall++) {
     state = { ...state, status: 'up', okStreak: 0, decisive: 0, counted: 0 };
-    feed(REFUSED);
-    feed(REFUSED);
+    feed(REFUSED, gapMs);
+    feed(REFUSED, gapMs);
   }
   const fellAt = now;
   feed(OK);
   feed(OK);
-  t.equal(state.status, 'down', 'rise met, held');
+  const heldReason = state.status === 'down' ? state.reason : 'not held';
+  while (state.status === 'down' && now < fellAt + 120_000) feed(OK, 500);
+  return { heldReason, heldMs: now - fellAt };
+}
+
+t.test('flap damping: three quick falls hold a site that meets rise for about 15 s', async (t) => {
+  const { heldReason, heldMs } = holdAfterFalls(3, 100);
+  t.match(heldReason, /^held down: flapping/, 'rise met, held');
   // Penalty about 2.9 at the third fall: held until it decays to 1, 10 s x log2(2.9) = 15.4 s.
-  while (state.status === 'down' && now < fellAt + 60_000) feed(OK, 500);
-  const heldMs = now - fellAt;
   t.ok(heldMs >= 14_500 && heldMs <= 16_500, `back after ${heldMs} ms`);
 });
 
 t.test('flap damping: a site that fell 8 or more times is held 30 s at most (the table in docs/state.md)', async (t) => {
-  const cfg = debounceConfig({ intervalMs: 1000 });
-  let state = { ...initialHealth(0), status: 'up' as HealthStatus };
-  let now = 0;
-  const feed = (result: ProbeResult, after = 100) => {
-    now += after;
-    state = step(state, { result, now, pushAlive: false }, cfg).state;
-  };
-  for (let fall = 0; fall < 12; fall++) {
-    state = { ...state, status: 'up', okStreak: 0, decisive: 0, counted: 0 };
-    feed(REFUSED, 10);
-    feed(REFUSED, 10);
-  }
-  const fellAt = now;
-  feed(OK);
-  feed(OK);
-  t.match(state.reason, /^held down: flapping \(penalty 7\.8\d, back in about 30 s\)/, 'rise met, held: the penalty at its cap, 200 ms decayed');
-  while (state.status === 'down' && now < fellAt + 120_000) feed(OK, 500);
-  const heldMs = now - fellAt;
+  const { heldReason, heldMs } = holdAfterFalls(12, 10);
+  t.match(heldReason, /^held down: flapping \(penalty 7\.8\d, back in about 30 s\)/, 'rise met, held: the penalty at its cap, 200 ms decayed');
   t.ok(heldMs >= 29_500 && heldMs <= 31_000, `back after ${heldMs} ms, three half-lives`);
 });
