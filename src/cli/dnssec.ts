@@ -41,8 +41,9 @@ key directory. Every nameserver of the zone reads the same keys: copy the direct
                     (as a comment): the keys the zone signals as CDS/CDNSKEY now
   status <zone>     every key with its role, state and timing
   rollover <zone> --role zsk|ksk|csk
-                    schedule a rollover: a ZSK pre-publishes (the new key signs after
-                    --dnskey-ttl + --propagation, the old one goes --signature-validity later);
+                    schedule a rollover: a ZSK pre-publishes (the new key signs once the
+                    DNSKEY TTL and the propagation time have passed, and the old one goes a
+                    signature validity later);
                     a KSK or CSK starts a double-DS rollover: the new key is published and
                     signalled to the parent; give the parent its DS, then run
                     "rollover <zone> --role ksk|csk --complete"

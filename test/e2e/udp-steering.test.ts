@@ -7,7 +7,8 @@
  */
 import t from 'tap';
 import dgram from 'node:dgram';
-import { mkdtempSync, copyFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, copyFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,11 +42,20 @@ async function run(): Promise<void> {
       s.bind(0, '127.0.0.1', () => resolve(s));
     })));
     t.teardown(() => sockets.forEach((s) => s.close()));
+    // Whether this process's burst fills thread 0's receives depends on where the scheduler puts
+    // the two on two cores: when one does not spread, dnsperf (C, 2,000 queries outstanding per
+    // client) sends a second for a second, more than one thread can take.
     const packet = query('boston.app.example.com');
     for (let round = 0; round < 3000; round++) for (const s of sockets) s.send(packet, server.port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 300));
-    const burst = await received();
-    t.ok(burst[1] - light[1] > 0, `thread 1 answered part of the burst (thread 0: ${burst[0] - light[0]}, thread 1: ${burst[1] - light[1]})`);
+    let burst = await received();
+    if (burst[1] - light[1] === 0 && spawnSync('sh', ['-c', 'command -v dnsperf']).status === 0) {
+      const queries = join(dir, 'queries.txt');
+      writeFileSync(queries, 'boston.app.example.com A\n');
+      spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(server.port), '-d', queries, '-c', '16', '-q', '2000', '-l', '1', '-t', '1'], { stdio: 'ignore', timeout: 20_000 });
+      burst = await received();
+    }
+    t.ok(burst[1] - light[1] > 0, `thread 1 answered part of the bursts (thread 0: ${burst[0] - light[0]}, thread 1: ${burst[1] - light[1]})`);
     t.ok(metric(await metrics(), 'sitedns_udp_steering_switches_total', { to: 'spread' }) >= 1, 'a switch to spread counted');
 
     // After the hold (1 s; longer if single fell behind again at once), single again: every
