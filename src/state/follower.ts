@@ -308,7 +308,10 @@ export class StateFollower {
 
   private markUp(): void {
     this.lastHeardAt = this.now();
-    if (this.storeUp) return;
+    // A notice the subscriber connection delivers after the command connection closed, or a read
+    // answered just before it did, is heard but is no reconnect: the store is up again only once
+    // both connections are (the connection listener's resync then marks it).
+    if (this.storeUp || !this.store.connected()) return;
     this.storeUp = true;
     this.fullNeeded = true;
     stateStoreConnected.set(1);
