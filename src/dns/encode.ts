@@ -47,10 +47,7 @@ export class MessageWriter {
   question(raw: Buffer, questionEnd: number, qname: string): void {
     raw.copy(this.buf, HEADER_LEN, HEADER_LEN, questionEnd);
     this.length = questionEnd;
-    // A label holding "." or "\\" is escaped in `qname` (readQuestionName), so the text no
-    // longer maps onto wire offsets and a pointer computed from it would land inside a label
-    // (found by the fuzzer). Such a name matches no zone name: just do not compress against it.
-    if (qname.indexOf('\\') < 0) this.registerName(qname, HEADER_LEN);
+    this.registerName(qname, HEADER_LEN);
   }
 
   private registerName(name: string, offset: number): void {
@@ -59,10 +56,9 @@ export class MessageWriter {
     let at = offset;
     while (rest.length > 0 && at < 0x4000) {
       if (!this.offsets.has(rest)) this.offsets.set(rest, at);
-      const dot = rest.indexOf('.');
-      const labelLength = dot < 0 ? rest.length : dot;
-      at += 1 + labelLength;
-      rest = dot < 0 ? '' : rest.slice(dot + 1);
+      const end = firstLabelEnd(rest);
+      at += 1 + labelBytes(rest, end).length;
+      rest = end === rest.length ? '' : rest.slice(end + 1);
     }
   }
 
@@ -80,14 +76,14 @@ export class MessageWriter {
           return true;
         }
       }
-      const dot = rest.indexOf('.');
-      const label = dot < 0 ? rest : rest.slice(0, dot);
+      const end = firstLabelEnd(rest);
+      const label = labelBytes(rest, end);
       if (this.length + 1 + label.length > b.length) return false;
       if (compress && this.length < 0x4000 && !this.offsets.has(rest)) this.offsets.set(rest, this.length);
       b[this.length] = label.length;
       b.write(label, this.length + 1, 'latin1');
       this.length += 1 + label.length;
-      rest = dot < 0 ? '' : rest.slice(dot + 1);
+      rest = end === rest.length ? '' : rest.slice(end + 1);
     }
     if (this.length + 1 > b.length) return false;
     b[this.length++] = 0;
@@ -221,10 +217,25 @@ export function nameLabels(name: string): string[] {
 
 /** The name one label up from `name` (escapes as in nameLabels), '' above a single label. */
 export function parentName(name: string): string {
+  const end = firstLabelEnd(name);
+  return end === name.length ? '' : name.slice(end + 1);
+}
+
+/**
+ * Where the first label of a name's text ends: the first "." that is not escaped (a question's
+ * text holds a "." or "\\" inside a label escaped, decode.ts), or the text's length.
+ */
+export function firstLabelEnd(name: string): number {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c === 0x5c) i++;
-    else if (c === 0x2e) return name.slice(i + 1);
+    else if (c === 0x2e) return i;
   }
-  return '';
+  return name.length;
+}
+
+/** The bytes (latin1) of the label of `name` that ends at `end` (firstLabelEnd), unescaped. */
+function labelBytes(name: string, end: number): string {
+  const text = end === name.length ? name : name.slice(0, end);
+  return text.indexOf('\\') < 0 ? text : text.replace(/\\(.)/gs, '$1');
 }

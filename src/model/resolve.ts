@@ -4,6 +4,7 @@
  * the results per node).
  */
 import { QTYPE } from '../dns/constants.js';
+import { parentName } from '../dns/encode.js';
 import type { DynamicName, LookupResult, NameNode, RRset, ZoneModel, ZoneSet } from './zone-model.js';
 
 /** Longest CNAME chain followed inside a zone before answering what we have. */
@@ -20,8 +21,7 @@ export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
     const zone = map.get(n);
     if (zone !== undefined) return zone;
     if (n.length === 0) return undefined;
-    const dot = n.indexOf('.');
-    n = dot < 0 ? '' : n.slice(dot + 1);
+    n = parentName(n);
   }
 }
 
@@ -33,8 +33,7 @@ export function findZone(zones: ZoneSet, name: string): ZoneModel | undefined {
  */
 export function parentSideDs(zones: ZoneSet, apex: string): LookupResult | undefined {
   if (apex.length === 0) return undefined;
-  const dot = apex.indexOf('.');
-  const parent = findZone(zones, dot < 0 ? '' : apex.slice(dot + 1));
+  const parent = findZone(zones, parentName(apex));
   if (parent === undefined || !parent.cuts.has(apex)) return undefined;
   return atDelegation(parent, apex, QTYPE.DS);
 }
@@ -53,9 +52,7 @@ export function atDelegation(zone: ZoneModel, name: string, qtype: number): Look
       if (qtype !== QTYPE.DS || n !== name) return referral;
       return referral.ds === undefined ? zone.nodata : answerOf(zone, [referral.ds], undefined, 4, [], name);
     }
-    const dot = n.indexOf('.');
-    if (dot < 0) break;
-    n = n.slice(dot + 1);
+    n = parentName(n);
   }
   return undefined;
 }
@@ -128,8 +125,7 @@ export function wildcardFor(zone: ZoneModel, name: string): NameNode | undefined
   let encloser = name;
   while (encloser.length > origin.length) {
     if (zone.cuts.has(encloser)) return undefined;
-    const dot = encloser.indexOf('.');
-    encloser = dot < 0 ? '' : encloser.slice(dot + 1);
+    encloser = parentName(encloser);
     if (encloser === origin || zone.nodes.has(encloser) || zone.emptyNonTerminals.has(encloser)) return zone.wildcards.get(encloser);
   }
   return undefined;
