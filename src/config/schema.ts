@@ -190,7 +190,7 @@ export const recordSetSchema = z
 export const DNSSEC_ALGORITHMS = ['ecdsap256sha256', 'ed25519'] as const;
 /** Each algorithm's number (RFC 8624 §3.1), as DNSKEY, DS and RRSIG records carry it. */
 export const DNSSEC_ALGORITHM_NUMBERS = { ecdsap256sha256: 13, ed25519: 15 } as const satisfies Record<(typeof DNSSEC_ALGORITHMS)[number], 13 | 15>;
-export const DNSSEC_DENIALS = ['nsec', 'nsec3'] as const;
+export const DNSSEC_DENIALS = ['nsec', 'nsec3', 'nsec3-opt-out'] as const;
 /** How much longer than `refresh` a signature's validity must be: the hour back of its inception and an hour of use. */
 const MIN_SIGNATURE_USE_MS = 2 * 3_600_000;
 const signatureTime = duration.pipe(z.number().min(3_600_000, 'at least 1h').max(90 * 86_400_000, 'at most 90d'));
@@ -205,7 +205,10 @@ export const dnssecSchema = z.union([
       validity: signatureTime.default(14 * 86_400_000),
       /** Signatures are made again when less than this is left of their validity. */
       refresh: signatureTime.default(7 * 86_400_000),
-      /** Denial of existence: an NSEC chain (RFC 4034 §4) or NSEC3 (RFC 5155, RFC 9276 parameters). */
+      /**
+       * Denial of existence: an NSEC chain (RFC 4034 §4), NSEC3 (RFC 5155, RFC 9276 parameters), or
+       * NSEC3 with opt-out (RFC 5155 §6: delegations without DS left out of the chain).
+       */
       denial: z.enum(DNSSEC_DENIALS).default('nsec'),
     })
     .strict()

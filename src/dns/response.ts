@@ -8,7 +8,7 @@
  */
 import type { LookupResult, RRset, ZoneModel, ZoneSignatures } from '../model/zone-model.js';
 import type { Selection } from '../model/selection.js';
-import { dynamicNodataProof, noDsProof, nodataProof, nsecAt, nxdomainProof, rrsigOf, rrsetKey, variantKey, wildcardAnswerProof } from '../model/signatures.js';
+import { dynamicNodataProof, existingNameProof, nodataProof, nsecAt, nxdomainProof, rrsigOf, rrsetKey, variantKey, wildcardAnswerProof } from '../model/signatures.js';
 import { CLASS_CH, CLASSIC_UDP_LIMIT, DNSSEC_TYPE, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from './constants.js';
 import { MessageWriter, OPT_RECORD_LEN, ecsOption, newScratch } from './encode.js';
 import { txtRdata, type WireRecord } from './records.js';
@@ -207,7 +207,7 @@ function addSignatures(s: Sections, result: Exclude<LookupResult, { kind: 'refus
     case 'referral': {
       const ds = result.ds;
       if (ds !== undefined) authority.push(ds, signatures.rrsigs.get(rrsetKey(ds.owner, ds.type))!);
-      else noDsProof(signatures, result.ns.owner, authority);
+      else existingNameProof(zone, signatures, result.ns.owner, authority);
       break;
     }
   }

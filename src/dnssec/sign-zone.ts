@@ -12,7 +12,8 @@ import { DNSSEC_TYPE, QTYPE } from '../dns/constants.js';
 import { dnskeyRdata, type Rdata } from '../dns/records.js';
 import { keyDsRdata } from './dnskey.js';
 import type { DnssecSettings, DynamicName, NsecChain, RRset, SiteModel, ZoneModel, ZoneSignatures } from '../model/zone-model.js';
-import { canonicalKey, nsec3Hash, rrsetKey } from '../model/signatures.js';
+import { canonicalKey, nsec3Hash, rrsetKey, spanIndex } from '../model/signatures.js';
+import { parentName } from '../dns/encode.js';
 import { pauseEvery, type Steps } from '../util/slices.js';
 import { INCEPTION_SKEW_MS, signatureWindow, signRRset, type SignatureWindow } from './sign.js';
 import type { SigningKey, ZoneKeySet } from './types.js';
@@ -41,12 +42,13 @@ export function apexKeyRdata(origin: string, keys: ZoneKeySet, settings: DnssecS
   const dnskey = (key: SigningKey): Rdata => dnskeyRdata(key.flags, key.algorithm, key.publicKey);
   const out: [number, Rdata[]][] = [[DNSSEC_TYPE.DNSKEY, keys.published.map(dnskey)]];
   if (keys.parentSignals.length > 0) out.push([DNSSEC_TYPE.CDS, keys.parentSignals.map((key) => keyDsRdata(origin, key))], [DNSSEC_TYPE.CDNSKEY, keys.parentSignals.map(dnskey)]);
-  if (settings.denial === 'nsec3') out.push([DNSSEC_TYPE.NSEC3PARAM, [[Buffer.from([1, 0, 0, 0, 0])]]]);
+  // Flags 0 with opt-out too: Opt-Out is a flag of NSEC3 records only (RFC 5155 §4.1.2).
+  if (settings.denial !== 'nsec') out.push([DNSSEC_TYPE.NSEC3PARAM, [[Buffer.from([1, 0, 0, 0, 0])]]]);
   return out;
 }
 
 /** What signing reads of the zone being compiled (config/compile.ts, before the zone is frozen). */
-export type ZoneToSign = Pick<ZoneModel, 'origin' | 'nodes' | 'emptyNonTerminals' | 'cuts' | 'dynamicNames' | 'negativeSoa' | 'negativeTtl'>;
+export type ZoneToSign = Pick<ZoneModel, 'origin' | 'nodes' | 'emptyNonTerminals' | 'wildcards' | 'cuts' | 'dynamicNames' | 'negativeSoa' | 'negativeTtl'>;
 
 export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number): Steps<ZoneSignatures> {
   const pause = pauseEvery(SETS_PER_STEP);
@@ -69,7 +71,7 @@ export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: Dns
   // The SOA of a negative answer carries the negative TTL; its RRSIGs vouch for the zone's TTL.
   const negativeSoa = withTtl(soa, zone.negativeSoa.ttl);
 
-  const chain = yield* chainSteps(zone, settings.denial === 'nsec3', sign, pause);
+  const chain = yield* chainSteps(zone, settings.denial, sign, pause);
 
   const variants = new Map<string, Map<string, RRset>>();
   for (const name of zone.dynamicNames) {
@@ -131,14 +133,21 @@ function withTtl(set: RRset, ttl: number): RRset {
  *   include RRSIG and NSEC (the NSEC lives at the name); at a delegation point NS, and DS when
  *   present. Empty non-terminals and glue below a cut hold no NSEC.
  * - NSEC3 (RFC 5155 §5.2, §7.1 with the RFC 9276 §3.1 parameters: SHA-1, no extra iterations, no
- *   salt): the same names and every empty non-terminal, in hash order. No opt-out: every
- *   delegation is in the chain (RFC 9276 §3.1 keeps opt-out for very large delegation-heavy
- *   zones; without it every negative answer validates as secure). The NSEC3 lives at the hashed
- *   name, so the types include RRSIG only where the name has signed data.
+ *   salt): the same names and every empty non-terminal, in hash order, flags 0. The NSEC3 lives
+ *   at the hashed name, so the types include RRSIG only where the name has signed data.
+ * - NSEC3 with opt-out (RFC 5155 §6, §7.1): as NSEC3 but without the delegations that have no
+ *   DS and the empty non-terminals that exist only above them (a wildcard keeps its record: it
+ *   answers names, RFC 4592 §4.9). The records whose span holds such a left-out name have the
+ *   Opt-Out flag (1); the others keep flags 0 (a zone may mix them, RFC 5155 §6), so that a
+ *   name denied outside those spans, a wildcard's next closer name included, still validates as
+ *   secure: validators take a name covered by an Opt-Out record as insecure (it may be an
+ *   unsigned delegation).
  * A Pool/Group/Site Name also gets its record without A, and without AAAA, for the NODATA its
  * policy may choose (model/signatures.ts dynamicNodataProof).
  */
-function* chainSteps(zone: ZoneToSign, hashed: boolean, sign: (set: RRset) => RRset, pause: () => boolean): Steps<NsecChain> {
+function* chainSteps(zone: ZoneToSign, denial: DnssecSettings['denial'], sign: (set: RRset) => RRset, pause: () => boolean): Steps<NsecChain> {
+  const hashed = denial !== 'nsec';
+  const optOut = denial === 'nsec3-opt-out';
   const owners: { key: string; name: string; types: number[]; dynamic: boolean; signed: boolean }[] = [];
   const keyOf = hashed ? nsec3Hash : canonicalKey;
   for (const node of zone.nodes.values()) {
@@ -151,18 +160,31 @@ function* chainSteps(zone: ZoneToSign, hashed: boolean, sign: (set: RRset) => RR
     }
     owners.push({ key: keyOf(node.name), name: node.name, types, dynamic: node.dynamic !== undefined, signed: types.length > 0 });
   }
-  if (hashed) for (const name of zone.emptyNonTerminals) owners.push({ key: keyOf(name), name, types: [], dynamic: false, signed: false });
-  for (const [cut, referral] of zone.cuts) owners.push({ key: keyOf(cut), name: cut, types: referral.ds === undefined ? [QTYPE.NS] : [QTYPE.NS, DNSSEC_TYPE.DS], dynamic: false, signed: referral.ds !== undefined });
+  /** The hashes of the names opt-out leaves out of the chain. */
+  const leftOut: string[] = [];
+  const entsKept = optOut ? entsAboveOptedIn(zone) : zone.emptyNonTerminals;
+  if (hashed) for (const name of entsKept) owners.push({ key: keyOf(name), name, types: [], dynamic: false, signed: false });
+  if (optOut) for (const name of zone.emptyNonTerminals) if (!entsKept.has(name)) leftOut.push(keyOf(name));
+  for (const [cut, referral] of zone.cuts) {
+    if (optOut && referral.ds === undefined) leftOut.push(keyOf(cut));
+    else owners.push({ key: keyOf(cut), name: cut, types: referral.ds === undefined ? [QTYPE.NS] : [QTYPE.NS, DNSSEC_TYPE.DS], dynamic: false, signed: referral.ds !== undefined });
+  }
   owners.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const keys = owners.map((o) => o.key);
+  // RFC 5155 §6: an Opt-Out record may cover only left-out names; one without the flag none.
+  const optedOutSpans = new Set(leftOut.map((key) => spanIndex(keys, key)));
 
   const type = hashed ? DNSSEC_TYPE.NSEC3 : DNSSEC_TYPE.NSEC;
-  const recordOf = (owner: (typeof owners)[number], next: (typeof owners)[number], types: readonly number[]): RRset => {
+  const recordOf = (index: number, types: readonly number[]): RRset => {
+    const owner = owners[index];
+    const next = owners[(index + 1) % owners.length];
     let name: string;
     let rdata: Rdata;
     if (hashed) {
       name = zone.origin.length === 0 ? owner.key : `${owner.key}.${zone.origin}`;
-      // Hash algorithm 1 (SHA-1), flags 0, iterations 0, salt length 0, hash length 20.
-      rdata = [Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 20]), base32hexBytes(next.key)]), typeBitmap(owner.signed ? [...types, DNSSEC_TYPE.RRSIG] : types)];
+      // Hash algorithm 1 (SHA-1), flags (bit 0: Opt-Out), iterations 0, salt length 0, hash length 20.
+      const flags = optedOutSpans.has(index) ? OPT_OUT : 0;
+      rdata = [Buffer.concat([Buffer.from([1, flags, 0, 0, 0, 20]), base32hexBytes(next.key)]), typeBitmap(owner.signed ? [...types, DNSSEC_TYPE.RRSIG] : types)];
     } else {
       name = owner.name;
       rdata = [{ name: next.name, compress: false }, typeBitmap([...types, DNSSEC_TYPE.RRSIG, DNSSEC_TYPE.NSEC])];
@@ -176,18 +198,44 @@ function* chainSteps(zone: ZoneToSign, hashed: boolean, sign: (set: RRset) => RR
   for (let i = 0; i < owners.length; i++) {
     if (pause()) yield;
     const owner = owners[i];
-    const next = owners[(i + 1) % owners.length];
-    const set = recordOf(owner, next, owner.types);
+    const set = recordOf(i, owner.types);
     nsec.push(set);
     rrsig.push(sign(set));
     if (!owner.dynamic) continue;
     for (const address of [QTYPE.A, QTYPE.AAAA]) {
       if (!owner.types.includes(address)) continue;
-      const without = recordOf(owner, next, owner.types.filter((t) => t !== address));
+      const without = recordOf(i, owner.types.filter((t) => t !== address));
       withoutAddress.set(rrsetKey(owner.name, address), [without, sign(without)]);
     }
   }
-  return Object.freeze({ hashed, keys: owners.map((o) => o.key), nsec, rrsig, withoutAddress });
+  return Object.freeze({ hashed, optOut, keys, nsec, rrsig, withoutAddress });
+}
+
+/** The NSEC3 Opt-Out flag (RFC 5155 §3.1.2.1). */
+const OPT_OUT = 1;
+
+/**
+ * The empty non-terminals an opt-out chain keeps (RFC 5155 §7.1): those above a name with data,
+ * a delegation with DS or a wildcard; those above nothing but delegations without DS are left
+ * out, covered by an opt-out span like the delegations.
+ */
+function entsAboveOptedIn(zone: ZoneToSign): Set<string> {
+  const kept = new Set<string>();
+  const keepAncestors = (name: string): void => {
+    for (let n = name; n.length > zone.origin.length; ) {
+      n = parentName(n);
+      if (!zone.emptyNonTerminals.has(n) || kept.has(n)) return;
+      kept.add(n);
+    }
+  };
+  for (const name of zone.nodes.keys()) keepAncestors(name);
+  for (const [cut, referral] of zone.cuts) if (referral.ds !== undefined) keepAncestors(cut);
+  for (const { name } of zone.wildcards.values()) {
+    if (!zone.emptyNonTerminals.has(name) || kept.has(name)) continue;
+    kept.add(name);
+    keepAncestors(name);
+  }
+  return kept;
 }
 
 /** RFC 4648 §7: base32hex text (lower case, no padding) -> bytes. */

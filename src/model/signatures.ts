@@ -83,8 +83,11 @@ function chainKey(chain: NsecChain, name: string): string {
  * it, or for a name before the first hash, the last (the NSEC3 chain wraps round, RFC 5155 §7.1).
  */
 function coveringIndex(chain: NsecChain, name: string): number {
-  const key = chainKey(chain, name);
-  const keys = chain.keys;
+  return spanIndex(chain.keys, chainKey(chain, name));
+}
+
+/** In ascending `keys`, the index of the last at or before `key`; for a key before the first, the last (the span that wraps round). */
+export function spanIndex(keys: readonly string[], key: string): number {
   if (key < keys[0]) return keys.length - 1;
   let low = 0;
   let high = keys.length - 1;
@@ -138,6 +141,17 @@ function nextCloser(name: string, encloser: string): string {
   return n;
 }
 
+/**
+ * The closest provable encloser of `name` (RFC 5155 §1.3, §7.2.1): its closest encloser, or
+ * with opt-out, where that is an empty non-terminal left out of the chain, the nearest ancestor
+ * that has its NSEC3.
+ */
+function provableEncloser(zone: ZoneModel, chain: NsecChain, name: string): string {
+  let encloser = closestEncloser(zone, name);
+  if (chain.optOut) while (encloser.length > zone.origin.length && !matches(chain, encloser)) encloser = parentName(encloser);
+  return encloser;
+}
+
 const wildcardAt = (encloser: string): string => (encloser.length === 0 ? '*' : `*.${encloser}`);
 
 /** RFC 5155 §7.2.1: the closest encloser proof: its NSEC3, and the NSEC3 covering the next closer name. */
@@ -152,7 +166,7 @@ function closestEncloserProof(signatures: ZoneSignatures, name: string, encloser
  * NSEC3 the closest encloser proof and the NSEC3 covering the wildcard (RFC 5155 §7.2.2).
  */
 export function nxdomainProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
-  const encloser = closestEncloser(zone, name);
+  const encloser = provableEncloser(zone, signatures.chain, name);
   if (signatures.chain.hashed) closestEncloserProof(signatures, name, encloser, out);
   else proveName(signatures, name, out);
   proveName(signatures, wildcardAt(encloser), out);
@@ -160,13 +174,13 @@ export function nxdomainProof(zone: ZoneModel, signatures: ZoneSignatures, name:
 
 /**
  * NODATA proves the type absent: the record of the name itself (RFC 4035 §3.1.3.1, RFC 5155
- * §7.2.3; with NSEC, an empty non-terminal's covering NSEC); for a name a wildcard answers, the
- * proof that the name does not exist and the wildcard's own record (RFC 4035 §3.1.3.4, RFC 5155
- * §7.2.5).
+ * §7.2.3; with NSEC, an empty non-terminal's covering NSEC; with opt-out, `existingNameProof`);
+ * for a name a wildcard answers, the proof that the name does not exist and the wildcard's own
+ * record (RFC 4035 §3.1.3.4, RFC 5155 §7.2.5).
  */
 export function nodataProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
   if (zone.nodes.has(name) || zone.emptyNonTerminals.has(name) || zone.cuts.has(name)) {
-    proveName(signatures, name, out);
+    existingNameProof(zone, signatures, name, out);
     return;
   }
   const wildcard = wildcardFor(zone, name);
@@ -187,9 +201,17 @@ export function wildcardAnswerProof(zone: ZoneModel, signatures: ZoneSignatures,
   proveName(signatures, signatures.chain.hashed ? nextCloser(name, closestEncloser(zone, name)) : name, out);
 }
 
-/** A referral without DS: the record of the delegation point, its types without DS (RFC 4035 §3.1.4, RFC 5155 §7.2.7). */
-export function noDsProof(signatures: ZoneSignatures, cut: string, out: RRset[]): void {
-  if (matches(signatures.chain, cut)) proveName(signatures, cut, out);
+/**
+ * The record of `name`, a name of the zone, its types; at a delegation point (a referral without
+ * DS, a DS query) it proves no DS (RFC 4035 §3.1.4, RFC 5155 §7.2.7). With opt-out, for a
+ * delegation without DS or an empty non-terminal above only such (no NSEC3 of their own), the
+ * closest provable encloser proof instead, the next closer name covered by an Opt-Out NSEC3
+ * (RFC 5155 §7.2.4, §7.2.7): no signed data exists there, so the delegation is insecure.
+ */
+export function existingNameProof(zone: ZoneModel, signatures: ZoneSignatures, name: string, out: RRset[]): void {
+  const chain = signatures.chain;
+  if (chain.optOut && !matches(chain, name)) closestEncloserProof(signatures, name, provableEncloser(zone, chain, name), out);
+  else proveName(signatures, name, out);
 }
 
 /**

@@ -213,7 +213,7 @@ export interface DnssecSettings {
   readonly keys: 'csk' | 'ksk+zsk';
   readonly validityMs: number;
   readonly refreshMs: number;
-  readonly denial: 'nsec' | 'nsec3';
+  readonly denial: 'nsec' | 'nsec3' | 'nsec3-opt-out';
 }
 
 /** A signed zone's signatures (dnssec/sign-zone.ts makes them; model/signatures.ts reads them). */
@@ -224,6 +224,11 @@ export interface DnssecSettings {
 export interface NsecChain {
   /** NSEC3 (RFC 5155): owners are hashed names, `keys` their base32hex hashes. */
   readonly hashed: boolean;
+  /**
+   * NSEC3 with opt-out (RFC 5155 §6): delegations without DS (and empty non-terminals above
+   * nothing else) have no record of their own, covered by records with the Opt-Out flag.
+   */
+  readonly optOut: boolean;
   /** canonicalKey of each owner (NSEC), or the base32hex hash of each name (NSEC3), ascending. */
   readonly keys: readonly string[];
   readonly nsec: readonly RRset[];

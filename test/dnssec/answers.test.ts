@@ -10,24 +10,14 @@ import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
 import { parseZoneText } from '../../src/config/load.js';
 import { canonicalKey } from '../../src/model/signatures.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
-import type { KeySource } from '../../src/dnssec/keys.js';
 import { KeyError } from '../../src/dnssec/key-file.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { compileText, query } from '../helpers/dns.js';
-import { base32hex, checkSignatures, DNSKEY, DS, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, type Message, type WireRR } from '../helpers/dnssec.js';
+import { base32hex, checkSignatures, DNSKEY, DS, makeKeySet, NSEC, NSEC3, nsec3HashOf, parseMessage, parseNsec, parseNsec3, parseRrsig, RRSIG, signedZones, type Message, type WireRR } from '../helpers/dnssec.js';
 
 const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
 const NOW = Date.UTC(2026, 11, 1);
-
-function signedZones(text: string, keys = makeKeySet('example.net')) {
-  const loaded = parseZoneText(text, 'zones/signed.yaml');
-  if ('problems' in loaded) throw new Error(JSON.stringify(loaded.problems));
-  const signing: KeySource = { keysFor: () => keys, now: () => NOW };
-  const compiled = compileZoneFiles([loaded], signing);
-  if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
-  return makeZoneSet(compiled.zones);
-}
 
 for (const [algorithm, kind] of [
   [13, 'csk'],
@@ -35,7 +25,7 @@ for (const [algorithm, kind] of [
 ] as const) {
   t.test(`algorithm ${algorithm}, ${kind}`, async (t) => {
     const keys = makeKeySet('example.net', algorithm, kind);
-    const runtime = new Runtime(signedZones(TEXT, keys));
+    const runtime = new Runtime(signedZones(TEXT, keys, NOW));
     const handlers = { prebuilt: new Handler(runtime, undefined, {}, { prebuilt: true }), general: new Handler(runtime, undefined, {}, { prebuilt: false }) };
     const ask = (name: string, type: string | number, transport: 'udp' | 'tcp' = 'tcp', handler = handlers.prebuilt): Message => {
       const out = handler.handle(query(name, type, { edns: { do: true } }), { transport, clientAddress: '192.0.2.1' });
@@ -248,7 +238,7 @@ t.test('a zone whose keys cannot be read is refused with the error, naming the f
 
 t.test('NSEC3 (RFC 5155, RFC 9276 parameters): every proof signed, hashes matching and covering', async (t) => {
   const keys = makeKeySet('example.net', 13, 'csk');
-  const runtime = new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'), keys));
+  const runtime = new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'), keys, NOW));
   const handler = new Handler(runtime);
   const ask = (name: string, type: string | number): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
   const dnskeys = ask('example.net', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
@@ -407,10 +397,106 @@ t.test('DS at the apex of a child zone served here too: the parent side answers 
   t.same(parseNsec(nsec!.rdata).types.filter((x) => x === 2 || x === 43), [2], 'NS, no DS');
 });
 
+/** The fixture with opt-out and a second delegation without DS, d.only: only.example.net is an empty non-terminal above it alone. */
+const OPT_OUT_TEXT = TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3-opt-out }').replace('records:\n', 'records:\n  d.only: { NS: [ns.sub.example.net.] }\n');
+
+t.test('NSEC3 with opt-out (RFC 5155 §6, §7): the chain without unsigned delegations, their proofs by the closest provable encloser', async (t) => {
+  const keys = makeKeySet('example.net', 13, 'csk');
+  const zones = signedZones(OPT_OUT_TEXT, keys, NOW);
+  const handler = new Handler(new Runtime(zones));
+  const ask = (name: string, type: string | number): Message => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  const dnskeys = ask('example.net', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
+  const check = (m: Message, label: string) => t.same(checkSignatures([...m.answer, ...m.authority], dnskeys, (rr) => rr.type === 2 && m.answer.length === 0 && !m.authority.some((a) => a.type === 6)), [], `${label}: signed`);
+  const hashOf = (owner: string) => owner.split('.')[0];
+  const spanCovers = (owner: string, next: string, name: string) => {
+    const h = nsec3HashOf(name);
+    const own = hashOf(owner);
+    return own < next ? own < h && h < next : h > own || h < next;
+  };
+  const nsec3s = (m: Message) => m.authority.filter((r) => r.type === NSEC3).map((r) => ({ owner: r.owner, ...parseNsec3(r.rdata) }));
+  const matching = (m: Message, name: string) => nsec3s(m).find((r) => hashOf(r.owner) === nsec3HashOf(name));
+  const covering = (m: Message, name: string) => nsec3s(m).find((r) => spanCovers(r.owner, r.next, name));
+  const leftOut = ['sub.example.net', 'd.only.example.net', 'only.example.net'];
+
+  // The chain: every record of the zone, read from the model.
+  const chain = zones.zones.get('example.net')!.signatures!.chain;
+  const records = chain.nsec.map((set) => ({ owner: set.owner, ...parseNsec3(Buffer.concat(set.records[0].rdata as Buffer[])) }));
+  for (const name of leftOut) t.notOk(records.some((r) => hashOf(r.owner) === nsec3HashOf(name)), `no NSEC3 of ${name} (RFC 5155 §7.1)`);
+  for (const name of ['secure.example.net', 'ent.example.net', 'wild.example.net', '*.wild.example.net', 'example.net']) t.ok(records.some((r) => hashOf(r.owner) === nsec3HashOf(name)), `the NSEC3 of ${name}`);
+  const optedOut = records.filter((r) => leftOut.some((name) => spanCovers(r.owner, r.next, name)));
+  t.ok(optedOut.length > 0 && optedOut.length < records.length, 'some spans hold a left-out name, some do not');
+  for (const r of records) t.equal(r.flags, optedOut.includes(r) ? 1 : 0, `${r.owner}: Opt-Out exactly where its span holds an unsigned delegation or its empty non-terminal (RFC 5155 §6)`);
+  t.same([...ask('example.net', 51).answer[0].rdata], [1, 0, 0, 0, 0], 'NSEC3PARAM flags 0 (RFC 5155 §4.1.2)');
+
+  // An insecure delegation: its referral and its DS query prove it by the closest provable encloser.
+  for (const [name, type, cut, nextCloser] of [
+    ['host.sub.example.net', 'A', 'sub.example.net', 'sub.example.net'],
+    ['sub.example.net', DS, 'sub.example.net', 'sub.example.net'],
+    ['to-sub.example.net', DS, 'sub.example.net', 'sub.example.net'],
+    ['x.d.only.example.net', 'A', 'd.only.example.net', 'only.example.net'],
+    ['d.only.example.net', DS, 'd.only.example.net', 'only.example.net'],
+  ] as const) {
+    const m = ask(name, type);
+    const label = `${name} ${type === DS ? 'DS' : type}`;
+    t.equal(m.rcode, 0, label);
+    check(m, label);
+    if (type === 'A') t.same(m.authority.filter((r) => r.type === 2).map((r) => r.owner), [cut], `${label}: referred to ${cut}`);
+    else t.same(m.answer.filter((r) => r.type === DS), [], `${label}: no DS`);
+    t.notOk(m.authority.some((r) => r.type === DS), `${label}: no DS in the authority`);
+    t.ok(matching(m, 'example.net'), `${label}: the closest provable encloser, example.net, matched`);
+    t.equal(covering(m, nextCloser)?.flags, 1, `${label}: the next closer name ${nextCloser} covered by an Opt-Out NSEC3 (RFC 5155 §7.2.7, §7.2.4)`);
+    t.notOk(matching(m, cut), `${label}: no NSEC3 of the cut`);
+  }
+  const only = ask('only.example.net', 'A');
+  t.equal(only.rcode, 0, 'an empty non-terminal above only an unsigned delegation: NODATA');
+  check(only, 'only.example.net A');
+  t.ok(matching(only, 'example.net') && covering(only, 'only.example.net')?.flags === 1, 'its proof: the closest provable encloser and the Opt-Out NSEC3 covering it');
+  const belowOnly = ask('x.only.example.net', 'A');
+  t.equal(belowOnly.rcode, 3, 'a name below it that does not exist: NXDOMAIN');
+  check(belowOnly, 'x.only.example.net A');
+  t.ok(matching(belowOnly, 'example.net') && covering(belowOnly, 'only.example.net')?.flags === 1 && covering(belowOnly, '*.example.net'), 'from the closest provable encloser: next closer covered (Opt-Out), wildcard covered');
+
+  // A secure delegation keeps its own NSEC3 and its referral its DS.
+  const secure = ask('host.secure.example.net', 'A');
+  t.same(secure.authority.map((r) => r.type), [2, 43, RRSIG], 'a delegation with DS: NS, DS, RRSIG(DS)');
+  check(secure, 'secure referral');
+  t.same(ask('secure.example.net', DS).answer.map((r) => r.type), [DS, RRSIG], 'its DS answered');
+
+  // NXDOMAIN, NODATA, wildcards: as with NSEC3, each record's flag that of its span.
+  const nx = ask('a.b.nope.example.net', 'A');
+  t.equal(nx.rcode, 3);
+  check(nx, 'NXDOMAIN');
+  t.ok(matching(nx, 'example.net') && covering(nx, 'nope.example.net') && covering(nx, '*.example.net'), 'NXDOMAIN: closest encloser proof and wildcard covered (RFC 5155 §7.2.2)');
+  t.equal(covering(nx, 'nope.example.net')!.flags, records.find((r) => spanCovers(r.owner, r.next, 'nope.example.net'))!.flags, 'the covering record as in the chain');
+  for (const [name, type, owner] of [
+    ['mx.example.net', 'TXT', 'mx.example.net'],
+    ['ent.example.net', 'A', 'ent.example.net'],
+    ['secure.example.net', 'TXT', null],
+  ] as const) {
+    const m = ask(name, type);
+    check(m, `${name} ${type}`);
+    if (owner !== null) t.ok(matching(m, owner), `${name} ${type}: NODATA, the NSEC3 of ${owner}`);
+  }
+  const wild = ask('q.wild.example.net', 'TXT');
+  check(wild, 'wildcard answer');
+  t.ok(covering(wild, 'q.wild.example.net'), 'wildcard answer: the next closer name covered (RFC 5155 §7.2.6)');
+  const wildNodata = ask('q.wild.example.net', 'A');
+  check(wildNodata, 'wildcard NODATA');
+  t.ok(matching(wildNodata, 'wild.example.net') && covering(wildNodata, 'q.wild.example.net') && matching(wildNodata, '*.wild.example.net'), 'wildcard NODATA (RFC 5155 §7.2.5)');
+});
+
+t.test('NSEC3 with opt-out, no unsigned delegation: the chain of NSEC3, flags 0', async (t) => {
+  const text = TEXT.replace(/^ {2}(sub|ns\.sub|to-sub):.*\n/gm, '');
+  const chainOf = (denial: string) => signedZones(text.replace('dnssec: true', `dnssec: { denial: ${denial} }`), makeKeySet('example.net'), NOW).zones.get('example.net')!.signatures!.chain;
+  const [plain, optOut] = [chainOf('nsec3'), chainOf('nsec3-opt-out')];
+  t.same(optOut.keys, plain.keys, 'the same names');
+  t.same(optOut.nsec.map((set) => set.records[0].rdata), plain.nsec.map((set) => set.records[0].rdata), 'the same records: no span to opt out');
+});
+
 t.test('NSEC3: no empty non-terminal below a delegation point (RFC 5155 §7.1)', async (t) => {
   // Glue two labels below the cut: x.sub.example.net would be an empty non-terminal of the child.
   const text = TEXT.replace('sub: { NS: [ns.sub.example.net.] }', 'sub: { NS: [ns.x.sub.example.net.] }').replace('ns.sub: { A: [192.0.2.50] }', 'ns.x.sub: { A: [192.0.2.50] }');
-  const zones = signedZones(text.replace('dnssec: true', 'dnssec: { denial: nsec3 }'));
+  const zones = signedZones(text.replace('dnssec: true', 'dnssec: { denial: nsec3 }'), makeKeySet('example.net'), NOW);
   const zone = zones.zones.get('example.net')!;
   t.notOk(zone.emptyNonTerminals.has('x.sub.example.net'), 'not an empty non-terminal of the parent');
   const keys = zone.signatures!.chain.keys;
@@ -430,7 +516,7 @@ t.test('a question whose label holds a dot: proved by its wire labels (RFC 4034 
     return Buffer.concat([q.subarray(0, 12), name, q.subarray(12 + 'a.example.net'.length + 2)]);
   };
   const labels = ['zz.a', 'example', 'net'];
-  const nsec = new Handler(new Runtime(signedZones(TEXT)));
+  const nsec = new Handler(new Runtime(signedZones(TEXT, makeKeySet('example.net'), NOW)));
   const m = parseMessage(nsec.handle(wireQuery(labels), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
   t.equal(m.rcode, 3);
   // "zz.a" sorts after every other label under example.net: the last NSEC covers it, not the
@@ -438,7 +524,7 @@ t.test('a question whose label holds a dot: proved by its wire labels (RFC 4034 
   const covering = m.authority.filter((r) => r.type === NSEC);
   t.ok(covering.some((r) => r.owner === 'www.example.net' && parseNsec(r.rdata).next === 'example.net'), 'the NSEC of the last name covers it', { owners: covering.map((r) => r.owner) });
 
-  const nsec3 = new Handler(new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'))));
+  const nsec3 = new Handler(new Runtime(signedZones(TEXT.replace('dnssec: true', 'dnssec: { denial: nsec3 }'), makeKeySet('example.net'), NOW)));
   for (const first of ['zz.a', 'q.b', 'm.n', 'x\\.y', 'a.b.c']) {
     const asked = [first, 'example', 'net'];
     const m3 = parseMessage(nsec3.handle(wireQuery(asked), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
@@ -460,7 +546,7 @@ const FIXTURE_NAMES = ['example.net', 'mx.example.net', 'big.example.net', 'www.
 const FIXTURE_TYPES = ['A', 'AAAA', 'MX', 'TXT', 'NS', 'SOA', 'CNAME', 'ANY', 43, 47];
 
 t.test('a signed zone answers DO=0 byte for byte as the same zone unsigned', async (t) => {
-  const signed = new Runtime(signedZones(TEXT));
+  const signed = new Runtime(signedZones(TEXT, makeKeySet('example.net'), NOW));
   const unsigned = new Runtime(compileText(TEXT.replace('dnssec: true', '')));
   for (const prebuilt of [true, false]) {
     const env = { now: () => NOW, random: () => 0.5 };

@@ -5,8 +5,20 @@
  */
 import { createHash, createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import type { SigningKey, ZoneKeySet } from '../../src/dnssec/types.js';
+import { compileZoneFiles, makeZoneSet } from '../../src/config/compile.js';
+import { parseZoneText } from '../../src/config/load.js';
+import type { ZoneSet } from '../../src/model/zone-model.js';
 import { dnskeyBytes as dnskeyOf, keyTag } from '../../src/dnssec/dnskey.js';
 export { dsDigest } from '../../src/dnssec/dnskey.js';
+
+/** One zone file's text compiled and signed with `keys` at `now`, as a zone set. */
+export function signedZones(text: string, keys: ZoneKeySet, now: number): ZoneSet {
+  const loaded = parseZoneText(text, 'zones/signed.yaml');
+  if ('problems' in loaded) throw new Error(JSON.stringify(loaded.problems));
+  const compiled = compileZoneFiles([loaded], { keysFor: () => keys, now: () => now });
+  if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
+  return makeZoneSet(compiled.zones);
+}
 
 export const RRSIG = 46;
 export const NSEC = 47;
