@@ -11,12 +11,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServeApp } from '../../src/app/serve-app.js';
+import type { ZoneKeySet } from '../../src/dnssec/types.js';
 import { memoryLogger } from '../helpers/metrics.js';
 import { decode, query, tempZonesDir } from '../helpers/dns.js';
 import { freeUdpPort, udpQuery } from '../helpers/net.js';
-import { dsDigest, makeKeySet } from '../helpers/dnssec.js';
+import { dsDigest, makeKeySet, nsec3HashOf, signedZones } from '../helpers/dnssec.js';
 
 const have = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
+const skip = have('knotd') && have('unbound') ? false : 'knotd or unbound is not installed';
 const FIXTURE = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
 
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -27,7 +29,19 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
   throw new Error(`${what} did not start`);
 }
 
-t.test('unbound validates answers through a signed parent (AD)', { skip: have('knotd') && have('unbound') ? false : 'knotd or unbound is not installed' }, async (t) => {
+/** The DS record of `zone`'s key-signing key, as knot's zone file takes it. */
+function dsOf(zone: string, keys: ZoneKeySet): string {
+  const ksk = keys.keySigning[0];
+  return `${ksk.keyTag} ${ksk.algorithm} 2 ${dsDigest(zone, ksk).toString('hex')}`;
+}
+
+/**
+ * sitedns serving `zones` (zone file name -> text, each zone signed with `keys` of its name),
+ * knot serving `net` signed with `parent` (lines of its zone file: the delegations and DS
+ * records), and unbound trusting only net's key, every zone of `zones` a stub on sitedns.
+ * Returns a DO=1, RD=1 query through unbound and its log.
+ */
+async function chainOfTrust(t: Tap.Test, zones: Record<string, string>, keys: ReadonlyMap<string, ZoneKeySet>, parent: string) {
   const dir = mkdtempSync(join(tmpdir(), 'sitedns-chain-'));
   // One teardown, in order: the servers stop (and stop writing into `dir`), then `dir` goes.
   const running: ChildProcess[] = [];
@@ -42,27 +56,22 @@ t.test('unbound validates answers through a signed parent (AD)', { skip: have('k
     await stopApp();
     rmSync(dir, { recursive: true, force: true });
   });
-  const keys = makeKeySet('example.net', 13, 'ksk+zsk');
-  // A control: bogus.net is signed too, but the parent's DS for it names another key.
-  const bogusKeys = makeKeySet('bogus.net');
   const { logger } = memoryLogger();
   const app = await startServeApp({
-    zonesPath: tempZonesDir({ 'example.net.yaml': FIXTURE, 'bogus.net.yaml': FIXTURE.replace(/example\.net/g, 'bogus.net') }),
+    zonesPath: tempZonesDir(zones),
     listen: ['127.0.0.1:0'],
     udpPath: 'dgram',
     logger,
     http: null,
     httpExplicit: false,
     startupLimitMs: 200,
-    keys: { keysFor: (zone) => (zone === 'example.net' ? keys : bogusKeys), now: () => Date.now() },
+    keys: { keysFor: (zone) => keys.get(zone), now: () => Date.now() },
   });
   stopApp = () => app.stop();
   const childPort = app.ns.udp[0].port;
 
-  // The parent: `net`, signed by knot with a key of its own, holding example.net's DS.
-  const ksk = keys.keySigning[0];
-  const ds = `${ksk.keyTag} ${ksk.algorithm} 2 ${dsDigest('example.net', ksk).toString('hex')}`;
-  writeFileSync(join(dir, 'net.zone'), `$ORIGIN net.\n$TTL 300\n@ SOA ns.net. h.net. 1 3600 600 604800 60\n@ NS ns.net.\nns A 127.0.0.1\nexample NS ns1.example.net.\nns1.example A 192.0.2.1\nexample DS ${ds}\nbogus NS ns1.bogus.net.\nns1.bogus A 192.0.2.1\nbogus DS ${bogusKeys.keySigning[0].keyTag} 13 2 ${'00'.repeat(32)}\n`);
+  // The parent: `net`, signed by knot with a key of its own.
+  writeFileSync(join(dir, 'net.zone'), `$ORIGIN net.\n$TTL 300\n@ SOA ns.net. h.net. 1 3600 600 604800 60\n@ NS ns.net.\nns A 127.0.0.1\n${parent}`);
   const knotPort = await freeUdpPort();
   writeFileSync(
     join(dir, 'knot.conf'),
@@ -77,8 +86,9 @@ t.test('unbound validates answers through a signed parent (AD)', { skip: have('k
     return parentKey !== '';
   }, 'knotd');
 
-  // The validator: trusts the parent's key only; both zones reached as stubs on loopback ports.
+  // The validator: trusts the parent's key only; every zone reached as a stub on loopback ports.
   const unboundPort = await freeUdpPort();
+  const stubs = Object.values(zones).map((text) => /^zone: (\S+)$/m.exec(text)![1]).map((zone) => `stub-zone:\n  name: "${zone}"\n  stub-addr: 127.0.0.1@${childPort}\n`);
   writeFileSync(
     join(dir, 'unbound.conf'),
     `server:
@@ -99,19 +109,13 @@ t.test('unbound validates answers through a signed parent (AD)', { skip: have('k
 stub-zone:
   name: "net"
   stub-addr: 127.0.0.1@${knotPort}
-stub-zone:
-  name: "example.net"
-  stub-addr: 127.0.0.1@${childPort}
-stub-zone:
-  name: "bogus.net"
-  stub-addr: 127.0.0.1@${childPort}
-remote-control:
+${stubs.join('')}remote-control:
   control-enable: no
 `,
   );
   const unbound = spawn('unbound', ['-d', '-c', join(dir, 'unbound.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let unboundLog = '';
-  unbound.stderr.on('data', (d) => (unboundLog += d));
+  let log = '';
+  unbound.stderr.on('data', (d) => (log += d));
   running.push(unbound);
   await waitFor(async () => (await udpQuery(unboundPort, query('net', 'SOA', { edns: { do: true } }), '127.0.0.1', 300)) !== null, 'unbound');
 
@@ -119,6 +123,18 @@ remote-control:
     const reply = await udpQuery(unboundPort, query(name, type, { edns: { do: true }, rd: true }), '127.0.0.1', 3000);
     return reply === null ? null : decode(reply);
   };
+  return { ask, log: () => log.slice(-2000) };
+}
+
+const AD = 0x0020;
+
+t.test('unbound validates answers through a signed parent (AD)', { skip }, async (t) => {
+  const keys = makeKeySet('example.net', 13, 'ksk+zsk');
+  // A control: bogus.net is signed too, but the parent's DS for it names another key.
+  const bogusKeys = makeKeySet('bogus.net');
+  const zones = { 'example.net.yaml': FIXTURE, 'bogus.net.yaml': FIXTURE.replace(/example\.net/g, 'bogus.net') };
+  const parent = `example NS ns1.example.net.\nns1.example A 192.0.2.1\nexample DS ${dsOf('example.net', keys)}\nbogus NS ns1.bogus.net.\nns1.bogus A 192.0.2.1\nbogus DS ${bogusKeys.keySigning[0].keyTag} 13 2 ${'00'.repeat(32)}\n`;
+  const { ask, log } = await chainOfTrust(t, zones, new Map([['example.net', keys], ['bogus.net', bogusKeys]]), parent);
   for (const [name, type, rcode] of [
     ['pool.example.net', 'A', 0],
     ['pair.example.net', 'A', 0],
@@ -133,8 +149,53 @@ remote-control:
     ['sub.example.net', 43, 0],
   ] as const) {
     const d = await ask(name, type);
-    t.ok(d !== null && d.rcode === rcode && (d.raw.readUInt16BE(2) & 0x0020) !== 0, `${name} ${type}: rcode ${rcode}, AD`, { log: unboundLog.slice(-2000) });
+    t.ok(d !== null && d.rcode === rcode && (d.raw.readUInt16BE(2) & AD) !== 0, `${name} ${type}: rcode ${rcode}, AD`, { log: log() });
   }
   const bogus = await ask('pool.bogus.net', 'A');
   t.equal(bogus?.rcode, 2, 'the control: a DS naming another key makes the answers bogus (SERVFAIL)');
+});
+
+t.test('unbound through a signed parent, NSEC3 with opt-out: signed answers AD, below an unsigned delegation insecure, never bogus', { skip }, async (t) => {
+  const keys = makeKeySet('example.net', 13, 'csk');
+  const text = FIXTURE.replace('dnssec: true', 'dnssec: { denial: nsec3-opt-out }').replace('records:\n', 'records:\n  d.only: { NS: [ns.sub.example.net.] }\n');
+  // The child of the delegation without DS, unsigned, served here too.
+  const childZone = 'zone: sub.example.net\nsoa: { mname: ns.sub.example.net, rname: hostmaster.example.net }\nnameservers:\n  ns.sub.example.net: [192.0.2.50]\nrecords:\n  host: { A: [192.0.2.55] }\n';
+  // Names hashed into a span whose NSEC3 has the Opt-Out flag (one holding a left-out name) or
+  // into another: the hashes are the zone's, whatever its keys (no salt).
+  const chainKeys = signedZones(text, keys, Date.now()).zones.get('example.net')!.signatures!.chain.keys;
+  const spanOf = (name: string) => {
+    const i = chainKeys.findLastIndex((k) => k < nsec3HashOf(name));
+    return i < 0 ? chainKeys.length - 1 : i;
+  };
+  const optedOut = new Set(['sub.example.net', 'd.only.example.net', 'only.example.net'].map(spanOf));
+  const pick = (label: (i: number) => string, inOptOut: boolean) => Array.from({ length: 1000 }, (_, i) => label(i)).find((name) => optedOut.has(spanOf(name)) === inOptOut)!;
+  const nxSecure = pick((i) => `n${i}.example.net`, false);
+  const nxInsecure = pick((i) => `n${i}.example.net`, true);
+  const wildSecure = pick((i) => `q${i}.wild.example.net`, false);
+  const parent = `example NS ns1.example.net.\nns1.example A 192.0.2.1\nexample DS ${dsOf('example.net', keys)}\n`;
+  const { ask, log } = await chainOfTrust(t, { 'example.net.yaml': text, 'sub.example.net.yaml': childZone }, new Map([['example.net', keys]]), parent);
+  for (const [name, type, rcode, secure] of [
+    ['mx.example.net', 'A', 0, true],
+    ['pool.example.net', 'A', 0, true],
+    [nxSecure, 'A', 3, true],
+    ['mx.example.net', 'TXT', 0, true],
+    ['ent.example.net', 'A', 0, true],
+    [wildSecure, 'TXT', 0, true],
+    [wildSecure, 'A', 0, true],
+    ['secure.example.net', 43, 0, true],
+    // Insecure, and not bogus (SERVFAIL): the unsigned delegations, the child's answers, the
+    // empty non-terminal above only d.only, and names denied by an Opt-Out record.
+    ['sub.example.net', 43, 0, false],
+    ['host.sub.example.net', 'A', 0, false],
+    ['d.only.example.net', 43, 0, false],
+    ['only.example.net', 'A', 0, false],
+    ['x.only.example.net', 'A', 3, false],
+    [nxInsecure, 'A', 3, false],
+  ] as const) {
+    const d = await ask(name, type);
+    const ad = d !== null && (d.raw.readUInt16BE(2) & AD) !== 0;
+    t.ok(d !== null && d.rcode === rcode && ad === secure, `${name} ${type}: rcode ${rcode}, ${secure ? 'AD' : 'insecure (no AD)'}`, { rcode: d?.rcode, ad, log: log() });
+  }
+  const child = await ask('host.sub.example.net', 'A');
+  t.same(child?.answers.map((a) => a.address), ['192.0.2.55'], "the unsigned child's answer");
 });
