@@ -36,7 +36,7 @@ async function delv(port: number, anchors: string, name: string, type: string, r
   return { output, fully: /fully validated/.test(output), negative };
 }
 
-for (const denial of ['nsec', 'nsec3'] as const)
+for (const denial of ['nsec', 'nsec3', 'nsec3-opt-out'] as const)
 t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false : 'delv (bind9-dnsutils) is not installed' }, async (t) => {
   const backend = await startBackend('127.0.0.1');
   t.teardown(() => backend.stop());
@@ -44,7 +44,7 @@ t.test(`delv validates every answer kind (${denial})`, { skip: hasDelv ? false :
     '  east: { addresses: [192.0.2.80, "2001:db8::80"] }',
     `  east: { addresses: [192.0.2.80, "2001:db8::80"], probe: { http: "${backend.url}", interval: 200ms, timeout: 150ms, rise: 1, fall: 1 } }`,
   );
-  const settings = denial === 'nsec' ? 'dnssec: true' : 'dnssec: { denial: nsec3, algorithm: ed25519 }';
+  const settings = denial === 'nsec' ? 'dnssec: true' : `dnssec: { denial: ${denial}, algorithm: ed25519 }`;
   // The child of the delegation with DS is served here too: its DS is still the parent's answer.
   const child = `zone: secure.example.net\nttl: 600\nsoa: { mname: ns.secure.example.net, rname: hostmaster.example.net }\nnameservers:\n  ns.secure.example.net: [192.0.2.51]\n${settings}\n`;
   const dir = tempZonesDir({ 'example.net.yaml': text.replace('dnssec: true', settings), 'example.org.yaml': `${WILD}\n${settings}\n`, 'secure.example.net.yaml': child });
