@@ -162,7 +162,7 @@ function* chainSteps(zone: ZoneToSign, denial: DnssecSettings['denial'], sign: (
   }
   /** The hashes of the names opt-out leaves out of the chain. */
   const leftOut: string[] = [];
-  const entsKept = optOut ? entsAboveOptedIn(zone) : zone.emptyNonTerminals;
+  const entsKept = optOut ? yield* entsAboveOptedIn(zone, pause) : zone.emptyNonTerminals;
   if (hashed) for (const name of entsKept) owners.push({ key: keyOf(name), name, types: [], dynamic: false, signed: false });
   if (optOut) for (const name of zone.emptyNonTerminals) if (!entsKept.has(name)) leftOut.push(keyOf(name));
   for (const [cut, referral] of zone.cuts) {
@@ -219,7 +219,7 @@ const OPT_OUT = 1;
  * a delegation with DS or a wildcard; those above nothing but delegations without DS are left
  * out, covered by an opt-out span like the delegations.
  */
-function entsAboveOptedIn(zone: ZoneToSign): Set<string> {
+function* entsAboveOptedIn(zone: ZoneToSign, pause: () => boolean): Steps<ReadonlySet<string>> {
   const kept = new Set<string>();
   const keepAncestors = (name: string): void => {
     for (let n = name; n.length > zone.origin.length; ) {
@@ -228,7 +228,10 @@ function entsAboveOptedIn(zone: ZoneToSign): Set<string> {
       kept.add(n);
     }
   };
-  for (const name of zone.nodes.keys()) keepAncestors(name);
+  for (const name of zone.nodes.keys()) {
+    if (pause()) yield;
+    keepAncestors(name);
+  }
   for (const [cut, referral] of zone.cuts) if (referral.ds !== undefined) keepAncestors(cut);
   for (const { name } of zone.wildcards.values()) {
     if (!zone.emptyNonTerminals.has(name) || kept.has(name)) continue;
