@@ -21,7 +21,7 @@
  * Anything else, or
  * an answer that would not fit the client's size untruncated, goes to the general path.
  */
-import { CLASSIC_UDP_LIMIT, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
+import { CLASSIC_UDP_LIMIT, DNSSEC_TYPE, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
 import { FNV_OFFSET, FNV_PRIME, hashWireName } from './name-hash.js';
 import { OPT_RECORD_LEN, encodeName } from './encode.js';
 import { clientSubnetProblem, decodeQuery, type DecodedQuery } from './decode.js';
@@ -59,8 +59,22 @@ export class PrebuiltAnswer {
   static fromResponse(response: Buffer, questionEnd: number, template: TemplateKind | null = null, dnssecOk = false): PrebuiltAnswer {
     const body = Buffer.from(response.subarray(questionEnd, dnssecOk ? response.length - OPT_RECORD_LEN : response.length));
     const flags = response.readUInt16BE(2) & (0x0400 | 0x000f);
-    const pointers = template !== null ? pointerOffsets(body, response, template === 'wildcard') : null;
-    return new PrebuiltAnswer(flags, response.readUInt16BE(6), response.readUInt16BE(8), response.readUInt16BE(10) - (dnssecOk ? 1 : 0), body, pointers);
+    const an = response.readUInt16BE(6);
+    const ns = response.readUInt16BE(8);
+    const ar = response.readUInt16BE(10) - (dnssecOk ? 1 : 0);
+    const pointers = template !== null ? pointerOffsets(body, an + ns + ar, template === 'wildcard') : null;
+    return new PrebuiltAnswer(flags, an, ns, ar, body, pointers);
+  }
+
+  /** Whether every pointer this template moves points at message offset `first` or later. */
+  movesOnlyFrom(first: number): boolean {
+    const pointers = this.pointers;
+    if (pointers === null) return false;
+    for (let i = 0; i < pointers.length; i++) {
+      const at = pointers[i];
+      if ((((this.body[at] & 0x3f) << 8) | this.body[at + 1]) < first) return false;
+    }
+    return true;
   }
 }
 
@@ -88,14 +102,13 @@ export function syntheticQuery(name: string, qtype: number, dnssecOk = false): D
 }
 
 /**
- * Offsets of the compression pointers to move in a body holding only RRs whose RDATA names sit
+ * Offsets of the compression pointers to move in a body of `count` RRs whose RDATA names sit
  * where NS, CNAME, PTR, SOA or MX put them, or that hold no compressed name (A, AAAA, TXT, SRV,
- * CAA). Pointers to the whole question are left out when `ownerStays`. Returns null when the
- * body holds anything else, so the caller does not use it as a template.
+ * CAA, RRSIG, NSEC, NSEC3). Pointers to the whole question are left out when `ownerStays`.
+ * Returns null when the body holds anything else, so the caller does not use it as a template.
  */
-function pointerOffsets(body: Buffer, response: Buffer, ownerStays: boolean): Int32Array | null {
+function pointerOffsets(body: Buffer, count: number, ownerStays: boolean): Int32Array | null {
   const found: number[] = [];
-  const count = response.readUInt16BE(6) + response.readUInt16BE(8) + response.readUInt16BE(10);
   let pos = 0;
   const skipName = (): boolean => {
     for (;;) {
@@ -127,8 +140,10 @@ function pointerOffsets(body: Buffer, response: Buffer, ownerStays: boolean): In
     } else if (type === QTYPE.MX) {
       pos += 2;
       if (!skipName()) return null;
-    } else if (type === QTYPE.A || type === QTYPE.AAAA || type === QTYPE.TXT || type === QTYPE.SRV || type === QTYPE.CAA) {
-      pos = end; // no compressed name (RFC 2782: SRV's target is written whole)
+    } else if (type === QTYPE.A || type === QTYPE.AAAA || type === QTYPE.TXT || type === QTYPE.SRV || type === QTYPE.CAA || type === DNSSEC_TYPE.RRSIG || type === DNSSEC_TYPE.NSEC || type === DNSSEC_TYPE.NSEC3) {
+      // No compressed name: SRV's target, RRSIG's signer and NSEC's next name are written whole
+      // (RFC 2782; RFC 4034 §3.1.7, §4.1.1).
+      pos = end;
     } else {
       return null;
     }

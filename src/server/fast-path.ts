@@ -13,7 +13,7 @@
  * anything this cannot decide exactly (below a delegation, a name the SOA's names could compress
  * against, a wildcard answer naming what the question could share) goes the general way.
  */
-import { QTYPE, RCODE } from '../dns/constants.js';
+import { HEADER_LEN, QTYPE, RCODE } from '../dns/constants.js';
 import { PrebuiltAnswer, hashWireName, syntheticQuery, type TemplateKind } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
 import type { Rdata, WireRecord } from '../dns/records.js';
@@ -30,6 +30,25 @@ import { pauseEvery, runAtOnce, runInSlices, type SliceStats, type Steps } from 
 const MAX_TYPES_PER_NAME = 8;
 /** Added to a type's key for the answers of DO=1 queries of a signed zone (types are 16 bits). */
 const DO_KEY = 0x10000;
+/**
+ * Most DO=1 NXDOMAIN templates per table (about 1 KB each): a flood of random names below a
+ * large zone touches one per interval of its chain, and must not grow memory without bound.
+ */
+export const MAX_DENIAL_TEMPLATES = 2048;
+
+/**
+ * A DO=1 NXDOMAIN of a signed zone (RFC 4035 §3.1.3.2, RFC 5155 §7.2.2), built for the first
+ * name asked below one closest encloser whose proof uses one covering record, and replayed for
+ * the others: its pointers at the encloser (and above) and into the body move by the difference
+ * in name length.
+ */
+export class DenialTemplate {
+  constructor(
+    readonly answer: PrebuiltAnswer,
+    /** Wire length of the name it was built for. */
+    readonly nameLength: number,
+  ) {}
+}
 
 /** A Pool/Group/Site Name's answers for one type: chosen per query, bytes per choice. */
 export class DynamicAnswers {
@@ -228,6 +247,9 @@ export class PrebuiltTable {
   private readonly wildcardEntries: (NameEntry | undefined)[] = [];
   /** Per zone: its NXDOMAIN template (negative answer built for the apex), or null. */
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
+  /** DO=1 NXDOMAIN templates (null: general path) by closest encloser (name index), then covering record (chain index). */
+  private readonly denials = new Map<number, Map<number, DenialTemplate | null>>();
+  private denialCount = 0;
   readonly refused: PrebuiltAnswer;
 
   constructor(
@@ -349,6 +371,49 @@ export class PrebuiltTable {
     const query = syntheticQuery(entry.name, qtype);
     const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard');
     return built.pointers === null ? null : built;
+  }
+
+  /** How many DO=1 NXDOMAIN templates (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
+  get denialTemplates(): number {
+    return this.denialCount;
+  }
+
+  /**
+   * The DO=1 NXDOMAIN template for a name whose closest encloser is table name `encloser` (of the
+   * signed `zone`), proved by the record at index `cover` of the zone's chain (the NSEC covering
+   * the name, or the NSEC3 covering its next closer name; the other records of the proof follow
+   * from the encloser). `name` gives the name asked (lower-case text) when one must be built.
+   * Null: the general path (the memo full, or a body that would not be byte-exact).
+   */
+  denialTemplate(encloser: number, zone: ZoneModel, cover: number, name: () => string): DenialTemplate | null {
+    let byCover = this.denials.get(encloser);
+    const known = byCover?.get(cover);
+    if (known !== undefined) return known;
+    if (this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
+    if (byCover === undefined) this.denials.set(encloser, (byCover = new Map()));
+    const template = this.buildDenial(encloser, zone, name());
+    byCover.set(cover, template);
+    this.denialCount++;
+    return template;
+  }
+
+  private buildDenial(encloser: number, zone: ZoneModel, name: string): DenialTemplate | null {
+    // The encloser must be the one model/signatures.ts finds walking up the name's text: a node,
+    // an empty non-terminal or the apex of this zone (not a name of a zone served inside it).
+    const encloserName = this.names[encloser];
+    if (this.zones[encloser] !== zone || !(encloserName === zone.origin || zone.nodes.has(encloserName) || zone.emptyNonTerminals.has(encloserName))) return null;
+    const result = lookup(this.zoneSet, name, QTYPE.A);
+    if (result.kind !== 'nxdomain' || result.zone !== zone || result.answer.length > 0) return null;
+    const query = syntheticQuery(name, QTYPE.A, true);
+    const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'suffix', true);
+    // RFC 1035 §4.1.4: an NSEC owner exists, so it shares no more with a name asked than the
+    // name's closest encloser; an NSEC3 owner could share its hash label only with a name whose
+    // label below the apex is as long (the handler sends those the general way); the SOA's names
+    // stop the walk (SOA_SUFFIX) where they could share more. So every pointer into the question
+    // lands on the encloser or above, for this name (checked here) and for the others.
+    const nameLength = query.questionEnd - 4 - HEADER_LEN;
+    if (!built.movesOnlyFrom(HEADER_LEN + nameLength - this.wireLength(encloser))) return null;
+    return new DenialTemplate(built, nameLength);
   }
 
   /** NXDOMAIN template of `zone` (built for its apex), or null when the body cannot be moved. */

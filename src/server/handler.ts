@@ -42,12 +42,13 @@
  */
 import { CLASS_ANY, CLASS_CH, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
 import type { ServerCookies } from '../dns/cookies.js';
-import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
+import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameText, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
+import { QuestionLabels, nsec3CoveringIndex, nsecCoveringIndex, readLabels } from '../dns/canonical-order.js';
 import { COOKIE_NONE, ReplyOptions, type CookieProof, type ServerIdentity } from '../dns/reply-options.js';
 import { buildResponse, chaosTxtResponse, failureResponse, rcodeResponse } from '../dns/response.js';
 import type { WireRecord } from '../dns/records.js';
 import { decodeQuery, type DecodedQuery } from '../dns/decode.js';
-import type { DynamicName, ZoneSet } from '../model/zone-model.js';
+import type { DynamicName, ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { AllDownWatch } from '../policy/all-down-watch.js';
 import { selectAnswer } from '../policy/select.js';
 import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/types.js';
@@ -75,6 +76,9 @@ export interface HandlerOptions {
   cookies?: ServerCookies | null;
 }
 
+/** Length of an NSEC3 owner's first label: a SHA-1 hash in base32hex (RFC 5155 §3.3). */
+const NSEC3_HASH_LABEL = 32;
+
 /** handleInto's internal verdicts besides a length. */
 const NO_RESPONSE = -1;
 const GENERAL = -2;
@@ -85,6 +89,7 @@ export class Handler {
   private readonly scratch = Buffer.allocUnsafe(TCP_RESPONSE_MAX);
   private readonly event = new ReusedQueryEvent();
   private readonly scan = new QueryScan();
+  private readonly labels = new QuestionLabels();
   private readonly client = new ClientView();
   private tableZones: ZoneSet | null = null;
   private table: PrebuiltTable | null = null;
@@ -218,20 +223,23 @@ export class Handler {
     const nameEnd = scan.nameEnd;
     let start = HEADER_LEN;
     // The first name found walking up is the closest encloser: only its wildcard may answer.
-    let enclosed = false;
+    let encloser = -1;
+    // The label of the name asked just below the closest encloser (the next closer name, RFC 5155 §1.3).
+    let nextCloser = HEADER_LEN;
     while (q[start] !== 0) {
+      const child = start;
       start += 1 + q[start];
       const i = table.find(q, start, nameEnd, hashWireName(q, start, nameEnd));
       if (i < 0) continue;
       if (table.stopsWalk(i)) return GENERAL;
-      if (!enclosed) {
-        enclosed = true;
+      if (encloser < 0) {
+        encloser = i;
+        nextCloser = child;
         if (table.hasWildcard(i)) return this.fastWildcard(q, length, ctx, table, i, start, limit, out, ev, extra);
       }
       if (!table.isApex(i)) continue;
       const zone = table.zoneOf(i)!;
-      // DO=1 in a signed zone: the NSEC records differ per name (the general path finds them).
-      if (scan.dnssecOk && zone.signatures !== undefined) return GENERAL;
+      if (scan.dnssecOk && zone.signatures !== undefined) return this.fastDenial(q, table, zone, encloser, nextCloser, start, limit, out, ev, extra);
       const template = table.nxdomainTemplate(zone);
       if (template === null) return GENERAL;
       ev.zone = zone.origin;
@@ -244,6 +252,37 @@ export class Handler {
     ev.qtype = scan.qtype;
     ev.nameFrom(q, nameEnd);
     const n = writePrebuilt(q, scan, table.refused, 0, limit, out, extra);
+    return n < 0 ? GENERAL : n;
+  }
+
+  /**
+   * DO=1 NXDOMAIN of a signed zone (RFC 4035 §3.1.3.2, RFC 5155 §7.2.2): the proof depends on the
+   * closest encloser and on the record covering the name (NSEC) or its next closer name (NSEC3),
+   * found by the name's canonical place in the chain; a template per pair (fast-path.ts). The
+   * apex starts at `apexStart` in the question.
+   */
+  private fastDenial(q: Buffer, table: PrebuiltTable, zone: ZoneModel, encloser: number, nextCloser: number, apexStart: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+    const scan = this.scan;
+    const nameEnd = scan.nameEnd;
+    if (!readLabels(q, HEADER_LEN, nameEnd, this.labels)) return GENERAL;
+    const chain = zone.signatures!.chain;
+    let cover: number;
+    if (chain.hashed) {
+      // A label below the apex as long as a hash label could be an NSEC3 owner's: the general
+      // encoder would compress that owner against the question.
+      let below = HEADER_LEN;
+      while (below + 1 + q[below] < apexStart) below += 1 + q[below];
+      if (q[below] === NSEC3_HASH_LABEL) return GENERAL;
+      cover = nsec3CoveringIndex(chain.keys, q, nextCloser, nameEnd);
+    } else {
+      cover = nsecCoveringIndex(chain.keys, q, this.labels);
+    }
+    const template = table.denialTemplate(encloser, zone, cover, () => questionNameText(q, nameEnd));
+    if (template === null) return GENERAL;
+    ev.zone = zone.origin;
+    ev.qtype = scan.qtype;
+    ev.nameFrom(q, nameEnd);
+    const n = writePrebuilt(q, scan, template.answer, nameEnd - HEADER_LEN - template.nameLength, limit, out, extra);
     return n < 0 ? GENERAL : n;
   }
 

@@ -12,6 +12,7 @@ import { formatProblem } from '../../src/config/errors.js';
 import { parseZoneText } from '../../src/config/load.js';
 import { COOKIE_PROVEN } from '../../src/dns/reply-options.js';
 import { Handler } from '../../src/server/handler.js';
+import { MAX_DENIAL_TEMPLATES, tableOnQueryPath } from '../../src/server/fast-path.js';
 import { PeerContext } from '../../src/server/request-context.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
@@ -318,4 +319,112 @@ t.test('DO=1 answers of signed zones: prebuilt bytes equal the general encoder, 
   const before = fast.answeredBy.prebuilt;
   fast.handle(pool, { transport: 'udp', clientAddress: '203.0.113.9' });
   t.equal(fast.answeredBy.prebuilt, before + 1, 'a DO=1 Pool Name query is answered from prebuilt signed bytes');
+});
+
+/** A query of the name with these wire labels: a label may hold a "." byte (RFC 4343 §2.1). */
+function labelsQuery(labels: string[], type: string | number, opts: Parameters<typeof query>[2]): Buffer {
+  const q = query('a', type, opts);
+  const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  return Buffer.concat([q.subarray(0, 12), name, q.subarray(12 + 3)]);
+}
+
+/** A deterministic random source (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+for (const denial of ['nsec', 'nsec3'] as const) {
+  t.test(`DO=1 NXDOMAIN of a signed zone (${denial}): templates equal the general encoder for random names`, async (t) => {
+    const SIGNED = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8').replace('dnssec: true', `dnssec: { denial: ${denial} }`);
+    const signedZones = compileAll({ 'zones/net.yaml': SIGNED, 'zones/wild.yaml': `${WILD}\ndnssec: { denial: ${denial} }\n` }, true);
+    const fast = new Handler(new Runtime(signedZones), fixedEnv(), {}, { prebuilt: true });
+    const slow = new Handler(new Runtime(signedZones), fixedEnv(), {}, { prebuilt: false });
+    const random = seeded(denial === 'nsec' ? 19 : 5155);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)];
+    const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_';
+    const label = (): string => Array.from({ length: 1 + Math.floor(random() * 12) }, () => pick([...ALPHABET])).join('');
+    // Below the apex, a node, an empty non-terminal (ent), a node below it (x.ent), a wildcard's
+    // encloser (wild), delegations (sub, secure), the SOA's names (ns1, hostmaster), and the
+    // other zone; names before the first owner ("0", "-") and after the last ("zzz", "~").
+    const parents = ['example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org'];
+    const fixed = ['0', '-', 'a', 'zzz', 'zzzzzzzz', '~', 'west0', 'mx-', 'big0', 'b.c.d', 'A.B'];
+    const ednsCases: Edns[] = [{ do: true }, { do: true }, { do: true }, { do: true, udpSize: 512 }, { do: true, udpSize: 600 }, { do: true, udpSize: 4096 }, { do: true, options: Buffer.from([0, 3, 0, 0]) }];
+    const fastDenials = { prebuilt: 0, all: 0 };
+    let truncated = 0;
+    let seed = 0;
+    const { compared, mismatches } = compare(t, fast, slow, function* () {
+      for (let n = 0; n < 3000; n++) {
+        seed++;
+        const parent = pick(parents);
+        const depth = 1 + Math.floor(random() * 3);
+        const prefix = n < fixed.length * parents.length ? [fixed[n % fixed.length]] : Array.from({ length: depth }, label);
+        // A label holding a "." byte now and then: ordered by its wire labels.
+        if (n % 17 === 0) prefix[0] = `${prefix[0]}.${label()}`;
+        const labels = [...prefix.flatMap((p) => (n % 17 === 0 ? [p] : p.split('.'))), ...parent.split('.')];
+        const edns = pick(ednsCases);
+        const type = pick(['A', 'AAAA', 'TXT', 'MX', 'NS', 43, 'ANY']);
+        const q = labelsQuery(labels, type, { id: seed & 0xffff, rd: seed % 2 === 0, cd: seed % 5 === 0, edns });
+        const before = fast.answeredBy.prebuilt;
+        yield { label: `${JSON.stringify(labels)} ${type} ${JSON.stringify(edns)}`, q };
+        const reply = slow.handle(q, { transport: 'udp', clientAddress: '203.0.113.9' })!;
+        if ((reply[3] & 0xf) === 3 && (reply[2] & 0x02) !== 0) truncated++;
+        // Plain names below the apex or a node, without a dot inside a label: the fast path's to answer.
+        if ((reply[3] & 0xf) === 3 && (parent === 'example.net' || parent === 'mx.example.net' || parent === 'x.ent.example.net') && n % 17 !== 0 && edns !== false && edns !== undefined && edns.udpSize === undefined) {
+          fastDenials.all += 2;
+          fastDenials.prebuilt += fast.answeredBy.prebuilt - before;
+        }
+      }
+    });
+    t.equal(mismatches, 0, `${compared} queries compared`);
+    // Names whose label below the apex is an NSEC3 owner's hash label (or as long as one): the
+    // general encoder compresses that owner against the question.
+    const hashes = signedZones.zones.get('example.net')!.signatures!.chain.keys.slice(0, 6);
+    const hashNames = compare(t, fast, slow, function* () {
+      for (const hash of [...hashes, 'v'.repeat(32)]) {
+        for (const name of [`${hash}.example.net`, `q.${hash}.example.net`, `${hash.toUpperCase()}.example.net`]) yield { label: name, q: query(name, 'A', { edns: { do: true } }) };
+      }
+    });
+    t.equal(hashNames.mismatches, 0, `${hashNames.compared} names with a hash-long label compared`);
+    t.ok(truncated > 0, `${truncated} NXDOMAIN replies truncated under a small EDNS size`);
+    t.ok(fastDenials.all > 500, `${fastDenials.all} DO=1 NXDOMAIN queries of plain names`);
+    const share = fastDenials.prebuilt / fastDenials.all;
+    t.ok(share > 0.95, `${fastDenials.prebuilt} of ${fastDenials.all} answered from templates`);
+    for (const name of ['nope.example.net', 'NoPe.Example.NET', 'a.b.x.ent.example.net', 'zzz.example.net']) {
+      const before = fast.answeredBy.prebuilt;
+      const reply = fast.handle(query(name, 'A', { edns: { do: true } }), { transport: 'udp', clientAddress: '203.0.113.9' })!;
+      t.equal(reply[3] & 0xf, 3, `${name}: NXDOMAIN`);
+      t.equal(fast.answeredBy.prebuilt, before + 1, `${name}: DO=1 NXDOMAIN from a template`);
+    }
+  });
+}
+
+t.test('DO=1 NXDOMAIN templates stay within their bound under a flood of distinct names', async (t) => {
+  const count = Math.ceil(MAX_DENIAL_TEMPLATES / 2) + 100;
+  const records = Array.from({ length: count }, (_, i) => `  n${String(i).padStart(5, '0')}: { A: [192.0.2.1] }`).join('\n');
+  const text = `zone: flood.test\nsoa: { mname: ns.other.test, rname: admin.other.test }\nnameservers: { ns.other.test: [] }\nrecords:\n${records}\ndnssec: { algorithm: ed25519 }\n`;
+  const floodZones = compileAll({ 'zones/flood.yaml': text }, true);
+  const fast = new Handler(new Runtime(floodZones), fixedEnv(), {}, { prebuilt: true });
+  const slow = new Handler(new Runtime(floodZones), fixedEnv(), {}, { prebuilt: false });
+  const table = tableOnQueryPath(floodZones);
+  // Each name lies in an interval of its own (below a node, or between two): 2 x count templates wanted.
+  const flood = function* () {
+    for (let i = 0; i < count; i++) {
+      const node = `n${String(i).padStart(5, '0')}`;
+      yield { label: `below ${node}`, q: query(`q.${node}.flood.test`, 'A', { edns: { do: true } }) };
+      yield { label: `after ${node}`, q: query(`${node}x.flood.test`, 'A', { edns: { do: true } }) };
+    }
+  };
+  const { compared, mismatches } = compare(t, fast, slow, flood);
+  t.equal(mismatches, 0, `${compared} queries compared, past the bound too`);
+  t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, 'the memo filled up to its bound, not past it');
+  const before = fast.answeredBy.prebuilt;
+  compare(t, fast, slow, flood);
+  t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, 'a second flood adds nothing');
+  t.equal(fast.answeredBy.prebuilt - before, MAX_DENIAL_TEMPLATES * 2, 'names with a template answered from it (UDP and TCP), the rest by the general path');
 });
