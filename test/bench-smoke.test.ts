@@ -34,8 +34,9 @@ t.test('bench/qps/handler.mjs: in-process handler cost and allocations', async (
   const r = run(['--expose-gc', 'bench/qps/handler.mjs', '--n', '2000', '--repeat', '1', '--json']);
   t.equal(r.status, 0, r.stderr);
   const rows = JSON.parse(r.stdout);
-  t.equal(rows.length, 12, 'four name kinds: prebuilt, prebuilt with the observer, general');
-  t.ok(rows.filter((x: any) => x.path !== 'general').every((x: any) => x.prebuiltAnswers > 0), 'the prebuilt rows used prebuilt answers');
+  t.equal(rows.length, 18, 'four name kinds: prebuilt, prebuilt with the observer, general; three signed NXDOMAIN kinds: prebuilt, general');
+  t.ok(rows.filter((x: any) => x.path !== 'general' && x.path !== 'signed-gen').every((x: any) => x.prebuiltAnswers > 0), 'the prebuilt rows used prebuilt answers (DO=1 NXDOMAIN included)');
+  t.ok(rows.filter((x: any) => x.path === 'general' || x.path === 'signed-gen').every((x: any) => x.prebuiltAnswers === 0), 'the general rows used none');
 });
 
 t.test('bench/qps/rrl.mjs: what rate limiting adds per query', async (t) => {

@@ -8,7 +8,7 @@
  * name's canonical wire form (RFC 5155 §5; RFC 9276 §3.1: no salt, no extra iterations), whose
  * text order is the order of the digest's bits.
  */
-import { hash } from 'node:crypto';
+import { sha1Words } from '../util/sha1.js';
 
 /** The label starts of one question name; one instance reused per handler. */
 export class QuestionLabels {
@@ -69,28 +69,29 @@ export function nsecCoveringIndex(keys: readonly string[], q: Uint8Array, labels
   return low;
 }
 
-/** Lower-cased copy of the name being hashed (a name is at most 255 bytes). */
-const hashInput = Buffer.allocUnsafe(255);
+/** Lower-cased copy of the name being hashed (a name is at most 255 bytes) and its digest. */
+const hashInput = new Uint8Array(255);
+const digest = new Uint32Array(5);
 
-/** The SHA-1 of the wire name at `q[start .. end)`, lower-cased (RFC 5155 §5 with no salt and no extra iterations). */
-function nsec3Digest(q: Uint8Array, start: number, end: number): Buffer {
+/** The SHA-1 of the wire name at `q[start .. end)`, lower-cased, into `digest` (RFC 5155 §5 with no salt and no extra iterations). */
+function nsec3Digest(q: Uint8Array, start: number, end: number): void {
   const length = end - start;
   for (let i = 0; i < length; i++) {
     let c = q[start + i];
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     hashInput[i] = c;
   }
-  return hash('sha1', hashInput.subarray(0, length), 'buffer');
+  sha1Words(hashInput, 0, length, digest);
 }
 
-/** Compares a SHA-1 digest with a base32hex hash text (RFC 4648 §7, lower case): <0, 0 or >0. */
-function compareWithHash(digest: Buffer, key: string): number {
+/** Compares `digest` with a base32hex hash text (RFC 4648 §7, lower case): <0, 0 or >0. */
+function compareWithHash(key: string): number {
   for (let k = 0; k < 32; k++) {
-    // Bits 5k .. 5k+4 of the 160-bit digest.
+    // Bits 5k .. 5k+4 of the 160-bit digest, in five big-endian words.
     const bit = 5 * k;
-    const byte = bit >> 3;
-    const pair = (digest[byte] << 8) | (byte + 1 < 20 ? digest[byte + 1] : 0);
-    const value = (pair >> (11 - (bit & 7))) & 31;
+    const word = bit >> 5;
+    const at = bit & 31;
+    const value = (at <= 27 ? digest[word] >>> (27 - at) : (digest[word] << (at - 27)) | (digest[word + 1] >>> (59 - at))) & 31;
     const c = key.charCodeAt(k);
     const d = value - (c <= 0x39 ? c - 0x30 : c - 0x61 + 10);
     if (d !== 0) return d;
@@ -104,13 +105,13 @@ function compareWithHash(digest: Buffer, key: string): number {
  * of all for a hash before the first (RFC 5155 §7.1: the chain wraps round).
  */
 export function nsec3CoveringIndex(keys: readonly string[], q: Uint8Array, start: number, end: number): number {
-  const digest = nsec3Digest(q, start, end);
-  if (compareWithHash(digest, keys[0]) < 0) return keys.length - 1;
+  nsec3Digest(q, start, end);
+  if (compareWithHash(keys[0]) < 0) return keys.length - 1;
   let low = 0;
   let high = keys.length - 1;
   while (low < high) {
     const mid = (low + high + 1) >> 1;
-    if (compareWithHash(digest, keys[mid]) >= 0) low = mid;
+    if (compareWithHash(keys[mid]) >= 0) low = mid;
     else high = mid - 1;
   }
   return low;

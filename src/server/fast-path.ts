@@ -14,7 +14,7 @@
  * against, a wildcard answer naming what the question could share) goes the general way.
  */
 import { HEADER_LEN, QTYPE, RCODE } from '../dns/constants.js';
-import { PrebuiltAnswer, hashWireName, syntheticQuery, type TemplateKind } from '../dns/prebuilt.js';
+import { PrebuiltAnswer, hashWireName, questionNameText, syntheticQuery, type TemplateKind } from '../dns/prebuilt.js';
 import { buildResponse, rcodeResponse } from '../dns/response.js';
 import type { Rdata, WireRecord } from '../dns/records.js';
 import type { DynamicName, LookupResult, SiteModel, ZoneModel, ZoneSet } from '../model/zone-model.js';
@@ -382,16 +382,16 @@ export class PrebuiltTable {
    * The DO=1 NXDOMAIN template for a name whose closest encloser is table name `encloser` (of the
    * signed `zone`), proved by the record at index `cover` of the zone's chain (the NSEC covering
    * the name, or the NSEC3 covering its next closer name; the other records of the proof follow
-   * from the encloser). `name` gives the name asked (lower-case text) when one must be built.
-   * Null: the general path (the memo full, or a body that would not be byte-exact).
+   * from the encloser). The name asked is `q[12 .. nameEnd)`, the template built for it when none is
+   * memoized. Null: the general path (the memo full, or a body that would not be byte-exact).
    */
-  denialTemplate(encloser: number, zone: ZoneModel, cover: number, name: () => string): DenialTemplate | null {
+  denialTemplate(encloser: number, zone: ZoneModel, cover: number, q: Buffer, nameEnd: number): DenialTemplate | null {
     let byCover = this.denials.get(encloser);
     const known = byCover?.get(cover);
     if (known !== undefined) return known;
     if (this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
     if (byCover === undefined) this.denials.set(encloser, (byCover = new Map()));
-    const template = this.buildDenial(encloser, zone, name());
+    const template = this.buildDenial(encloser, zone, questionNameText(q, nameEnd));
     byCover.set(cover, template);
     this.denialCount++;
     return template;

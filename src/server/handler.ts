@@ -42,7 +42,7 @@
  */
 import { CLASS_ANY, CLASS_CH, CLASS_IN, EDNS_UDP_PAYLOAD, HEADER_LEN, MAX_MESSAGE, QTYPE, RCODE } from '../dns/constants.js';
 import type { ServerCookies } from '../dns/cookies.js';
-import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, questionNameText, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
+import { PrebuiltAnswer, QueryScan, hashWireName, prebuiltLimit, scanQuery, writePrebuilt } from '../dns/prebuilt.js';
 import { QuestionLabels, nsec3CoveringIndex, nsecCoveringIndex, readLabels } from '../dns/canonical-order.js';
 import { COOKIE_NONE, ReplyOptions, type CookieProof, type ServerIdentity } from '../dns/reply-options.js';
 import { buildResponse, chaosTxtResponse, failureResponse, rcodeResponse } from '../dns/response.js';
@@ -277,7 +277,7 @@ export class Handler {
     } else {
       cover = nsecCoveringIndex(chain.keys, q, this.labels);
     }
-    const template = table.denialTemplate(encloser, zone, cover, () => questionNameText(q, nameEnd));
+    const template = table.denialTemplate(encloser, zone, cover, q, nameEnd);
     if (template === null) return GENERAL;
     ev.zone = zone.origin;
     ev.qtype = scan.qtype;

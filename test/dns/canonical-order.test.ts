@@ -1,0 +1,53 @@
+import t from 'tap';
+import { canonicalKey, nsec3Hash } from '../../src/model/signatures.js';
+import { QuestionLabels, nsec3CoveringIndex, nsecCoveringIndex, readLabels } from '../../src/dns/canonical-order.js';
+
+/** The last key at or before `key`, or the last of all before the first (model/signatures.ts coveringIndex). */
+function expectedIndex(keys: string[], key: string): number {
+  if (key < keys[0]) return keys.length - 1;
+  let i = 0;
+  while (i + 1 < keys.length && keys[i + 1] <= key) i++;
+  return i;
+}
+
+let state = 7;
+const random = (): number => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+/** A label of random bytes, upper case and 0x00 and high bytes included, but no "." or "\\". */
+function label(): string {
+  let text = '';
+  for (let n = 1 + Math.floor(random() * 6); n > 0; n--) {
+    const c = [() => 0x61 + Math.floor(random() * 4), () => 0x41 + Math.floor(random() * 4), () => Math.floor(random() * 256)][Math.floor(random() * 3)]();
+    text += c === 0x2e || c === 0x5c ? 'x' : String.fromCharCode(c);
+  }
+  return text;
+}
+const wire = (labels: string[]): Buffer => Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+const lower = (l: string): string => l.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+t.test('a wire name finds the record the text order finds (NSEC and NSEC3)', async (t) => {
+  const owners = Array.from({ length: 60 }, () => [...Array.from({ length: Math.floor(random() * 3) }, () => lower(label())), 'example', 'net']);
+  const nsecKeys = [...new Set(owners.map((o) => canonicalKey(o.join('.'))))].sort();
+  const nsec3Keys = [...new Set(owners.map((o) => nsec3Hash(o.join('.'))))].sort();
+  const labels = new QuestionLabels();
+  let differ = 0;
+  for (let n = 0; n < 3000; n++) {
+    const asked = [...Array.from({ length: 1 + Math.floor(random() * 3) }, label), 'Example', 'NET'];
+    const q = Buffer.concat([Buffer.alloc(12), wire(asked)]);
+    if (!readLabels(q, 12, q.length, labels)) differ++;
+    const text = asked.map(lower).join('.');
+    if (nsecCoveringIndex(nsecKeys, q, labels) !== expectedIndex(nsecKeys, canonicalKey(text))) differ++;
+    if (nsec3CoveringIndex(nsec3Keys, q, 12, q.length) !== expectedIndex(nsec3Keys, nsec3Hash(text))) differ++;
+  }
+  t.equal(differ, 0, '3000 names, both orders');
+});
+
+t.test('a label holding "." or "\\\\" is refused', async (t) => {
+  const labels = new QuestionLabels();
+  for (const odd of ['a.b', 'a\\b']) {
+    const q = Buffer.concat([Buffer.alloc(12), wire([odd, 'example', 'net'])]);
+    t.notOk(readLabels(q, 12, q.length, labels), JSON.stringify(odd));
+  }
+  const q = Buffer.concat([Buffer.alloc(12), wire(['ab', 'example', 'net'])]);
+  t.ok(readLabels(q, 12, q.length, labels));
+  t.same([...labels.starts.subarray(0, labels.count)], [12, 15, 23], 'the label starts');
+});
