@@ -9,7 +9,8 @@
  * was built for: the body's compression pointers may point into the question (RFC 1035 §4.1.4),
  * which sits at the same offset with the same length. NXDOMAIN bodies are "templates" built for
  * the zone's apex: for a longer name below the apex every pointer moves by the difference in
- * name length. Wildcard answers are templates built for the wildcard's own name `*.<encloser>`:
+ * name length. A DO=1 NXDOMAIN of a signed zone is such a template built for a name below the
+ * closest encloser, its pointers at or above the encloser. Wildcard answers are templates built for the wildcard's own name `*.<encloser>`:
  * for a name the wildcard answers, pointers to the whole question (the synthesized owner, RFC
  * 4592 §3.3.1) stay and the others move (fast-path.ts makes sure no body name could have
  * compressed differently).

@@ -9,7 +9,8 @@
  * keyed by the lower-cased wire name in an open-addressing hash table (FNV-1a, linear probing):
  * a query costs one hash over its name bytes (computed while scanning it) and a byte compare.
  * A name that is not in the table is answered from its closest encloser's wildcard template,
- * NXDOMAIN from its zone's template, or REFUSED, by walking its suffixes the way lookup.ts does;
+ * NXDOMAIN from its zone's template (with DO=1 in a signed zone, the template of its closest
+ * encloser and covering NSEC/NSEC3), or REFUSED, by walking its suffixes the way lookup.ts does;
  * anything this cannot decide exactly (below a delegation, a name the SOA's names could compress
  * against, a wildcard answer naming what the question could share) goes the general way.
  */

@@ -216,7 +216,7 @@ export class Handler {
 
   /**
    * A name not in the table: its closest encloser's wildcard answer (RFC 4592 §3.3.1), NXDOMAIN
-   * from its zone's template, or REFUSED (lookup.ts's walk).
+   * from its zone's template (DO=1 in a signed zone: fastDenial), or REFUSED (lookup.ts's walk).
    */
   private fastMiss(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;

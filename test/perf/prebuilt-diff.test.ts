@@ -354,7 +354,18 @@ for (const denial of ['nsec', 'nsec3'] as const) {
     // other zone; names before the first owner ("0", "-") and after the last ("zzz", "~").
     const parents = ['example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org'];
     const fixed = ['0', '-', 'a', 'zzz', 'zzzzzzzz', '~', 'west0', 'mx-', 'big0', 'b.c.d', 'A.B'];
-    const ednsCases: Edns[] = [{ do: true }, { do: true }, { do: true }, { do: true, udpSize: 512 }, { do: true, udpSize: 600 }, { do: true, udpSize: 4096 }, { do: true, options: Buffer.from([0, 3, 0, 0]) }];
+    const ednsCases: Edns[] = [
+      { do: true },
+      { do: true },
+      { do: true },
+      { do: true, udpSize: 512 },
+      { do: true, udpSize: 600 },
+      { do: true, udpSize: 4096 },
+      { do: true, options: Buffer.from([0, 3, 0, 0]) },
+      { do: true, options: ecsOption('198.51.100.7', 24) },
+      { do: true, options: Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]) },
+      { udpSize: 1232 },
+    ];
     const fastDenials = { prebuilt: 0, all: 0 };
     let truncated = 0;
     let seed = 0;
