@@ -19,18 +19,12 @@ export class QuestionLabels {
 
 /**
  * Reads the labels of the uncompressed name at `q[start .. end)` (scanQuery checked its shape)
- * into `labels`. Returns false when a label holds a "." or "\\" byte: the general encoder writes
- * such a question's text escaped and compresses nothing against it (dns/encode.ts), so a template
- * built for another name would not be byte-exact.
+ * into `labels`. A "." byte inside a label is one of its bytes, as canonicalKey reads it.
  */
-export function readLabels(q: Uint8Array, start: number, end: number, labels: QuestionLabels): boolean {
+export function readLabels(q: Uint8Array, start: number, end: number, labels: QuestionLabels): void {
   let count = 0;
-  for (let pos = start; pos < end && q[pos] !== 0; pos += 1 + q[pos]) {
-    for (let i = pos + 1, last = pos + q[pos]; i <= last; i++) if (q[i] === 0x2e || q[i] === 0x5c) return false;
-    labels.starts[count++] = pos;
-  }
+  for (let pos = start; pos < end && q[pos] !== 0; pos += 1 + q[pos]) labels.starts[count++] = pos;
   labels.count = count;
-  return true;
 }
 
 /** Compares the read question with a canonicalKey as strings are compared: <0, 0 or >0. */

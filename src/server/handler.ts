@@ -264,7 +264,6 @@ export class Handler {
   private fastDenial(q: Buffer, table: PrebuiltTable, zone: ZoneModel, encloser: number, nextCloser: number, apexStart: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
     const nameEnd = scan.nameEnd;
-    if (!readLabels(q, HEADER_LEN, nameEnd, this.labels)) return GENERAL;
     const chain = zone.signatures!.chain;
     let cover: number;
     if (chain.hashed) {
@@ -275,6 +274,7 @@ export class Handler {
       if (q[below] === NSEC3_HASH_LABEL) return GENERAL;
       cover = nsec3CoveringIndex(chain.keys, q, nextCloser, nameEnd);
     } else {
+      readLabels(q, HEADER_LEN, nameEnd, this.labels);
       cover = nsecCoveringIndex(chain.keys, q, this.labels);
     }
     const template = table.denialTemplate(encloser, zone, cover, q, nameEnd);

@@ -12,7 +12,7 @@ function expectedIndex(keys: string[], key: string): number {
 
 let state = 7;
 const random = (): number => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-/** A label of random bytes, upper case and 0x00 and high bytes included, but no "." or "\\". */
+/** A label of random bytes, upper case, 0x00 and high bytes included ("." and "\\" left to the test below). */
 function label(): string {
   let text = '';
   for (let n = 1 + Math.floor(random() * 6); n > 0; n--) {
@@ -33,7 +33,7 @@ t.test('a wire name finds the record the text order finds (NSEC and NSEC3)', asy
   for (let n = 0; n < 3000; n++) {
     const asked = [...Array.from({ length: 1 + Math.floor(random() * 3) }, label), 'Example', 'NET'];
     const q = Buffer.concat([Buffer.alloc(12), wire(asked)]);
-    if (!readLabels(q, 12, q.length, labels)) differ++;
+    readLabels(q, 12, q.length, labels);
     const text = asked.map(lower).join('.');
     if (nsecCoveringIndex(nsecKeys, q, labels) !== expectedIndex(nsecKeys, canonicalKey(text))) differ++;
     if (nsec3CoveringIndex(nsec3Keys, q, 12, q.length) !== expectedIndex(nsec3Keys, nsec3Hash(text))) differ++;
@@ -41,13 +41,13 @@ t.test('a wire name finds the record the text order finds (NSEC and NSEC3)', asy
   t.equal(differ, 0, '3000 names, both orders');
 });
 
-t.test('a label holding "." or "\\\\" is refused', async (t) => {
+t.test('a label holding "." is one label: ordered by its bytes', async (t) => {
   const labels = new QuestionLabels();
-  for (const odd of ['a.b', 'a\\b']) {
-    const q = Buffer.concat([Buffer.alloc(12), wire([odd, 'example', 'net'])]);
-    t.notOk(readLabels(q, 12, q.length, labels), JSON.stringify(odd));
-  }
-  const q = Buffer.concat([Buffer.alloc(12), wire(['ab', 'example', 'net'])]);
-  t.ok(readLabels(q, 12, q.length, labels));
-  t.same([...labels.starts.subarray(0, labels.count)], [12, 15, 23], 'the label starts');
+  const keys = ['example.net', 'a.example.net', 'zz.example.net'].map(canonicalKey).sort();
+  const q = Buffer.concat([Buffer.alloc(12), wire(['zz.a', 'example', 'net'])]);
+  readLabels(q, 12, q.length, labels);
+  t.same([...labels.starts.subarray(0, labels.count)], [12, 17, 25], 'three labels');
+  // "zz.a" sorts after "zz": the last record covers it, not the apex's (where "a", "zz" would put it).
+  t.equal(nsecCoveringIndex(keys, q, labels), 2);
+  t.equal(expectedIndex(keys, canonicalKey('zz\\.a.example.net')), 2, 'as canonicalKey orders the escaped text');
 });

@@ -385,8 +385,8 @@ for (const denial of ['nsec', 'nsec3'] as const) {
         yield { label: `${JSON.stringify(labels)} ${type} ${JSON.stringify(edns)}`, q };
         const reply = slow.handle(q, { transport: 'udp', clientAddress: '203.0.113.9' })!;
         if ((reply[3] & 0xf) === 3 && (reply[2] & 0x02) !== 0) truncated++;
-        // Plain names below the apex or a node, without a dot inside a label: the fast path's to answer.
-        if ((reply[3] & 0xf) === 3 && (parent === 'example.net' || parent === 'mx.example.net' || parent === 'x.ent.example.net') && n % 17 !== 0 && edns !== false && edns !== undefined && edns.udpSize === undefined) {
+        // Names below the apex or a node (a dot inside a label too): the fast path's to answer.
+        if ((reply[3] & 0xf) === 3 && (parent === 'example.net' || parent === 'mx.example.net' || parent === 'x.ent.example.net') && edns !== false && edns !== undefined && edns.udpSize === undefined) {
           fastDenials.all += 2;
           fastDenials.prebuilt += fast.answeredBy.prebuilt - before;
         }
