@@ -314,7 +314,8 @@ export function writePrebuilt(q: Buffer, scan: QueryScan, answer: PrebuiltAnswer
   for (let i = HEADER_LEN; i < questionEnd; i++) out[i] = q[i];
   out.set(body, questionEnd);
   if (delta !== 0) {
-    const pointers = answer.pointers!;
+    const pointers = answer.pointers;
+    if (pointers === null) return -1;
     for (let i = 0; i < pointers.length; i++) {
       const at = questionEnd + pointers[i];
       const target = (((out[at] & 0x3f) << 8) | out[at + 1]) + delta;

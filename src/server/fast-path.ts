@@ -9,8 +9,8 @@
  * keyed by the lower-cased wire name in an open-addressing hash table (FNV-1a, linear probing):
  * a query costs one hash over its name bytes (computed while scanning it) and a byte compare.
  * A name that is not in the table is answered from its closest encloser's wildcard template,
- * NXDOMAIN from its zone's template (with DO=1 in a signed zone, the template of its closest
- * encloser and covering NSEC/NSEC3), or REFUSED, by walking its suffixes the way lookup.ts does;
+ * NXDOMAIN from its zone's template (with DO=1 in a signed zone, these per closest encloser and
+ * covering NSEC/NSEC3), or REFUSED, by walking its suffixes the way lookup.ts does;
  * anything this cannot decide exactly (below a delegation, a name the SOA's names could compress
  * against, a wildcard answer naming what the question could share) goes the general way.
  */
@@ -32,8 +32,9 @@ const MAX_TYPES_PER_NAME = 8;
 /** Added to a type's key for the answers of DO=1 queries of a signed zone (types are 16 bits). */
 const DO_KEY = 0x10000;
 /**
- * Most DO=1 NXDOMAIN templates per table (about 1 KB each): a flood of random names below a
- * large zone touches one per interval of its chain, and must not grow memory without bound.
+ * Most DO=1 NXDOMAIN templates and wildcard names per table (about 1 KB each, a wildcard name up to
+ * MAX_TYPES_PER_NAME answers): a flood of random names below a large zone touches one per
+ * interval of its chain, and must not grow memory without bound.
  */
 export const MAX_DENIAL_TEMPLATES = 2048;
 
@@ -172,6 +173,16 @@ export class NameEntry {
   }
 }
 
+/** A name a wildcard answers with DO=1 in a signed zone, and its wire length (PrebuiltTable.provedWildcard). */
+export class ProvedName extends NameEntry {
+  constructor(
+    name: string,
+    readonly nameLength: number,
+  ) {
+    super(name);
+  }
+}
+
 // Facts about a name in the table (bit flags).
 /** A zone apex (of zoneOf(i)): names below it are NXDOMAIN there. */
 const APEX = 1;
@@ -250,6 +261,9 @@ export class PrebuiltTable {
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
   /** DO=1 NXDOMAIN templates (null: general path) by closest encloser (name index), then covering record (chain index). */
   private readonly denials = new Map<number, Map<number, DenialTemplate | null>>();
+  /** DO=1 wildcard answers, the same way (provedWildcard). */
+  private readonly provedWildcards = new Map<number, Map<number, ProvedName>>();
+  /** Entries of both maps: at most MAX_DENIAL_TEMPLATES. */
   private denialCount = 0;
   readonly refused: PrebuiltAnswer;
 
@@ -352,13 +366,46 @@ export class PrebuiltTable {
     if (entry === undefined) this.wildcardEntries[i] = entry = new NameEntry(wildcardOf(this.names[i]));
     const known = entry.find(qtype);
     if (known !== undefined) return known;
-    return entry.full ? null : entry.remember(qtype, this.buildWildcard(this.names[i], entry, qtype));
+    return entry.full ? null : entry.remember(qtype, this.buildWildcard(i, entry, qtype, false));
   }
 
-  private buildWildcard(encloser: string, entry: NameEntry, qtype: number): TypeAnswer {
+  /**
+   * A DO=1 wildcard answer of a signed zone carries the proof that the name asked does not exist
+   * (RFC 4035 §3.1.3.3, §3.1.3.4; RFC 5155 §7.2.5, §7.2.6), which depends on it only through the
+   * record at chain index `cover` (as for NXDOMAIN, denialTemplate): the answers of the wildcard
+   * below name `i` for the first name asked with that record, memoized by type and replayed for
+   * the others (`provedWildcardAnswer`). Null when the memo is full (general path).
+   */
+  provedWildcard(i: number, cover: number, q: Buffer, nameEnd: number): ProvedName | null {
+    let byCover = this.provedWildcards.get(i);
+    const known = byCover?.get(cover);
+    if (known !== undefined) return known;
+    if (this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
+    if (byCover === undefined) this.provedWildcards.set(i, (byCover = new Map()));
+    const entry = new ProvedName(questionNameText(q, nameEnd), nameEnd - HEADER_LEN);
+    byCover.set(cover, entry);
+    this.denialCount++;
+    return entry;
+  }
+
+  /** The answer for `qtype` of `entry`, a name the wildcard below name `i` answers (provedWildcard). */
+  provedWildcardAnswer(i: number, entry: ProvedName, qtype: number): TypeAnswer {
+    const known = entry.find(qtype);
+    if (known !== undefined) return known;
+    return entry.full ? null : entry.remember(qtype, this.buildWildcard(i, entry, qtype, true));
+  }
+
+  /**
+   * The wildcard answer for `entry`'s name: the wildcard's own (DO=0) or, with `dnssecOk`, a name
+   * it answers (a ProvedName), built for that name and checked to move with it.
+   */
+  private buildWildcard(i: number, entry: NameEntry, qtype: number, dnssecOk: boolean): TypeAnswer {
     if (qtype === QTYPE.AXFR || qtype === QTYPE.IXFR || qtype === QTYPE.OPT) return null;
+    const encloser = this.names[i];
     const result = lookup(this.zoneSet, entry.name, qtype);
     if (result.kind === 'refused' || result.kind === 'referral') return null;
+    // The proof's records are this zone's chain's (`cover` indexes it).
+    if (dnssecOk && result.zone !== this.zones[i]) return null;
     // The negative SOA's names need no check: a question below them stops the walk (SOA_SUFFIX).
     const sets = result.kind === 'answer' ? [...result.answer, ...result.additional] : result.answer;
     for (const set of sets) {
@@ -368,13 +415,16 @@ export class PrebuiltTable {
     }
     // A Pool/Group/Site Name's choices are built as they are chosen: their bodies hold no name
     // but the owner, which stays (and the SOA of a NODATA choice: see above).
-    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard');
-    const query = syntheticQuery(entry.name, qtype);
-    const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard');
-    return built.pointers === null ? null : built;
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard', dnssecOk);
+    const query = syntheticQuery(entry.name, qtype, dnssecOk);
+    const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard', dnssecOk);
+    // Pointers other than to the whole question (the owner, which stays) must land on the
+    // encloser or above (see buildDenial).
+    const nameLength = query.questionEnd - 4 - HEADER_LEN;
+    return built.movesOnlyFrom(HEADER_LEN + nameLength - this.wireLength(i)) ? built : null;
   }
 
-  /** How many DO=1 NXDOMAIN templates (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
+  /** How many DO=1 NXDOMAIN templates and wildcard names (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
   get denialTemplates(): number {
     return this.denialCount;
   }

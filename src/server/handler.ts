@@ -55,7 +55,7 @@ import { systemEnv, withMemory, type Family, type PolicyEnv } from '../policy/ty
 import type { Selection } from '../model/selection.js';
 import type { Runtime } from '../state/runtime.js';
 import { ClientView } from './client-view.js';
-import { chosenRecords, tableOnQueryPath, type DynamicAnswers, type PrebuiltTable } from './fast-path.js';
+import { chosenRecords, tableOnQueryPath, type DynamicAnswers, type PrebuiltTable, type TypeAnswer } from './fast-path.js';
 import { lookup } from './lookup.js';
 import { ReusedQueryEvent, type HandlerObserver, type QueryEvent } from './query-event.js';
 import { clientAddressBytes, type RequestContext } from './request-context.js';
@@ -235,11 +235,11 @@ export class Handler {
       if (encloser < 0) {
         encloser = i;
         nextCloser = child;
-        if (table.hasWildcard(i)) return this.fastWildcard(q, length, ctx, table, i, start, limit, out, ev, extra);
+        if (table.hasWildcard(i)) return this.fastWildcard(q, length, ctx, table, i, start, child, limit, out, ev, extra);
       }
       if (!table.isApex(i)) continue;
       const zone = table.zoneOf(i)!;
-      if (scan.dnssecOk && zone.signatures !== undefined) return this.fastDenial(q, table, zone, encloser, nextCloser, start, limit, out, ev, extra);
+      if (scan.dnssecOk && zone.signatures !== undefined) return this.fastDenial(q, table, zone, encloser, nextCloser, limit, out, ev, extra);
       const template = table.nxdomainTemplate(zone);
       if (template === null) return GENERAL;
       ev.zone = zone.origin;
@@ -261,22 +261,11 @@ export class Handler {
    * found by the name's canonical place in the chain; a template per pair (fast-path.ts). The
    * apex starts at `apexStart` in the question.
    */
-  private fastDenial(q: Buffer, table: PrebuiltTable, zone: ZoneModel, encloser: number, nextCloser: number, apexStart: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+  private fastDenial(q: Buffer, table: PrebuiltTable, zone: ZoneModel, encloser: number, nextCloser: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
     const nameEnd = scan.nameEnd;
-    const chain = zone.signatures!.chain;
-    let cover: number;
-    if (chain.hashed) {
-      // A label below the apex as long as a hash label could be an NSEC3 owner's: the general
-      // encoder would compress that owner against the question.
-      let below = HEADER_LEN;
-      while (below + 1 + q[below] < apexStart) below += 1 + q[below];
-      if (q[below] === NSEC3_HASH_LABEL) return GENERAL;
-      cover = nsec3CoveringIndex(chain.keys, q, nextCloser, nameEnd);
-    } else {
-      readLabels(q, HEADER_LEN, nameEnd, this.labels);
-      cover = nsecCoveringIndex(chain.keys, q, this.labels);
-    }
+    const cover = this.coveringIndex(q, zone, nextCloser);
+    if (cover < 0) return GENERAL;
     const template = table.denialTemplate(encloser, zone, cover, q, nameEnd);
     if (template === null) return GENERAL;
     ev.zone = zone.origin;
@@ -286,18 +275,51 @@ export class Handler {
     return n < 0 ? GENERAL : n;
   }
 
+  /**
+   * The index in `zone`'s chain of the record covering the name asked (NSEC) or its next closer
+   * name, starting at `nextCloser` (NSEC3): all a proof that the name does not exist depends on
+   * besides its closest encloser. -1: the general path.
+   */
+  private coveringIndex(q: Buffer, zone: ZoneModel, nextCloser: number): number {
+    const nameEnd = this.scan.nameEnd;
+    const chain = zone.signatures!.chain;
+    if (!chain.hashed) {
+      readLabels(q, HEADER_LEN, nameEnd, this.labels);
+      return nsecCoveringIndex(chain.keys, q, this.labels);
+    }
+    // A label below the apex as long as a hash label could be an NSEC3 owner's: the general
+    // encoder would compress that owner against the question.
+    const apexStart = nameEnd - (zone.origin.length === 0 ? 1 : zone.origin.length + 2);
+    let below = HEADER_LEN;
+    while (below + 1 + q[below] < apexStart) below += 1 + q[below];
+    if (q[below] === NSEC3_HASH_LABEL) return -1;
+    return nsec3CoveringIndex(chain.keys, q, nextCloser, nameEnd);
+  }
+
   /** A name the wildcard below table name `i` answers, `i` starting at `start` in the question. */
-  private fastWildcard(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, i: number, start: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
+  private fastWildcard(q: Buffer, length: number, ctx: RequestContext, table: PrebuiltTable, i: number, start: number, nextCloser: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
-    // DO=1 in a signed zone: a wildcard expansion carries the NSEC of the name asked (general path).
-    if (scan.dnssecOk && table.zoneOf(i)!.signatures !== undefined) return GENERAL;
-    const answer = table.wildcardAnswer(i, scan.qtype);
+    const zone = table.zoneOf(i)!;
+    let answer: TypeAnswer;
+    let delta: number;
+    if (scan.dnssecOk && zone.signatures !== undefined) {
+      // DO=1 in a signed zone: with the proof that the name asked does not exist, built for the
+      // first name asked whose proof uses the same covering record.
+      const cover = this.coveringIndex(q, zone, nextCloser);
+      const proved = cover < 0 ? null : table.provedWildcard(i, cover, q, scan.nameEnd);
+      if (proved === null) return GENERAL;
+      answer = table.provedWildcardAnswer(i, proved, scan.qtype);
+      delta = scan.nameEnd - HEADER_LEN - proved.nameLength;
+    } else {
+      answer = table.wildcardAnswer(i, scan.qtype);
+      // Built for `*.<encloser>`: the encloser sat 2 bytes into that question.
+      delta = start - HEADER_LEN - 2;
+    }
     if (answer === null) return GENERAL;
-    ev.zone = table.zoneOf(i)!.origin;
+    ev.zone = zone.origin;
     ev.qtype = scan.qtype;
     ev.nameFrom(q, scan.nameEnd);
-    // Built for `*.<encloser>`: the encloser sat 2 bytes into that question.
-    return this.fastAnswer(q, length, ctx, answer, start - HEADER_LEN - 2, limit, out, ev, extra);
+    return this.fastAnswer(q, length, ctx, answer, delta, limit, out, ev, extra);
   }
 
   /** The general path: decode, look up, build with response.ts, copy into `out`. */

@@ -340,7 +340,7 @@ function seeded(seed: number): () => number {
 }
 
 for (const denial of ['nsec', 'nsec3'] as const) {
-  t.test(`DO=1 NXDOMAIN of a signed zone (${denial}): templates equal the general encoder for random names`, async (t) => {
+  t.test(`DO=1 NXDOMAIN and wildcard answers of a signed zone (${denial}): templates equal the general encoder for random names`, async (t) => {
     const SIGNED = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8').replace('dnssec: true', `dnssec: { denial: ${denial} }`);
     const signedZones = compileAll({ 'zones/net.yaml': SIGNED, 'zones/wild.yaml': `${WILD}\ndnssec: { denial: ${denial} }\n` }, true);
     const fast = new Handler(new Runtime(signedZones), fixedEnv(), {}, { prebuilt: true });
@@ -352,7 +352,9 @@ for (const denial of ['nsec', 'nsec3'] as const) {
     // Below the apex, a node, an empty non-terminal (ent), a node below it (x.ent), a wildcard's
     // encloser (wild), delegations (sub, secure), the SOA's names (ns1, hostmaster), and the
     // other zone; names before the first owner ("0", "-") and after the last ("zzz", "~").
-    const parents = ['example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org'];
+    const parents = ['example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org', 'x.cdn.example.org', 'alias.example.org', 'chain.example.org', 'loop.example.org', 'out.example.org', 'shop.example.org', 'g.example.org', 'eu.example.org', 'ent.example.org'];
+    // Below these a wildcard answers (static, CNAME, Pool, Group and Site Names; RFC 4592).
+    const wildcards = new Set(['wild.example.net', 'example.org', 'cdn.example.org', 'alias.example.org', 'chain.example.org', 'shop.example.org', 'g.example.org', 'eu.example.org']);
     const fixed = ['0', '-', 'a', 'zzz', 'zzzzzzzz', '~', 'west0', 'mx-', 'big0', 'b.c.d', 'A.B'];
     const ednsCases: Edns[] = [
       { do: true },
@@ -367,10 +369,11 @@ for (const denial of ['nsec', 'nsec3'] as const) {
       { udpSize: 1232 },
     ];
     const fastDenials = { prebuilt: 0, all: 0 };
+    const fastWildcards = { prebuilt: 0, all: 0 };
     let truncated = 0;
     let seed = 0;
     const { compared, mismatches } = compare(t, fast, slow, function* () {
-      for (let n = 0; n < 3000; n++) {
+      for (let n = 0; n < 5000; n++) {
         seed++;
         const parent = pick(parents);
         const depth = 1 + Math.floor(random() * 3);
@@ -390,15 +393,23 @@ for (const denial of ['nsec', 'nsec3'] as const) {
           fastDenials.all += 2;
           fastDenials.prebuilt += fast.answeredBy.prebuilt - before;
         }
+        // One label below a wildcard's encloser, asked for A or TXT at the default size: answered by the wildcard.
+        if (wildcards.has(parent) && labels.length === parent.split('.').length + 1 && (type === 'A' || type === 'TXT') && edns !== false && edns !== undefined && edns.do === true && edns.udpSize === undefined) {
+          fastWildcards.all += 2;
+          fastWildcards.prebuilt += fast.answeredBy.prebuilt - before;
+        }
       }
     });
     t.equal(mismatches, 0, `${compared} queries compared`);
     // Names whose label below the apex is an NSEC3 owner's hash label (or as long as one): the
     // general encoder compresses that owner against the question.
-    const hashes = signedZones.zones.get('example.net')!.signatures!.chain.keys.slice(0, 6);
+    // (example.org has a wildcard at its apex: such a name is a wildcard answer there.)
     const hashNames = compare(t, fast, slow, function* () {
-      for (const hash of [...hashes, 'v'.repeat(32)]) {
-        for (const name of [`${hash}.example.net`, `q.${hash}.example.net`, `${hash.toUpperCase()}.example.net`]) yield { label: name, q: query(name, 'A', { edns: { do: true } }) };
+      for (const origin of ['example.net', 'example.org']) {
+        const hashes = signedZones.zones.get(origin)!.signatures!.chain.keys.slice(0, 6);
+        for (const hash of [...hashes, 'v'.repeat(32)]) {
+          for (const name of [`${hash}.${origin}`, `q.${hash}.${origin}`, `${hash.toUpperCase()}.${origin}`]) yield { label: name, q: query(name, 'TXT', { edns: { do: true } }) };
+        }
       }
     });
     t.equal(hashNames.mismatches, 0, `${hashNames.compared} names with a hash-long label compared`);
@@ -406,6 +417,13 @@ for (const denial of ['nsec', 'nsec3'] as const) {
     t.ok(fastDenials.all > 500, `${fastDenials.all} DO=1 NXDOMAIN queries of plain names`);
     const share = fastDenials.prebuilt / fastDenials.all;
     t.ok(share > 0.95, `${fastDenials.prebuilt} of ${fastDenials.all} answered from templates`);
+    t.ok(fastWildcards.all > 100 && fastWildcards.prebuilt > fastWildcards.all * 0.7, `DO=1 wildcard answers: ${fastWildcards.prebuilt} of ${fastWildcards.all} from templates`);
+    for (const [name, type] of [['a.wild.example.net', 'TXT'], ['Foo.cdn.example.org', 'A'], ['front.shop.example.org', 'A'], ['x.G.example.org', 'A'], ['paris.eu.example.org', 'AAAA'], ['anything.example.org', 'MX']]) {
+      const before = fast.answeredBy.prebuilt;
+      const reply = fast.handle(query(name, type, { edns: { do: true } }), { transport: 'udp', clientAddress: '203.0.113.9' })!;
+      t.equal(reply[3] & 0xf, 0, `${name} ${type}: NOERROR`);
+      t.equal(fast.answeredBy.prebuilt, before + 1, `${name} ${type}: DO=1 wildcard answer from a template`);
+    }
     for (const name of ['nope.example.net', 'NoPe.Example.NET', 'a.b.x.ent.example.net', 'zzz.example.net']) {
       const before = fast.answeredBy.prebuilt;
       const reply = fast.handle(query(name, 'A', { edns: { do: true } }), { transport: 'udp', clientAddress: '203.0.113.9' })!;
