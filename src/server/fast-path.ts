@@ -32,9 +32,9 @@ const MAX_TYPES_PER_NAME = 8;
 /** Added to a type's key for the answers of DO=1 queries of a signed zone (types are 16 bits). */
 const DO_KEY = 0x10000;
 /**
- * Most DO=1 NXDOMAIN templates and wildcard names per table (about 1 KB each, a wildcard name up to
- * MAX_TYPES_PER_NAME answers): a flood of random names below a large zone touches one per
- * interval of its chain, and must not grow memory without bound.
+ * Most DO=1 NXDOMAIN templates, wildcard names and their types per table (about 1 KB each; a Pool,
+ * Group or Site Name's type one per choice made): a flood of random names below a large zone
+ * touches one per interval of its chain, and must not grow memory without bound.
  */
 export const MAX_DENIAL_TEMPLATES = 2048;
 
@@ -263,7 +263,7 @@ export class PrebuiltTable {
   private readonly denials = new Map<number, Map<number, DenialTemplate | null>>();
   /** DO=1 wildcard answers, the same way (provedWildcard). */
   private readonly provedWildcards = new Map<number, Map<number, ProvedName>>();
-  /** Entries of both maps: at most MAX_DENIAL_TEMPLATES. */
+  /** Entries of both maps and the types memoized for wildcard names: at most MAX_DENIAL_TEMPLATES. */
   private denialCount = 0;
   readonly refused: PrebuiltAnswer;
 
@@ -392,7 +392,9 @@ export class PrebuiltTable {
   provedWildcardAnswer(i: number, entry: ProvedName, qtype: number): TypeAnswer {
     const known = entry.find(qtype);
     if (known !== undefined) return known;
-    return entry.full ? null : entry.remember(qtype, this.buildWildcard(i, entry, qtype, true));
+    if (entry.full || this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
+    this.denialCount++;
+    return entry.remember(qtype, this.buildWildcard(i, entry, qtype, true));
   }
 
   /**
@@ -424,7 +426,7 @@ export class PrebuiltTable {
     return built.movesOnlyFrom(HEADER_LEN + nameLength - this.wireLength(i)) ? built : null;
   }
 
-  /** How many DO=1 NXDOMAIN templates and wildcard names (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
+  /** How many DO=1 NXDOMAIN templates, wildcard names and their types (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
   get denialTemplates(): number {
     return this.denialCount;
   }

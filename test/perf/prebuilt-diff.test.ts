@@ -457,3 +457,22 @@ t.test('DO=1 NXDOMAIN templates stay within their bound under a flood of distinc
   t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, 'a second flood adds nothing');
   t.equal(fast.answeredBy.prebuilt - before, MAX_DENIAL_TEMPLATES * 2, 'names with a template answered from it (UDP and TCP), the rest by the general path');
 });
+
+t.test('DO=1 wildcard answers stay within the same bound under a flood of distinct names (NSEC3)', async (t) => {
+  const count = MAX_DENIAL_TEMPLATES + 100;
+  const records = Array.from({ length: count }, (_, i) => `  n${String(i).padStart(5, '0')}: { A: [192.0.2.1] }`).join('\n');
+  const text = `zone: flood.test\nsoa: { mname: ns.other.test, rname: admin.other.test }\nnameservers: { ns.other.test: [] }\nrecords:\n  "*": { TXT: [wild] }\n${records}\ndnssec: { algorithm: ed25519, denial: nsec3 }\n`;
+  const floodZones = compileAll({ 'zones/flood.yaml': text }, true);
+  const fast = new Handler(new Runtime(floodZones), fixedEnv(), {}, { prebuilt: true });
+  const slow = new Handler(new Runtime(floodZones), fixedEnv(), {}, { prebuilt: false });
+  const table = tableOnQueryPath(floodZones);
+  // Names the apex wildcard answers, their next closer names hashed all over the chain.
+  const flood = function* () {
+    for (let i = 0; i < 3 * count; i++) yield { label: `w${i}`, q: query(`w${i}.flood.test`, i % 2 === 0 ? 'TXT' : 'A', { edns: { do: true } }) };
+  };
+  const before = fast.answeredBy.prebuilt;
+  const { compared, mismatches } = compare(t, fast, slow, flood);
+  t.equal(mismatches, 0, `${compared} queries compared, past the bound too`);
+  t.ok(fast.answeredBy.prebuilt - before > MAX_DENIAL_TEMPLATES / 2, `${fast.answeredBy.prebuilt - before} answered from templates`);
+  t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, 'the memo filled up to its bound, not past it');
+});
