@@ -435,7 +435,7 @@ export class PrebuiltTable {
    * The DO=1 NXDOMAIN template for a name whose closest encloser is table name `encloser` (of the
    * signed `zone`), proved by the record at index `cover` of the zone's chain (the NSEC covering
    * the name, or the NSEC3 covering its next closer name; the other records of the proof follow
-   * from the encloser). The name asked is `q[12 .. nameEnd)`, the template built for it when none is
+   * from the encloser, as does the closest provable encloser of an opt-out chain, RFC 5155 §7.2.1). The name asked is `q[12 .. nameEnd)`, the template built for it when none is
    * memoized. Null: the general path (the memo full, or a body that would not be byte-exact).
    */
   denialTemplate(encloser: number, zone: ZoneModel, cover: number, q: Buffer, nameEnd: number): DenialTemplate | null {

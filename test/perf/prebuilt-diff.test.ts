@@ -13,6 +13,7 @@ import { parseZoneText } from '../../src/config/load.js';
 import { COOKIE_PROVEN } from '../../src/dns/reply-options.js';
 import { Handler } from '../../src/server/handler.js';
 import { MAX_DENIAL_TEMPLATES, tableOnQueryPath } from '../../src/server/fast-path.js';
+import { nsec3Hash } from '../../src/model/signatures.js';
 import { PeerContext } from '../../src/server/request-context.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
@@ -339,10 +340,17 @@ function seeded(seed: number): () => number {
   };
 }
 
-for (const denial of ['nsec', 'nsec3'] as const) {
+for (const denial of ['nsec', 'nsec3', 'nsec3-opt-out'] as const) {
   t.test(`DO=1 NXDOMAIN and wildcard answers of a signed zone (${denial}): templates equal the general encoder for random names`, async (t) => {
-    const SIGNED = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8').replace('dnssec: true', `dnssec: { denial: ${denial} }`);
+    // An empty non-terminal above only a delegation without DS (with opt-out, not in the chain: the
+    // proof is the apex's, RFC 5155 §7.2.1).
+    const SIGNED = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8')
+      .replace('dnssec: true', `dnssec: { denial: ${denial} }`)
+      .replace('records:\n', 'records:\n  c.insecure: { NS: [ns.other.test.] }\n');
     const signedZones = compileAll({ 'zones/net.yaml': SIGNED, 'zones/wild.yaml': `${WILD}\ndnssec: { denial: ${denial} }\n` }, true);
+    const chain = signedZones.zones.get('example.net')!.signatures!.chain;
+    t.equal(chain.optOut, denial === 'nsec3-opt-out', 'opt-out as configured');
+    t.equal(chain.keys.includes(nsec3Hash('insecure.example.net')), denial === 'nsec3', 'the empty non-terminal above the insecure delegation: in an NSEC3 chain without opt-out only');
     const fast = new Handler(new Runtime(signedZones), fixedEnv(), {}, { prebuilt: true });
     const slow = new Handler(new Runtime(signedZones), fixedEnv(), {}, { prebuilt: false });
     const random = seeded(denial === 'nsec' ? 19 : 5155);
@@ -352,7 +360,7 @@ for (const denial of ['nsec', 'nsec3'] as const) {
     // Below the apex, a node, an empty non-terminal (ent), a node below it (x.ent), a wildcard's
     // encloser (wild), delegations (sub, secure), the SOA's names (ns1, hostmaster), and the
     // other zone; names before the first owner ("0", "-") and after the last ("zzz", "~").
-    const parents = ['example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org', 'x.cdn.example.org', 'alias.example.org', 'chain.example.org', 'loop.example.org', 'out.example.org', 'shop.example.org', 'g.example.org', 'eu.example.org', 'ent.example.org'];
+    const parents = ['example.net', 'insecure.example.net', 'c.insecure.example.net', 'mx.example.net', 'ent.example.net', 'x.ent.example.net', 'wild.example.net', 'sub.example.net', 'secure.example.net', 'ns1.example.net', 'hostmaster.example.net', 'pool.example.net', 'www.example.net', 'example.org', 'cdn.example.org', 'x.cdn.example.org', 'alias.example.org', 'chain.example.org', 'loop.example.org', 'out.example.org', 'shop.example.org', 'g.example.org', 'eu.example.org', 'ent.example.org'];
     // Below these a wildcard answers (static, CNAME, Pool, Group and Site Names; RFC 4592).
     const wildcards = new Set(['wild.example.net', 'example.org', 'cdn.example.org', 'alias.example.org', 'chain.example.org', 'shop.example.org', 'g.example.org', 'eu.example.org']);
     const fixed = ['0', '-', 'a', 'zzz', 'zzzzzzzz', '~', 'west0', 'mx-', 'big0', 'b.c.d', 'A.B'];
