@@ -8,7 +8,7 @@
  * name's canonical wire form (RFC 5155 §5; RFC 9276 §3.1: no salt, no extra iterations), whose
  * text order is the order of the digest's bits.
  */
-import { sha1Words } from '../util/sha1.js';
+import { hash } from 'node:crypto';
 
 /** The label starts of one question name; one instance reused per handler. */
 export class QuestionLabels {
@@ -75,7 +75,8 @@ function nsec3Digest(q: Uint8Array, start: number, end: number): void {
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     hashInput[i] = c;
   }
-  sha1Words(hashInput, 0, length, digest);
+  const sha1 = hash('sha1', hashInput.subarray(0, length), 'buffer');
+  for (let i = 0; i < 5; i++) digest[i] = sha1.readUInt32BE(4 * i);
 }
 
 /** Compares `digest` with a base32hex hash text (RFC 4648 §7, lower case): <0, 0 or >0. */
