@@ -11,11 +11,14 @@
  * unpackConfigSteps pauses between chunks.
  */
 import { createHash } from 'node:crypto';
-import { compileZoneSteps } from './compile.js';
+import { compileZone } from './compile.js';
 import type { ConfigProblem } from './errors.js';
-import { displayName, listZoneFiles, parseZoneText, readZoneText } from './load.js';
+import { displayName, listZoneFiles, parseZoneText, readZoneText, type LoadedZoneFile } from './load.js';
 import type { ZoneFile } from './schema.js';
-import { runAtOnce, type Steps } from '../util/slices.js';
+import type { KeySource } from '../dnssec/keys.js';
+import type { ZoneSignatureBytes, ZoneSigning } from '../dnssec/signature-bytes.js';
+import { CodedError } from '../util/coded-error.js';
+import type { Steps } from '../util/slices.js';
 
 /** A validated config as JSON: the config without its records, then its records in chunks. */
 export type PackedConfig = readonly string[];
@@ -27,10 +30,11 @@ export interface ValidatedFile {
   readonly digest: string;
   readonly config: PackedConfig;
   /**
-   * A signed zone's signing time as its primary signed it (ms since the epoch): an answerer signs
-   * its copy at the same time, so their signatures fall due together; a new one counts as a change.
+   * A signed zone's signatures as the thread that signed it made them (dnssec/signature-bytes.ts):
+   * the compile that serves the file adopts them instead of signing, and an answerer serves the
+   * same RRSIGs as its primary, due when the primary's are; a new signing time counts as a change.
    */
-  readonly signedAt?: number;
+  readonly signed?: ZoneSignatureBytes;
 }
 
 export type FileLoad =
@@ -82,9 +86,11 @@ export function* unpackConfigSteps(packed: PackedConfig): Steps<ZoneFile> {
 /**
  * Reads and checks the files of `entries` against `known`. With `compileCheck`, a file that parses
  * is also compiled (and the result dropped): a file the compiler refuses comes back 'failed', so
- * the thread that compiles for real spends nothing on it.
+ * the thread that compiles for real spends nothing on it. With `signing` too, a signed zone is
+ * signed in that compile and comes back with its signatures (`signed`), for the thread that
+ * compiles for real to adopt.
  */
-export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDigests, compileCheck: boolean): FileLoad[] {
+export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDigests, compileCheck: boolean, signing?: KeySource): FileLoad[] {
   return entries.map(({ path, text }): FileLoad => {
     const file = displayName(path);
     if (typeof text !== 'string') return { file, status: 'failed', problems: text.problems };
@@ -92,21 +98,41 @@ export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDiges
     if (known.get(file) === digest) return { file, status: 'unchanged', digest };
     const loaded = parseZoneText(text, file);
     if ('problems' in loaded) return { file, status: 'failed', problems: loaded.problems };
+    let signed: ZoneSignatureBytes | undefined;
     if (compileCheck) {
-      const compiled = runAtOnce(compileZoneSteps(loaded));
+      const compiled = checkCompile(loaded, signing && { keysFor: (zone, settings) => signing.keysFor(zone, settings), now: () => signing.now(), digest, signed: (bytes) => (signed = bytes) });
       if ('problems' in compiled) return { file, status: 'failed', problems: compiled.problems };
     }
-    return { file, status: 'loaded', digest, text, config: packConfig(loaded.config) };
+    return { file, status: 'loaded', digest, text, config: packConfig(loaded.config), signed };
   });
 }
 
+/** Thrown by a KeySource that leaves a zone's signing to the thread that compiles it for real. */
+export class KeysWithheld extends CodedError<'EKEYS_WITHHELD'> {
+  constructor(zone: string) {
+    super('EKEYS_WITHHELD', `the keys of ${zone} are left to the compile that serves it`);
+  }
+}
+
+/** The compile check, signing with `signing`; a zone whose keys are withheld is checked unsigned. */
+function checkCompile(loaded: LoadedZoneFile, signing: ZoneSigning | undefined): ReturnType<typeof compileZone> {
+  if (signing !== undefined) {
+    try {
+      return compileZone(loaded, signing);
+    } catch (error) {
+      if (!(error instanceof KeysWithheld)) throw error;
+    }
+  }
+  return compileZone(loaded);
+}
+
 /** Lists and reads the zone files of `path` (a directory or one file), then loadChangedTexts. */
-export function loadChangedFiles(path: string, known: KnownDigests, compileCheck: boolean): ChangedFiles {
+export function loadChangedFiles(path: string, known: KnownDigests, compileCheck: boolean, signing?: KeySource): ChangedFiles {
   let list: string[];
   try {
     list = listZoneFiles(path);
   } catch (error) {
     return { problems: [{ file: displayName(path), line: 0, path: '(root)', message: (error as Error).message, code: 'EZONE_READ' }], files: [] };
   }
-  return { problems: [], files: loadChangedTexts(list.map((file) => ({ path: file, text: readZoneText(file) })), known, compileCheck) };
+  return { problems: [], files: loadChangedTexts(list.map((file) => ({ path: file, text: readZoneText(file) })), known, compileCheck, signing) };
 }

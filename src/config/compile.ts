@@ -25,7 +25,8 @@ import { labelProblem } from './names.js';
 import { DNSSEC_ALGORITHM_NUMBERS, dnssecSchema, type PoolConfig, type RecordType, type ZoneFile } from './schema.js';
 import type { AllDown, DnssecSettings } from '../model/zone-model.js';
 import { pauseEvery, runAtOnce, type Steps } from '../util/slices.js';
-import { apexKeyRdata, signZoneSteps } from '../dnssec/sign-zone.js';
+import { apexKeyRdata } from '../dnssec/sign-zone.js';
+import { signOrAdoptSteps, type ZoneSigning } from '../dnssec/signature-bytes.js';
 import { KeyError } from '../dnssec/key-file.js';
 import type { KeySource } from '../dnssec/keys.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
@@ -136,10 +137,11 @@ const NAMES_PER_STEP = 256;
 
 /**
  * compileZone as steps that pause every NAMES_PER_STEP names (util/slices.ts runs them). A zone
- * with `dnssec` is signed when `signing` is given (docs/dnssec.md); without it (the loader
- * thread's compile check) it compiles unsigned.
+ * with `dnssec` is signed when `signing` is given (docs/dnssec.md), adopting the signatures it
+ * carries when they match (dnssec/signature-bytes.ts); without it (`sitedns check`, the loader
+ * thread's check of an unsigned load) it compiles unsigned.
  */
-export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: KeySource): Steps<ZoneModel | { problems: ConfigProblem[] }> {
+export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: ZoneSigning): Steps<ZoneModel | { problems: ConfigProblem[] }> {
   const cfg: ZoneFile = loaded.config;
   const sink = new ProblemSink(loaded);
   const pause = pauseEvery(NAMES_PER_STEP);
@@ -479,7 +481,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: KeySource): 
     const ns = rrsetOfName(cut, QTYPE.NS)!;
     zone.cuts.set(cut, Object.freeze({ kind: 'referral', zone, answer: Object.freeze([]), ns, ds: rrsetOfName(cut, QTYPE.DS), glue: Object.freeze(glueFor(ns)) }));
   }
-  if (keys !== undefined) zone.signatures = yield* signZoneSteps(zone, keys, dnssec!, signing!.now());
+  if (keys !== undefined) zone.signatures = yield* signOrAdoptSteps(zone, keys, dnssec!, signing!);
   // Lookup results are memoized per node on first use (lookup.ts), not computed here for every
   // name: prebuilt answers serve the hot path without them, and precomputing them would
   // cost a third of the compile time and ~60 MB per 100,000 names (bench/scale).

@@ -1,15 +1,22 @@
 /**
  * The loader thread (started by config/zone-loader.ts): answers each `{ id, path, known }` with
- * the changed files of the zones path (config/changed-files.ts), so reading, parsing, validating
- * and the compile check of a reload never block the thread that answers queries.
+ * the changed files of the zones path (config/changed-files.ts), so reading, parsing, validating,
+ * the compile check and the signing of a reload never block the thread that answers queries.
+ * With `signedAt`, the compile check signs each changed signed zone at that time with the keys
+ * the main thread reads for it (asked for here, waited for synchronously: this thread has nothing
+ * else to do meanwhile), and the file carries its signatures back.
  */
 import { setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
-import { loadChangedFiles } from './changed-files.js';
-import type { LoaderReply, LoaderRequest } from './zone-loader.js';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { KeysWithheld, loadChangedFiles } from './changed-files.js';
+import { KeyError } from '../dnssec/key-file.js';
+import type { KeySource } from '../dnssec/keys.js';
+import type { KeysAnswer, KeysRequest, LoaderReply, LoaderRequest, LoaderWorkerData } from './zone-loader.js';
 
 /** Nice 10: a reload waits for CPU the answering thread needs, but is not starved by it. */
 const LOADER_NICE = 10;
+/** The longest wait for the main thread to answer a KeysRequest: past it, the zone is left to the main thread. */
+const KEYS_WAIT_MS = 60_000;
 
 if (parentPort === null) throw new Error('config/load-worker.js runs as a worker thread');
 // A lower priority for this thread only (Linux keeps a nice value per thread; pid 0 is the
@@ -20,10 +27,31 @@ try {
   // not permitted or not supported: the loader runs at the process's priority
 }
 const port = parentPort;
+const { keysPort, keysAnswered } = workerData as LoaderWorkerData;
+const answered = new Int32Array(keysAnswered);
+
+/** The keys of load `id`, each asked of the main thread when a compile needs them. */
+function mainThreadKeys(id: number, signedAt: number): KeySource {
+  return {
+    now: () => signedAt,
+    keysFor(zone, settings) {
+      Atomics.store(answered, 0, 0);
+      while (receiveMessageOnPort(keysPort) !== undefined); // an answer that came after its wait timed out
+      port.postMessage({ id, keysFor: { zone, settings } } satisfies KeysRequest);
+      if (Atomics.wait(answered, 0, 0, KEYS_WAIT_MS) === 'timed-out') throw new KeysWithheld(zone);
+      const answer = receiveMessageOnPort(keysPort)?.message as KeysAnswer | undefined;
+      if (answer === undefined || 'withheld' in answer) throw new KeysWithheld(zone);
+      if ('error' in answer) throw new KeyError(answer.error.code, answer.error.file, answer.error.reason);
+      return answer.keySet;
+    },
+  };
+}
+
 port.on('message', (request: LoaderRequest) => {
   let reply: LoaderReply;
   try {
-    reply = { id: request.id, result: loadChangedFiles(request.path, new Map(request.known), true) };
+    const keys = request.signedAt === undefined ? undefined : mainThreadKeys(request.id, request.signedAt);
+    reply = { id: request.id, result: loadChangedFiles(request.path, new Map(request.known), true, keys) };
   } catch (error) {
     reply = { id: request.id, error: (error as Error).message };
   }

@@ -15,7 +15,7 @@ import type { DnssecSettings, DynamicName, NsecChain, RRset, SiteModel, ZoneMode
 import { canonicalKey, nsec3Hash, rrsetKey, spanIndex } from '../model/signatures.js';
 import { parentName } from '../dns/encode.js';
 import { pauseEvery, type Steps } from '../util/slices.js';
-import { INCEPTION_SKEW_MS, signatureWindow, signRRset, type SignatureWindow } from './sign.js';
+import { INCEPTION_SKEW_MS, signatureWindow, signNow, signRRset, type SignatureSource, type SignatureWindow } from './sign.js';
 import type { SigningKey, ZoneKeySet } from './types.js';
 
 /** RRsets signed between two pause points: a few milliseconds of signing. */
@@ -50,14 +50,21 @@ export function apexKeyRdata(origin: string, keys: ZoneKeySet, settings: DnssecS
 /** What signing reads of the zone being compiled (config/compile.ts, before the zone is frozen). */
 export type ZoneToSign = Pick<ZoneModel, 'origin' | 'nodes' | 'emptyNonTerminals' | 'wildcards' | 'cuts' | 'dynamicNames' | 'negativeSoa' | 'negativeTtl'>;
 
-export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number): Steps<ZoneSignatures> {
+/**
+ * The zone's signatures at `nowMs`. `signatures` gives the signature field of each RRSIG made at
+ * load, in the order made here (the same zone and keys: the same order; dnssec/signature-bytes.ts
+ * records and replays them); an answer signed on first use (`signVariant`) is always signed now.
+ */
+export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number, signatures: SignatureSource = signNow): Steps<ZoneSignatures> {
   const pause = pauseEvery(SETS_PER_STEP);
   const window = signatureWindow(nowMs, settings.validityMs);
   const signer = zone.origin;
-  const sign = (set: RRset, originalTtl = set.ttl): RRset => {
+  const signWith = (source: SignatureSource) => (set: RRset, originalTtl = set.ttl): RRset => {
     const signing = KEY_SIGNED.has(set.type) && set.owner === signer ? keys.keySigning : keys.zoneSigning;
-    return rrsigSet(set, signing, signer, window, originalTtl);
+    return rrsigSet(set, signing, signer, window, originalTtl, source);
   };
+  const sign = signWith(signatures);
+  const signOnUse = signWith(signNow);
 
   const rrsigs = new Map<string, RRset>();
   for (const node of zone.nodes.values()) {
@@ -86,7 +93,7 @@ export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: Dns
     const cacheKey = `${name.name}/${key}`;
     let rrsig = cache.get(cacheKey);
     if (rrsig === undefined) {
-      rrsig = sign({ ...set, owner: name.name }, name.ttl);
+      rrsig = signOnUse({ ...set, owner: name.name }, name.ttl);
       if (cache.size >= VARIANT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
       cache.set(cacheKey, rrsig);
     }
@@ -116,9 +123,9 @@ export function refreshTime(nowMs: number, expirationMs: number, refreshMs: numb
 }
 
 /** One RRSIG per key, as an RRset owned like `set`. */
-function rrsigSet(set: RRset, signing: readonly SigningKey[], signer: string, window: SignatureWindow, originalTtl: number): RRset {
+function rrsigSet(set: RRset, signing: readonly SigningKey[], signer: string, window: SignatureWindow, originalTtl: number, source: SignatureSource): RRset {
   const rdatas = set.records.map((r) => r.rdata);
-  const records = signing.map((key) => signRRset({ owner: set.owner, type: set.type, ttl: set.ttl, rdatas }, key, signer, window, originalTtl));
+  const records = signing.map((key) => signRRset({ owner: set.owner, type: set.type, ttl: set.ttl, rdatas }, key, signer, window, originalTtl, source));
   return Object.freeze({ owner: set.owner, type: DNSSEC_TYPE.RRSIG, ttl: set.ttl, records: Object.freeze(records) });
 }
 

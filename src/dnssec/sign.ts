@@ -58,7 +58,7 @@ export interface SignedSet {
  * signed in canonical order, duplicates once (RFC 4034 §6.3): the signature holds for the set
  * in any order, so one signature serves every order an answer writes it in.
  */
-export function signRRset(set: SignedSet, key: SigningKey, signer: string, window: SignatureWindow, originalTtl: number = set.ttl): WireRecord {
+export function signRRset(set: SignedSet, key: SigningKey, signer: string, window: SignatureWindow, originalTtl: number = set.ttl, signature: SignatureSource = signNow): WireRecord {
   const fixed = Buffer.allocUnsafe(18);
   fixed.writeUInt16BE(set.type, 0);
   fixed[2] = key.algorithm;
@@ -68,11 +68,20 @@ export function signRRset(set: SignedSet, key: SigningKey, signer: string, windo
   fixed.writeUInt32BE(window.expiration >>> 0, 8);
   fixed.writeUInt32BE(window.inception >>> 0, 12);
   fixed.writeUInt16BE(key.keyTag, 16);
-  const signerWire = encodeName(signer);
-  const data = Buffer.concat([fixed, signerWire, canonicalRRset(set, originalTtl)]);
-  const signature = key.algorithm === 13 ? sign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }) : sign(null, data, key.privateKey);
-  return Object.freeze({ owner: set.owner, type: DNSSEC_TYPE.RRSIG, ttl: set.ttl, rdata: Object.freeze([fixed, { name: signer, compress: false }, signature]) });
+  const signed = signature(key, () => Buffer.concat([fixed, encodeName(signer), canonicalRRset(set, originalTtl)]));
+  return Object.freeze({ owner: set.owner, type: DNSSEC_TYPE.RRSIG, ttl: set.ttl, rdata: Object.freeze([fixed, { name: signer, compress: false }, signed]) });
 }
+
+/**
+ * Where the signature field of an RRSIG comes from: `data` (RFC 4034 §3.1.8.1, what is signed)
+ * signed with `key` now, or a signature made of the same data before (dnssec/signature-bytes.ts,
+ * which never asks for `data`).
+ */
+export type SignatureSource = (key: SigningKey, data: () => Buffer) => Buffer;
+
+/** The signature made now with the key: RFC 6605 §4 (r | s) or RFC 8080 §4, 64 bytes either way. */
+export const signNow: SignatureSource = (key, data) =>
+  key.algorithm === 13 ? sign('sha256', data(), { key: key.privateKey, dsaEncoding: 'ieee-p1363' }) : sign(null, data(), key.privateKey);
 
 /** RFC 4034 §3.1.8.1: every RR of the set as `owner | type | class | TTL | RDLENGTH | RDATA`, in canonical order. */
 function canonicalRRset(set: SignedSet, originalTtl: number): Buffer {

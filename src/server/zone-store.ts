@@ -27,6 +27,7 @@ import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
 import { KeyError } from '../dnssec/key-file.js';
 import type { KeySource } from '../dnssec/keys.js';
+import type { ZoneSignatureBytes, ZoneSigning } from '../dnssec/signature-bytes.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
@@ -47,6 +48,11 @@ export interface ReloadReport {
   readonly changed: boolean;
   /** Files compiled by this load (the others were unchanged and reused). */
   readonly compiledFiles?: number;
+  /**
+   * Signed zones this load compiled: signed on this thread (`here`), or adopting the signatures
+   * their file came with (`adopted`: made by the loader thread, or an answerer's primary).
+   */
+  readonly signing?: { readonly here: number; readonly adopted: number };
   /** Each signed zone's keys (by origin), as served with `zoneSet`. */
   readonly keySets: ReadonlyMap<string, ZoneKeySet>;
   /** When a signed zone's keys change next by their timing (ms; Infinity: never): load again then. */
@@ -80,6 +86,8 @@ export class ZoneStore {
   private lastValidated = new Map<string, ValidatedFile>();
   /** Each served signed zone's key set, by file (a kept zone keeps its last good keys too). */
   private lastKeySets = new Map<string, ZoneKeySet>();
+  /** Each served signed zone's signatures as bytes, by file: what its answerers adopt. */
+  private lastSigned = new Map<string, ZoneSignatureBytes>();
   /** Each kept zone (by file) that failed to be signed again: when to try again, and why it failed. */
   private resignFailures = new Map<string, ResignFailure>();
   private current: ZoneSet = makeZoneSet([]);
@@ -98,12 +106,12 @@ export class ZoneStore {
     this.now = options.keys?.now ?? Date.now;
   }
 
-  /** Every zone served now (with `keepValidated`; else empty), a signed one with its signing time. */
+  /** Every zone served now (with `keepValidated`; else empty), a signed one with its signatures. */
   validatedFiles(): ValidatedFile[] {
     if (!this.options.keepValidated) return [];
     return [...this.lastValidated].map(([file, validated]) => {
-      const signedAt = this.lastGood.get(file)?.signatures?.signedAt;
-      return signedAt === undefined ? validated : { ...validated, signedAt };
+      const signed = this.lastSigned.get(file);
+      return signed === undefined ? validated : { ...validated, signed };
     });
   }
 
@@ -172,21 +180,25 @@ export class ZoneStore {
   }
 
   private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
-    // Each signed zone's keys are read once per load: the set the zone is signed with is the one recorded.
+    // Each signed zone's keys are read once per load: the set the zone is signed with is the one
+    // recorded. Every zone this load signs is signed at one time, wherever it is signed.
     const keys = this.options.keys === undefined ? undefined : oncePerLoad(this.options.keys);
+    const signedAt = keys?.now();
+    const atLoadTime: KeySource | undefined = keys && { keysFor: keys.keysFor, now: () => signedAt! };
     const known = this.knownDigests(keys);
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
-      const unchanged = (f: ValidatedFile) => known.get(f.file) === f.digest && f.signedAt === this.lastGood.get(f.file)?.signatures?.signedAt;
+      const unchanged = (f: ValidatedFile) => known.get(f.file) === f.digest && f.signed?.signedAt === this.lastGood.get(f.file)?.signatures?.signedAt;
       const files = this.options.source().map((f): FileLoad => (unchanged(f) ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
       changed = { problems: [], files };
     } else if (this.last === undefined) {
-      // The first load runs here: nothing is served yet, and starting the thread (its modules:
-      // ~0.3 s of CPU) would only delay the start.
+      // The first load runs here, its signing included: nothing is served yet, and starting the
+      // thread (its modules: ~0.3 s of CPU) would only delay the start.
       changed = loadChangedFiles(this.path, known, false);
     } else {
       try {
-        changed = await this.loader.load(this.path, known);
+        // The loader thread signs the changed signed zones too; this thread adopts their signatures.
+        changed = await this.loader.load(this.path, known, atLoadTime);
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
@@ -194,7 +206,7 @@ export class ZoneStore {
         return this.last;
       }
     }
-    return runInSlices(this.applySteps(changed, keys), slices);
+    return runInSlices(this.applySteps(changed, atLoadTime), slices);
   }
 
   /** Compiles the loaded files and swaps in the new set (this thread: the models stay here). */
@@ -206,6 +218,8 @@ export class ZoneStore {
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
     const nextKeySets = new Map<string, ZoneKeySet>();
+    const nextSigned = new Map<string, ZoneSignatureBytes>();
+    const signing = { here: 0, adopted: 0 };
     let compiledFiles = 0;
     for (const result of changed.files) {
       const { file } = result;
@@ -222,11 +236,23 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        // The key set the compile signs with is the one recorded, at the source's signing time if it has one.
+        // The key set the compile signs with is the one recorded; it signs at the load's signing
+        // time (an answerer: its primary's), adopting the signatures the file came with if they match.
         let signedWith: ZoneKeySet | undefined;
-        const signing: KeySource | undefined =
-          keys === undefined ? undefined : { keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)), now: result.signedAt === undefined ? keys.now : () => result.signedAt! };
-        const compiled = yield* compileZoneSteps({ file, config, lineOf }, signing);
+        let signedBytes: ZoneSignatureBytes | undefined;
+        const presigned = result.signed;
+        const signedAt = this.options.source !== undefined && presigned !== undefined ? presigned.signedAt : keys?.now();
+        const zoneSigning: ZoneSigning | undefined = keys && {
+          keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)),
+          now: () => signedAt!,
+          digest: result.digest,
+          presigned,
+          signed: (bytes, adopted) => {
+            signedBytes = bytes;
+            signing[adopted ? 'adopted' : 'here']++;
+          },
+        };
+        const compiled = yield* compileZoneSteps({ file, config, lineOf }, zoneSigning);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;
@@ -238,6 +264,7 @@ export class ZoneStore {
         }
         zone = compiled;
         if (signedWith !== undefined) nextKeySets.set(file, signedWith);
+        if (signedBytes !== undefined) nextSigned.set(file, signedBytes);
       } else if (zone !== undefined && seen.has(zone.origin)) {
         problems.push({ file, line: 1, path: 'zone', message: `zone ${zone.origin} is also defined in ${seen.get(zone.origin)}`, code: 'EZONE_CONFLICT' });
         continue;
@@ -253,6 +280,7 @@ export class ZoneStore {
           continue;
         }
       }
+      if (result.status === 'unchanged' && this.lastSigned.has(file)) nextSigned.set(file, this.lastSigned.get(file)!);
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, result.digest);
@@ -267,8 +295,10 @@ export class ZoneStore {
       // A source sends every zone its primary serves, kept ones included: a signed zone it leaves
       // out was refused there (its signatures could not be made again) and must not outlive them here.
       if (this.options.source !== undefined && !presentFiles.has(file) && lastZone.signatures !== undefined) continue;
-      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures);
+      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures, nextSigned);
       if (zone === undefined) continue;
+      if (zone !== lastZone) signing.here++;
+      else if (this.lastSigned.has(file)) nextSigned.set(file, this.lastSigned.get(file)!);
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
       const lastValidated = this.lastValidated.get(file);
@@ -290,24 +320,26 @@ export class ZoneStore {
     this.lastDigest = nextDigest;
     this.lastValidated = nextValidated;
     this.lastKeySets = nextKeySets;
+    this.lastSigned = nextSigned;
     this.resignFailures = nextFailures;
     if (zonesChanged) this.current = makeZoneSet(next.values());
-    this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles };
+    this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles, signing };
     return this.last;
   }
 
   /**
    * A kept zone as served from now: the same, or signed again when its signatures are due
-   * (from its last good validated config, with its last good keys), or undefined when it cannot
-   * be and its signatures are about to expire (refused, with a problem saying so).
+   * (from its last good validated config, with its last good keys, on this thread: a kept zone
+   * is rare and its config is here, not in a file the loader thread reads), or undefined when it
+   * cannot be and its signatures are about to expire (refused, with a problem saying so).
    */
-  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>): Steps<ZoneModel | undefined> {
+  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>, nextSigned: Map<string, ZoneSignatureBytes>): Steps<ZoneModel | undefined> {
     const signatures = zone.signatures;
     const now = this.now();
     if (signatures === undefined || signatures.refreshAt > now) return zone;
     let failure = this.resignFailures.get(file);
     if (failure === undefined || failure.retryAt <= now) {
-      const signed = yield* this.signAgainSteps(file, this.lastKeySets.get(file)!);
+      const signed = yield* this.signAgainSteps(file, this.lastKeySets.get(file)!, nextSigned);
       if (typeof signed !== 'string') return signed;
       // The same words at every try: the reload path logs a problem once while it lasts.
       const message = `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`;
@@ -323,12 +355,13 @@ export class ZoneStore {
   }
 
   /** Compiles and signs a kept zone again from its last good validated config with `keySet`; a string: why not. */
-  private *signAgainSteps(file: string, keySet: ZoneKeySet): Steps<ZoneModel | string> {
+  private *signAgainSteps(file: string, keySet: ZoneKeySet, nextSigned: Map<string, ZoneSignatureBytes>): Steps<ZoneModel | string> {
     const validated = this.lastValidated.get(file);
     if (validated === undefined) return 'its config is not kept';
     try {
       const config = yield* unpackConfigSteps(validated.config);
-      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, { keysFor: () => keySet, now: this.now });
+      const signing: ZoneSigning = { keysFor: () => keySet, now: this.now, digest: validated.digest, signed: (bytes) => nextSigned.set(file, bytes) };
+      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, signing);
       return 'problems' in compiled ? compiled.problems.map((p) => p.message).join('; ') : compiled;
     } catch (error) {
       return (error as Error).message;

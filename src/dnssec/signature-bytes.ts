@@ -1,0 +1,107 @@
+/**
+ * A zone's signatures as bytes that cross threads: the signature field of every RRSIG one signing
+ * made (dnssec/sign-zone.ts signZoneSteps), in the order it made them, in SharedArrayBuffer
+ * chunks. The loader thread signs a changed zone and ships these; the thread that compiles it
+ * again adopts them instead of signing (replayed in the same order, over the same zone and keys),
+ * and hands the same chunks to its UDP threads, so signing costs one thread once and every thread
+ * answers the same RRSIG bytes. Shared memory is neither copied nor cloned by postMessage, and an
+ * adopted signature is a view into it (no copy either).
+ *
+ * Adopting is checked: the same file text (digest), the same signing time, the same signing keys
+ * (key tags, in order), and exactly as many signatures as the signing makes; anything else signs
+ * as if nothing had been shipped, so a mismatch never serves another zone's signatures.
+ */
+import type { KeySource } from './keys.js';
+import type { DnssecSettings, ZoneSignatures } from '../model/zone-model.js';
+import { signNow, type SignatureSource } from './sign.js';
+import { signZoneSteps, type ZoneToSign } from './sign-zone.js';
+import type { ZoneKeySet } from './types.js';
+import { CodedError } from '../util/coded-error.js';
+import type { Steps } from '../util/slices.js';
+
+/** Both algorithms make 64-byte signatures: ECDSA P-256 r | s (RFC 6605 §4), Ed25519 (RFC 8080 §4). */
+export const SIGNATURE_BYTES = 64;
+/** Signatures per chunk: 64 KB of shared memory each. */
+const SIGNATURES_PER_CHUNK = 1024;
+
+export interface ZoneSignatureBytes {
+  /** textDigest of the zone file signed (config/changed-files.ts); undefined: not known. */
+  readonly digest: string | undefined;
+  /** The signing time (ms since the epoch). */
+  readonly signedAt: number;
+  /** keyTagsOf the key set that signed. */
+  readonly keyTags: string;
+  readonly count: number;
+  readonly chunks: readonly SharedArrayBuffer[];
+}
+
+/** A compile's signing: the keys and signing time, and the signatures shipped with the file, if any. */
+export interface ZoneSigning extends KeySource {
+  /** textDigest of the file compiled: shipped signatures are adopted only for the same text. */
+  readonly digest?: string;
+  readonly presigned?: ZoneSignatureBytes;
+  /** Told the signatures the zone is served with, and whether they were adopted (`presigned`) or made here. */
+  readonly signed?: (bytes: ZoneSignatureBytes, adopted: boolean) => void;
+}
+
+/** The signing keys in order, zone-signing then key-signing: a different set signs in another order or with other keys. */
+export function keyTagsOf(keys: ZoneKeySet): string {
+  return `${keys.zoneSigning.map((k) => k.keyTag).join(',')}/${keys.keySigning.map((k) => k.keyTag).join(',')}`;
+}
+
+/**
+ * The zone's signatures at `signing.now()`: the presigned ones when they match (see the module
+ * comment), else made here, and recorded when `signing.signed` wants them.
+ */
+export function* signOrAdoptSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, signing: ZoneSigning): Steps<ZoneSignatures> {
+  const nowMs = signing.now();
+  const keyTags = keyTagsOf(keys);
+  const presigned = signing.presigned;
+  if (presigned !== undefined && presigned.digest !== undefined && presigned.digest === signing.digest && presigned.signedAt === nowMs && presigned.keyTags === keyTags) {
+    const replay = replaySource(presigned);
+    const adopted = yield* signZoneSteps(zone, keys, settings, nowMs, replay.source);
+    if (replay.complete()) {
+      signing.signed?.(presigned, true);
+      return adopted;
+    }
+  }
+  if (signing.signed === undefined) return yield* signZoneSteps(zone, keys, settings, nowMs);
+  const recorder = recordingSource();
+  const made = yield* signZoneSteps(zone, keys, settings, nowMs, recorder.source);
+  signing.signed({ digest: signing.digest, signedAt: nowMs, keyTags, count: recorder.count(), chunks: recorder.chunks }, false);
+  return made;
+}
+
+/**
+ * Signs now and keeps each signature in shared chunks; the RRSIG holds a view of its copy, so
+ * the zone and the bytes shipped share the memory.
+ */
+function recordingSource(): { source: SignatureSource; chunks: SharedArrayBuffer[]; count: () => number } {
+  const chunks: SharedArrayBuffer[] = [];
+  let count = 0;
+  const source: SignatureSource = (key, data) => {
+    const made = signNow(key, data);
+    if (made.length !== SIGNATURE_BYTES) throw new CodedError('ESIGNATURE_SIZE', `a ${made.length}-byte signature: signatures shipped between threads are ${SIGNATURE_BYTES} bytes`);
+    const slot = count % SIGNATURES_PER_CHUNK;
+    if (slot === 0) chunks.push(new SharedArrayBuffer(SIGNATURES_PER_CHUNK * SIGNATURE_BYTES));
+    const view = Buffer.from(chunks[chunks.length - 1], slot * SIGNATURE_BYTES, SIGNATURE_BYTES);
+    made.copy(view);
+    count++;
+    return view;
+  };
+  return { source, chunks, count: () => count };
+}
+
+/**
+ * The recorded signatures in order. Past the last one it gives zeros (no signature validates):
+ * `complete()` is then false and the caller signs instead, as it does when some are left over.
+ */
+function replaySource(bytes: ZoneSignatureBytes): { source: SignatureSource; complete: () => boolean } {
+  let next = 0;
+  const source: SignatureSource = () => {
+    const i = next++;
+    if (i >= bytes.count) return Buffer.alloc(SIGNATURE_BYTES);
+    return Buffer.from(bytes.chunks[Math.floor(i / SIGNATURES_PER_CHUNK)], (i % SIGNATURES_PER_CHUNK) * SIGNATURE_BYTES, SIGNATURE_BYTES);
+  };
+  return { source, complete: () => next === bytes.count };
+}

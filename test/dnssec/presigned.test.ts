@@ -1,0 +1,80 @@
+/**
+ * Signatures made by one thread and adopted by another (dnssec/signature-bytes.ts): a compile
+ * given matching signatures serves exactly them; any mismatch (another file text, signing time or
+ * key set, or a count that is not the signing's) signs afresh, and what it signs validates.
+ */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { compileZone, makeZoneSet } from '../../src/config/compile.js';
+import { parseZoneText, type LoadedZoneFile } from '../../src/config/load.js';
+import type { ZoneSignatureBytes, ZoneSigning } from '../../src/dnssec/signature-bytes.js';
+import type { ZoneKeySet } from '../../src/dnssec/types.js';
+import type { ZoneModel } from '../../src/model/zone-model.js';
+import { rrsetKey } from '../../src/model/signatures.js';
+import { Handler } from '../../src/server/handler.js';
+import { Runtime } from '../../src/state/runtime.js';
+import { query } from '../helpers/dns.js';
+import { checkSignatures, DNSKEY, makeKeySet, parseMessage } from '../helpers/dnssec.js';
+
+const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
+const NOW = Date.UTC(2026, 11, 1);
+
+function loaded(): LoadedZoneFile {
+  const file = parseZoneText(TEXT, 'zones/signed.yaml');
+  if ('problems' in file) throw new Error('fixture does not parse');
+  return file;
+}
+
+/** Compiles the fixture with `signing`; the signatures it reports and whether they were adopted. */
+function compiled(keys: ZoneKeySet, signing: Partial<ZoneSigning>): { zone: ZoneModel; bytes: ZoneSignatureBytes; adopted: boolean } {
+  let reported: { bytes: ZoneSignatureBytes; adopted: boolean } | undefined;
+  const zone = compileZone(loaded(), { keysFor: () => keys, now: () => NOW, digest: 'digest-a', ...signing, signed: (bytes, adopted) => (reported = { bytes, adopted }) });
+  if ('problems' in zone) throw new Error('fixture does not compile');
+  return { zone, ...reported! };
+}
+
+/** The signature field of the SOA's RRSIG. */
+const soaSignature = (zone: ZoneModel) => Buffer.from(zone.signatures!.rrsigs.get(rrsetKey('example.net', 6))!.records[0].rdata[2] as Buffer);
+
+/** Problems validating the DNSKEY, SOA, MX, NXDOMAIN and Pool answers with DO=1 (none: all verify). */
+function validationProblems(zone: ZoneModel): string[] {
+  const handler = new Handler(new Runtime(makeZoneSet([zone])), undefined, {}, { prebuilt: false });
+  const ask = (name: string, type: string) => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
+  const dnskeys = ask('example.net', 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
+  return [ask('example.net', 'DNSKEY'), ask('example.net', 'SOA'), ask('example.net', 'MX'), ask('nope.example.net', 'A'), ask('pool.example.net', 'A')].flatMap((m) => checkSignatures([...m.answer, ...m.authority], dnskeys));
+}
+
+t.test('matching signatures are adopted: the same bytes, no signing', async (t) => {
+  const keys = makeKeySet('example.net');
+  const first = compiled(keys, {});
+  t.equal(first.adopted, false, 'made here');
+  t.ok(first.bytes.count > 20, `every RRSIG recorded (${first.bytes.count})`);
+  const again = compiled(keys, { presigned: first.bytes });
+  t.equal(again.adopted, true, 'adopted');
+  t.equal(again.bytes, first.bytes);
+  t.same(soaSignature(again.zone), soaSignature(first.zone), 'the same RRSIG bytes (ECDSA signing again would make others)');
+  t.ok((again.zone.signatures!.rrsigs.get(rrsetKey('example.net', 6))!.records[0].rdata[2] as Buffer).buffer instanceof SharedArrayBuffer, 'a view of the shipped memory');
+  t.same(validationProblems(again.zone), [], 'and they validate');
+});
+
+t.test('any mismatch signs afresh, and that validates', async (t) => {
+  const keys = makeKeySet('example.net');
+  const first = compiled(keys, {});
+  const made = first.bytes;
+  const cases: [string, ZoneKeySet, Partial<ZoneSigning>][] = [
+    ['another file text', keys, { presigned: made, digest: 'digest-b' }],
+    ['no digest to compare', keys, { presigned: made, digest: undefined }],
+    ['another signing time', keys, { presigned: made, now: () => NOW + 1000 }],
+    ['another key set', makeKeySet('example.net'), { presigned: made }],
+    ['one signature short', keys, { presigned: { ...made, count: made.count - 1 } }],
+    ['one signature too many', keys, { presigned: { ...made, count: made.count + 1 } }],
+  ];
+  for (const [label, keySet, signing] of cases) {
+    const result = compiled(keySet, signing);
+    t.equal(result.adopted, false, `${label}: signed here`);
+    t.not(result.bytes, made, `${label}: its own signatures recorded`);
+    t.equal(result.bytes.count, made.count, `${label}: as many as the signing makes`);
+    t.notSame(soaSignature(result.zone), soaSignature(first.zone), `${label}: not the shipped bytes`);
+    t.same(validationProblems(result.zone), [], `${label}: what it signed validates`);
+  }
+});
