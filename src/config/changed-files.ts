@@ -16,7 +16,8 @@ import type { ConfigProblem } from './errors.js';
 import { displayName, listZoneFiles, parseZoneText, readZoneText, type LoadedZoneFile } from './load.js';
 import type { ZoneFile } from './schema.js';
 import type { KeySource } from '../dnssec/keys.js';
-import type { ZoneSignatureBytes, ZoneSigning } from '../dnssec/signature-bytes.js';
+import type { ZoneSigning } from '../dnssec/signature-bytes.js';
+import type { ZoneSignatureBytes } from '../model/zone-model.js';
 import { CodedError } from '../util/coded-error.js';
 import type { Steps } from '../util/slices.js';
 
@@ -100,8 +101,9 @@ export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDiges
     if ('problems' in loaded) return { file, status: 'failed', problems: loaded.problems };
     let signed: ZoneSignatureBytes | undefined;
     if (compileCheck) {
-      const compiled = checkCompile(loaded, signing && { keysFor: (zone, settings) => signing.keysFor(zone, settings), now: () => signing.now(), digest, signed: (bytes) => (signed = bytes) });
+      const compiled = checkCompile(loaded, signing && { keysFor: (zone, settings) => signing.keysFor(zone, settings), now: signing.now, digest });
       if ('problems' in compiled) return { file, status: 'failed', problems: compiled.problems };
+      signed = compiled.signatures?.bytes;
     }
     return { file, status: 'loaded', digest, text, config: packConfig(loaded.config), signed };
   });

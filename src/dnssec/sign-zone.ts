@@ -55,7 +55,7 @@ export type ZoneToSign = Pick<ZoneModel, 'origin' | 'nodes' | 'emptyNonTerminals
  * load, in the order made here (the same zone and keys: the same order; dnssec/signature-bytes.ts
  * records and replays them); an answer signed on first use (`signVariant`) is always signed now.
  */
-export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number, signatures: SignatureSource = signNow): Steps<ZoneSignatures> {
+export function* signZoneSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, nowMs: number, signatures: SignatureSource = signNow): Steps<Omit<ZoneSignatures, 'bytes'>> {
   const pause = pauseEvery(SETS_PER_STEP);
   const window = signatureWindow(nowMs, settings.validityMs);
   const signer = zone.origin;

@@ -12,7 +12,7 @@
  * as if nothing had been shipped, so a mismatch never serves another zone's signatures.
  */
 import type { KeySource } from './keys.js';
-import type { DnssecSettings, ZoneSignatures } from '../model/zone-model.js';
+import type { DnssecSettings, ZoneSignatureBytes, ZoneSignatures } from '../model/zone-model.js';
 import { signNow, type SignatureSource } from './sign.js';
 import { signZoneSteps, type ZoneToSign } from './sign-zone.js';
 import type { ZoneKeySet } from './types.js';
@@ -24,24 +24,11 @@ export const SIGNATURE_BYTES = 64;
 /** Signatures per chunk: 64 KB of shared memory each. */
 const SIGNATURES_PER_CHUNK = 1024;
 
-export interface ZoneSignatureBytes {
-  /** textDigest of the zone file signed (config/changed-files.ts); undefined: not known. */
-  readonly digest: string | undefined;
-  /** The signing time (ms since the epoch). */
-  readonly signedAt: number;
-  /** keyTagsOf the key set that signed. */
-  readonly keyTags: string;
-  readonly count: number;
-  readonly chunks: readonly SharedArrayBuffer[];
-}
-
 /** A compile's signing: the keys and signing time, and the signatures shipped with the file, if any. */
 export interface ZoneSigning extends KeySource {
   /** textDigest of the file compiled: shipped signatures are adopted only for the same text. */
   readonly digest?: string;
   readonly presigned?: ZoneSignatureBytes;
-  /** Told the signatures the zone is served with, and whether they were adopted (`presigned`) or made here. */
-  readonly signed?: (bytes: ZoneSignatureBytes, adopted: boolean) => void;
 }
 
 /** The signing keys in order, zone-signing then key-signing: a different set signs in another order or with other keys. */
@@ -51,7 +38,7 @@ export function keyTagsOf(keys: ZoneKeySet): string {
 
 /**
  * The zone's signatures at `signing.now()`: the presigned ones when they match (see the module
- * comment), else made here, and recorded when `signing.signed` wants them.
+ * comment; then `bytes` is `signing.presigned` itself), else made here and recorded.
  */
 export function* signOrAdoptSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: DnssecSettings, signing: ZoneSigning): Steps<ZoneSignatures> {
   const nowMs = signing.now();
@@ -60,16 +47,11 @@ export function* signOrAdoptSteps(zone: ZoneToSign, keys: ZoneKeySet, settings: 
   if (presigned !== undefined && presigned.digest !== undefined && presigned.digest === signing.digest && presigned.signedAt === nowMs && presigned.keyTags === keyTags) {
     const replay = replaySource(presigned);
     const adopted = yield* signZoneSteps(zone, keys, settings, nowMs, replay.source);
-    if (replay.complete()) {
-      signing.signed?.(presigned, true);
-      return adopted;
-    }
+    if (replay.complete()) return Object.freeze({ ...adopted, bytes: presigned });
   }
-  if (signing.signed === undefined) return yield* signZoneSteps(zone, keys, settings, nowMs);
   const recorder = recordingSource();
   const made = yield* signZoneSteps(zone, keys, settings, nowMs, recorder.source);
-  signing.signed({ digest: signing.digest, signedAt: nowMs, keyTags, count: recorder.count(), chunks: recorder.chunks }, false);
-  return made;
+  return Object.freeze({ ...made, bytes: { digest: signing.digest, signedAt: nowMs, keyTags, count: recorder.count(), chunks: recorder.chunks } });
 }
 
 /**

@@ -263,6 +263,24 @@ export interface ZoneSignatures {
   readonly signedAt: number;
   /** When they expire (ms since the epoch): a zone whose signatures cannot be made again is refused before then. */
   readonly expiresAt: number;
+  /** The signatures made at load as bytes, for another thread's compile of the same zone to adopt (dnssec/signature-bytes.ts). */
+  readonly bytes: ZoneSignatureBytes;
+}
+
+/**
+ * The signature field of every RRSIG one signing made, in the order it made them, in shared
+ * memory chunks of 64-byte signatures (postMessage neither copies nor clones them), with what
+ * they were made from.
+ */
+export interface ZoneSignatureBytes {
+  /** textDigest of the zone file signed (config/changed-files.ts); undefined: not known. */
+  readonly digest: string | undefined;
+  /** The signing time (ms since the epoch). */
+  readonly signedAt: number;
+  /** The tags of the keys that signed, zone-signing then key-signing, in order. */
+  readonly keyTags: string;
+  readonly count: number;
+  readonly chunks: readonly SharedArrayBuffer[];
 }
 
 export interface ZoneSet {

@@ -16,7 +16,11 @@
  *
  * A signed zone's keys are read at every load (dnssec/keys.ts), and the zones are loaded again
  * when the key timing reaches its next change (trigger `keys`): a key is published, starts or
- * stops signing, or goes at the time its file names, with no SIGHUP.
+ * stops signing, or goes at the time its file names, with no SIGHUP. Signing a changed zone, or one
+ * due to be signed again (trigger `resign`), runs on the loader thread; the compile here adopts
+ * its signatures (dnssec/signature-bytes.ts), and so does every answerer, which serves the same
+ * RRSIG bytes. The first load, before anything is served, and a kept zone (its file broken) signed
+ * again from its last good config sign on the thread that loads.
  *
  * ZoneStore keeps each broken or deleted file's last good zone, so a bad edit never takes a zone
  * off the air; the problem is logged as `file:line: path: message` once (not again at every later
@@ -44,7 +48,7 @@ export type ReloadTrigger = 'start' | 'sighup' | 'watch' | 'api' | 'keys' | 'res
 /** The zones a primary serves, as validated, for its answerers to compile, with the primary's generation. */
 export interface ZoneTexts {
   readonly generation: number;
-  /** Every zone served (the last good version of a broken file included), a signed one with its signing time. */
+  /** Every zone served (the last good version of a broken file included), a signed one with its signatures. */
   readonly files: readonly ValidatedFile[];
   /** The keys of every signed zone served, by origin (KeyObjects cross threads by postMessage). */
   readonly keySets: ReadonlyMap<string, ZoneKeySet>;
@@ -101,8 +105,9 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
 /**
  * A UDP thread's zones: compiled from the validated files the main thread sends (nothing to
  * read or parse here). The main thread reported any problem: one here is a bug, logged at debug.
- * A signed zone is signed at the main thread's signing time (each file's `signedAt`) and again
- * whenever that changes: a thread's signatures fall due when the main thread's do.
+ * A signed zone adopts the signatures the main thread serves (each file's `signed`), compiled
+ * again whenever their signing time changes: a thread signs nothing at load, answers the main
+ * thread's RRSIG bytes, and its signatures fall due when the main thread's do.
  */
 export class AnswererZones {
   private files: readonly ValidatedFile[] = [];
@@ -145,10 +150,12 @@ export class AnswererZones {
 
 /**
  * A load's duration, its slices and the longest of them (ms): the longest this thread stopped
- * answering for it (on a busy machine, with the time it waited for a CPU meanwhile).
+ * answering for it (on a busy machine, with the time it waited for a CPU meanwhile); and the
+ * signed zones it compiled, signed here or adopting signatures made elsewhere.
  */
-function sliceFields(report: PublishedReport, started: number): { ms: number; slices: number; sliceMs: number } {
-  return { ms: Math.round((performance.now() - started) * 10) / 10, slices: report.slices.slices, sliceMs: Math.round(report.slices.longestMs * 10) / 10 };
+function sliceFields(report: PublishedReport, started: number): { ms: number; slices: number; sliceMs: number; signing?: ReloadReport['signing'] } {
+  const signing = report.signing !== undefined && report.signing.here + report.signing.adopted > 0 ? report.signing : undefined;
+  return { ms: Math.round((performance.now() - started) * 10) / 10, slices: report.slices.slices, sliceMs: Math.round(report.slices.longestMs * 10) / 10, signing };
 }
 
 export interface ReloadOutcome {

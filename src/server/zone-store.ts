@@ -13,7 +13,9 @@
  * runs in slices (util/slices.ts): the thread answers queries and probe results between them.
  *
  * A signed zone takes its key set from the store's KeySource at every load, changed file or not
- * (key files and key timing change apart from zone files); a zone whose keys fail is refused like
+ * (key files and key timing change apart from zone files), and is signed where it is first
+ * compiled: the loader thread signs a changed one, and this thread adopts its signatures (checked,
+ * dnssec/signature-bytes.ts). A zone whose keys fail is refused like
  * a broken file, its last good version served with its last good keys. A kept signed zone whose
  * signatures fall due is signed again from its last good validated config with its last good
  * keys; if that fails too, it is tried again at most once a minute and refused a minute before its
@@ -27,7 +29,7 @@ import { displayName, lineOfText } from '../config/load.js';
 import { ZoneLoader } from '../config/zone-loader.js';
 import { KeyError } from '../dnssec/key-file.js';
 import type { KeySource } from '../dnssec/keys.js';
-import type { ZoneSignatureBytes, ZoneSigning } from '../dnssec/signature-bytes.js';
+import type { ZoneSigning } from '../dnssec/signature-bytes.js';
 import type { ZoneKeySet } from '../dnssec/types.js';
 import type { ZoneModel, ZoneSet } from '../model/zone-model.js';
 import { runInSlices, type SliceStats, type Steps } from '../util/slices.js';
@@ -48,10 +50,7 @@ export interface ReloadReport {
   readonly changed: boolean;
   /** Files compiled by this load (the others were unchanged and reused). */
   readonly compiledFiles?: number;
-  /**
-   * Signed zones this load compiled: signed on this thread (`here`), or adopting the signatures
-   * their file came with (`adopted`: made by the loader thread, or an answerer's primary).
-   */
+  /** Signed zones this load compiled: signed here, or `adopted` from the file (the loader thread's, an answerer's primary's). */
   readonly signing?: { readonly here: number; readonly adopted: number };
   /** Each signed zone's keys (by origin), as served with `zoneSet`. */
   readonly keySets: ReadonlyMap<string, ZoneKeySet>;
@@ -86,8 +85,6 @@ export class ZoneStore {
   private lastValidated = new Map<string, ValidatedFile>();
   /** Each served signed zone's key set, by file (a kept zone keeps its last good keys too). */
   private lastKeySets = new Map<string, ZoneKeySet>();
-  /** Each served signed zone's signatures as bytes, by file: what its answerers adopt. */
-  private lastSigned = new Map<string, ZoneSignatureBytes>();
   /** Each kept zone (by file) that failed to be signed again: when to try again, and why it failed. */
   private resignFailures = new Map<string, ResignFailure>();
   private current: ZoneSet = makeZoneSet([]);
@@ -110,7 +107,7 @@ export class ZoneStore {
   validatedFiles(): ValidatedFile[] {
     if (!this.options.keepValidated) return [];
     return [...this.lastValidated].map(([file, validated]) => {
-      const signed = this.lastSigned.get(file);
+      const signed = this.lastGood.get(file)?.signatures?.bytes;
       return signed === undefined ? validated : { ...validated, signed };
     });
   }
@@ -180,11 +177,9 @@ export class ZoneStore {
   }
 
   private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
-    // Each signed zone's keys are read once per load: the set the zone is signed with is the one
-    // recorded. Every zone this load signs is signed at one time, wherever it is signed.
-    const keys = this.options.keys === undefined ? undefined : oncePerLoad(this.options.keys);
-    const signedAt = keys?.now();
-    const atLoadTime: KeySource | undefined = keys && { keysFor: keys.keysFor, now: () => signedAt! };
+    // Each signed zone's keys are read once per load (the set the zone is signed with is the one
+    // recorded), and every zone it signs is signed at one time, on whichever thread.
+    const keys = this.options.keys === undefined ? undefined : oncePerLoad(this.options.keys, this.now());
     const known = this.knownDigests(keys);
     let changed: ChangedFiles;
     if (this.options.source !== undefined) {
@@ -192,13 +187,12 @@ export class ZoneStore {
       const files = this.options.source().map((f): FileLoad => (unchanged(f) ? { file: f.file, status: 'unchanged', digest: f.digest } : { ...f, status: 'loaded' }));
       changed = { problems: [], files };
     } else if (this.last === undefined) {
-      // The first load runs here, its signing included: nothing is served yet, and starting the
+      // The first load runs here, signing included: nothing is served yet, and starting the
       // thread (its modules: ~0.3 s of CPU) would only delay the start.
       changed = loadChangedFiles(this.path, known, false);
     } else {
       try {
-        // The loader thread signs the changed signed zones too; this thread adopts their signatures.
-        changed = await this.loader.load(this.path, known, atLoadTime);
+        changed = await this.loader.load(this.path, known, keys); // it signs the changed signed zones too
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
@@ -206,7 +200,7 @@ export class ZoneStore {
         return this.last;
       }
     }
-    return runInSlices(this.applySteps(changed, atLoadTime), slices);
+    return runInSlices(this.applySteps(changed, keys), slices);
   }
 
   /** Compiles the loaded files and swaps in the new set (this thread: the models stay here). */
@@ -218,7 +212,6 @@ export class ZoneStore {
     const presentFiles = new Set<string>();
     const seen = new Map<string, string>();
     const nextKeySets = new Map<string, ZoneKeySet>();
-    const nextSigned = new Map<string, ZoneSignatureBytes>();
     const signing = { here: 0, adopted: 0 };
     let compiledFiles = 0;
     for (const result of changed.files) {
@@ -236,22 +229,11 @@ export class ZoneStore {
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
-        // The key set the compile signs with is the one recorded; it signs at the load's signing
-        // time (an answerer: its primary's), adopting the signatures the file came with if they match.
+        // The key set the compile signs with is the one recorded; it adopts the signatures the file
+        // came with if they match (made at this load's signing time; an answerer's, at its primary's).
         let signedWith: ZoneKeySet | undefined;
-        let signedBytes: ZoneSignatureBytes | undefined;
-        const presigned = result.signed;
-        const signedAt = this.options.source !== undefined && presigned !== undefined ? presigned.signedAt : keys?.now();
-        const zoneSigning: ZoneSigning | undefined = keys && {
-          keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)),
-          now: () => signedAt!,
-          digest: result.digest,
-          presigned,
-          signed: (bytes, adopted) => {
-            signedBytes = bytes;
-            signing[adopted ? 'adopted' : 'here']++;
-          },
-        };
+        const at = this.options.source === undefined ? keys?.now : () => result.signed?.signedAt ?? keys!.now();
+        const zoneSigning: ZoneSigning | undefined = keys && { keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)), now: at!, digest: result.digest, presigned: result.signed };
         const compiled = yield* compileZoneSteps({ file, config, lineOf }, zoneSigning);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
@@ -264,7 +246,7 @@ export class ZoneStore {
         }
         zone = compiled;
         if (signedWith !== undefined) nextKeySets.set(file, signedWith);
-        if (signedBytes !== undefined) nextSigned.set(file, signedBytes);
+        if (zone.signatures !== undefined) signing[zone.signatures.bytes === result.signed ? 'adopted' : 'here']++;
       } else if (zone !== undefined && seen.has(zone.origin)) {
         problems.push({ file, line: 1, path: 'zone', message: `zone ${zone.origin} is also defined in ${seen.get(zone.origin)}`, code: 'EZONE_CONFLICT' });
         continue;
@@ -280,7 +262,6 @@ export class ZoneStore {
           continue;
         }
       }
-      if (result.status === 'unchanged' && this.lastSigned.has(file)) nextSigned.set(file, this.lastSigned.get(file)!);
       seen.set(zone.origin, file);
       next.set(file, zone);
       nextDigest.set(file, result.digest);
@@ -295,10 +276,9 @@ export class ZoneStore {
       // A source sends every zone its primary serves, kept ones included: a signed zone it leaves
       // out was refused there (its signatures could not be made again) and must not outlive them here.
       if (this.options.source !== undefined && !presentFiles.has(file) && lastZone.signatures !== undefined) continue;
-      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures, nextSigned);
+      const zone = yield* this.keptZoneSteps(file, lastZone, problems, nextFailures);
       if (zone === undefined) continue;
       if (zone !== lastZone) signing.here++;
-      else if (this.lastSigned.has(file)) nextSigned.set(file, this.lastSigned.get(file)!);
       next.set(file, zone);
       nextDigest.set(file, this.lastDigest.get(file)!);
       const lastValidated = this.lastValidated.get(file);
@@ -320,7 +300,6 @@ export class ZoneStore {
     this.lastDigest = nextDigest;
     this.lastValidated = nextValidated;
     this.lastKeySets = nextKeySets;
-    this.lastSigned = nextSigned;
     this.resignFailures = nextFailures;
     if (zonesChanged) this.current = makeZoneSet(next.values());
     this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems, keptFiles: kept, changed: zonesChanged, compiledFiles, signing };
@@ -329,17 +308,17 @@ export class ZoneStore {
 
   /**
    * A kept zone as served from now: the same, or signed again when its signatures are due
-   * (from its last good validated config, with its last good keys, on this thread: a kept zone
-   * is rare and its config is here, not in a file the loader thread reads), or undefined when it
-   * cannot be and its signatures are about to expire (refused, with a problem saying so).
+   * (from its last good validated config, with its last good keys; here, not on the loader thread,
+   * which reads files, not kept configs), or undefined when it cannot
+   * be and its signatures are about to expire (refused, with a problem saying so).
    */
-  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>, nextSigned: Map<string, ZoneSignatureBytes>): Steps<ZoneModel | undefined> {
+  private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>): Steps<ZoneModel | undefined> {
     const signatures = zone.signatures;
     const now = this.now();
     if (signatures === undefined || signatures.refreshAt > now) return zone;
     let failure = this.resignFailures.get(file);
     if (failure === undefined || failure.retryAt <= now) {
-      const signed = yield* this.signAgainSteps(file, this.lastKeySets.get(file)!, nextSigned);
+      const signed = yield* this.signAgainSteps(file, this.lastKeySets.get(file)!);
       if (typeof signed !== 'string') return signed;
       // The same words at every try: the reload path logs a problem once while it lasts.
       const message = `zone ${zone.origin}: cannot be signed again with its last good keys (${signed}); refused from ${new Date(refusedAt(signatures)).toISOString()}, before its signatures expire`;
@@ -355,13 +334,12 @@ export class ZoneStore {
   }
 
   /** Compiles and signs a kept zone again from its last good validated config with `keySet`; a string: why not. */
-  private *signAgainSteps(file: string, keySet: ZoneKeySet, nextSigned: Map<string, ZoneSignatureBytes>): Steps<ZoneModel | string> {
+  private *signAgainSteps(file: string, keySet: ZoneKeySet): Steps<ZoneModel | string> {
     const validated = this.lastValidated.get(file);
     if (validated === undefined) return 'its config is not kept';
     try {
       const config = yield* unpackConfigSteps(validated.config);
-      const signing: ZoneSigning = { keysFor: () => keySet, now: this.now, digest: validated.digest, signed: (bytes) => nextSigned.set(file, bytes) };
-      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, signing);
+      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, { keysFor: () => keySet, now: this.now, digest: validated.digest });
       return 'problems' in compiled ? compiled.problems.map((p) => p.message).join('; ') : compiled;
     } catch (error) {
       return (error as Error).message;
@@ -382,11 +360,11 @@ interface ResignFailure {
   readonly problem: ConfigProblem;
 }
 
-/** `source` answering each zone's keys once (a KeyError too): every use in one load sees the same set. */
-function oncePerLoad(source: KeySource): KeySource {
+/** `source` answering each zone's keys once (a KeyError too), its clock stopped at `now`: every use in one load sees the same set and time. */
+function oncePerLoad(source: KeySource, now: number): KeySource {
   const answers = new Map<string, { keySet: ZoneKeySet } | { error: unknown }>();
   return {
-    now: source.now,
+    now: () => now,
     keysFor(zone, settings) {
       const key = `${zone} ${JSON.stringify(settings)}`;
       let answer = answers.get(key);
