@@ -30,6 +30,8 @@ export interface ValidatedFile {
   /** textDigest of the file's text. */
   readonly digest: string;
   readonly config: PackedConfig;
+  /** When the load that validated it began (config/load.ts LoadedZoneFile): its default SOA serial. */
+  readonly loadedAt?: number;
   /**
    * A signed zone's signatures as the thread that signed it made them (dnssec/signature-bytes.ts):
    * the compile that serves the file adopts them instead of signing, and an answerer serves the
@@ -92,6 +94,7 @@ export function* unpackConfigSteps(packed: PackedConfig): Steps<ZoneFile> {
  * compiles for real to adopt.
  */
 export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDigests, compileCheck: boolean, signing?: KeySource): FileLoad[] {
+  const loadedAt = Date.now();
   return entries.map(({ path, text }): FileLoad => {
     const file = displayName(path);
     if (typeof text !== 'string') return { file, status: 'failed', problems: text.problems };
@@ -101,11 +104,11 @@ export function loadChangedTexts(entries: readonly ZoneText[], known: KnownDiges
     if ('problems' in loaded) return { file, status: 'failed', problems: loaded.problems };
     let signed: ZoneSignatureBytes | undefined;
     if (compileCheck) {
-      const compiled = checkCompile(loaded, signing && { keysFor: (zone, settings) => signing.keysFor(zone, settings), now: signing.now, digest });
+      const compiled = checkCompile({ ...loaded, loadedAt }, signing && { keysFor: (zone, settings) => signing.keysFor(zone, settings), now: signing.now, digest });
       if ('problems' in compiled) return { file, status: 'failed', problems: compiled.problems };
       signed = compiled.signatures?.bytes;
     }
-    return { file, status: 'loaded', digest, text, config: packConfig(loaded.config), signed };
+    return { file, status: 'loaded', digest, text, config: packConfig(loaded.config), loadedAt, signed };
   });
 }
 

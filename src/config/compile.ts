@@ -172,7 +172,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: ZoneSigning)
   };
   const tooMany = `more than ${MAX_RECORDS_PER_RRSET} records`;
 
-  const serial = cfg.soa.serial ?? Math.floor(Date.now() / 1000);
+  const serial = cfg.soa.serial ?? Math.floor((loaded.loadedAt ?? Date.now()) / 1000);
   // SOA and nameserver names are always fully qualified (the trailing dot is optional there).
   const fqdn = (name: string) => detached(lower(name.replace(/\.$/, '')));
   const soa = soaRdata(fqdn(cfg.soa.mname), fqdn(cfg.soa.rname), serial, cfg.soa.refresh, cfg.soa.retry, cfg.soa.expire, cfg.soa.minimum);

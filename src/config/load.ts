@@ -48,6 +48,11 @@ export interface LoadedZoneFile {
   readonly config: ZoneFile;
   /** 1-based line of the node at `path` (or its nearest existing ancestor). */
   readonly lineOf: (path: readonly (string | number)[]) => number;
+  /**
+   * When the load that read the file began (ms since the epoch): the default SOA serial, the same
+   * on every thread that compiles the file of one load (default: when the compile runs).
+   */
+  readonly loadedAt?: number;
 }
 
 export interface LoadOutcome {

@@ -225,7 +225,7 @@ export class ZoneStore {
       let validated = result.status === 'unchanged' ? this.lastValidated.get(file) : undefined;
       if (result.status === 'loaded') {
         compiledFiles++;
-        validated = { file, digest: result.digest, config: result.config };
+        validated = { file, digest: result.digest, config: result.config, loadedAt: result.loadedAt };
         // An answerer's files come without their text: its problems (bugs) are logged at line 0.
         const lineOf = result.text === undefined ? () => 0 : lineOfText(result.text);
         const config = yield* unpackConfigSteps(result.config);
@@ -234,7 +234,7 @@ export class ZoneStore {
         let signedWith: ZoneKeySet | undefined;
         const at = this.options.source === undefined ? keys?.now : () => result.signed?.signedAt ?? keys!.now();
         const zoneSigning: ZoneSigning | undefined = keys && { keysFor: (origin, settings) => (signedWith = keys.keysFor(origin, settings)), now: at!, digest: result.digest, presigned: result.signed };
-        const compiled = yield* compileZoneSteps({ file, config, lineOf }, zoneSigning);
+        const compiled = yield* compileZoneSteps({ file, config, lineOf, loadedAt: result.loadedAt }, zoneSigning);
         if ('problems' in compiled) {
           problems.push(...compiled.problems);
           continue;
@@ -339,7 +339,7 @@ export class ZoneStore {
     if (validated === undefined) return 'its config is not kept';
     try {
       const config = yield* unpackConfigSteps(validated.config);
-      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0 }, { keysFor: () => keySet, now: this.now, digest: validated.digest });
+      const compiled = yield* compileZoneSteps({ file, config, lineOf: () => 0, loadedAt: validated.loadedAt }, { keysFor: () => keySet, now: this.now, digest: validated.digest });
       return 'problems' in compiled ? compiled.problems.map((p) => p.message).join('; ') : compiled;
     } catch (error) {
       return (error as Error).message;

@@ -239,6 +239,19 @@ export function checkSignatures(records: WireRR[], keys: WireRR[], unsigned: (rr
   return problems;
 }
 
+/**
+ * The problems (checkSignatures) of the DO=1 answers `ask` gives to `questions` ([name, type]),
+ * checked against the DNSKEY RRset it answers for `origin`; none: every answer verifies.
+ */
+export function answerProblems(ask: (name: string, type: string) => Message, origin: string, questions: readonly (readonly [string, string])[]): string[] {
+  const dnskeys = ask(origin, 'DNSKEY').answer.filter((r) => r.type === DNSKEY);
+  if (dnskeys.length === 0) return ['no DNSKEY'];
+  return questions.flatMap(([name, type]) => {
+    const m = ask(name, type);
+    return checkSignatures([...m.answer, ...m.authority], dnskeys).map((p) => `${name} ${type}: ${p}`);
+  });
+}
+
 /** NSEC RDATA: next owner name and the types of its bitmap (RFC 4034 §4.1). */
 export function parseNsec(rdata: Buffer): { next: string; types: number[] } {
   const [next, end] = readName(rdata, 0);
