@@ -13,14 +13,13 @@
  * runs in slices (util/slices.ts): the thread answers queries and probe results between them.
  *
  * A signed zone takes its key set from the store's KeySource at every load, changed file or not
- * (key files and key timing change apart from zone files), and is signed where it is first
- * compiled: the loader thread signs a changed one, and this thread adopts its signatures (checked,
- * dnssec/signature-bytes.ts). A zone whose keys fail is refused like
- * a broken file, its last good version served with its last good keys. A kept signed zone whose
- * signatures fall due is signed again from its last good validated config with its last good
- * keys; if that fails too, it is tried again at most once a minute and refused a minute before its
- * signatures expire (docs/dnssec.md): a validator rejects an expired signature (RFC 4035 §5.3.1),
- * so an answer that is refused beats one that fails to validate.
+ * (key files and key timing change apart from zone files), and is signed by the loader thread
+ * when it changed (this thread adopts the signatures, dnssec/signature-bytes.ts); a zone whose
+ * keys fail is refused like a broken file, its last good version served with its last good keys.
+ * A kept signed zone whose signatures fall due is signed again here, from its last good validated
+ * config with its last good keys; if that fails too, it is tried again at most once a minute and
+ * refused a minute before its signatures expire (docs/dnssec.md): a validator rejects an expired
+ * signature (RFC 4035 §5.3.1), so an answer that is refused beats one that fails to validate.
  */
 import { compileZoneSteps, makeZoneSet } from '../config/compile.js';
 import { loadChangedFiles, unpackConfigSteps, type ChangedFiles, type FileLoad, type ValidatedFile } from '../config/changed-files.js';
@@ -177,8 +176,7 @@ export class ZoneStore {
   }
 
   private async loadNow(slices: SliceStats | undefined): Promise<ReloadReport> {
-    // Each signed zone's keys are read once per load (the set the zone is signed with is the one
-    // recorded), and every zone it signs is signed at one time, on whichever thread.
+    // Each signed zone's keys are read once per load, and signed at one time on whichever thread.
     const keys = this.options.keys === undefined ? undefined : oncePerLoad(this.options.keys, this.now());
     const known = this.knownDigests(keys);
     let changed: ChangedFiles;
@@ -192,7 +190,7 @@ export class ZoneStore {
       changed = loadChangedFiles(this.path, known, false);
     } else {
       try {
-        changed = await this.loader.load(this.path, known, keys); // it signs the changed signed zones too
+        changed = await this.loader.load(this.path, known, keys);
       } catch (error) {
         // The loader thread died (the next load starts another): nothing changes, every zone stays.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
@@ -308,8 +306,7 @@ export class ZoneStore {
 
   /**
    * A kept zone as served from now: the same, or signed again when its signatures are due
-   * (from its last good validated config, with its last good keys; here, not on the loader thread,
-   * which reads files, not kept configs), or undefined when it cannot
+   * (here, from its last good validated config, with its last good keys), or undefined when it cannot
    * be and its signatures are about to expire (refused, with a problem saying so).
    */
   private *keptZoneSteps(file: string, zone: ZoneModel, problems: ConfigProblem[], nextFailures: Map<string, ResignFailure>): Steps<ZoneModel | undefined> {
