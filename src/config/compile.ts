@@ -365,6 +365,10 @@ export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: ZoneSigning)
     );
   }
 
+  // The file's own problems first: its keys are read (and, under serve, made when missing) only
+  // for a zone that compiles, so a typo'd origin gets no key files and its typo is what is told.
+  if (sink.problems.length > 0) return { problems: sink.problems };
+
   // ---- keys: the apex DNSKEY, CDS and CDNSKEY of a signed zone -------------------------------
   const dnssec = dnssecSettings(cfg.dnssec);
   let keys: ZoneKeySet | undefined;
@@ -378,7 +382,7 @@ export function* compileZoneSteps(loaded: LoadedZoneFile, signing?: ZoneSigning)
     }
     if (keys !== undefined) for (const [type, rdatas] of apexKeyRdata(origin, keys, dnssec)) for (const rdata of rdatas) addStatic(origin, type, cfg.ttl, rdata);
   }
-
+  // The key records may clash with the file's own at the apex.
   if (sink.problems.length > 0) return { problems: sink.problems };
 
   // ---- nodes ------------------------------------------------------------------------------

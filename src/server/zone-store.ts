@@ -192,10 +192,11 @@ export class ZoneStore {
       try {
         changed = await this.loader.load(this.path, known, keys);
       } catch (error) {
-        // The loader thread died (the next load starts another): nothing changes, every zone stays.
+        // The loader thread died (the next load starts another): every zone stays as a kept one,
+        // so a signed zone that is due is still signed again here or refused before its
+        // signatures expire (keptZoneSteps), whatever keeps the loader from running.
         const problem: ConfigProblem = { file: displayName(this.path), line: 0, path: '(root)', message: `zone loader failed: ${(error as Error).message}; still serving the last good zones`, code: 'EZONE_LOADER' };
-        this.last = { ...this.keyFields(this.lastKeySets), zoneSet: this.current, problems: [problem], keptFiles: [...this.lastGood.keys()], changed: false, compiledFiles: 0 };
-        return this.last;
+        changed = { problems: [problem], files: [...this.lastGood.keys()].map((file): FileLoad => ({ file, status: 'failed', problems: [] })) };
       }
     }
     return runInSlices(this.applySteps(changed, keys), slices);

@@ -236,6 +236,15 @@ t.test('a zone whose keys cannot be read is refused with the error, naming the f
   t.equal(compiled.problems[0].file, '.sitedns/keys/Kexample.net+013+01234.json');
 });
 
+t.test('a signed zone with errors of its own reports them and never asks for its keys', async (t) => {
+  const loaded = parseZoneText(TEXT.replace(/\nrecords:\n/, '\nrecords:\n  bad:\n    CNAME: nowhere.example.net\n    A: [192.0.2.9]\n'), 'zones/signed.yaml');
+  if ('problems' in loaded) throw new Error('parse');
+  let asked = 0;
+  const compiled = compileZoneFiles([loaded], { keysFor: () => { asked++; throw new KeyError('EKEY_DIR', '.sitedns/keys', 'no keys'); }, now: () => NOW });
+  t.same(compiled.problems.map((p) => p.message), ['CNAME cannot stand beside other data (RFC 1034 §3.6.2)'], "the file's own problem, not the keys'");
+  t.equal(asked, 0, 'keys are neither read nor made for a zone that does not compile');
+});
+
 // With opt-out the same proofs but those of the delegation without DS (its own test below).
 for (const denial of ['nsec3', 'nsec3-opt-out'] as const)
 t.test(`NSEC3 (RFC 5155, RFC 9276 parameters), ${denial}: every proof signed, hashes matching and covering`, async (t) => {

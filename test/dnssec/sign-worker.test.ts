@@ -87,7 +87,9 @@ t.test('a reload signs changed zones in the loader thread; this thread adopts th
   t.same(reloaded.signing, { here: 0, adopted: 2 }, 'both changed zones signed in the loader thread, none here');
   t.same(reloaded.problems, []);
   t.equal(keys.reads - reads, 2, "each zone's keys read once in the load, by this thread, for the loader thread's signing");
-  t.ok(gap < 300, `this thread's event loop kept turning (longest gap ${gap.toFixed(1)} ms)`);
+  // Where signing ran is shown by the counts above; the gap bound only catches a load that blocks
+  // this thread outright, with room for a busy 2-core CI machine (measured here: 36-115 ms).
+  t.ok(gap < 1000, `this thread's event loop kept turning (longest gap ${gap.toFixed(1)} ms)`);
   for (const origin of ['example.net', 'large.example']) {
     const signatures = reloaded.zoneSet.zones.get(origin)!.signatures!;
     t.equal(signatures.signedAt, clock.now, `${origin}: signed at the load's signing time`);
@@ -123,4 +125,21 @@ t.test('a kept zone (its file now broken) due for re-signing is signed on this t
   t.same(kept.keptFiles, [join(dir, 'signed.yaml')]);
   t.same(kept.signing, { here: 1, adopted: 0 }, 'from its last good config, here');
   t.equal(kept.zoneSet.zones.get('example.net')!.signatures!.signedAt, clock.now);
+});
+
+t.test('a zone due for re-signing when the loader thread dies is signed on this thread', async (t) => {
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const clock = { now: Date.UTC(2026, 11, 1) };
+  const store = new ZoneStore(dir, { keys: countingKeys(clock) });
+  t.teardown(() => store.close());
+  await store.load();
+  clock.now = store.nextResignAt();
+  const pending = store.load();
+  await new Promise((resolve) => setImmediate(resolve)); // the request is with the thread now
+  await store.loader.close(); // the thread is gone while the load waits for it, as if it had crashed
+  const failed = await pending;
+  t.same(failed.problems.map((p) => p.code), ['EZONE_LOADER'], 'the loader failure is the one problem');
+  t.same(failed.signing, { here: 1, adopted: 0 }, 'the due zone is signed here instead');
+  t.equal(failed.zoneSet.zones.get('example.net')!.signatures!.signedAt, clock.now);
+  t.same(validationProblems(failed.zoneSet), [], 'and validates');
 });
