@@ -79,6 +79,8 @@ export class DynamicAnswers {
     private readonly template: TemplateKind | null = null,
     /** Built for DO=1 queries of a signed zone: with the RRSIGs and NSEC records (RFC 4035 §3.1). */
     private readonly dnssecOk = false,
+    /** Charged for each choice built; false: the memo is full, that choice goes the general way. */
+    private readonly charge: (() => boolean) | null = null,
   ) {
     this.prepared = new PreparedSelection(dynamic, family);
   }
@@ -108,16 +110,20 @@ export class DynamicAnswers {
         const site = selection.sites[0];
         let answer = this.perSite.get(site);
         if (answer === undefined) {
+          if (this.charge !== null && !this.charge()) return null;
           answer = this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family));
           this.perSite.set(site, answer);
         }
         return answer;
       }
       case 'sorry':
+        if (this.sorry === null && this.charge !== null && !this.charge()) return null;
         return (this.sorry ??= this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family)));
       case 'nodata':
+        if (this.nodata === null && this.charge !== null && !this.charge()) return null;
         return (this.nodata ??= this.build(selection, null));
       case 'servfail':
+        if (this.servfail === null && this.charge !== null && !this.charge()) return null;
         return (this.servfail ??= this.build(selection, null));
       case 'drop':
         return null;
@@ -417,7 +423,8 @@ export class PrebuiltTable {
     }
     // A Pool/Group/Site Name's choices are built as they are chosen: their bodies hold no name
     // but the owner, which stays (and the SOA of a NODATA choice: see above).
-    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard', dnssecOk);
+    // A DO=1 one answers a name asked (a ProvedName): each choice it builds counts against the memo's bound.
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard', dnssecOk, dnssecOk ? this.chargeDenial : null);
     const query = syntheticQuery(entry.name, qtype, dnssecOk);
     const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard', dnssecOk);
     // Pointers other than to the whole question (the owner, which stays) must land on the
@@ -426,7 +433,14 @@ export class PrebuiltTable {
     return built.movesOnlyFrom(HEADER_LEN + nameLength - this.wireLength(i)) ? built : null;
   }
 
-  /** How many DO=1 NXDOMAIN templates, wildcard names and their types (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
+  /** Counts one more memoized DO=1 answer; false when MAX_DENIAL_TEMPLATES are already. */
+  private readonly chargeDenial = (): boolean => {
+    if (this.denialCount >= MAX_DENIAL_TEMPLATES) return false;
+    this.denialCount++;
+    return true;
+  };
+
+  /** How many DO=1 NXDOMAIN templates, wildcard names and their types, the choices of those that are Pool/Group/Site Names (or general-path verdicts) are memoized: at most MAX_DENIAL_TEMPLATES. */
   get denialTemplates(): number {
     return this.denialCount;
   }

@@ -484,3 +484,27 @@ t.test('DO=1 wildcard answers stay within the same bound under a flood of distin
   t.ok(fast.answeredBy.prebuilt - before > MAX_DENIAL_TEMPLATES / 2, `${fast.answeredBy.prebuilt - before} answered from templates`);
   t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, 'the memo filled up to its bound, not past it');
 });
+
+t.test("DO=1 answers of a wildcard Pool Name count each site's answer against the bound", async (t) => {
+  const SITES = 40;
+  const NAMES = 101; // two draws per name (UDP, TCP): 202 per round, so each round draws other sites for a name
+  const sites = Array.from({ length: SITES }, (_, i) => `  s${i}: { addresses: [192.0.2.${i + 10}] }`).join('\n');
+  const records = Array.from({ length: NAMES }, (_, i) => `  n${String(i).padStart(3, '0')}: { A: [192.0.2.1] }`).join('\n');
+  const text = `zone: flood.test\nsoa: { mname: ns.other.test, rname: admin.other.test }\nnameservers: { ns.other.test: [] }\nsites:\n${sites}\npool: { name: "*", policy: least-busy, sites: [${Array.from({ length: SITES }, (_, i) => `s${i}`).join(', ')}] }\nrecords:\n${records}\ndnssec: { algorithm: ed25519 }\n`;
+  const floodZones = compileAll({ 'zones/flood.yaml': text }, true);
+  // Every site drawn in turn: each name asked builds an answer per site.
+  const randoms = Array.from({ length: SITES }, (_, i) => (i + 0.5) / SITES);
+  const fast = new Handler(new Runtime(floodZones), fixedEnv(undefined, randoms), {}, { prebuilt: true });
+  const slow = new Handler(new Runtime(floodZones), fixedEnv(undefined, randoms), {}, { prebuilt: false });
+  const table = tableOnQueryPath(floodZones);
+  // One name per interval of the chain (NAMES names, ProvedNames and types: 2 x NAMES charges),
+  // each asked once per site (SITES x NAMES choices: past the bound).
+  const flood = function* () {
+    for (let round = 0; round < SITES; round++) {
+      for (let i = 0; i < NAMES; i++) yield { label: `n${i}x, draw ${round}`, q: query(`n${String(i).padStart(3, '0')}x.flood.test`, 'A', { edns: { do: true } }) };
+    }
+  };
+  const { compared, mismatches } = compare(t, fast, slow, flood);
+  t.equal(mismatches, 0, `${compared} queries compared, past the bound too`);
+  t.equal(table.denialTemplates, MAX_DENIAL_TEMPLATES, "the sites' answers filled the memo up to its bound, not past it");
+});
