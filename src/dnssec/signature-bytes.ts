@@ -8,9 +8,9 @@
  * adopted signature is a view into it (no copy either).
  *
  * Adopting is checked: the same file text (digest), the same signing time, the same signing keys
- * (key tags, in order), exactly as many signatures as the signing makes, and the first few verify
- * over what they sign here; anything else signs as if nothing had been shipped, so a mismatch
- * never serves signatures that do not validate.
+ * (key tags, in order), exactly as many signatures as the signing makes, and a sample of them
+ * (the apex's, one per chunk, the last) verify over what they sign here; anything else signs as
+ * if nothing had been shipped.
  */
 import { verify } from 'node:crypto';
 import type { KeySource } from './keys.js';
@@ -77,8 +77,9 @@ function recordingSource(): { source: SignatureSource; chunks: SharedArrayBuffer
 }
 
 /**
- * The recorded signatures in order. The first VERIFIED_WHEN_ADOPTED are verified against what
- * they sign here (the apex RRsets: a zone compiled differently fails there). Past the last one it
+ * The recorded signatures in order. The first VERIFIED_WHEN_ADOPTED (the apex RRsets: a zone
+ * compiled differently fails there), the last of each chunk and the very last are verified
+ * against what they sign here, so a difference past the apex is caught too. Past the last one it
  * gives zeros (no signature validates). `complete()` is false after either: the caller signs
  * instead, as it does when some are left over.
  */
@@ -89,7 +90,7 @@ function replaySource(bytes: ZoneSignatureBytes): { source: SignatureSource; com
     const i = next++;
     if (i >= bytes.count) return Buffer.alloc(SIGNATURE_BYTES);
     const signature = Buffer.from(bytes.chunks[Math.floor(i / SIGNATURES_PER_CHUNK)], (i % SIGNATURES_PER_CHUNK) * SIGNATURE_BYTES, SIGNATURE_BYTES);
-    if (i < VERIFIED_WHEN_ADOPTED && !mismatch) mismatch = !verifies(key, data(), signature);
+    if (!mismatch && (i < VERIFIED_WHEN_ADOPTED || i % SIGNATURES_PER_CHUNK === SIGNATURES_PER_CHUNK - 1 || i === bytes.count - 1)) mismatch = !verifies(key, data(), signature);
     return signature;
   };
   return { source, complete: () => !mismatch && next === bytes.count };

@@ -22,7 +22,9 @@ const NOW = Date.UTC(2026, 11, 1);
 function loaded(text = TEXT): LoadedZoneFile {
   const file = parseZoneText(text, 'zones/signed.yaml');
   if ('problems' in file) throw new Error('fixture does not parse');
-  return file;
+  // One default serial for every compile of the test, as one load gives every thread (else two
+  // compiles a second apart sign different SOAs).
+  return { ...file, loadedAt: NOW };
 }
 
 /** Compiles the fixture with `signing`; its signatures as bytes, and whether they are the ones shipped. */
@@ -75,5 +77,28 @@ t.test('any mismatch signs afresh, and that validates', async (t) => {
     t.equal(result.bytes.count, made.count, `${label}: as many as the signing makes`);
     t.notSame(soaSignature(result.zone), soaSignature(first.zone), `${label}: not the shipped bytes`);
     t.same(validationProblems(result.zone), [], `${label}: what it signed validates`);
+  }
+});
+
+t.test('a signature past the apex that does not verify is caught: one per chunk and the last are verified', async (t) => {
+  const keys = makeKeySet('example.net');
+  const records = Array.from({ length: 1500 }, (_, i) => `  host${i}: { A: [198.51.100.${i % 250}] }`).join('\n');
+  const text = TEXT.replace(/\nrecords:\n/, `\nrecords:\n${records}\n`);
+  const first = compiled(keys, {}, text);
+  t.ok(first.bytes.count > 1024, `more than one chunk of signatures (${first.bytes.count})`);
+  /** The shipped bytes, copied, with signature `index` flipped (none: null). */
+  const tampered = (index: number | null): ZoneSignatureBytes => {
+    const chunks = first.bytes.chunks.map((chunk) => {
+      const copy = new SharedArrayBuffer(chunk.byteLength);
+      new Uint8Array(copy).set(new Uint8Array(chunk));
+      return copy;
+    });
+    if (index !== null) new Uint8Array(chunks[Math.floor(index / 1024)])[(index % 1024) * 64] ^= 0xff;
+    return { ...first.bytes, chunks };
+  };
+  t.equal(compiled(keys, { presigned: tampered(null) }, text).adopted, true, 'an untouched copy is adopted');
+  for (const [label, index] of [['the last of the first chunk', 1023], ['the very last', first.bytes.count - 1]] as const) {
+    const result = compiled(keys, { presigned: tampered(index) }, text);
+    t.equal(result.adopted, false, `${label}: signed here instead`);
   }
 });

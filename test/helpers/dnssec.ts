@@ -15,7 +15,8 @@ export { dsDigest } from '../../src/dnssec/dnskey.js';
 export function signedZones(text: string, keys: ZoneKeySet, now: number): ZoneSet {
   const loaded = parseZoneText(text, 'zones/signed.yaml');
   if ('problems' in loaded) throw new Error(JSON.stringify(loaded.problems));
-  const compiled = compileZoneFiles([loaded], { keysFor: () => keys, now: () => now });
+  // Loaded at the signing time: the default SOA serial is that second, whenever the test runs.
+  const compiled = compileZoneFiles([{ ...loaded, loadedAt: now }], { keysFor: () => keys, now: () => now });
   if (compiled.problems.length > 0) throw new Error(JSON.stringify(compiled.problems));
   return makeZoneSet(compiled.zones);
 }
