@@ -30,19 +30,31 @@ const port = parentPort;
 const { keysPort, keysAnswered } = workerData as LoaderWorkerData;
 const answered = new Int32Array(keysAnswered);
 
+/** Numbers the KeysRequests: an answer is taken for the request it echoes, never for a later one. */
+let lastAsked = 0;
+
 /** The keys of load `id`, each asked of the main thread when a compile needs them. */
 function mainThreadKeys(id: number, signedAt: number): KeySource {
   return {
     now: () => signedAt,
     keysFor(zone, settings) {
+      const seq = ++lastAsked;
       Atomics.store(answered, 0, 0);
-      while (receiveMessageOnPort(keysPort) !== undefined); // an answer that came after its wait timed out
-      port.postMessage({ id, keysFor: { zone, settings } } satisfies KeysRequest);
-      if (Atomics.wait(answered, 0, 0, KEYS_WAIT_MS) === 'timed-out') throw new KeysWithheld(zone);
-      const answer = receiveMessageOnPort(keysPort)?.message as KeysAnswer | undefined;
-      if (answer === undefined || 'withheld' in answer) throw new KeysWithheld(zone);
-      if ('error' in answer) throw new KeyError(answer.error.code, answer.error.file, answer.error.reason);
-      return answer.keySet;
+      port.postMessage({ id, seq, keysFor: { zone, settings } } satisfies KeysRequest);
+      const deadline = Date.now() + KEYS_WAIT_MS;
+      for (;;) {
+        // Answers to earlier requests that came after their wait timed out are passed over.
+        const answer = receiveMessageOnPort(keysPort)?.message as KeysAnswer | undefined;
+        if (answer !== undefined) {
+          if (answer.seq !== seq) continue;
+          if ('withheld' in answer) throw new KeysWithheld(zone);
+          if ('error' in answer) throw new KeyError(answer.error.code, answer.error.file, answer.error.reason);
+          return answer.keySet;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0 || Atomics.wait(answered, 0, 0, left) === 'timed-out') throw new KeysWithheld(zone);
+        Atomics.store(answered, 0, 0);
+      }
     },
   };
 }

@@ -25,9 +25,10 @@ export interface LoaderRequest {
   readonly signedAt?: number;
 }
 
-/** The thread asking, during load `id`, for a signed zone's keys. */
+/** The thread asking, during load `id`, for a signed zone's keys (its `seq`-th request). */
 export interface KeysRequest {
   readonly id: number;
+  readonly seq: number;
   readonly keysFor: { readonly zone: string; readonly settings: DnssecSettings };
 }
 
@@ -36,10 +37,11 @@ export interface KeysRequest {
  * `withheld` when it threw anything else: the thread then leaves the zone to this thread's
  * compile, which meets the same failure (a KeySource answers once per load) and reports it.
  */
-export type KeysAnswer =
+export type KeysAnswer = { readonly seq: number } & (
   | { readonly keySet: ZoneKeySet }
   | { readonly error: { readonly code: KeyErrorCode; readonly file: string; readonly reason: string } }
-  | { readonly withheld: true };
+  | { readonly withheld: true }
+);
 
 export type LoaderReply = { readonly id: number; readonly result: ChangedFiles } | { readonly id: number; readonly error: string };
 
@@ -62,7 +64,6 @@ interface Pending {
 export class ZoneLoader {
   private worker: Worker | undefined;
   private keysPort: MessagePort | undefined;
-  private keysAnswered: Int32Array | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
@@ -94,11 +95,12 @@ export class ZoneLoader {
     if (this.worker !== undefined) return this.worker;
     const { port1, port2 } = new MessageChannel();
     const keysAnswered = new SharedArrayBuffer(4);
+    const answered = new Int32Array(keysAnswered);
     const worker = new Worker(WORKER_MODULE, { workerData: { keysPort: port2, keysAnswered } satisfies LoaderWorkerData, transferList: [port2] });
     worker.unref();
     worker.on('message', (message: LoaderReply | KeysRequest) => {
       if ('keysFor' in message) {
-        this.answerKeys(message);
+        this.answerKeys(message, port1, answered);
         return;
       }
       const waiting = this.pending.get(message.id);
@@ -118,22 +120,22 @@ export class ZoneLoader {
     worker.on('exit', (code) => died(new Error(`the zone loader thread exited (code ${code})`)));
     this.worker = worker;
     this.keysPort = port1;
-    this.keysAnswered = new Int32Array(keysAnswered);
     return worker;
   }
 
-  /** Answers the waiting thread: the message first, then the flag it waits on. */
-  private answerKeys(request: KeysRequest): void {
+  /** Answers the waiting thread (the one that asked: its port and flag): the message first, then the flag it waits on. */
+  private answerKeys(request: KeysRequest, port: MessagePort, answered: Int32Array): void {
     const keys = this.pending.get(request.id)?.keys;
+    const seq = request.seq;
     let answer: KeysAnswer;
     try {
-      answer = keys === undefined ? { withheld: true } : { keySet: keys.keysFor(request.keysFor.zone, request.keysFor.settings) };
+      answer = keys === undefined ? { seq, withheld: true } : { seq, keySet: keys.keysFor(request.keysFor.zone, request.keysFor.settings) };
     } catch (error) {
-      answer = error instanceof KeyError ? { error: { code: error.code, file: error.file, reason: error.reason } } : { withheld: true };
+      answer = error instanceof KeyError ? { seq, error: { code: error.code, file: error.file, reason: error.reason } } : { seq, withheld: true };
     }
-    this.keysPort!.postMessage(answer);
-    Atomics.store(this.keysAnswered!, 0, 1);
-    Atomics.notify(this.keysAnswered!, 0);
+    port.postMessage(answer);
+    Atomics.store(answered, 0, 1);
+    Atomics.notify(answered, 0);
   }
 
   private fail(error: Error): void {
