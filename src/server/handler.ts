@@ -258,8 +258,9 @@ export class Handler {
   /**
    * DO=1 NXDOMAIN of a signed zone (RFC 4035 §3.1.3.2, RFC 5155 §7.2.2): the proof depends on the
    * closest encloser and on the record covering the name (NSEC) or its next closer name (NSEC3),
-   * found by the name's canonical place in the chain; a template per pair (fast-path.ts). The
-   * apex starts at `apexStart` in the question.
+   * found by the name's canonical place in the chain; a template per pair (fast-path.ts).
+   * `encloser` is the closest encloser's table index, `nextCloser` where the next closer name
+   * starts in the question.
    */
   private fastDenial(q: Buffer, table: PrebuiltTable, zone: ZoneModel, encloser: number, nextCloser: number, limit: number, out: Buffer, ev: ReusedQueryEvent, extra: Buffer | null): number {
     const scan = this.scan;
