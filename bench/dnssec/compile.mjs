@@ -16,6 +16,7 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { stallTimer } from '../reload/stall-timer.mjs';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../scale/generate.mjs';
 
@@ -33,13 +34,7 @@ if (args[0] === '--child' && args[2] === 'reload') {
   await store.load();
   for (const file of readdirSync(args[1])) appendFileSync(join(args[1], file), '# edited\n');
   const threadCpuMs = () => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
-  let last = performance.now();
-  let longestGapMs = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longestGapMs = Math.max(longestGapMs, now - last);
-    last = now;
-  }, 1);
+  const stalls = stallTimer();
   const c0 = threadCpuMs();
   const p0 = process.cpuUsage();
   const w0 = performance.now();
@@ -47,7 +42,7 @@ if (args[0] === '--child' && args[2] === 'reload') {
   const mainCpuMs = threadCpuMs() - c0;
   const p1 = process.cpuUsage(p0);
   const wallMs = performance.now() - w0;
-  clearInterval(timer);
+  const longestGapMs = stalls.stop();
   await store.close();
   let names = 0;
   for (const z of report.zoneSet.zones.values()) names += z.nodes.size;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, machine } from '../qps/lib.mjs';
 import { reloadZoneSet, withError, withNewAddress } from './zones.mjs';
+import { stallTimer } from './stall-timer.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const { ZoneStore } = await import(new URL('server/zone-store.js', dist));
@@ -30,18 +31,11 @@ console.log(`zone set: ${set.names} names; largest file ${Buffer.byteLength(set.
 
 /** Runs `work` while a 1 ms timer measures the longest stall of this thread. */
 async function stalls(work) {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
+  const timer = stallTimer();
   const started = performance.now();
   const result = await work();
   const total = performance.now() - started;
-  longest = Math.max(longest, performance.now() - last);
-  clearInterval(timer);
+  const longest = timer.stop();
   return { result, total: Math.round(total), longest: Math.round(longest) };
 }
 

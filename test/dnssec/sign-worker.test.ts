@@ -16,6 +16,7 @@ import { ZoneStore } from '../../src/server/zone-store.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { query, tempZonesDir } from '../helpers/dns.js';
 import { answerProblems, makeKeySet, parseMessage } from '../helpers/dnssec.js';
+import { stallTimer } from '../../bench/reload/stall-timer.mjs';
 
 const TEXT = readFileSync(new URL('../fixtures/signed.example.net.yaml', import.meta.url), 'utf8');
 /** Static names of the larger zone: a few thousand RRSIGs, a few hundred ms of signing. */
@@ -42,21 +43,6 @@ function countingKeys(clock: { now: number }): KeySource & { reads: number } {
   return source;
 }
 
-/** The longest time (ms) this thread's event loop went without running a 1 ms timer, from now until the stop. */
-function longestGap(): () => number {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  return () => {
-    clearInterval(timer);
-    return longest;
-  };
-}
-
 function validationProblems(zones: ZoneSet): string[] {
   const handler = new Handler(new Runtime(zones), undefined, {}, { prebuilt: false });
   const ask = (name: string, type: string) => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
@@ -81,9 +67,9 @@ t.test('a reload signs changed zones in the loader thread; this thread adopts th
   clock.now += 60_000;
   for (const file of ['signed.yaml', 'large.yaml']) appendFileSync(join(dir, file), '# edited\n');
   const reads = keys.reads;
-  const stop = longestGap();
+  const stalls = stallTimer();
   const reloaded = await store.load();
-  const gap = stop();
+  const gap = stalls.stop();
   t.same(reloaded.signing, { here: 0, adopted: 2 }, 'both changed zones signed in the loader thread, none here');
   t.same(reloaded.problems, []);
   t.equal(keys.reads - reads, 2, "each zone's keys read once in the load, by this thread, for the loader thread's signing");
