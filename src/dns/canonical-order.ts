@@ -63,35 +63,43 @@ export function nsecCoveringIndex(keys: readonly string[], q: Uint8Array, labels
   return low;
 }
 
-/** Lower-cased copy of the name being hashed (a name is at most 255 bytes) and its digest. */
+/** Lower-cased copy of the name being hashed (a name is at most 255 bytes). */
 const hashInput = new Uint8Array(255);
-const digest = new Uint32Array(5);
 
-/** The SHA-1 of the wire name at `q[start .. end)`, lower-cased, into `digest` (RFC 5155 §5 with no salt and no extra iterations). */
-function nsec3Digest(q: Uint8Array, start: number, end: number): void {
-  const length = end - start;
-  for (let i = 0; i < length; i++) {
-    let c = q[start + i];
-    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    hashInput[i] = c;
+/**
+ * RFC 5155 §5 with the RFC 9276 §3.1 parameters (no extra iterations, empty salt): the SHA-1 of
+ * a name's canonical (lower-case) wire form, in base32hex (RFC 4648 §7), lower case: the first
+ * label of its NSEC3 owner. Base32hex keeps the hashes' byte order as text order.
+ */
+export function nsec3HashOfWire(wire: Uint8Array): string {
+  const digest = hash('sha1', wire, 'buffer');
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of digest) {
+    value = ((value << 8) | byte) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32HEX[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
   }
-  const sha1 = hash('sha1', hashInput.subarray(0, length), 'buffer');
-  for (let i = 0; i < 5; i++) digest[i] = sha1.readUInt32BE(4 * i);
+  // 160 bits are 32 digits of 5: nothing is left over.
+  return out;
 }
+const BASE32HEX = '0123456789abcdefghijklmnopqrstuv';
 
-/** Compares `digest` with a base32hex hash text (RFC 4648 §7, lower case): <0, 0 or >0. */
-function compareWithHash(key: string): number {
-  for (let k = 0; k < 32; k++) {
-    // Bits 5k .. 5k+4 of the 160-bit digest, in five big-endian words.
-    const bit = 5 * k;
-    const word = bit >> 5;
-    const at = bit & 31;
-    const value = (at <= 27 ? digest[word] >>> (27 - at) : (digest[word] << (at - 27)) | (digest[word + 1] >>> (59 - at))) & 31;
-    const c = key.charCodeAt(k);
-    const d = value - (c <= 0x39 ? c - 0x30 : c - 0x61 + 10);
-    if (d !== 0) return d;
+/** In ascending `keys`, the index of the last at or before `key`; for a key before the first, the last (the span that wraps round). */
+export function spanIndex(keys: readonly string[], key: string): number {
+  if (key < keys[0]) return keys.length - 1;
+  let low = 0;
+  let high = keys.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (keys[mid] <= key) low = mid;
+    else high = mid - 1;
   }
-  return 0;
+  return low;
 }
 
 /**
@@ -100,14 +108,11 @@ function compareWithHash(key: string): number {
  * of all for a hash before the first (RFC 5155 §7.1: the chain wraps round).
  */
 export function nsec3CoveringIndex(keys: readonly string[], q: Uint8Array, start: number, end: number): number {
-  nsec3Digest(q, start, end);
-  if (compareWithHash(keys[0]) < 0) return keys.length - 1;
-  let low = 0;
-  let high = keys.length - 1;
-  while (low < high) {
-    const mid = (low + high + 1) >> 1;
-    if (compareWithHash(keys[mid]) >= 0) low = mid;
-    else high = mid - 1;
+  const length = end - start;
+  for (let i = 0; i < length; i++) {
+    let c = q[start + i];
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    hashInput[i] = c;
   }
-  return low;
+  return spanIndex(keys, nsec3HashOfWire(hashInput.subarray(0, length)));
 }

@@ -6,10 +6,10 @@
  * except the Pool/Group/Site answers past the precomputed bound (`signVariant`).
  */
 import type { Selection } from './selection.js';
-import { createHash } from 'node:crypto';
 import type { RRset, ZoneModel, ZoneSignatures, NsecChain } from './zone-model.js';
 import { ownedBy, wildcardFor } from './resolve.js';
 import { encodeName, nameLabels, parentName } from '../dns/encode.js';
+import { nsec3HashOfWire, spanIndex } from '../dns/canonical-order.js';
 
 export function rrsetKey(owner: string, type: number): string {
   return `${type}/${owner}`;
@@ -51,28 +51,10 @@ export function rrsigOf(zone: ZoneModel, signatures: ZoneSignatures, set: RRset)
   return source === undefined ? undefined : { rrsig: ownedBy(source, set.owner), expanded: true };
 }
 
-/**
- * RFC 5155 §5 with the RFC 9276 §3.1 parameters (no extra iterations, empty salt): SHA-1 of the
- * name's canonical wire form, in base32hex (RFC 4648 §7), lower case: the first label of the
- * name's NSEC3 owner. Base32hex keeps the hashes' byte order as text order.
- */
+/** The NSEC3 hash of `name` (RFC 5155 §5, RFC 9276 §3.1 parameters; dns/canonical-order.ts). */
 export function nsec3Hash(name: string): string {
-  const digest = createHash('sha1').update(encodeName(name)).digest();
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const byte of digest) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32HEX[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += BASE32HEX[(value << (5 - bits)) & 31];
-  return out;
+  return nsec3HashOfWire(encodeName(name));
 }
-const BASE32HEX = '0123456789abcdefghijklmnopqrstuv';
 
 function chainKey(chain: NsecChain, name: string): string {
   return chain.hashed ? nsec3Hash(name) : canonicalKey(name);
@@ -86,18 +68,6 @@ function coveringIndex(chain: NsecChain, name: string): number {
   return spanIndex(chain.keys, chainKey(chain, name));
 }
 
-/** In ascending `keys`, the index of the last at or before `key`; for a key before the first, the last (the span that wraps round). */
-export function spanIndex(keys: readonly string[], key: string): number {
-  if (key < keys[0]) return keys.length - 1;
-  let low = 0;
-  let high = keys.length - 1;
-  while (low < high) {
-    const mid = (low + high + 1) >> 1;
-    if (keys[mid] <= key) low = mid;
-    else high = mid - 1;
-  }
-  return low;
-}
 
 /** Whether the chain holds a record for `name` itself (an NSEC owned by it, an NSEC3 of its hash). */
 function matches(chain: NsecChain, name: string): boolean {
