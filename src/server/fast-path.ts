@@ -52,6 +52,9 @@ export class DenialTemplate {
   ) {}
 }
 
+/** The charge of a memo without a bound: every choice is kept. */
+const ALWAYS = (): boolean => true;
+
 /** A Pool/Group/Site Name's answers for one type: chosen per query, bytes per choice. */
 export class DynamicAnswers {
   /** Per chosen site (one-site selections: nearly all of them). */
@@ -80,7 +83,7 @@ export class DynamicAnswers {
     /** Built for DO=1 queries of a signed zone: with the RRSIGs and NSEC records (RFC 4035 §3.1). */
     private readonly dnssecOk = false,
     /** Charged for each choice built; false: the memo is full, that choice goes the general way. */
-    private readonly charge: (() => boolean) | null = null,
+    private readonly charge: () => boolean = ALWAYS,
   ) {
     this.prepared = new PreparedSelection(dynamic, family);
   }
@@ -110,20 +113,20 @@ export class DynamicAnswers {
         const site = selection.sites[0];
         let answer = this.perSite.get(site);
         if (answer === undefined) {
-          if (this.charge !== null && !this.charge()) return null;
+          if (!this.charge()) return null;
           answer = this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family));
           this.perSite.set(site, answer);
         }
         return answer;
       }
       case 'sorry':
-        if (this.sorry === null && this.charge !== null && !this.charge()) return null;
+        if (this.sorry === null && !this.charge()) return null;
         return (this.sorry ??= this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family)));
       case 'nodata':
-        if (this.nodata === null && this.charge !== null && !this.charge()) return null;
+        if (this.nodata === null && !this.charge()) return null;
         return (this.nodata ??= this.build(selection, null));
       case 'servfail':
-        if (this.servfail === null && this.charge !== null && !this.charge()) return null;
+        if (this.servfail === null && !this.charge()) return null;
         return (this.servfail ??= this.build(selection, null));
       case 'drop':
         return null;
@@ -265,10 +268,10 @@ export class PrebuiltTable {
   private readonly wildcardEntries: (NameEntry | undefined)[] = [];
   /** Per zone: its NXDOMAIN template (negative answer built for the apex), or null. */
   private readonly nxdomain = new Map<ZoneModel, PrebuiltAnswer | null>();
-  /** DO=1 NXDOMAIN templates (null: general path) by closest encloser (name index), then covering record (chain index). */
-  private readonly denials = new Map<number, Map<number, DenialTemplate | null>>();
+  /** DO=1 NXDOMAIN templates (null: general path) by closest encloser (name index) and covering record (chain index): pairKey. */
+  private readonly denials = new Map<number, DenialTemplate | null>();
   /** DO=1 wildcard answers, the same way (provedWildcard). */
-  private readonly provedWildcards = new Map<number, Map<number, ProvedName>>();
+  private readonly provedWildcards = new Map<number, ProvedName>();
   /** Entries of both maps and the types memoized for wildcard names: at most MAX_DENIAL_TEMPLATES. */
   private denialCount = 0;
   readonly refused: PrebuiltAnswer;
@@ -383,14 +386,12 @@ export class PrebuiltTable {
    * the others (`provedWildcardAnswer`). Null when the memo is full (general path).
    */
   provedWildcard(i: number, cover: number, q: Buffer, nameEnd: number): ProvedName | null {
-    let byCover = this.provedWildcards.get(i);
-    const known = byCover?.get(cover);
+    const key = pairKey(i, cover);
+    const known = this.provedWildcards.get(key);
     if (known !== undefined) return known;
-    if (this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
-    if (byCover === undefined) this.provedWildcards.set(i, (byCover = new Map()));
+    if (!this.chargeDenial()) return null;
     const entry = new ProvedName(questionNameText(q, nameEnd), nameEnd - HEADER_LEN);
-    byCover.set(cover, entry);
-    this.denialCount++;
+    this.provedWildcards.set(key, entry);
     return entry;
   }
 
@@ -398,8 +399,7 @@ export class PrebuiltTable {
   provedWildcardAnswer(i: number, entry: ProvedName, qtype: number): TypeAnswer {
     const known = entry.find(qtype);
     if (known !== undefined) return known;
-    if (entry.full || this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
-    this.denialCount++;
+    if (entry.full || !this.chargeDenial()) return null;
     return entry.remember(qtype, this.buildWildcard(i, entry, qtype, true));
   }
 
@@ -424,7 +424,7 @@ export class PrebuiltTable {
     // A Pool/Group/Site Name's choices are built as they are chosen: their bodies hold no name
     // but the owner, which stays (and the SOA of a NODATA choice: see above).
     // A DO=1 one answers a name asked (a ProvedName): each choice it builds counts against the memo's bound.
-    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard', dnssecOk, dnssecOk ? this.chargeDenial : null);
+    if (result.kind === 'answer' && result.dynamic !== undefined) return new DynamicAnswers(entry, qtype, result, result.dynamic, result.family, 'wildcard', dnssecOk, dnssecOk ? this.chargeDenial : ALWAYS);
     const query = syntheticQuery(entry.name, qtype, dnssecOk);
     const built = PrebuiltAnswer.fromResponse(buildResponse(query, result, 'tcp', null, null), query.questionEnd, 'wildcard', dnssecOk);
     // Pointers other than to the whole question (the owner, which stays) must land on the
@@ -453,14 +453,12 @@ export class PrebuiltTable {
    * memoized. Null: the general path (the memo full, or a body that would not be byte-exact).
    */
   denialTemplate(encloser: number, zone: ZoneModel, cover: number, q: Buffer, nameEnd: number): DenialTemplate | null {
-    let byCover = this.denials.get(encloser);
-    const known = byCover?.get(cover);
+    const key = pairKey(encloser, cover);
+    const known = this.denials.get(key);
     if (known !== undefined) return known;
-    if (this.denialCount >= MAX_DENIAL_TEMPLATES) return null;
-    if (byCover === undefined) this.denials.set(encloser, (byCover = new Map()));
+    if (!this.chargeDenial()) return null;
     const template = this.buildDenial(encloser, zone, questionNameText(q, nameEnd));
-    byCover.set(cover, template);
-    this.denialCount++;
+    this.denials.set(key, template);
     return template;
   }
 
@@ -494,6 +492,14 @@ export class PrebuiltTable {
     }
     return template;
   }
+}
+
+/**
+ * One number for (table name index, chain index): both stay below 2^26 (names of a table; records
+ * of one zone's chain), so the product is an exact integer and a Map finds the pair in one lookup.
+ */
+function pairKey(name: number, chainIndex: number): number {
+  return name * 0x4000000 + chainIndex;
 }
 
 /** Whether `name` is below `encloser` through a label under it that does not exist in `zone`. */
