@@ -12,9 +12,11 @@ import type { ZoneKeySet } from '../../src/dnssec/types.js';
 import type { ZoneSet } from '../../src/model/zone-model.js';
 import { rrsetKey } from '../../src/model/signatures.js';
 import { Handler } from '../../src/server/handler.js';
+import { ReloadController } from '../../src/server/reload.js';
 import { ZoneStore } from '../../src/server/zone-store.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { query, tempZonesDir } from '../helpers/dns.js';
+import { memoryLogger } from '../helpers/metrics.js';
 import { answerProblems, makeKeySet, parseMessage } from '../helpers/dnssec.js';
 import { stallTimer } from '../../bench/reload/stall-timer.mjs';
 
@@ -128,4 +130,20 @@ t.test('a zone due for re-signing when the loader thread dies is signed on this 
   t.same(failed.signing, { here: 1, adopted: 0 }, 'the due zone is signed here instead');
   t.equal(failed.zoneSet.zones.get('example.net')!.signatures!.signedAt, clock.now);
   t.same(validationProblems(failed.zoneSet), [], 'and validates');
+});
+
+t.test('the reload log line says where the signed zones were signed', async (t) => {
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const clock = { now: Date.UTC(2026, 11, 1) };
+  const { logger, lines } = memoryLogger('info');
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: countingKeys(clock) }), prebuild: false }, logger);
+  t.teardown(() => reloads.close());
+  await reloads.start();
+  t.match(lines.find((l) => l.msg === 'zones loaded'), { signing: { here: 1, adopted: 0 } }, 'the first load signs here');
+  clock.now += 60_000;
+  appendFileSync(join(dir, 'signed.yaml'), '# edited\n');
+  await reloads.reload('api');
+  t.match(lines.find((l) => l.msg === 'zones reloaded'), { signing: { here: 0, adopted: 1 } }, 'a reload adopts what the loader thread signed');
+  await reloads.reload('api');
+  t.equal(lines.filter((l) => l.msg === 'zones reloaded').at(-1).signing, undefined, 'nothing compiled: no signing field');
 });
