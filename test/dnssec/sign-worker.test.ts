@@ -45,6 +45,15 @@ function countingKeys(clock: { now: number }): KeySource & { reads: number } {
   return source;
 }
 
+/** The signed fixture in a zone store whose keys run on `clock`, loaded once (on this thread). */
+async function loadedSignedZone(t: Tap.Test): Promise<{ dir: string; clock: { now: number }; store: ZoneStore; first: Awaited<ReturnType<ZoneStore['load']>> }> {
+  const dir = tempZonesDir({ 'signed.yaml': TEXT });
+  const clock = { now: Date.UTC(2026, 11, 1) };
+  const store = new ZoneStore(dir, { keys: countingKeys(clock) });
+  t.teardown(() => store.close());
+  return { dir, clock, store, first: await store.load() };
+}
+
 function validationProblems(zones: ZoneSet): string[] {
   const handler = new Handler(new Runtime(zones), undefined, {}, { prebuilt: false });
   const ask = (name: string, type: string) => parseMessage(handler.handle(query(name, type, { edns: { do: true } }), { transport: 'tcp', clientAddress: '192.0.2.1' })!);
@@ -88,11 +97,7 @@ t.test('a reload signs changed zones in the loader thread; this thread adopts th
 });
 
 t.test('a zone due for re-signing is signed in the loader thread too', async (t) => {
-  const dir = tempZonesDir({ 'signed.yaml': TEXT });
-  const clock = { now: Date.UTC(2026, 11, 1) };
-  const store = new ZoneStore(dir, { keys: countingKeys(clock) });
-  t.teardown(() => store.close());
-  const first = await store.load();
+  const { clock, store, first } = await loadedSignedZone(t);
   clock.now = store.nextResignAt();
   const resigned = await store.load();
   t.same(resigned.signing, { here: 0, adopted: 1 }, 'signed there, adopted here');
@@ -102,11 +107,7 @@ t.test('a zone due for re-signing is signed in the loader thread too', async (t)
 });
 
 t.test('a kept zone (its file now broken) due for re-signing is signed on this thread', async (t) => {
-  const dir = tempZonesDir({ 'signed.yaml': TEXT });
-  const clock = { now: Date.UTC(2026, 11, 1) };
-  const store = new ZoneStore(dir, { keys: countingKeys(clock) });
-  t.teardown(() => store.close());
-  await store.load();
+  const { dir, clock, store } = await loadedSignedZone(t);
   appendFileSync(join(dir, 'signed.yaml'), 'not: [valid\n');
   clock.now = store.nextResignAt();
   const kept = await store.load();
@@ -116,11 +117,7 @@ t.test('a kept zone (its file now broken) due for re-signing is signed on this t
 });
 
 t.test('a zone due for re-signing when the loader thread dies is signed on this thread', async (t) => {
-  const dir = tempZonesDir({ 'signed.yaml': TEXT });
-  const clock = { now: Date.UTC(2026, 11, 1) };
-  const store = new ZoneStore(dir, { keys: countingKeys(clock) });
-  t.teardown(() => store.close());
-  await store.load();
+  const { clock, store } = await loadedSignedZone(t);
   clock.now = store.nextResignAt();
   const pending = store.load();
   await new Promise((resolve) => setImmediate(resolve)); // the request is with the thread now
