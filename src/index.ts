@@ -3,8 +3,8 @@ export { startNameserver, type Nameserver, type NameserverOptions } from './serv
 export { Handler } from './server/handler.js';
 export type { RequestContext } from './server/request-context.js';
 export { Runtime } from './state/runtime.js';
-export { ReloadController } from './server/reload.js';
-export { ZoneStore } from './server/zone-store.js';
+export { ReloadController } from './zones/reload.js';
+export { ZoneStore } from './zones/zone-store.js';
 export { loadZoneDirectory, loadZoneFile, parseZoneText } from './config/load.js';
 export { compileZone, compileZoneFiles, makeZoneSet } from './config/compile.js';
 export { formatProblem, type ConfigProblem } from './config/errors.js';

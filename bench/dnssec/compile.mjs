@@ -28,7 +28,7 @@ const flag = (name, fallback) => {
 
 if (args[0] === '--child' && args[2] === 'reload') {
   // A reload of every file of args[1], signed, after a first load; measured on the main thread.
-  const { ZoneStore } = await import(new URL('../../dist/server/zone-store.js', import.meta.url));
+  const { ZoneStore } = await import(new URL('../../dist/zones/zone-store.js', import.meta.url));
   const { benchSigning } = await import('./keys.mjs');
   const store = new ZoneStore(args[1], { keys: benchSigning() });
   await store.load();

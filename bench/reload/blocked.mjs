@@ -17,9 +17,9 @@ import { reloadZoneSet, withError, withNewAddress } from './zones.mjs';
 import { stallTimer } from './stall-timer.mjs';
 
 const dist = new URL('../../dist/', import.meta.url);
-const { ZoneStore } = await import(new URL('server/zone-store.js', dist));
-const { prebuildTable } = await import(new URL('server/fast-path.js', dist));
-const { publishLoad } = await import(new URL('server/reload.js', dist));
+const { ZoneStore } = await import(new URL('zones/zone-store.js', dist));
+const { prebuildTable, prebuildTableInSlices } = await import(new URL('server/fast-path.js', dist));
+const { publishLoad } = await import(new URL('zones/reload.js', dist));
 const { Runtime } = await import(new URL('state/runtime.js', dist));
 
 const { values } = parseArgs({ options: { names: { type: 'string', default: '100000' } } });
@@ -55,7 +55,7 @@ const edits = [
 ];
 for (const [label, text] of edits) {
   if (text !== undefined) writeFileSync(set.file, text);
-  const r = await stalls(() => publishLoad(store, runtime, { prebuild: true }));
+  const r = await stalls(() => publishLoad(store, runtime, { prebuild: prebuildTableInSlices }));
   console.log(
     `${label.padEnd(34)} load ${String(r.total).padStart(5)} ms, longest stall of this thread ${String(r.longest).padStart(5)} ms; ${r.result.slices.slices} slices, longest ${Math.round(r.result.slices.longestMs)} ms; compiled here: ${r.result.compiledFiles}; problems: ${r.result.problems.length}; new set: ${r.result.zoneSet !== first.result.zoneSet}`,
   );

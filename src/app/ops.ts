@@ -15,7 +15,7 @@ import { QueryMetrics } from '../admin/query-metrics.js';
 import { registerOpsRoutes, type Readiness } from '../admin/routes.js';
 import type { ZoneSet } from '../model/zone-model.js';
 import { systemEnv, type PolicyEnv } from '../policy/types.js';
-import type { ReloadController, ReloadOutcome, ReloadTrigger } from '../server/reload.js';
+import type { ReloadController, ReloadOutcome, ReloadTrigger } from '../zones/reload.js';
 import { watchZones, type ZoneWatcher } from '../server/watch.js';
 import type { Runtime } from '../state/runtime.js';
 import { stateOf, type StateSnapshot } from '../state/snapshot.js';

@@ -6,7 +6,7 @@
  * - embedded default (no --redis): a MemoryStateStore; this process probes the zones itself.
  * - --redis or --redis-sentinels: a RedisStateStore written by `sitedns probe` processes; this
  *   process only follows it (and keeps a last-known-state file for starts while Redis is down).
- * Either way the zones come from the one reload path (server/reload.ts: start, SIGHUP, file
+ * Either way the zones come from the one reload path (zones/reload.ts: start, SIGHUP, file
  * watch, admin API) and the follower publishes the state, both into one Runtime that the
  * nameserver answers from and the prober follows. Answering starts only once the first probe
  * round / first store read is done, or `startupLimitMs` passed. A nameserver following Redis
@@ -19,8 +19,9 @@ import { DemoBackends } from '../demo/backends.js';
 import { shareCurrentSites } from '../policy/shared-current-sites.js';
 import { Prober } from '../probe/prober.js';
 import { startNameserver, type Nameserver, type NameserverOptions } from '../server/nameserver.js';
-import { ReloadController } from '../server/reload.js';
-import { ZoneStore } from '../server/zone-store.js';
+import { ReloadController } from '../zones/reload.js';
+import { prebuildTableInSlices } from '../server/fast-path.js';
+import { ZoneStore } from '../zones/zone-store.js';
 import { registerStateRoutes } from '../admin/state-routes.js';
 import { DEFAULT_STALE_AFTER_MS } from '../state/combine.js';
 import { StateFollower } from '../state/follower.js';
@@ -122,7 +123,7 @@ export async function startServeApp(o: ServeAppOptions): Promise<ServeApp> {
   // With UDP threads the store keeps its zones as validated: the threads compile those.
   const keys = o.keys ?? keyDirectory(o.keysDir ?? DEFAULT_KEY_DIR, { create: true, events: keyEvents(componentLogger(o.logger, 'keys')) });
   const zoneStore = new ZoneStore(o.zonesPath, { keepValidated: o.udpThreads !== undefined, keys });
-  const reloads = new ReloadController({ zoneStore, prebuild: true }, componentLogger(o.logger, 'reload'));
+  const reloads = new ReloadController({ zoneStore, prebuild: prebuildTableInSlices }, componentLogger(o.logger, 'reload'));
   const runtime = reloads.runtime;
   let ns: Nameserver;
   try {

@@ -1,7 +1,5 @@
 /** `sitedns probe`: the prober as its own process, writing to Redis (docs/state.md). */
 import { Prober } from '../probe/prober.js';
-import { ReloadController } from '../server/reload.js';
-import { ZoneStore } from '../server/zone-store.js';
 import { MemoryStateStore } from '../state/memory-store.js';
 import { describeRedis } from '../state/redis-connection.js';
 import { RedisStateStore, StoreAuthError } from '../state/redis-store.js';
@@ -12,6 +10,8 @@ import { redisConnection, redisConnectionFlags } from './redis-flags.js';
 import { flagDuration, logLevel, on, optionalRedisUrl, optionalText, text } from './flag-values.js';
 import { outputFlag, printReport } from './output.js';
 import { formatStatus } from './status.js';
+import { ReloadController } from '../zones/reload.js';
+import { ZoneStore } from '../zones/zone-store.js';
 
 export const probeFlags = {
   zones: { type: 'string', default: 'zones', help: 'zone file or directory', value: text },
@@ -46,8 +46,8 @@ export async function runProbe(argv: string[]): Promise<number> {
   // The logs share stdout with --once's report: JSON output stays one document (the report says
   // what the warnings would).
   const logger = createLogger(flags.once ? (flags.output === 'json' ? 'silent' : 'warn') : flags['log-level']);
-  // The zones come the way `serve` loads them (server/reload.ts); this process answers no query.
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones), prebuild: false }, componentLogger(logger, 'reload'));
+  // The zones come the way `serve` loads them (zones/reload.ts); this process answers no query.
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones) }, componentLogger(logger, 'reload'));
   await reloads.start();
   const runtime = reloads.runtime;
 

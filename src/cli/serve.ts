@@ -8,7 +8,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_SPIN_MICROS, MAX_SPIN_MICROS, udpThreadsUnavailable } from '../server/udp-threads.js';
 import type { UdpPathChoice } from '../server/udp.js';
-import { NoZonesError } from '../server/reload.js';
+import { NoZonesError } from '../zones/reload.js';
 import { CodedError } from '../util/coded-error.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { randomCookieSecret } from '../dns/cookies.js';

@@ -8,7 +8,7 @@
  * keeps its own log lines (hooks).
  */
 import type { StateSnapshot } from '../state/snapshot.js';
-import type { ZoneTexts } from './reload.js';
+import type { ZoneTexts } from '../zones/reload.js';
 import { StatePublisher, type DeltaMessage, type StateMessage } from '../state/messages.js';
 
 /**

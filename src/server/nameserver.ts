@@ -1,7 +1,7 @@
 /**
  * The listeners of `serve`: UDP and TCP on every --listen address (or, with --udp-threads, TCP
  * here and UDP in the threads), answering from a Runtime whose zones and state are published by
- * others (server/reload.ts, state/follower.ts); stop.
+ * others (zones/reload.ts, state/follower.ts); stop.
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -14,7 +14,7 @@ import { ServerCookies } from '../dns/cookies.js';
 import type { EdnsAnswering } from '../dns/reply-options.js';
 import { Handler } from './handler.js';
 import type { HandlerObserver } from './query-event.js';
-import type { ZoneTexts } from './reload.js';
+import type { ZoneTexts } from '../zones/reload.js';
 import { listenTcp, type TcpListener, type TcpOptions } from './tcp.js';
 import { ResponseRateLimiter, type RrlOptions } from './rrl.js';
 import { listenUdpPath, type UdpListener, type UdpPathChoice } from './udp.js';

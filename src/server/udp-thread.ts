@@ -39,7 +39,8 @@ import { formatHostPort, listenError } from '../util/listen.js';
 import { componentLogger, createLogger } from '../util/logger.js';
 import { answeringHandler } from './nameserver.js';
 import { AnswerStep } from './answer-step.js';
-import { AnswererZones } from './reload.js';
+import { AnswererZones } from '../zones/reload.js';
+import { prebuildTableInSlices } from './fast-path.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { batchAnswerer, countSocket, loadAddon, sharedBufferBytes, type UdpBatchAddon } from './udp-batched.js';
 import { applyStateMessage, type DeltaMessage, type StateMessage } from '../state/messages.js';
@@ -61,7 +62,7 @@ const addon: UdpBatchAddon = loadedAddon;
 // The main thread's texts, not the files: a thread serves what the main thread serves, its last
 // good version of a broken file included, whenever it starts or reloads.
 const runtime = new Runtime();
-const zones = new AnswererZones(runtime, data.zonesPath, log);
+const zones = new AnswererZones(runtime, data.zonesPath, log, prebuildTableInSlices);
 await zones.load(data.zones);
 const observer = new QueryMetrics({ logger: componentLogger(log, 'query'), sample: data.querySample }, undefined, componentLogger(log, 'handler'));
 const handler = answeringHandler(runtime, log, undefined, observer, data.edns);

@@ -24,7 +24,7 @@ import type { StateSnapshot } from '../state/snapshot.js';
 import type { Logger } from '../util/logger.js';
 import { steeringCounters } from '../policy/udp-steering.js';
 import { AnswererPool, type Answerer, type AnswererFailedToStart } from './answerer-pool.js';
-import type { ZoneTexts } from './reload.js';
+import type { ZoneTexts } from '../zones/reload.js';
 import type { RrlOptions } from './rrl.js';
 import type { EdnsAnswering } from '../dns/reply-options.js';
 import type { DeltaMessage, StateMessage } from '../state/messages.js';

@@ -4,7 +4,7 @@
  * half of each), and only through `publishZones` / `publishState`, which then tell every
  * subscriber. The handler reads `zones` and `state` as plain fields, once per query.
  *
- * Who publishes: the reload path (server/reload.ts) publishes zones whatever triggered the load;
+ * Who publishes: the reload path (zones/reload.ts) publishes zones whatever triggered the load;
  * the state follower (state/follower.ts), or the main thread's messages in a UDP thread,
  * publishes snapshots. Who subscribes: the answerers in other threads (to
  * receive each zone set and snapshot), the prober (to probe the sites of the zones served).

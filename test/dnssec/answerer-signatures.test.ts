@@ -17,8 +17,9 @@ import { makeKeySet, parseMessage, parseRrsig, RRSIG } from '../helpers/dnssec.j
 
 const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).href;
 const threadsModule = (await import(dist('server/udp-threads.js'))) as typeof import('../../src/server/udp-threads.js');
-const storeModule = (await import(dist('server/zone-store.js'))) as typeof import('../../src/server/zone-store.js');
-const reloadModule = (await import(dist('server/reload.js'))) as typeof import('../../src/server/reload.js');
+const storeModule = (await import(dist('zones/zone-store.js'))) as typeof import('../../src/zones/zone-store.js');
+const reloadModule = (await import(dist('zones/reload.js'))) as typeof import('../../src/zones/reload.js');
+const { prebuildTableInSlices } = (await import(dist('server/fast-path.js'))) as typeof import('../../src/server/fast-path.js');
 const snapshotModule = (await import(dist('state/snapshot.js'))) as typeof import('../../src/state/snapshot.js');
 const signaturesModule = (await import(dist('model/signatures.js'))) as typeof import('../../src/model/signatures.js');
 
@@ -28,7 +29,7 @@ async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
   const keys = makeKeySet('example.net');
   const { logger, lines } = memoryLogger('debug');
-  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true, keys: { keysFor: () => keys, now: Date.now } }), prebuild: true }, logger);
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true, keys: { keysFor: () => keys, now: Date.now } }), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   const pool = await threadsModule.startUdpThreads({

@@ -1,5 +1,5 @@
 /**
- * The reload path hands each signed zone its key set (server/zone-store.ts, server/reload.ts): keys
+ * The reload path hands each signed zone its key set (zones/zone-store.ts, zones/reload.ts): keys
  * are created for a signed zone without any, a zone whose keys fail is refused like a broken file
  * (its last good version and the other zones keep serving), and the set is loaded again when the
  * key timing says so. The clock is injected.
@@ -11,8 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { KeyError, readKeyFile, writeKeyFile } from '../../src/dnssec/key-file.js';
 import { keyDirectory, generateKey } from '../../src/dnssec/keys.js';
-import { ReloadController, AnswererZones } from '../../src/server/reload.js';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { ReloadController, AnswererZones } from '../../src/zones/reload.js';
+import { prebuildTableInSlices } from '../../src/server/fast-path.js';
+import { ZoneStore } from '../../src/zones/zone-store.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger } from '../helpers/metrics.js';
@@ -35,7 +36,7 @@ async function setup(t: Test, options: { create: boolean; files?: Record<string,
   const warnings: string[] = [];
   const events = { created: (_zone: string, files: readonly string[]) => created.push(...files), warning: (w: { file: string }) => warnings.push(w.file) };
   const zoneStore = new ZoneStore(dir, { keepValidated: true, keys: keyDirectory(keys, { create: options.create, now: () => clock.now, events }) });
-  const reloads = new ReloadController({ zoneStore, prebuild: true }, logger);
+  const reloads = new ReloadController({ zoneStore, prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.close());
   return { dir, keys, clock, reloads, lines, created, warnings };
 }
@@ -121,7 +122,7 @@ t.test('an answerer takes the key sets its primary loaded (copied as a thread re
   const { reloads } = await setup(t, { create: true });
   await reloads.start();
   const { logger } = memoryLogger();
-  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices);
   const texts = structuredClone(reloads.zoneTexts());
   const report = await answerer.load(texts);
   t.same(report.problems, []);
@@ -129,7 +130,7 @@ t.test('an answerer takes the key sets its primary loaded (copied as a thread re
   const keySet = report.keySets.get('signed.test')!;
   t.equal(keySet, texts.keySets.get('signed.test'));
   t.equal(keySet.zoneSigning[0].privateKey.asymmetricKeyType, 'ec', 'the private key crosses threads');
-  const without = await new AnswererZones(new Runtime(), 'primary', logger).load({ ...texts, keySets: new Map() });
+  const without = await new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices).load({ ...texts, keySets: new Map() });
   t.same([...without.zoneSet.zones.keys()], ['plain.test'], 'a signed zone without its keys is not served');
 });
 
@@ -139,7 +140,7 @@ t.test('a key directory that cannot be made (a file in its way): only the signed
   writeFileSync(blocker, 'a file where the key directory should be');
   const keys = join(blocker, 'keys');
   const { logger } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: keyDirectory(keys, { create: true }) }), prebuild: false }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: keyDirectory(keys, { create: true }) }) }, logger);
   t.teardown(() => reloads.close());
   const outcome = await reloads.start();
   t.same(outcome.zones, ['plain.test'], 'the unsigned zone serves');

@@ -4,8 +4,9 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyError } from '../../src/dnssec/key-file.js';
-import { RESIGN_RETRY_MS, ZoneStore } from '../../src/server/zone-store.js';
-import { AnswererZones, ReloadController } from '../../src/server/reload.js';
+import { RESIGN_RETRY_MS, ZoneStore } from '../../src/zones/zone-store.js';
+import { AnswererZones, ReloadController } from '../../src/zones/reload.js';
+import { prebuildTableInSlices } from '../../src/server/fast-path.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { refreshTime } from '../../src/dnssec/sign-zone.js';
 import { memoryLogger } from '../helpers/metrics.js';
@@ -57,7 +58,7 @@ t.test('the reload controller keeps a re-signing load scheduled at the earliest 
   const keys = makeKeySet('example.net');
   const signing = { keysFor: () => keys, now: () => now };
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: signing }), prebuild: false }, memoryLogger().logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: signing }) }, memoryLogger().logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   const zone = reloads.runtime.zones.zones.get('example.net')!;
@@ -68,7 +69,7 @@ t.test('the reload controller keeps a re-signing load scheduled at the earliest 
   t.not(resigned, zone, 'due: signed again by the load');
   t.equal(reloads.resignAt, resigned.signatures!.refreshAt, 'and the next one scheduled');
   t.ok(reloads.resignAt! > now + 6 * DAY);
-  const plain = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'plain.yaml': TEXT.replace('dnssec: true', '') })), prebuild: false }, memoryLogger().logger);
+  const plain = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'plain.yaml': TEXT.replace('dnssec: true', '') })) }, memoryLogger().logger);
   t.teardown(() => plain.close());
   await plain.start();
   t.equal(plain.resignAt, undefined, 'no signed zone: nothing scheduled');
@@ -127,7 +128,7 @@ t.test('a kept zone that cannot be signed at all: tried once a minute, the probl
   };
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
   const { logger, lines } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: { keysFor, now: () => now } }), prebuild: false }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: { keysFor, now: () => now } }) }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   const zone = reloads.runtime.zones.zones.get('example.net')!;
@@ -163,7 +164,7 @@ t.test('a timed load that throws keeps the timer set', async (t) => {
     return keys;
   };
   const { logger } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor, now: () => now } }), prebuild: false }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor, now: () => now } }) }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   now = reloads.resignAt!;
@@ -177,10 +178,10 @@ t.test('an answerer signs at its primary signing time, and again when the primar
   let now = Date.UTC(2026, 11, 1);
   const keys = makeKeySet('example.net');
   const { logger } = memoryLogger();
-  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keepValidated: true, keys: { keysFor: () => keys, now: () => now } }), prebuild: false }, logger);
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keepValidated: true, keys: { keysFor: () => keys, now: () => now } }) }, logger);
   t.teardown(() => primary.close());
   await primary.start();
-  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices);
   const first = (await answerer.load(structuredClone(primary.zoneTexts()))).zoneSet.zones.get('example.net')!;
   t.equal(first.signatures!.signedAt, now, "the primary's signing time, not the thread's clock");
   t.equal(first.signatures!.refreshAt, primary.runtime.zones.zones.get('example.net')!.signatures!.refreshAt, 'due when the primary is');
@@ -233,10 +234,10 @@ t.test('validity must be at least refresh + 2h: a clear error on the validity li
 t.test('a zone its primary stops serving (refused) is not kept by an answerer', async (t) => {
   const keys = makeKeySet('example.net');
   const { logger } = memoryLogger();
-  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') }), { keepValidated: true, keys: { keysFor: () => keys, now: () => Date.now() } }), prebuild: false }, logger);
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') }), { keepValidated: true, keys: { keysFor: () => keys, now: () => Date.now() } }) }, logger);
   t.teardown(() => primary.close());
   await primary.start();
-  const answerer = new AnswererZones(new Runtime(), 'primary', logger);
+  const answerer = new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices);
   const texts = structuredClone(primary.zoneTexts());
   t.same([...(await answerer.load(texts)).zoneSet.zones.keys()].sort(), ['example.net', 'example.org']);
   const withoutSigned = { ...texts, generation: texts.generation + 1, files: texts.files.filter((f) => !f.file.endsWith('signed.yaml')) };

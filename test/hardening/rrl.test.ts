@@ -7,8 +7,9 @@ import { fuzzZones } from '../../bench/fuzz/handler-fuzz.js';
 import { Handler } from '../../src/server/handler.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { startNameserver } from '../../src/server/nameserver.js';
-import { ReloadController } from '../../src/server/reload.js';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { ReloadController } from '../../src/zones/reload.js';
+import { prebuildTableInSlices } from '../../src/server/fast-path.js';
+import { ZoneStore } from '../../src/zones/zone-store.js';
 import { rateLimitedTotal } from '../../src/metrics/definitions.js';
 import { createLogger } from '../../src/util/logger.js';
 import { decode, query } from '../helpers/dns.js';
@@ -192,7 +193,7 @@ for (const udpPath of ['dgram', 'batched', 'threads'] as const) t.test(`a real U
     if (why !== null) return t.skip(`batched UDP path unavailable: ${why}`);
   }
   // The threads compile the texts this load kept (as serve-app's store keeps them for threads).
-  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/', { keepValidated: udpPath === 'threads' }), prebuild: true }, createLogger('error'));
+  const reloads = new ReloadController({ zoneStore: new ZoneStore('zones/', { keepValidated: udpPath === 'threads' }), prebuild: prebuildTableInSlices }, createLogger('error'));
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const ns = await startNameserver({

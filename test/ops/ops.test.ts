@@ -3,8 +3,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { countAllDownNames, prepareOps } from '../../src/app/ops.js';
 import { renderMetrics } from '../../src/metrics/definitions.js';
-import { ReloadController } from '../../src/server/reload.js';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { ReloadController } from '../../src/zones/reload.js';
+import { prebuildTableInSlices } from '../../src/server/fast-path.js';
+import { ZoneStore } from '../../src/zones/zone-store.js';
 import { makeSnapshot } from '../../src/state/snapshot.js';
 import { compileText, tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
@@ -21,7 +22,7 @@ t.test('names whose every site is down are counted at scrape', async (t) => {
 t.test('readiness: zones loaded and a first state known; health and routes over HTTP', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
   const { logger } = memoryLogger('warn');
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const runtime = reloads.runtime;
@@ -63,7 +64,7 @@ t.test('readiness: zones loaded and a first state known; health and routes over 
 
 t.test('a status provider replaces the default; the token guards reload', async (t) => {
   const dir = tempZonesDir({ 'app.example.com.yaml': SAMPLE });
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, memoryLogger('warn').logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: prebuildTableInSlices }, memoryLogger('warn').logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const ops = prepareOps({ http: '127.0.0.1:0', httpToken: 's3cret', querySample: 0, watchDebounceMs: 0, stopTimeoutMs: 1000, logger: memoryLogger('warn').logger, signals: false, status: async () => ({ source: 'redis', sites: [] }) });

@@ -1,5 +1,5 @@
 /**
- * Live reload (server/reload.ts): edits take effect, broken edits keep the last good zone and are
+ * Live reload (zones/reload.ts): edits take effect, broken edits keep the last good zone and are
  * reported once, loads never overlap, and whatever triggers a load (start, SIGHUP, a file change,
  * POST /v1/reload) the prebuilt-answer table is built before the zones are published.
  */
@@ -12,9 +12,10 @@ import { prepareOps } from '../../src/app/ops.js';
 import { startServeApp } from '../../src/app/serve-app.js';
 import { tablesBuiltOnQueryPath } from '../../src/server/fast-path.js';
 import { Handler } from '../../src/server/handler.js';
-import { AnswererZones, NoZonesError, ReloadController } from '../../src/server/reload.js';
+import { AnswererZones, NoZonesError, ReloadController } from '../../src/zones/reload.js';
+import { prebuildTableInSlices } from '../../src/server/fast-path.js';
 import { watchZones } from '../../src/server/watch.js';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { ZoneStore } from '../../src/zones/zone-store.js';
 import { Runtime } from '../../src/state/runtime.js';
 import { decode, fixedEnv, query, tempZonesDir } from '../helpers/dns.js';
 import { memoryLogger, metric, parseMetrics } from '../helpers/metrics.js';
@@ -30,7 +31,7 @@ records:
 async function setup(t: Test, files: Record<string, string>) {
   const dir = tempZonesDir(files);
   const { logger, lines } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const runtime = reloads.runtime;
@@ -88,7 +89,7 @@ t.test('problems present at start are counted but not reported again by the firs
 
 t.test('the start is the first load: it reports what it serves; the first reload sees a fix', async (t) => {
   const dir = tempZonesDir({ 'r.yaml': zone('192.0.2.10'), 'broken.yaml': 'zone: [' });
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, memoryLogger().logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: prebuildTableInSlices }, memoryLogger().logger);
   t.teardown(() => reloads.zoneStore.close());
   const outcome = await reloads.start();
   t.equal(outcome.trigger, 'start');
@@ -103,7 +104,7 @@ t.test('the start is the first load: it reports what it serves; the first reload
 t.test('a start that finds no zone fails with its problems reported, and publishes nothing', async (t) => {
   const dir = tempZonesDir({ 'broken.yaml': 'zone: [' });
   const { logger, lines } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: true }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir), prebuild: prebuildTableInSlices }, logger);
   let published = 0;
   reloads.runtime.subscribeZones(() => published++);
   const failure = await reloads.start().then(() => null, (e: unknown) => e);
@@ -130,7 +131,7 @@ t.test('one load at a time: triggers during a load coalesce into one more load a
     running--;
     return load();
   };
-  const reloads = new ReloadController({ zoneStore, prebuild: true }, memoryLogger('warn').logger);
+  const reloads = new ReloadController({ zoneStore, prebuild: prebuildTableInSlices }, memoryLogger('warn').logger);
   t.teardown(() => zoneStore.close());
   await reloads.start();
   loads = 0;
@@ -242,7 +243,7 @@ t.test('serve: after every kind of reload the prebuilt table is there before the
 
 t.test('an answerer keeps its zone set (and prebuilt table) when a reload changed nothing', async (t) => {
   const runtime = new Runtime();
-  const zones = new AnswererZones(runtime, 'primary', memoryLogger('warn').logger);
+  const zones = new AnswererZones(runtime, 'primary', memoryLogger('warn').logger, prebuildTableInSlices);
   // What a primary sends: each file as its loader validated it.
   const validated = (text: string) => loadChangedTexts([{ path: 'r.yaml', text }], new Map(), false).filter((f) => f.status === 'loaded');
   const files = validated(zone('192.0.2.10'));
@@ -265,7 +266,7 @@ t.test('the zones handed to answerers are the ones published, also while a table
   const big = (address: string) => zone(address) + Array.from({ length: 20_000 }, (_, i) => `  h${i}: { A: [10.0.${i >> 8}.${i & 255}] }`).join('\n') + '\n';
   const dir = tempZonesDir({ 'r.yaml': big('192.0.2.10') });
   const { logger } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keepValidated: true }), prebuild: true }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keepValidated: true }), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   t.equal(reloads.zoneTexts().generation, reloads.runtime.zones.generation, 'after the start');

@@ -9,7 +9,7 @@ import t from 'tap';
 import { EventEmitter } from 'node:events';
 import { makeSnapshot, recordDelta } from '../../src/state/snapshot.js';
 import { AnswererFailedToStart, AnswererPool, type AnswererExit } from '../../src/server/answerer-pool.js';
-import type { ZoneTexts } from '../../src/server/reload.js';
+import type { ZoneTexts } from '../../src/zones/reload.js';
 
 type Request = { type: string; id?: number; zones?: ZoneTexts };
 type Reply = { type: 'hello' } | { type: 'ready'; generation: number } | { type: 'reloaded'; id: number; ok: boolean; generation: number } | { type: 'pong'; id: number };

@@ -22,8 +22,9 @@ import { udpQuery } from '../helpers/net.js';
 const threadsModule = (await import(new URL('../../dist/server/udp-threads.js', import.meta.url).href)) as typeof import('../../src/server/udp-threads.js');
 const snapshotModule = (await import(new URL('../../dist/state/snapshot.js', import.meta.url).href)) as typeof import('../../src/state/snapshot.js');
 const { makeSnapshot, recordDelta } = snapshotModule;
-const storeModule = (await import(new URL('../../dist/server/zone-store.js', import.meta.url).href)) as typeof import('../../src/server/zone-store.js');
-const reloadModule = (await import(new URL('../../dist/server/reload.js', import.meta.url).href)) as typeof import('../../src/server/reload.js');
+const storeModule = (await import(new URL('../../dist/zones/zone-store.js', import.meta.url).href)) as typeof import('../../src/zones/zone-store.js');
+const reloadModule = (await import(new URL('../../dist/zones/reload.js', import.meta.url).href)) as typeof import('../../src/zones/reload.js');
+const { prebuildTableInSlices } = (await import(new URL('../../dist/server/fast-path.js', import.meta.url).href)) as typeof import('../../src/server/fast-path.js');
 const answererMetrics = (await import(new URL('../../dist/admin/answerer-metrics.js', import.meta.url).href)) as typeof import('../../src/admin/answerer-metrics.js');
 
 /** Every value of a metric over registries (summed /metrics would show this). */
@@ -51,7 +52,7 @@ async function run(t: Test): Promise<void> {
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger, lines } = memoryLogger('debug');
   // The main thread's reload path, as serve-app builds it: threads compile the files it validated.
-  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: true }, logger);
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const store = reloads.zoneStore;
@@ -222,7 +223,7 @@ async function swappedWhileStarting(t: Test): Promise<void> {
   const { startNameserver } = (await import(new URL('../../dist/server/nameserver.js', import.meta.url).href)) as typeof import('../../src/server/nameserver.js');
   const dir = tempZonesDir({ 'app.yaml': zone('198.51.100.30') });
   const { logger } = memoryLogger('warn');
-  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: true }, logger);
+  const reloads = new reloadModule.ReloadController({ zoneStore: new storeModule.ZoneStore(dir, { keepValidated: true }), prebuild: prebuildTableInSlices }, logger);
   t.teardown(() => reloads.zoneStore.close());
   await reloads.start();
   const runtime = reloads.runtime;

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { loadChangedTexts } from '../../src/config/changed-files.js';
 import { formatProblem } from '../../src/config/errors.js';
 import { ZoneLoader } from '../../src/config/zone-loader.js';
-import { ZoneStore } from '../../src/server/zone-store.js';
+import { ZoneStore } from '../../src/zones/zone-store.js';
 import { tempZonesDir } from '../helpers/dns.js';
 
 const zone = (name: string, a: string) => `zone: ${name}\nsoa: { mname: ns1.${name}, rname: h.${name} }\nnameservers: { ns1.${name}: [192.0.2.1] }\nrecords:\n  www: { A: [${a}] }\n`;
@@ -105,7 +105,7 @@ t.test('an idle loader thread does not keep the process alive', async (t) => {
   const script = join(dir, 'load.mjs');
   writeFileSync(
     script,
-    `const { ZoneStore } = await import(${JSON.stringify(new URL('../../dist/server/zone-store.js', import.meta.url).href)});
+    `const { ZoneStore } = await import(${JSON.stringify(new URL('../../dist/zones/zone-store.js', import.meta.url).href)});
 const store = new ZoneStore(${JSON.stringify(dir)});
 await store.load();
 const r = await store.load(); // a reload: on the loader thread

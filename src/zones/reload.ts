@@ -4,7 +4,9 @@
  *
  *   await zoneStore.load() -> prebuilt-answer table -> runtime.publishZones (one assignment)
  *
- * The table is built before the set is published, so no query ever builds it. The compile and
+ * The table is built before the set is published, so no query ever builds it. Its builder is
+ * given by whoever answers (server/fast-path.ts): this module answers nothing, and `sitedns
+ * probe`, which loads zones the same way to probe their sites, builds no table. The compile and
  * the table run in slices of a few milliseconds (util/slices.ts), so the thread that loads keeps
  * answering queries and handling probe results meanwhile. A load that changed
  * nothing publishes the set served already (its table is built): subscribers still hear of it,
@@ -36,7 +38,6 @@ import { Runtime } from '../state/runtime.js';
 import { CodedError } from '../util/coded-error.js';
 import type { Logger } from '../util/logger.js';
 import type { SliceStats } from '../util/slices.js';
-import { prebuildTableInSlices } from './fast-path.js';
 import { RESIGN_RETRY_MS, ZoneStore, type ReloadReport } from './zone-store.js';
 
 /**
@@ -61,9 +62,15 @@ export class NoZonesError extends CodedError<'ENO_ZONES'> {
   }
 }
 
+/**
+ * What a process or thread that answers queries builds from a set before it is published: the
+ * prebuilt-answer table (server/fast-path.ts prebuildTableInSlices), in the load's slices.
+ */
+export type Prebuild = (zoneSet: ZoneSet, slices: SliceStats) => Promise<unknown>;
+
 export interface PublishOptions {
-  /** Build the prebuilt-answer table (a process or thread that answers queries). */
-  readonly prebuild: boolean;
+  /** Built before the set is published (a process or thread that answers queries; not `sitedns probe`). */
+  readonly prebuild?: Prebuild;
   /** The number the set takes: an answerer's copy keeps its primary's (default: the store's own). */
   readonly generation?: number;
 }
@@ -97,7 +104,7 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
   const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : withGeneration(loaded.zoneSet, options.generation);
   const report = { ...loaded, zoneSet, slices };
   if (zoneSet.zones.size === 0 && runtime.zones.zones.size === 0) throw new NoZonesError(zoneStore.path, report);
-  if (options.prebuild) await prebuildTableInSlices(zoneSet, slices);
+  if (options.prebuild !== undefined) await options.prebuild(zoneSet, slices);
   runtime.publishZones(zoneSet);
   return report;
 }
@@ -119,6 +126,7 @@ export class AnswererZones {
     readonly runtime: Runtime,
     path: string,
     private readonly log: Logger,
+    private readonly prebuild: Prebuild,
   ) {
     // The key sets the primary loaded: an answerer never reads key files.
     const keysFor = (origin: string) => {
@@ -138,7 +146,7 @@ export class AnswererZones {
       this.files = zones.files;
       this.keySets = zones.keySets;
       const started = performance.now();
-      const report = await publishLoad(this.store, this.runtime, { prebuild: true, generation: zones.generation });
+      const report = await publishLoad(this.store, this.runtime, { prebuild: this.prebuild, generation: zones.generation });
       for (const p of report.problems) this.log.debug({ code: p.code }, formatProblem(p));
       if (report.compiledFiles !== 0) this.log.info({ generation: report.zoneSet.generation, ...sliceFields(report, started) }, 'zones compiled');
       return report;
@@ -172,8 +180,8 @@ export interface ReloadOutcome {
 
 export interface ReloadControllerOptions {
   readonly zoneStore: ZoneStore;
-  /** This process answers queries: build the prebuilt table before each publish (not `sitedns probe`). */
-  readonly prebuild: boolean;
+  /** This process answers queries: what it builds before each publish (PublishOptions). */
+  readonly prebuild?: Prebuild;
 }
 
 /** Node runs a timer longer than 2^31 - 1 ms at once: a later key change is waited for in steps. */
@@ -184,7 +192,7 @@ export class ReloadController {
   /** Published to by every load; no zone until `start`. */
   readonly runtime = new Runtime();
   readonly zoneStore: ZoneStore;
-  private readonly prebuild: boolean;
+  private readonly prebuild: Prebuild | undefined;
   private reported = new Set<string>();
   private last: ReloadOutcome | undefined;
   private running: Promise<unknown> = Promise.resolve();
