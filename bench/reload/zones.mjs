@@ -3,7 +3,7 @@
  * zone shape, as many names as fit under the 1 MiB limit of src/config/load.ts) beside
  * 1,000-name files up to the total, and the edits a reload is measured with.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate, zoneText } from '../scale/generate.mjs';
 
@@ -53,7 +53,9 @@ export function withAlias(text) {
  */
 export function reloadZoneSet(dir, names) {
   const largest = largestZone();
-  const rest = generate(dir, Math.max(0, names - largest.names));
+  mkdirSync(dir, { recursive: true });
+  // generate() writes at least one zone: below the largest file's size there is no rest to write.
+  const rest = names > largest.names ? generate(dir, names - largest.names) : { queries: [] };
   const file = join(dir, 'largest.yaml');
   writeFileSync(file, largest.text);
   return { dir, file, text: largest.text, zone: largest.zone, names: largest.names + Math.max(0, names - largest.names), queries: rest.queries };
