@@ -3,7 +3,9 @@ export { startNameserver, type Nameserver, type NameserverOptions } from './serv
 export { Handler } from './server/handler.js';
 export type { RequestContext } from './server/request-context.js';
 export { Runtime } from './state/runtime.js';
-export { ReloadController } from './zones/reload.js';
+export { ReloadController, type Prebuild } from './zones/reload.js';
+// What a ReloadController of a process that answers queries is given as `prebuild`.
+export { prebuildTableInSlices } from './server/fast-path.js';
 export { ZoneStore } from './zones/zone-store.js';
 export { loadZoneDirectory, loadZoneFile, parseZoneText } from './config/load.js';
 export { compileZone, compileZoneFiles, makeZoneSet } from './config/compile.js';

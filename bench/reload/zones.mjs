@@ -54,8 +54,10 @@ export function withAlias(text) {
 export function reloadZoneSet(dir, names) {
   const largest = largestZone();
   mkdirSync(dir, { recursive: true });
-  // generate() writes at least one zone: below the largest file's size there is no rest to write.
-  const rest = names > largest.names ? generate(dir, names - largest.names) : { queries: [] };
+  // generate() writes at least one zone: below the largest file's size there is no rest to
+  // write, and the queries go to the largest zone's own names.
+  const own = ['p0', 's0', 'g0', 'h0', 'nope'].map((label) => ({ name: `${label}.${largest.zone}`, type: 'A' }));
+  const rest = names > largest.names ? generate(dir, names - largest.names) : { queries: own };
   const file = join(dir, 'largest.yaml');
   writeFileSync(file, largest.text);
   return { dir, file, text: largest.text, zone: largest.zone, names: largest.names + Math.max(0, names - largest.names), queries: rest.queries };

@@ -1,6 +1,6 @@
 /**
  * The prebuilt-answer table of one ZoneSet: question name bytes -> what to answer, without
- * decoding the name to text. Built once per ZoneSet, before the set is published (reload.ts);
+ * decoding the name to text. Built once per ZoneSet, before the set is published (zones/reload.ts);
  * each (name, type) answer is compiled on its first use by the general encoder and
  * replayed afterwards, so compile time stays proportional to the names, not to names x types x
  * sites, and the memory to what is asked.
@@ -595,7 +595,7 @@ function* collectNames(zoneSet: ZoneSet, pause: () => boolean): Steps<{ names: s
 }
 
 /**
- * One table per ZoneSet. The reload path (reload.ts) builds it in slices before it publishes the
+ * One table per ZoneSet. The reload path (zones/reload.ts) builds it in slices before it publishes the
  * set, so a query never waits for it (100,000 names: ~0.3 s); a handler finds it here.
  */
 const tables = new WeakMap<ZoneSet, PrebuiltTable>();

@@ -11,7 +11,7 @@
  * reply from the address its query was sent to.
  *
  * The thread compiles its own zones (JavaScript objects cannot be shared between threads), from
- * the validated files the main thread serves (AnswererZones, reload.ts; not the disk: a broken
+ * the validated files the main thread serves (AnswererZones, zones/reload.ts; not the disk: a broken
  * file's last good version is in them), and holds its own state snapshot. The compile runs in
  * slices on this thread's event loop: while one runs, the loop polls its sockets without waiting
  * and gives the event loop a turn after every wake-up, so the thread answers between slices.

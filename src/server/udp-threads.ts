@@ -4,7 +4,7 @@
  * store, probes and the admin listener stay on the main thread's event loop. The thread's side,
  * and why it blocks, is in udp-thread.ts; which thread the kernel hands datagrams to (thread 0
  * until it falls behind) in policy/udp-steering.ts. The lifecycle is AnswererPool's:
- * - a thread compiles the zone files the main thread validated (AnswererZones, reload.ts; never
+ * - a thread compiles the zone files the main thread validated (AnswererZones, zones/reload.ts; never
  *   the files) and listens only once it holds the current state snapshot, never an empty one;
  * - each state swap goes to every thread, as a delta where the thread holds the snapshot it
  *   starts from (StatePublisher); a thread out of step says 'hello' and gets the whole state;
