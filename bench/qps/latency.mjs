@@ -31,8 +31,8 @@
  *
  * Latencies are written by dnsperf to a file and read after it exits (lib.mjs dnsperf), so no
  * other process works during a run. `--compare-pipe` adds, at every rate, a second measurement
- * of each server the way the benches collected them until the sixth session (dnsperf's output
- * piped into this process, parsed while it runs) to show what that cost.
+ * of each server with dnsperf's output piped into this process and parsed while it runs, to
+ * show what collecting latencies that way costs.
  *
  * `--pin-client <cpus>` runs dnsperf under `taskset -c <cpus>` and `--pin-servers <cpus>` the
  * servers (all their threads) under `taskset -c`: to give the load generator a core of its own.

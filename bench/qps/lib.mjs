@@ -239,10 +239,10 @@ export async function startGdnsd({ threads }) {
  *
  * With `verbose`, dnsperf prints one line per query. By default (`latencyVia: 'file'`) that
  * output goes straight to a file and is read after dnsperf exits, so nothing but dnsperf and
- * the server runs during the measurement. `latencyVia: 'pipe'` is how the benches did it until
- * the sixth session: the lines came through a pipe into this process, which split and parsed
- * ~80,000 of them a second on the same two cores as dnsperf and the server; kept only to
- * measure what that cost (bench/qps/latency.mjs --compare-pipe, docs/benchmarks.md).
+ * the server runs during the measurement. With `latencyVia: 'pipe'` the lines come through a
+ * pipe into this process, which splits and parses ~80,000 of them a second on the same two
+ * cores as dnsperf and the server: only to measure what that costs (bench/qps/latency.mjs
+ * --compare-pipe, docs/benchmarks.md).
  */
 export function dnsperf({ port, queries, seconds, clients = 4, mode = 'udp', rate, verbose = false, edns = false, dnssecOk = false, latencyVia = 'file', taskset }) {
   const dir = mkdtempSync(join(tmpdir(), 'dnsperf-'));
