@@ -8,6 +8,7 @@
  *   node bench/qps/cpu.mjs --variant 'no-prebuilt:SITEDNS_PREBUILT=0'   # A/B: one more sitedns
  *                                                    # (default mode) started with that environment
  *   node bench/qps/cpu.mjs --no-udp-threads          # without the default `serve --udp-threads N`
+ *   node bench/qps/cpu.mjs --warmup 0                # no unmeasured warm-up (default 3 s per server)
  *
  * Why next to run.mjs: on a 2-core machine dnsperf needs about one core, so "maximum QPS" is
  * decided as much by how the scheduler shares the cores as by the server's cost, and run.mjs's
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     'udp-threads': { type: 'boolean', default: true },
     'no-udp-threads': { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '3' },
     floor: { type: 'boolean', default: true },
     'no-floor': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -93,8 +95,14 @@ try {
   }
 
   console.log(`machine: ${info.nproc} cores, ${info.cpu}, node ${info.node}, dnsperf ${info.dnsperf}, gdnsd ${info.gdnsd}`);
-  console.log(`load at start: ${load()}; dnsperf -c ${clients} -Q ${rate} -l ${seconds}, ${rounds} round(s)`);
+  console.log(`load at start: ${load()}; dnsperf -c ${clients} -Q ${rate} -l ${seconds}, ${rounds} round(s) after a ${values.warmup} s warm-up per server`);
   await new Promise((resolve) => setTimeout(resolve, 500)); // forked echo processes bind their sockets
+  // Not measured: every server first answers every kind at the rate for --warmup seconds. What
+  // a server costs in service is its steady state; a JIT-compiled one's first seconds also
+  // optimize its answer path and collect what its zone compile left, which the first measured
+  // round would otherwise charge to whichever kind comes first.
+  const warmup = Number(values.warmup);
+  if (warmup > 0) for (const server of servers) await dnsperf({ port: server.port, queries: kinds, seconds: warmup, clients, rate });
   for (const kind of kinds) {
     for (let round = 0; round < rounds; round++) {
       for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
