@@ -111,29 +111,26 @@ export class DynamicAnswers {
       case 'sites': {
         if (selection.sites.length !== 1) return null;
         const site = selection.sites[0];
-        let answer = this.perSite.get(site);
-        if (answer === undefined) {
-          if (!this.charge()) return null;
-          answer = this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family));
-          this.perSite.set(site, answer);
-        }
+        const known = this.perSite.get(site);
+        if (known !== undefined) return known;
+        const answer = this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family));
+        if (answer !== null) this.perSite.set(site, answer);
         return answer;
       }
       case 'sorry':
-        if (this.sorry === null && !this.charge()) return null;
         return (this.sorry ??= this.build(selection, chosenRecords(this.dynamic, this.result.dynamicOwner, selection, this.family)));
       case 'nodata':
-        if (this.nodata === null && !this.charge()) return null;
         return (this.nodata ??= this.build(selection, null));
       case 'servfail':
-        if (this.servfail === null && !this.charge()) return null;
         return (this.servfail ??= this.build(selection, null));
       case 'drop':
         return null;
     }
   }
 
-  private build(selection: Selection, records: readonly WireRecord[] | null): PrebuiltAnswer {
+  /** A choice's answer, charged to the memo's bound; null when the memo is full (the general path, and asked again next time). */
+  private build(selection: Selection, records: readonly WireRecord[] | null): PrebuiltAnswer | null {
+    if (!this.charge()) return null;
     const query = syntheticQuery(this.entry.name, this.qtype, this.dnssecOk);
     const response = buildResponse(query, this.result, 'tcp', records, selection);
     return PrebuiltAnswer.fromResponse(response, query.questionEnd, this.template, this.dnssecOk);
