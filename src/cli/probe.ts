@@ -47,7 +47,7 @@ export async function runProbe(argv: string[]): Promise<number> {
   // what the warnings would).
   const logger = createLogger(flags.once ? (flags.output === 'json' ? 'silent' : 'warn') : flags['log-level']);
   // The zones come the way `serve` loads them (zones/reload.ts); this process answers no query.
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones) }, componentLogger(logger, 'reload'));
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(flags.zones), prebuild: null }, componentLogger(logger, 'reload'));
   await reloads.start();
   const runtime = reloads.runtime;
 

@@ -69,8 +69,12 @@ export class NoZonesError extends CodedError<'ENO_ZONES'> {
 export type Prebuild = (zoneSet: ZoneSet, slices: SliceStats) => Promise<unknown>;
 
 export interface PublishOptions {
-  /** Built before the set is published (a process or thread that answers queries; not `sitedns probe`). */
-  readonly prebuild?: Prebuild;
+  /**
+   * Built before the set is published: a process or thread that answers queries passes the
+   * table builder, `sitedns probe` null. Required, so an answerer cannot leave it out by mistake
+   * and have its first queries build the table.
+   */
+  readonly prebuild: Prebuild | null;
   /** The number the set takes: an answerer's copy keeps its primary's (default: the store's own). */
   readonly generation?: number;
 }
@@ -104,7 +108,7 @@ export async function publishLoad(zoneStore: ZoneStore, runtime: Runtime, option
   const zoneSet: ZoneSet = options.generation === undefined ? loaded.zoneSet : withGeneration(loaded.zoneSet, options.generation);
   const report = { ...loaded, zoneSet, slices };
   if (zoneSet.zones.size === 0 && runtime.zones.zones.size === 0) throw new NoZonesError(zoneStore.path, report);
-  if (options.prebuild !== undefined) await options.prebuild(zoneSet, slices);
+  if (options.prebuild !== null) await options.prebuild(zoneSet, slices);
   runtime.publishZones(zoneSet);
   return report;
 }
@@ -180,8 +184,8 @@ export interface ReloadOutcome {
 
 export interface ReloadControllerOptions {
   readonly zoneStore: ZoneStore;
-  /** This process answers queries: what it builds before each publish (PublishOptions). */
-  readonly prebuild?: Prebuild;
+  /** What this process builds before each publish (PublishOptions.prebuild: null when it answers no query). */
+  readonly prebuild: Prebuild | null;
 }
 
 /** Node runs a timer longer than 2^31 - 1 ms at once: a later key change is waited for in steps. */
@@ -192,7 +196,7 @@ export class ReloadController {
   /** Published to by every load; no zone until `start`. */
   readonly runtime = new Runtime();
   readonly zoneStore: ZoneStore;
-  private readonly prebuild: Prebuild | undefined;
+  private readonly prebuild: Prebuild | null;
   private reported = new Set<string>();
   private last: ReloadOutcome | undefined;
   private running: Promise<unknown> = Promise.resolve();

@@ -140,7 +140,7 @@ t.test('a key directory that cannot be made (a file in its way): only the signed
   writeFileSync(blocker, 'a file where the key directory should be');
   const keys = join(blocker, 'keys');
   const { logger } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: keyDirectory(keys, { create: true }) }) }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: keyDirectory(keys, { create: true }) }), prebuild: null }, logger);
   t.teardown(() => reloads.close());
   const outcome = await reloads.start();
   t.same(outcome.zones, ['plain.test'], 'the unsigned zone serves');

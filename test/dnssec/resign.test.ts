@@ -58,7 +58,7 @@ t.test('the reload controller keeps a re-signing load scheduled at the earliest 
   const keys = makeKeySet('example.net');
   const signing = { keysFor: () => keys, now: () => now };
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: signing }) }, memoryLogger().logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: signing }), prebuild: null }, memoryLogger().logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   const zone = reloads.runtime.zones.zones.get('example.net')!;
@@ -69,7 +69,7 @@ t.test('the reload controller keeps a re-signing load scheduled at the earliest 
   t.not(resigned, zone, 'due: signed again by the load');
   t.equal(reloads.resignAt, resigned.signatures!.refreshAt, 'and the next one scheduled');
   t.ok(reloads.resignAt! > now + 6 * DAY);
-  const plain = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'plain.yaml': TEXT.replace('dnssec: true', '') })) }, memoryLogger().logger);
+  const plain = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'plain.yaml': TEXT.replace('dnssec: true', '') })), prebuild: null }, memoryLogger().logger);
   t.teardown(() => plain.close());
   await plain.start();
   t.equal(plain.resignAt, undefined, 'no signed zone: nothing scheduled');
@@ -128,7 +128,7 @@ t.test('a kept zone that cannot be signed at all: tried once a minute, the probl
   };
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
   const { logger, lines } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: { keysFor, now: () => now } }) }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: { keysFor, now: () => now } }), prebuild: null }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   const zone = reloads.runtime.zones.zones.get('example.net')!;
@@ -164,7 +164,7 @@ t.test('a timed load that throws keeps the timer set', async (t) => {
     return keys;
   };
   const { logger } = memoryLogger();
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor, now: () => now } }) }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keys: { keysFor, now: () => now } }), prebuild: null }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   now = reloads.resignAt!;
@@ -178,7 +178,7 @@ t.test('an answerer signs at its primary signing time, and again when the primar
   let now = Date.UTC(2026, 11, 1);
   const keys = makeKeySet('example.net');
   const { logger } = memoryLogger();
-  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keepValidated: true, keys: { keysFor: () => keys, now: () => now } }) }, logger);
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT }), { keepValidated: true, keys: { keysFor: () => keys, now: () => now } }), prebuild: null }, logger);
   t.teardown(() => primary.close());
   await primary.start();
   const answerer = new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices);
@@ -234,7 +234,7 @@ t.test('validity must be at least refresh + 2h: a clear error on the validity li
 t.test('a zone its primary stops serving (refused) is not kept by an answerer', async (t) => {
   const keys = makeKeySet('example.net');
   const { logger } = memoryLogger();
-  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') }), { keepValidated: true, keys: { keysFor: () => keys, now: () => Date.now() } }) }, logger);
+  const primary = new ReloadController({ zoneStore: new ZoneStore(tempZonesDir({ 'signed.yaml': TEXT, 'plain.yaml': TEXT.replace('zone: example.net', 'zone: example.org').replace('dnssec: true', '') }), { keepValidated: true, keys: { keysFor: () => keys, now: () => Date.now() } }), prebuild: null }, logger);
   t.teardown(() => primary.close());
   await primary.start();
   const answerer = new AnswererZones(new Runtime(), 'primary', logger, prebuildTableInSlices);

@@ -133,7 +133,7 @@ t.test('the reload log line says where the signed zones were signed', async (t) 
   const dir = tempZonesDir({ 'signed.yaml': TEXT });
   const clock = { now: Date.UTC(2026, 11, 1) };
   const { logger, lines } = memoryLogger('info');
-  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: countingKeys(clock) }) }, logger);
+  const reloads = new ReloadController({ zoneStore: new ZoneStore(dir, { keys: countingKeys(clock) }), prebuild: null }, logger);
   t.teardown(() => reloads.close());
   await reloads.start();
   t.match(lines.find((l) => l.msg === 'zones loaded'), { signing: { here: 1, adopted: 0 } }, 'the first load signs here');
