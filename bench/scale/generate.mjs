@@ -44,7 +44,7 @@ export function zoneText(z, count, probe) {
 /** Writes the zone files; returns the directory and a sample of query names per kind. */
 export function generate(dir, names, { probe } = {}) {
   mkdirSync(dir, { recursive: true });
-  const zones = Math.max(1, Math.ceil(names / PER_ZONE));
+  const zones = Math.ceil(Math.max(0, names) / PER_ZONE);
   const queries = [];
   for (let z = 0; z < zones; z++) {
     const count = Math.min(PER_ZONE, names - z * PER_ZONE);
