@@ -102,17 +102,58 @@ export function spanIndex(keys: readonly string[], key: string): number {
   return low;
 }
 
+/** Bytes of one NSEC3 hash: a SHA-1 digest. */
+export const NSEC3_DIGEST_BYTES = 20;
+
 /**
- * The index in an NSEC3 chain's `keys` (ascending base32hex hashes) of the record matching or
- * covering the hash of the wire name at `q[start .. end)`: the last at or before it, or the last
- * of all for a hash before the first (RFC 5155 §7.1: the chain wraps round).
+ * Writes the bytes of a base32hex text (RFC 4648 §7, lower case, no padding; an NSEC3 hash:
+ * 32 digits, 20 bytes) into `out` at `at`. A chain's hashes are turned to bytes once, when it is
+ * built, so a query's hash is compared as bytes and no text is made per query.
  */
-export function nsec3CoveringIndex(keys: readonly string[], q: Uint8Array, start: number, end: number): number {
+export function base32hexInto(text: string, out: Uint8Array, at: number): void {
+  let bits = 0;
+  let value = 0;
+  for (let k = 0; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    value = ((value << 5) | (c <= 0x39 ? c - 0x30 : c - 0x61 + 10)) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      out[at++] = (value >>> (bits - 8)) & 0xff;
+      bits -= 8;
+    }
+  }
+}
+
+/** `digest` against the one at `at` in `digests`: <0, 0 or >0, byte by byte (base32hex keeps this order). */
+function compareDigest(digest: Uint8Array, digests: Uint8Array, at: number): number {
+  for (let i = 0; i < NSEC3_DIGEST_BYTES; i++) {
+    const d = digest[i] - digests[at + i];
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * The index in an NSEC3 chain (its `digests`, in the order of its keys) of the record matching or covering
+ * the hash of the wire name at `q[start .. end)`: the last at or before it, or the last of all
+ * for a hash before the first (RFC 5155 §7.1: the chain wraps round).
+ */
+export function nsec3CoveringIndex(digests: Uint8Array, q: Uint8Array, start: number, end: number): number {
   const length = end - start;
   for (let i = 0; i < length; i++) {
     let c = q[start + i];
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     hashInput[i] = c;
   }
-  return spanIndex(keys, nsec3HashOfWire(hashInput.subarray(0, length)));
+  const digest = hash('sha1', hashInput.subarray(0, length), 'buffer');
+  const count = digests.length / NSEC3_DIGEST_BYTES;
+  if (compareDigest(digest, digests, 0) < 0) return count - 1;
+  let low = 0;
+  let high = count - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (compareDigest(digest, digests, mid * NSEC3_DIGEST_BYTES) >= 0) low = mid;
+    else high = mid - 1;
+  }
+  return low;
 }

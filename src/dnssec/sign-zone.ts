@@ -13,7 +13,7 @@ import { dnskeyRdata, type Rdata } from '../dns/records.js';
 import { keyDsRdata } from './dnskey.js';
 import type { DnssecSettings, DynamicName, NsecChain, RRset, SiteModel, ZoneModel, ZoneSignatures } from '../model/zone-model.js';
 import { canonicalKey, nsec3Hash, rrsetKey } from '../model/signatures.js';
-import { spanIndex } from '../dns/canonical-order.js';
+import { base32hexInto, NSEC3_DIGEST_BYTES, spanIndex } from '../dns/canonical-order.js';
 import { parentName } from '../dns/encode.js';
 import { pauseEvery, type Steps } from '../util/slices.js';
 import { INCEPTION_SKEW_MS, signatureWindow, signNow, signRRset, type SignatureSource, type SignatureWindow } from './sign.js';
@@ -179,6 +179,13 @@ function* chainSteps(zone: ZoneToSign, denial: DnssecSettings['denial'], sign: (
   }
   owners.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const keys = owners.map((o) => o.key);
+  const digests = hashed ? new Uint8Array(keys.length * NSEC3_DIGEST_BYTES) : null;
+  if (digests !== null) {
+    for (let i = 0; i < keys.length; i++) {
+      if (pause()) yield;
+      base32hexInto(keys[i], digests, i * NSEC3_DIGEST_BYTES);
+    }
+  }
   // RFC 5155 §6: an Opt-Out record may cover only left-out names; one without the flag none.
   const optedOutSpans = new Set(leftOut.map((key) => spanIndex(keys, key)));
 
@@ -192,7 +199,8 @@ function* chainSteps(zone: ZoneToSign, denial: DnssecSettings['denial'], sign: (
       name = zone.origin.length === 0 ? owner.key : `${owner.key}.${zone.origin}`;
       // Hash algorithm 1 (SHA-1), flags (bit 0: Opt-Out), iterations 0, salt length 0, hash length 20.
       const flags = optedOutSpans.has(index) ? OPT_OUT : 0;
-      rdata = [Buffer.concat([Buffer.from([1, flags, 0, 0, 0, 20]), base32hexBytes(next.key)]), typeBitmap(owner.signed ? [...types, DNSSEC_TYPE.RRSIG] : types)];
+      const at = ((index + 1) % owners.length) * NSEC3_DIGEST_BYTES;
+      rdata = [Buffer.concat([Buffer.from([1, flags, 0, 0, 0, NSEC3_DIGEST_BYTES]), digests!.subarray(at, at + NSEC3_DIGEST_BYTES)]), typeBitmap(owner.signed ? [...types, DNSSEC_TYPE.RRSIG] : types)];
     } else {
       name = owner.name;
       rdata = [{ name: next.name, compress: false }, typeBitmap([...types, DNSSEC_TYPE.RRSIG, DNSSEC_TYPE.NSEC])];
@@ -216,7 +224,7 @@ function* chainSteps(zone: ZoneToSign, denial: DnssecSettings['denial'], sign: (
       withoutAddress.set(rrsetKey(owner.name, address), [without, sign(without)]);
     }
   }
-  return Object.freeze({ hashed, optOut, keys, nsec, rrsig, withoutAddress });
+  return Object.freeze({ hashed, optOut, keys, digests, nsec, rrsig, withoutAddress });
 }
 
 /** The NSEC3 Opt-Out flag (RFC 5155 §3.1.2.1). */
@@ -247,22 +255,6 @@ function* entsAboveOptedIn(zone: ZoneToSign, pause: () => boolean): Steps<Readon
     keepAncestors(name);
   }
   return kept;
-}
-
-/** RFC 4648 §7: base32hex text (lower case, no padding) -> bytes. */
-function base32hexBytes(text: string): Buffer {
-  const out: number[] = [];
-  let bits = 0;
-  let value = 0;
-  for (const c of text) {
-    value = (value << 5) | parseInt(c, 32);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
 }
 
 /** RFC 4034 §4.1.2: the type bit maps field. */

@@ -231,6 +231,8 @@ export interface NsecChain {
   readonly optOut: boolean;
   /** canonicalKey of each owner (NSEC), or the base32hex hash of each name (NSEC3), ascending. */
   readonly keys: readonly string[];
+  /** NSEC3: the digests of `keys`, back to back (dns/canonical-order.ts nsec3Digests); NSEC: null. */
+  readonly digests: Uint8Array | null;
   readonly nsec: readonly RRset[];
   readonly rrsig: readonly RRset[];
   /**

@@ -294,7 +294,7 @@ export class Handler {
     let below = HEADER_LEN;
     while (below + 1 + q[below] < apexStart) below += 1 + q[below];
     if (q[below] === NSEC3_HASH_LABEL) return -1;
-    return nsec3CoveringIndex(chain.keys, q, nextCloser, nameEnd);
+    return nsec3CoveringIndex(chain.digests!, q, nextCloser, nameEnd);
   }
 
   /** A name the wildcard below table name `i` answers, `i` starting at `start` in the question. */
