@@ -78,6 +78,7 @@ t.test('bench/qps/cpu.mjs at a tiny size: CPU per query, and the echo floor', { 
   if (have('gdnsd')) t.ok(servers.has('gdnsd'), 'gdnsd measured');
   for (const row of result.rows) t.ok(row.usPerQuery > 0 && row.lost === 0, `${row.label}: answered, CPU counted`);
   t.match(r.stdout, /\| kind \| server \| answered QPS \| CPU µs\/query/, 'summary table printed');
+  t.match(r.stdout, /1 round\(s\) after a 1 s warm-up per server/, 'every server warmed up (unmeasured) before the rounds');
 });
 
 t.test('bench/qps/spin.mjs at a tiny size: serve --udp-spin, full speed and CPU at a fixed rate', { skip: have('dnsperf') ? false : 'dnsperf not installed' }, async (t) => {

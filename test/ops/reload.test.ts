@@ -286,3 +286,18 @@ t.test('the zones handed to answerers are the ones published, also while a table
   t.same(mismatches, [], 'every turn of the reload: the generation handed out is the one served');
   t.equal(reloads.zoneTexts().generation, reloads.runtime.zones.generation, 'after it');
 });
+
+t.test('the library entry gives what a ReloadController of an answering process needs: the table builder', async (t) => {
+  const lib = await import('../../src/index.js');
+  const { logger } = memoryLogger('warn');
+  const answered = async (prebuild: typeof lib.prebuildTableInSlices | null) => {
+    const reloads = new lib.ReloadController({ zoneStore: new lib.ZoneStore(tempZonesDir({ 'r.yaml': zone('192.0.2.10') })), prebuild }, logger);
+    t.teardown(() => reloads.zoneStore.close());
+    await reloads.start();
+    const before = tablesBuiltOnQueryPath();
+    const reply = decode(new lib.Handler(reloads.runtime, fixedEnv()).handle(query('www.r.test'), { transport: 'udp', clientAddress: '192.0.2.9' })!);
+    return { addresses: reply.answers.map((a: any) => a.address), builtOnQueryPath: tablesBuiltOnQueryPath() - before };
+  };
+  t.same(await answered(lib.prebuildTableInSlices), { addresses: ['192.0.2.10'], builtOnQueryPath: 0 }, 'given the builder: the table is there before the first query');
+  t.same(await answered(null), { addresses: ['192.0.2.10'], builtOnQueryPath: 1 }, 'given null (a process that answers none): the first query builds it');
+});
