@@ -85,6 +85,21 @@ const NAME_POINTER = -3;
 const NAME_TRUNCATED = -4;
 
 /**
+ * `text` with the label at `buf[pos]` (its length byte) appended, after a "." when `text` has a
+ * label already: lower case, with "." and "\\" inside the label escaped (the one spelling of a
+ * question name's text, decoded here or read by the fast path from its wire bytes).
+ */
+export function appendLabelText(text: string, buf: Uint8Array, pos: number): string {
+  if (text.length > 0) text += '.';
+  for (let i = pos + 1, end = pos + 1 + buf[pos]; i < end; i++) {
+    let c = buf[i];
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    text += c === 0x2e || c === 0x5c ? '\\' + String.fromCharCode(c) : String.fromCharCode(c);
+  }
+  return text;
+}
+
+/**
  * Reads an uncompressed name starting at `offset`. Returns the offset past it, or a negative
  * error code; the lower-cased text is left in `nameOut.text`. Bytes that cannot occur in a
  * host name ("." inside a label, "\\") are escaped so that such a name never matches a zone name.
@@ -107,13 +122,7 @@ function readQuestionName(buf: Buffer, offset: number): number {
     wireLength += len + 1;
     if (wireLength > 255) return NAME_TOO_LONG;
     if (pos + 1 + len > buf.length) return NAME_TRUNCATED;
-    if (text.length > 0) text += '.';
-    for (let i = pos + 1, end = pos + 1 + len; i < end; i++) {
-      let c = buf[i];
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      if (c === 0x2e || c === 0x5c) text += '\\' + String.fromCharCode(c);
-      else text += String.fromCharCode(c);
-    }
+    text = appendLabelText(text, buf, pos);
     pos += 1 + len;
   }
   nameOut.text = text;

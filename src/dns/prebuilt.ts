@@ -25,7 +25,7 @@
 import { CLASSIC_UDP_LIMIT, DNSSEC_TYPE, EDNS_OPTION, EDNS_UDP_PAYLOAD, HEADER_LEN, QTYPE } from './constants.js';
 import { FNV_OFFSET, FNV_PRIME, hashWireName } from './name-hash.js';
 import { OPT_RECORD_LEN, encodeName } from './encode.js';
-import { clientSubnetProblem, decodeQuery, type DecodedQuery } from './decode.js';
+import { appendLabelText, clientSubnetProblem, decodeQuery, type DecodedQuery } from './decode.js';
 import { cookieLengthProblem } from './cookies.js';
 
 /** Response header flags the answer contributes (AA and RCODE); QR, RD and CD are added per query. */
@@ -351,13 +351,6 @@ export { encodeName };
 /** The question name as lower-case text (as decode.ts decodes it), for logs of fast-path queries. */
 export function questionNameText(q: Buffer, nameEnd: number): string {
   let text = '';
-  for (let pos = HEADER_LEN; pos < nameEnd && q[pos] !== 0; pos += 1 + q[pos]) {
-    if (text.length > 0) text += '.';
-    for (let i = pos + 1, end = pos + 1 + q[pos]; i < end; i++) {
-      let c = q[i];
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      text += c === 0x2e || c === 0x5c ? '\\' + String.fromCharCode(c) : String.fromCharCode(c);
-    }
-  }
+  for (let pos = HEADER_LEN; pos < nameEnd && q[pos] !== 0; pos += 1 + q[pos]) text = appendLabelText(text, q, pos);
   return text;
 }
